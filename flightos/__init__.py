@@ -1,0 +1,47 @@
+"""flightos: an onboard runtime for satellites on embedded Linux.
+
+The public SDK for mission-service authors is everything importable from this module::
+
+    from flightos import Service, command, periodic, subscribe, Parameter, Severity, Message
+"""
+
+from __future__ import annotations
+
+from flightos.bus.errors import (
+    BadArguments,
+    CommandError,
+    DeadlineExceeded,
+    QueueFull,
+    ServiceFailed,
+    ServiceUnavailable,
+    UnknownCommand,
+    UnknownService,
+)
+from flightos.sdk.decorators import command, periodic, subscribe
+from flightos.sdk.parameters import Parameter
+from flightos.sdk.service import Message, Service
+from flightos.sdk.severity import Severity
+from flightos.sdk.store import Store, StoreError
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BadArguments",
+    "CommandError",
+    "DeadlineExceeded",
+    "Message",
+    "Parameter",
+    "QueueFull",
+    "Service",
+    "ServiceFailed",
+    "ServiceUnavailable",
+    "Severity",
+    "Store",
+    "StoreError",
+    "UnknownCommand",
+    "UnknownService",
+    "__version__",
+    "command",
+    "periodic",
+    "subscribe",
+]

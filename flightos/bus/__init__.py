@@ -1,0 +1,1 @@
+"""The message bus: envelope codec, topics, ZeroMQ sockets and their asyncio integration."""

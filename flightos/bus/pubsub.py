@@ -1,0 +1,152 @@
+"""Telemetry and events: publishers that number messages per topic, subscribers that count gaps."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import structlog
+import zmq
+
+from flightos.bus import envelope as wire
+from flightos.bus.aiozmq import LINGER_MS, AsyncSocket
+from flightos.bus.envelope import Envelope, FrameError, Kind
+
+log = structlog.get_logger("flightos.bus")
+
+PUB_HWM = 10_000
+
+
+@dataclass
+class RejectCounter:
+    """Counts frames rejected by a receiver, by reason, and logs the first few of each."""
+
+    where: str
+    counts: dict[str, int] = field(default_factory=dict)
+    log_first: int = 5
+
+    def reject(self, err: FrameError) -> None:
+        """Count one rejected frame; log it while the count for that reason is small."""
+        n = self.counts.get(err.reason, 0) + 1
+        self.counts[err.reason] = n
+        if n <= self.log_first or n % 1000 == 0:
+            log.warning("bus.frame_rejected", where=self.where, reason=err.reason,
+                        detail=err.detail, count=n)
+
+    @property
+    def total(self) -> int:
+        """All rejected frames."""
+        return sum(self.counts.values())
+
+
+class Publisher:
+    """Publishes envelopes under dotted topics through the kernel proxy, numbering each topic."""
+
+    def __init__(self, ctx: zmq.Context[zmq.Socket[bytes]], endpoint: str, source: str) -> None:
+        self.source = source
+        self.sock: zmq.Socket[bytes] = ctx.socket(zmq.PUB)
+        self.sock.setsockopt(zmq.SNDHWM, PUB_HWM)
+        self.sock.setsockopt(zmq.LINGER, LINGER_MS)
+        self.sock.connect(endpoint)
+        self._seq: dict[str, int] = {}
+        self._topic_bytes: dict[str, bytes] = {}
+        self.sent = 0
+
+    def publish(self, topic: str, payload: object, kind: Kind = Kind.TELEMETRY) -> int:
+        """Send one message now (never blocks; at the HWM ZeroMQ drops, which the seq reveals)."""
+        seq = self._seq.get(topic, 0) + 1
+        self._seq[topic] = seq
+        tb = self._topic_bytes.get(topic)
+        if tb is None:
+            if "\x00" in topic:
+                raise ValueError(f"topic may not contain NUL: {topic!r}")
+            tb = self._topic_bytes[topic] = topic.encode()
+        env = wire.make(kind, topic, self.source, payload, seq=seq)
+        self.sock.send(wire.encode_topic_frame(tb, env))
+        self.sent += 1
+        return seq
+
+    def close(self) -> None:
+        """Close with bounded linger."""
+        self.sock.close(linger=LINGER_MS)
+
+
+Handler = Callable[[Envelope], Awaitable[None] | None]
+
+
+class Subscriber:
+    """Receives topics by prefix, counts sequence gaps (dropped messages) and rejected frames."""
+
+    def __init__(self, ctx: zmq.Context[zmq.Socket[bytes]], endpoint: str, where: str) -> None:
+        self.sock: zmq.Socket[bytes] = ctx.socket(zmq.SUB)
+        self.sock.setsockopt(zmq.RCVHWM, 100_000)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.connect(endpoint)
+        self._asock: AsyncSocket | None = None
+        self._last: dict[tuple[str, str], int] = {}
+        self.received = 0
+        self.dropped = 0
+        self.rejects = RejectCounter(where)
+
+    def subscribe(self, prefix: str) -> None:
+        """Receive every topic starting with ``prefix`` (end it with '.' to match whole segments)."""
+        self.sock.setsockopt(zmq.SUBSCRIBE, prefix.encode())
+
+    def unsubscribe(self, prefix: str) -> None:
+        """Stop receiving a prefix subscribed before."""
+        self.sock.setsockopt(zmq.UNSUBSCRIBE, prefix.encode())
+
+    def _account(self, env: Envelope) -> None:
+        key = (env.source, env.topic)
+        last = self._last.get(key)
+        if last is not None and env.seq > last + 1:
+            self.dropped += env.seq - last - 1
+        self._last[key] = env.seq  # a restarted publisher starts again at 1: no gap counted
+
+    def decode_batch(self, frames: list[bytes]) -> list[Envelope]:
+        """Decode a drained batch, counting gaps and rejecting bad frames (never raising)."""
+        out: list[Envelope] = []
+        for frame in frames:
+            try:
+                _, env = wire.decode_topic_frame(frame)
+            except FrameError as err:
+                self.rejects.reject(err)
+                continue
+            self._account(env)
+            out.append(env)
+        self.received += len(out)
+        return out
+
+    async def batches(self) -> list[Envelope]:
+        """Await the next non-empty batch of decoded messages."""
+        if self._asock is None:
+            self._asock = AsyncSocket(self.sock)
+        while True:
+            await self._asock.wait_readable()
+            batch = self.decode_batch(self._asock.drain())
+            if batch:
+                return batch
+
+    async def run(self, handler: Handler) -> None:
+        """Forever: hand each message to ``handler``; a handler error is logged, not fatal."""
+        while True:
+            for env in await self.batches():
+                try:
+                    res = handler(env)
+                    if res is not None:
+                        await res
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("bus.subscriber_handler_failed", topic=env.topic)
+            await asyncio.sleep(0)
+
+    def close(self) -> None:
+        """Close without linger (a subscriber has nothing to flush)."""
+        if self._asock is not None:
+            self._asock.close(0)
+        else:
+            with contextlib.suppress(zmq.ZMQError):
+                self.sock.close(linger=0)

@@ -1,0 +1,1 @@
+"""The ``flightos`` command line: run the runtime, look at it, command it."""

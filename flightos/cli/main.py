@@ -1,0 +1,234 @@
+"""``flightos`` entry point: parses arguments and maps every failure to a one-line error and an exit code."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from flightos.bus.errors import CommandError, DeadlineExceeded
+from flightos.cli import exit_codes as ec
+from flightos.cli.output import emit_json, error
+from flightos.client import Client, NoRuntime
+from flightos.config.schema import ConfigError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    p = argparse.ArgumentParser(prog="flightos", description="Onboard runtime for satellites.")
+    p.add_argument("--runtime-dir", help="runtime directory of the kernel (default: $FLIGHTOS_RUNTIME_DIR, "
+                   "$XDG_RUNTIME_DIR/flightos or /tmp/flightos-UID)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    sub = p.add_subparsers(dest="cmd", metavar="COMMAND")
+    sub.required = True
+
+    r = sub.add_parser("run", help="start the kernel and its services until Ctrl-C")
+    r.add_argument("--target", default="sim-radhard", help="target name or path to a target TOML file")
+    r.add_argument("--duration", type=float, help="stop by itself after this many seconds")
+    r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a target key, e.g. --set health.heartbeat_misses=4 (repeatable)")
+    r.add_argument("--log-format", choices=["console", "json"], help="override runtime.log_format")
+
+    s = sub.add_parser("status", help="the service and core tables")
+    s.add_argument("--watch", nargs="?", type=float, const=1.0, metavar="SECONDS",
+                   help="refresh every SECONDS (default 1) until Ctrl-C")
+
+    c = sub.add_parser("cmd", help="run a command of a service (or of 'kernel')")
+    c.add_argument("service")
+    c.add_argument("command")
+    c.add_argument("args", nargs="*", metavar="KEY=VALUE", help="arguments; values are TOML literals "
+                   "(10, 2.5, true, \"text\", [1, 2]) or bare text")
+    c.add_argument("--timeout", type=float, default=5.0, help="deadline in seconds (default 5)")
+    c.add_argument("--id", help="command id (idempotency key); reuse it to retry safely")
+
+    t = sub.add_parser("tm", help="tail telemetry and events")
+    t.add_argument("prefix", nargs="?", default="", help="topic prefix, e.g. tm.kernel or ev.")
+    t.add_argument("--count", type=int, help="stop after this many messages")
+    t.add_argument("--timeout", type=float, help="stop after this many seconds")
+
+    sub.add_parser("targets", help="list the target files found")
+
+    n = sub.add_parser("new-service", help="scaffold a service package with its entry point and a test")
+    n.add_argument("name")
+    n.add_argument("--dir", default=".", help="where to create the package folder")
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI and exit with a documented code."""
+    args = build_parser().parse_args(argv)
+    try:
+        code = dispatch(args)
+    except KeyboardInterrupt:
+        code = ec.OK
+    except NoRuntime as exc:
+        error(str(exc))
+        code = ec.NO_RUNTIME
+    except ConfigError as exc:
+        error(str(exc))
+        code = ec.CONFIG
+    except DeadlineExceeded as exc:
+        error(f"timeout: {exc.message}")
+        code = ec.TIMEOUT
+    except CommandError as exc:
+        error(f"{exc.code}: {exc.message}")
+        code = ec.COMMAND_FAILED
+    except UsageError as exc:
+        error(str(exc))
+        code = ec.USAGE
+    sys.exit(code)
+
+
+class UsageError(Exception):
+    """Arguments the parser accepted but that make no sense."""
+
+
+def dispatch(args: argparse.Namespace) -> int:
+    """Run one subcommand."""
+    if args.cmd == "run":
+        from flightos.cli.run import run
+
+        return run(args)
+    if args.cmd == "targets":
+        return _targets(args)
+    if args.cmd == "new-service":
+        from flightos.cli.scaffold import scaffold
+
+        path = scaffold(args.name, Path(args.dir))
+        print(f"created {path}; install it with: pip install -e {path}")
+        return ec.OK
+    return asyncio.run(_client_command(args))
+
+
+def _targets(args: argparse.Namespace) -> int:
+    from flightos.config import target as tgt
+
+    rows = []
+    for name, path in tgt.available_targets().items():
+        try:
+            t = tgt.load(str(path))
+            rows.append({"name": name, "backend": t.hal.get("backend"), "description": t.description,
+                         "path": str(path)})
+        except ConfigError as exc:
+            rows.append({"name": name, "error": str(exc), "path": str(path)})
+    if args.json:
+        emit_json(rows)
+    else:
+        from flightos.cli.output import table
+
+        print(table(["TARGET", "BACKEND", "DESCRIPTION"],
+                    [(r["name"], r.get("backend", "INVALID"), r.get("description") or r.get("error"))
+                     for r in rows]))
+    return ec.OK
+
+
+async def _client_command(args: argparse.Namespace) -> int:
+    client = Client(args.runtime_dir, name="cli")
+    try:
+        if args.cmd == "status":
+            return await _status(client, args)
+        if args.cmd == "cmd":
+            return await _cmd(client, args)
+        if args.cmd == "tm":
+            return await _tm(client, args)
+    finally:
+        client.close()
+    raise UsageError(f"unknown command {args.cmd}")
+
+
+async def _status(client: Client, args: argparse.Namespace) -> int:
+    from flightos.cli.status import render
+
+    while True:
+        st = await client.call("kernel", "status", timeout=3.0)
+        if args.json:
+            emit_json(st)
+        else:
+            if args.watch:
+                print("\033[2J\033[H", end="")
+            print(render(st))
+        if not args.watch:
+            return ec.OK
+        await asyncio.sleep(args.watch)
+
+
+def parse_value(text: str) -> Any:
+    """A TOML literal (number, bool, string, array, inline table), else the text itself."""
+    from flightos.config import toml
+
+    try:
+        return toml.loads(f"v = {text}")["v"]
+    except toml.TOMLDecodeError:
+        return text
+
+
+async def _cmd(client: Client, args: argparse.Namespace) -> int:
+    kwargs: dict[str, Any] = {}
+    raw: dict[str, str] = {}
+    for item in args.args:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"argument {item!r}: expected KEY=VALUE")
+        raw[key] = value
+        kwargs[key] = parse_value(value)
+    if args.service != "kernel" and raw:
+        kwargs = await _coerce_strings(client, args, kwargs, raw)
+    value = await client.call(args.service, args.command, kwargs, timeout=args.timeout,
+                              command_id=args.id)
+    if args.json or not isinstance(value, str):
+        emit_json(value)
+    else:
+        print(value)
+    return ec.OK
+
+
+async def _coerce_strings(client: Client, args: argparse.Namespace, kwargs: dict[str, Any],
+                          raw: dict[str, str]) -> dict[str, Any]:
+    """Where the service declares ``str``, pass the text as typed (so ``name=10`` stays "10")."""
+    try:
+        desc = await client.call(args.service, "describe", timeout=args.timeout)
+    except CommandError:
+        return kwargs
+    spec = desc.get("commands", {}).get(args.command, {})
+    for a in spec.get("args", []):
+        if a.get("type") == "str" and a["name"] in raw and not isinstance(kwargs[a["name"]], str):
+            kwargs[a["name"]] = raw[a["name"]]
+    return kwargs
+
+
+async def _tm(client: Client, args: argparse.Namespace) -> int:
+    sub = client.subscriber(args.prefix)
+    seen = 0
+    end = time.monotonic() + args.timeout if args.timeout else None
+    while args.count is None or seen < args.count:
+        remaining = None if end is None else end - time.monotonic()
+        if remaining is not None and remaining <= 0:
+            break
+        try:
+            batch = await asyncio.wait_for(sub.batches(), remaining)
+        except asyncio.TimeoutError:
+            break
+        for env in batch:
+            if args.count is not None and seen >= args.count:
+                break
+            seen += 1
+            if args.json:
+                print(json.dumps({"topic": env.topic, "source": env.source, "seq": env.seq,
+                                  "utc_ns": env.utc_ns, "payload": env.payload}, default=str), flush=True)
+            else:
+                stamp = time.strftime("%H:%M:%S", time.gmtime(env.utc_ns / 1e9))
+                body = json.dumps(env.payload, default=str, separators=(",", ":"))
+                if len(body) > 160:
+                    body = body[:157] + "..."
+                print(f"{stamp} {env.topic} {env.source}#{env.seq} {body}", flush=True)
+    if sub.dropped:
+        error(f"{sub.dropped} messages dropped (sequence gaps)")
+    return ec.OK
+
+
+if __name__ == "__main__":
+    main()

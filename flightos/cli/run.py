@@ -1,0 +1,41 @@
+"""``flightos run``: load and check the target, then run the kernel until stopped."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from pathlib import Path
+
+import hal
+from flightos import logs, plugins
+from flightos.bus.endpoints import default_runtime_dir
+from flightos.cli import exit_codes as ec
+from flightos.cli.output import error
+from flightos.config import target as tgt
+from flightos.config.schema import ConfigError
+
+
+def run(args: argparse.Namespace) -> int:
+    """Start the runtime on a target; 0 after a clean stop on SIGINT/SIGTERM or --duration."""
+    overrides = list(args.set)
+    if args.log_format:
+        overrides.append(f"runtime.log_format={args.log_format!r}".replace("'", '"'))
+    target = tgt.load(args.target, overrides)
+    installed = plugins.installed()
+    missing = [n for n, s in target.services.items() if s.enabled and n not in installed]
+    if missing:
+        raise ConfigError(f"{target.path}: services.{missing[0]}: no service of that name is installed "
+                          f"(installed: {', '.join(sorted(installed)) or 'none'})")
+    logs.configure(target.runtime["log_format"], target.runtime["log_level"], "kernel")
+    from flightos.kernel.kernel import Kernel, RuntimeBusy
+
+    runtime_dir = Path(args.runtime_dir) if args.runtime_dir else default_runtime_dir()
+    try:
+        kernel = Kernel(target, runtime_dir, duration_s=args.duration)
+    except hal.HalConfigError as exc:
+        raise ConfigError(f"{target.path}: {exc}") from None
+    try:
+        return asyncio.run(kernel.run())
+    except RuntimeBusy as exc:
+        error(str(exc))
+        return ec.RUNTIME_BUSY

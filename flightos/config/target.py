@@ -1,0 +1,217 @@
+"""Loads, overrides and validates a target file into typed settings."""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from flightos.config import toml
+from flightos.config.schema import SECTIONS, SERVICE_FIELDS, SERVICE_TABLES, ConfigError
+
+ENV_TARGETS_DIR = "FLIGHTOS_TARGETS_DIR"
+_NAME_RE = re.compile(r"^[a-z][a-z0-9_-]*$")
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    """One ``[services.<name>]`` table, validated."""
+
+    name: str
+    enabled: bool
+    criticality: str
+    restart: str
+    cores: list[int] | None
+    heartbeat_period_s: float
+    heartbeat_misses: int
+    params: dict[str, Any]
+    options: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Target:
+    """A validated target: the HAL table (checked by ``hal``), sections, and services."""
+
+    name: str
+    path: Path | None
+    description: str
+    hal: dict[str, Any]
+    runtime: dict[str, Any]
+    health: dict[str, Any]
+    restart: dict[str, Any]
+    services: dict[str, ServiceConfig] = field(default_factory=dict)
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    def state_dir(self) -> Path:
+        """Where service stores live for this target."""
+        configured = self.runtime["state_dir"] or os.environ.get("FLIGHTOS_STATE_DIR", "")
+        if configured:
+            return Path(configured).expanduser()
+        base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+        return Path(base) / "flightos" / self.name
+
+
+def search_dirs() -> list[Path]:
+    """Where target names are looked up, in order."""
+    dirs: list[Path] = []
+    env = os.environ.get(ENV_TARGETS_DIR)
+    if env:
+        dirs.extend(Path(p) for p in env.split(os.pathsep) if p)
+    dirs.append(Path(__file__).resolve().parents[2] / "targets")
+    dirs.append(Path("/etc/flightos/targets"))
+    return dirs
+
+
+def available_targets() -> dict[str, Path]:
+    """Every target file found, by name (earlier directories win)."""
+    found: dict[str, Path] = {}
+    for d in search_dirs():
+        if d.is_dir():
+            for p in sorted(d.glob("*.toml")):
+                found.setdefault(p.stem, p)
+    return found
+
+
+def resolve(name_or_path: str) -> Path:
+    """A target name or a path to its file; raise ConfigError listing the known targets."""
+    if name_or_path.endswith(".toml") or os.sep in name_or_path:
+        p = Path(name_or_path)
+        if not p.is_file():
+            raise ConfigError(f"target file {p} does not exist")
+        return p
+    found = available_targets()
+    if name_or_path not in found:
+        known = ", ".join(sorted(found)) or "none"
+        raise ConfigError(f"unknown target {name_or_path!r} (known: {known})")
+    return found[name_or_path]
+
+
+def parse_override(item: str) -> tuple[str, Any]:
+    """``KEY=VALUE`` with a dotted key and a TOML value (a bare word is taken as a string)."""
+    key, sep, text = item.partition("=")
+    key = key.strip()
+    if not sep or not key or any(not part for part in key.split(".")):
+        raise ConfigError(f"--set {item!r}: expected KEY=VALUE with a dotted key, e.g. health.heartbeat_misses=4")
+    text = text.strip()
+    try:
+        value = toml.loads(f"v = {text}")["v"]
+    except toml.TOMLDecodeError:
+        value = text
+    return key, value
+
+
+def apply_override(raw: dict[str, Any], key: str, value: Any) -> None:
+    """Set a dotted key in a raw target table, creating intermediate tables."""
+    node = raw
+    parts = key.split(".")
+    for part in parts[:-1]:
+        nxt = node.setdefault(part, {})
+        if not isinstance(nxt, dict):
+            raise ConfigError(f"--set {key}: {part!r} is a value, not a table")
+        node = nxt
+    node[parts[-1]] = value
+
+
+def load(name_or_path: str, overrides: list[str] | None = None) -> Target:
+    """Read a target file, apply ``--set`` overrides, validate everything; raise ConfigError."""
+    path = resolve(name_or_path)
+    try:
+        raw = toml.loads(path.read_text(encoding="utf-8"))
+    except toml.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from None
+    raw = copy.deepcopy(raw)
+    origin: dict[str, str] = {}
+    for item in overrides or []:
+        key, value = parse_override(item)
+        apply_override(raw, key, value)
+        origin[key] = "--set"
+    return from_dict(raw, str(path), path=path, default_name=path.stem, origin=origin)
+
+
+def from_dict(
+    raw: dict[str, Any],
+    where: str,
+    *,
+    path: Path | None = None,
+    default_name: str = "custom",
+    origin: dict[str, str] | None = None,
+) -> Target:
+    """Validate a raw target table; errors read ``<where>: <key>: expected …, got …``."""
+    origin = origin or {}
+
+    def fail(key: str, msg: str) -> ConfigError:
+        src = f"{where} (via --set)" if key in origin else where
+        return ConfigError(f"{src}: {key}: {msg}")
+
+    unknown = sorted(set(raw) - set(SECTIONS) - {"hal", "services"})
+    if unknown:
+        raise fail(unknown[0], "unknown section (known: " + ", ".join(sorted([*SECTIONS, "hal", "services"])) + ")")
+    sections: dict[str, dict[str, Any]] = {}
+    for sname, fields in SECTIONS.items():
+        table = raw.get(sname, {})
+        if not isinstance(table, dict):
+            raise fail(sname, "expected a table")
+        extra = sorted(set(table) - set(fields))
+        if extra:
+            raise fail(f"{sname}.{extra[0]}", "unknown key (known: " + ", ".join(sorted(fields)) + ")")
+        out: dict[str, Any] = {}
+        for key, f in fields.items():
+            if key in table:
+                try:
+                    out[key] = f.check(table[key])
+                except ValueError as exc:
+                    raise fail(f"{sname}.{key}", f"expected {exc}, got {table[key]!r}") from None
+            else:
+                out[key] = f.default
+        sections[sname] = out
+    hal_table = raw.get("hal", {})
+    if not isinstance(hal_table, dict) or "backend" not in hal_table:
+        raise fail("hal.backend", "missing: every target names its HAL backend (linux, sim, rpi, jetson)")
+    services_raw = raw.get("services", {})
+    if not isinstance(services_raw, dict):
+        raise fail("services", "expected a table of [services.<name>] tables")
+    services: dict[str, ServiceConfig] = {}
+    for sname, table in services_raw.items():
+        if not _NAME_RE.match(sname):
+            raise fail(f"services.{sname}", "service names are lower-case letters, digits, '-' and '_'")
+        if not isinstance(table, dict):
+            raise fail(f"services.{sname}", "expected a table")
+        services[sname] = _service(sname, table, sections["health"], fail)
+    name = sections["target"]["name"] or default_name
+    return Target(name=name, path=path, description=sections["target"]["description"],
+                  hal=dict(hal_table), runtime=sections["runtime"], health=sections["health"],
+                  restart=sections["restart"], services=services, raw=raw)
+
+
+def _service(name: str, table: dict[str, Any], health: dict[str, Any], fail: Any) -> ServiceConfig:
+    extra = sorted(set(table) - set(SERVICE_FIELDS) - set(SERVICE_TABLES))
+    if extra:
+        raise fail(f"services.{name}.{extra[0]}",
+                   "unknown key (known: " + ", ".join(sorted([*SERVICE_FIELDS, *SERVICE_TABLES]))
+                   + "; service-specific settings go under [services." + name + ".options])")
+    vals: dict[str, Any] = {}
+    for key, f in SERVICE_FIELDS.items():
+        if key in table:
+            try:
+                vals[key] = f.check(table[key])
+            except ValueError as exc:
+                raise fail(f"services.{name}.{key}", f"expected {exc}, got {table[key]!r}") from None
+        else:
+            vals[key] = f.default
+    for key in SERVICE_TABLES:
+        if not isinstance(table.get(key, {}), dict):
+            raise fail(f"services.{name}.{key}", "expected a table")
+    critical = vals["criticality"] == "critical"
+    period = vals["heartbeat_period_s"] or (
+        health["critical_heartbeat_period_s"] if critical else health["heartbeat_period_s"])
+    misses = vals["heartbeat_misses"] or (
+        health["critical_heartbeat_misses"] if critical else health["heartbeat_misses"])
+    return ServiceConfig(name=name, enabled=vals["enabled"], criticality=vals["criticality"],
+                         restart=vals["restart"], cores=vals["cores"], heartbeat_period_s=period,
+                         heartbeat_misses=misses, params=dict(table.get("params", {})),
+                         options=dict(table.get("options", {})))

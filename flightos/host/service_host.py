@@ -1,0 +1,346 @@
+"""Runs one Service instance inside its process: sockets, heartbeats, commands, periodic tasks."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import structlog
+import zmq
+
+from flightos.bus import envelope as wire
+from flightos.bus.aiozmq import LINGER_MS, AsyncSocket
+from flightos.bus.commands import CommandChannel, error_payload, ok_payload
+from flightos.bus.endpoints import Endpoints
+from flightos.bus.envelope import Envelope, FrameError, Kind
+from flightos.bus.errors import (
+    BadArguments,
+    CommandError,
+    DeadlineExceeded,
+    HandlerError,
+    UnknownCommand,
+)
+from flightos.bus.pubsub import Publisher, RejectCounter, Subscriber
+from flightos.host.periodic import PeriodicStats, run_periodic
+from flightos.host.spawn_spec import SpawnSpec
+from flightos.sdk.service import Message, Service, ServiceShape
+from flightos.sdk.severity import Severity
+from flightos.sdk.store import Store
+from flightos.sdk.validation import validate
+
+log = structlog.get_logger("flightos.service")
+
+DONE_CACHE = 4096
+"""Completed command ids remembered by a service, so a redelivery returns the same result."""
+PARAM_PREFIX = "__param__/"
+
+
+class ServiceHost:
+    """Hosts a Service: joins the bus, serves commands, runs periodic tasks, sends heartbeats."""
+
+    def __init__(self, service: Service, spec: SpawnSpec) -> None:
+        self.service = service
+        self.spec = spec
+        self.shape = ServiceShape.of(type(service))
+        self.endpoints = Endpoints(Path(spec.runtime_dir))
+        self.ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context(io_threads=1)
+        self.store = Store(Path(spec.state_dir) / spec.name / "store.sqlite")
+        self.publisher = Publisher(self.ctx, self.endpoints.publish, spec.name)
+        self.commands = CommandChannel(
+            self.ctx, self.endpoints.command, spec.identity, spec.name, on_command=self._on_command
+        )
+        self._ctl = self.ctx.socket(zmq.DEALER)
+        self._ctl.setsockopt(zmq.IDENTITY, spec.identity.encode())
+        self._ctl.setsockopt(zmq.LINGER, LINGER_MS)
+        self._ctl.connect(self.endpoints.control)
+        self._actl: AsyncSocket | None = None
+        self._subscriber: Subscriber | None = None
+        self._sub_handlers: list[tuple[str, Callable[[Message], Awaitable[None]]]] = []
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._running: dict[str, asyncio.Task[None]] = {}
+        self._done: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._stop = asyncio.Event()
+        self.periodic_stats: dict[str, PeriodicStats] = {}
+        self.ctl_rejects = RejectCounter(f"control:{spec.identity}")
+        self.throttle = 0
+        self.commands_run = 0
+        self.commands_failed = 0
+        self._hb_seq = 0
+        self.exit_code = 0
+        service._host = self
+
+    # ---- bus helpers used by Service -------------------------------------------------------
+    def publish(self, topic: str, payload: Any, kind: Kind = Kind.TELEMETRY) -> None:
+        """Publish one message on the bus."""
+        self.publisher.publish(topic, payload, kind)
+
+    def raise_event(self, message: str, severity: Severity, event_id: int, data: dict[str, Any]) -> None:
+        """Publish an event and log it at a matching level."""
+        payload = {"id": event_id, "severity": int(severity), "severity_name": severity.name,
+                   "message": message, "data": data}
+        self.publisher.publish(f"ev.{self.spec.name}", payload, Kind.EVENT)
+        level = {Severity.INFO: "info", Severity.LOW: "warning",
+                 Severity.MEDIUM: "warning", Severity.HIGH: "error"}[severity]
+        getattr(log, level)("service.event", service=self.spec.name, event_id=event_id,
+                            message=message, **data)
+
+    def add_subscription(self, prefix: str, handler: Callable[[Message], Awaitable[None]]) -> None:
+        """Route messages under ``prefix`` to ``handler``."""
+        if self._subscriber is None:
+            self._subscriber = Subscriber(self.ctx, self.endpoints.subscribe, f"sub:{self.spec.name}")
+            self._tasks.append(asyncio.get_running_loop().create_task(self._subscriber.run(self._on_message)))
+        self._sub_handlers.append((prefix, handler))
+        self._subscriber.subscribe(prefix)
+
+    async def _on_message(self, env: Envelope) -> None:
+        for prefix, handler in self._sub_handlers:
+            if env.topic.startswith(prefix):
+                await handler(env)
+
+    # ---- lifecycle --------------------------------------------------------------------------
+    async def run(self) -> int:
+        """Start, declare ready, serve until told to stop, then stop gracefully; return the exit code."""
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, self._stop.set)
+        self._actl = AsyncSocket(self._ctl)
+        self.commands.start()
+        await self.commands.send_envelope(
+            wire.make(Kind.CONTROL, "kernel", self.spec.identity, {"op": "attach"}))
+        self._load_parameters()
+        self._tasks.append(loop.create_task(self._control_loop()))
+        self._tasks.append(loop.create_task(self._heartbeat_loop()))
+        for attr, sspec in self.shape.subscriptions.items():
+            self.add_subscription(sspec.prefix, getattr(self.service, attr))
+        await self.service.on_start()
+        for attr, pspec in self.shape.periodics.items():
+            stats = self.periodic_stats[attr] = PeriodicStats()
+            self._tasks.append(loop.create_task(
+                run_periodic(attr, self._rate(attr, pspec.hz), getattr(self.service, attr), stats)))
+        await self._send_control({"op": "ready", "pid": os.getpid(),
+                                  "commands": sorted(self.shape.commands)})
+        log.info("service.ready", service=self.spec.name, incarnation=self.spec.incarnation,
+                 pid=os.getpid(), cpus=sorted(os.sched_getaffinity(0)))
+        await self._stop.wait()
+        await self._shutdown()
+        return self.exit_code
+
+    def _rate(self, task: str, hz: float | str) -> Callable[[], float]:
+        if isinstance(hz, str):
+            if hz not in self.shape.parameters:
+                raise TypeError(f"@periodic {task}: no parameter {hz!r} to take the rate from")
+            return lambda: float(getattr(self.service, hz))
+        return lambda: float(hz)
+
+    async def _shutdown(self) -> None:
+        log.info("service.stopping", service=self.spec.name)
+        for t in self._tasks:
+            t.cancel()
+        for t in list(self._running.values()):
+            t.cancel()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.service.on_stop(), timeout=3.0)
+        with contextlib.suppress(Exception):
+            await self._send_control({"op": "bye"})
+        self.close()
+
+    def close(self) -> None:
+        """Close every socket with bounded linger, then the store and the context."""
+        self.commands.close()
+        self.publisher.close()
+        if self._subscriber is not None:
+            self._subscriber.close()
+        if self._actl is not None:
+            self._actl.close()
+        else:
+            self._ctl.close(linger=LINGER_MS)
+        self.store.close()
+        self.ctx.term()
+
+    # ---- control channel ---------------------------------------------------------------------
+    async def _send_control(self, payload: dict[str, Any], kind: Kind = Kind.CONTROL) -> None:
+        assert self._actl is not None
+        env = wire.make(kind, "kernel", self.spec.identity, payload)
+        await self._actl.send(wire.encode(env))
+
+    async def _heartbeat_loop(self) -> None:
+        period = self.spec.heartbeat_period_s
+        loop = asyncio.get_running_loop()
+        next_t = loop.time()
+        while True:
+            self._hb_seq += 1
+            await self._send_control(self._heartbeat_payload(), Kind.HEARTBEAT)
+            next_t += period
+            now = loop.time()
+            if next_t < now:
+                next_t = now
+            await asyncio.sleep(next_t - now)
+
+    def _heartbeat_payload(self) -> dict[str, Any]:
+        return {
+            "n": self._hb_seq,
+            "t_mono_ns": time.monotonic_ns(),
+            "cmds": self.commands_run,
+            "cmd_errors": self.commands_failed,
+            "overruns": sum(s.overruns for s in self.periodic_stats.values()),
+            "periodic_errors": sum(s.errors for s in self.periodic_stats.values()),
+            "dropped": self._subscriber.dropped if self._subscriber else 0,
+            "rejected": self.ctl_rejects.total + self.commands.rejects.total
+            + (self._subscriber.rejects.total if self._subscriber else 0),
+        }
+
+    async def _control_loop(self) -> None:
+        assert self._actl is not None
+        while True:
+            await self._actl.wait_readable()
+            for frame in self._actl.drain():
+                try:
+                    env = wire.decode(frame)
+                except FrameError as err:
+                    self.ctl_rejects.reject(err)
+                    continue
+                op = env.payload.get("op") if isinstance(env.payload, dict) else None
+                if op == "stop":
+                    self._stop.set()
+                elif op == "throttle":
+                    self.throttle = int(env.payload.get("level", 0))
+                else:
+                    self.ctl_rejects.reject(FrameError("unknown_control", f"op {op!r}"))
+
+    # ---- commands ----------------------------------------------------------------------------
+    def _on_command(self, env: Envelope) -> None:
+        cid = env.corr
+        cached = self._done.get(cid)
+        if cached is not None:
+            asyncio.get_running_loop().create_task(self._reply(cid, cached))
+        elif cid not in self._running:
+            self._running[cid] = asyncio.get_running_loop().create_task(self._execute(env))
+
+    async def _execute(self, env: Envelope) -> None:
+        cid = env.corr
+        try:
+            value = await self._dispatch(env.payload)
+            result = ok_payload(value)
+            self.commands_run += 1
+        except CommandError as err:
+            result = error_payload(err)
+            self.commands_failed += 1
+        except asyncio.CancelledError:
+            self._running.pop(cid, None)
+            raise
+        except Exception as exc:
+            log.exception("service.command_failed", service=self.spec.name, command_id=cid)
+            result = error_payload(HandlerError(f"{type(exc).__name__}: {exc}"))
+            self.commands_failed += 1
+        self._done[cid] = result
+        if len(self._done) > DONE_CACHE:
+            self._done.popitem(last=False)
+        self._running.pop(cid, None)
+        await self._reply(cid, result)
+
+    async def _reply(self, cid: str, result: dict[str, Any]) -> None:
+        env = wire.make(Kind.RESULT, "kernel", self.spec.identity, result, corr=cid)
+        try:
+            await self.commands.send_envelope(env)
+        except Exception:
+            env = wire.make(Kind.RESULT, "kernel", self.spec.identity,
+                            error_payload(HandlerError("result could not be encoded")), corr=cid)
+            await self.commands.send_envelope(env)
+
+    async def _dispatch(self, payload: Any) -> Any:
+        if not isinstance(payload, dict) or not isinstance(payload.get("name"), str):
+            raise BadArguments("malformed command payload")
+        name: str = payload["name"]
+        args = payload.get("args") or {}
+        timeout_ms = payload.get("timeout_ms")
+        builtin = self._builtins().get(name)
+        if builtin is not None:
+            return await builtin(args)
+        bound = self.shape.commands.get(name)
+        if bound is None:
+            raise UnknownCommand(f"service {self.spec.name!r} has no command {name!r}",
+                                 available=sorted(self.shape.commands))
+        kwargs = validate(f"{self.spec.name}.{name}", bound.arguments, args)
+        coro = getattr(self.service, bound.attr)(**kwargs)
+        if isinstance(timeout_ms, int) and timeout_ms > 0:
+            try:
+                return await asyncio.wait_for(coro, timeout_ms / 1000.0)
+            except asyncio.TimeoutError:
+                raise DeadlineExceeded(f"{self.spec.name}.{name} ran past its deadline") from None
+        return await coro
+
+    # ---- built-in commands every service answers ----------------------------------------------
+    def _builtins(self) -> dict[str, Callable[[dict[str, Any]], Awaitable[Any]]]:
+        return {
+            "describe": self._cmd_describe,
+            "list_params": self._cmd_list_params,
+            "get_param": self._cmd_get_param,
+            "set_param": self._cmd_set_param,
+            "stats": self._cmd_stats,
+        }
+
+    async def _cmd_describe(self, args: dict[str, Any]) -> Any:
+        return {
+            "service": self.spec.name,
+            "commands": {
+                name: {"doc": b.spec.doc,
+                       "args": [{"name": a.name, "type": a.type_name, "required": a.required,
+                                 "default": a.default if not a.required else None}
+                                for a in b.arguments]}
+                for name, b in sorted(self.shape.commands.items())
+            },
+            "periodic": {k: self._rate(k, v.hz)() for k, v in self.shape.periodics.items()},
+            "subscriptions": [p for p, _ in self._sub_handlers],
+            "parameters": [p.describe() for p in self.shape.parameters.values()],
+        }
+
+    async def _cmd_list_params(self, args: dict[str, Any]) -> Any:
+        return {name: getattr(self.service, name) for name in self.shape.parameters}
+
+    def _param(self, args: dict[str, Any]) -> str:
+        name = args.get("name")
+        if not isinstance(name, str):
+            raise BadArguments("missing argument 'name' (str)")
+        if name not in self.shape.parameters:
+            raise BadArguments(f"service {self.spec.name!r} has no parameter {name!r}",
+                               available=sorted(self.shape.parameters))
+        return name
+
+    async def _cmd_get_param(self, args: dict[str, Any]) -> Any:
+        return getattr(self.service, self._param(args))
+
+    async def _cmd_set_param(self, args: dict[str, Any]) -> Any:
+        name = self._param(args)
+        if "value" not in args:
+            raise BadArguments("missing argument 'value'")
+        value = self.shape.parameters[name].check(args["value"])
+        setattr(self.service, name, value)
+        self.store.set(PARAM_PREFIX + name, value)
+        await self.service.on_parameter(name, value)
+        return value
+
+    async def _cmd_stats(self, args: dict[str, Any]) -> Any:
+        return {**self._heartbeat_payload(),
+                "periodic": {k: vars(v) for k, v in self.periodic_stats.items()},
+                "throttle": self.throttle}
+
+    def _load_parameters(self) -> None:
+        """Defaults, then the target file's values, then values set over the bus (persisted)."""
+        for name, param in self.shape.parameters.items():
+            if name in self.spec.params:
+                setattr(self.service, name, param.check(self.spec.params[name], what="target value"))
+            stored = self.store.get(PARAM_PREFIX + name)
+            if stored is not None:
+                try:
+                    setattr(self.service, name, param.check(stored, what="stored value"))
+                except CommandError as err:
+                    log.warning("service.stored_parameter_invalid", parameter=name, error=str(err))
+        unknown = sorted(set(self.spec.params) - set(self.shape.parameters))
+        if unknown:
+            log.warning("service.unknown_parameters_in_target", service=self.spec.name, names=unknown)

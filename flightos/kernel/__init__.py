@@ -1,0 +1,1 @@
+"""The kernel: supervises services, routes commands, owns the bus endpoints. Internal to flightos."""

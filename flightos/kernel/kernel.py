@@ -1,0 +1,339 @@
+"""The kernel: owns the bus, supervises services, answers its own commands, publishes telemetry."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import os
+import random
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+import structlog
+import zmq
+
+import hal
+from flightos.bus import envelope as wire
+from flightos.bus.aiozmq import LINGER_MS, AsyncSocket
+from flightos.bus.endpoints import Endpoints, prepare_runtime_dir
+from flightos.bus.envelope import FrameError, Kind
+from flightos.bus.errors import BadArguments, UnknownCommand, UnknownService
+from flightos.bus.proxy import Proxy
+from flightos.bus.pubsub import Publisher, RejectCounter
+from flightos.config.target import Target
+from flightos.host.spawn_spec import SpawnSpec
+from flightos.kernel.events import EventId
+from flightos.kernel.placement import place
+from flightos.kernel.records import ServiceRecord, State
+from flightos.kernel.restart_policy import RestartSettings, RestartTracker
+from flightos.kernel.router import CommandRouter, _parse_identity
+from flightos.kernel.supervisor import Supervisor
+from flightos.kernel.telemetry import ResourceSampler, service_row
+from flightos.sdk.severity import Severity
+
+log = structlog.get_logger("flightos.kernel")
+
+
+class RuntimeBusy(Exception):
+    """Another kernel already runs in this runtime directory."""
+
+
+class Kernel:
+    """One runtime: the bus endpoints, the services of a target, and their supervision."""
+
+    def __init__(self, target: Target, runtime_dir: Path, duration_s: float | None = None) -> None:
+        self.target = target
+        self.endpoints = Endpoints(runtime_dir)
+        self.duration_s = duration_s
+        self.ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context(io_threads=1)
+        self.board = hal.open_board(target.hal)
+        self.state_dir = target.state_dir()
+        self.records: dict[str, ServiceRecord] = {}
+        settings = RestartSettings(**target.restart)
+        seed = random.Random()
+        for name, cfg in target.services.items():
+            rec = ServiceRecord(cfg=cfg, tracker=RestartTracker(settings, random.Random(seed.random())))
+            if not cfg.enabled:
+                rec.state, rec.reason = State.DISABLED, "disabled in the target"
+            self.records[name] = rec
+        self._stop = asyncio.Event()
+        self._lock_fd: int | None = None
+        self._tasks: list[asyncio.Task[Any]] = []
+        self.started_at = time.time()
+        self.ctl_rejects = RejectCounter("kernel:control")
+        self.sampler = ResourceSampler()
+        self._me = psutil.Process()
+
+    # ---- lifecycle ----------------------------------------------------------------------------
+    def request_stop(self) -> None:
+        """Begin a graceful stop (SIGINT, SIGTERM, or the ``shutdown`` command)."""
+        self._stop.set()
+
+    def _acquire(self) -> None:
+        prepare_runtime_dir(self.endpoints.runtime_dir)
+        fd = os.open(self.endpoints.pidfile, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            other = os.read(fd, 32).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise RuntimeBusy(f"a runtime is already running in {self.endpoints.runtime_dir} "
+                              f"(kernel pid {other})") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._lock_fd = fd
+        for f in self.endpoints.socket_files():  # left by a kernel that was killed: adopt nothing
+            with contextlib.suppress(FileNotFoundError):
+                f.unlink()
+
+    def _release(self) -> None:
+        for f in [*self.endpoints.socket_files(), self.endpoints.pidfile]:
+            with contextlib.suppress(FileNotFoundError):
+                f.unlink()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+        with contextlib.suppress(OSError):
+            self.endpoints.runtime_dir.rmdir()
+
+    async def run(self) -> int:
+        """Run until stopped; return the process exit code (0 after a clean stop)."""
+        self._acquire()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self.request_stop)
+        self.proxy = Proxy(self.ctx, self.endpoints.publish, self.endpoints.subscribe)
+        self.proxy.start()
+        self.cmd_sock = self.ctx.socket(zmq.ROUTER)
+        self.cmd_sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
+        self.cmd_sock.setsockopt(zmq.SNDHWM, 100_000)
+        self.cmd_sock.setsockopt(zmq.RCVHWM, 100_000)
+        self.cmd_sock.bind(self.endpoints.command)
+        self.ctl_sock = self.ctx.socket(zmq.ROUTER)
+        self.ctl_sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
+        self.ctl_sock.bind(self.endpoints.control)
+        self.publisher = Publisher(self.ctx, self.endpoints.publish, "kernel")
+        self.router = CommandRouter(self.cmd_sock, self.records,
+                                    int(self.target.runtime["command_queue"]),
+                                    self._kernel_command, self._attached)
+        self.supervisor = Supervisor(self.records, self.router, self.emit, self._spec,
+                                     self.target.runtime["spawn"],
+                                     float(self.target.health["start_timeout_s"]))
+        await self.supervisor.start()
+        self._place_all()
+        acmd, actl = AsyncSocket(self.cmd_sock), AsyncSocket(self.ctl_sock)
+        self._tasks = [
+            loop.create_task(self._drain(acmd, self.router.on_frames)),
+            loop.create_task(self._drain(actl, self._on_control)),
+            loop.create_task(self.supervisor.watch()),
+            loop.create_task(self._telemetry_loop()),
+        ]
+        self.emit(EventId.KERNEL_STARTED, Severity.INFO,
+                  f"kernel up on target {self.target.name}", target=self.target.name,
+                  board=self.board.identity.model, runtime_dir=str(self.endpoints.runtime_dir),
+                  pid=os.getpid())
+        await asyncio.gather(*(self.supervisor.spawn(r) for r in self.records.values()
+                               if r.state != State.DISABLED))
+        if self.duration_s is not None:
+            loop.call_later(self.duration_s, self.request_stop)
+        await self._stop.wait()
+        await self._shutdown(acmd, actl)
+        return 0
+
+    async def _shutdown(self, acmd: AsyncSocket, actl: AsyncSocket) -> None:
+        grace = float(self.target.runtime["shutdown_grace_s"])
+        self.emit(EventId.KERNEL_STOPPING, Severity.INFO, "kernel stopping", grace_s=grace)
+        await self.supervisor.stop_all(grace)
+        self.emit(EventId.KERNEL_STOPPED, Severity.INFO, "kernel stopped")
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        acmd.close()
+        actl.close()
+        self.publisher.close()
+        self.proxy.stop()
+        self.board.close()
+        self.ctx.term()
+        self._release()
+
+    # ---- placement and spawn specs ------------------------------------------------------------
+    def _place_all(self) -> None:
+        cores = self.board.core_ids()
+        active = [(r.name, r.cfg.criticality, r.cfg.cores) for r in self.records.values()
+                  if r.state != State.DISABLED]
+        for name, chosen in place(active, cores).items():
+            rec = self.records[name]
+            rec.cores = chosen
+            rec.host_cpus = sorted({c for core in chosen for c in self.board.host_cpus(core)})
+
+    def _spec(self, rec: ServiceRecord) -> SpawnSpec:
+        rt = self.target.runtime
+        return SpawnSpec(name=rec.name, incarnation=rec.incarnation,
+                         runtime_dir=str(self.endpoints.runtime_dir), state_dir=str(self.state_dir),
+                         heartbeat_period_s=rec.cfg.heartbeat_period_s, cpus=rec.host_cpus,
+                         options=rec.cfg.options, params=rec.cfg.params, log_format=rt["log_format"],
+                         log_level=rt["log_level"], kernel_pid=os.getpid())
+
+    # ---- channels -----------------------------------------------------------------------------
+    async def _drain(self, sock: AsyncSocket, handle: Any) -> None:
+        while True:
+            await sock.wait_readable()
+            batch = sock.drain_multipart()
+            if batch:
+                handle(batch)
+            await asyncio.sleep(0)
+
+    def _attached(self, rec: ServiceRecord) -> None:
+        self.supervisor.mark_ready_part(rec)
+
+    def _on_control(self, batch: list[list[bytes]]) -> None:
+        for parts in batch:
+            if len(parts) != 2:
+                self.ctl_rejects.reject(FrameError("malformed", f"{len(parts)} frames, expected 2"))
+                continue
+            ident, frame = parts
+            try:
+                env = wire.decode(frame)
+            except FrameError as err:
+                self.ctl_rejects.reject(err)
+                continue
+            name, inc = _parse_identity(ident)
+            rec = self.records.get(name)
+            if rec is None or rec.incarnation != inc:
+                continue  # a stale incarnation or a stranger: ignored
+            if env.kind == Kind.HEARTBEAT:
+                self.supervisor.heartbeat(rec, env.payload)
+            elif env.kind == Kind.CONTROL and isinstance(env.payload, dict):
+                op = env.payload.get("op")
+                if op == "ready":
+                    rec.ctl_ready = True
+                    self.supervisor.heartbeat(rec, None)
+                    self.supervisor.mark_ready_part(rec)
+            else:
+                self.ctl_rejects.reject(FrameError("unexpected_kind", f"kind {env.kind} on control"))
+
+    # ---- events and telemetry -----------------------------------------------------------------
+    def emit(self, event_id: EventId, severity: Severity, message: str, **data: Any) -> None:
+        """Raise a kernel event: on ``ev.kernel`` and in the log, with its reason in ``message``."""
+        payload = {"id": int(event_id), "name": event_id.name, "severity": int(severity),
+                   "severity_name": severity.name, "message": message, "data": data}
+        self.publisher.publish("ev.kernel", payload, Kind.EVENT)
+        level = "info" if severity == Severity.INFO else "warning" if severity < Severity.HIGH else "error"
+        getattr(log, level)(event_id.name.lower(), event_id=int(event_id), msg=message, **data)
+
+    def status(self) -> dict[str, Any]:
+        """The status table: kernel, services, cores, bus counters."""
+        now = asyncio.get_running_loop().time()
+        return {
+            "kernel": {"pid": os.getpid(), "target": self.target.name, "uptime_s": round(time.time() - self.started_at, 1),
+                       "board": self.board.identity.model, "backend": self.board.identity.backend,
+                       "runtime_dir": str(self.endpoints.runtime_dir),
+                       "cpu_percent": self._me.cpu_percent(None), "rss_mb": round(self._me.memory_info().rss / 1e6, 1),
+                       "spawn": "forkserver" if self.supervisor.fork_spawner and self.supervisor.fork_spawner.alive else "exec"},
+            "services": [service_row(r, now) for r in self.records.values()],
+            "cores": self._cores(),
+            "bus": self.bus_stats(),
+        }
+
+    def _cores(self) -> list[dict[str, Any]]:
+        reading = self.board.read()
+        placed: dict[int, list[str]] = {}
+        for r in self.records.values():
+            if r.pid is not None:
+                for c in r.cores:
+                    placed.setdefault(c, []).append(r.name)
+        return [{"id": c.id, "online": c.online, "load_pct": c.load_pct, "freq_mhz": c.freq_mhz,
+                 "host_cpus": sorted(self.board.host_cpus(c.id)), "services": placed.get(c.id, [])}
+                for c in reading.cores]
+
+    def bus_stats(self) -> dict[str, Any]:
+        """Router and control counters, including rejected frames by reason."""
+        return {"commands": dict(self.router.stats),
+                "rejected": {"commands": dict(self.router.rejects.counts),
+                             "control": dict(self.ctl_rejects.counts)},
+                "pending": len(self.router.pending)}
+
+    async def _telemetry_loop(self) -> None:
+        period = 1.0 / float(self.target.runtime["telemetry_hz"])
+        loop = asyncio.get_running_loop()
+        while True:
+            now = loop.time()
+            for r in self.records.values():
+                self.sampler.sample(r)
+            self.sampler.forget_dead({r.pid for r in self.records.values() if r.pid})
+            self.publisher.publish("tm.kernel.services",
+                                   {"services": [service_row(r, now) for r in self.records.values()]})
+            try:
+                reading = self.board.read()
+                self.publisher.publish("tm.hal.reading", reading.to_dict())
+            except Exception as exc:  # a HAL fault must never stop the kernel
+                log.warning("kernel.hal_read_failed", error=str(exc))
+            self.publisher.publish("tm.kernel.bus", self.bus_stats())
+            self.publisher.publish("tm.kernel.self", {"cpu_percent": self._me.cpu_percent(None),
+                                                      "rss_mb": round(self._me.memory_info().rss / 1e6, 1)})
+            await asyncio.sleep(period)
+
+    # ---- the kernel's own commands ------------------------------------------------------------
+    async def _kernel_command(self, name: str, args: Any) -> Any:
+        if not isinstance(args, dict):
+            raise BadArguments("arguments must be a map")
+        if name == "ping":
+            return {"pong": True, "pid": os.getpid()}
+        if name == "status":
+            return self.status()
+        if name == "describe":
+            return {"service": "kernel", "commands": {k: {"doc": v} for k, v in KERNEL_COMMANDS.items()}}
+        if name in ("restart", "stop", "start"):
+            rec = self._service_arg(args)
+            grace = float(self.target.runtime["shutdown_grace_s"])
+            if name in ("restart", "stop") and rec.pid is not None:
+                await self.supervisor.stop_service(rec, grace)
+            if name in ("restart", "start"):
+                if rec.pid is not None:
+                    return {"service": rec.name, "state": rec.state.value, "note": "already running"}
+                if rec.restart_handle is not None:
+                    rec.restart_handle.cancel()
+                rec.tracker.history.clear()
+                rec.tracker.consecutive = 0
+                await self.supervisor.spawn(rec)
+            return {"service": rec.name, "state": rec.state.value, "pid": rec.pid}
+        if name == "kill":
+            rec = self._service_arg(args)
+            if rec.pid is None:
+                raise BadArguments(f"service {rec.name!r} has no process")
+            sig = args.get("signal", "KILL")
+            try:
+                signum = signal.Signals[f"SIG{str(sig).upper().removeprefix('SIG')}"]
+            except KeyError:
+                raise BadArguments(f"unknown signal {sig!r}") from None
+            os.kill(rec.pid, signum)
+            return {"service": rec.name, "pid": rec.pid, "signal": signum.name}
+        if name == "shutdown":
+            asyncio.get_running_loop().call_soon(self.request_stop)
+            return {"stopping": True}
+        raise UnknownCommand(f"the kernel has no command {name!r}", available=sorted(KERNEL_COMMANDS))
+
+    def _service_arg(self, args: dict[str, Any]) -> ServiceRecord:
+        name = args.get("service")
+        if not isinstance(name, str):
+            raise BadArguments("missing argument 'service' (str)")
+        rec = self.records.get(name)
+        if rec is None:
+            raise UnknownService(f"no service {name!r} in this runtime", available=sorted(self.records))
+        return rec
+
+
+KERNEL_COMMANDS = {
+    "ping": "answer at once (liveness of the kernel)",
+    "status": "the service table, the cores and the bus counters",
+    "describe": "the kernel's commands",
+    "restart": "stop a service gracefully and start it again (service=NAME)",
+    "stop": "stop a service gracefully; it stays stopped (service=NAME)",
+    "start": "start a stopped, disabled or FAILED service (service=NAME)",
+    "kill": "send a signal to a service process, for fault drills (service=NAME signal=KILL|STOP|...)",
+    "shutdown": "stop every service and the kernel",
+}

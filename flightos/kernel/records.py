@@ -1,0 +1,86 @@
+"""The kernel's view of one service: its state, process, heartbeats and pending commands."""
+
+from __future__ import annotations
+
+import enum
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from flightos.config.target import ServiceConfig
+from flightos.kernel.restart_policy import RestartTracker
+
+
+class State(str, enum.Enum):
+    """Where a service is in its life, as shown by ``flightos status``."""
+
+    STARTING = "STARTING"
+    READY = "READY"
+    BACKOFF = "BACKOFF"
+    STOPPING = "STOPPING"
+    STOPPED = "STOPPED"
+    FAILED = "FAILED"
+    DISABLED = "DISABLED"
+
+
+ACCEPTS_QUEUED = {State.STARTING, State.BACKOFF}
+"""States in which commands wait in the bounded queue for the service to be ready again."""
+
+
+@dataclass
+class PendingCommand:
+    """A command the kernel has accepted and not yet answered."""
+
+    cid: str
+    destination: str
+    name: str
+    args: Any
+    deadline: float
+    requesters: list[bytes]
+    source: str
+    delivered_to: int = 0
+    timer: Any = None
+
+
+@dataclass
+class ServiceRecord:
+    """Everything the kernel tracks about one configured service."""
+
+    cfg: ServiceConfig
+    tracker: RestartTracker
+    state: State = State.STOPPED
+    pid: int | None = None
+    incarnation: int = 0
+    cores: list[int] = field(default_factory=list)
+    host_cpus: list[int] = field(default_factory=list)
+    spawned_at: float = 0.0
+    ready_at: float = 0.0
+    last_heartbeat: float = 0.0
+    heartbeat: dict[str, Any] = field(default_factory=dict)
+    cmd_attached: bool = False
+    ctl_ready: bool = False
+    restarts: int = 0
+    last_exit: int | None = None
+    hung: bool = False
+    stop_requested: bool = False
+    restart_handle: Any = None
+    inflight: dict[str, PendingCommand] = field(default_factory=dict)
+    queue: deque[PendingCommand] = field(default_factory=deque)
+    cpu_percent: float = 0.0
+    rss_bytes: int = 0
+    reason: str = ""
+
+    @property
+    def name(self) -> str:
+        """The service's name."""
+        return self.cfg.name
+
+    @property
+    def identity(self) -> str:
+        """Bus identity of the current incarnation."""
+        return f"s/{self.cfg.name}/{self.incarnation}"
+
+    @property
+    def hang_timeout(self) -> float:
+        """Silence after which the service is declared hung: period × misses."""
+        return self.cfg.heartbeat_period_s * self.cfg.heartbeat_misses

@@ -1,0 +1,51 @@
+"""When to restart a service: backoff with jitter, reset after a healthy spell, intensity limit."""
+
+from __future__ import annotations
+
+import random
+from collections import deque
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class RestartSettings:
+    """The ``[restart]`` section of a target."""
+
+    backoff_initial_s: float = 1.0
+    backoff_max_s: float = 60.0
+    backoff_jitter: float = 0.2
+    reset_after_s: float = 600.0
+    max_restarts: int = 5
+    window_s: float = 600.0
+
+
+@dataclass
+class RestartTracker:
+    """Remembers one service's restarts and decides the next delay or that it has FAILED."""
+
+    settings: RestartSettings
+    rng: random.Random = field(default_factory=random.Random)
+    consecutive: int = 0
+    history: deque[float] = field(default_factory=deque)
+
+    def next_delay(self, now: float, healthy_for: float) -> float | None:
+        """Delay before the next restart, or None when the intensity limit is exceeded (FAILED).
+
+        The first restart is immediate; then 1 s doubling to the cap, ±jitter. A service that
+        stayed healthy for ``reset_after_s`` starts again from an immediate restart.
+        """
+        s = self.settings
+        if healthy_for >= s.reset_after_s:
+            self.consecutive = 0
+        while self.history and now - self.history[0] > s.window_s:
+            self.history.popleft()
+        if len(self.history) >= s.max_restarts:
+            return None
+        self.history.append(now)
+        n = self.consecutive
+        self.consecutive += 1
+        if n == 0:
+            return 0.0
+        base = min(s.backoff_max_s, s.backoff_initial_s * (2 ** (n - 1)))
+        jitter = 1.0 + s.backoff_jitter * (2 * self.rng.random() - 1)
+        return max(0.0, min(s.backoff_max_s * (1 + s.backoff_jitter), base * jitter))

@@ -1,0 +1,273 @@
+"""Routes commands to services: exactly one result per command, queued while a service restarts.
+
+A command id is its idempotency key: a retry while it runs joins the same execution, a retry after
+it finished gets the remembered result. A command delivered to a process that then dies is answered
+``service_failed`` (it ran at most once); one still queued is delivered to the next incarnation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import structlog
+import zmq
+
+from flightos.bus import envelope as wire
+from flightos.bus.commands import error_payload, ok_payload
+from flightos.bus.envelope import FrameError, Kind
+from flightos.bus.errors import (
+    BadRequest,
+    CommandError,
+    DeadlineExceeded,
+    HandlerError,
+    QueueFull,
+    ServiceFailed,
+    ServiceUnavailable,
+    UnknownService,
+)
+from flightos.bus.pubsub import RejectCounter
+from flightos.kernel.records import ACCEPTS_QUEUED, PendingCommand, ServiceRecord, State
+
+log = structlog.get_logger("flightos.kernel")
+
+RESULT_CACHE = 16_384
+KERNEL = "kernel"
+
+KernelHandler = Callable[[str, Any], Awaitable[Any]]
+
+
+class CommandRouter:
+    """Owns the command ROUTER's traffic: requests in, deliveries out, results back."""
+
+    def __init__(
+        self,
+        sock: zmq.Socket[bytes],
+        records: dict[str, ServiceRecord],
+        queue_cap: int,
+        kernel_handler: KernelHandler,
+        on_attach: Callable[[ServiceRecord], None],
+    ) -> None:
+        self.sock = sock
+        self.records = records
+        self.queue_cap = queue_cap
+        self.kernel_handler = kernel_handler
+        self.on_attach = on_attach
+        self.pending: dict[str, PendingCommand] = {}
+        self.results: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self.rejects = RejectCounter("kernel:commands")
+        self.stats = {"received": 0, "delivered": 0, "completed": 0, "duplicates": 0,
+                      "queued": 0, "queue_full": 0, "deadline_exceeded": 0, "service_lost": 0,
+                      "late_results": 0, "undeliverable": 0, "stale": 0}
+        self._by_identity: dict[str, ServiceRecord] = {}
+
+    # ---- inbound ------------------------------------------------------------------------------
+    def on_frames(self, batch: list[list[bytes]]) -> None:
+        """Handle a drained batch of ROUTER messages ([identity, frame])."""
+        for parts in batch:
+            if len(parts) != 2:
+                self.rejects.reject(FrameError("malformed", f"{len(parts)} frames, expected 2"))
+                continue
+            ident, frame = parts
+            try:
+                env = wire.decode(frame)
+            except FrameError as err:
+                self.rejects.reject(err)
+                continue
+            if env.kind == Kind.COMMAND:
+                self._on_command(ident, env)
+            elif env.kind == Kind.RESULT:
+                self._on_result(ident, env)
+            elif env.kind == Kind.CONTROL:
+                self._on_attach(ident)
+            else:
+                self.rejects.reject(FrameError("unexpected_kind", f"kind {env.kind} on the command socket"))
+
+    def _on_attach(self, ident: bytes) -> None:
+        name, inc = _parse_identity(ident)
+        rec = self.records.get(name)
+        if rec is None or rec.incarnation != inc:
+            self.stats["stale"] += 1
+            return
+        rec.cmd_attached = True
+        self.on_attach(rec)
+
+    def _on_command(self, ident: bytes, env: wire.Envelope) -> None:
+        self.stats["received"] += 1
+        cid = env.corr
+        p = env.payload
+        if not cid or not isinstance(p, dict) or not isinstance(p.get("name"), str):
+            self._reply(ident, cid or "", error_payload(BadRequest("malformed command: needs an id and a name")))
+            return
+        cached = self.results.get(cid)
+        if cached is not None:
+            self.stats["duplicates"] += 1
+            self._reply(ident, cid, cached)
+            return
+        existing = self.pending.get(cid)
+        if existing is not None:
+            self.stats["duplicates"] += 1
+            if ident not in existing.requesters:
+                existing.requesters.append(ident)
+            return
+        timeout_ms = p.get("timeout_ms")
+        if not isinstance(timeout_ms, int) or timeout_ms <= 0:
+            timeout_ms = 5000
+        loop = asyncio.get_running_loop()
+        cmd = PendingCommand(cid=cid, destination=env.topic, name=p["name"], args=p.get("args") or {},
+                             deadline=loop.time() + timeout_ms / 1000.0, requesters=[ident],
+                             source=env.source)
+        if env.topic == KERNEL:
+            self.pending[cid] = cmd
+            loop.create_task(self._run_kernel_command(cmd))
+            return
+        rec = self.records.get(env.topic)
+        if rec is None:
+            self.complete(cmd, error_payload(UnknownService(
+                f"no service {env.topic!r} in this runtime", available=sorted(self.records))))
+            return
+        self.pending[cid] = cmd
+        cmd.timer = loop.call_at(cmd.deadline, self._expire, cid)
+        self._route(rec, cmd)
+
+    def _route(self, rec: ServiceRecord, cmd: PendingCommand) -> None:
+        if rec.state == State.READY:
+            if rec.queue or not self._deliver(rec, cmd):
+                rec.queue.append(cmd)
+                self._schedule_flush(rec)
+        elif rec.state in ACCEPTS_QUEUED:
+            if len(rec.queue) >= self.queue_cap:
+                self.stats["queue_full"] += 1
+                self.complete(cmd, error_payload(QueueFull(
+                    f"service {rec.name!r} is {rec.state.value.lower()} and its command queue "
+                    f"({self.queue_cap}) is full")))
+                return
+            self.stats["queued"] += 1
+            rec.queue.append(cmd)
+        else:
+            self.complete(cmd, error_payload(ServiceUnavailable(
+                f"service {rec.name!r} is {rec.state.value}" + (f": {rec.reason}" if rec.reason else ""))))
+
+    def _deliver(self, rec: ServiceRecord, cmd: PendingCommand) -> bool:
+        """Send one command to the service; False if ZeroMQ could not take it now."""
+        remaining = cmd.deadline - asyncio.get_running_loop().time()
+        if remaining <= 0:
+            self._expire(cmd.cid)
+            return True
+        env = wire.make(Kind.COMMAND, rec.name, cmd.source,
+                        {"name": cmd.name, "args": cmd.args, "timeout_ms": max(1, int(remaining * 1000))},
+                        corr=cmd.cid)
+        try:
+            self.sock.send_multipart([rec.identity.encode(), wire.encode(env)], zmq.NOBLOCK)
+        except zmq.ZMQError as exc:
+            # At its high-water mark or not attached: keep it queued and try again shortly.
+            log.debug("kernel.delivery_deferred", service=rec.name, error=str(exc))
+            return False
+        cmd.delivered_to = rec.incarnation
+        rec.inflight[cmd.cid] = cmd
+        self.stats["delivered"] += 1
+        return True
+
+    def _schedule_flush(self, rec: ServiceRecord) -> None:
+        asyncio.get_running_loop().call_later(0.005, self.flush, rec)
+
+    def flush(self, rec: ServiceRecord) -> None:
+        """Deliver everything queued for a service that is ready, in order."""
+        while rec.queue and rec.state == State.READY:
+            cmd = rec.queue[0]
+            if cmd.cid in self.pending and not self._deliver(rec, cmd):
+                self._schedule_flush(rec)
+                return
+            if rec.queue and rec.queue[0] is cmd:
+                rec.queue.popleft()
+
+    def _on_result(self, ident: bytes, env: wire.Envelope) -> None:
+        name, inc = _parse_identity(ident)
+        rec = self.records.get(name)
+        if rec is not None:
+            rec.inflight.pop(env.corr, None)
+        cmd = self.pending.get(env.corr)
+        if cmd is None or cmd.delivered_to != inc:
+            self.stats["late_results"] += 1
+            return
+        payload = env.payload if isinstance(env.payload, dict) else error_payload(
+            HandlerError(f"malformed result from {name}"))
+        self.complete(cmd, payload)
+
+    # ---- outcomes ----------------------------------------------------------------------------
+    def complete(self, cmd: PendingCommand, payload: dict[str, Any]) -> None:
+        """Answer every requester of a command exactly once and remember the result."""
+        self.pending.pop(cmd.cid, None)
+        if cmd.timer is not None:
+            cmd.timer.cancel()
+        self.results[cmd.cid] = payload
+        if len(self.results) > RESULT_CACHE:
+            self.results.popitem(last=False)
+        self.stats["completed"] += 1
+        for ident in cmd.requesters:
+            self._reply(ident, cmd.cid, payload)
+
+    def _reply(self, ident: bytes, cid: str, payload: dict[str, Any]) -> None:
+        env = wire.make(Kind.RESULT, "", KERNEL, payload, corr=cid)
+        try:
+            self.sock.send_multipart([ident, wire.encode(env)], zmq.NOBLOCK)
+        except zmq.ZMQError as exc:
+            self.stats["undeliverable"] += 1
+            log.warning("kernel.result_undeliverable", requester=ident.decode(errors="replace"),
+                        command_id=cid, error=str(exc),
+                        note="the result is kept; a retry with the same id gets it")
+
+    def _expire(self, cid: str) -> None:
+        cmd = self.pending.get(cid)
+        if cmd is None:
+            return
+        rec = self.records.get(cmd.destination)
+        if rec is not None:
+            rec.inflight.pop(cid, None)
+            if cmd in rec.queue:
+                rec.queue.remove(cmd)
+        self.stats["deadline_exceeded"] += 1
+        where = "while running" if cmd.delivered_to else "before it could be delivered"
+        self.complete(cmd, error_payload(DeadlineExceeded(
+            f"{cmd.destination}.{cmd.name}: deadline exceeded {where}")))
+
+    def service_lost(self, rec: ServiceRecord, reason: str) -> None:
+        """The process died: its in-flight commands fail (they ran at most once)."""
+        for cid, cmd in list(rec.inflight.items()):
+            self.stats["service_lost"] += 1
+            self.complete(cmd, error_payload(ServiceFailed(
+                f"service {rec.name!r} {reason} while running {cmd.name}; it ran at most once",
+                incarnation=cmd.delivered_to)))
+            rec.inflight.pop(cid, None)
+
+    def service_unavailable(self, rec: ServiceRecord) -> None:
+        """The service will not come back soon (FAILED/STOPPED): fail its queue."""
+        while rec.queue:
+            cmd = rec.queue.popleft()
+            if cmd.cid in self.pending:
+                self.complete(cmd, error_payload(ServiceUnavailable(
+                    f"service {rec.name!r} is {rec.state.value}" + (f": {rec.reason}" if rec.reason else ""))))
+
+    async def _run_kernel_command(self, cmd: PendingCommand) -> None:
+        try:
+            value = await self.kernel_handler(cmd.name, cmd.args)
+            payload = ok_payload(value)
+        except CommandError as err:
+            payload = error_payload(err)
+        except Exception as exc:
+            log.exception("kernel.command_failed", command=cmd.name)
+            payload = error_payload(HandlerError(f"{type(exc).__name__}: {exc}"))
+        self.complete(cmd, payload)
+
+
+def _parse_identity(ident: bytes) -> tuple[str, int]:
+    """``s/<name>/<incarnation>`` -> (name, incarnation); anything else -> ("", -1)."""
+    try:
+        kind, name, inc = ident.decode().split("/")
+        if kind == "s":
+            return name, int(inc)
+    except (UnicodeDecodeError, ValueError):
+        pass
+    return "", -1

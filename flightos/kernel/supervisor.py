@@ -1,0 +1,250 @@
+"""Supervision: spawn, detect crashes (from the exit) and hangs (from silence), restart or give up."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+
+from flightos.host.spawn_spec import SpawnSpec
+from flightos.kernel.events import EventId
+from flightos.kernel.records import ServiceRecord, State
+from flightos.kernel.router import CommandRouter
+from flightos.kernel.spawn import ExecSpawner, ForkServerSpawner, SpawnError
+from flightos.sdk.severity import Severity
+
+log = structlog.get_logger("flightos.kernel")
+
+Emit = Callable[..., None]
+SpecFactory = Callable[[ServiceRecord], SpawnSpec]
+
+
+class Supervisor:
+    """Keeps every enabled service running according to its restart type and the restart policy."""
+
+    def __init__(
+        self,
+        records: dict[str, ServiceRecord],
+        router: CommandRouter,
+        emit: Emit,
+        make_spec: SpecFactory,
+        spawn_mode: str,
+        start_timeout_s: float,
+    ) -> None:
+        self.records = records
+        self.router = router
+        self.emit = emit
+        self.make_spec = make_spec
+        self.spawn_mode = spawn_mode
+        self.start_timeout_s = start_timeout_s
+        self.exec_spawner = ExecSpawner(self._on_exit)
+        self.fork_spawner: ForkServerSpawner | None = None
+        self._by_pid: dict[int, ServiceRecord] = {}
+        self._exited: dict[int, asyncio.Event] = {}
+        self._wake = asyncio.Event()
+        self._stopping = False
+
+    async def start(self) -> None:
+        """Start the fork server (if configured)."""
+        if self.spawn_mode == "forkserver":
+            self.fork_spawner = ForkServerSpawner(self._on_exit, self._on_forkserver_lost)
+            try:
+                await self.fork_spawner.start()
+            except SpawnError as exc:
+                log.error("kernel.forkserver_failed", error=str(exc), fallback="exec")
+                self.fork_spawner = None
+
+    def _on_forkserver_lost(self) -> None:
+        if self._stopping:
+            return
+        self.emit(EventId.FORKSERVER_LOST, Severity.MEDIUM,
+                  "fork server lost; services start as fresh interpreters from now on")
+        self.fork_spawner = None
+
+    # ---- spawning ----------------------------------------------------------------------------
+    async def spawn(self, rec: ServiceRecord) -> None:
+        """Start a new incarnation of a service."""
+        if self._stopping:
+            return
+        rec.restart_handle = None
+        rec.incarnation += 1
+        rec.state = State.STARTING
+        rec.cmd_attached = rec.ctl_ready = False
+        rec.hung = False
+        rec.stop_requested = False
+        loop = asyncio.get_running_loop()
+        rec.spawned_at = loop.time()
+        spec = self.make_spec(rec)
+        try:
+            spawner = self.fork_spawner if self.fork_spawner and self.fork_spawner.alive else self.exec_spawner
+            pid = await spawner.spawn(spec)
+        except SpawnError as exc:
+            self.emit(EventId.SERVICE_SPAWN_FAILED, Severity.HIGH, f"cannot start {rec.name}: {exc}",
+                      service=rec.name)
+            rec.pid = None
+            self._handle_exit(rec, None, "could not be started")
+            return
+        rec.pid = pid
+        self._by_pid[pid] = rec
+        self._exited[pid] = asyncio.Event()
+        self.emit(EventId.SERVICE_SPAWNED, Severity.INFO, f"{rec.name} started", service=rec.name,
+                  pid=pid, incarnation=rec.incarnation, cores=rec.cores, host_cpus=rec.host_cpus)
+        self._wake.set()
+
+    def mark_ready_part(self, rec: ServiceRecord) -> None:
+        """Called when the command channel attaches or the control channel says ready."""
+        if rec.state != State.STARTING or not (rec.cmd_attached and rec.ctl_ready):
+            return
+        loop = asyncio.get_running_loop()
+        rec.state = State.READY
+        rec.ready_at = rec.last_heartbeat = loop.time()
+        rec.reason = ""
+        self.emit(EventId.SERVICE_READY, Severity.INFO, f"{rec.name} ready", service=rec.name,
+                  pid=rec.pid, incarnation=rec.incarnation,
+                  start_ms=round((rec.ready_at - rec.spawned_at) * 1000, 1))
+        self.router.flush(rec)
+        self._wake.set()
+
+    # ---- exits -------------------------------------------------------------------------------
+    def _on_exit(self, pid: int, code: int | None) -> None:
+        rec = self._by_pid.pop(pid, None)
+        ev = self._exited.pop(pid, None)
+        if ev is not None:
+            ev.set()
+        if rec is None or rec.pid != pid:
+            return
+        rec.pid = None
+        rec.last_exit = code
+        how = ("was killed after it hung" if rec.hung else
+               "exited" if code is None or code >= 0 else f"was killed by signal {-code}")
+        self._handle_exit(rec, code, how)
+
+    def _handle_exit(self, rec: ServiceRecord, code: int | None, how: str) -> None:
+        self.router.service_lost(rec, how)
+        if rec.stop_requested or self._stopping:
+            rec.state = State.STOPPED
+            rec.reason = "stopped on request"
+            self.emit(EventId.SERVICE_STOPPED, Severity.INFO, f"{rec.name} stopped", service=rec.name,
+                      code=code)
+            self.router.service_unavailable(rec)
+            return
+        abnormal = rec.hung or code != 0
+        self.emit(EventId.SERVICE_EXITED, Severity.MEDIUM if abnormal else Severity.INFO,
+                  f"{rec.name} {how} (code {code})", service=rec.name, code=code,
+                  incarnation=rec.incarnation, hung=rec.hung)
+        if rec.cfg.restart == "temporary" or (rec.cfg.restart == "transient" and not abnormal):
+            rec.state = State.STOPPED
+            rec.reason = f"{rec.cfg.restart} service exited with code {code}"
+            self.router.service_unavailable(rec)
+            return
+        loop = asyncio.get_running_loop()
+        healthy_for = (loop.time() - rec.ready_at) if rec.ready_at else 0.0
+        delay = rec.tracker.next_delay(loop.time(), healthy_for)
+        if delay is None:
+            s = rec.tracker.settings
+            rec.state = State.FAILED
+            rec.reason = f"more than {s.max_restarts} restarts in {s.window_s:g} s"
+            self.emit(EventId.SERVICE_FAILED, Severity.HIGH, f"{rec.name} FAILED: {rec.reason}",
+                      service=rec.name, restarts=rec.restarts)
+            self.router.service_unavailable(rec)
+            return
+        rec.restarts += 1
+        rec.state = State.BACKOFF
+        self.emit(EventId.SERVICE_RESTART_SCHEDULED, Severity.LOW,
+                  f"{rec.name} restarts in {delay:.2f} s", service=rec.name, delay_s=round(delay, 3),
+                  restarts=rec.restarts)
+        if delay <= 0:
+            loop.create_task(self.spawn(rec))
+        else:
+            rec.restart_handle = loop.call_later(delay, lambda: loop.create_task(self.spawn(rec)))
+
+    # ---- hang detection ----------------------------------------------------------------------
+    def heartbeat(self, rec: ServiceRecord, payload: Any) -> None:
+        """Record a heartbeat from the current incarnation."""
+        rec.last_heartbeat = asyncio.get_running_loop().time()
+        if isinstance(payload, dict):
+            rec.heartbeat = payload
+
+    async def watch(self) -> None:
+        """Forever: sleep until the earliest heartbeat/start deadline, then act on expired ones."""
+        loop = asyncio.get_running_loop()
+        while True:
+            now = loop.time()
+            nearest = now + 1.0
+            for rec in self.records.values():
+                if rec.state == State.READY and rec.pid is not None and not rec.hung:
+                    deadline = rec.last_heartbeat + rec.hang_timeout
+                    if deadline <= now:
+                        self._declare_hung(rec, now - rec.last_heartbeat)
+                    else:
+                        nearest = min(nearest, deadline)
+                elif rec.state == State.STARTING and rec.pid is not None and not rec.hung:
+                    deadline = rec.spawned_at + self.start_timeout_s
+                    if deadline <= now:
+                        self.emit(EventId.SERVICE_START_TIMEOUT, Severity.MEDIUM,
+                                  f"{rec.name} not ready {self.start_timeout_s:g} s after start",
+                                  service=rec.name)
+                        self._kill(rec, hung=True)
+                    else:
+                        nearest = min(nearest, deadline)
+            self._wake.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), max(0.0, nearest - loop.time()))
+
+    def _declare_hung(self, rec: ServiceRecord, silent_for: float) -> None:
+        self.emit(EventId.SERVICE_HUNG, Severity.MEDIUM,
+                  f"{rec.name} silent for {silent_for * 1000:.0f} ms (limit {rec.hang_timeout * 1000:.0f} ms)",
+                  service=rec.name, pid=rec.pid, silent_ms=round(silent_for * 1000, 1),
+                  limit_ms=round(rec.hang_timeout * 1000, 1))
+        self._kill(rec, hung=True)
+
+    def _kill(self, rec: ServiceRecord, hung: bool = False) -> None:
+        rec.hung = rec.hung or hung
+        if rec.pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(rec.pid, signal.SIGKILL)
+
+    # ---- stopping ----------------------------------------------------------------------------
+    async def stop_service(self, rec: ServiceRecord, grace_s: float) -> None:
+        """SIGTERM, wait up to the grace, then SIGKILL; the exit handler marks it STOPPED."""
+        if rec.restart_handle is not None:
+            rec.restart_handle.cancel()
+            rec.restart_handle = None
+        rec.stop_requested = True
+        if rec.pid is None:
+            rec.state = State.STOPPED
+            rec.reason = "stopped on request"
+            self.router.service_unavailable(rec)
+            return
+        rec.state = State.STOPPING
+        pid = rec.pid
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        exited = self._exited.get(pid)
+        if exited is None:
+            return
+        try:
+            await asyncio.wait_for(exited.wait(), grace_s)
+        except asyncio.TimeoutError:
+            log.warning("kernel.stop_grace_expired", service=rec.name, pid=pid, grace_s=grace_s)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(exited.wait(), 5.0)
+
+    async def stop_all(self, grace_s: float) -> None:
+        """Stop every running service in parallel, then the spawners."""
+        self._stopping = True
+        for rec in self.records.values():
+            if rec.restart_handle is not None:
+                rec.restart_handle.cancel()
+        await asyncio.gather(*(self.stop_service(r, grace_s) for r in self.records.values()
+                               if r.pid is not None))
+        if self.fork_spawner is not None:
+            await self.fork_spawner.close()
+        await self.exec_spawner.close()

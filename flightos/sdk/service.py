@@ -1,0 +1,131 @@
+"""The ``Service`` base class a mission-service author subclasses."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import structlog
+
+from flightos.bus.envelope import Envelope
+from flightos.sdk.decorators import CommandSpec, PeriodicSpec, SubscribeSpec
+from flightos.sdk.parameters import Parameter
+from flightos.sdk.severity import Severity
+from flightos.sdk.validation import Argument, signature_of
+
+if TYPE_CHECKING:
+    from flightos.host.service_host import ServiceHost
+    from flightos.sdk.store import Store
+
+Message = Envelope
+"""What a subscriber receives: ``.topic``, ``.source``, ``.seq``, ``.utc_ns``, ``.payload``."""
+
+
+@dataclass(frozen=True)
+class BoundCommand:
+    """A command as the host dispatches it: its name, handler name and declared arguments."""
+
+    spec: CommandSpec
+    attr: str
+    arguments: list[Argument]
+
+
+@dataclass
+class ServiceShape:
+    """Everything the decorators declared on a Service subclass, collected once."""
+
+    commands: dict[str, BoundCommand] = field(default_factory=dict)
+    periodics: dict[str, PeriodicSpec] = field(default_factory=dict)
+    subscriptions: dict[str, SubscribeSpec] = field(default_factory=dict)
+    parameters: dict[str, Parameter[Any]] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, service_cls: type[Service]) -> ServiceShape:
+        """Inspect a Service subclass (base classes first, so overrides win)."""
+        shape = cls()
+        for klass in reversed(service_cls.__mro__):
+            for attr, value in vars(klass).items():
+                if isinstance(value, Parameter):
+                    shape.parameters[attr] = value
+                fn = value
+                cspec = getattr(fn, "__flightos_command__", None)
+                if isinstance(cspec, CommandSpec):
+                    shape.commands[cspec.name] = BoundCommand(cspec, attr, signature_of(fn))
+                pspec = getattr(fn, "__flightos_periodic__", None)
+                if isinstance(pspec, PeriodicSpec):
+                    shape.periodics[attr] = pspec
+                sspec = getattr(fn, "__flightos_subscribe__", None)
+                if isinstance(sspec, SubscribeSpec):
+                    shape.subscriptions[attr] = sspec
+        return shape
+
+
+class Service:
+    """A mission service: one isolated process, supervised by the kernel, on the bus.
+
+    Subclass it, set ``name``, decorate ``async def`` methods with ``@command``, ``@periodic``
+    and ``@subscribe``, declare ``Parameter`` attributes, and register the class under the
+    ``flightos.services`` entry-point group.
+    """
+
+    name: ClassVar[str] = ""
+    """The service's bus name; its telemetry topics are ``tm.<name>.*``, its events ``ev.<name>``."""
+
+    _host: ServiceHost
+    log: Any
+    """A structlog logger bound to this service (``self.log.info("event", key=value)``)."""
+
+    def __init__(self) -> None:
+        self.log = structlog.get_logger(f"services.{self.name}").bind(service=self.name)
+
+    # ---- lifecycle hooks -------------------------------------------------------------------
+    async def on_start(self) -> None:
+        """Called once the service is on the bus, before it is declared ready."""
+
+    async def on_stop(self) -> None:
+        """Called on a graceful stop, before the sockets close (bounded by the kernel's grace)."""
+
+    async def on_parameter(self, name: str, value: Any) -> None:
+        """Called after a parameter was changed over the bus."""
+
+    # ---- what a service can do -------------------------------------------------------------
+    @property
+    def store(self) -> Store:
+        """The persistent key-value store; it survives restarts and migration."""
+        return self._host.store
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """This service's table from the target file (``[services.<name>]``)."""
+        return self._host.spec.options
+
+    @property
+    def throttle(self) -> int:
+        """The kernel's current throttle level for this service (0 = none); honour it if you can."""
+        return self._host.throttle
+
+    async def publish(self, name: str, payload: Any) -> None:
+        """Publish telemetry on ``tm.<service>.<name>`` (numbered, so drops are counted)."""
+        self._host.publish(f"tm.{self.name}.{name}", payload)
+
+    async def event(
+        self, message: str, severity: Severity = Severity.INFO, *, event_id: int = 0, **data: Any
+    ) -> None:
+        """Raise an event on ``ev.<service>`` and in the log (PUS ST[05] severities)."""
+        self._host.raise_event(message, severity, event_id, data)
+
+    async def call(
+        self,
+        service: str,
+        command: str,
+        args: dict[str, Any] | None = None,
+        *,
+        timeout: float = 5.0,
+    ) -> Any:
+        """Run another service's command and return its value, or raise its typed CommandError."""
+        return await self._host.commands.call(service, command, args or {}, timeout=timeout)
+
+    def subscribe(self, prefix: str, handler: Callable[[Message], Awaitable[None]]) -> None:
+        """Call ``handler`` with every message whose topic starts with ``prefix``."""
+        self._host.add_subscription(prefix, handler)

@@ -1,0 +1,170 @@
+"""A real runtime in a child process, for integration and hardware-in-the-loop tests."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from flightos.client import Client, NoRuntime, kernel_pid
+from flightos.config import target as tgt
+
+
+class RuntimeStartError(Exception):
+    """The runtime did not come up; the message carries the tail of its log."""
+
+
+class RuntimeProcess:
+    """``flightos run`` in a child process with its own runtime and state directories.
+
+    ``services`` names the services to run (others in the target are disabled); ``overrides``
+    are ``--set KEY=VALUE`` items. Use ``async with RuntimeProcess(...) as rt:`` then ``rt.client``.
+    """
+
+    def __init__(
+        self,
+        target: str = "sim-radhard",
+        services: list[str] | None = None,
+        overrides: list[str] | None = None,
+        workdir: Path | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.target = target
+        self.services = services
+        self.overrides = list(overrides or [])
+        self._own_workdir = workdir is None
+        self.workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="fos-"))
+        self.runtime_dir = self.workdir / "run"
+        self.state_dir = self.workdir / "state"
+        self.log_path = self.workdir / "runtime.log"
+        self.env = env
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.client: Client | None = None
+        self._log_file: Any = None
+
+    def command_line(self) -> list[str]:
+        """The exact command that starts this runtime."""
+        sets = list(self.overrides)
+        if self.services is not None:
+            t = tgt.load(self.target)
+            for name in t.services:
+                if name not in self.services:
+                    sets.append(f"services.{name}.enabled=false")
+            for name in self.services:
+                sets.append(f"services.{name}.enabled=true")
+        sets.append(f'runtime.state_dir="{self.state_dir}"')
+        argv = [sys.executable, "-m", "flightos.cli.main", "--runtime-dir", str(self.runtime_dir),
+                "run", "--target", self.target]
+        for s in sets:
+            argv += ["--set", s]
+        return argv
+
+    async def start(self, timeout: float = 30.0) -> RuntimeProcess:
+        """Start the kernel and wait until every enabled service is READY."""
+        env = dict(os.environ)
+        env.update(self.env or {})
+        self._log_file = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(self.command_line(), stdout=self._log_file,
+                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self.client is None:
+            if self.proc.poll() is not None:
+                raise RuntimeStartError(f"runtime exited with code {self.proc.returncode}:\n{self.log_tail()}")
+            if kernel_pid(self.runtime_dir) is not None:
+                try:
+                    self.client = Client(self.runtime_dir, name="test")
+                except NoRuntime:
+                    pass
+            if loop.time() > deadline:
+                raise RuntimeStartError(f"runtime not up within {timeout} s:\n{self.log_tail()}")
+            if self.client is None:
+                await asyncio.sleep(0.02)
+        await self.wait_ready(timeout=max(1.0, deadline - loop.time()))
+        return self
+
+    async def status(self) -> dict[str, Any]:
+        """The kernel's status document."""
+        assert self.client is not None
+        result: dict[str, Any] = await self.client.call("kernel", "status", timeout=5.0)
+        return result
+
+    async def service(self, name: str) -> dict[str, Any]:
+        """One row of the service table."""
+        for row in (await self.status())["services"]:
+            if row["name"] == name:
+                return dict(row)
+        raise KeyError(name)
+
+    async def wait_until(self, predicate: Any, timeout: float = 10.0, what: str = "condition") -> dict[str, Any]:
+        """Poll the status until ``predicate(status)`` is true; TimeoutError naming ``what``."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            st = await self.status()
+            if predicate(st):
+                return st
+            if loop.time() > deadline:
+                raise TimeoutError(f"timed out after {timeout} s waiting for {what}; services: "
+                                   + ", ".join(f"{s['name']}={s['state']}" for s in st["services"]))
+            await asyncio.sleep(0.02)
+
+    async def wait_ready(self, *names: str, timeout: float = 20.0) -> dict[str, Any]:
+        """Wait until the named (default: every enabled) services are READY."""
+        def ok(st: dict[str, Any]) -> bool:
+            rows = [s for s in st["services"] if (s["name"] in names if names else s["state"] != "DISABLED")]
+            return all(s["state"] == "READY" for s in rows)
+
+        return await self.wait_until(ok, timeout, f"services ready: {', '.join(names) or 'all'}")
+
+    def log_tail(self, lines: int = 60) -> str:
+        """The last lines of the runtime's log."""
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    async def stop(self, timeout: float = 20.0) -> int:
+        """SIGTERM the kernel and wait for its exit code."""
+        if self.client is not None:
+            self.client.close()
+            self.client = None
+        code = 0
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                self.proc.send_signal(signal.SIGTERM)
+            try:
+                code = await asyncio.get_running_loop().run_in_executor(None, self.proc.wait, timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                code = self.proc.wait()
+        if self._log_file is not None:
+            self._log_file.close()
+            self._log_file = None
+        return code
+
+    def cleanup(self) -> None:
+        """Remove the work directory (when this object created it)."""
+        if self._own_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    async def __aenter__(self) -> RuntimeProcess:
+        try:
+            return await self.start()
+        except BaseException:
+            await self.stop()
+            self.cleanup()
+            raise
+
+    async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.stop()
+        self.cleanup()

@@ -1,0 +1,71 @@
+"""The ``housekeeping`` service: per-core CPU, memory, disk and load telemetry at a set rate."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import psutil
+
+from flightos import Message, Parameter, Service, command, periodic, subscribe
+
+
+class Housekeeping(Service):
+    """Publishes the board's resource figures and a per-service resource table."""
+
+    name = "housekeeping"
+    disk_path = Parameter("/", doc="file system whose usage is reported")
+    rate_hz = Parameter(1.0, min=0.01, max=50.0, doc="reports per second")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._services: list[dict[str, Any]] = []
+        self._cores: list[dict[str, Any]] = []
+        self.samples = 0
+
+    async def on_start(self) -> None:
+        psutil.cpu_percent(percpu=False)
+
+    @subscribe("tm.kernel.services")
+    async def on_services(self, msg: Message) -> None:
+        """Keep the kernel's latest service table for the resource report."""
+        if isinstance(msg.payload, dict):
+            self._services = list(msg.payload.get("services", []))
+
+    @subscribe("tm.hal.reading")
+    async def on_hal(self, msg: Message) -> None:
+        """Keep the HAL's latest per-core readings (load by core label, never by position)."""
+        if isinstance(msg.payload, dict):
+            self._cores = list(msg.payload.get("cores", []))
+
+    @periodic(hz="rate_hz")
+    async def report(self) -> None:
+        """Publish ``tm.housekeeping.system`` and ``tm.housekeeping.services``."""
+        await self.publish("system", self.snapshot())
+        await self.publish("services", {"services": [
+            {k: s.get(k) for k in ("name", "state", "pid", "cores", "cpu_percent", "rss_mb", "restarts")}
+            for s in self._services]})
+        self.samples += 1
+
+    @command()
+    async def sample(self) -> dict[str, Any]:
+        """Take and return one housekeeping sample now."""
+        return self.snapshot()
+
+    def snapshot(self) -> dict[str, Any]:
+        """CPU load per board core, memory, disk and load average."""
+        per_core = {str(c.get("id")): c.get("load_pct") for c in self._cores}
+        vm = psutil.virtual_memory()
+        try:
+            du = psutil.disk_usage(self.disk_path)
+            disk = {"path": self.disk_path, "used_pct": du.percent, "free_mb": du.free // 2**20}
+        except OSError as exc:
+            disk = {"path": self.disk_path, "error": str(exc)}
+        return {
+            "core_load_pct": per_core,
+            "memory": {"used_pct": vm.percent, "available_mb": vm.available // 2**20},
+            "disk": disk,
+            "load_avg": list(os.getloadavg()),
+        }
+
+

@@ -1,0 +1,79 @@
+"""The ``test`` service: PUS ST[17]-style ping, and fault drills that crash, hang or leak on purpose."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from typing import Any
+
+from flightos import Parameter, Service, Severity, command
+
+
+class TestService(Service):
+    """Answers pings and misbehaves on command, so the kernel's supervision can be exercised."""
+
+    name = "test"
+    greeting = Parameter("pong", doc="what ping answers with")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._leak: list[bytearray] = []
+
+    @command()
+    async def ping(self) -> dict[str, Any]:
+        """Are-you-alive: answers at once with the pid and the greeting parameter."""
+        return {"reply": self.greeting, "pid": os.getpid()}
+
+    @command()
+    async def echo(self, value: Any) -> Any:
+        """Return the argument unchanged."""
+        return value
+
+    @command()
+    async def record(self, key: str) -> int:
+        """Count an execution of ``key`` in the persistent store; return the new count."""
+        return self.store.increment(f"exec/{key}")
+
+    @command()
+    async def executions(self, prefix: str = "") -> dict[str, int]:
+        """How many times each recorded key was executed."""
+        return {k.removeprefix("exec/"): int(v) for k, v in self.store.items("exec/" + prefix)}
+
+    @command()
+    async def sleep(self, seconds: float) -> float:
+        """Wait asynchronously (the loop stays responsive), for deadline tests."""
+        await asyncio.sleep(seconds)
+        return seconds
+
+    @command()
+    async def fail(self, message: str = "failure on request") -> None:
+        """Raise, so the caller gets a command_failed error."""
+        raise RuntimeError(message)
+
+    @command()
+    async def crash(self, code: int = 1) -> None:
+        """Exit the process at once with ``code`` (no cleanup), as a crash would."""
+        await self.event("crashing on request", Severity.LOW, code=code)
+        os._exit(code)
+
+    @command()
+    async def abort(self) -> None:
+        """Die from SIGABRT, as a native crash would."""
+        os.kill(os.getpid(), signal.SIGABRT)
+
+    @command()
+    async def hang(self, seconds: float = 3600.0) -> None:
+        """Block the event loop (no heartbeats, no commands) for ``seconds``."""
+        await self.event("hanging on request", Severity.LOW, seconds=seconds)
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            time.sleep(0.05)
+
+    @command()
+    async def leak(self, megabytes: int) -> int:
+        """Allocate and keep ``megabytes`` of memory; return the total held."""
+        for _ in range(megabytes):
+            self._leak.append(bytearray(1 << 20))
+        return len(self._leak)
