@@ -21,16 +21,19 @@ class AsyncSocket:
     def __init__(self, sock: zmq.Socket[bytes], loop: asyncio.AbstractEventLoop | None = None):
         self.sock = sock
         self._loop = loop or asyncio.get_running_loop()
-        self._fd: int = sock.getsockopt(zmq.FD)
+        self._fd = int(sock.getsockopt(zmq.FD))
         self._readable = asyncio.Event()
         self._writable = asyncio.Event()
         self._closed = False
         self._loop.add_reader(self._fd, self._on_fd)
 
+    def _events(self) -> int:
+        return int(self.sock.getsockopt(zmq.EVENTS))
+
     def _on_fd(self) -> None:
         # Reading EVENTS re-arms ZeroMQ's edge-triggered FD, so the selector does not spin.
         try:
-            events = self.sock.getsockopt(zmq.EVENTS)
+            events = self._events()
         except zmq.ZMQError:
             return
         if events & zmq.POLLIN:
@@ -40,13 +43,13 @@ class AsyncSocket:
 
     async def wait_readable(self) -> None:
         """Return once at least one message can be received without blocking."""
-        while not self.sock.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+        while not self._events() & zmq.POLLIN:
             self._readable.clear()
             await self._readable.wait()
 
     async def wait_writable(self) -> None:
         """Return once a message can be sent without blocking."""
-        while not self.sock.getsockopt(zmq.EVENTS) & zmq.POLLOUT:
+        while not self._events() & zmq.POLLOUT:
             self._writable.clear()
             await self._writable.wait()
 

@@ -105,7 +105,8 @@ SECTIONS: dict[str, dict[str, Field]] = {
         "command_queue": Field(positive_int, 64, "commands held per service while it restarts"),
         "command_timeout_s": Field(positive, 5.0, "default command deadline"),
         "telemetry_hz": Field(positive, 1.0, "rate of the kernel's own telemetry"),
-        "state_dir": Field(string, "", "where stores live (default: $FLIGHTOS_STATE_DIR or ~/.local/state/flightos/<target>)"),
+        "state_dir": Field(string, "", "where stores live (default: $FLIGHTOS_STATE_DIR, "
+                           "~/.local/state/flightos/<target>)"),
         "log_format": Field(one_of("console", "json"), "console", "log renderer"),
         "log_level": Field(one_of("debug", "info", "warning", "error"), "info", "minimum log level"),
     },

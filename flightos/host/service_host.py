@@ -15,6 +15,7 @@ from typing import Any
 import structlog
 import zmq
 
+from flightos.aio import TaskSet
 from flightos.bus import envelope as wire
 from flightos.bus.aiozmq import LINGER_MS, AsyncSocket
 from flightos.bus.commands import CommandChannel, error_payload, ok_payload
@@ -67,6 +68,7 @@ class ServiceHost:
         self._running: dict[str, asyncio.Task[None]] = {}
         self._done: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._stop = asyncio.Event()
+        self._replies = TaskSet("replies")
         self.periodic_stats: dict[str, PeriodicStats] = {}
         self.ctl_rejects = RejectCounter(f"control:{spec.identity}")
         self.throttle = 0
@@ -218,7 +220,7 @@ class ServiceHost:
         cid = env.corr
         cached = self._done.get(cid)
         if cached is not None:
-            asyncio.get_running_loop().create_task(self._reply(cid, cached))
+            self._replies.spawn(self._reply(cid, cached))
         elif cid not in self._running:
             self._running[cid] = asyncio.get_running_loop().create_task(self._execute(env))
 

@@ -27,8 +27,8 @@ def _preload() -> None:
     import structlog  # noqa: F401
     import zmq  # noqa: F401
 
-    import flightos  # noqa: F401
-    import flightos.host.service_host  # noqa: F401
+    import flightos
+    import flightos.host.service_host
     import flightos.plugins  # noqa: F401
 
     md.entry_points(group="flightos.services")

@@ -18,7 +18,7 @@ import zmq
 
 import hal
 from flightos.bus import envelope as wire
-from flightos.bus.aiozmq import LINGER_MS, AsyncSocket
+from flightos.bus.aiozmq import AsyncSocket
 from flightos.bus.endpoints import Endpoints, prepare_runtime_dir
 from flightos.bus.envelope import FrameError, Kind
 from flightos.bus.errors import BadArguments, UnknownCommand, UnknownService
@@ -228,12 +228,15 @@ class Kernel:
     def status(self) -> dict[str, Any]:
         """The status table: kernel, services, cores, bus counters."""
         now = asyncio.get_running_loop().time()
+        fork = self.supervisor.fork_spawner
         return {
-            "kernel": {"pid": os.getpid(), "target": self.target.name, "uptime_s": round(time.time() - self.started_at, 1),
+            "kernel": {"pid": os.getpid(), "target": self.target.name,
+                       "uptime_s": round(time.time() - self.started_at, 1),
                        "board": self.board.identity.model, "backend": self.board.identity.backend,
                        "runtime_dir": str(self.endpoints.runtime_dir),
-                       "cpu_percent": self._me.cpu_percent(None), "rss_mb": round(self._me.memory_info().rss / 1e6, 1),
-                       "spawn": "forkserver" if self.supervisor.fork_spawner and self.supervisor.fork_spawner.alive else "exec"},
+                       "cpu_percent": self._me.cpu_percent(None),
+                       "rss_mb": round(self._me.memory_info().rss / 1e6, 1),
+                       "spawn": "forkserver" if fork and fork.alive else "exec"},
             "services": [service_row(r, now) for r in self.records.values()],
             "cores": self._cores(),
             "bus": self.bus_stats(),

@@ -82,5 +82,5 @@ class ServiceRecord:
 
     @property
     def hang_timeout(self) -> float:
-        """Silence after which the service is declared hung: period × misses."""
+        """Silence after which the service is declared hung: period x misses."""
         return self.cfg.heartbeat_period_s * self.cfg.heartbeat_misses

@@ -48,4 +48,4 @@ class RestartTracker:
             return 0.0
         base = min(s.backoff_max_s, s.backoff_initial_s * (2 ** (n - 1)))
         jitter = 1.0 + s.backoff_jitter * (2 * self.rng.random() - 1)
-        return max(0.0, min(s.backoff_max_s * (1 + s.backoff_jitter), base * jitter))
+        return float(max(0.0, min(s.backoff_max_s * (1 + s.backoff_jitter), base * jitter)))

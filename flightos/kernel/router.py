@@ -15,6 +15,7 @@ from typing import Any
 import structlog
 import zmq
 
+from flightos.aio import TaskSet
 from flightos.bus import envelope as wire
 from flightos.bus.commands import error_payload, ok_payload
 from flightos.bus.envelope import FrameError, Kind
@@ -61,7 +62,7 @@ class CommandRouter:
         self.stats = {"received": 0, "delivered": 0, "completed": 0, "duplicates": 0,
                       "queued": 0, "queue_full": 0, "deadline_exceeded": 0, "service_lost": 0,
                       "late_results": 0, "undeliverable": 0, "stale": 0}
-        self._by_identity: dict[str, ServiceRecord] = {}
+        self._tasks = TaskSet("router")
 
     # ---- inbound ------------------------------------------------------------------------------
     def on_frames(self, batch: list[list[bytes]]) -> None:
@@ -121,7 +122,7 @@ class CommandRouter:
                              source=env.source)
         if env.topic == KERNEL:
             self.pending[cid] = cmd
-            loop.create_task(self._run_kernel_command(cmd))
+            self._tasks.spawn(self._run_kernel_command(cmd))
             return
         rec = self.records.get(env.topic)
         if rec is None:

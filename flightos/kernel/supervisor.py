@@ -11,6 +11,7 @@ from typing import Any
 
 import structlog
 
+from flightos.aio import TaskSet
 from flightos.host.spawn_spec import SpawnSpec
 from flightos.kernel.events import EventId
 from flightos.kernel.records import ServiceRecord, State
@@ -48,6 +49,7 @@ class Supervisor:
         self._exited: dict[int, asyncio.Event] = {}
         self._wake = asyncio.Event()
         self._stopping = False
+        self._tasks = TaskSet("supervisor")
 
     async def start(self) -> None:
         """Start the fork server (if configured)."""
@@ -159,9 +161,9 @@ class Supervisor:
                   f"{rec.name} restarts in {delay:.2f} s", service=rec.name, delay_s=round(delay, 3),
                   restarts=rec.restarts)
         if delay <= 0:
-            loop.create_task(self.spawn(rec))
+            self._tasks.spawn(self.spawn(rec))
         else:
-            rec.restart_handle = loop.call_later(delay, lambda: loop.create_task(self.spawn(rec)))
+            rec.restart_handle = loop.call_later(delay, lambda: self._tasks.spawn(self.spawn(rec)))
 
     # ---- hang detection ----------------------------------------------------------------------
     def heartbeat(self, rec: ServiceRecord, payload: Any) -> None:

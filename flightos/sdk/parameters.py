@@ -24,9 +24,9 @@ class Parameter(Generic[T]):
         default: T,
         *,
         doc: str = "",
-        type: type[T] | None = None,  # noqa: A002 - mirrors the user's vocabulary
-        min: float | None = None,  # noqa: A002
-        max: float | None = None,  # noqa: A002
+        type: type[T] | None = None,
+        min: float | None = None,
+        max: float | None = None,
         choices: Sequence[T] | None = None,
     ) -> None:
         self.type: Any = type if type is not None else default.__class__

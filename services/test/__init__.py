@@ -1,4 +1,4 @@
-"""The ``test`` service: PUS ST[17]-style ping, and fault drills that crash, hang or leak on purpose."""
+"""The ``test`` service: PUS ST[17]-style ping, and drills that crash, hang or leak on purpose."""
 
 from __future__ import annotations
 
@@ -69,7 +69,7 @@ class TestService(Service):
         await self.event("hanging on request", Severity.LOW, seconds=seconds)
         end = time.monotonic() + seconds
         while time.monotonic() < end:
-            time.sleep(0.05)
+            time.sleep(0.05)  # noqa: ASYNC251 - blocking the loop is the point of this drill
 
     @command()
     async def leak(self, megabytes: int) -> int:
