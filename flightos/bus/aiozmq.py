@@ -75,23 +75,38 @@ class AsyncSocket:
             pass
         return out
 
+    def _after_send(self) -> None:
+        # A send can consume the FD's edge for messages that arrived meanwhile; re-check so a
+        # waiting reader is not left asleep with messages queued.
+        if self._events() & zmq.POLLIN:
+            self._readable.set()
+
     async def send(self, frame: bytes) -> None:
         """Send one frame, waiting (never dropping) while the peer is at its high-water mark."""
         while True:
             try:
                 self.sock.send(frame, zmq.NOBLOCK)
-                return
+                break
             except zmq.Again:
                 await self.wait_writable()
+        self._after_send()
 
     async def send_multipart(self, frames: list[bytes]) -> None:
         """Send a multipart message, waiting while at the high-water mark."""
         while True:
             try:
                 self.sock.send_multipart(frames, zmq.NOBLOCK)
-                return
+                break
             except zmq.Again:
                 await self.wait_writable()
+        self._after_send()
+
+    def send_multipart_nowait(self, frames: list[bytes]) -> None:
+        """Send now or raise zmq.ZMQError (EAGAIN at the HWM, EHOSTUNREACH for an unknown peer)."""
+        try:
+            self.sock.send_multipart(frames, zmq.NOBLOCK)
+        finally:
+            self._after_send()
 
     def close(self, linger_ms: int = LINGER_MS) -> None:
         """Stop watching the FD and close with a bounded linger."""

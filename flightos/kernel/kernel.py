@@ -117,7 +117,8 @@ class Kernel:
         self.ctl_sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
         self.ctl_sock.bind(self.endpoints.control)
         self.publisher = Publisher(self.ctx, self.endpoints.publish, "kernel")
-        self.router = CommandRouter(self.cmd_sock, self.records,
+        acmd, actl = AsyncSocket(self.cmd_sock), AsyncSocket(self.ctl_sock)
+        self.router = CommandRouter(acmd, self.records,
                                     int(self.target.runtime["command_queue"]),
                                     self._kernel_command, self._attached)
         self.supervisor = Supervisor(self.records, self.router, self.emit, self._spec,
@@ -125,7 +126,6 @@ class Kernel:
                                      float(self.target.health["start_timeout_s"]))
         await self.supervisor.start()
         self._place_all()
-        acmd, actl = AsyncSocket(self.cmd_sock), AsyncSocket(self.ctl_sock)
         self._tasks = [
             loop.create_task(self._drain(acmd, self.router.on_frames)),
             loop.create_task(self._drain(actl, self._on_control)),

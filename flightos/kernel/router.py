@@ -17,6 +17,7 @@ import zmq
 
 from flightos.aio import TaskSet
 from flightos.bus import envelope as wire
+from flightos.bus.aiozmq import AsyncSocket
 from flightos.bus.commands import error_payload, ok_payload
 from flightos.bus.envelope import FrameError, Kind
 from flightos.bus.errors import (
@@ -45,7 +46,7 @@ class CommandRouter:
 
     def __init__(
         self,
-        sock: zmq.Socket[bytes],
+        sock: AsyncSocket,
         records: dict[str, ServiceRecord],
         queue_cap: int,
         kernel_handler: KernelHandler,
@@ -161,7 +162,7 @@ class CommandRouter:
                         {"name": cmd.name, "args": cmd.args, "timeout_ms": max(1, int(remaining * 1000))},
                         corr=cmd.cid)
         try:
-            self.sock.send_multipart([rec.identity.encode(), wire.encode(env)], zmq.NOBLOCK)
+            self.sock.send_multipart_nowait([rec.identity.encode(), wire.encode(env)])
         except zmq.ZMQError as exc:
             # At its high-water mark or not attached: keep it queued and try again shortly.
             log.debug("kernel.delivery_deferred", service=rec.name, error=str(exc))
@@ -213,7 +214,7 @@ class CommandRouter:
     def _reply(self, ident: bytes, cid: str, payload: dict[str, Any]) -> None:
         env = wire.make(Kind.RESULT, "", KERNEL, payload, corr=cid)
         try:
-            self.sock.send_multipart([ident, wire.encode(env)], zmq.NOBLOCK)
+            self.sock.send_multipart_nowait([ident, wire.encode(env)])
         except zmq.ZMQError as exc:
             self.stats["undeliverable"] += 1
             log.warning("kernel.result_undeliverable", requester=ident.decode(errors="replace"),

@@ -26,6 +26,7 @@ class RuntimeProcess:
 
     ``services`` names the services to run (others in the target are disabled); ``overrides``
     are ``--set KEY=VALUE`` items. Use ``async with RuntimeProcess(...) as rt:`` then ``rt.client``.
+    Its runtime directory, stores and log live in a fresh temporary directory under ``base_dir``.
     """
 
     def __init__(
@@ -33,14 +34,13 @@ class RuntimeProcess:
         target: str = "sim-radhard",
         services: list[str] | None = None,
         overrides: list[str] | None = None,
-        workdir: Path | None = None,
+        base_dir: Path | None = None,
         env: dict[str, str] | None = None,
     ) -> None:
         self.target = target
         self.services = services
         self.overrides = list(overrides or [])
-        self._own_workdir = workdir is None
-        self.workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="fos-"))
+        self.workdir = Path(tempfile.mkdtemp(prefix="fos-", dir=base_dir))
         self.runtime_dir = self.workdir / "run"
         self.state_dir = self.workdir / "state"
         self.log_path = self.workdir / "runtime.log"
@@ -152,9 +152,8 @@ class RuntimeProcess:
         return code
 
     def cleanup(self) -> None:
-        """Remove the work directory (when this object created it)."""
-        if self._own_workdir:
-            shutil.rmtree(self.workdir, ignore_errors=True)
+        """Remove the work directory: runtime dir, stores and log."""
+        shutil.rmtree(self.workdir, ignore_errors=True)
 
     async def __aenter__(self) -> RuntimeProcess:
         try:
@@ -167,4 +166,6 @@ class RuntimeProcess:
     async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,
                         tb: TracebackType | None) -> None:
         await self.stop()
+        if e is not None:
+            print(f"--- runtime log ({self.log_path}) ---\n{self.log_tail(120)}")
         self.cleanup()

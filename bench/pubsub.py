@@ -1,0 +1,233 @@
+"""Figure 1: pub/sub throughput — the SDK through the kernel proxy vs raw pyzmq, direct and proxied.
+
+Three paths, interleaved in every repetition, at each payload size:
+  raw direct   pyzmq PUB -> SUB (one prebuilt frame, blocking recv): the baseline;
+  raw proxy    the same sockets through flightos's libzmq XSUB/XPUB proxy: the proxy's cost;
+  sdk proxy    Publisher.publish -> proxy -> Subscriber.batches() (decoded envelopes): the SDK's cost.
+The publisher and the proxy are separate processes; the subscriber is this one. A join probe
+(repeated until seen) replaces sleeps; an end marker closes each trial. Every publisher has an
+unlimited send HWM and the subscribers keep the SDK's 100 000, so nothing should drop; the
+delivered count is what is reported, and any shortfall is reported as drops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import zmq
+
+from bench import workers
+from bench.report import Budget, Row, num
+from bench.stats import median, ratio
+from flightos.bus.pubsub import Subscriber
+
+SIZES = (64, 1024, 65536)
+PATHS = ("raw direct", "raw proxy", "sdk proxy")
+SUB_HWM = 100_000
+"""The receive HWM of flightos's Subscriber, used for the raw subscriber too."""
+PUB_HWM = 0
+"""Unlimited send HWM on every publisher, so a flood queues instead of dropping."""
+TRIAL_TIMEOUT_S = 60.0
+BUDGET = Budget("ratio", ">=", 0.5, goal=0.8)
+
+FULL_COUNTS = {64: 300_000, 1024: 150_000, 65536: 8_000}
+QUICK_COUNTS = {64: 100_000, 1024: 50_000, 65536: 2_500}
+WARMUP_COUNTS = {64: 20_000, 1024: 10_000, 65536: 500}
+DATA_PREFIX = workers.DATA_TOPIC.encode() + workers.SEP
+END_PREFIX = workers.END_TOPIC.encode() + workers.SEP
+
+
+@dataclass
+class Trial:
+    """One flood: how many arrived and how long from the first send to the end marker."""
+
+    path: str
+    size: int
+    sent: int
+    delivered: int
+    seconds: float
+    send_seconds: float
+
+    @property
+    def rate(self) -> float:
+        """Delivered messages per second."""
+        return self.delivered / self.seconds
+
+    @property
+    def send_rate(self) -> float:
+        """Messages per second the publisher alone managed (its loop, before any backpressure)."""
+        return self.sent / self.send_seconds
+
+
+@dataclass
+class Bench:
+    """The helper processes and endpoints shared by every trial."""
+
+    ctx: zmq.Context[zmq.Socket[bytes]]
+    tmp: Path
+    proxy: workers.Worker
+    pub: workers.Worker
+    n: int = 0
+
+    @property
+    def xsub(self) -> str:
+        """Where publishers connect to the proxy."""
+        return f"ipc://{self.tmp}/pub.sock"
+
+    @property
+    def xpub(self) -> str:
+        """Where subscribers connect to the proxy."""
+        return f"ipc://{self.tmp}/sub.sock"
+
+    def direct(self) -> str:
+        """A fresh endpoint for a direct trial (the subscriber binds it)."""
+        self.n += 1
+        return f"ipc://{self.tmp}/direct-{self.n}.sock"
+
+
+def _raw_consume(sock: zmq.Socket[bytes], pub: workers.Worker) -> tuple[int, int]:
+    """Blocking recv: wait for the join probe, say go, count data frames until the end marker."""
+    sock.setsockopt(zmq.RCVTIMEO, int(TRIAL_TIMEOUT_S * 1000))
+    sock.recv()
+    pub.conn.send("go")
+    n, recv = 0, sock.recv
+    while True:
+        frame = recv()
+        if frame.startswith(DATA_PREFIX):
+            n += 1
+        elif frame.startswith(END_PREFIX):
+            return n, time.monotonic_ns()
+
+
+async def _sdk_consume(sub: Subscriber, pub: workers.Worker) -> tuple[int, int]:
+    """Subscriber.batches(): wait for the probe, say go, count data envelopes until the end marker."""
+    await sub.batches()
+    pub.conn.send("go")
+    n = 0
+    while True:
+        for env in await sub.batches():
+            if env.topic == workers.DATA_TOPIC:
+                n += 1
+            elif env.topic == workers.END_TOPIC:
+                return n, time.monotonic_ns()
+
+
+def _raw_trial(b: Bench, size: int, count: int, direct: bool) -> tuple[int, int]:
+    """Run the subscriber side of a raw trial."""
+    sock = b.ctx.socket(zmq.SUB)
+    sock.setsockopt(zmq.RCVHWM, SUB_HWM)
+    sock.setsockopt(zmq.SUBSCRIBE, b"bench.")
+    try:
+        if direct:
+            ep = b.direct()
+            sock.bind(ep)
+        else:
+            ep = b.xsub
+            sock.connect(b.xpub)
+        b.pub.conn.send(("trial", "raw", ep, size, count, PUB_HWM))
+        return _raw_consume(sock, b.pub)
+    finally:
+        sock.close(linger=0)
+
+
+def _sdk_trial(b: Bench, size: int, count: int) -> tuple[int, int]:
+    """Run the subscriber side of an SDK trial on a fresh event loop."""
+
+    async def go() -> tuple[int, int]:
+        sub = Subscriber(b.ctx, b.xpub, "bench")
+        sub.subscribe("bench.")
+        try:
+            b.pub.conn.send(("trial", "sdk", b.xsub, size, count, PUB_HWM))
+            return await asyncio.wait_for(_sdk_consume(sub, b.pub), TRIAL_TIMEOUT_S)
+        finally:
+            sub.close()
+
+    return asyncio.run(go())
+
+
+def run_trial(b: Bench, path: str, size: int, count: int) -> Trial:
+    """One flood on one path; the publisher closes only after the end marker arrived."""
+    if path == "sdk proxy":
+        delivered, t_end = _sdk_trial(b, size, count)
+    else:
+        delivered, t_end = _raw_trial(b, size, count, direct=path == "raw direct")
+    report: dict[str, Any] = b.pub.conn.recv()
+    b.pub.ask("close")
+    return Trial(path, size, count, delivered, (t_end - report["t0_ns"]) / 1e9,
+                 (report["t1_ns"] - report["t0_ns"]) / 1e9)
+
+
+def sweep(b: Bench, reps: int, counts: dict[int, int]) -> list[Trial]:
+    """Every path at every size, ``reps`` times, rotating the path order each repetition."""
+    for size in SIZES:  # warm-up, discarded: first connections, page faults, CPU frequency
+        for path in PATHS:
+            run_trial(b, path, size, WARMUP_COUNTS[size])
+    out: list[Trial] = []
+    for rep in range(reps):
+        for size in SIZES:
+            order = PATHS[rep % 3:] + PATHS[:rep % 3]
+            out.extend(run_trial(b, path, size, counts[size]) for path in order)
+    return out
+
+
+def _label(size: int) -> str:
+    return f"{size // 1024} KiB" if size >= 1024 else f"{size} B"
+
+
+def rows_for(trials: list[Trial], size: int) -> list[Row]:
+    """The rows of one payload size: baseline, proxy cost, SDK vs raw, SDK cost alone."""
+    by = {p: [t for t in trials if t.size == size and t.path == p] for p in PATHS}
+    med = {p: median([t.rate for t in ts]) for p, ts in by.items()}
+    drops = {p: sum(t.sent - t.delivered for t in ts) for p, ts in by.items()}
+    send = {p: median([t.send_rate for t in ts]) for p, ts in by.items()}
+    lab, g = _label(size), "pubsub"
+
+    def samples(p: str) -> dict[str, Any]:
+        return {"msg_per_s": [round(t.rate) for t in by[p]], "publisher_msg_per_s": [round(t.send_rate) for t in by[p]],
+                "sent": sum(t.sent for t in by[p]), "dropped": drops[p]}
+
+    def note(p: str, *extra: str) -> str:
+        parts = [*extra, f"publisher alone {num(send[p])} msg/s"]
+        if size >= 1024:
+            parts.append(f"{(med[p] or 0) * size / 1e6:.0f} MB/s of payload")
+        if drops[p]:
+            parts.append(f"{drops[p]} of {samples(p)['sent']} DROPPED")
+        return "; ".join(parts)
+
+    sdk_own = f"vs raw via proxy {_fmt_ratio(med['sdk proxy'], med['raw proxy'])} (the SDK's own cost)"
+    return [
+        Row(f"pub/sub {lab}: raw pyzmq direct", med["raw direct"], "msg/s", group=g,
+            note=note("raw direct"), samples=samples("raw direct")),
+        Row(f"pub/sub {lab}: raw pyzmq via proxy", med["raw proxy"], "msg/s", med["raw direct"],
+            ratio(med["raw proxy"], med["raw direct"]), group=g, note=note("raw proxy", "the proxy's cost"),
+            samples=samples("raw proxy")),
+        Row(f"pub/sub {lab}: SDK via proxy", med["sdk proxy"], "msg/s", med["raw direct"],
+            ratio(med["sdk proxy"], med["raw direct"]), BUDGET, group=g, note=note("sdk proxy", sdk_own),
+            samples=samples("sdk proxy")),
+    ]
+
+
+def _fmt_ratio(a: float | None, b: float | None) -> str:
+    r = ratio(a, b)
+    return f"{r:.2f}×" if r is not None else "—"
+
+
+def run(quick: bool = False) -> list[Row]:
+    """Measure figure 1 and return its rows."""
+    reps, counts = (3, QUICK_COUNTS) if quick else (5, FULL_COUNTS)
+    with tempfile.TemporaryDirectory(prefix="fos-bench-") as tmp:
+        ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context(io_threads=1)
+        proxy = workers.start(workers.proxy_main, f"ipc://{tmp}/pub.sock", f"ipc://{tmp}/sub.sock")
+        pub = workers.start(workers.publisher_main)
+        try:
+            trials = sweep(Bench(ctx, Path(tmp), proxy, pub), reps, counts)
+        finally:
+            pub.stop()
+            proxy.stop()
+            ctx.term()
+    return [row for size in SIZES for row in rows_for(trials, size)]

@@ -1,0 +1,77 @@
+"""flightos HAL: one interface over Linux boards, Raspberry Pi, Jetson and a simulated rad-hard CPU.
+
+Open a board with ``hal.open_board(config)`` where ``config`` is the ``[hal]`` table of a target.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from hal import affinity, cpuset
+from hal.board import Board
+from hal.errors import HalConfigError, HalCoreHung, HalError, HalParseError, HalUnsupported
+from hal.fs import Runner
+from hal.types import (
+    BoardIdentity,
+    BoardReading,
+    CoreReading,
+    EdacCounts,
+    ThermalZone,
+    ThrottleFlags,
+    TripPoint,
+    WatchdogInfo,
+)
+from hal.watchdog import Watchdog
+
+BACKENDS = ("linux", "sim", "rpi", "jetson")
+
+
+def open_board(config: Mapping[str, Any], *, runner: Runner | None = None) -> Board:
+    """Open the board a ``[hal]`` table describes; raises HalConfigError naming any bad key."""
+    if not isinstance(config, Mapping):
+        raise HalConfigError("<table>", f"expected a table of keys, got {config!r}")
+    backend = config.get("backend")
+    if backend is None:
+        raise HalConfigError("backend", f"missing; expected one of {', '.join(BACKENDS)}")
+    if backend == "linux":
+        from hal.backends.linux import LinuxBoard
+
+        return LinuxBoard.from_config(config, runner)
+    if backend == "rpi":
+        from hal.backends.rpi import RpiBoard
+
+        return RpiBoard.from_config(config, runner)
+    if backend == "jetson":
+        from hal.backends.jetson import JetsonBoard
+
+        return JetsonBoard.from_config(config, runner)
+    if backend == "sim":
+        from hal.backends.sim import SimBoard
+
+        return SimBoard.from_config(config)
+    raise HalConfigError("backend", f"expected one of {', '.join(BACKENDS)}, got {backend!r}")
+
+
+__all__ = [
+    "BACKENDS",
+    "Board",
+    "BoardIdentity",
+    "BoardReading",
+    "CoreReading",
+    "EdacCounts",
+    "HalConfigError",
+    "HalCoreHung",
+    "HalError",
+    "HalParseError",
+    "HalUnsupported",
+    "Runner",
+    "ThermalZone",
+    "ThrottleFlags",
+    "TripPoint",
+    "Watchdog",
+    "WatchdogInfo",
+    "affinity",
+    "cpuset",
+    "open_board",
+]

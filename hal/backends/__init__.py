@@ -1,0 +1,1 @@
+"""Board backends: linux (generic), rpi, jetson and sim. Import them through ``hal.open_board``."""

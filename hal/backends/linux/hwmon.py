@@ -1,0 +1,34 @@
+"""Power rails exposed by hwmon as ``powerN_input`` (µW) with labels, and the watchdog info."""
+
+from __future__ import annotations
+
+from hal.fs import Probe
+from hal.types import WatchdogInfo
+
+
+def read_hwmon_power(probe: Probe) -> dict[str, float]:
+    """Rail name -> mW for every hwmon power input; unreadable ones are recorded as missing."""
+    rails: dict[str, float] = {}
+    for hw in probe.fs.glob("/sys/class/hwmon/hwmon[0-9]*"):
+        chip = probe.fs.read_text(f"{hw}/name") or hw.rsplit("/", 1)[1]
+        for inp in probe.fs.glob(f"{hw}/power[0-9]*_input"):
+            stem = inp[: -len("_input")]
+            label = probe.fs.read_text(f"{stem}_label") or f"{chip}.{stem.rsplit('/', 1)[1]}"
+            micro = probe.int(inp, f"rail.{label}")
+            if micro is not None:
+                rails[label] = micro / 1000.0
+    return rails
+
+
+def read_watchdog_info(probe: Probe, index: int = 0) -> WatchdogInfo | None:
+    """``/sys/class/watchdog/watchdogN`` identity and timeouts, or None if there is none."""
+    base = f"/sys/class/watchdog/watchdog{index}"
+    if not probe.fs.exists(base):
+        return None
+    timeout = probe.fs.read_int(f"{base}/timeout")
+    max_timeout = probe.fs.read_int(f"{base}/max_timeout")
+    return WatchdogInfo(
+        identity=probe.fs.read_text(f"{base}/identity"),
+        timeout_s=float(timeout) if timeout is not None else None,
+        max_timeout_s=float(max_timeout) if max_timeout is not None else None,
+    )

@@ -1,0 +1,89 @@
+"""The simulator's [hal] keys, their defaults, and the radhard/cots profiles."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from hal.config import (
+    COMMON,
+    Key,
+    any_float,
+    choice,
+    cpu_list,
+    fraction,
+    non_negative_float,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    validate,
+)
+from hal.errors import HalConfigError
+
+#: Values that differ by profile; an explicit key always wins.
+PROFILES: dict[str, dict[str, float]] = {
+    "radhard": {"seu_rate_per_bit_day": 1e-10, "sel_rate_per_day": 0.0},
+    "cots": {"seu_rate_per_bit_day": 2e-7, "sel_rate_per_day": 1 / 300},
+}
+
+SIM_KEYS: tuple[Key, ...] = (
+    *COMMON,
+    Key("profile", choice(*PROFILES), "radhard", "radhard (default) or cots rates", "str"),
+    Key("seed", non_negative_int, 0, "seed of every random stream", "int"),
+    Key("time_scale", non_negative_float, 1.0, "sim s per wall s at read(); 0 = manual", "float"),
+    Key("step_s", positive_float, 10.0, "integration grid (s of sim time)", "float"),
+    Key("cores", positive_int, 4, "number of virtual cores", "int"),
+    Key("host_cpus", cpu_list, None, "host CPUs; virtual i -> host_cpus[i % n]", "list[int]"),
+    Key("freq_mhz", positive_float, 250.0, "core clock", "float"),
+    Key("load_source", choice("host", "sim"), "host", "core load from host CPUs or set_load", "str"),
+    Key("memory_bits", positive_int, 2**31, "bits under EDAC (256 MiB)", "int"),
+    Key("word_bits", positive_int, 32, "data bits per EDAC word", "int"),
+    Key("seu_rate_per_bit_day", non_negative_float, None, "SEU rate (profile)", "float"),
+    Key("double_bit_fraction", fraction, 0.012, "share of SEUs hitting 2 bits of a word", "float"),
+    Key("saa_multiplier", positive_float, 20.0, "SEU/SEFI rate factor inside the SAA", "float"),
+    Key("scrub_period_s", positive_float, 60.0, "EDAC scrub period", "float"),
+    Key("sefi_rate_per_day", non_negative_float, 1.5e-6, "SEFI per device per day", "float"),
+    Key("sel_rate_per_day", non_negative_float, None, "SEL per device per day (profile)", "float"),
+    Key("sel_min_ma", non_negative_float, 50.0, "smallest latch-up current step", "float"),
+    Key("sel_max_ma", non_negative_float, 500.0, "largest latch-up current step", "float"),
+    Key("limiter_margin_ma", positive_float, 150.0, "current above load-expected that trips", "float"),
+    Key("limiter_trip_ms", non_negative_float, 50.0, "time over the margin before tripping", "float"),
+    Key("bus_voltage_v", positive_float, 3.3, "supply voltage (current = P / V)", "float"),
+    Key("core_active_w", non_negative_float, 0.25, "power of a fully busy core", "float"),
+    Key("core_gated_w", non_negative_float, 0.05, "power of an idle/offline core", "float"),
+    Key("uncore_w", non_negative_float, 0.5, "uncore power", "float"),
+    Key("sdram_w", non_negative_float, 0.3, "SDRAM power", "float"),
+    Key("altitude_km", positive_float, 550.0, "circular orbit altitude", "float"),
+    Key("inclination_deg", any_float, 55.0, "orbit inclination", "float"),
+    Key("beta_deg", any_float, 0.0, "sun angle above the orbit plane", "float"),
+    Key("radiator_area_m2", positive_float, 0.006, "radiator area", "float"),
+    Key("emissivity", fraction, 0.85, "radiator emissivity", "float"),
+    Key("absorptivity", fraction, 0.2, "radiator solar absorptivity", "float"),
+    Key("solar_view_factor", fraction, 0.25, "projected radiator area seen by the sun", "float"),
+    Key("earth_view_factor", fraction, 0.3, "radiator view factor to Earth", "float"),
+    Key("c_junction_j_k", positive_float, 10.0, "junction heat capacity", "float"),
+    Key("r_jr_k_w", positive_float, 2.0, "junction-radiator resistance", "float"),
+    Key("c_radiator_j_k", positive_float, 45.0, "radiator heat capacity", "float"),
+    Key("initial_temp_c", any_float, 20.0, "both nodes at t=0", "float"),
+    Key("trip_passive_c", any_float, 95.0, "junction zone passive trip", "float"),
+    Key("trip_critical_c", any_float, 110.0, "junction zone critical trip", "float"),
+    Key("watchdog_max_s", positive_float, 60.0, "longest watchdog timeout", "float"),
+)
+
+
+def sim_settings(config: Mapping[str, Any]) -> dict[str, Any]:
+    """Validate a sim [hal] table and fill profile and host defaults."""
+    out = validate(config, SIM_KEYS)
+    for key, value in PROFILES[out["profile"]].items():
+        if out[key] is None:
+            out[key] = value
+    if out["host_cpus"] is None:
+        out["host_cpus"] = sorted(os.sched_getaffinity(0))
+    if out["sel_max_ma"] < out["sel_min_ma"]:
+        raise HalConfigError("sel_max_ma", "must be >= sel_min_ma")
+    if out["trip_critical_c"] < out["trip_passive_c"]:
+        raise HalConfigError("trip_critical_c", "must be >= trip_passive_c")
+    if out["memory_bits"] < out["word_bits"]:
+        raise HalConfigError("memory_bits", "must hold at least one word")
+    return out

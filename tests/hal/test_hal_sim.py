@@ -1,0 +1,298 @@
+"""The simulated rad-hard target: physics, faults, injection, and the same reading as a board."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+from typing import Any
+
+import msgpack
+import pytest
+
+import hal
+from hal.affinity import set_process_affinity, thread_affinities
+from hal.backends.sim import SimBoard
+from hal.backends.sim.thermal import KELVIN, equilibrium
+
+
+def sim(**overrides: Any) -> SimBoard:
+    """A manually-driven sim board (no wall-clock coupling)."""
+    config: dict[str, Any] = {"backend": "sim", "time_scale": 0, "load_source": "sim"}
+    config.update(overrides)
+    board = hal.open_board(config)
+    assert isinstance(board, SimBoard)
+    return board
+
+
+def natural_seus(board: SimBoard) -> int:
+    return sum(1 for e in board.events_since(0) if e.kind == "seu" and not e.detail.get("injected"))
+
+
+# ---- reading ---------------------------------------------------------------------------------
+def test_sim_reads_like_a_real_board() -> None:
+    """read() gives 4 cores at 250 MHz, zones with trips, EDAC, rails, and nothing missing."""
+    board = sim()
+    assert board.identity.backend == "sim" and board.identity.cores == 4
+    assert board.core_ids() == [0, 1, 2, 3]
+    for core in range(4):
+        board.set_load(core, 50.0)
+    board.read()
+    board.step(60)
+    reading = board.read()
+    assert reading.missing == []
+    assert [c.freq_mhz for c in reading.cores] == [250.0] * 4
+    assert [c.load_pct for c in reading.cores] == [50.0] * 4
+    zone = reading.zone("cpu-thermal")
+    assert zone is not None and zone.trip("passive") == 95.0 and zone.trip("critical") == 110.0
+    assert reading.edac == hal.EdacCounts(0, 0)
+    assert reading.rails_mw["VDD_CORE"] == pytest.approx(600.0)
+    assert reading.extras["sim_time_s"] == 60.0
+    as_dict = reading.to_dict()
+    assert msgpack.unpackb(msgpack.packb(as_dict), strict_map_key=False) == as_dict
+    board.close()
+
+
+def test_virtual_cores_map_onto_host_cpus() -> None:
+    """Virtual core i runs on host_cpus[i % n], and pinning a real process there really applies."""
+    board = sim(cores=4, host_cpus=[0, 1])
+    assert [board.host_cpus(c) for c in range(4)] == [frozenset({c % 2}) for c in range(4)]
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import sys; sys.stdin.readline()"], stdin=subprocess.PIPE, text=True
+    )
+    try:
+        target = board.host_cpus(3) if len(__import__("os").sched_getaffinity(0)) > 1 else {0}
+        set_process_affinity(child.pid, target)
+        assert set(thread_affinities(child.pid).values()) == {frozenset(target)}
+    finally:
+        child.communicate("\n", timeout=10)
+
+
+def test_time_scale_follows_wall_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With time_scale=100, 3 wall seconds between reads advance the sim by 300 s."""
+    clock = [1000.0]
+    monkeypatch.setattr("hal.backends.sim.board.time.monotonic", lambda: clock[0])
+    board = sim(time_scale=100.0)
+    board.read()
+    clock[0] += 3.0
+    assert board.read().extras["sim_time_s"] == pytest.approx(300.0)
+
+
+# ---- physics ---------------------------------------------------------------------------------
+def test_steady_state_matches_analytic_equilibrium() -> None:
+    """In constant sun and load the radiator and junction settle within 1 K of the analytic values."""
+    board = sim()
+    board.set_sun(True)
+    for core in range(4):
+        board.set_load(core, 75.0)
+    board.step(8 * 3600)
+    power = sum(board.power_w().values())
+    tj, tr = equilibrium(board.thermal_params, power, board.thermal_params.q_ext_w(True))
+    assert abs(board.thermal.t_radiator_k - tr) < 1.0
+    assert abs(board.thermal.t_junction_k - tj) < 1.0
+    assert -40 < tr - KELVIN < 80  # a plausible radiator temperature
+
+
+def test_cools_in_eclipse_warms_in_sun() -> None:
+    """Over an orbit the radiator cools through every eclipse and warms through every sunlit arc."""
+    board = sim()
+    board.step(6 * board.orbit.period_s)  # settle into the periodic regime
+    samples: list[tuple[bool, float]] = []
+    for _ in range(int(2 * board.orbit.period_s // 30) + 1):
+        board.step(30)
+        samples.append((board.sunlit(), board.thermal.radiator_c))
+    arcs: list[list[tuple[bool, float]]] = [[samples[0]]]
+    for sample in samples[1:]:
+        if sample[0] == arcs[-1][-1][0]:
+            arcs[-1].append(sample)
+        else:
+            arcs.append([sample])
+    full = arcs[1:-1]  # complete sunlit and eclipse arcs
+    assert {a[0][0] for a in full} == {True, False}
+    for arc in full:
+        change = arc[-1][1] - arc[0][1]
+        assert change > 0.5 if arc[0][0] else change < -0.5
+
+
+def test_load_raises_junction_temperature() -> None:
+    """A fully loaded board runs hotter at the junction than an idle one, by about dP x R."""
+    idle, busy = sim(), sim()
+    for core in range(4):
+        busy.set_load(core, 100.0)
+    idle.step(300)
+    busy.step(300)
+    rise = busy.thermal.junction_c - idle.thermal.junction_c
+    assert rise > 0.5 * 0.8 * busy.thermal_params.r_jr_k_w
+    assert busy.read().zone("cpu-thermal").temp_c > idle.read().zone("cpu-thermal").temp_c  # type: ignore[union-attr]
+
+
+def test_thermal_step() -> None:
+    """thermal_step(delta_c) jumps the junction; thermal_step(delta_w) heats it persistently."""
+    board = sim()
+    before = board.thermal.junction_c
+    board.thermal_step(delta_c=30.0)
+    assert board.thermal.junction_c == pytest.approx(before + 30.0)
+    board.step(600)
+    cool = board.thermal.junction_c
+    board.thermal_step(delta_w=2.0)
+    board.step(600)
+    assert board.thermal.junction_c > cool + 3.0
+    assert [e.kind for e in board.events_since(0)] == ["thermal_step", "thermal_step"]
+
+
+# ---- faults ----------------------------------------------------------------------------------
+def test_same_seed_same_timeline_regardless_of_stepping() -> None:
+    """Two boards with one seed give the same fault timeline, even when stepped differently."""
+    a = sim(profile="cots", seed=7, memory_bits=2**24, sefi_rate_per_day=0.5, sel_rate_per_day=0.5)
+    b = sim(profile="cots", seed=7, memory_bits=2**24, sefi_rate_per_day=0.5, sel_rate_per_day=0.5)
+    a.step(3 * 86400)
+    for _ in range(72):
+        b.step(3600)
+    assert [e.to_dict() for e in a.events_since(0)] == [e.to_dict() for e in b.events_since(0)]
+    assert len(a.events_since(0)) > 10
+    c = sim(profile="cots", seed=8, memory_bits=2**24, sefi_rate_per_day=0.5, sel_rate_per_day=0.5)
+    c.step(3 * 86400)
+    assert [e.to_dict() for e in c.events_since(0)] != [e.to_dict() for e in a.events_since(0)]
+
+
+def test_seu_count_within_poisson_interval() -> None:
+    """Outside the SAA, SEUs over 10 days match bits x rate x days within a 4-sigma interval."""
+    bits, days = 2**28, 10
+    board = sim(profile="cots", memory_bits=bits, step_s=60.0, seed=3)
+    board.set_saa(False)
+    board.step(days * 86400)
+    expected = bits * 2e-7 * days
+    assert abs(natural_seus(board) - expected) < 4 * math.sqrt(expected)
+
+
+def test_saa_multiplies_the_rate() -> None:
+    """Inside the SAA the SEU rate is saa_multiplier times the quiet rate."""
+    bits = 2**24
+    board = sim(profile="cots", memory_bits=bits, saa_multiplier=20.0, seed=5)
+    board.set_saa(True)
+    board.step(86400)
+    expected = bits * 2e-7 * 20.0
+    assert abs(natural_seus(board) - expected) < 4 * math.sqrt(expected)
+    follow = sim(profile="cots", memory_bits=bits, seed=5, step_s=60.0)
+    follow.step(5 * 86400)
+    in_saa = [e for e in follow.events_since(0) if e.kind == "seu" and e.detail["saa"]]
+    saa_share = sum(follow.orbit.in_saa(t) for t in range(0, 5 * 86400, 60)) / (5 * 1440)
+    per_s_in = len(in_saa) / (saa_share * 5 * 86400)
+    per_s_out = (natural_seus(follow) - len(in_saa)) / ((1 - saa_share) * 5 * 86400)
+    assert 12 < per_s_in / per_s_out < 30
+
+
+def test_single_upset_corrected_at_scrub_double_uncorrectable() -> None:
+    """One upset shows as corrected after the next scrub; two on one word as uncorrectable."""
+    board = sim()
+    board.inject_seu(address=5)
+    assert board.read().edac == hal.EdacCounts(0, 0)  # not seen before the scrub
+    board.step(60)
+    assert board.read().edac == hal.EdacCounts(1, 0)
+    board.inject_seu(count=2, address=7)
+    board.step(60)
+    assert board.read().edac == hal.EdacCounts(1, 1)
+    kinds = [e.kind for e in board.events_since(0)]
+    assert kinds == ["seu", "edac_scrub", "seu", "edac_scrub"]
+    with pytest.raises(hal.HalError):
+        board.inject_seu(address=-1)
+
+
+def test_sefi_hangs_core_until_reset() -> None:
+    """A SEFI stops a core's work (100 % busy, no progress) until reset_core."""
+    board = sim()
+    board.inject_sefi(2)
+    before = board.core_progress(2)
+    board.read()
+    board.step(100)
+    assert board.core_progress(2) == before and board.core_progress(1) == 100.0
+    assert board.core_state(2) == "hung"
+    assert board.read().core(2).load_pct == 100.0  # type: ignore[union-attr]
+    with pytest.raises(hal.HalCoreHung):
+        board.run_on_core(2, lambda: 1)
+    board.reset_core(2)
+    board.step(10)
+    assert board.core_progress(2) == before + 10.0
+    assert board.run_on_core(2, lambda: 42) == 42
+
+
+def test_sel_persists_then_limiter_trips() -> None:
+    """A small latch-up persists until power cycle; a large one trips the limiter which cycles power."""
+    board = sim(limiter_margin_ma=150.0)
+    base = board.current_ma()
+    board.inject_sel(delta_ma=100.0)
+    board.step(3600)
+    assert board.current_ma() == pytest.approx(base + 100.0)
+    board.power_cycle()
+    assert board.current_ma() == pytest.approx(base)
+    board.inject_sel(delta_ma=400.0)
+    board.step(1)
+    assert board.sel_ma == 0.0 and board.power_cycles == 2
+    kinds = [e.kind for e in board.events_since(0)]
+    assert kinds[-3:] == ["sel", "limiter_trip", "power_cycle"]
+
+
+def test_cots_profile_has_latchups() -> None:
+    """The COTS profile latches up about once per 300 device-days; radhard never does."""
+    days = 1500
+    cots = sim(profile="cots", memory_bits=2**10, step_s=3600.0, seed=1, sefi_rate_per_day=0)
+    cots.step(days * 86400)
+    latchups = sum(1 for e in cots.events_since(0) if e.kind == "sel")
+    assert 1 <= latchups <= 13  # Poisson(5): outside this range < 1 % of seeds
+    radhard = sim(memory_bits=2**10, step_s=3600.0, seed=1)
+    radhard.step(300 * 86400)
+    assert not any(e.kind == "sel" for e in radhard.events_since(0))
+
+
+def test_fail_core_and_hotplug() -> None:
+    """A failed core goes offline for good; other cores can be offlined and brought back."""
+    board = sim()
+    board.fail_core(3)
+    assert [c.online for c in board.read().cores] == [True, True, True, False]
+    assert board.can_offline(3, online=True)[0] is False
+    with pytest.raises(hal.HalUnsupported, match="failed"):
+        board.set_core_online(3, True)
+    assert board.can_offline(0)[0] is False
+    board.set_core_online(2, False)
+    assert board.core_state(2) == "offline"
+    board.set_core_online(2, True)
+    assert board.core_state(2) == "ok"
+
+
+def test_sim_watchdog_resets_when_not_petted() -> None:
+    """An unpetted simulated watchdog resets the board; petting in time does not."""
+    board = sim()
+    now = [0.0]
+    wd = board.watchdog()
+    wd.clock = lambda: now[0]  # type: ignore[attr-defined]
+    wd.open(10)
+    now[0] = 9.0
+    wd.pet()
+    now[0] = 18.0
+    board.step(1)
+    assert board.power_cycles == 0
+    now[0] = 30.0
+    board.step(1)
+    assert board.power_cycles == 1 and "watchdog_reset" in [e.kind for e in board.events_since(0)]
+    wd.close()
+    with pytest.raises(hal.HalError, match="maximum of 60 s"):
+        board.watchdog().open(120)
+
+
+@pytest.mark.parametrize(
+    ("config", "key", "text"),
+    [
+        ({"cores": "x"}, "cores", "hal.cores: expected a positive integer, got 'x'"),
+        ({"sead": 1}, "sead", "hal.sead: unknown key"),
+        ({"host_cpus": [-1]}, "host_cpus", "hal.host_cpus:"),
+        ({"profile": "leo"}, "profile", "hal.profile:"),
+        ({"time_scale": -2}, "time_scale", "hal.time_scale:"),
+        ({"seu_rate_per_bit_day": "lots"}, "seu_rate_per_bit_day", "hal.seu_rate_per_bit_day:"),
+        ({"sel_min_ma": 600}, "sel_max_ma", "hal.sel_max_ma:"),
+    ],
+)
+def test_sim_config_errors_name_the_key(config: dict[str, Any], key: str, text: str) -> None:
+    """Bad sim keys raise HalConfigError naming the key."""
+    with pytest.raises(hal.HalConfigError) as info:
+        hal.open_board({"backend": "sim", **config})
+    assert info.value.key == key and str(info.value).startswith(text)

@@ -1,0 +1,36 @@
+"""Fixtures that start real runtimes (real processes, real sockets) in private directories."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest_asyncio
+
+from flightos.testing import RuntimeProcess
+
+FAST = [
+    "services.test.heartbeat_period_s=0.2",
+    "services.test.heartbeat_misses=3",
+    "restart.backoff_initial_s=0.2",
+]
+
+
+def base() -> Path:
+    """Where this run's runtimes live (short: ipc socket paths must stay under ~100 characters)."""
+    return Path(os.environ["FLIGHTOS_TEST_BASE"])
+
+
+def make_runtime(services: list[str] | None = None, overrides: list[str] | None = None,
+                 target: str = "sim-radhard", env: dict[str, str] | None = None) -> RuntimeProcess:
+    """A runtime for one test, in this run's directory."""
+    return RuntimeProcess(target, services=services, overrides=[*FAST, *(overrides or [])],
+                          base_dir=base(), env=env)
+
+
+@pytest_asyncio.fixture
+async def runtime() -> AsyncIterator[RuntimeProcess]:
+    """The default target with the test service on fast heartbeats; torn down after the test."""
+    async with make_runtime(["test", "housekeeping"]) as rt:
+        yield rt
