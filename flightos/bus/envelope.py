@@ -54,6 +54,9 @@ class FrameError(ValueError):
         self.detail = detail
 
 
+_DECODE_ERRORS = (msgspec.MsgspecError, ValueError, TypeError, OverflowError, RecursionError)
+"""Everything a decoder may raise on hostile bytes (invalid UTF-8 raises UnicodeDecodeError)."""
+
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(Envelope)
 _generic_decoder = msgspec.msgpack.Decoder()
@@ -83,7 +86,7 @@ def decode(data: bytes | memoryview) -> Envelope:
     """Decode MessagePack bytes to an envelope, or raise FrameError naming what is wrong."""
     try:
         env = _decoder.decode(data)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+    except _DECODE_ERRORS as exc:
         raise _diagnose(data, exc) from None
     if env.v != VERSION:
         raise FrameError("unknown_version", f"envelope version {env.v}, expected {VERSION}")
@@ -94,8 +97,8 @@ def _diagnose(data: bytes | memoryview, exc: Exception) -> FrameError:
     """Tell an unknown version apart from a malformed frame, for the rejection counters."""
     try:
         raw = _generic_decoder.decode(data)
-    except msgspec.DecodeError:
-        return FrameError("malformed", f"not MessagePack ({exc})")
+    except _DECODE_ERRORS:
+        return FrameError("malformed", f"not a valid envelope ({exc})")
     if isinstance(raw, list) and raw and isinstance(raw[0], int) and raw[0] != VERSION:
         return FrameError("unknown_version", f"envelope version {raw[0]}, expected {VERSION}")
     return FrameError("malformed", str(exc))

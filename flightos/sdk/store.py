@@ -50,7 +50,7 @@ class Store:
             raise StoreError(f"store {self.path.name}: record {key!r} failed its checksum")
         try:
             return _dec.decode(blob)
-        except msgspec.DecodeError as exc:
+        except ValueError as exc:  # msgspec.DecodeError, or invalid UTF-8 inside
             raise StoreError(f"store {self.path.name}: record {key!r} is undecodable: {exc}") from None
 
     def delete(self, key: str) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+from collections.abc import Callable
 
 import pytest
 
@@ -14,7 +15,7 @@ from flightos.testing import RuntimeProcess
 from tests.integration.conftest import make_runtime
 
 
-def is_event(name: str, service: str) -> "callable[[Envelope], bool]":  # type: ignore[valid-type]
+def is_event(name: str, service: str) -> Callable[[Envelope], bool]:
     """Match a kernel event by name and service."""
     return lambda e: e.payload.get("name") == name and e.payload["data"].get("service") == service
 
