@@ -20,6 +20,7 @@ from pathlib import Path
 import psutil
 
 from bench.report import Budget, Row
+from bench.runtime import running
 from flightos.testing.runtime import RuntimeProcess
 
 EXTRA = [f"idle{i}" for i in range(1, 7)]
@@ -110,7 +111,7 @@ async def processes(rt: RuntimeProcess) -> dict[str, int]:
 
 async def measure(services: list[str], env: dict[str, str], settle_s: float, window_s: float) -> list[Usage]:
     """Start a runtime with ``services``, let it settle, and sample it while nobody talks to it."""
-    async with RuntimeProcess(services=services, env=env) as rt:
+    async with running(services=services, env=env) as rt:
         pids = await processes(rt)
         await asyncio.sleep(settle_s)
         return await sample(pids, window_s)

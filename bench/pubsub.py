@@ -22,7 +22,7 @@ from typing import Any
 import zmq
 
 from bench import workers
-from bench.report import Budget, Row, num
+from bench.report import Budget, Row, fmt_ratio, num
 from bench.stats import median, ratio
 from flightos.bus.pubsub import Subscriber
 
@@ -199,7 +199,7 @@ def rows_for(trials: list[Trial], size: int) -> list[Row]:
             parts.append(f"{drops[p]} of {samples(p)['sent']} DROPPED")
         return "; ".join(parts)
 
-    sdk_own = f"vs raw via proxy {_fmt_ratio(med['sdk proxy'], med['raw proxy'])} (the SDK's own cost)"
+    sdk_own = f"vs raw via proxy {fmt_ratio(ratio(med['sdk proxy'], med['raw proxy']))} (the SDK's own cost)"
     return [
         Row(f"pub/sub {lab}: raw pyzmq direct", med["raw direct"], "msg/s", group=g,
             note=note("raw direct"), samples=samples("raw direct")),
@@ -210,11 +210,6 @@ def rows_for(trials: list[Trial], size: int) -> list[Row]:
             ratio(med["sdk proxy"], med["raw direct"]), BUDGET, group=g, note=note("sdk proxy", sdk_own),
             samples=samples("sdk proxy")),
     ]
-
-
-def _fmt_ratio(a: float | None, b: float | None) -> str:
-    r = ratio(a, b)
-    return f"{r:.2f}×" if r is not None else "—"
 
 
 def run(quick: bool = False) -> list[Row]:

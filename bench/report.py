@@ -19,6 +19,7 @@ WITHIN = "within budget"
 OVER = "OVER BUDGET"
 INFO = "info"
 ERROR = "ERROR"
+TIMES = "\N{MULTIPLICATION SIGN}"
 
 
 @dataclass(frozen=True)
@@ -32,9 +33,9 @@ class Budget:
     unit: str = ""
 
     def text(self) -> str:
-        """The budget as printed, e.g. ``≥ 0.5× (goal 0.8×)``."""
+        """The budget as printed, e.g. ``≥ 0.5x (goal 0.8x)`` with a multiplication sign."""
         sym = "≥" if self.op == ">=" else "≤"
-        unit = "×" if self.on == "ratio" else f" {self.unit}".rstrip()
+        unit = TIMES if self.on == "ratio" else f" {self.unit}".rstrip()
         goal = f" (goal {num(self.goal)}{unit})" if self.goal is not None else ""
         return f"{sym} {num(self.limit)}{unit}{goal}"
 
@@ -66,6 +67,13 @@ class Row:
     samples: dict[str, Any] = field(default_factory=dict)
     group: str = ""
     verdict_override: str = ""
+    budget_label: str = ""
+    """The budget as text when it is not a Budget (rows from other benchmark modules)."""
+
+    @property
+    def budget_text(self) -> str:
+        """The budget as printed."""
+        return self.budget.text() if self.budget else (self.budget_label or "—")
 
     @property
     def verdict(self) -> str:
@@ -80,7 +88,7 @@ class Row:
         """A JSON-ready record of the row."""
         return {"group": self.group, "figure": self.figure, "value": self.value, "unit": self.unit,
                 "baseline": self.baseline, "ratio": self.ratio,
-                "budget": self.budget.text() if self.budget else None, "verdict": self.verdict,
+                "budget": self.budget_text if self.budget_text != "—" else None, "verdict": self.verdict,
                 "note": self.note, "samples": self.samples}
 
 
@@ -103,6 +111,11 @@ def num(x: float | None) -> str:
     return f"{x:.3g}"
 
 
+def fmt_ratio(r: float | None) -> str:
+    """A ratio such as ``0.52x`` (with a multiplication sign), or a dash."""
+    return f"{r:.2f}{TIMES}" if r is not None else "—"
+
+
 def fmt(x: float | None, unit: str) -> str:
     """A value with its unit, for the table."""
     if x is None:
@@ -111,9 +124,8 @@ def fmt(x: float | None, unit: str) -> str:
 
 
 def _cells(row: Row) -> list[str]:
-    ratio = f"{row.ratio:.2f}×" if row.ratio is not None else "—"
-    budget = row.budget.text() if row.budget else "—"
-    return [row.figure, fmt(row.value, row.unit), fmt(row.baseline, row.unit), ratio, budget, row.verdict]
+    return [row.figure, fmt(row.value, row.unit), fmt(row.baseline, row.unit), fmt_ratio(row.ratio),
+            row.budget_text, row.verdict]
 
 
 def table(rows: list[Row]) -> str:

@@ -17,11 +17,11 @@ import zmq
 
 from bench import workers
 from bench.report import Budget, Row
+from bench.runtime import running
 from bench.stats import median, percentile, ratio
 from flightos.bus import envelope as wire
 from flightos.bus.commands import DEFAULT_TIMEOUT_S, command_payload
 from flightos.client import Client
-from flightos.testing.runtime import RuntimeProcess
 
 BUDGET = Budget("ratio", "<=", 3.0, goal=2.0)
 BLOCK = 200
@@ -107,7 +107,7 @@ async def run_async(quick: bool) -> list[Row]:
         sock = ctx.socket(zmq.DEALER)
         sock.connect(ep)
         try:
-            async with RuntimeProcess(services=["test"]) as rt:
+            async with running(services=["test"]) as rt:
                 assert rt.client is not None
                 res = await measure(rt.client, sock, calls)
         finally:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench.report import Budget, Row
+from bench.runtime import running
 from bench.stats import median
 from flightos.bus.envelope import Envelope
 from flightos.bus.pubsub import Subscriber
@@ -113,19 +114,18 @@ def crash_rows(mode: str, rs: list[Restart]) -> list[Row]:
 async def crash_async(quick: bool) -> list[Row]:
     """Two runtimes (fork server, exec) side by side; kills alternate between them."""
     kills = 5 if quick else 10
-    runtimes = {"fork server": RuntimeProcess(services=["test"], overrides=RELAXED),
-                "exec": RuntimeProcess(services=["test"], overrides=[*RELAXED, "runtime.spawn=exec"])}
+    modes = {"fork server": RELAXED, "exec": [*RELAXED, "runtime.spawn=exec"]}
     async with contextlib.AsyncExitStack() as stack:
-        for rt in runtimes.values():
-            await stack.enter_async_context(rt)
+        runtimes = {m: await stack.enter_async_context(running(services=["test"], overrides=o))
+                    for m, o in modes.items()}
         watches = {m: await watch(rt) for m, rt in runtimes.items()}
         results: dict[str, list[Restart]] = {m: [] for m in runtimes}
         for _ in range(kills):
             for m, rt in runtimes.items():
                 results[m].append(await one_restart(rt, watches[m]))
         spawn = {m: (await rt.status())["kernel"]["spawn"] for m, rt in runtimes.items()}
-    rows = [r for m in runtimes for r in crash_rows(m, results[m])]
-    for row, m in zip(rows, runtimes, strict=True):
+    rows = [r for m in modes for r in crash_rows(m, results[m])]
+    for row, m in zip(rows, modes, strict=True):
         row.samples["kernel_reports_spawn"] = spawn[m]
     rows[1].budget = None  # exec is the comparison; the budget is for the fork server
     return rows
@@ -142,13 +142,13 @@ async def one_hang(rt: RuntimeProcess, w: EventWatch) -> dict[str, Any]:
 async def hang_async(quick: bool) -> list[Row]:
     """Stop the test service repeatedly under a 0.2 s x 3 heartbeat limit."""
     stops = 3 if quick else 6
-    async with RuntimeProcess(services=["test"], overrides=[*RELAXED, *HANG_SETTINGS]) as rt:
+    async with running(services=["test"], overrides=[*RELAXED, *HANG_SETTINGS]) as rt:
         w = await watch(rt)
         res = [await one_hang(rt, w) for _ in range(stops)]
     stop_to_hung = [r["stop_to_hung_ms"] for r in res]
-    note = (f"{stops} SIGSTOPs, heartbeat {HB_PERIOD_S} s x {HB_MISSES}; kernel's silent_ms median "
-            f"{median([r['silent_ms'] for r in res]):.0f}; the stop lands anywhere in a heartbeat period, "
-            "so stop->HUNG lies in [limit - period, limit] + detection delay")
+    note = (f"{stops} SIGSTOPs, heartbeat {HB_PERIOD_S} s x {HB_MISSES}; each stop follows the previous "
+            "restart's READY (a fresh heartbeat: the worst phase, so stop->HUNG ~ the limit plus the "
+            f"kernel's reaction); kernel's silent_ms median {median([r['silent_ms'] for r in res]):.1f}")
     return [Row("hang detection: SIGSTOP -> SERVICE_HUNG (median)", median(stop_to_hung), "ms",
                 budget=HANG_BUDGET, group="hang", note=note, samples={"stops": res}),
             Row("hang detection: SIGSTOP -> SERVICE_HUNG (max)", max(stop_to_hung), "ms",
