@@ -42,6 +42,17 @@ class TestService(Service):
         return {k.removeprefix("exec/"): int(v) for k, v in self.store.items("exec/" + prefix)}
 
     @command()
+    async def relay(self, service: str, command: str, args: dict[str, Any] | None = None,
+                    timeout: float = 5.0) -> Any:
+        """Call another service's command through the kernel and return its value (ST[17] link test)."""
+        return await self.call(service, command, args or {}, timeout=timeout)
+
+    @command()
+    async def announce(self, message: str, severity: int = 1) -> None:
+        """Raise an event with the given message and severity (1 INFO … 4 HIGH)."""
+        await self.event(message, Severity(severity), event_id=17001)
+
+    @command()
     async def sleep(self, seconds: float) -> float:
         """Wait asynchronously (the loop stays responsive), for deadline tests."""
         await asyncio.sleep(seconds)

@@ -1,0 +1,65 @@
+"""The SDK inside a real runtime: calls between services, events, parameters that persist."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import pytest
+
+from flightos import Severity, UnknownCommand
+from flightos.testing import RuntimeProcess
+
+
+async def test_a_service_calls_another_through_the_kernel(runtime: RuntimeProcess) -> None:
+    """test.relay calls housekeeping.sample; the callee's typed error reaches the original caller."""
+    c = runtime.client
+    assert c is not None
+    sample = await c.call("test", "relay", {"service": "housekeeping", "command": "sample"})
+    assert {"memory", "disk", "load_avg", "core_load_pct"} <= set(sample)
+    with pytest.raises(UnknownCommand, match="service 'housekeeping' has no command 'nope'"):
+        await c.call("test", "relay", {"service": "housekeeping", "command": "nope"})
+
+
+async def test_events_carry_severity_on_the_bus(runtime: RuntimeProcess) -> None:
+    """An event raised by a service arrives on ev.<service> with its id and severity name."""
+    c = runtime.client
+    assert c is not None
+    sub = c.subscriber("ev.test")
+    await c.call("kernel", "ping")
+    await c.call("test", "announce", {"message": "sun sensor blinded", "severity": 3})
+    ev = await c.wait_for("ev.test", timeout=5, sub=sub)
+    assert ev.payload["message"] == "sun sensor blinded"
+    assert ev.payload["severity"] == Severity.MEDIUM and ev.payload["severity_name"] == "MEDIUM"
+    assert ev.payload["id"] == 17001 and ev.source == "test"
+
+
+async def test_parameters_persist_across_a_restart(runtime: RuntimeProcess) -> None:
+    """A parameter set over the bus survives the service being killed and restarted."""
+    c = runtime.client
+    assert c is not None
+    assert await c.call("test", "set_param", {"name": "greeting", "value": "hello sat"}) == "hello sat"
+    with pytest.raises(Exception, match="not a str"):
+        await c.call("test", "set_param", {"name": "greeting", "value": 5})
+    params = await c.call("test", "list_params")
+    assert params == {"greeting": "hello sat"}
+    old = (await runtime.service("test"))["pid"]
+    await c.call("kernel", "kill", {"service": "test"})
+    await runtime.wait_until(lambda s: next(r for r in s["services"] if r["name"] == "test")["pid"] not in (None, old)
+                             and all(r["state"] == "READY" for r in s["services"]), what="test restarted")
+    assert (await c.call("test", "ping"))["reply"] == "hello sat"
+
+
+async def test_describe_lists_commands_with_types(runtime: RuntimeProcess) -> None:
+    """describe gives every command with its documented, typed arguments."""
+    d = await runtime.client.call("test", "describe")  # type: ignore[union-attr]
+    sleep = d["commands"]["sleep"]
+    assert sleep["doc"].startswith("Wait asynchronously")
+    assert sleep["args"] == [{"name": "seconds", "type": "float", "required": True, "default": None}]
+    assert d["parameters"][0]["name"] == "greeting"
+
+
+async def test_runtime_directory_is_private(runtime: RuntimeProcess) -> None:
+    """The runtime directory holding the ipc sockets is mode 0700."""
+    mode = stat.S_IMODE(os.stat(runtime.runtime_dir).st_mode)
+    assert mode == 0o700
