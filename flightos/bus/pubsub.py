@@ -26,14 +26,17 @@ class RejectCounter:
     where: str
     counts: dict[str, int] = field(default_factory=dict)
     log_first: int = 5
+    on_report: Callable[[str, FrameError, int], None] | None = None
 
     def reject(self, err: FrameError) -> None:
-        """Count one rejected frame; log it while the count for that reason is small."""
+        """Count one rejected frame; report it while the count for that reason is small, then every 1000th."""
         n = self.counts.get(err.reason, 0) + 1
         self.counts[err.reason] = n
         if n <= self.log_first or n % 1000 == 0:
             log.warning("bus.frame_rejected", where=self.where, reason=err.reason,
                         detail=err.detail, count=n)
+            if self.on_report is not None:
+                self.on_report(self.where, err, n)
 
     @property
     def total(self) -> int:

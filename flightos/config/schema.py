@@ -103,7 +103,7 @@ SECTIONS: dict[str, dict[str, Field]] = {
                        "how services start: a preloaded fork server (fast restarts) or a fresh interpreter"),
         "shutdown_grace_s": Field(positive, 5.0, "SIGTERM to SIGKILL grace on stop"),
         "command_queue": Field(positive_int, 64, "commands held per service while it restarts"),
-        "command_timeout_s": Field(positive, 5.0, "default command deadline"),
+        "command_timeout_s": Field(positive, 5.0, "deadline of a command that does not carry one"),
         "telemetry_hz": Field(positive, 1.0, "rate of the kernel's own telemetry"),
         "state_dir": Field(string, "", "where stores live (default: $FLIGHTOS_STATE_DIR, "
                            "~/.local/state/flightos/<target>)"),

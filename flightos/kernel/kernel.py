@@ -120,7 +120,10 @@ class Kernel:
         acmd, actl = AsyncSocket(self.cmd_sock), AsyncSocket(self.ctl_sock)
         self.router = CommandRouter(acmd, self.records,
                                     int(self.target.runtime["command_queue"]),
-                                    self._kernel_command, self._attached)
+                                    self._kernel_command, self._attached, self.emit,
+                                    float(self.target.runtime["command_timeout_s"]))
+        self.router.rejects.on_report = self._rejected
+        self.ctl_rejects.on_report = self._rejected
         self.supervisor = Supervisor(self.records, self.router, self.emit, self._spec,
                                      self.target.runtime["spawn"],
                                      float(self.target.health["start_timeout_s"]))
@@ -169,6 +172,8 @@ class Kernel:
             rec = self.records[name]
             rec.cores = chosen
             rec.host_cpus = sorted({c for core in chosen for c in self.board.host_cpus(core)})
+            self.emit(EventId.SERVICE_PLACED, Severity.INFO, f"{name} placed on core(s) {chosen}",
+                      service=name, cores=chosen, host_cpus=rec.host_cpus, criticality=rec.cfg.criticality)
 
     def _spec(self, rec: ServiceRecord) -> SpawnSpec:
         rt = self.target.runtime
@@ -186,6 +191,10 @@ class Kernel:
             if batch:
                 handle(batch)
             await asyncio.sleep(0)
+
+    def _rejected(self, where: str, err: FrameError, count: int) -> None:
+        self.emit(EventId.BUS_FRAME_REJECTED, Severity.LOW, f"rejected a frame on {where}: {err}",
+                  where=where, reason=err.reason, count=count)
 
     def _attached(self, rec: ServiceRecord) -> None:
         self.supervisor.mark_ready_part(rec)

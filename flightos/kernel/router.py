@@ -31,7 +31,9 @@ from flightos.bus.errors import (
     UnknownService,
 )
 from flightos.bus.pubsub import RejectCounter
+from flightos.kernel.events import EventId
 from flightos.kernel.records import ACCEPTS_QUEUED, PendingCommand, ServiceRecord, State
+from flightos.sdk.severity import Severity
 
 log = structlog.get_logger("flightos.kernel")
 
@@ -51,12 +53,17 @@ class CommandRouter:
         queue_cap: int,
         kernel_handler: KernelHandler,
         on_attach: Callable[[ServiceRecord], None],
+        emit: Callable[..., None],
+        default_timeout_s: float = 5.0,
     ) -> None:
         self.sock = sock
         self.records = records
         self.queue_cap = queue_cap
         self.kernel_handler = kernel_handler
         self.on_attach = on_attach
+        self.emit = emit
+        self.default_timeout_ms = int(default_timeout_s * 1000)
+        self._last_full: dict[str, float] = {}
         self.pending: dict[str, PendingCommand] = {}
         self.results: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self.rejects = RejectCounter("kernel:commands")
@@ -116,7 +123,7 @@ class CommandRouter:
             return
         timeout_ms = p.get("timeout_ms")
         if not isinstance(timeout_ms, int) or timeout_ms <= 0:
-            timeout_ms = 5000
+            timeout_ms = self.default_timeout_ms
         loop = asyncio.get_running_loop()
         cmd = PendingCommand(cid=cid, destination=env.topic, name=p["name"], args=p.get("args") or {},
                              deadline=loop.time() + timeout_ms / 1000.0, requesters=[ident],
@@ -142,6 +149,12 @@ class CommandRouter:
         elif rec.state in ACCEPTS_QUEUED:
             if len(rec.queue) >= self.queue_cap:
                 self.stats["queue_full"] += 1
+                now = asyncio.get_running_loop().time()
+                if now - self._last_full.get(rec.name, -1e9) >= 1.0:  # at most one event a second
+                    self._last_full[rec.name] = now
+                    self.emit(EventId.COMMAND_QUEUE_FULL, Severity.LOW,
+                              f"{rec.name} is {rec.state.value} and its command queue is full; refusing",
+                              service=rec.name, capacity=self.queue_cap, refused=self.stats["queue_full"])
                 self.complete(cmd, error_payload(QueueFull(
                     f"service {rec.name!r} is {rec.state.value.lower()} and its command queue "
                     f"({self.queue_cap}) is full")))
@@ -237,6 +250,10 @@ class CommandRouter:
 
     def service_lost(self, rec: ServiceRecord, reason: str) -> None:
         """The process died: its in-flight commands fail (they ran at most once)."""
+        if rec.inflight:
+            self.emit(EventId.COMMAND_SERVICE_LOST, Severity.LOW,
+                      f"{len(rec.inflight)} command(s) in flight failed with {rec.name}", service=rec.name,
+                      commands=[c.name for c in rec.inflight.values()][:20], count=len(rec.inflight))
         for cid, cmd in list(rec.inflight.items()):
             self.stats["service_lost"] += 1
             self.complete(cmd, error_payload(ServiceFailed(

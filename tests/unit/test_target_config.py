@@ -73,3 +73,16 @@ def test_unknown_target_lists_the_known_ones() -> None:
     """An unknown name says which targets exist."""
     with pytest.raises(ConfigError, match=r"unknown target 'mars'.*sim-radhard"):
         tgt.load("mars")
+
+
+def test_every_schema_key_is_documented() -> None:
+    """docs/targets.md lists every key the schema accepts."""
+    from flightos.config.schema import SECTIONS, SERVICE_FIELDS
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "targets.md").read_text()
+    for sname, fields in SECTIONS.items():
+        assert f"## `[{sname}]`" in doc
+        for key in fields:
+            assert f"| `{key}` |" in doc, f"{sname}.{key} is not documented"
+    for key in SERVICE_FIELDS:
+        assert f"| `{key}` |" in doc
