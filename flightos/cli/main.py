@@ -50,6 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--count", type=int, help="stop after this many messages")
     t.add_argument("--timeout", type=float, help="stop after this many seconds")
 
+    i = sub.add_parser("inject", help="inject a fault into a simulated target (through the kernel)")
+    i.add_argument("fault", help="seu, sefi, reset, sel, power-cycle, core-fail, thermal-step, saa, sun")
+    i.add_argument("args", nargs="*", metavar="KEY=VALUE", help="e.g. core=2, count=10, delta_w=3, on=true")
+
     sub.add_parser("targets", help="list the target files found")
 
     n = sub.add_parser("new-service", help="scaffold a service package with its entry point and a test")
@@ -135,6 +139,8 @@ async def _client_command(args: argparse.Namespace) -> int:
             return await _cmd(client, args)
         if args.cmd == "tm":
             return await _tm(client, args)
+        if args.cmd == "inject":
+            return await _inject(client, args)
     finally:
         client.close()
     raise UsageError(f"unknown command {args.cmd}")
@@ -198,6 +204,22 @@ async def _coerce_strings(client: Client, args: argparse.Namespace, kwargs: dict
         if a.get("type") == "str" and a["name"] in raw and not isinstance(kwargs[a["name"]], str):
             kwargs[a["name"]] = raw[a["name"]]
     return kwargs
+
+
+async def _inject(client: Client, args: argparse.Namespace) -> int:
+    kwargs: dict[str, Any] = {"fault": args.fault}
+    for item in args.args:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"argument {item!r}: expected KEY=VALUE")
+        kwargs[key] = parse_value(value)
+    result = await client.call("kernel", "inject", kwargs, timeout=5.0)
+    if args.json:
+        emit_json(result)
+    else:
+        states = ", ".join(f"core {c}: {s}" for c, s in result["cores"].items())
+        print(f"injected {result['injected']} ({states})")
+    return ec.OK
 
 
 async def _tm(client: Client, args: argparse.Namespace) -> int:

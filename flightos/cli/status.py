@@ -20,11 +20,11 @@ def render(status: dict[str, Any]) -> str:
     ]
     services = table(["SERVICE", "STATE", "PID", "CRIT", "CORES", "RESTARTS", "HB AGE", "CPU%",
                       "RSS MB", "QUEUED", "REASON"], svc_rows)
-    core_rows = [(c["id"], "yes" if c["online"] else "no", _pct(c["load_pct"]),
+    core_rows = [(c["id"], "yes" if c["online"] else "no", c.get("state", ""), _pct(c["load_pct"]),
                   c["freq_mhz"] if c["freq_mhz"] is not None else "",
                   ",".join(map(str, c["host_cpus"])), ", ".join(c["services"]))
                  for c in status["cores"]]
-    cores = table(["CORE", "ONLINE", "LOAD", "MHZ", "HOST CPUS", "SERVICES"], core_rows)
+    cores = table(["CORE", "ONLINE", "STATE", "LOAD", "MHZ", "HOST CPUS", "SERVICES"], core_rows)
     cmds = status["bus"]["commands"]
     bus = (f"commands: {cmds['received']} received, {cmds['completed']} answered, "
            f"{cmds['queued']} queued, {cmds['deadline_exceeded']} deadline exceeded, "

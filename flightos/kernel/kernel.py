@@ -27,6 +27,7 @@ from flightos.bus.pubsub import Publisher, RejectCounter
 from flightos.config.target import Target
 from flightos.host.spawn_spec import SpawnSpec
 from flightos.kernel.events import EventId
+from flightos.kernel.faults import FAULTS, SimEffects
 from flightos.kernel.placement import place
 from flightos.kernel.records import ServiceRecord, State
 from flightos.kernel.restart_policy import RestartSettings, RestartTracker
@@ -127,6 +128,8 @@ class Kernel:
         self.supervisor = Supervisor(self.records, self.router, self.emit, self._spec,
                                      self.target.runtime["spawn"],
                                      float(self.target.health["start_timeout_s"]))
+        self.supervisor.before_spawn = self._avoid_bad_cores
+        self.effects = SimEffects(self.board, self.records, self.emit)
         await self.supervisor.start()
         self._place_all()
         self._tasks = [
@@ -174,6 +177,27 @@ class Kernel:
             rec.host_cpus = sorted({c for core in chosen for c in self.board.host_cpus(core)})
             self.emit(EventId.SERVICE_PLACED, Severity.INFO, f"{name} placed on core(s) {chosen}",
                       service=name, cores=chosen, host_cpus=rec.host_cpus, criticality=rec.cfg.criticality)
+
+    def _avoid_bad_cores(self, rec: ServiceRecord) -> None:
+        """Before a (re)start, move a service off cores that cannot run work (hung, failed, offline)."""
+        bad = self.effects.unavailable_cores()
+        if not rec.cores or not (set(rec.cores) & bad):
+            return
+        good = [c for c in self.board.core_ids() if c not in bad]
+        if not good:
+            return  # nowhere better: start where it was; it will be frozen with its core
+        load: dict[int, int] = {}
+        for r in self.records.values():
+            if r is not rec and r.pid is not None:
+                for c in r.cores:
+                    load[c] = load.get(c, 0) + 1
+        chosen = place([(rec.name, rec.cfg.criticality, rec.cfg.cores)], good, load)[rec.name]
+        old, rec.cores = rec.cores, chosen
+        rec.host_cpus = sorted({c for core in chosen for c in self.board.host_cpus(core)})
+        self.emit(EventId.SERVICE_PLACED, Severity.MEDIUM,
+                  f"{rec.name} moved from core(s) {old} to {chosen}: core(s) {sorted(set(old) & bad)} unavailable",
+                  service=rec.name, cores=chosen, host_cpus=rec.host_cpus, previous=old,
+                  criticality=rec.cfg.criticality)
 
     def _spec(self, rec: ServiceRecord) -> SpawnSpec:
         rt = self.target.runtime
@@ -258,7 +282,8 @@ class Kernel:
             if r.pid is not None:
                 for c in r.cores:
                     placed.setdefault(c, []).append(r.name)
-        return [{"id": c.id, "online": c.online, "load_pct": c.load_pct, "freq_mhz": c.freq_mhz,
+        return [{"id": c.id, "online": c.online, "state": self.effects.states.get(c.id, "ok"),
+                 "load_pct": c.load_pct, "freq_mhz": c.freq_mhz,
                  "host_cpus": sorted(self.board.host_cpus(c.id)), "services": placed.get(c.id, [])}
                 for c in reading.cores]
 
@@ -282,8 +307,11 @@ class Kernel:
             try:
                 reading = self.board.read()
                 self.publisher.publish("tm.hal.reading", reading.to_dict())
+                timeline = self.effects.update()
+                if timeline:
+                    self.publisher.publish("tm.hal.timeline", {"entries": timeline})
             except Exception as exc:  # a HAL fault must never stop the kernel
-                log.warning("kernel.hal_read_failed", error=str(exc))
+                log.warning("kernel.hal_read_failed", error=f"{type(exc).__name__}: {exc}")
             self.publisher.publish("tm.kernel.bus", self.bus_stats())
             self.publisher.publish("tm.kernel.self", {"cpu_percent": self._me.cpu_percent(None),
                                                       "rss_mb": round(self._me.memory_info().rss / 1e6, 1)})
@@ -324,6 +352,17 @@ class Kernel:
                 raise BadArguments(f"unknown signal {sig!r}") from None
             os.kill(rec.pid, signum)
             return {"service": rec.name, "pid": rec.pid, "signal": signum.name}
+        if name == "inject":
+            fault = args.get("fault")
+            if not isinstance(fault, str):
+                raise BadArguments("missing argument 'fault' (one of " + ", ".join(FAULTS) + ")")
+            try:
+                what = self.effects.inject(fault, {k: v for k, v in args.items() if k != "fault"})
+            except hal.HalError as exc:
+                raise BadArguments(f"{fault}: {exc}") from None
+            return {"injected": what, "cores": dict(self.effects.states)}
+        if name == "faults":
+            return dict(FAULTS)
         if name == "shutdown":
             asyncio.get_running_loop().call_soon(self.request_stop)
             return {"stopping": True}
@@ -347,5 +386,8 @@ KERNEL_COMMANDS = {
     "stop": "stop a service gracefully; it stays stopped (service=NAME)",
     "start": "start a stopped, disabled or FAILED service (service=NAME)",
     "kill": "send a signal to a service process, for fault drills (service=NAME signal=KILL|STOP|...)",
+    "inject": "inject a fault into a simulated board (fault=seu|sefi|reset|sel|power-cycle|core-fail|"
+              "thermal-step|saa|sun, see `faults`)",
+    "faults": "the faults `inject` knows, with their arguments",
     "shutdown": "stop every service and the kernel",
 }

@@ -50,6 +50,7 @@ class Supervisor:
         self._wake = asyncio.Event()
         self._stopping = False
         self._tasks = TaskSet("supervisor")
+        self.before_spawn: Callable[[ServiceRecord], None] | None = None
 
     async def start(self) -> None:
         """Start the fork server (if configured)."""
@@ -81,6 +82,8 @@ class Supervisor:
         rec.stop_requested = False
         loop = asyncio.get_running_loop()
         rec.spawned_at = loop.time()
+        if self.before_spawn is not None:
+            self.before_spawn(rec)
         spec = self.make_spec(rec)
         try:
             spawner = self.fork_spawner if self.fork_spawner and self.fork_spawner.alive else self.exec_spawner

@@ -1,0 +1,55 @@
+"""Faults injected into the simulated board reach real processes, and the kernel recovers from them."""
+
+from __future__ import annotations
+
+import pytest
+
+from flightos import BadArguments, ServiceUnavailable
+from flightos.testing import RuntimeProcess
+from tests.integration.conftest import make_runtime
+
+
+async def test_sefi_freezes_the_core_and_the_service_restarts_elsewhere(runtime: RuntimeProcess) -> None:
+    """A SEFI on the test service's core hangs it; it is restarted on a healthy core and answers."""
+    c = runtime.client
+    assert c is not None
+    before = await runtime.service("test")
+    core = before["cores"][0]
+    events = c.subscriber("ev.kernel")
+    await c.call("kernel", "ping")
+    res = await c.call("kernel", "inject", {"fault": "sefi", "core": core})
+    assert res["cores"][core] == "hung"
+    changed = await c.wait_for("ev.kernel", lambda e: e.payload["name"] == "CORE_STATE_CHANGED", timeout=5,
+                               sub=events)
+    assert changed.payload["data"]["new"] == "hung" and "test" in changed.payload["data"]["services"]
+    await c.wait_for("ev.kernel", lambda e: e.payload["name"] == "SERVICE_HUNG"
+                     and e.payload["data"]["service"] == "test", timeout=5, sub=events)
+    moved = await c.wait_for("ev.kernel", lambda e: e.payload["name"] == "SERVICE_PLACED"
+                             and e.payload["data"]["service"] == "test", timeout=5, sub=events)
+    assert core not in moved.payload["data"]["cores"]
+    await runtime.wait_ready("test")
+    assert (await c.call("test", "ping"))["pid"] != before["pid"]
+    st = await runtime.status()
+    assert next(k for k in st["cores"] if k["id"] == core)["state"] == "hung"
+    await c.call("kernel", "inject", {"fault": "reset", "core": core})
+    st = await runtime.status()
+    assert next(k for k in st["cores"] if k["id"] == core)["state"] == "ok"
+
+
+async def test_bad_injections_are_typed_errors(runtime: RuntimeProcess) -> None:
+    """Unknown faults and bad arguments are refused with a message naming the problem."""
+    c = runtime.client
+    assert c is not None
+    with pytest.raises(BadArguments, match="unknown fault 'meteor'"):
+        await c.call("kernel", "inject", {"fault": "meteor"})
+    with pytest.raises(BadArguments, match="core"):
+        await c.call("kernel", "inject", {"fault": "sefi", "core": 99})
+    with pytest.raises(BadArguments, match="count: expected an integer"):
+        await c.call("kernel", "inject", {"fault": "seu", "count": "many"})
+
+
+async def test_injection_needs_a_simulated_board() -> None:
+    """On a real-board backend, inject says it needs a simulator instead of pretending."""
+    async with make_runtime(["test"], target="linux") as rt:
+        with pytest.raises(ServiceUnavailable, match="simulated board"):
+            await rt.client.call("kernel", "inject", {"fault": "seu"})  # type: ignore[union-attr]
