@@ -124,6 +124,7 @@ def fmt(x: float | None, unit: str) -> str:
 
 
 def _cells(row: Row) -> list[str]:
+    """The printed cells of one row."""
     return [row.figure, fmt(row.value, row.unit), fmt(row.baseline, row.unit), fmt_ratio(row.ratio),
             row.budget_text, row.verdict]
 

@@ -63,6 +63,7 @@ async def measure(client: Client, sock: zmq.Socket[bytes], calls: int) -> dict[s
     frame = b"\x93" * command_frame_size()
 
     async def block(path: str, n: int) -> list[float]:
+        """One block of ``n`` round trips on one path."""
         return raw_block(sock, frame, n) if path == "raw" else await sdk_block(client, path, n)
 
     paths = ["test", "raw", "kernel"]
@@ -94,6 +95,7 @@ def rows(res: dict[str, list[float]], size: int) -> list[Row]:
 
 
 def _summary(xs: list[float]) -> dict[str, float | None]:
+    """p50, p90, p99 and max of round trips."""
     return {"p50": median(xs), "p90": percentile(xs, 90), "p99": percentile(xs, 99), "max": max(xs)}
 
 

@@ -32,6 +32,7 @@ class EventWatch:
     """Kernel events about one service, read from a subscriber known to be joined."""
 
     def __init__(self, sub: Subscriber, service: str) -> None:
+        """Watch ``service``'s events on ``sub``."""
         self.sub = sub
         self.service = service
         self.backlog: list[Envelope] = []
@@ -41,6 +42,7 @@ class EventWatch:
         await asyncio.wait_for(self._first("tm.kernel."), EVENT_TIMEOUT_S)
 
     async def _first(self, prefix: str) -> Envelope:
+        """The first message under ``prefix``."""
         while True:
             for env in await self.sub.batches():
                 if env.topic.startswith(prefix):
@@ -51,6 +53,7 @@ class EventWatch:
         return await asyncio.wait_for(self._next(name), EVENT_TIMEOUT_S)
 
     async def _next(self, name: str) -> Envelope:
+        """The next matching event, without a deadline."""
         while True:
             while self.backlog:
                 env = self.backlog.pop(0)
@@ -100,6 +103,7 @@ async def one_restart(rt: RuntimeProcess, w: EventWatch) -> Restart:
 def crash_rows(mode: str, rs: list[Restart]) -> list[Row]:
     """The kill-to-ready median with its breakdown in the note."""
     def med(attr: str) -> float | None:
+        """Median of one timing over every restart."""
         return median([getattr(r, attr) for r in rs])
 
     k2r = med("kill_to_ready_ms")

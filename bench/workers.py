@@ -7,6 +7,7 @@ takes orders over a pipe, so one process serves every repetition of a figure.
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -72,8 +73,9 @@ def proxy_main(conn: Connection, xsub_ep: str, xpub_ep: str) -> None:
     proxy.start()
     conn.send("ready")
     conn.recv()
-    proxy.stop()
-    ctx.term()
+    # Not proxy.stop(): with libzmq 4.3.5 it can sit out its 5 s join (the proxy blocks replying to
+    # TERMINATE on a PAIR whose peer already closed). This helper has nothing to flush: just exit.
+    os._exit(0)
 
 
 # ---- the publisher ---------------------------------------------------------------------------
@@ -81,6 +83,7 @@ class _RawPublisher:
     """A plain PUB socket sending single frames ``topic NUL payload``, prebuilt where possible."""
 
     def __init__(self, ctx: zmq.Context[zmq.Socket[bytes]], endpoint: str, hwm: int) -> None:
+        """Connect a PUB socket with the given send HWM."""
         self.sock = ctx.socket(zmq.PUB)
         self.sock.setsockopt(zmq.SNDHWM, hwm)
         self.sock.connect(endpoint)
@@ -104,6 +107,7 @@ class _SdkPublisher:
     """flightos's Publisher (envelope, per-topic sequence numbers), with the given send HWM."""
 
     def __init__(self, ctx: zmq.Context[zmq.Socket[bytes]], endpoint: str, hwm: int) -> None:
+        """Create flightos's Publisher after setting its module-level send HWM."""
         from flightos.bus import pubsub
 
         pubsub.PUB_HWM = hwm  # read by Publisher.__init__; only this helper process is affected
@@ -146,7 +150,9 @@ def _publish_trial(ctx: zmq.Context[zmq.Socket[bytes]], conn: Connection, kind: 
         pub.publish(END_TOPIC, b"")
         t1 = time.monotonic_ns()
         conn.send({"t0_ns": t0, "t1_ns": t1, "sent": count, "probes": probes})
-        conn.recv()  # "close": closing earlier could discard messages still queued
+        while not conn.poll(JOIN_PERIOD_S):  # until "close": repeat the end marker in case one dropped
+            pub.publish(END_TOPIC, b"")
+        conn.recv()
     finally:
         pub.close()
     conn.send("closed")

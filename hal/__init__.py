@@ -10,8 +10,10 @@ from typing import Any
 
 from hal import affinity, cpuset
 from hal.board import Board
+from hal.config import validate
 from hal.errors import HalConfigError, HalCoreHung, HalError, HalParseError, HalUnsupported
 from hal.fs import Runner
+from hal.probe import Detection, ProbeReport, detect, probe_report
 from hal.types import (
     BoardIdentity,
     BoardReading,
@@ -53,18 +55,45 @@ def open_board(config: Mapping[str, Any], *, runner: Runner | None = None) -> Bo
     raise HalConfigError("backend", f"expected one of {', '.join(BACKENDS)}, got {backend!r}")
 
 
+def check_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """Validate a ``[hal]`` table without opening the board; return it with defaults filled in.
+
+    Raises the same HalConfigError (naming the key) that ``open_board`` would.
+    """
+    if not isinstance(config, Mapping):
+        raise HalConfigError("<table>", f"expected a table of keys, got {config!r}")
+    backend = config.get("backend")
+    if backend == "sim":
+        from hal.backends.sim.settings import sim_settings
+
+        return sim_settings(config)
+    if backend == "linux":
+        from hal.backends.linux import LinuxBoard as cls
+    elif backend == "rpi":
+        from hal.backends.rpi import RpiBoard as cls
+    elif backend == "jetson":
+        from hal.backends.jetson import JetsonBoard as cls
+    elif backend is None:
+        raise HalConfigError("backend", f"missing; expected one of {', '.join(BACKENDS)}")
+    else:
+        raise HalConfigError("backend", f"expected one of {', '.join(BACKENDS)}, got {backend!r}")
+    return validate(config, cls.SCHEMA)
+
+
 __all__ = [
     "BACKENDS",
     "Board",
     "BoardIdentity",
     "BoardReading",
     "CoreReading",
+    "Detection",
     "EdacCounts",
     "HalConfigError",
     "HalCoreHung",
     "HalError",
     "HalParseError",
     "HalUnsupported",
+    "ProbeReport",
     "Runner",
     "ThermalZone",
     "ThrottleFlags",
@@ -72,6 +101,9 @@ __all__ = [
     "Watchdog",
     "WatchdogInfo",
     "affinity",
+    "check_config",
     "cpuset",
+    "detect",
     "open_board",
+    "probe_report",
 ]

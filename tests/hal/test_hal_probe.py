@@ -26,6 +26,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import hal
+import hal.backends.sim
 from hal.probe import jetson_family, parse_tegra_release, pi_generation
 
 TREES: dict[str, tuple[Callable[[Path], Path], Mapping[tuple[str, ...], str], str, str, int | None]] = {
@@ -232,7 +233,9 @@ def test_sim_report() -> None:
     """The simulator reports everything; its watchdog is simulated; nothing but cpusets may be missing."""
     board = hal.open_board({"backend": "sim", "time_scale": 0, "load_source": "sim"})
     try:
-        r = hal.probe_report(board, settle_s=0)
+        assert isinstance(board, hal.backends.sim.SimBoard)
+        r = hal.probe_report(board, settle_s=10, sleep=board.step)  # 10 s of sim time between reads
+        assert r.reads == 2 and r.reading.extras["sim_time_s"] == 10.0
         assert r.watchdog.device == "simulated" and r.watchdog.max_timeout_s == 60.0
         assert set(missing(r)) <= {"cpuset"}
         assert [h.can_offline for h in r.hotplug] == [False, True, True, True]
