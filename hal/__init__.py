@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from hal import affinity, cpuset
+from hal import affinity, cpuset, scenario
 from hal.board import Board
 from hal.config import validate
 from hal.errors import HalConfigError, HalCoreHung, HalError, HalParseError, HalUnsupported
@@ -106,4 +106,5 @@ __all__ = [
     "detect",
     "open_board",
     "probe_report",
+    "scenario",
 ]
