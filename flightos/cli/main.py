@@ -32,6 +32,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a target key, e.g. --set health.heartbeat_misses=4 (repeatable)")
     r.add_argument("--log-format", choices=["console", "json"], help="override runtime.log_format")
+    r.add_argument("--scenario", metavar="FILE", help="a TOML timeline of faults and environment changes "
+                   "(sim targets; see targets/scenarios/)")
+
+    pr = sub.add_parser("probe", help="detect the board and print everything the HAL can read")
+    pr.add_argument("--root", default="/", help="filesystem root to read (a recorded tree)")
+    pr.add_argument("--settle", type=float, default=0.5, help="seconds between the two reads (for load)")
 
     s = sub.add_parser("status", help="the service and core tables")
     s.add_argument("--watch", nargs="?", type=float, const=1.0, metavar="SECONDS",
@@ -99,6 +105,8 @@ def dispatch(args: argparse.Namespace) -> int:
         return run(args)
     if args.cmd == "targets":
         return _targets(args)
+    if args.cmd == "probe":
+        return _probe(args)
     if args.cmd == "new-service":
         from flightos.cli.scaffold import scaffold
 
@@ -106,6 +114,25 @@ def dispatch(args: argparse.Namespace) -> int:
         print(f"created {path}; install it with: pip install -e {path}")
         return ec.OK
     return asyncio.run(_client_command(args))
+
+
+def _probe(args: argparse.Namespace) -> int:
+    import hal
+
+    detection = hal.detect(args.root)
+    try:
+        board = hal.open_board(detection.hal_config())
+    except hal.HalError as exc:
+        raise ConfigError(f"probe: {exc}") from None
+    try:
+        report = hal.probe_report(board, settle_s=max(0.0, args.settle), detection=detection)
+    finally:
+        board.close()
+    if args.json:
+        emit_json(report.to_dict())
+    else:
+        print("\n".join(report.lines()))
+    return ec.OK
 
 
 def _targets(args: argparse.Namespace) -> int:

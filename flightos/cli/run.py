@@ -30,10 +30,13 @@ def run(args: argparse.Namespace) -> int:
     from flightos.kernel.kernel import Kernel, RuntimeBusy
 
     runtime_dir = Path(args.runtime_dir) if args.runtime_dir else default_runtime_dir()
+    scenario = Path(args.scenario) if args.scenario else None
     try:
-        kernel = Kernel(target, runtime_dir, duration_s=args.duration)
+        kernel = Kernel(target, runtime_dir, duration_s=args.duration, scenario=scenario)
     except hal.HalConfigError as exc:
         raise ConfigError(f"{target.path}: {exc}") from None
+    except (hal.HalError, OSError) as exc:  # a scenario that does not load or fit the board
+        raise ConfigError(str(exc)) from None
     try:
         return asyncio.run(kernel.run())
     except RuntimeBusy as exc:

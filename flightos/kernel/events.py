@@ -28,3 +28,4 @@ class EventId(enum.IntEnum):
     HAL_FAULT_INJECTED = 1501
     HAL_EVENT = 1502
     CORE_STATE_CHANGED = 1503
+    SCENARIO_STEP = 1504

@@ -46,7 +46,8 @@ class RuntimeBusy(Exception):
 class Kernel:
     """One runtime: the bus endpoints, the services of a target, and their supervision."""
 
-    def __init__(self, target: Target, runtime_dir: Path, duration_s: float | None = None) -> None:
+    def __init__(self, target: Target, runtime_dir: Path, duration_s: float | None = None,
+                 scenario: Path | None = None) -> None:
         self.target = target
         self.endpoints = Endpoints(runtime_dir)
         self.duration_s = duration_s
@@ -68,6 +69,32 @@ class Kernel:
         self.ctl_rejects = RejectCounter("kernel:control")
         self.sampler = ResourceSampler()
         self._me = psutil.Process()
+        self.scenario: Any = None
+        if scenario is not None:
+            self.scenario = self._load_scenario(scenario)
+
+    def _load_scenario(self, path: Path) -> Any:
+        """Load a fault scenario for this board, or raise ScenarioError naming the problem."""
+        from hal import scenario as sc
+
+        if not callable(getattr(self.board, "inject_sefi", None)):
+            raise sc.ScenarioError(f"{path}: scenarios drive a simulated board; target "
+                                   f"{self.target.name!r} uses the {self.board.identity.backend!r} backend")
+        sim: Any = self.board  # a SimBoard: checked above by capability, not by importing the backend
+        return sc.ScenarioRunner(sc.load(path), sim)
+
+    async def _scenario_loop(self) -> None:
+        """Apply scenario events as they come due (checked ten times a second until the last one)."""
+        runner = self.scenario
+        self.emit(EventId.SCENARIO_STEP, Severity.INFO, f"scenario {runner.scenario.name!r} started",
+                  scenario=runner.scenario.name, events=len(runner.pending))
+        while not runner.done:
+            for line in runner.advance():
+                self.emit(EventId.SCENARIO_STEP, Severity.LOW, f"scenario: {line}", scenario=runner.scenario.name)
+            self.effects.update()
+            await asyncio.sleep(0.1)
+        self.emit(EventId.SCENARIO_STEP, Severity.INFO, f"scenario {runner.scenario.name!r} complete",
+                  scenario=runner.scenario.name)
 
     # ---- lifecycle ----------------------------------------------------------------------------
     def request_stop(self) -> None:
@@ -138,6 +165,8 @@ class Kernel:
             loop.create_task(self.supervisor.watch()),
             loop.create_task(self._telemetry_loop()),
         ]
+        if self.scenario is not None:
+            self._tasks.append(loop.create_task(self._scenario_loop()))
         self.emit(EventId.KERNEL_STARTED, Severity.INFO,
                   f"kernel up on target {self.target.name}", target=self.target.name,
                   board=self.board.identity.model, runtime_dir=str(self.endpoints.runtime_dir),

@@ -36,6 +36,7 @@ class RuntimeProcess:
         overrides: list[str] | None = None,
         base_dir: Path | None = None,
         env: dict[str, str] | None = None,
+        scenario: Path | None = None,
     ) -> None:
         self.target = target
         self.services = services
@@ -45,6 +46,7 @@ class RuntimeProcess:
         self.state_dir = self.workdir / "state"
         self.log_path = self.workdir / "runtime.log"
         self.env = env
+        self.scenario = scenario
         self.proc: subprocess.Popen[bytes] | None = None
         self.client: Client | None = None
         self._log_file: Any = None
@@ -64,6 +66,8 @@ class RuntimeProcess:
                 "run", "--target", self.target]
         for s in sets:
             argv += ["--set", s]
+        if self.scenario is not None:
+            argv += ["--scenario", str(self.scenario)]
         return argv
 
     async def start(self, timeout: float = 30.0) -> RuntimeProcess:

@@ -23,10 +23,11 @@ def base() -> Path:
 
 
 def make_runtime(services: list[str] | None = None, overrides: list[str] | None = None,
-                 target: str = "sim-radhard", env: dict[str, str] | None = None) -> RuntimeProcess:
+                 target: str = "sim-radhard", env: dict[str, str] | None = None,
+                 scenario: Path | None = None) -> RuntimeProcess:
     """A runtime for one test, in this run's directory."""
     return RuntimeProcess(target, services=services, overrides=[*FAST, *(overrides or [])],
-                          base_dir=base(), env=env)
+                          base_dir=base(), env=env, scenario=scenario)
 
 
 @pytest_asyncio.fixture

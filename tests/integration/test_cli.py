@@ -91,3 +91,21 @@ def _state(pid: int) -> str:
         return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
     except OSError:
         return "gone"
+
+
+def test_probe_reads_the_board_and_names_what_is_missing() -> None:
+    """`flightos probe` detects this machine and lists missing readings with reasons, as text and JSON."""
+    res = cli("probe", "--settle", "0")
+    assert res.returncode == 0, res.stderr
+    assert "detected: backend" in res.stdout and "MISSING" in res.stdout
+    doc = json.loads(cli("--json", "probe", "--settle", "0").stdout)
+    assert doc["detection"]["backend"] in ("linux", "rpi", "jetson")
+    assert isinstance(doc["missing"], list)
+
+
+def test_inject_without_runtime_and_bad_scenario_are_one_line_errors(tmp_path: Path) -> None:
+    """inject needs a runtime; a broken scenario file is named with the event and key."""
+    one_line_error(cli("inject", "sefi", "core=1", runtime_dir=base() / "none"), 3, "no flightos runtime")
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[scenario]\nname = "x"\n[[event]]\nat = 1\naction = "sefi"\ncore = "two"\n')
+    one_line_error(cli("run", "--scenario", str(bad), runtime_dir=base() / "x"), 5, "event[0].core")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from flightos import BadArguments, ServiceUnavailable
@@ -53,3 +55,22 @@ async def test_injection_needs_a_simulated_board() -> None:
     async with make_runtime(["test"], target="linux") as rt:
         with pytest.raises(ServiceUnavailable, match="simulated board"):
             await rt.client.call("kernel", "inject", {"fault": "seu"})  # type: ignore[union-attr]
+
+
+
+async def test_scenario_file_drives_faults_on_schedule(tmp_path: Path) -> None:
+    """A wall-time scenario hangs a core, then resets it; each step is an event, in order."""
+    path = tmp_path / "drill.toml"
+    path.write_text('[scenario]\nname = "drill"\ntime = "wall"\n'
+                    '[[event]]\nat = 1.5\naction = "sefi"\ncore = 3\n'
+                    '[[event]]\nat = 2.0\naction = "reset_core"\ncore = 3\n')
+    async with make_runtime(["test"], scenario=path) as rt:
+        c = rt.client
+        assert c is not None
+        steps = c.subscriber("ev.kernel")
+        done = await c.wait_for("ev.kernel", lambda e: e.payload["name"] == "SCENARIO_STEP"
+                                and "complete" in e.payload["message"], timeout=10, sub=steps)
+        assert done.payload["data"]["scenario"] == "drill"
+        assert all(k["state"] == "ok" for k in (await rt.status())["cores"])
+        log = rt.log_path.read_text()
+    assert log.index("event[0] sefi at 1.5 s") < log.index("core 3: ok -> hung") < log.index("event[1] reset_core")
