@@ -7,7 +7,7 @@ Three paths, interleaved in every repetition, at each payload size:
 The publisher and the proxy are separate processes; the subscriber is this one. A join probe
 (repeated until seen) replaces sleeps; an end marker (repeated until the trial closes, so a lost
 one cannot stall it) ends each trial. Every publisher has an unlimited send HWM, the subscribers
-keep the SDK's 100 000, and no trial sends more than the proxy's 100 000, so nothing should drop;
+keep the SDK's 100 000, and every trial stays well under the proxy's 100 000, so nothing should drop;
 the delivered count is what is reported, and any shortfall is reported as drops.
 """
 
@@ -36,9 +36,10 @@ PUB_HWM = 0
 TRIAL_TIMEOUT_S = 20.0
 BUDGET = Budget("ratio", ">=", 0.5, goal=0.8)
 
-FULL_COUNTS = {64: 100_000, 1024: 100_000, 65536: 8_000}
-QUICK_COUNTS = {64: 50_000, 1024: 30_000, 65536: 2_500}
-"""At most the proxy's XPUB send HWM (100 000): a trial can never overflow it, so nothing drops."""
+FULL_COUNTS = {64: 80_000, 1024: 80_000, 65536: 8_000}
+QUICK_COUNTS = {64: 60_000, 1024: 40_000, 65536: 2_500}
+"""Well under the proxy's XPUB send HWM (100 000) with the probes and end markers, so it cannot fill:
+libzmq's writer learns of reads only every ~99 000 messages, so a 100 000-message trial can drop."""
 WARMUP_COUNTS = {64: 20_000, 1024: 10_000, 65536: 500}
 DATA_PREFIX = workers.DATA_TOPIC.encode() + workers.SEP
 END_PREFIX = workers.END_TOPIC.encode() + workers.SEP

@@ -22,6 +22,8 @@ END_TOPIC = "bench.end"
 SEP = b"\x00"
 JOIN_PERIOD_S = 0.001
 """How often the publisher repeats its join probe until the subscriber says go."""
+END_PERIOD_S = 0.01
+"""How often the publisher repeats the end marker until the trial is closed."""
 
 
 @dataclass
@@ -150,7 +152,7 @@ def _publish_trial(ctx: zmq.Context[zmq.Socket[bytes]], conn: Connection, kind: 
         pub.publish(END_TOPIC, b"")
         t1 = time.monotonic_ns()
         conn.send({"t0_ns": t0, "t1_ns": t1, "sent": count, "probes": probes})
-        while not conn.poll(JOIN_PERIOD_S):  # until "close": repeat the end marker in case one dropped
+        while not conn.poll(END_PERIOD_S):  # until "close": repeat the end marker in case one dropped
             pub.publish(END_TOPIC, b"")
         conn.recv()
     finally:

@@ -65,6 +65,10 @@ class Proxy:
         try:
             cmd.connect(self._ctl_ep)
             cmd.send(b"TERMINATE")
+            # libzmq >= 4.3.5 answers a steering command; closing before the answer is read can
+            # leave the proxy blocked until the context terminates, so wait for it (bounded).
+            if cmd.poll(1000):
+                cmd.recv()
         finally:
             cmd.close(linger=100)
         self._thread.join(5)
