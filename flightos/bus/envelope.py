@@ -57,13 +57,15 @@ class FrameError(ValueError):
 _DECODE_ERRORS = (msgspec.MsgspecError, ValueError, TypeError, OverflowError, RecursionError)
 """Everything a decoder may raise on hostile bytes (invalid UTF-8 raises UnicodeDecodeError)."""
 
+_mono_ns = time.monotonic_ns
+_utc_ns = time.time_ns
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(Envelope)
 _generic_decoder = msgspec.msgpack.Decoder()
 
 
 def make(
-    kind: Kind,
+    kind: Kind | int,
     topic: str,
     source: str,
     payload: Any,
@@ -72,9 +74,8 @@ def make(
     corr: str = "",
 ) -> Envelope:
     """Build an envelope stamped with the monotonic and UTC clocks now."""
-    return Envelope(
-        VERSION, int(kind), topic, source, seq, time.monotonic_ns(), time.time_ns(), corr, payload
-    )
+    return Envelope(VERSION, kind.value if isinstance(kind, Kind) else kind, topic, source, seq,
+                    _mono_ns(), _utc_ns(), corr, payload)
 
 
 def encode(env: Envelope) -> bytes:
@@ -114,10 +115,15 @@ def decode_topic_frame(frame: bytes) -> tuple[str, Envelope]:
     sep = frame.find(TOPIC_SEPARATOR)
     if sep <= 0:
         raise FrameError("malformed", "no topic separator in pub/sub frame")
-    env = decode(memoryview(frame)[sep + 1 :])
-    topic = frame[:sep].decode("utf-8", "replace")
-    if env.topic != topic:
-        raise FrameError("malformed", f"frame topic {topic!r} differs from envelope {env.topic!r}")
+    try:
+        env = _decoder.decode(memoryview(frame)[sep + 1 :])
+    except _DECODE_ERRORS as exc:
+        raise _diagnose(memoryview(frame)[sep + 1 :], exc) from None
+    if env.v != VERSION:
+        raise FrameError("unknown_version", f"envelope version {env.v}, expected {VERSION}")
+    topic = env.topic
+    if len(topic) != sep:  # cheap guard; receivers route on the envelope's topic, not the prefix
+        raise FrameError("malformed", f"frame topic {frame[:sep]!r} differs from envelope {topic!r}")
     return topic, env
 
 

@@ -270,12 +270,27 @@ class ServiceHost:
                                  available=sorted(self.shape.commands))
         kwargs = validate(f"{self.spec.name}.{name}", bound.arguments, args)
         coro = getattr(self.service, bound.attr)(**kwargs)
-        if isinstance(timeout_ms, int) and timeout_ms > 0:
-            try:
-                return await asyncio.wait_for(coro, timeout_ms / 1000.0)
-            except asyncio.TimeoutError:
+        if not (isinstance(timeout_ms, int) and timeout_ms > 0):
+            return await coro
+        # Cancel this very task at the deadline: cheaper than wait_for, which starts another task.
+        task = asyncio.current_task()
+        assert task is not None
+        expired = False
+
+        def expire() -> None:
+            nonlocal expired
+            expired = True
+            task.cancel()
+
+        timer = asyncio.get_running_loop().call_later(timeout_ms / 1000.0, expire)
+        try:
+            return await coro
+        except asyncio.CancelledError:
+            if expired:
                 raise DeadlineExceeded(f"{self.spec.name}.{name} ran past its deadline") from None
-        return await coro
+            raise
+        finally:
+            timer.cancel()
 
     # ---- built-in commands every service answers ----------------------------------------------
     def _builtins(self) -> dict[str, Callable[[dict[str, Any]], Awaitable[Any]]]:

@@ -159,9 +159,9 @@ class Kernel:
         self.effects = SimEffects(self.board, self.records, self.emit)
         await self.supervisor.start()
         self._place_all()
+        acmd.on_messages(self.router.on_frames, multipart=True)
+        actl.on_messages(self._on_control, multipart=True)
         self._tasks = [
-            loop.create_task(self._drain(acmd, self.router.on_frames)),
-            loop.create_task(self._drain(actl, self._on_control)),
             loop.create_task(self.supervisor.watch()),
             loop.create_task(self._telemetry_loop()),
         ]
@@ -237,14 +237,6 @@ class Kernel:
                          log_level=rt["log_level"], kernel_pid=os.getpid())
 
     # ---- channels -----------------------------------------------------------------------------
-    async def _drain(self, sock: AsyncSocket, handle: Any) -> None:
-        while True:
-            await sock.wait_readable()
-            batch = sock.drain_multipart()
-            if batch:
-                handle(batch)
-            await asyncio.sleep(0)
-
     def _rejected(self, where: str, err: FrameError, count: int) -> None:
         self.emit(EventId.BUS_FRAME_REJECTED, Severity.LOW, f"rejected a frame on {where}: {err}",
                   where=where, reason=err.reason, count=count)

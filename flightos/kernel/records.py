@@ -40,6 +40,8 @@ class PendingCommand:
     source: str
     delivered_to: int = 0
     timer: Any = None
+    frame: bytes | None = None
+    received_at: float = 0.0
 
 
 @dataclass

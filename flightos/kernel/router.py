@@ -65,7 +65,8 @@ class CommandRouter:
         self.default_timeout_ms = int(default_timeout_s * 1000)
         self._last_full: dict[str, float] = {}
         self.pending: dict[str, PendingCommand] = {}
-        self.results: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self.results: OrderedDict[str, bytes] = OrderedDict()
+        """Encoded RESULT frames by command id: a retry gets the very bytes the first caller got."""
         self.rejects = RejectCounter("kernel:commands")
         self.stats = {"received": 0, "delivered": 0, "completed": 0, "duplicates": 0,
                       "queued": 0, "queue_full": 0, "deadline_exceeded": 0, "service_lost": 0,
@@ -86,9 +87,9 @@ class CommandRouter:
                 self.rejects.reject(err)
                 continue
             if env.kind == Kind.COMMAND:
-                self._on_command(ident, env)
+                self._on_command(ident, env, frame)
             elif env.kind == Kind.RESULT:
-                self._on_result(ident, env)
+                self._on_result(ident, env, frame)
             elif env.kind == Kind.CONTROL:
                 self._on_attach(ident)
             else:
@@ -103,7 +104,7 @@ class CommandRouter:
         rec.cmd_attached = True
         self.on_attach(rec)
 
-    def _on_command(self, ident: bytes, env: wire.Envelope) -> None:
+    def _on_command(self, ident: bytes, env: wire.Envelope, frame: bytes) -> None:
         self.stats["received"] += 1
         cid = env.corr
         p = env.payload
@@ -113,7 +114,7 @@ class CommandRouter:
         cached = self.results.get(cid)
         if cached is not None:
             self.stats["duplicates"] += 1
-            self._reply(ident, cid, cached)
+            self._send_result(ident, cid, cached)
             return
         existing = self.pending.get(cid)
         if existing is not None:
@@ -125,9 +126,10 @@ class CommandRouter:
         if not isinstance(timeout_ms, int) or timeout_ms <= 0:
             timeout_ms = self.default_timeout_ms
         loop = asyncio.get_running_loop()
+        now = loop.time()
         cmd = PendingCommand(cid=cid, destination=env.topic, name=p["name"], args=p.get("args") or {},
-                             deadline=loop.time() + timeout_ms / 1000.0, requesters=[ident],
-                             source=env.source)
+                             deadline=now + timeout_ms / 1000.0, requesters=[ident],
+                             source=env.source, frame=frame, received_at=now)
         if env.topic == KERNEL:
             self.pending[cid] = cmd
             self._tasks.spawn(self._run_kernel_command(cmd))
@@ -167,15 +169,19 @@ class CommandRouter:
 
     def _deliver(self, rec: ServiceRecord, cmd: PendingCommand) -> bool:
         """Send one command to the service; False if ZeroMQ could not take it now."""
-        remaining = cmd.deadline - asyncio.get_running_loop().time()
+        now = asyncio.get_running_loop().time()
+        remaining = cmd.deadline - now
         if remaining <= 0:
             self._expire(cmd.cid)
             return True
-        env = wire.make(Kind.COMMAND, rec.name, cmd.source,
-                        {"name": cmd.name, "args": cmd.args, "timeout_ms": max(1, int(remaining * 1000))},
-                        corr=cmd.cid)
+        if cmd.frame is not None and now - cmd.received_at < 0.005:
+            data = cmd.frame  # delivered at once: forward the caller's bytes, its timeout still holds
+        else:  # it waited in the queue: tell the service how much time is left
+            data = wire.encode(wire.make(
+                Kind.COMMAND, rec.name, cmd.source,
+                {"name": cmd.name, "args": cmd.args, "timeout_ms": max(1, int(remaining * 1000))}, corr=cmd.cid))
         try:
-            self.sock.send_multipart_nowait([rec.identity.encode(), wire.encode(env)])
+            self.sock.send_multipart_nowait([rec.identity.encode(), data])
         except zmq.ZMQError as exc:
             # At its high-water mark or not attached: keep it queued and try again shortly.
             log.debug("kernel.delivery_deferred", service=rec.name, error=str(exc))
@@ -198,7 +204,7 @@ class CommandRouter:
             if rec.queue and rec.queue[0] is cmd:
                 rec.queue.popleft()
 
-    def _on_result(self, ident: bytes, env: wire.Envelope) -> None:
+    def _on_result(self, ident: bytes, env: wire.Envelope, frame: bytes) -> None:
         name, inc = _parse_identity(ident)
         rec = self.records.get(name)
         if rec is not None:
@@ -207,27 +213,34 @@ class CommandRouter:
         if cmd is None or cmd.delivered_to != inc:
             self.stats["late_results"] += 1
             return
-        payload = env.payload if isinstance(env.payload, dict) else error_payload(
-            HandlerError(f"malformed result from {name}"))
-        self.complete(cmd, payload)
+        if not isinstance(env.payload, dict) or "ok" not in env.payload:
+            self.complete(cmd, error_payload(HandlerError(f"malformed result from {name}")))
+            return
+        self._finish(cmd, frame)  # forward the service's own bytes: no re-encoding on the hot path
 
     # ---- outcomes ----------------------------------------------------------------------------
     def complete(self, cmd: PendingCommand, payload: dict[str, Any]) -> None:
         """Answer every requester of a command exactly once and remember the result."""
+        self._finish(cmd, wire.encode(wire.make(Kind.RESULT, "", KERNEL, payload, corr=cmd.cid)))
+
+    def _finish(self, cmd: PendingCommand, frame: bytes) -> None:
         self.pending.pop(cmd.cid, None)
         if cmd.timer is not None:
             cmd.timer.cancel()
-        self.results[cmd.cid] = payload
+        self.results[cmd.cid] = frame
         if len(self.results) > RESULT_CACHE:
             self.results.popitem(last=False)
         self.stats["completed"] += 1
         for ident in cmd.requesters:
-            self._reply(ident, cmd.cid, payload)
+            self._send_result(ident, cmd.cid, frame)
 
     def _reply(self, ident: bytes, cid: str, payload: dict[str, Any]) -> None:
-        env = wire.make(Kind.RESULT, "", KERNEL, payload, corr=cid)
+        """Answer one requester directly (malformed requests that never become commands)."""
+        self._send_result(ident, cid, wire.encode(wire.make(Kind.RESULT, "", KERNEL, payload, corr=cid)))
+
+    def _send_result(self, ident: bytes, cid: str, frame: bytes) -> None:
         try:
-            self.sock.send_multipart_nowait([ident, wire.encode(env)])
+            self.sock.send_multipart_nowait([ident, frame])
         except zmq.ZMQError as exc:
             self.stats["undeliverable"] += 1
             log.warning("kernel.result_undeliverable", requester=ident.decode(errors="replace"),

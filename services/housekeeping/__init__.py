@@ -5,8 +5,6 @@ from __future__ import annotations
 import os
 from typing import Any
 
-import psutil
-
 from flightos import Message, Parameter, Service, command, periodic, subscribe
 
 
@@ -22,9 +20,6 @@ class Housekeeping(Service):
         self._services: list[dict[str, Any]] = []
         self._cores: list[dict[str, Any]] = []
         self.samples = 0
-
-    async def on_start(self) -> None:
-        psutil.cpu_percent(percpu=False)
 
     @subscribe("tm.kernel.services")
     async def on_services(self, msg: Message) -> None:
@@ -55,17 +50,33 @@ class Housekeeping(Service):
     def snapshot(self) -> dict[str, Any]:
         """CPU load per board core, memory, disk and load average."""
         per_core = {str(c.get("id")): c.get("load_pct") for c in self._cores}
-        vm = psutil.virtual_memory()
         try:
-            du = psutil.disk_usage(self.disk_path)
-            disk = {"path": self.disk_path, "used_pct": du.percent, "free_mb": du.free // 2**20}
+            st = os.statvfs(self.disk_path)
+            total, free = st.f_blocks * st.f_frsize, st.f_bavail * st.f_frsize
+            used = total - st.f_bfree * st.f_frsize
+            disk = {"path": self.disk_path, "used_pct": round(100.0 * used / max(1, used + free), 1),
+                    "free_mb": free // 2**20}
         except OSError as exc:
             disk = {"path": self.disk_path, "error": str(exc)}
         return {
             "core_load_pct": per_core,
-            "memory": {"used_pct": vm.percent, "available_mb": vm.available // 2**20},
+            "memory": _memory(),
             "disk": disk,
             "load_avg": list(os.getloadavg()),
         }
+
+
+def _memory() -> dict[str, Any]:
+    """Used % and available MiB from /proc/meminfo (psutil would cost every service ~1 MiB of RSS)."""
+    info: dict[str, int] = {}
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                key, _, rest = line.partition(":")
+                info[key] = int(rest.split()[0]) * 1024
+    except (OSError, ValueError, IndexError) as exc:
+        return {"error": f"/proc/meminfo: {exc}"}
+    total, avail = info.get("MemTotal", 0), info.get("MemAvailable", info.get("MemFree", 0))
+    return {"used_pct": round(100.0 * (total - avail) / max(1, total), 1), "available_mb": avail // 2**20}
 
 
