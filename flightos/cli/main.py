@@ -60,6 +60,13 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("fault", help="seu, sefi, reset, sel, power-cycle, core-fail, thermal-step, saa, sun")
     i.add_argument("args", nargs="*", metavar="KEY=VALUE", help="e.g. core=2, count=10, delta_w=3, on=true")
 
+    co = sub.add_parser("core", help="hold a core out of service, or return it (ground command)")
+    co.add_argument("action", choices=["disable", "enable"])
+    co.add_argument("core", type=int)
+
+    mo = sub.add_parser("mode", help="hold a mode (safe, degraded, nominal) or return to automatic (auto)")
+    mo.add_argument("mode", choices=["safe", "degraded", "nominal", "auto"])
+
     sub.add_parser("targets", help="list the target files found")
 
     n = sub.add_parser("new-service", help="scaffold a service package with its entry point and a test")
@@ -168,6 +175,14 @@ async def _client_command(args: argparse.Namespace) -> int:
             return await _tm(client, args)
         if args.cmd == "inject":
             return await _inject(client, args)
+        if args.cmd == "core":
+            res = await client.call("kernel", "core", {"core": args.core, "action": args.action})
+            print(json.dumps(res) if args.json else f"core {res['core']}: {res['state']}")
+            return ec.OK
+        if args.cmd == "mode":
+            res = await client.call("kernel", "mode", {"mode": args.mode})
+            print(json.dumps(res) if args.json else f"mode {res['mode']}" + (" (held)" if res["forced"] else " (auto)"))
+            return ec.OK
     finally:
         client.close()
     raise UsageError(f"unknown command {args.cmd}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from flightos.cli.output import table
@@ -10,8 +11,17 @@ from flightos.cli.output import table
 def render(status: dict[str, Any]) -> str:
     """The status document as text tables."""
     k = status["kernel"]
+    h = status.get("health", {})
     head = (f"kernel pid {k['pid']}  target {k['target']}  board {k['board']} ({k['backend']})  "
             f"up {k['uptime_s']} s  cpu {k['cpu_percent']:.1f}%  rss {k['rss_mb']} MB  spawn {k['spawn']}")
+    mode = f"mode {h.get('mode', '?')}" + (" (held by ground)" if h.get("forced_mode") else "") + \
+        (" (held: watchdog resets)" if h.get("hold_safe") else "")
+    temp = "" if h.get("junction_c") is None else f"  junction {h['junction_c']:.1f} C (trip {h.get('trip_c')} C, " \
+        f"thermal level {h.get('thermal_level', 0)})"
+    power = "" if h.get("power_w") is None else f"  power {h['power_w']:.2f} W" + \
+        (f" of {h['budget_w']:g} W" if h.get("budget_w") else "")
+    wd = h.get("watchdog", {})
+    head += f"\n{mode}{temp}{power}  watchdog {'armed' if wd.get('armed') else 'off'}, resets {wd.get('resets', 0)}"
     svc_rows = [
         (s["name"], s["state"], s["pid"], s["criticality"], ",".join(map(str, s["cores"])),
          s["restarts"], _ms(s["heartbeat_age_ms"]), f"{s['cpu_percent']:.1f}", s["rss_mb"],
@@ -20,18 +30,22 @@ def render(status: dict[str, Any]) -> str:
     ]
     services = table(["SERVICE", "STATE", "PID", "CRIT", "CORES", "RESTARTS", "HB AGE", "CPU%",
                       "RSS MB", "QUEUED", "REASON"], svc_rows)
-    core_rows = [(c["id"], "yes" if c["online"] else "no", c.get("state", ""), _pct(c["load_pct"]),
-                  c["freq_mhz"] if c["freq_mhz"] is not None else "",
-                  ",".join(map(str, c["host_cpus"])), ", ".join(c["services"]))
+    core_rows = [(c["id"], c.get("state", ""), c.get("hw_state", ""), _pct(c["load_pct"]),
+                  c["freq_mhz"] if c.get("freq_mhz") is not None else "",
+                  ",".join(map(str, c["host_cpus"])), ", ".join(c["services"]),
+                  ("held: " if c.get("forced") else "") + (c.get("reason") or ""))
                  for c in status["cores"]]
-    cores = table(["CORE", "ONLINE", "STATE", "LOAD", "MHZ", "HOST CPUS", "SERVICES"], core_rows)
+    cores = table(["CORE", "HEALTH", "HW", "LOAD", "MHZ", "HOST CPUS", "SERVICES", "WHY"], core_rows)
     cmds = status["bus"]["commands"]
     bus = (f"commands: {cmds['received']} received, {cmds['completed']} answered, "
            f"{cmds['queued']} queued, {cmds['deadline_exceeded']} deadline exceeded, "
            f"{cmds['service_lost']} lost with their service; pending {status['bus']['pending']}")
     rejected = status["bus"]["rejected"]
     nrej = sum(sum(v.values()) for v in rejected.values())
-    return "\n".join([head, "", services, "", cores, "", bus + f"; rejected frames {nrej}"])
+    decisions = [f"  {time.strftime('%H:%M:%S', time.gmtime(d['t']))} {d['message']}"
+                 for d in h.get("decisions", [])[-6:]]
+    tail = ["", "last decisions:", *decisions] if decisions else []
+    return "\n".join([head, "", services, "", cores, "", bus + f"; rejected frames {nrej}", *tail])
 
 
 def _ms(v: Any) -> str:

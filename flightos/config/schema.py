@@ -45,6 +45,13 @@ def fraction(v: Any) -> float:
     return float(v)
 
 
+def any_number(v: Any) -> float:
+    """Any number."""
+    if not _is_num(v):
+        raise ValueError("a number")
+    return float(v)
+
+
 def positive_int(v: Any) -> int:
     """An integer >= 1."""
     if not isinstance(v, int) or isinstance(v, bool) or v < 1:
@@ -109,6 +116,8 @@ SECTIONS: dict[str, dict[str, Field]] = {
                            "~/.local/state/flightos/<target>)"),
         "log_format": Field(one_of("console", "json"), "console", "log renderer"),
         "log_level": Field(one_of("debug", "info", "warning", "error"), "info", "minimum log level"),
+        "record_runs": Field(boolean, True, "record events and health telemetry under <state_dir>/runs/ for reports"),
+        "runs_kept": Field(positive_int, 20, "recorded runs kept; older ones are deleted"),
     },
     "health": {
         "heartbeat_period_s": Field(positive, 1.0, "heartbeat period of a normal service"),
@@ -124,6 +133,41 @@ SECTIONS: dict[str, dict[str, Field]] = {
         "reset_after_s": Field(positive, 600.0, "healthy time after which backoff starts again at zero"),
         "max_restarts": Field(non_negative_int, 5, "restarts allowed in the window; one more makes the service FAILED"),
         "window_s": Field(positive, 600.0, "window of the restart-intensity limit"),
+    },
+    "cores": {
+        "monitor_period_s": Field(positive, 0.5, "how often core health is assessed (and services moved)"),
+        "suspect_after": Field(positive_int, 2, "consecutive bad periods before HEALTHY becomes SUSPECT"),
+        "degrade_after": Field(positive_int, 4, "consecutive bad periods before SUSPECT becomes DEGRADED"),
+        "clear_after": Field(positive_int, 6, "consecutive clean periods before SUSPECT is HEALTHY again"),
+        "rejoin_after_s": Field(non_negative, 30.0,
+                                "clean time before a DEGRADED or OFFLINE core rejoins (0: only by ground command)"),
+        "temp_margin_c": Field(non_negative, 5.0, "a per-core zone this close to its trip point is evidence"),
+        "heartbeat_late_factor": Field(positive, 1.5, "a heartbeat older than this many periods is evidence"),
+        "selftest_period_s": Field(non_negative, 5.0, "known-answer self-test per core (0: off)"),
+        "selftest_timeout_s": Field(positive, 1.0, "a self-test without an answer by then is evidence"),
+    },
+    "modes": {
+        "safe_at_usable_cores": Field(non_negative_int, 1, "SAFE when this many usable cores or fewer remain"),
+        "services_per_core": Field(positive_int, 4, "services a usable core carries before shedding begins"),
+        "degraded_throttle": Field(non_negative_int, 1, "throttle level of elastic services in DEGRADED"),
+    },
+    "thermal": {
+        "margin_c": Field(non_negative, 10.0, "keep the junction this far below its throttle trip point"),
+        "hysteresis_c": Field(non_negative, 3.0, "cool this much below the margin before easing off"),
+        "trip_c": Field(any_number, None, "throttle trip point when the board reports none"),
+        "max_level": Field(positive_int, 3, "highest throttle level the governor asks of services"),
+    },
+    "power": {
+        "budget_nominal_w": Field(positive, None, "board power budget in NOMINAL (unset: no budget)"),
+        "budget_degraded_w": Field(positive, None, "board power budget in DEGRADED"),
+        "budget_safe_w": Field(positive, None, "board power budget in SAFE"),
+        "over_budget_periods": Field(positive_int, 4, "periods over budget before shedding one service"),
+    },
+    "watchdog": {
+        "enabled": Field(boolean, True, "pet the hardware (or simulated) watchdog while healthy"),
+        "timeout_s": Field(positive, 10.0, "watchdog timeout"),
+        "pet_period_s": Field(positive, 5.0, "how often the kernel pets it while healthy"),
+        "max_resets": Field(positive_int, 3, "resets after which the system holds SAFE until ground acts"),
     },
 }
 

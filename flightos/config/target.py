@@ -44,6 +44,11 @@ class Target:
     restart: dict[str, Any]
     services: dict[str, ServiceConfig] = field(default_factory=dict)
     raw: dict[str, Any] = field(default_factory=dict)
+    sections: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def section(self, name: str) -> dict[str, Any]:
+        """A validated section with every default filled in (``cores``, ``modes``, ``thermal``, …)."""
+        return self.sections[name]
 
     def state_dir(self) -> Path:
         """Where service stores live for this target."""
@@ -185,7 +190,7 @@ def from_dict(
     name = sections["target"]["name"] or default_name
     return Target(name=name, path=path, description=sections["target"]["description"],
                   hal=dict(hal_table), runtime=sections["runtime"], health=sections["health"],
-                  restart=sections["restart"], services=services, raw=raw)
+                  restart=sections["restart"], services=services, raw=raw, sections=sections)
 
 
 def _service(name: str, table: dict[str, Any], health: dict[str, Any], fail: Any) -> ServiceConfig:

@@ -89,6 +89,7 @@ class SimEffects:
         self.states: dict[int, str] = {c: "ok" for c in board.core_ids()}
         self.frozen: dict[int, int] = {}  # pid -> core it was frozen for
         self._events_from = 0.0
+        self.on_watchdog_reset: Callable[[], None] | None = None
 
     # ---- injection ---------------------------------------------------------------------------
     def inject(self, fault: str, args: dict[str, Any]) -> str:
@@ -154,28 +155,32 @@ class SimEffects:
             if sev is not None:
                 self.emit(EventId.HAL_EVENT, sev, f"board: {ev.kind}", kind=ev.kind, sim_t_s=round(ev.t_s, 3),
                           **{k: v for k, v in ev.detail.items() if k not in ("kind",)})
+        for ev in new:
+            if ev.kind == "watchdog_reset" and self.on_watchdog_reset is not None:
+                self.on_watchdog_reset()
         for core in self.states:
-            state = self.board.core_state(core)
-            if state != self.states[core]:
-                old, self.states[core] = self.states[core], state
-                self.emit(EventId.CORE_STATE_CHANGED,
-                          Severity.INFO if state == "ok" else Severity.MEDIUM,
-                          f"core {core}: {old} -> {state}", core=core, old=old, new=state,
-                          services=self.services_on(core))
+            self.states[core] = self.board.core_state(core)
         self.enforce()
         return [e.to_dict() for e in new]
 
-    def unavailable_cores(self) -> set[int]:
-        """Cores that cannot run work now (hung, failed or offline)."""
-        return {c for c, s in self.states.items() if s != "ok"}
+    def core_state(self, core: int) -> str:
+        """The simulated core's own state ('ok', 'hung', 'failed', 'offline'); 'ok' on real boards."""
+        return str(self.board.core_state(core)) if self.is_sim else "ok"
+
+    def hung_cores(self) -> set[int]:
+        """Cores that stopped executing (a SEFI): work placed only there is frozen."""
+        return {c for c, s in self.states.items() if s == "hung"}
 
     def services_on(self, core: int) -> list[str]:
         """Names of running services placed on a core."""
         return [r.name for r in self.records.values() if r.pid is not None and core in r.cores]
 
     def enforce(self) -> None:
-        """Freeze every process whose cores all stopped; thaw those whose core came back."""
-        bad = self.unavailable_cores()
+        """Freeze every process whose cores all hung; thaw those whose core came back or that moved.
+
+        A failed or offline core is different: Linux moves its tasks elsewhere, so they keep running.
+        """
+        bad = self.hung_cores()
         for rec in self.records.values():
             pid = rec.pid
             if pid is None or not rec.cores:

@@ -17,18 +17,22 @@ import structlog
 import zmq
 
 import hal
+from flightos import __version__
 from flightos.bus import envelope as wire
 from flightos.bus.aiozmq import AsyncSocket
 from flightos.bus.endpoints import Endpoints, prepare_runtime_dir
 from flightos.bus.envelope import FrameError, Kind
 from flightos.bus.errors import BadArguments, UnknownCommand, UnknownService
 from flightos.bus.proxy import Proxy
-from flightos.bus.pubsub import Publisher, RejectCounter
+from flightos.bus.pubsub import Publisher, RejectCounter, Subscriber
 from flightos.config.target import Target
 from flightos.host.spawn_spec import SpawnSpec
 from flightos.kernel.events import EventId
 from flightos.kernel.faults import FAULTS, SimEffects
+from flightos.kernel.modes import Mode
+from flightos.kernel.monitor import HealthMonitor
 from flightos.kernel.placement import place
+from flightos.kernel.recorder import RunRecorder
 from flightos.kernel.records import ServiceRecord, State
 from flightos.kernel.restart_policy import RestartSettings, RestartTracker
 from flightos.kernel.router import CommandRouter, _parse_identity
@@ -69,6 +73,7 @@ class Kernel:
         self.ctl_rejects = RejectCounter("kernel:control")
         self.sampler = ResourceSampler()
         self._me = psutil.Process()
+        self.decisions: list[dict[str, Any]] = []
         self.scenario: Any = None
         if scenario is not None:
             self.scenario = self._load_scenario(scenario)
@@ -157,12 +162,28 @@ class Kernel:
                                      float(self.target.health["start_timeout_s"]))
         self.supervisor.before_spawn = self._avoid_bad_cores
         self.effects = SimEffects(self.board, self.records, self.emit)
+        self.monitor = HealthMonitor(self)
+        self.effects.on_watchdog_reset = self._watchdog_reset
+        self.recorder = RunRecorder(self.state_dir / "runs", {
+            "target": self.target.name, "board": self.board.identity.model,
+            "backend": self.board.identity.backend, "cores": self.board.core_ids(),
+            "services": [{"name": r.name, "criticality": r.cfg.criticality} for r in self.records.values()],
+            "scenario": self.scenario.scenario.name if self.scenario is not None else None,
+            "flightos_version": __version__}, keep=int(self.target.runtime["runs_kept"]))
+        if self.target.runtime["record_runs"]:
+            self.recorder.start()
+        self.events_sub = Subscriber(self.ctx, self.endpoints.subscribe, "kernel:events")
+        self.events_sub.subscribe("ev.")
         await self.supervisor.start()
+        self.monitor.start()
         self._place_all()
         acmd.on_messages(self.router.on_frames, multipart=True)
         actl.on_messages(self._on_control, multipart=True)
+        self.actl = actl
         self._tasks = [
             loop.create_task(self.supervisor.watch()),
+            loop.create_task(self.monitor.run()),
+            loop.create_task(self.events_sub.run(self._record_event)),
             loop.create_task(self._telemetry_loop()),
         ]
         if self.scenario is not None:
@@ -183,10 +204,13 @@ class Kernel:
         grace = float(self.target.runtime["shutdown_grace_s"])
         self.emit(EventId.KERNEL_STOPPING, Severity.INFO, "kernel stopping", grace_s=grace)
         await self.supervisor.stop_all(grace)
+        self.monitor.stop()
         self.emit(EventId.KERNEL_STOPPED, Severity.INFO, "kernel stopped")
         for t in self._tasks:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.events_sub.close()
+        self.recorder.close()
         acmd.close()
         actl.close()
         self.publisher.close()
@@ -208,25 +232,68 @@ class Kernel:
                       service=name, cores=chosen, host_cpus=rec.host_cpus, criticality=rec.cfg.criticality)
 
     def _avoid_bad_cores(self, rec: ServiceRecord) -> None:
-        """Before a (re)start, move a service off cores that cannot run work (hung, failed, offline)."""
-        bad = self.effects.unavailable_cores()
+        """Before a (re)start, move a service off cores that are not HEALTHY (or hung underneath)."""
+        bad = {c for c, h in self.monitor.health.items() if h.state.value != "HEALTHY"} | self.effects.hung_cores()
         if not rec.cores or not (set(rec.cores) & bad):
             return
-        good = [c for c in self.board.core_ids() if c not in bad]
-        if not good:
-            return  # nowhere better: start where it was; it will be frozen with its core
-        load: dict[int, int] = {}
-        for r in self.records.values():
-            if r is not rec and r.pid is not None:
-                for c in r.cores:
-                    load[c] = load.get(c, 0) + 1
-        chosen = place([(rec.name, rec.cfg.criticality, rec.cfg.cores)], good, load)[rec.name]
-        old, rec.cores = rec.cores, chosen
-        rec.host_cpus = sorted({c for core in chosen for c in self.board.host_cpus(core)})
+        chosen = self.monitor.placement_for(rec)
+        if chosen is None or set(chosen) & bad:
+            return  # nowhere better: start where it was (critical work runs until the last core)
+        old = rec.cores
+        self._set_cores(rec, chosen)
         self.emit(EventId.SERVICE_PLACED, Severity.MEDIUM,
-                  f"{rec.name} moved from core(s) {old} to {chosen}: core(s) {sorted(set(old) & bad)} unavailable",
-                  service=rec.name, cores=chosen, host_cpus=rec.host_cpus, previous=old,
+                  f"{rec.name} placed on core(s) {chosen} instead of {old}: core(s) {sorted(set(old) & bad)} "
+                  "not healthy", service=rec.name, cores=chosen, host_cpus=rec.host_cpus, previous=old,
                   criticality=rec.cfg.criticality)
+
+    def _set_cores(self, rec: ServiceRecord, cores: list[int]) -> None:
+        rec.cores = cores
+        rec.host_cpus = sorted({c for core in cores for c in self.board.host_cpus(core)})
+
+    def move_service(self, rec: ServiceRecord, cores: list[int], *, restart: bool, reason: str) -> None:
+        """Move a service to other cores: its threads' affinity where it can run, else a restart there."""
+        old = list(rec.cores)
+        t0 = time.monotonic()
+        self._set_cores(rec, cores)
+        restarted = False
+        if rec.pid is not None and restart:
+            self.supervisor.relocate(rec)
+            restarted = True
+        elif rec.pid is not None:
+            try:
+                hal.affinity.set_process_affinity(rec.pid, rec.host_cpus)
+            except (hal.HalError, OSError) as exc:
+                log.warning("kernel.affinity_failed", service=rec.name, error=str(exc))
+                self.supervisor.relocate(rec)
+                restarted = True
+            self.effects.enforce()  # a frozen process that moved to a live core runs again
+        ms = round((time.monotonic() - t0) * 1000, 2)
+        self.emit(EventId.SERVICE_MIGRATED, Severity.MEDIUM if restarted else Severity.INFO,
+                  f"{rec.name} moved from core(s) {old} to {cores}"
+                  + (" by a restart" if restarted else " without a restart") + f": {reason}",
+                  service=rec.name, from_cores=old, to_cores=cores, host_cpus=rec.host_cpus,
+                  restarted=restarted, reason=reason, ms=ms)
+
+    async def shed_service(self, rec: ServiceRecord, why: str) -> None:
+        """Stop a service to fit the mode, capacity or power budget (not a failure: no restart)."""
+        if rec.pid is not None or rec.state in (State.STARTING, State.BACKOFF):
+            await self.supervisor.stop_service(rec, float(self.target.runtime["shutdown_grace_s"]))
+        rec.reason = f"shed: {why}"
+
+    async def restore_service(self, rec: ServiceRecord) -> None:
+        """Start a shed service again, on a usable core."""
+        if rec.pid is None and rec.state in (State.STOPPED, State.STOPPING):
+            rec.tracker.consecutive = 0
+            await self.supervisor.spawn(rec)
+
+    def send_control(self, rec: ServiceRecord, payload: dict[str, Any]) -> bool:
+        """Send a control message (e.g. a throttle level) to a service's current incarnation."""
+        try:
+            self.actl.send_multipart_nowait(
+                [rec.identity.encode(), wire.encode(wire.make(Kind.CONTROL, rec.name, "kernel", payload))])
+            return True
+        except zmq.ZMQError:
+            return False
 
     def _spec(self, rec: ServiceRecord) -> SpawnSpec:
         rt = self.target.runtime
@@ -237,6 +304,17 @@ class Kernel:
                          log_level=rt["log_level"], kernel_pid=os.getpid())
 
     # ---- channels -----------------------------------------------------------------------------
+    def _record_event(self, env: wire.Envelope) -> None:
+        if env.source != "kernel":  # the kernel's own events are recorded as they are emitted
+            self.recorder.event(env.topic, env.source, env.utc_ns, env.payload)
+
+    def _watchdog_reset(self) -> None:
+        """The simulated board reset under us: count it, and restart every service as a reboot would."""
+        self.monitor.watchdog_reset()
+        for rec in self.records.values():
+            if rec.pid is not None:
+                self.supervisor.relocate(rec)
+
     def _rejected(self, where: str, err: FrameError, count: int) -> None:
         self.emit(EventId.BUS_FRAME_REJECTED, Severity.LOW, f"rejected a frame on {where}: {err}",
                   where=where, reason=err.reason, count=count)
@@ -276,6 +354,12 @@ class Kernel:
         payload = {"id": int(event_id), "name": event_id.name, "severity": int(severity),
                    "severity_name": severity.name, "message": message, "data": data}
         self.publisher.publish("ev.kernel", payload, Kind.EVENT)
+        if event_id in DECISIONS:
+            self.decisions.append({"t": time.time(), "event": event_id.name, "message": message})
+            del self.decisions[:-50]
+        recorder = getattr(self, "recorder", None)
+        if recorder is not None:
+            recorder.event("ev.kernel", "kernel", time.time_ns(), payload)
         level = "info" if severity == Severity.INFO else "warning" if severity < Severity.HIGH else "error"
         getattr(log, level)(event_id.name.lower(), event_id=int(event_id), msg=message, **data)
 
@@ -293,20 +377,21 @@ class Kernel:
                        "spawn": "forkserver" if fork and fork.alive else "exec"},
             "services": [service_row(r, now) for r in self.records.values()],
             "cores": self._cores(),
+            "health": {k: v for k, v in self.monitor.snapshot().items() if k != "cores"},
+            "run": {"id": self.recorder.run_id, "dir": str(self.recorder.dir)},
             "bus": self.bus_stats(),
         }
 
     def _cores(self) -> list[dict[str, Any]]:
-        reading = self.board.read()
-        placed: dict[int, list[str]] = {}
-        for r in self.records.values():
-            if r.pid is not None:
-                for c in r.cores:
-                    placed.setdefault(c, []).append(r.name)
-        return [{"id": c.id, "online": c.online, "state": self.effects.states.get(c.id, "ok"),
-                 "load_pct": c.load_pct, "freq_mhz": c.freq_mhz,
-                 "host_cpus": sorted(self.board.host_cpus(c.id)), "services": placed.get(c.id, [])}
-                for c in reading.cores]
+        reading = self.monitor.reading
+        hw = {c.id: c for c in getattr(reading, "cores", [])}
+        out = []
+        for c in self.monitor.snapshot()["cores"]:
+            r = hw.get(c["id"])
+            out.append({**c, "online": r.online if r else None, "freq_mhz": r.freq_mhz if r else None,
+                        "hw_state": self.effects.states.get(c["id"], "ok" if r is None or r.online else "offline"),
+                        "host_cpus": sorted(self.board.host_cpus(c["id"]))})
+        return out
 
     def bus_stats(self) -> dict[str, Any]:
         """Router and control counters, including rejected frames by reason."""
@@ -326,11 +411,14 @@ class Kernel:
             self.publisher.publish("tm.kernel.services",
                                    {"services": [service_row(r, now) for r in self.records.values()]})
             try:
-                reading = self.board.read()
-                self.publisher.publish("tm.hal.reading", reading.to_dict())
+                if self.monitor.reading is not None:
+                    self.publisher.publish("tm.hal.reading", self.monitor.reading.to_dict())
                 timeline = self.effects.update()
                 if timeline:
                     self.publisher.publish("tm.hal.timeline", {"entries": timeline})
+                snap = self.monitor.snapshot()
+                self.publisher.publish("tm.kernel.health", snap)
+                self.recorder.telemetry(snap, [service_row(r, now) for r in self.records.values()])
             except Exception as exc:  # a HAL fault must never stop the kernel
                 log.warning("kernel.hal_read_failed", error=f"{type(exc).__name__}: {exc}")
             self.publisher.publish("tm.kernel.bus", self.bus_stats())
@@ -384,6 +472,24 @@ class Kernel:
             return {"injected": what, "cores": dict(self.effects.states)}
         if name == "faults":
             return dict(FAULTS)
+        if name == "core":
+            core, action = args.get("core"), args.get("action")
+            if not isinstance(core, int) or isinstance(core, bool) or core not in self.monitor.health:
+                raise BadArguments(f"core: expected one of {sorted(self.monitor.health)}, got {core!r}")
+            if action not in ("enable", "disable"):
+                raise BadArguments(f"action: expected 'enable' or 'disable', got {action!r}")
+            state = self.monitor.force_core(core, action == "enable")
+            return {"core": core, "state": state}
+        if name == "mode":
+            wanted = str(args.get("mode", "")).upper()
+            if wanted == "AUTO":
+                self.monitor.force_mode(None)
+            elif wanted in Mode.__members__:
+                self.monitor.force_mode(Mode[wanted])
+            else:
+                raise BadArguments(f"mode: expected safe, degraded, nominal or auto, got {args.get('mode')!r}")
+            await self.monitor.tick()
+            return {"mode": self.monitor.mode.value, "forced": wanted != "AUTO"}
         if name == "shutdown":
             asyncio.get_running_loop().call_soon(self.request_stop)
             return {"stopping": True}
@@ -399,6 +505,13 @@ class Kernel:
         return rec
 
 
+DECISIONS = {
+    EventId.SERVICE_HUNG, EventId.SERVICE_FAILED, EventId.SERVICE_RESTART_SCHEDULED, EventId.CORE_STATE_CHANGED,
+    EventId.MODE_CHANGED, EventId.SERVICE_MIGRATED, EventId.SERVICE_SHED, EventId.SERVICE_RESTORED,
+    EventId.THERMAL_LEVEL, EventId.POWER_OVER_BUDGET, EventId.WATCHDOG_RESET, EventId.SERVICE_PLACED,
+}
+"""Events that record a decision of the kernel, listed by `flightos status` with their reasons."""
+
 KERNEL_COMMANDS = {
     "ping": "answer at once (liveness of the kernel)",
     "status": "the service table, the cores and the bus counters",
@@ -410,5 +523,7 @@ KERNEL_COMMANDS = {
     "inject": "inject a fault into a simulated board (fault=seu|sefi|reset|sel|power-cycle|core-fail|"
               "thermal-step|saa|sun, see `faults`)",
     "faults": "the faults `inject` knows, with their arguments",
+    "core": "hold a core out of service or return it (core=N action=disable|enable)",
+    "mode": "hold a mode or return to automatic (mode=safe|degraded|nominal|auto)",
     "shutdown": "stop every service and the kernel",
 }

@@ -17,13 +17,14 @@ class State(str, enum.Enum):
     STARTING = "STARTING"
     READY = "READY"
     BACKOFF = "BACKOFF"
+    RESTARTING = "RESTARTING"
     STOPPING = "STOPPING"
     STOPPED = "STOPPED"
     FAILED = "FAILED"
     DISABLED = "DISABLED"
 
 
-ACCEPTS_QUEUED = {State.STARTING, State.BACKOFF}
+ACCEPTS_QUEUED = {State.STARTING, State.BACKOFF, State.RESTARTING}
 """States in which commands wait in the bounded queue for the service to be ready again."""
 
 
@@ -68,6 +69,8 @@ class ServiceRecord:
     restart_handle: Any = None
     inflight: dict[str, PendingCommand] = field(default_factory=dict)
     queue: deque[PendingCommand] = field(default_factory=deque)
+    throttle_sent: int = 0
+    relocating: bool = False
     cpu_percent: float = 0.0
     rss_bytes: int = 0
     reason: str = ""

@@ -80,6 +80,8 @@ class Supervisor:
         rec.cmd_attached = rec.ctl_ready = False
         rec.hung = False
         rec.stop_requested = False
+        rec.relocating = False
+        rec.throttle_sent = 0
         loop = asyncio.get_running_loop()
         rec.spawned_at = loop.time()
         if self.before_spawn is not None:
@@ -129,8 +131,18 @@ class Supervisor:
                "exited" if code is None or code >= 0 else f"was killed by signal {-code}")
         self._handle_exit(rec, code, how)
 
+    def relocate(self, rec: ServiceRecord) -> None:
+        """Kill a service stuck on a bad core; it restarts at once on the cores already chosen."""
+        rec.relocating = True
+        self._kill(rec)
+
     def _handle_exit(self, rec: ServiceRecord, code: int | None, how: str) -> None:
         self.router.service_lost(rec, how)
+        if rec.relocating and not (rec.stop_requested or self._stopping):
+            rec.relocating = False
+            rec.restarts += 1
+            self._tasks.spawn(self.spawn(rec))  # a move, not a crash: no backoff, no intensity count
+            return
         if rec.stop_requested or self._stopping:
             rec.state = State.STOPPED
             rec.reason = "stopped on request"
@@ -211,6 +223,7 @@ class Supervisor:
     def _kill(self, rec: ServiceRecord, hung: bool = False) -> None:
         rec.hung = rec.hung or hung
         if rec.pid is not None:
+            rec.state = State.RESTARTING  # from now on commands queue for the next incarnation
             with contextlib.suppress(ProcessLookupError):
                 os.kill(rec.pid, signal.SIGKILL)
 

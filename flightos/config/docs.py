@@ -1,0 +1,70 @@
+"""Renders docs/targets.md from the schema, so the documentation can never drift from the code.
+
+Run ``python -m flightos.config.docs > docs/targets.md`` after changing the schema; a test checks it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flightos.config.schema import SECTIONS, SERVICE_FIELDS
+
+INTRO = """# Target files
+
+A target is one TOML file per board or profile. `flightos run --target NAME` looks it up in
+`$FLIGHTOS_TARGETS_DIR`, then in the repository's `targets/`, then in `/etc/flightos/targets`.
+You can also pass a path. Every key is optional unless it says otherwise. Unknown sections and
+keys are errors: a typo never passes silently. `--set KEY=VALUE` overrides any key. The value is
+a TOML literal; a bare word is taken as a string.
+
+This page is generated from `flightos/config/schema.py` by `python -m flightos.config.docs`.
+"""
+
+SERVICES = """## `[hal]`
+
+Required: `backend` = `linux`, `sim`, `rpi` or `jetson`. The other keys depend on the backend and
+are listed in [hal/README.md](../hal/README.md). The HAL checks them, and its errors name the key
+(`hal.cores: expected a positive integer, got 'four'`).
+
+## `[services.NAME]`
+
+One table per service. `NAME` is the service's entry-point name in the `flightos.services` group.
+A service that is not installed is a configuration error at start.
+"""
+
+TAIL = """| `params` | `{}` | table of initial parameter values (a value set over the bus, persisted, wins) |
+| `options` | `{}` | free-form table the service reads as `self.options` |
+
+Heartbeat defaults come from `[health]`: a `critical` service uses the critical period and misses.
+Restart types follow Erlang/OTP:
+
+- `permanent` always restarts.
+- `transient` restarts only after an abnormal exit (non-zero code, a signal, a hang).
+- `temporary` never restarts.
+
+Criticality decides who keeps running as capacity shrinks:
+
+- `critical` services run until the last usable core, on the healthiest cores.
+- `essential` services are shed after the elastic ones.
+- `elastic` services are throttled first, then shed.
+"""
+
+
+def render_markdown() -> str:
+    """The whole of docs/targets.md."""
+    out = [INTRO]
+    for sname, fields in SECTIONS.items():
+        out += [f"## `[{sname}]`", "", "| key | default | meaning |", "|---|---|---|"]
+        out += [f"| `{k}` | `{f.default!r}` | {f.doc} |" for k, f in fields.items()]
+        out.append("")
+    out += [SERVICES, "| key | default | meaning |", "|---|---|---|"]
+    out += [f"| `{k}` | `{f.default!r}` | {f.doc} |" for k, f in SERVICE_FIELDS.items()]
+    out.append(TAIL)
+    example = Path(__file__).resolve().parents[2] / "targets" / "sim-radhard.toml"
+    if example.is_file():
+        out += ["## Example", "", "```toml", example.read_text().strip(), "```", ""]
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    print(render_markdown(), end="")

@@ -1,0 +1,170 @@
+"""Known-answer self-tests pinned to each CPU: a core that hangs or computes wrong is found out.
+
+One small worker process (``python -m flightos.kernel.selftest``) keeps one thread per CPU, pinned
+there; each test hashes a fixed 256 KiB buffer and must produce a constant digest. hashlib drops
+the GIL while hashing, so the threads really run on their own cores.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+
+BUFFER = bytes(range(256)) * 1024
+KNOWN_ANSWER = "2312394bd99545d9de131c24efb781e765ac1aec243f2ed9347597a793a415e9"
+"""sha256 of BUFFER; checked against hashlib by a test, so a typo here cannot pass unnoticed."""
+
+
+# ---- the worker process ---------------------------------------------------------------------------
+def _worker_thread(cpu: int, jobs: queue.Queue[int], out: threading.Lock) -> None:
+    try:
+        os.sched_setaffinity(0, {cpu})  # pid 0 = this thread
+        pinned = True
+    except OSError:
+        pinned = False
+    while True:
+        seq = jobs.get()
+        t0 = time.perf_counter()
+        digest = hashlib.sha256(BUFFER).hexdigest()
+        us = int((time.perf_counter() - t0) * 1e6)
+        with out:
+            sys.stdout.write(f"{cpu} {seq} {digest} {us} {int(pinned)}\n")
+            sys.stdout.flush()
+
+
+def worker_main() -> None:
+    """Read ``CPU SEQ`` lines; answer ``CPU SEQ DIGEST MICROSECONDS PINNED`` from that CPU's thread."""
+    from flightos.runner import die_with_parent
+
+    die_with_parent(int(sys.argv[1]) if len(sys.argv) > 1 else 0)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    lock = threading.Lock()
+    queues: dict[int, queue.Queue[int]] = {}
+    for line in sys.stdin:
+        try:
+            cpu, seq = (int(x) for x in line.split())
+        except ValueError:
+            continue
+        q = queues.get(cpu)
+        if q is None:
+            q = queues[cpu] = queue.Queue()
+            threading.Thread(target=_worker_thread, args=(cpu, q, lock), daemon=True).start()
+        q.put(seq)
+
+
+# ---- the kernel's side ------------------------------------------------------------------------------
+@dataclass
+class Probe:
+    """One outstanding or answered test of one CPU."""
+
+    cpu: int
+    seq: int
+    sent: float
+    answered: float | None = None
+    digest: str = ""
+    micros: int = 0
+
+
+class SelfTester:
+    """Sends tests to the worker and keeps the latest outcome per host CPU."""
+
+    def __init__(self) -> None:
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.latest: dict[int, Probe] = {}
+        self._seq = 0
+        self._buf = b""
+        self.wrong = 0
+
+    def start(self) -> None:
+        """Start the worker process (it dies with the kernel)."""
+        self.proc = subprocess.Popen([sys.executable, "-m", "flightos.kernel.selftest", str(os.getpid())],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True)
+        assert self.proc.stdout is not None
+        os.set_blocking(self.proc.stdout.fileno(), False)
+        asyncio.get_running_loop().add_reader(self.proc.stdout.fileno(), self._on_output)
+
+    def request(self, cpus: set[int]) -> None:
+        """Ask for a test of each CPU that has no test outstanding."""
+        if self.proc is None or self.proc.stdin is None:
+            return
+        now = time.monotonic()
+        lines = []
+        for cpu in sorted(cpus):
+            p = self.latest.get(cpu)
+            if p is not None and p.answered is None:
+                continue  # still waiting: a hung CPU must not pile up requests
+            self._seq += 1
+            self.latest[cpu] = Probe(cpu, self._seq, now)
+            lines.append(f"{cpu} {self._seq}\n")
+        if lines:
+            try:
+                self.proc.stdin.write("".join(lines).encode())
+                self.proc.stdin.flush()
+            except (BrokenPipeError, OSError):
+                pass
+
+    def _on_output(self) -> None:
+        assert self.proc is not None and self.proc.stdout is not None
+        try:
+            chunk = self.proc.stdout.read()
+        except (BlockingIOError, OSError):
+            return
+        if not chunk:
+            with contextlib.suppress(Exception):
+                asyncio.get_running_loop().remove_reader(self.proc.stdout.fileno())
+            return
+        self._buf += chunk
+        *lines, self._buf = self._buf.split(b"\n")
+        now = time.monotonic()
+        for line in lines:
+            try:
+                cpu_s, seq_s, digest, us, _pinned = line.decode().split()
+                cpu, seq = int(cpu_s), int(seq_s)
+            except ValueError:
+                continue
+            p = self.latest.get(cpu)
+            if p is not None and p.seq == seq:
+                p.answered, p.digest, p.micros = now, digest, int(us)
+                if digest != KNOWN_ANSWER:
+                    self.wrong += 1
+
+    def verdict(self, cpu: int, timeout_s: float) -> str | None:
+        """A reason if the CPU's latest test went wrong or is overdue, else None."""
+        p = self.latest.get(cpu)
+        if p is None:
+            return None
+        if p.answered is None:
+            waited = time.monotonic() - p.sent
+            return f"self-test on cpu{cpu}: no answer for {waited:.1f} s" if waited > timeout_s else None
+        if p.digest != KNOWN_ANSWER:
+            return f"self-test on cpu{cpu}: wrong answer"
+        return None
+
+    def stop(self) -> None:
+        """Stop the worker."""
+        if self.proc is None:
+            return
+        with contextlib.suppress(Exception):
+            assert self.proc.stdout is not None
+            asyncio.get_running_loop().remove_reader(self.proc.stdout.fileno())
+        with contextlib.suppress(Exception):
+            self.proc.kill()
+        self.proc.wait()
+        for f in (self.proc.stdin, self.proc.stdout):
+            if f is not None:
+                with contextlib.suppress(Exception):
+                    f.close()
+        self.proc = None
+
+
+if __name__ == "__main__":
+    worker_main()
