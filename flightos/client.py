@@ -85,9 +85,9 @@ class Client:
         async def find() -> Envelope:
             assert sub is not None
             while True:
-                for env in await sub.batches():
-                    if env.topic.startswith(prefix) and predicate(env):
-                        return env
+                env = await sub.next()  # one at a time: later messages stay for the next wait
+                if env.topic.startswith(prefix) and predicate(env):
+                    return env
 
         try:
             return await asyncio.wait_for(find(), timeout)

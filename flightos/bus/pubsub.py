@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import time
 from collections.abc import Awaitable, Callable
@@ -99,6 +100,7 @@ class Subscriber:
         self.received = 0
         self.dropped = 0
         self.rejects = RejectCounter(where)
+        self._backlog: collections.deque[Envelope] = collections.deque()
 
     def subscribe(self, prefix: str) -> None:
         """Receive every topic starting with ``prefix`` (end it with '.' to match whole segments)."""
@@ -129,8 +131,18 @@ class Subscriber:
         self.received += len(out)
         return out
 
+    async def next(self) -> Envelope:
+        """The next message, one at a time (what a batch held beyond it waits for the next call)."""
+        if not self._backlog:
+            self._backlog.extend(await self.batches())
+        return self._backlog.popleft()
+
     async def batches(self) -> list[Envelope]:
-        """Await the next non-empty batch of decoded messages."""
+        """Await the next non-empty batch of decoded messages (messages left by next() come first)."""
+        if self._backlog:
+            out = list(self._backlog)
+            self._backlog.clear()
+            return out
         if self._asock is None:
             self._asock = AsyncSocket(self.sock)
         while True:

@@ -67,6 +67,13 @@ def build_parser() -> argparse.ArgumentParser:
     mo = sub.add_parser("mode", help="hold a mode (safe, degraded, nominal) or return to automatic (auto)")
     mo.add_argument("mode", choices=["safe", "degraded", "nominal", "auto"])
 
+    from flightos.report.cli import HELP as REPORT_HELP
+    from flightos.report.cli import add_arguments as report_arguments
+
+    rp = sub.add_parser("report", help=REPORT_HELP)
+    report_arguments(rp)
+    rp.add_argument("--target", default="sim-radhard", help="whose recorded runs RUN names (default sim-radhard)")
+
     sub.add_parser("targets", help="list the target files found")
 
     n = sub.add_parser("new-service", help="scaffold a service package with its entry point and a test")
@@ -114,6 +121,8 @@ def dispatch(args: argparse.Namespace) -> int:
         return _targets(args)
     if args.cmd == "probe":
         return _probe(args)
+    if args.cmd == "report":
+        return _report(args)
     if args.cmd == "new-service":
         from flightos.cli.scaffold import scaffold
 
@@ -121,6 +130,27 @@ def dispatch(args: argparse.Namespace) -> int:
         print(f"created {path}; install it with: pip install -e {path}")
         return ec.OK
     return asyncio.run(_client_command(args))
+
+
+def _report(args: argparse.Namespace) -> int:
+    from flightos.config import target as tgt
+    from flightos.report.cli import run as run_report
+
+    path = Path(args.run)
+    if not path.is_dir():
+        runs = tgt.load(args.target).state_dir() / "runs"
+        found = sorted(p for p in runs.glob("*") if p.is_dir()) if runs.is_dir() else []
+        if args.run == "latest":
+            if not found:
+                raise ConfigError(f"no recorded runs in {runs} (run `flightos run` first, or pass a run directory)")
+            path = found[-1]
+        elif (runs / args.run).is_dir():
+            path = runs / args.run
+        else:
+            names = ", ".join(p.name for p in found[-5:]) or "none"
+            raise ConfigError(f"no run {args.run!r}: not a directory, nor a run in {runs} (latest: {names})")
+    args.run = str(path)
+    return run_report(args)
 
 
 def _probe(args: argparse.Namespace) -> int:

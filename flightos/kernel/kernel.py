@@ -22,7 +22,7 @@ from flightos.bus import envelope as wire
 from flightos.bus.aiozmq import AsyncSocket
 from flightos.bus.endpoints import Endpoints, prepare_runtime_dir
 from flightos.bus.envelope import FrameError, Kind
-from flightos.bus.errors import BadArguments, UnknownCommand, UnknownService
+from flightos.bus.errors import BadArguments, ServiceUnavailable, UnknownCommand, UnknownService
 from flightos.bus.proxy import Proxy
 from flightos.bus.pubsub import Publisher, RejectCounter, Subscriber
 from flightos.config.target import Target
@@ -472,6 +472,15 @@ class Kernel:
             return {"injected": what, "cores": dict(self.effects.states)}
         if name == "faults":
             return dict(FAULTS)
+        if name == "block":
+            # A drill for the kernel itself: stall its loop so the watchdog path can be tested on a simulator.
+            if not self.effects.is_sim:
+                raise ServiceUnavailable("the kernel block drill runs only on simulated boards")
+            seconds = args.get("seconds")
+            if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or not 0 < seconds <= 60:
+                raise BadArguments(f"seconds: expected a number in (0, 60], got {seconds!r}")
+            time.sleep(float(seconds))  # noqa: ASYNC251 - stalling the loop is the drill
+            return {"blocked_s": float(seconds)}
         if name == "core":
             core, action = args.get("core"), args.get("action")
             if not isinstance(core, int) or isinstance(core, bool) or core not in self.monitor.health:
@@ -524,6 +533,7 @@ KERNEL_COMMANDS = {
               "thermal-step|saa|sun, see `faults`)",
     "faults": "the faults `inject` knows, with their arguments",
     "core": "hold a core out of service or return it (core=N action=disable|enable)",
+    "block": "drill: stall the kernel's loop for seconds=S (simulated boards only; tests the watchdog)",
     "mode": "hold a mode or return to automatic (mode=safe|degraded|nominal|auto)",
     "shutdown": "stop every service and the kernel",
 }

@@ -1,0 +1,5 @@
+"""``python -m flightos.report RUN``."""
+
+from flightos.report.cli import main
+
+main()
