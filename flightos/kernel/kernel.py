@@ -276,9 +276,9 @@ class Kernel:
 
     async def shed_service(self, rec: ServiceRecord, why: str) -> None:
         """Stop a service to fit the mode, capacity or power budget (not a failure: no restart)."""
-        if rec.pid is not None or rec.state in (State.STARTING, State.BACKOFF):
-            await self.supervisor.stop_service(rec, float(self.target.runtime["shutdown_grace_s"]))
         rec.reason = f"shed: {why}"
+        if rec.pid is not None or rec.state in (State.STARTING, State.BACKOFF, State.RESTARTING):
+            await self.supervisor.stop_service(rec, float(self.target.runtime["shutdown_grace_s"]), rec.reason)
 
     async def restore_service(self, rec: ServiceRecord) -> None:
         """Start a shed service again, on a usable core."""
@@ -405,8 +405,6 @@ class Kernel:
         loop = asyncio.get_running_loop()
         while True:
             now = loop.time()
-            for r in self.records.values():
-                self.sampler.sample(r)
             self.sampler.forget_dead({r.pid for r in self.records.values() if r.pid})
             self.publisher.publish("tm.kernel.services",
                                    {"services": [service_row(r, now) for r in self.records.values()]})

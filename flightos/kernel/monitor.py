@@ -119,6 +119,9 @@ class HealthMonitor:
         now = time.monotonic()
         dt = now - self._last_tick if self._last_tick else 0.0
         self._last_tick = now
+        for rec in self.k.records.values():
+            self.k.sampler.sample(rec)
+        self._feed_sim_load()
         self.reading = self.k.board.read()
         self.k.effects.update()
         self._selftests(now)
@@ -131,6 +134,17 @@ class HealthMonitor:
         self._govern()
         self._account(dt)
         self._pet(now)
+
+    def _feed_sim_load(self) -> None:
+        """On a simulator driven by service load, each virtual core's load is what its services burn."""
+        board: Any = self.k.board
+        settings = getattr(board, "settings", None)
+        if not self.k.effects.is_sim or not isinstance(settings, dict) or settings.get("load_source") != "sim":
+            return
+        for core in self.health:
+            pct = sum(r.cpu_percent / max(1, len(r.cores)) for r in self.k.records.values()
+                      if r.pid is not None and core in r.cores)
+            board.set_load(core, min(100.0, pct))
 
     # ---- evidence -----------------------------------------------------------------------------------
     def _selftests(self, now: float) -> None:

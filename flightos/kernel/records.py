@@ -66,6 +66,7 @@ class ServiceRecord:
     last_exit: int | None = None
     hung: bool = False
     stop_requested: bool = False
+    stop_reason: str = "stopped on request"
     restart_handle: Any = None
     inflight: dict[str, PendingCommand] = field(default_factory=dict)
     queue: deque[PendingCommand] = field(default_factory=deque)

@@ -145,7 +145,7 @@ class Supervisor:
             return
         if rec.stop_requested or self._stopping:
             rec.state = State.STOPPED
-            rec.reason = "stopped on request"
+            rec.reason = rec.stop_reason
             self.emit(EventId.SERVICE_STOPPED, Severity.INFO, f"{rec.name} stopped", service=rec.name,
                       code=code)
             self.router.service_unavailable(rec)
@@ -228,15 +228,16 @@ class Supervisor:
                 os.kill(rec.pid, signal.SIGKILL)
 
     # ---- stopping ----------------------------------------------------------------------------
-    async def stop_service(self, rec: ServiceRecord, grace_s: float) -> None:
-        """SIGTERM, wait up to the grace, then SIGKILL; the exit handler marks it STOPPED."""
+    async def stop_service(self, rec: ServiceRecord, grace_s: float, reason: str = "stopped on request") -> None:
+        """SIGTERM, wait up to the grace, then SIGKILL; the exit handler marks it STOPPED with ``reason``."""
         if rec.restart_handle is not None:
             rec.restart_handle.cancel()
             rec.restart_handle = None
         rec.stop_requested = True
+        rec.stop_reason = reason
         if rec.pid is None:
             rec.state = State.STOPPED
-            rec.reason = "stopped on request"
+            rec.reason = reason
             self.router.service_unavailable(rec)
             return
         rec.state = State.STOPPING

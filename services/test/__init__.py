@@ -8,7 +8,7 @@ import signal
 import time
 from typing import Any
 
-from flightos import Parameter, Service, Severity, command
+from flightos import Parameter, Service, Severity, command, periodic
 
 
 class TestService(Service):
@@ -16,10 +16,21 @@ class TestService(Service):
 
     name = "test"
     greeting = Parameter("pong", doc="what ping answers with")
+    duty_pct = Parameter(0.0, min=0.0, max=95.0, doc="CPU burnt by the payload drill; honours the throttle level")
 
     def __init__(self) -> None:
         super().__init__()
         self._leak: list[bytearray] = []
+
+    @periodic(hz=10)
+    async def payload(self) -> None:
+        """A stand-in for payload processing: burns duty_pct of each 100 ms, less when throttled (0..3)."""
+        if self.duty_pct <= 0:
+            return
+        busy = 0.1 * self.duty_pct / 100.0 * max(0.0, 1.0 - self.throttle / 3.0)
+        end = time.monotonic() + busy
+        while time.monotonic() < end:
+            pass
 
     @command()
     async def ping(self) -> dict[str, Any]:

@@ -179,3 +179,23 @@ async def test_a_stalled_kernel_is_reset_by_the_watchdog_and_holds_safe_after_th
         assert state["watchdog_resets"] == 1
         assert (await rt.status())["health"]["hold_safe"] is True
         assert (await c.call("kernel", "mode", {"mode": "auto"}))["mode"] == "NOMINAL"
+
+
+async def test_hot_payload_is_throttled_and_the_junction_stays_below_its_trip() -> None:
+    """A payload burning a hot core: elastic work is throttled, the junction stays under the trip, critical untouched."""
+    overrides = ['hal.load_source="sim"', "hal.core_active_w=20", "hal.time_scale=20", "hal.trip_passive_c=45",
+                 "thermal.margin_c=10", "services.test.params.duty_pct=60",
+                 'services.housekeeping.criticality="critical"']
+    async with make_runtime(["test", "housekeeping"], overrides) as rt:
+        c = rt.client
+        assert c is not None
+        health = c.subscriber("tm.kernel.health")
+        samples = []
+        for _ in range(10):  # ten seconds of telemetry at 1 Hz
+            samples.append((await c.wait_for("tm.kernel.health", timeout=5, sub=health)).payload)
+        temps = [s["junction_c"] for s in samples if s["junction_c"] is not None]
+        assert max(temps) < 45.0, f"junction reached {max(temps):.1f} C (trip 45 C)"
+        assert max(s["throttles"].get("test", 0) for s in samples) >= 1, "elastic work was never throttled"
+        assert all(s["throttles"].get("housekeeping", 0) == 0 for s in samples), "critical work was throttled"
+        stats = await c.call("test", "stats")
+        assert stats["throttle"] >= 1  # the service itself saw the level
