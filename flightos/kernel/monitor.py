@@ -34,6 +34,8 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("flightos.kernel")
 _CORE_ZONE = re.compile(r"(?:cpu|core)[-_]?(\d+)", re.I)
+FULL_READ_S = 1.0
+"""On a simulator, a full board reading (thermal, power, load) is taken at most this often."""
 
 
 class HealthMonitor:
@@ -65,6 +67,9 @@ class HealthMonitor:
         self.trip_c: float | None = None
         self._last_selftest = 0.0
         self._last_tick = 0.0
+        self._last_full = 0.0
+        self.ticks = 0
+        self.tick_cpu_s = 0.0
         self.watchdog: Any = None
         self._last_pet = 0.0
         self.state_file = kernel.state_dir / "kernel-state.json"
@@ -103,10 +108,13 @@ class HealthMonitor:
         loop = asyncio.get_running_loop()
         next_t = loop.time()
         while True:
+            t0 = time.perf_counter()
             try:
                 await self.tick()
             except Exception:  # the monitor must outlive any one bad reading
                 log.exception("kernel.monitor_tick_failed")
+            self.tick_cpu_s += time.perf_counter() - t0
+            self.ticks += 1
             next_t += period
             now = loop.time()
             if next_t < now:
@@ -119,10 +127,13 @@ class HealthMonitor:
         now = time.monotonic()
         dt = now - self._last_tick if self._last_tick else 0.0
         self._last_tick = now
-        for rec in self.k.records.values():
-            self.k.sampler.sample(rec)
-        self._feed_sim_load()
-        self.reading = self.k.board.read()
+        full = self.reading is None or not self.k.effects.is_sim or now - self._last_full >= FULL_READ_S
+        if full:  # the simulator renders a sysfs tree per read: its state is checked every tick, its tree 1/s
+            self._last_full = now
+            for rec in self.k.records.values():
+                self.k.sampler.sample(rec)
+            self._feed_sim_load()
+            self.reading = self.k.board.read()
         self.k.effects.update()
         self._selftests(now)
         for core, ev in self._evidence(now).items():
@@ -395,6 +406,8 @@ class HealthMonitor:
                        "services": [r.name for r in self.k.records.values() if c in r.cores and r.pid]}
                       for c, h in self.health.items()],
             "energy_mj": {k: round(v, 1) for k, v in self.power.energy_mj.items()},
+            "monitor": {"period_s": self.cfg["monitor_period_s"], "ticks": self.ticks,
+                        "mean_tick_ms": round(1000 * self.tick_cpu_s / self.ticks, 3) if self.ticks else None},
             "throttles": dict(self.throttles),
             "shed": dict(self.shed),
             "decisions": list(self.k.decisions[-10:]),

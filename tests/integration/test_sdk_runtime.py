@@ -42,7 +42,7 @@ async def test_parameters_persist_across_a_restart(runtime: RuntimeProcess) -> N
     with pytest.raises(Exception, match="not a str"):
         await c.call("test", "set_param", {"name": "greeting", "value": 5})
     params = await c.call("test", "list_params")
-    assert params == {"greeting": "hello sat"}
+    assert params == {"greeting": "hello sat", "duty_pct": 0.0}
     old = (await runtime.service("test"))["pid"]
     await c.call("kernel", "kill", {"service": "test"})
     await runtime.wait_until(lambda s: next(r for r in s["services"] if r["name"] == "test")["pid"] not in (None, old)
