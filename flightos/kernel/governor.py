@@ -40,8 +40,15 @@ class ThermalGovernor:
     max_level: int = 3
     level: int = 0
 
-    def update(self, j: Junction) -> tuple[int, str] | None:
-        """One period: return (new level, reason) when the level changes."""
+    def update(self, j: Junction, hw_throttling: bool = False) -> tuple[int, str] | None:
+        """One period: return (new level, reason) when the level changes.
+
+        ``hw_throttling`` (the firmware says it is throttling now, e.g. a Pi's get_throttled) counts
+        as being at the limit: the software should shed heat before the hardware has to.
+        """
+        if hw_throttling and self.level < self.max_level:
+            self.level += 1
+            return self.level, "the hardware reports it is throttling"
         if j.temp_c is None or j.trip_c is None:
             return None
         limit = j.trip_c - self.margin_c

@@ -308,7 +308,9 @@ class HealthMonitor:
     def _govern(self) -> None:
         j = junction(getattr(self.reading, "zones", []), self.trip_fallback)
         self.junction_c, self.trip_c = j.temp_c, j.trip_c
-        change = self.governor.update(j)
+        flags = getattr(self.reading, "throttle", None)
+        hw = flags is not None and bool(getattr(flags, "throttled", False) or getattr(flags, "soft_temp_limit", False))
+        change = self.governor.update(j, hw)
         if change is not None:
             self._decide(f"thermal level {change[0]}: {change[1]}", EventId.THERMAL_LEVEL, Severity.LOW,
                          level=change[0], reason=change[1], temp_c=j.temp_c, trip_c=j.trip_c)

@@ -182,7 +182,7 @@ async def test_a_stalled_kernel_is_reset_by_the_watchdog_and_holds_safe_after_th
 
 
 async def test_hot_payload_is_throttled_and_the_junction_stays_below_its_trip() -> None:
-    """A payload burning a hot core: elastic work is throttled, the junction stays under the trip, critical untouched."""
+    """A hot payload: elastic work is throttled, the junction stays under its trip, critical work is untouched."""
     overrides = ['hal.load_source="sim"', "hal.core_active_w=20", "hal.time_scale=20", "hal.trip_passive_c=45",
                  "thermal.margin_c=10", "services.test.params.duty_pct=60",
                  'services.housekeeping.criticality="critical"']

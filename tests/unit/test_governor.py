@@ -28,6 +28,13 @@ def test_governor_steps_up_near_the_trip_and_down_with_hysteresis() -> None:
     assert g.update(cool) is not None and g.level == 2
 
 
+def test_hardware_throttling_raises_the_level_even_when_cool() -> None:
+    """A board that says it is throttling gets its elastic work throttled, whatever the zone reads."""
+    g = ThermalGovernor()
+    change = g.update(Junction(40.0, 95.0), hw_throttling=True)
+    assert change is not None and g.level == 1 and "hardware" in change[1]
+
+
 def test_energy_follows_cpu_share_and_budget_needs_persistence() -> None:
     """A service using 3/4 of the CPU is charged 3/4 of the energy; the budget trips after N periods."""
     p = PowerAccount()
