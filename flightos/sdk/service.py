@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import structlog
@@ -94,6 +95,13 @@ class Service:
     def store(self) -> Store:
         """The persistent key-value store; it survives restarts and migration."""
         return self._host.store
+
+    @property
+    def data_dir(self) -> Path:
+        """A directory of this service's own for files it keeps (its store lives there too)."""
+        path = Path(self._host.spec.state_dir) / self.name
+        path.mkdir(parents=True, exist_ok=True)
+        return path
 
     @property
     def options(self) -> dict[str, Any]:

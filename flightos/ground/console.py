@@ -1,0 +1,195 @@
+"""A ground client for the bench and for hardware-in-the-loop tests: PUS telecommands out, telemetry in, over UDP.
+
+It keeps its own anti-replay counter per key (a small file next to the key file), so each
+telecommand it signs is fresh.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from spacepackets.ecss import PusTc, PusTm, RequestId
+
+from flightos.ground import pus
+from flightos.ground.codes import Failure
+from flightos.ground.security import KeyStore, secure_tc
+
+
+class GroundError(Exception):
+    """The spacecraft refused or failed a telecommand, or did not answer; the message says which."""
+
+    def __init__(self, message: str, code: Failure | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass
+class Outcome:
+    """Everything the spacecraft said about one telecommand."""
+
+    request_id: int
+    reports: list[PusTm] = field(default_factory=list)
+
+    @property
+    def verification(self) -> list[tuple[int, int | None]]:
+        """(subtype, failure code or None) of each ST[01] report, in order."""
+        out = []
+        for r in self.reports:
+            if r.service == 1:
+                code = int.from_bytes(r.source_data[4:6], "big") if r.message_subtype % 2 == 0 else None
+                out.append((int(r.message_subtype), code))
+        return out
+
+    def failure(self) -> tuple[int, Failure, str] | None:
+        """(subtype, code, reason) of the failure report, if any."""
+        for r in self.reports:
+            if r.service == 1 and r.message_subtype % 2 == 0:
+                code = int.from_bytes(r.source_data[4:6], "big")
+                reason = bytes(r.source_data[6:]).decode(errors="replace")
+                return int(r.message_subtype), Failure(code) if code in Failure._value2member_map_ else \
+                    Failure.INTERNAL, reason
+        return None
+
+
+class _Proto(asyncio.DatagramProtocol):
+    def __init__(self, sink: Callable[[bytes], None]) -> None:
+        self.sink = sink
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        self.sink(bytes(data))
+
+
+class GroundClient:
+    """Speaks PUS to one spacecraft over UDP."""
+
+    def __init__(self, host: str, port: int, apid: int = 100, keys: KeyStore | None = None, key_id: int | None = None,
+                 counter_file: Path | None = None, source_id: int = 1) -> None:
+        self.addr = (host, port)
+        self.apid = apid
+        self.keys = keys
+        self.key_id = key_id if key_id is not None else (keys.ids()[0] if keys and keys.ids() else None)
+        if keys is not None and self.key_id is None:
+            raise GroundError(f"no key in {keys.path}: provision one with `flightos keys add`")
+        self.counter_file = counter_file or (keys.path.with_name("ground-counters.json") if keys else None)
+        self.source_id = source_id
+        self.seq = 0
+        self.received: asyncio.Queue[PusTm] = asyncio.Queue()
+        self.garbage = 0
+        self.transport: asyncio.DatagramTransport | None = None
+
+    async def open(self) -> GroundClient:
+        """Open the UDP socket."""
+        loop = asyncio.get_running_loop()
+        self.transport, _ = await loop.create_datagram_endpoint(lambda: _Proto(self._on_datagram),
+                                                                remote_addr=self.addr)
+        return self
+
+    def _on_datagram(self, data: bytes) -> None:
+        try:
+            self.received.put_nowait(pus.parse_tm(data))
+        except Exception:
+            self.garbage += 1
+
+    def close(self) -> None:
+        """Close the socket."""
+        if self.transport is not None:
+            self.transport.close()
+
+    async def __aenter__(self) -> GroundClient:
+        return await self.open()
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---- telecommands -----------------------------------------------------------------------------------
+    def _next_counter(self) -> int:
+        assert self.key_id is not None and self.counter_file is not None
+        try:
+            counters = json.loads(self.counter_file.read_text())
+        except (OSError, ValueError):
+            counters = {}
+        value = int(counters.get(str(self.key_id), 0)) + 1
+        counters[str(self.key_id)] = value
+        tmp = self.counter_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(counters))
+        os.replace(tmp, self.counter_file)
+        return value
+
+    def build(self, service: int, subtype: int, payload: bytes = b"", ack_flags: int = 0b1111,
+              counter: int | None = None) -> bytes:
+        """A telecommand packet, signed when this client has a key."""
+        self.seq = (self.seq + 1) & 0x3FFF
+        if self.keys is None or self.key_id is None:
+            return bytes(PusTc(service=service, message_subtype=subtype, apid=self.apid, seq_count=self.seq,
+                               app_data=payload, source_id=self.source_id, ack_flags=ack_flags).pack())
+        key = self.keys.get(self.key_id)
+        assert key is not None
+        return secure_tc(service, subtype, payload, key_id=self.key_id, key=key,
+                         counter=counter if counter is not None else self._next_counter(), apid=self.apid,
+                         seq_count=self.seq, source_id=self.source_id, ack_flags=ack_flags)
+
+    def send_raw(self, packet: bytes) -> None:
+        """Send bytes as they are (for tests of malformed input)."""
+        assert self.transport is not None, "open() first"
+        self.transport.sendto(packet)
+
+    async def request(self, packet: bytes, timeout: float = 5.0,
+                      until: Callable[[Outcome], bool] | None = None) -> Outcome:
+        """Send a telecommand; collect reports until completion (or failure) or the timeout."""
+        rid = RequestId.from_sp_header(PusTc.unpack(packet).sp_header).as_u32()
+        outcome = Outcome(rid)
+        flags = PusTc.unpack(packet).pus_tc_sec_header.ack_flags
+        done = until or (lambda o: any(s in (2, 4, 6, 8) for s, _ in o.verification)
+                         or (bool(flags & 0b1000) and any(s == 7 for s, _ in o.verification)))
+        self.send_raw(packet)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not done(outcome):
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise GroundError(f"no completion for request 0x{rid:08x} within {timeout} s "
+                                  f"(reports so far: {outcome.verification})")
+            with contextlib.suppress(asyncio.TimeoutError):
+                tm = await asyncio.wait_for(self.received.get(), remaining)
+                if tm.service != 1 or int.from_bytes(tm.source_data[0:4], "big") == rid:
+                    outcome.reports.append(tm)
+        return outcome
+
+    async def ping(self, timeout: float = 5.0) -> float:
+        """TC[17,1]; the round trip in milliseconds to TM[17,2]."""
+        t0 = time.perf_counter()
+        out = await self.request(self.build(17, 1), timeout,
+                                 until=lambda o: any(r.service == 17 and r.message_subtype == 2 for r in o.reports)
+                                 or o.failure() is not None)
+        self._raise(out)
+        return (time.perf_counter() - t0) * 1000
+
+    async def function(self, fid: int, types: list[str], values: list[Any], timeout: float = 10.0) -> Any:
+        """TC[8,1] of function ``fid``; return the value of TM[8,130] (None if the command returned nothing)."""
+        out = await self.request(self.build(8, 1, pus.pack_u16(fid) + pus.encode_values(types, values)), timeout)
+        self._raise(out)
+        import msgspec
+
+        for r in out.reports:
+            if r.service == 8 and r.message_subtype == 130:
+                return msgspec.msgpack.decode(bytes(r.source_data[2:]))
+        return None
+
+    @staticmethod
+    def _raise(out: Outcome) -> None:
+        failed = out.failure()
+        if failed is not None:
+            subtype, code, reason = failed
+            raise GroundError(f"TM[1,{subtype}] {code.name}: {reason}", code)
+
+    async def next_tm(self, timeout: float) -> PusTm:
+        """The next telemetry packet received."""
+        return await asyncio.wait_for(self.received.get(), timeout)

@@ -1,0 +1,362 @@
+"""The ``ground`` service: CCSDS Space Packets with PUS-C over UDP and TCP, authenticated, store-and-forward.
+
+It maps ground's telecommands onto the bus (ST[08] functions are service commands, ST[20]
+parameters are SDK parameters), reports what happens (ST[01], ST[05] events, ST[03] housekeeping),
+releases time-tagged commands (ST[11]), and queues telemetry in SQLite while there is no contact.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from flightos import CommandError, Message, Service, Severity, command, periodic, subscribe
+from flightos.ground import mdb, pus
+from flightos.ground.codes import Failure
+from flightos.ground.security import KeyStore, ReplayGuard
+from services.ground import contact as contacts
+from services.ground.downlink import DownlinkStore, TokenBucket
+from services.ground.handlers import Reject, command_failure
+from services.ground.link import Address, Link, TcpLink, UdpLink, parse_endpoint
+from services.ground.reports import SEVERITY_SUBTYPE, event_data, hk_data, priority
+from services.ground.schedule import Schedule
+from services.ground.tc import Context, handle
+
+DEFAULTS: dict[str, Any] = {
+    "udp_bind": "127.0.0.1:10025",
+    "tcp_bind": "",
+    "ground_addr": "",
+    "apid": 100,
+    "auth": True,
+    "replay_window": 1_000_000,
+    "keys_file": "",
+    "mdb": [],
+    "downlink_rate_bytes_s": 0,
+    "downlink_burst_bytes": 65536,
+    "store_max_mb": 64,
+    "contact": {"mode": "after_tc", "hold_s": 600.0},
+    "command_timeout_s": 10.0,
+}
+
+
+class HousekeepingReports:
+    """ST[03]: the latest payload of each structure's topic, and when each structure is due."""
+
+    def __init__(self, ground: Ground) -> None:
+        self.g = ground
+        self.latest: dict[str, Any] = {}
+        self.enabled = {sid: s.enabled for sid, s in ground.tables.hk.items()}
+        self.interval = {sid: s.interval_s for sid, s in ground.tables.hk.items()}
+        self.next_due = dict.fromkeys(ground.tables.hk, 0.0)
+        saved = ground.store.get("hk", {}) or {}
+        for sid_text, (on, interval) in saved.items():
+            sid = int(sid_text)
+            if sid in self.enabled:
+                self.enabled[sid], self.interval[sid] = bool(on), float(interval)
+
+    def _save(self) -> None:
+        self.g.store.set("hk", {str(s): [self.enabled[s], self.interval[s]] for s in self.enabled})
+
+    def set_enabled(self, sids: list[int], on: bool) -> None:
+        """Enable or disable periodic generation (persisted)."""
+        for sid in sids:
+            self.enabled[sid] = on
+            self.next_due[sid] = 0.0
+        self._save()
+
+    def set_interval(self, sid: int, seconds: float) -> None:
+        """Change a structure's collection interval (persisted)."""
+        self.interval[sid] = seconds
+        self.next_due[sid] = 0.0
+        self._save()
+
+    def report(self, sid: int) -> bytes:
+        """The data of one TM[3,25] from the latest values."""
+        s = self.g.tables.hk[sid]
+        return hk_data(s, self.latest.get(s.topic))
+
+    def due(self, now: float) -> list[int]:
+        """Enabled structures whose interval has passed (and that have data)."""
+        out = []
+        for sid, on in self.enabled.items():
+            if on and now >= self.next_due[sid] and self.g.tables.hk[sid].topic in self.latest:
+                self.next_due[sid] = now + self.interval[sid]
+                out.append(sid)
+        return out
+
+
+class EventFilter:
+    """ST[05]: which event ids are reported (every one, unless disabled; persisted)."""
+
+    def __init__(self, ground: Ground) -> None:
+        self.g = ground
+        self.disabled: set[int] = set(ground.store.get("events_disabled", []) or [])
+
+    def enable(self, ids: list[int], on: bool) -> None:
+        """Enable or disable report generation for event ids."""
+        (self.disabled.difference_update if on else self.disabled.update)(ids)
+        self.g.store.set("events_disabled", sorted(self.disabled))
+
+
+class Ground(Service):
+    """The spacecraft's link to the ground."""
+
+    name = "ground"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.links: list[Link] = []
+        self.last_peer: tuple[Address, Link] | None = None
+        self.counters: Counter[str] = Counter()
+        self._signatures: dict[str, list[tuple[str, str]] | None] = {}
+        self._param_types: dict[str, str] = {}
+        self._seq = 0
+        self._position: tuple[float, float] | None = None
+
+    # ---- lifecycle ---------------------------------------------------------------------------------
+    async def on_start(self) -> None:
+        opts = {**DEFAULTS, **self.options}
+        unknown = sorted(set(self.options) - set(DEFAULTS))
+        if unknown:
+            raise ValueError(f"services.ground.options.{unknown[0]}: unknown option (known: {', '.join(DEFAULTS)})")
+        self.apid = int(opts["apid"])
+        self.auth = bool(opts["auth"])
+        self.command_timeout = float(opts["command_timeout_s"])
+        self.tables = mdb.load([Path(p) for p in opts["mdb"]])
+        keys_file = Path(opts["keys_file"]) if opts["keys_file"] else self.data_dir / "keys.json"
+        self.keys = KeyStore(keys_file)
+        self.replay = ReplayGuard(self.data_dir / "replay.sqlite", int(opts["replay_window"]))
+        self.downlink = DownlinkStore(self.data_dir / "downlink.sqlite", max_bytes=int(opts["store_max_mb"]) << 20)
+        rate = float(opts["downlink_rate_bytes_s"])
+        self.budget = TokenBucket(rate, float(opts["downlink_burst_bytes"])) if rate > 0 else None
+        self.contact = contacts.from_config(opts["contact"], "services.ground.options.contact")
+        self.schedule = Schedule(self.data_dir / "schedule.sqlite")
+        self.housekeeping = HousekeepingReports(self)
+        self.events = EventFilter(self)
+        self.ground_addr = parse_endpoint(opts["ground_addr"], "ground_addr") if opts["ground_addr"] else None
+        if not self.auth:
+            await self.event("telecommand authentication is DISABLED by the target (lab bench only)",
+                             Severity.MEDIUM, event_id=2002)
+        elif not self.keys.ids():
+            await self.event(f"no telecommand keys provisioned in {keys_file}: every TC will be rejected "
+                             "(flightos keys add)", Severity.MEDIUM, event_id=2003)
+        self.links.append(await UdpLink.open(parse_endpoint(opts["udp_bind"], "udp_bind"), self._on_packet))
+        if opts["tcp_bind"]:
+            self.links.append(await TcpLink.open(parse_endpoint(opts["tcp_bind"], "tcp_bind"), self._on_packet,
+                                                 self._garbage))
+        for sid, s in self.tables.hk.items():
+            self.subscribe(s.topic, self._on_hk_topic)
+        self.log.info("ground.listening", links=[f"{lk.name}:{getattr(lk, 'bound', '')}" for lk in self.links],
+                      apid=self.apid, auth=self.auth, keys=self.keys.ids(), functions=len(self.tables.functions))
+
+    async def on_stop(self) -> None:
+        for lk in self.links:
+            lk.close()
+        for closer in (self.downlink.close, self.schedule.close, self.replay.close):
+            with contextlib.suppress(Exception):
+                closer()
+
+    # ---- receiving ---------------------------------------------------------------------------------
+    def _on_packet(self, raw: bytes, addr: Address, link: Link) -> None:
+        now = time.time()
+        self.last_peer = (addr, link)
+        heard = getattr(self.contact, "heard", None)
+        if heard is not None:
+            heard(now)
+        asyncio.get_running_loop().create_task(handle(self, raw, addr, link))
+
+    def _garbage(self, reason: str) -> None:
+        self.counters["tc_dropped"] += 1
+        self.log.warning("ground.stream_garbage", reason=reason)
+
+    # ---- what handlers use -------------------------------------------------------------------------
+    def next_seq(self) -> int:
+        """The next TM source sequence count."""
+        self._seq = (self._seq + 1) & 0x3FFF
+        return self._seq
+
+    async def call(self, service: str, command_name: str, args: dict[str, Any], timeout: float = 5.0) -> Any:
+        """A bus command (typed errors propagate)."""
+        return await super().call(service, command_name, args, timeout=timeout)
+
+    async def run_command(self, service: str, command_name: str, args: dict[str, Any]) -> Any:
+        """A bus command whose typed error becomes an ST[01] failure."""
+        try:
+            return await self.call(service, command_name, args, timeout=self.command_timeout)
+        except CommandError as err:
+            raise command_failure(err) from None
+
+    async def signature(self, fn: mdb.Function) -> list[tuple[str, str]] | None:
+        """A function's (name, type) arguments: from the table, else from the service's describe (cached)."""
+        if fn.args is not None:
+            return list(fn.args)
+        if fn.name not in self._signatures:
+            try:
+                desc = await self.call(fn.service, "describe", {}, timeout=3.0)
+            except CommandError:
+                return None  # not cached: ask again next time
+            spec = desc.get("commands", {}).get(fn.command)
+            self._signatures[fn.name] = None if spec is None else [
+                (a["name"], a["type"] if a["type"] in mdb.VALUE_TYPES else "any") for a in spec["args"]]
+            for p in desc.get("parameters", []):
+                self._param_types[f"{fn.service}.{p['name']}"] = p["type"] if p["type"] in mdb.VALUE_TYPES else "any"
+        sig = self._signatures[fn.name]
+        if sig is None:
+            raise Reject(Failure.UNKNOWN_FUNCTION, f"{fn.name} is in the mission database but not on board")
+        return sig
+
+    async def parameter_type(self, p: mdb.ParameterDef) -> str:
+        """A parameter's value type: from the table, else from the service's describe."""
+        if p.type is not None:
+            return p.type
+        key = f"{p.service}.{p.name}"
+        if key not in self._param_types:
+            try:
+                desc = await self.call(p.service, "describe", {}, timeout=3.0)
+            except CommandError as err:
+                raise command_failure(err) from None
+            for d in desc.get("parameters", []):
+                self._param_types[f"{p.service}.{d['name']}"] = d["type"] if d["type"] in mdb.VALUE_TYPES else "any"
+        if key not in self._param_types:
+            raise Reject(Failure.UNKNOWN_PARAMETER, f"{key} is in the mission database but not on board")
+        return self._param_types[key]
+
+    async def start(self, ctx: Context) -> None:
+        """Report the start of execution once (if asked for)."""
+        if ctx.started:
+            return
+        ctx.started = True
+        if ctx.tc.ack_flags & 0b0010:
+            await self.verify_success(1, 3, ctx)
+
+    async def reply(self, ctx: Context, service: int, subtype: int, data: bytes) -> None:
+        """A report answering a telecommand: straight back to its sender (or downlinked if scheduled)."""
+        packet = pus.tm(service, subtype, data, self.apid, self.next_seq())
+        if ctx.addr is not None and ctx.link is not None and ctx.link.send(packet, ctx.addr):
+            self.counters["tm_sent"] += 1
+            return
+        await self.downlink_tm(packet, priority(service, subtype))
+
+    async def verify_success(self, service: int, subtype: int, ctx: Context) -> None:
+        """A success report of ST[01]."""
+        packet = pus.verification(subtype, ctx.tc.request_id, self.apid, self.next_seq())
+        await self._answer(packet, ctx.addr, ctx.link, priority(service, subtype))
+
+    async def verify_failure(self, service: int, subtype: int, request_id: Any, code: Failure, message: str,
+                             addr: Address | None, link: Link | None) -> None:
+        """A failure report of ST[01] (always sent), its reason as data, and a log line."""
+        packet = pus.verification(subtype, request_id, self.apid, self.next_seq(), failure=code,
+                                  data=message.encode()[:200])
+        self.log.warning("ground.tc_failed", report=f"TM[1,{subtype}]", code=code.name, reason=message)
+        await self._answer(packet, addr, link, priority(service, subtype))
+
+    async def _answer(self, packet: bytes, addr: Address | None, link: Link | None, prio: int) -> None:
+        if addr is not None and link is not None and link.send(packet, addr):
+            self.counters["tm_sent"] += 1
+        else:
+            await self.downlink_tm(packet, prio)
+
+    # ---- downlink with store-and-forward -----------------------------------------------------------------
+    def destinations(self) -> list[tuple[Address, Link]]:
+        """Where spontaneous telemetry goes: the last ground peer and the configured ground address."""
+        out = []
+        if self.last_peer is not None:
+            out.append(self.last_peer)
+        if self.ground_addr is not None and self.links:
+            udp = self.links[0]
+            if not any(a == self.ground_addr for a, _ in out):
+                out.append((self.ground_addr, udp))
+        return out
+
+    def in_contact(self) -> bool:
+        """Whether the link is up now (per the configured contact model)."""
+        return bool(self.destinations()) and self.contact.in_contact(time.time(), self._position)
+
+    async def downlink_tm(self, packet: bytes, prio: int) -> None:
+        """Send now if in contact and within budget; otherwise store it durably for later."""
+        if self.in_contact() and self.downlink.stats()["stored"] == 0 and self._spend(len(packet)):
+            self._send(packet)
+            return
+        if self.downlink.put(packet, prio) is None:
+            self.counters["tm_evicted"] += 1
+        else:
+            self.counters["tm_stored"] += 1
+
+    def _spend(self, n: int) -> bool:
+        return self.budget is None or self.budget.take(n)
+
+    def _send(self, packet: bytes) -> None:
+        for addr, link in self.destinations():
+            if link.send(packet, addr):
+                self.counters["tm_sent"] += 1
+
+    @periodic(hz=10)
+    async def drain(self) -> None:
+        """While in contact, send stored telemetry by priority within the downlink budget."""
+        if not self.in_contact():
+            return
+        allowance = int(self.budget.available()) if self.budget is not None else 1 << 20
+        batch = self.downlink.peek(max(allowance, 0))
+        sent = []
+        for row_id, packet in batch:
+            if not self._spend(len(packet)):
+                break
+            self._send(packet)
+            sent.append(row_id)
+        if sent:
+            self.downlink.ack(sent)
+            self.counters["tm_forwarded"] += len(sent)
+
+    # ---- spontaneous reports ----------------------------------------------------------------------------
+    @subscribe("ev.")
+    async def on_event(self, msg: Message) -> None:
+        """Every bus event becomes an ST[05] report (unless its id is disabled)."""
+        p = msg.payload if isinstance(msg.payload, dict) else {}
+        eid = int(p.get("id") or 0)
+        if eid in self.events.disabled:
+            self.counters["events_filtered"] += 1
+            return
+        subtype = SEVERITY_SUBTYPE.get(int(p.get("severity", 1)), 1)
+        data = event_data(eid, msg.source, str(p.get("message", "")), p.get("data", {}))
+        await self.downlink_tm(pus.tm(5, subtype, data, self.apid, self.next_seq()), priority(5, subtype))
+
+    async def _on_hk_topic(self, msg: Message) -> None:
+        self.housekeeping.latest[msg.topic] = msg.payload
+
+    @subscribe("tm.hal.reading")
+    async def on_hal(self, msg: Message) -> None:
+        """The sub-satellite point, for contact by ground-station visibility."""
+        extras = msg.payload.get("extras", {}) if isinstance(msg.payload, dict) else {}
+        if isinstance(extras.get("lat_deg"), (int, float)) and isinstance(extras.get("lon_deg"), (int, float)):
+            self._position = (float(extras["lat_deg"]), float(extras["lon_deg"]))
+
+    @periodic(hz=2)
+    async def tick(self) -> None:
+        """Periodic housekeeping reports, and release of scheduled telecommands that fell due."""
+        now = time.time()
+        for sid in self.housekeeping.due(now):
+            await self.downlink_tm(pus.tm(3, 25, self.housekeeping.report(sid), self.apid, self.next_seq()),
+                                   priority(3, 25))
+        for act in self.schedule.due(now):
+            await handle(self, act.tc, None, None, scheduled=True)
+        await self.publish("link", {**self.counters, "in_contact": self.in_contact(),
+                                    "stored": self.downlink.stats()["stored"]})
+
+    # ---- commands on the bus ------------------------------------------------------------------------------
+    @command()
+    async def link_status(self) -> dict[str, Any]:
+        """Counters, contact, the store-and-forward queue and the schedule."""
+        return {"counters": dict(self.counters), "in_contact": self.in_contact(),
+                "links": [f"{lk.name}:{getattr(lk, 'bound', '')}" for lk in self.links],
+                "downlink": self.downlink.stats(), "schedule": len(self.schedule.summary()),
+                "schedule_enabled": self.schedule.enabled, "auth": self.auth, "keys": self.keys.ids()}
+
+    @command()
+    async def reload_keys(self) -> list[int]:
+        """Re-read the key file after `flightos keys` changed it."""
+        self.keys.reload()
+        return self.keys.ids()

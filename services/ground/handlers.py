@@ -1,0 +1,279 @@
+"""Telecommand handlers, one per PUS service, each a small function of (ground, telecommand, data).
+
+A handler returns normally for success or raises ``Reject`` with an ST[01] failure code; what it
+reports besides (values, HK, summaries) it sends itself.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from flightos import CommandError
+from flightos.ground import pus
+from flightos.ground.codes import COMMAND_ERRORS, Failure
+from services.ground.reports import value_report
+
+if TYPE_CHECKING:
+    from services.ground import Ground
+    from services.ground.tc import Context
+
+
+class Reject(Exception):
+    """A telecommand fails with an ST[01] code and a reason."""
+
+    def __init__(self, code: Failure, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+Handler = Callable[["Ground", "Context", bytes], Awaitable[None]]
+
+
+def _count_list(data: bytes, item: int, what: str) -> list[int]:
+    """``N`` (u16) then N items of ``item`` bytes (2 or 4) -> the items."""
+    try:
+        n = pus.u16(data, 0)
+        if len(data) != 2 + n * item:
+            raise ValueError(f"{what}: {n} items need {2 + n * item} bytes, got {len(data)}")
+        read = pus.u16 if item == 2 else pus.u32
+        return [read(data, 2 + i * item) for i in range(n)]
+    except ValueError as exc:
+        raise Reject(Failure.BAD_APP_DATA, str(exc)) from None
+
+
+# ---- ST[17] test -----------------------------------------------------------------------------------
+async def are_you_alive(g: Ground, ctx: Context, data: bytes) -> None:
+    """TC[17,1] -> TM[17,2]."""
+    await g.reply(ctx, 17, 2, b"")
+
+
+async def connection_test(g: Ground, ctx: Context, data: bytes) -> None:
+    """TC[17,3] with a target APID: checks the on-board bus to the kernel too -> TM[17,4]."""
+    try:
+        apid = pus.u16(data, 0)
+    except ValueError as exc:
+        raise Reject(Failure.BAD_APP_DATA, str(exc)) from None
+    if apid != g.apid:
+        raise Reject(Failure.WRONG_APID, f"no application process {apid} on board (this is {g.apid})")
+    try:
+        await g.call("kernel", "ping", {}, timeout=2.0)
+    except CommandError as err:
+        raise Reject(Failure.SERVICE_UNAVAILABLE, f"on-board bus: {err.message}") from None
+    await g.reply(ctx, 17, 4, pus.pack_u16(apid))
+
+
+# ---- ST[08] function management ----------------------------------------------------------------------
+async def perform_function(g: Ground, ctx: Context, data: bytes) -> None:
+    """TC[8,1]: function id (u16) then its arguments by declared type; the value comes back as TM[8,130]."""
+    try:
+        fid = pus.u16(data, 0)
+    except ValueError as exc:
+        raise Reject(Failure.BAD_APP_DATA, str(exc)) from None
+    fn = g.tables.functions.get(fid)
+    if fn is None:
+        raise Reject(Failure.UNKNOWN_FUNCTION, f"no function {fid} in the mission database")
+    args = await g.signature(fn)
+    if args is None:
+        raise Reject(Failure.SERVICE_UNAVAILABLE, f"function {fid} ({fn.name}): cannot learn its arguments")
+    try:
+        values, _ = pus.decode_values([t for _, t in args], data, 2)
+    except ValueError as exc:
+        raise Reject(Failure.BAD_ARGUMENTS, f"function {fid} ({fn.name}): {exc}") from None
+    await g.start(ctx)
+    value = await g.run_command(fn.service, fn.command, dict(zip([n for n, _ in args], values, strict=True)))
+    if value is not None:
+        await g.reply(ctx, 8, 130, value_report(fid, value))
+
+
+# ---- ST[20] parameters ----------------------------------------------------------------------------------
+async def report_parameters(g: Ground, ctx: Context, data: bytes) -> None:
+    """TC[20,1]: N (u16) parameter ids (u16) -> TM[20,2]: N then (id, value) pairs."""
+    out = b""
+    ids = _count_list(data, 2, "parameter ids")
+    for pid in ids:
+        p = g.tables.parameters.get(pid)
+        if p is None:
+            raise Reject(Failure.UNKNOWN_PARAMETER, f"no parameter {pid} in the mission database")
+        ptype = await g.parameter_type(p)
+        value = await g.run_command(p.service, "get_param", {"name": p.name})
+        out += pus.pack_u16(pid) + pus.encode_value(ptype, value)
+    await g.reply(ctx, 20, 2, pus.pack_u16(len(ids)) + out)
+
+
+async def set_parameters(g: Ground, ctx: Context, data: bytes) -> None:
+    """TC[20,3]: N (u16) then (id u16, value) pairs; every value is checked by its service."""
+    try:
+        n, offset = pus.u16(data, 0), 2
+        pairs = []
+        for _ in range(n):
+            pid = pus.u16(data, offset)
+            p = g.tables.parameters.get(pid)
+            if p is None:
+                raise Reject(Failure.UNKNOWN_PARAMETER, f"no parameter {pid} in the mission database")
+            value, offset = pus.decode_value(await g.parameter_type(p), data, offset + 2)
+            pairs.append((p, value))
+        if offset != len(data):
+            raise ValueError(f"{len(data) - offset} unexpected trailing byte(s)")
+    except ValueError as exc:
+        raise Reject(Failure.BAD_APP_DATA, str(exc)) from None
+    await g.start(ctx)
+    for p, value in pairs:
+        try:
+            await g.call(p.service, "set_param", {"name": p.name, "value": value})
+        except CommandError as err:
+            raise Reject(Failure.BAD_PARAMETER_VALUE, f"{p.service}.{p.name}: {err.message}") from None
+
+
+# ---- ST[03] housekeeping --------------------------------------------------------------------------------
+def _sids(g: Ground, data: bytes) -> list[int]:
+    sids = _count_list(data, 2, "structure ids")
+    for sid in sids:
+        if sid not in g.tables.hk:
+            raise Reject(Failure.UNKNOWN_STRUCTURE, f"no housekeeping structure {sid}")
+    return sids
+
+
+async def enable_hk(g: Ground, ctx: Context, data: bytes) -> None:
+    """TC[3,5]: enable periodic generation of the listed structures."""
+    g.housekeeping.set_enabled(_sids(g, data), True)
+
+
+async def disable_hk(g: Ground, ctx: Context, data: bytes) -> None:
+    """TC[3,6]: disable periodic generation of the listed structures."""
+    g.housekeeping.set_enabled(_sids(g, data), False)
+
+
+async def one_shot_hk(g: Ground, ctx: Context, data: bytes) -> None:
+    """TC[3,27]: generate one report of each listed structure now."""
+    for sid in _sids(g, data):
+        await g.reply(ctx, 3, 25, g.housekeeping.report(sid))
+
+
+async def modify_hk_interval(g: Ground, ctx: Context, data: bytes) -> None:
+    """TC[3,31]: N then (structure id u16, interval ms u32) pairs."""
+    try:
+        n = pus.u16(data, 0)
+        if len(data) != 2 + 6 * n:
+            raise ValueError(f"{n} pairs need {2 + 6 * n} bytes, got {len(data)}")
+        pairs = [(pus.u16(data, 2 + 6 * i), pus.u32(data, 4 + 6 * i)) for i in range(n)]
+    except ValueError as exc:
+        raise Reject(Failure.BAD_APP_DATA, str(exc)) from None
+    for sid, ms in pairs:
+        if sid not in g.tables.hk:
+            raise Reject(Failure.UNKNOWN_STRUCTURE, f"no housekeeping structure {sid}")
+        if ms < 100:
+            raise Reject(Failure.BAD_APP_DATA, f"structure {sid}: interval {ms} ms is below 100 ms")
+    for sid, ms in pairs:
+        g.housekeeping.set_interval(sid, ms / 1000.0)
+
+
+# ---- ST[05] events -------------------------------------------------------------------------------------
+async def enable_events(g: Ground, ctx: Context, data: bytes) -> None:
+    """TC[5,5]: report the listed event ids again."""
+    g.events.enable(_count_list(data, 2, "event ids"), True)
+
+
+async def disable_events(g: Ground, ctx: Context, data: bytes) -> None:
+    """TC[5,6]: stop reporting the listed event ids."""
+    g.events.enable(_count_list(data, 2, "event ids"), False)
+
+
+# ---- ST[09] time ---------------------------------------------------------------------------------------
+async def report_time(g: Ground, ctx: Context, data: bytes) -> None:
+    """TC[9,1] (flightos) -> TM[9,2]: the on-board time as a CDS short time code."""
+    await g.reply(ctx, 9, 2, pus.unix_to_cds(time.time()))
+
+
+# ---- ST[11] time-based scheduling -------------------------------------------------------------------------
+async def enable_schedule(g: Ground, ctx: Context, data: bytes) -> None:
+    """TC[11,1]: release activities when they fall due."""
+    g.schedule.set_enabled(True)
+
+
+async def disable_schedule(g: Ground, ctx: Context, data: bytes) -> None:
+    """TC[11,2]: hold every activity (they stay in the schedule)."""
+    g.schedule.set_enabled(False)
+
+
+async def reset_schedule(g: Ground, ctx: Context, data: bytes) -> None:
+    """TC[11,3]: delete every activity."""
+    g.schedule.reset()
+
+
+async def insert_activities(g: Ground, ctx: Context, data: bytes) -> None:
+    """TC[11,4]: N (u16), then N x (release time CDS short, embedded telecommand packet)."""
+    try:
+        n, offset = pus.u16(data, 0), 2
+        acts = []
+        for _ in range(n):
+            release = pus.cds_to_unix(data[offset:offset + pus.TIMESTAMP_LEN])
+            offset += pus.TIMESTAMP_LEN
+            inner = pus.request_id_of(data[offset:])
+            if inner is None or offset + 6 > len(data):
+                raise ValueError(f"activity at byte {offset}: no embedded telecommand")
+            length = int.from_bytes(data[offset + 4:offset + 6], "big") + 7
+            raw = data[offset:offset + length]
+            pus.parse_tc(raw, g.apid)  # CRC and APID checked now, not at release
+            acts.append((release, raw, inner.as_u32()))
+            offset += length
+        if offset != len(data):
+            raise ValueError(f"{len(data) - offset} unexpected trailing byte(s)")
+    except pus.TcError as exc:
+        raise Reject(Failure.BAD_APP_DATA, f"embedded telecommand: {exc.message}") from None
+    except ValueError as exc:
+        raise Reject(Failure.BAD_APP_DATA, str(exc)) from None
+    now = time.time()
+    try:
+        for release, raw, rid in acts:
+            g.schedule.insert(release, raw, rid, ctx.label, now)
+    except ValueError as exc:
+        raise Reject(Failure.SCHEDULE_REFUSED, str(exc)) from None
+
+
+async def delete_activities(g: Ground, ctx: Context, data: bytes) -> None:
+    """TC[11,5]: N (u16) then request ids (u32) of activities to delete."""
+    g.schedule.delete(_count_list(data, 4, "request ids"))
+
+
+async def time_shift(g: Ground, ctx: Context, data: bytes) -> None:
+    """TC[11,15]: shift every activity by a signed number of milliseconds (i64)."""
+    try:
+        (ms,), _ = pus.decode_values(["int"], data)
+    except ValueError as exc:
+        raise Reject(Failure.BAD_APP_DATA, str(exc)) from None
+    try:
+        g.schedule.time_shift(ms / 1000.0, time.time())
+    except ValueError as exc:
+        raise Reject(Failure.SCHEDULE_REFUSED, str(exc)) from None
+
+
+async def summary(g: Ground, ctx: Context, data: bytes) -> None:
+    """TC[11,16] -> TM[11,13]: N, then (release CDS, request id u32) for each activity."""
+    acts = g.schedule.summary()
+    body = b"".join(pus.unix_to_cds(a.release_utc) + pus.pack_u32(a.request_id & 0xFFFFFFFF) for a in acts)
+    await g.reply(ctx, 11, 13, pus.pack_u16(len(acts)) + body)
+
+
+HANDLERS: dict[int, dict[int, Handler]] = {
+    3: {5: enable_hk, 6: disable_hk, 27: one_shot_hk, 31: modify_hk_interval},
+    5: {5: enable_events, 6: disable_events},
+    8: {1: perform_function},
+    9: {1: report_time},
+    11: {1: enable_schedule, 2: disable_schedule, 3: reset_schedule, 4: insert_activities, 5: delete_activities,
+         15: time_shift, 16: summary},
+    17: {1: are_you_alive, 3: connection_test},
+    20: {1: report_parameters, 3: set_parameters},
+}
+
+
+def command_failure(err: CommandError) -> Reject:
+    """A typed bus error as an ST[01] failure."""
+    return Reject(COMMAND_ERRORS.get(err.code, Failure.COMMAND_FAILED), f"{err.code}: {err.message}")
+
+
+def describe_handlers() -> dict[str, Any]:
+    """The telecommands served, for docs and the mission database."""
+    return {f"TC[{s},{t}]": (h.__doc__ or "").split("\n")[0] for s, subs in HANDLERS.items() for t, h in subs.items()}

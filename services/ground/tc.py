@@ -1,0 +1,98 @@
+"""The telecommand path: parse, authenticate, accept, start, execute, complete — every step reported."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from flightos import CommandError, Severity
+from flightos.ground import pus
+from flightos.ground.codes import Failure
+from flightos.ground.security import AuthError, open_tc
+from services.ground.handlers import HANDLERS, Reject, command_failure
+from services.ground.link import Address, Link
+
+if TYPE_CHECKING:
+    from services.ground import Ground
+
+SECURITY_EVENT = 2001
+"""Event id raised on every rejected authentication (stable)."""
+
+
+@dataclass
+class Context:
+    """One telecommand in flight: where it came from and which reports it asked for."""
+
+    tc: pus.Telecommand
+    addr: Address | None
+    link: Link | None
+    scheduled: bool = False
+    started: bool = False
+    extra: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        """For logs and the schedule's source column."""
+        return self.tc.label + (" (scheduled)" if self.scheduled else "")
+
+
+async def handle(g: Ground, raw: bytes, addr: Address | None, link: Link | None, scheduled: bool = False) -> None:
+    """Run one telecommand packet through the whole path; never raises."""
+    g.counters["tc_received"] += 1
+    try:
+        tc = pus.parse_tc(raw, g.apid)
+    except pus.TcError as exc:
+        g.counters["tc_rejected"] += 1
+        if exc.request_id is None:
+            g.counters["tc_dropped"] += 1
+            g.log.warning("ground.tc_dropped", reason=exc.message, source=str(addr))
+            return
+        await g.verify_failure(1, 2, exc.request_id, exc.code, exc.message, addr, link)
+        return
+    ctx = Context(tc, addr, link, scheduled)
+    data = tc.app_data
+    if g.auth and not scheduled:
+        try:
+            sealed = open_tc(tc.raw, data, g.keys)
+            g.replay.accept(sealed.key_id, sealed.counter)
+            data = sealed.payload
+        except AuthError as exc:
+            g.counters["tc_auth_rejected"] += 1
+            await g.verify_failure(1, 2, tc.request_id, exc.code, exc.message, addr, link)
+            await g.event(f"telecommand rejected: {exc.message}", Severity.HIGH, event_id=SECURITY_EVENT,
+                          tc=tc.label, code=int(exc.code), source=str(addr))
+            return
+    handler = HANDLERS.get(tc.service, {}).get(tc.subtype)
+    if handler is None:
+        code = Failure.UNKNOWN_SERVICE if tc.service not in HANDLERS else Failure.UNKNOWN_SUBTYPE
+        g.counters["tc_rejected"] += 1
+        await g.verify_failure(1, 2, tc.request_id, code, f"{tc.label}: not a telecommand this spacecraft serves",
+                               addr, link)
+        return
+    g.counters["tc_accepted"] += 1
+    if tc.ack_flags & 0b0001:
+        await g.verify_success(1, 1, ctx)
+    try:
+        await handler(g, ctx, data)
+        await g.start(ctx)  # handlers that do their checks first start themselves; the rest start here
+    except Reject as rej:
+        await _fail(g, ctx, rej.code, rej.message)
+        return
+    except CommandError as err:
+        rej = command_failure(err)
+        await _fail(g, ctx, rej.code, rej.message)
+        return
+    except Exception as exc:  # a bug here must not take the link down
+        g.log.exception("ground.handler_failed", tc=tc.label)
+        await _fail(g, ctx, Failure.INTERNAL, f"{type(exc).__name__}: {exc}")
+        return
+    g.counters["tc_completed"] += 1
+    if tc.ack_flags & 0b1000:
+        await g.verify_success(1, 7, ctx)
+
+
+async def _fail(g: Ground, ctx: Context, code: Failure, message: str) -> None:
+    """Start failure if the command never started, completion failure if it did; both always sent."""
+    g.counters["tc_failed"] += 1
+    subtype = 8 if ctx.started else 4
+    await g.verify_failure(1, subtype, ctx.tc.request_id, code, message, ctx.addr, ctx.link)
