@@ -74,6 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
     report_arguments(rp)
     rp.add_argument("--target", default="sim-radhard", help="whose recorded runs RUN names (default sim-radhard)")
 
+    from flightos.cli import ground as ground_cli
+
+    ground_cli.add_parsers(sub)
+
     sub.add_parser("targets", help="list the target files found")
 
     n = sub.add_parser("new-service", help="scaffold a service package with its entry point and a test")
@@ -123,6 +127,11 @@ def dispatch(args: argparse.Namespace) -> int:
         return _probe(args)
     if args.cmd == "report":
         return _report(args)
+    if args.cmd in ("keys", "ground", "mdb"):
+        from flightos.cli import ground as ground_cli
+
+        return int({"keys": ground_cli.run_keys, "ground": ground_cli.run_ground,
+                    "mdb": ground_cli.run_mdb}[args.cmd](args))
     if args.cmd == "new-service":
         from flightos.cli.scaffold import scaffold
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from spacepackets.ecss import PusTc, PusTm, RequestId
+from spacepackets.ecss import PusTc, PusTm
 
 from flightos.ground import pus
 from flightos.ground.codes import Failure
@@ -144,9 +144,15 @@ class GroundClient:
     async def request(self, packet: bytes, timeout: float = 5.0,
                       until: Callable[[Outcome], bool] | None = None) -> Outcome:
         """Send a telecommand; collect reports until completion (or failure) or the timeout."""
-        rid = RequestId.from_sp_header(PusTc.unpack(packet).sp_header).as_u32()
+        request_id = pus.request_id_of(packet)
+        if request_id is None:
+            raise GroundError(f"{len(packet)} bytes are not a packet: nothing to wait for")
+        rid = request_id.as_u32()
         outcome = Outcome(rid)
-        flags = PusTc.unpack(packet).pus_tc_sec_header.ack_flags
+        try:
+            flags = PusTc.unpack(packet).pus_tc_sec_header.ack_flags
+        except Exception:  # a deliberately broken packet: only its failure report will come
+            flags = 0
         done = until or (lambda o: any(s in (2, 4, 6, 8) for s, _ in o.verification)
                          or (bool(flags & 0b1000) and any(s == 7 for s, _ in o.verification)))
         self.send_raw(packet)

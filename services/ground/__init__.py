@@ -116,6 +116,7 @@ class Ground(Service):
         self._param_types: dict[str, str] = {}
         self._seq = 0
         self._position: tuple[float, float] | None = None
+        self._inflight: set[asyncio.Task[None]] = set()
 
     # ---- lifecycle ---------------------------------------------------------------------------------
     async def on_start(self) -> None:
@@ -148,7 +149,7 @@ class Ground(Service):
         if opts["tcp_bind"]:
             self.links.append(await TcpLink.open(parse_endpoint(opts["tcp_bind"], "tcp_bind"), self._on_packet,
                                                  self._garbage))
-        for sid, s in self.tables.hk.items():
+        for s in self.tables.hk.values():
             self.subscribe(s.topic, self._on_hk_topic)
         self.log.info("ground.listening", links=[f"{lk.name}:{getattr(lk, 'bound', '')}" for lk in self.links],
                       apid=self.apid, auth=self.auth, keys=self.keys.ids(), functions=len(self.tables.functions))
@@ -167,7 +168,9 @@ class Ground(Service):
         heard = getattr(self.contact, "heard", None)
         if heard is not None:
             heard(now)
-        asyncio.get_running_loop().create_task(handle(self, raw, addr, link))
+        task = asyncio.get_running_loop().create_task(handle(self, raw, addr, link))
+        self._inflight.add(task)  # keep a reference until it is done
+        task.add_done_callback(self._inflight.discard)
 
     def _garbage(self, reason: str) -> None:
         self.counters["tc_dropped"] += 1
@@ -351,7 +354,8 @@ class Ground(Service):
     async def link_status(self) -> dict[str, Any]:
         """Counters, contact, the store-and-forward queue and the schedule."""
         return {"counters": dict(self.counters), "in_contact": self.in_contact(),
-                "links": [f"{lk.name}:{getattr(lk, 'bound', '')}" for lk in self.links],
+                "links": [{"kind": lk.name, "host": lk.bound[0], "port": lk.bound[1]}
+                          for lk in self.links if getattr(lk, "bound", None)],
                 "downlink": self.downlink.stats(), "schedule": len(self.schedule.summary()),
                 "schedule_enabled": self.schedule.enabled, "auth": self.auth, "keys": self.keys.ids()}
 

@@ -135,9 +135,7 @@ class GroundStations:
         """Names of the stations that see the spacecraft at ``position`` (none if the position is unknown)."""
         if position is None:
             return []
-        return [
-            s.name for s in self.stations if elevation_deg(s, position, self.altitude_km) >= self.min_elevation_deg
-        ]
+        return [s.name for s in self.stations if elevation_deg(s, position, self.altitude_km) >= self.min_elevation_deg]
 
     def in_contact(self, now_utc: float, position: tuple[float, float] | None) -> bool:
         """True if any station sees the spacecraft; False when the position is unknown."""

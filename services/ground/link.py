@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from collections.abc import Callable
 
 from spacepackets.ccsds import SpacePacketHeader
@@ -11,6 +12,7 @@ from spacepackets.ccsds import SpacePacketHeader
 Address = tuple[str, int]
 OnPacket = Callable[[bytes, Address, "Link"], None]
 MAX_PACKET = 65542  # CCSDS: 6-byte header + up to 65536 bytes of data
+RCVBUF = 4 << 20
 
 
 def parse_endpoint(text: str, what: str) -> Address:
@@ -50,6 +52,9 @@ class UdpLink(asyncio.DatagramProtocol, Link):
         link = cls(on_packet)
         loop = asyncio.get_running_loop()
         transport, _ = await loop.create_datagram_endpoint(lambda: link, local_addr=bind)
+        sock = transport.get_extra_info("socket")
+        with contextlib.suppress(OSError):  # absorb bursts; the kernel caps it at net.core.rmem_max
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
         link.transport = transport
         link.bound = transport.get_extra_info("sockname")[:2]
         return link

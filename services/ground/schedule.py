@@ -141,18 +141,20 @@ class Schedule:
                 "SELECT id, release_utc, tc, request_id, source, inserted_utc, crc FROM activities "
                 "ORDER BY release_utc, id"
             ).fetchall()
-            if rows and rows[0][1] + delta_s < now_utc:
+            activities = self._verified(rows, count=False)  # a corrupt row is not re-signed: due drops it
+            if activities and activities[0].release_utc + delta_s < now_utc:
+                first = activities[0]
                 raise ValueError(
-                    f"time shift of {delta_s} s would move activity {rows[0][0]} to {rows[0][1] + delta_s}, "
+                    f"time shift of {delta_s} s would move activity {first.id} to {first.release_utc + delta_s}, "
                     f"in the past (now {now_utc})"
                 )
             updates = []
-            for activity in self._verified(rows, count=False):  # a corrupt row is not re-signed: due drops it
+            for activity in activities:
                 shifted = activity.release_utc + delta_s
                 crc = _crc(shifted, activity.tc, activity.request_id, activity.source, activity.inserted_utc)
                 updates.append((shifted, crc, activity.id))
             self._db.executemany("UPDATE activities SET release_utc = ?, crc = ? WHERE id = ?", updates)
-        return len(rows)
+        return len(updates)
 
     def due(self, now_utc: float) -> list[Activity]:
         """If enabled, remove and return every activity with release <= now, in release order, atomically."""

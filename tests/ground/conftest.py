@@ -1,0 +1,56 @@
+"""A runtime with the ground service on an ephemeral UDP port, a provisioned key, and a ground client."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import pytest_asyncio
+
+from flightos.ground.console import GroundClient
+from flightos.ground.security import KeyStore
+from flightos.testing import RuntimeProcess
+from tests.integration.conftest import make_runtime
+
+GROUND = ['services.ground.options.udp_bind="127.0.0.1:0"', 'services.ground.options.tcp_bind="127.0.0.1:0"',
+          "services.ground.heartbeat_period_s=0.5"]
+
+
+@dataclass
+class Link:
+    """What a ground test needs: the runtime, the key store, the UDP and TCP ports, and a client."""
+
+    rt: RuntimeProcess
+    keys: KeyStore
+    udp_port: int
+    tcp_port: int
+    ground: GroundClient
+
+
+async def start(extra: list[str] | None = None, services: list[str] | None = None) -> tuple[RuntimeProcess, KeyStore]:
+    """A started runtime whose ground service already knows key 1."""
+    rt = make_runtime(services or ["ground", "test", "housekeeping"], [*GROUND, *(extra or [])])
+    keys = KeyStore(rt.state_dir / "ground" / "keys.json")
+    keys.add(1)
+    await rt.start()
+    return rt, keys
+
+
+async def ports(rt: RuntimeProcess) -> dict[str, int]:
+    """The ports the ground service bound."""
+    assert rt.client is not None
+    status = await rt.client.call("ground", "link_status")
+    return {lk["kind"]: lk["port"] for lk in status["links"]}
+
+
+@pytest_asyncio.fixture
+async def link() -> AsyncIterator[Link]:
+    """A runtime with ground, test and housekeeping, and an authenticated ground client."""
+    rt, keys = await start()
+    try:
+        p = await ports(rt)
+        async with GroundClient("127.0.0.1", p["udp"], 100, keys) as g:
+            yield Link(rt, keys, p["udp"], p["tcp"], g)
+    finally:
+        await rt.stop()
+        rt.cleanup()
