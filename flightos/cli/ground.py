@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from flightos.cli import exit_codes as ec
+from flightos.cli.errors import UsageError
 from flightos.cli.output import emit_json, error, table
+from flightos.cli.values import parse_value
 from flightos.config import target as tgt
 from flightos.config.schema import ConfigError
 from flightos.ground import mdb, pus
@@ -84,8 +86,6 @@ def run_keys(args: argparse.Namespace) -> int:
 
 
 def _kv(items: list[str]) -> dict[str, Any]:
-    from flightos.cli.main import UsageError, parse_value
-
     out = {}
     for item in items:
         key, sep, value = item.partition("=")
@@ -132,14 +132,28 @@ def _ordered(args: list[tuple[str, str]], given: dict[str, Any], service: str, c
     if unknown:
         raise ConfigError(f"{service}.{command}: unexpected argument(s) {', '.join(unknown)}")
     out = []
-    for name, _ in args:
+    for name, type_name in args:
         if name in given:
-            out.append(given[name])
+            out.append(_typed(f"{service}.{command}", name, type_name, given[name]))
         elif name in defaults:
             out.append(defaults[name])
         else:
             raise ConfigError(f"{service}.{command}: missing argument {name!r}")
     return out
+
+
+def _typed(where: str, name: str, type_name: str, value: Any) -> Any:
+    """A value checked against its declared type before it is encoded (the spacecraft checks again)."""
+    py = {"int": int, "float": float, "bool": bool, "str": str, "bytes": bytes}.get(type_name)
+    if py is None:
+        return value
+    if type_name == "str" and not isinstance(value, str):
+        return str(value)
+    if type_name == "float" and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, py) or (py is int and isinstance(value, bool)):
+        raise UsageError(f"{where}: argument {name!r} expects {type_name}, got {value!r}")
+    return value
 
 
 def run_ground(args: argparse.Namespace) -> int:
@@ -168,7 +182,8 @@ async def _console(g: GroundClient, tables: mdb.Tables, args: argparse.Namespace
         out = await g.request(g.build(9, 1), args.timeout)
         g._raise(out)
         t = next(pus.cds_to_unix(bytes(r.source_data)) for r in out.reports if r.service == 9)
-        print(time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t)) + f" (ground clock differs by {t - time.time():+.3f} s)")
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+        print(f"{stamp} (ground clock differs by {t - time.time():+.3f} s)")
     elif args.action == "cmd":
         if len(rest) < 2:
             raise ConfigError("ground cmd SERVICE COMMAND [key=value ...]")
@@ -200,8 +215,6 @@ async def _param(g: GroundClient, tables: mdb.Tables, rest: list[str], args: arg
         value, _ = pus.decode_value(ptype, data, 4)
         emit_json(value)
     else:
-        from flightos.cli.main import parse_value
-
         value = parse_value(rest[2]) if len(rest) > 2 else None
         if ptype == "str" and len(rest) > 2:
             value = rest[2]

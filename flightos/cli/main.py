@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -12,7 +13,9 @@ from typing import Any
 
 from flightos.bus.errors import CommandError, DeadlineExceeded
 from flightos.cli import exit_codes as ec
+from flightos.cli.errors import UsageError
 from flightos.cli.output import emit_json, error
+from flightos.cli.values import parse_value
 from flightos.client import Client, NoRuntime
 from flightos.config.schema import ConfigError
 
@@ -108,11 +111,12 @@ def main(argv: list[str] | None = None) -> None:
     except UsageError as exc:
         error(str(exc))
         code = ec.USAGE
+    except Exception as exc:  # never a traceback to the user; FLIGHTOS_DEBUG=1 shows it
+        if os.environ.get("FLIGHTOS_DEBUG"):
+            raise
+        error(f"internal error: {type(exc).__name__}: {exc} (FLIGHTOS_DEBUG=1 shows the traceback)")
+        code = ec.INTERNAL
     sys.exit(code)
-
-
-class UsageError(Exception):
-    """Arguments the parser accepted but that make no sense."""
 
 
 def dispatch(args: argparse.Namespace) -> int:
@@ -241,16 +245,6 @@ async def _status(client: Client, args: argparse.Namespace) -> int:
         if not args.watch:
             return ec.OK
         await asyncio.sleep(args.watch)
-
-
-def parse_value(text: str) -> Any:
-    """A TOML literal (number, bool, string, array, inline table), else the text itself."""
-    from flightos.config import toml
-
-    try:
-        return toml.loads(f"v = {text}")["v"]
-    except toml.TOMLDecodeError:
-        return text
 
 
 async def _cmd(client: Client, args: argparse.Namespace) -> int:

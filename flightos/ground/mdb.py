@@ -70,7 +70,7 @@ class HkField:
     def fill(self, value: Any) -> Any:
         """A value safe to encode: missing floats are NaN, missing ints the minimum, missing text empty."""
         if value is None or (self.type == "int" and not isinstance(value, (int, float))):
-            return {"float": math.nan, "int": -(2**63), "bool": False, "str": ""}.get(self.type, None)
+            return {"float": math.nan, "int": -(2**63), "bool": False, "str": ""}.get(self.type)
         if self.type == "float":
             return float(value) if isinstance(value, (int, float)) else math.nan
         if self.type == "int":

@@ -1,5 +1,5 @@
 """Helpers to test services against a real runtime: start one, command it, wait on telemetry."""
 
-from flightos.testing.runtime import RuntimeProcess, RuntimeStartError
+from flightos.testing.runtime import RuntimeProcess, RuntimeStartError, active
 
-__all__ = ["RuntimeProcess", "RuntimeStartError"]
+__all__ = ["RuntimeProcess", "RuntimeStartError", "active"]

@@ -17,6 +17,11 @@ from flightos.client import Client, NoRuntime, kernel_pid
 from flightos.config import target as tgt
 
 
+def active(status: dict[str, Any]) -> list[dict[str, Any]]:
+    """The rows of a status document's service table that are not DISABLED."""
+    return [s for s in status["services"] if s["state"] != "DISABLED"]
+
+
 class RuntimeStartError(Exception):
     """The runtime did not come up; the message carries the tail of its log."""
 

@@ -102,5 +102,5 @@ def test_key_store_is_private_and_checked(tmp_path: object) -> None:
     kid, key = ks.add()
     assert (kid, len(key)) == (1, 32) and os.stat(path).st_mode & 0o777 == 0o600
     path.write_text('{"keys": {"1": {"key": "abcd"}}}')
-    with pytest.raises(ValueError, match="keys.json: key 1: expected 32 bytes"):
+    with pytest.raises(ValueError, match=r"keys\.json: key 1: expected 32 bytes"):
         KeyStore(path)

@@ -8,7 +8,7 @@ import zmq
 from flightos.bus import envelope as wire
 from flightos.bus.endpoints import Endpoints
 from flightos.bus.envelope import Kind
-from flightos.testing import RuntimeProcess
+from flightos.testing import RuntimeProcess, active
 
 GARBAGE = [b"", b"\x00", b"\xff" * 64, b"not msgpack at all", msgpack.packb([99, 1, "x", "y", 1, 1, 1, "", None]),
            msgpack.packb({"v": 1}), msgpack.packb([1, 3, "test"])]
@@ -19,7 +19,7 @@ async def test_garbage_frames_are_rejected_counted_and_survived(runtime: Runtime
     c = runtime.client
     assert c is not None
     before = await runtime.status()
-    pids = {s["name"]: s["pid"] for s in before["services"]}
+    pids = {s["name"]: s["pid"] for s in active(before)}
     ep = Endpoints(runtime.runtime_dir)
     ctx = zmq.Context()
     try:
@@ -58,5 +58,5 @@ async def test_garbage_frames_are_rejected_counted_and_survived(runtime: Runtime
     assert rejected["control"].get("malformed", 0) >= 5
     stats = await c.call("housekeeping", "stats")
     assert stats["rejected"] >= 5
-    assert {s["name"]: s["pid"] for s in after["services"]} == pids
-    assert all(s["state"] == "READY" for s in after["services"])
+    assert {s["name"]: s["pid"] for s in active(after)} == pids
+    assert all(s["state"] == "READY" for s in active(after))

@@ -73,7 +73,7 @@ async def test_commands_wait_while_restarting_and_full_queue_is_refused() -> Non
         events = c.subscriber("ev.kernel")
         await c.call("kernel", "ping")
         for expected_delay in (0.0, 1.0):  # first restart at once, the second after a backoff
-            pid = (await rt.wait_ready("test"))["services"][-1]["pid"]
+            pid = next(s for s in (await rt.wait_ready("test"))["services"] if s["name"] == "test")["pid"]
             os.kill(pid, signal.SIGKILL)
             ev = await c.wait_for("ev.kernel", lambda e: e.payload["name"] == "SERVICE_RESTART_SCHEDULED",
                                   timeout=10, sub=events)

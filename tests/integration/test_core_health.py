@@ -9,7 +9,7 @@ from typing import Any
 
 from flightos import CommandError
 from flightos.bus.envelope import Envelope
-from flightos.testing import RuntimeProcess
+from flightos.testing import RuntimeProcess, active
 from tests.integration.conftest import make_runtime
 
 ON_CORE_2 = ["services.test.cores=[2]", "services.housekeeping.cores=[2]"]
@@ -48,8 +48,8 @@ async def test_failed_core_moves_its_services_within_one_period_without_restarts
         c = rt.client
         assert c is not None
         st = await rt.status()
-        pids = {s["name"]: s["pid"] for s in st["services"]}
-        assert all(s["cores"] == [2] for s in st["services"])
+        pids = {s["name"]: s["pid"] for s in active(st)}
+        assert all(s["cores"] == [2] for s in active(st))
         events = c.subscriber("ev.kernel")
         await c.call("kernel", "ping")
         inflight = [asyncio.ensure_future(c.call("test", "sleep", {"seconds": 0.6}, timeout=5)) for _ in range(10)]
@@ -62,7 +62,7 @@ async def test_failed_core_moves_its_services_within_one_period_without_restarts
             assert (m.utc_ns - injected.utc_ns) / 1e6 <= period_ms + 50, "not moved within one monitoring period"
         assert await asyncio.gather(*inflight) == [0.6] * 10
         st = await rt.status()
-        for s in st["services"]:
+        for s in active(st):
             assert s["pid"] == pids[s["name"]] and s["restarts"] == 0 and s["cores"] != [2]
             assert affinity(s["pid"]) == set(s["host_cpus"])
         assert next(k for k in st["cores"] if k["id"] == 2)["state"] == "OFFLINE"
@@ -99,7 +99,7 @@ async def test_losing_three_cores_goes_safe_and_rejoining_returns_nominal() -> N
         safe = await c.wait_for("ev.kernel", named("MODE_CHANGED", new="SAFE"), timeout=10, sub=events)
         assert "1 of 4 cores usable" in safe.payload["message"]
         await c.wait_for("ev.kernel", named("SERVICE_SHED", service="test"), timeout=10, sub=events)
-        st = await rt.wait_until(lambda s: {r["name"]: r["state"] for r in s["services"]} ==
+        st = await rt.wait_until(lambda s: {r["name"]: r["state"] for r in active(s)} ==
                                  {"test": "STOPPED", "housekeeping": "READY"}, what="only critical running")
         assert next(r for r in st["services"] if r["name"] == "test")["reason"].startswith("shed")
         try:
@@ -157,7 +157,8 @@ async def test_ground_commands_hold_a_core_and_a_mode() -> None:
         st = await rt.status()
         assert next(s for s in st["services"] if s["name"] == "test")["cores"] != [0]
         assert (await c.call("kernel", "mode", {"mode": "safe"}))["mode"] == "SAFE"
-        await rt.wait_until(lambda s: s["services"][-1]["state"] == "STOPPED", what="test shed in SAFE")
+        await rt.wait_until(lambda s: next(r for r in s["services"] if r["name"] == "test")["state"] == "STOPPED",
+                            what="test shed in SAFE")
         assert (await c.call("kernel", "mode", {"mode": "auto"}))["mode"] == "DEGRADED"  # core 0 still held
         await rt.wait_ready("test")
         assert (await c.call("kernel", "core", {"core": 0, "action": "enable"}))["state"] == "HEALTHY"

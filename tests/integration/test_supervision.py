@@ -11,7 +11,7 @@ import pytest
 
 from flightos.bus.envelope import Envelope
 from flightos.bus.errors import ServiceFailed, ServiceUnavailable
-from flightos.testing import RuntimeProcess
+from flightos.testing import RuntimeProcess, active
 from tests.integration.conftest import make_runtime
 
 
@@ -99,7 +99,7 @@ async def test_kernel_sigkill_leaves_no_orphans() -> None:
     rt = make_runtime(["test", "housekeeping"])
     async with rt:
         st = await rt.status()
-        pids = [s["pid"] for s in st["services"]]
+        pids = [s["pid"] for s in active(st)]
         assert rt.proc is not None
         rt.proc.kill()
         loop = asyncio.get_running_loop()
