@@ -12,7 +12,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
-from bench import idle, migration, pubsub, rtt, runtime, supervision
+from bench import ground, idle, migration, pubsub, rtt, runtime, supervision
 from bench.report import RESULTS_DIR, Budget, Row, error_row, machine, machine_line, table, write_json
 
 Figure = Callable[[bool], list[Row]]
@@ -69,6 +69,7 @@ FIGURES: dict[str, Figure] = {
     "hang": supervision.run_hang,
     "idle": idle.run,
     "migration": migration.run,
+    "ground": ground.run,
     "hal": run_hal,
 }
 
