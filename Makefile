@@ -6,9 +6,13 @@ VENV   ?= .venv
 PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.installed-stamp
 TARGET ?= sim-radhard
-PY310  ?= $(shell command -v python3.10 2>/dev/null)
+# A Python 3.10 interpreter (JetPack 6 ships 3.10): `make test` runs the suite on it too when one is found.
+PY310  ?= $(shell for p in python3.10 $$HOME/.pyenv/versions/3.10*/bin/python3.10; do \
+            $$p -c 'import sys; assert sys.version_info[:2] == (3, 10)' >/dev/null 2>&1 && { echo $$p; break; }; done)
+VENV310 = .venv310
+STAMP310 = $(VENV310)/.installed-stamp
 
-.PHONY: run test lint typecheck imports pytest bench clean venv test-py310
+.PHONY: run test lint typecheck imports pytest bench clean venv test-py310 docs
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "flightos needs Python >= 3.10")'
@@ -34,10 +38,27 @@ imports: $(STAMP)
 pytest: $(STAMP)
 	$(PY) -m pytest -q
 
-test: lint typecheck imports pytest
+test: lint typecheck imports pytest test-py310
+
+$(STAMP310): pyproject.toml
+	@test -x $(VENV310)/bin/python || $(PY310) -m venv $(VENV310)
+	$(VENV310)/bin/python -m pip install --quiet --upgrade pip
+	$(VENV310)/bin/python -m pip install --quiet -e '.[dev,report]'
+	@touch $(STAMP310)
+
+test-py310:
+ifeq ($(strip $(PY310)),)
+	@echo "test-py310: no Python 3.10 interpreter found; the suite ran on $$($(PY) --version) only"
+else
+	@$(MAKE) --no-print-directory $(STAMP310)
+	$(VENV310)/bin/python -m pytest -q -p no:cacheprovider
+endif
 
 bench: $(STAMP)
 	$(PY) -m bench
 
+docs: $(STAMP)
+	$(PY) -m flightos.config.docs > docs/targets.md
+
 clean:
-	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(VENV310) build *.egg-info .mypy_cache .ruff_cache .pytest_cache

@@ -51,9 +51,10 @@ EVENT_SEVERITIES = ((1, "informative", "INFO"), (2, "low", "LOW"), (3, "medium",
 EVENT_FIELDS = (("event_id", "u16"), ("source", "str"), ("message", "str"), ("details", "any"))
 """TM[5,x] source data, in order."""
 
-# Packet geometry (bytes), for sizes XTCE has to compute from the CCSDS length field.
-_TM_SECONDARY = 14  # PUS-C TM: version/status, service, subtype, counter u16, destination u16, CDS short (P-field,
-# day u16, ms of day u32)
+# Packet geometry (bytes), for sizes XTCE has to compute from the CCSDS length field. The PUS-C TM
+# secondary header: version/time status, service, subtype, counter u16, destination u16, then CDS
+# short time (P-field, day u16, ms of day u32).
+_TM_SECONDARY = 14
 _CRC = 2
 _REQUEST_ID = 4
 _FAILURE_CODE = 2
@@ -139,7 +140,8 @@ class _Signature:
 def _signature(fn: mdb.Function, found: _Plugins, kernel_docs: dict[str, str]) -> _Signature:
     shape = found.shape(fn.service) if fn.service != "kernel" else None
     bound = shape.commands.get(fn.command) if shape is not None else None
-    doc = bound.spec.doc if bound is not None else kernel_docs.get(fn.command, "") if fn.service == "kernel" else ""
+    kernel_doc = kernel_docs.get(fn.command, "") if fn.service == "kernel" else ""
+    doc = bound.spec.doc if bound is not None else kernel_doc
     if fn.args is not None:
         return _Signature(tuple(_Arg(n, t, True, None) for n, t in fn.args), doc)
     if bound is None:
@@ -346,7 +348,8 @@ _TC_HEADER_ARGS = ("tc_apid", "tc_ack_flags", "tc_service_type", "tc_service_sub
 _UINTS = (1, 2, 3, 4, 8, 11, 14, 16, 32)
 
 
-def _telemetry(root: ET.Element, tables: mdb.Tables) -> None:
+def _telemetry(root: ET.Element, tables: mdb.Tables) -> set[str]:
+    """Write the TelemetryMetaData; return the container names it used."""
     tm = _el(root, "TelemetryMetaData")
     types, params, containers = _el(tm, "ParameterTypeSet"), _el(tm, "ParameterSet"), _el(tm, "ContainerSet")
     for bits in _UINTS:
@@ -433,6 +436,7 @@ def _telemetry(root: ET.Element, tables: mdb.Tables) -> None:
     _container(containers, "connection_test_report", [param("connection_test_apid", "uint16", "the APID tested")],
                "pus_tm", [("pus_service_type", 17), ("pus_service_subtype", 4)],
                short="TM[17,4] on-board connection test report")
+    return cnames.used
 
 
 def _initial_value(wire: str, default: Any) -> str | None:
@@ -449,7 +453,7 @@ def _initial_value(wire: str, default: Any) -> str | None:
     return None
 
 
-def _commands(root: ET.Element, tables: mdb.Tables) -> None:
+def _commands(root: ET.Element, tables: mdb.Tables, containers: set[str]) -> None:
     cmd = _el(root, "CommandMetaData")
     types, commands = _el(cmd, "ArgumentTypeSet"), _el(cmd, "MetaCommandSet")
     for bits in (4, 8, 11, 16, 32):
@@ -493,51 +497,60 @@ def _commands(root: ET.Element, tables: mdb.Tables) -> None:
     _el(c, "BaseContainer", {"containerRef": "pus_tc"})
 
     found, kernel_docs = _Plugins(), _kernel_docs()
-    names = _Names("pus_tc", "perform_function")
-    wire_type = {"int": "int64", "float": "float64", "bool": "bool8", "str": "string16"}
+    names = _Names("pus_tc", "perform_function", *containers)  # command and TM containers never share a name
     for fid in sorted(tables.functions):
         fn = tables.functions[fid]
         sig = _signature(fn, found, kernel_docs)
         if sig.args is None:
-            commands.append(ET.Comment(
-                f" function {fid} ({fn.name}) left out: its arguments are unknown because service "
-                f"{fn.service!r} is not installed or does not declare {fn.command!r} ".replace("--", "- -")))
+            note = (f" function {fid} ({fn.name}) left out: its arguments are unknown because service "
+                    f"{fn.service!r} is not installed or does not declare {fn.command!r} ")
+            commands.append(ET.Comment(re.sub("-+", "-", note)))
             continue
         name = names.take(f"{fn.service}_{fn.command}", f"{fn.service}_{fn.command}_{fid}")
-        attrs = {"name": name}
-        if sig.doc:
-            attrs["shortDescription"] = sig.doc
-        mc = _el(commands, "MetaCommand", attrs)
-        _el(mc, "LongDescription", text=f"ST[08] function {fid}: {fn.name}." + (f" {sig.doc}" if sig.doc else ""))
-        aliases = _el(mc, "AliasSet")
-        _el(aliases, "Alias", {"nameSpace": "flightos", "alias": fn.name})
-        _el(aliases, "Alias", {"nameSpace": "PUS_function_id", "alias": str(fid)})
-        _el(mc, "BaseMetaCommand", {"metaCommandRef": "perform_function"})
-        arg_list = _el(mc, "ArgumentList") if sig.args else None
-        c = _el(mc, "CommandContainer", {"name": name})
-        entries = _el(c, "EntryList")
-        _el(entries, "FixedValueEntry", {"name": "function_id", "binaryValue": f"{fid:04X}", "sizeInBits": "16"})
-        arg_names = _Names(*_TC_HEADER_ARGS)
-        for a in sig.args:
-            assert arg_list is not None
-            aname = arg_names.take(a.name, f"{a.name}_arg")
-            if a.type in wire_type:
-                attrs = {"name": aname, "argumentTypeRef": wire_type[a.type]}
-                initial = None if a.required else _initial_value(a.type, a.default)
-                if initial is not None:
-                    attrs["initialValue"] = initial
-                _el(arg_list, "Argument", attrs)
-            else:  # bytes / any: a byte count, then the bytes (MessagePack for any)
-                size = arg_names.take(f"{aname}_size")
-                _el(arg_list, "Argument", {"name": size, "argumentTypeRef": "uint16" if a.type == "bytes" else "uint32",
-                                           "shortDescription": f"byte count of {aname}"})
-                tname = f"{name}__{aname}"
-                _binary_type(types, "BinaryArgumentType", tname, "ArgumentInstanceRef", "argumentRef", size)
-                _el(arg_list, "Argument", {"name": aname, "argumentTypeRef": tname,
-                                           "shortDescription": "raw bytes" if a.type == "bytes" else "MessagePack"})
-                _el(entries, "ArgumentRefEntry", {"argumentRef": size})
-            _el(entries, "ArgumentRefEntry", {"argumentRef": aname})
-        _el(c, "BaseContainer", {"containerRef": "perform_function"})
+        _function_command(commands, types, name, fn, sig.args, sig.doc)
+
+
+_ARG_TYPES = {"int": "int64", "float": "float64", "bool": "bool8", "str": "string16"}
+
+
+def _function_command(commands: ET.Element, types: ET.Element, name: str, fn: mdb.Function,
+                      args: tuple[_Arg, ...], doc: str) -> None:
+    """One TC[8,1] MetaCommand: the function id as a fixed value, then the arguments in order."""
+    attrs = {"name": name}
+    if doc:
+        attrs["shortDescription"] = doc
+    mc = _el(commands, "MetaCommand", attrs)
+    _el(mc, "LongDescription", text=f"ST[08] function {fn.id}: {fn.name}." + (f" {doc}" if doc else ""))
+    aliases = _el(mc, "AliasSet")
+    _el(aliases, "Alias", {"nameSpace": "flightos", "alias": fn.name})
+    _el(aliases, "Alias", {"nameSpace": "PUS_function_id", "alias": str(fn.id)})
+    _el(mc, "BaseMetaCommand", {"metaCommandRef": "perform_function"})
+    arg_list = _el(mc, "ArgumentList")
+    c = _el(mc, "CommandContainer", {"name": name})
+    entries = _el(c, "EntryList")
+    _el(entries, "FixedValueEntry", {"name": "function_id", "binaryValue": f"{fn.id:04X}", "sizeInBits": "16"})
+    arg_names = _Names(*_TC_HEADER_ARGS)
+    for a in args:
+        aname = arg_names.take(a.name, f"{a.name}_arg")
+        if a.type in _ARG_TYPES:
+            attrs = {"name": aname, "argumentTypeRef": _ARG_TYPES[a.type]}
+            initial = None if a.required else _initial_value(a.type, a.default)
+            if initial is not None:
+                attrs["initialValue"] = initial
+            _el(arg_list, "Argument", attrs)
+        else:  # bytes / any: a byte count, then the bytes (MessagePack for any)
+            size = arg_names.take(f"{aname}_size")
+            _el(arg_list, "Argument", {"name": size, "argumentTypeRef": "uint16" if a.type == "bytes" else "uint32",
+                                       "shortDescription": f"byte count of {aname}"})
+            tname = f"{name}__{aname}"
+            _binary_type(types, "BinaryArgumentType", tname, "ArgumentInstanceRef", "argumentRef", size)
+            _el(arg_list, "Argument", {"name": aname, "argumentTypeRef": tname,
+                                       "shortDescription": "raw bytes" if a.type == "bytes" else "MessagePack"})
+            _el(entries, "ArgumentRefEntry", {"argumentRef": size})
+        _el(entries, "ArgumentRefEntry", {"argumentRef": aname})
+    if not len(arg_list):
+        mc.remove(arg_list)  # XTCE wants at least one Argument in a list
+    _el(c, "BaseContainer", {"containerRef": "perform_function"})
 
 
 def xtce(tables: mdb.Tables) -> str:
@@ -554,8 +567,7 @@ def xtce(tables: mdb.Tables) -> str:
         "bytes = u16 byte count + bytes, any = u32 byte count + MessagePack. Names with a dot in flightos "
         "(service.command, structure.path) are aliases in the 'flightos' namespace."))
     _el(root, "Header", {"version": __version__, "validationStatus": "Working"})
-    _telemetry(root, tables)
-    _commands(root, tables)
+    _commands(root, tables, _telemetry(root, tables))
     ET.indent(root, space="  ")
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
 import shutil
 import signal
@@ -74,6 +75,44 @@ class RuntimeProcess:
         if self.scenario is not None:
             argv += ["--scenario", str(self.scenario)]
         return argv
+
+    def provision_ground_key(self, key_id: int = 1) -> Any:
+        """Give the ground service a telecommand key before start; return the KeyStore (the test's ground side)."""
+        from flightos.ground.security import KeyStore
+
+        keys = KeyStore(self.state_dir / "ground" / "keys.json")
+        if keys.get(key_id) is None:
+            keys.add(key_id)
+        return keys
+
+    def start_sync(self, timeout: float = 30.0) -> RuntimeProcess:
+        """Start and wait for readiness without an event loop of the caller's (for module-scoped fixtures)."""
+        async def go() -> None:
+            await self.start(timeout)
+            assert self.client is not None
+            self.client.close()
+            self.client = None
+
+        # A thread of its own: the caller may be inside a running loop (pytest-asyncio fixtures).
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            pool.submit(asyncio.run, go()).result()
+        return self
+
+    def stop_sync(self, timeout: float = 20.0) -> int:
+        """Stop from synchronous code; return the kernel's exit code."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        code = 0
+        if self.proc is not None:
+            try:
+                code = self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                code = self.proc.wait()
+        if self._log_file is not None:
+            self._log_file.close()
+            self._log_file = None
+        return code
 
     async def start(self, timeout: float = 30.0) -> RuntimeProcess:
         """Start the kernel and wait until every enabled service is READY."""

@@ -62,11 +62,11 @@ class Xtce:
         root = ET.fromstring(text)
         tm, cmd = root.find(f"{X}TelemetryMetaData"), root.find(f"{X}CommandMetaData")
         assert tm is not None and cmd is not None
-        self.ptypes = {e.get("name"): e for e in kids(tm, "ParameterTypeSet")}
-        self.params = {e.get("name"): e.get("parameterTypeRef") for e in kids(tm, "ParameterSet")}
-        self.containers = {e.get("name"): e for e in kids(tm, "ContainerSet")}
-        self.atypes = {e.get("name"): e for e in kids(cmd, "ArgumentTypeSet")}
-        self.commands = {e.get("name"): e for e in kids(cmd, "MetaCommandSet") if e.tag == f"{X}MetaCommand"}
+        self.ptypes = {e.get("name", ""): e for e in kids(tm, "ParameterTypeSet")}
+        self.params = {e.get("name", ""): e.get("parameterTypeRef", "") for e in kids(tm, "ParameterSet")}
+        self.containers = {e.get("name", ""): e for e in kids(tm, "ContainerSet")}
+        self.atypes = {e.get("name", ""): e for e in kids(cmd, "ArgumentTypeSet")}
+        self.commands = {e.get("name", ""): e for e in kids(cmd, "MetaCommandSet") if e.tag == f"{X}MetaCommand"}
 
     @staticmethod
     def _size(enc: ET.Element, values: dict[str, Any]) -> int:
@@ -78,16 +78,18 @@ class Xtce:
         assert ref is not None
         adj = dyn.find(f"{X}LinearAdjustment")
         slope, intercept = (float(adj.get("slope", 1)), float(adj.get("intercept", 0))) if adj is not None else (1, 0)
-        return int(values[ref.get("parameterRef") or ref.get("argumentRef")] * slope + intercept)
+        source = ref.get("parameterRef") or ref.get("argumentRef") or ""
+        return int(values[source] * slope + intercept)
 
     def _chain(self, name: str) -> list[ET.Element]:
-        chain, c = [], self.containers[name]
+        chain: list[ET.Element] = []
+        c = self.containers[name]
         while True:
             chain.insert(0, c)
             base = c.find(f"{X}BaseContainer")
             if base is None:
                 return chain
-            c = self.containers[base.get("containerRef")]
+            c = self.containers[base.get("containerRef", "")]
 
     def decode(self, packet: bytes) -> tuple[str, dict[str, Any]]:
         """The one concrete container that matches the packet, and its values."""
@@ -118,7 +120,7 @@ class Xtce:
         for c in chain:
             base = c.find(f"{X}BaseContainer")
             for cmp in base.iter(f"{X}Comparison") if base is not None else []:
-                if values.get(cmp.get("parameterRef")) != int(cmp.get("value", "")):
+                if values.get(cmp.get("parameterRef", "")) != int(cmp.get("value", "")):
                     return None
             for entry in kids(c, "EntryList"):
                 pname = entry.get("parameterRef", "")
@@ -148,19 +150,20 @@ class Xtce:
 
     def telecommand(self, name: str, args: dict[str, Any]) -> bytes:
         """A MetaCommand's bits with these argument values (base commands first, their assignments applied)."""
-        chain, values, types = [], dict(args), {}
+        chain: list[ET.Element] = []
+        values, types = dict(args), {}
         mc: ET.Element | None = self.commands[name]
         while mc is not None:
             chain.insert(0, mc)
-            types.update({a.get("name"): a.get("argumentTypeRef") for a in mc.iter(f"{X}Argument")})
+            types.update({a.get("name", ""): a.get("argumentTypeRef", "") for a in mc.iter(f"{X}Argument")})
             for a in mc.iter(f"{X}ArgumentAssignment"):
-                values[a.get("argumentName")] = int(a.get("argumentValue", ""))
+                values[a.get("argumentName", "")] = int(a.get("argumentValue", ""))
             for a in mc.iter(f"{X}Argument"):
                 initial = a.get("initialValue")
-                if a.get("name") not in values and initial is not None:
-                    values[a.get("name")] = int(initial) if initial.lstrip("-").isdigit() else initial
+                if a.get("name", "") not in values and initial is not None:
+                    values[a.get("name", "")] = int(initial) if initial.lstrip("-").isdigit() else initial
             base = mc.find(f"{X}BaseMetaCommand")
-            mc = self.commands[base.get("metaCommandRef")] if base is not None else None
+            mc = self.commands[base.get("metaCommandRef", "")] if base is not None else None
         acc, nbits = 0, 0
 
         def put(value: int, n: int) -> None:
