@@ -293,13 +293,19 @@ def run_mdb(args: argparse.Namespace) -> int:
     """export / show / assign."""
     from flightos.ground import mdb_export
 
-    tables = mdb.load([Path(p) for p in args.table])
+    try:
+        tables = mdb.load([Path(p) for p in args.table if args.action != "assign" or Path(p).exists()])
+    except mdb.MdbError as exc:
+        raise ConfigError(str(exc)) from None
     if args.action == "assign":
         path = Path(args.table[-1]) if args.table else None
         if path is None:
             raise ConfigError("mdb assign needs --table FILE: the mission table that receives the new ids")
-        added = mdb_export.assign_missing(tables, path)
-        print("\n".join(f"{fid} = {name}" for fid, name in added) or "every command already has an id")
+        try:
+            added = mdb_export.assign_missing(tables, path)
+        except mdb.MdbError as exc:
+            raise ConfigError(str(exc)) from None
+        print("\n".join(f"{fid} = {name}" for fid, name in added) or "every command and parameter already has an id")
         return ec.OK
     doc = mdb_export.xtce(tables) if args.format == "xtce" else json.dumps(mdb_export.as_json(tables), indent=2)
     if args.out:

@@ -28,7 +28,7 @@ from flightos.ground.codes import Failure
 warnings.filterwarnings("ignore", category=DeprecationWarning, module="spacepackets")
 
 TIMESTAMP_LEN = 7
-"""CDS short time code: 16-bit day, 32-bit millisecond of day."""
+"""CDS short time code: a 1-byte P-field (0x40), then 16-bit day and 32-bit millisecond of day."""
 HEADER_LEN = 6
 ERROR_CODE_BITS = 16
 STEP_ID_BITS = 8
@@ -111,7 +111,7 @@ def parse_tc(raw: bytes, apid: int | None = None) -> Telecommand:
 
 def now_cds() -> bytes:
     """The current UTC as a CDS short time code."""
-    return bytes(CdsShortTimestamp.from_now().pack())
+    return bytes(CdsShortTimestamp.now().pack())
 
 
 def cds_to_unix(data: bytes) -> float:

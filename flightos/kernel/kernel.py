@@ -109,13 +109,17 @@ class Kernel:
     def _acquire(self) -> None:
         prepare_runtime_dir(self.endpoints.runtime_dir)
         fd = os.open(self.endpoints.pidfile, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            other = os.read(fd, 32).decode(errors="replace").strip() or "?"
-            os.close(fd)
-            raise RuntimeBusy(f"a runtime is already running in {self.endpoints.runtime_dir} "
-                              f"(kernel pid {other})") from None
+        for attempt in range(50):  # a client checking liveness holds a shared lock for microseconds
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if attempt == 49 or os.pread(fd, 32, 0).strip():  # a pid written: a live kernel holds it
+                    other = (os.pread(fd, 32, 0).decode(errors="replace").strip() or "?")
+                    os.close(fd)
+                    raise RuntimeBusy(f"a runtime is already running in {self.endpoints.runtime_dir} "
+                                      f"(kernel pid {other})") from None
+                time.sleep(0.01)
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
         self._lock_fd = fd

@@ -19,13 +19,30 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import pytest_asyncio
 
 from flightos.testing.bus import Bus
 from flightos.testing.faults import Faults
 from flightos.testing.runtime import RuntimeProcess
 
+pytest_asyncio: Any
+try:
+    import pytest_asyncio
+except ImportError:  # pragma: no cover - the plugin still loads; async fixtures then say what is missing
+    pytest_asyncio = None
+
 _RUNTIMES = pytest.StashKey[list[RuntimeProcess]]()
+
+
+def _async_fixture(fn: Any) -> Any:
+    """An async fixture with pytest-asyncio; without it, a fixture that skips saying what to install."""
+    if pytest_asyncio is not None:
+        return pytest_asyncio.fixture(fn)
+
+    @pytest.fixture(name=fn.__name__)
+    def missing() -> None:
+        pytest.skip("the flightos async fixtures need pytest-asyncio: pip install pytest-asyncio")
+
+    return missing
 
 
 @dataclass(frozen=True)
@@ -148,7 +165,7 @@ def _runtime_of(request: pytest.FixtureRequest) -> RuntimeProcess:
     return rt
 
 
-@pytest_asyncio.fixture
+@_async_fixture
 async def bus(request: pytest.FixtureRequest) -> AsyncIterator[Bus]:
     """Commands, telemetry and events of the test's runtime, with timeouts that explain themselves."""
     from flightos.client import Client
@@ -164,7 +181,7 @@ async def bus(request: pytest.FixtureRequest) -> AsyncIterator[Bus]:
         client.close()
 
 
-@pytest_asyncio.fixture
+@_async_fixture
 async def ground(request: pytest.FixtureRequest, bus: Bus) -> AsyncIterator[Any]:
     """A PUS ground client on the runtime's ground service, with the key the fixture provisioned."""
     from flightos.ground.console import GroundClient
@@ -177,7 +194,7 @@ async def ground(request: pytest.FixtureRequest, bus: Bus) -> AsyncIterator[Any]
         yield g
 
 
-@pytest_asyncio.fixture
+@_async_fixture
 async def faults(bus: Bus) -> AsyncIterator[Faults]:
     """Fault injection: the simulator's faults, and software faults on any board."""
     f = Faults(bus)

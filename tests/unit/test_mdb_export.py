@@ -394,3 +394,26 @@ def test_assign_refuses_a_table_it_cannot_extend_and_leaves_it_alone(tmp_path: P
         assign_missing(mdb.load([table]), table)
     assert table.read_text() == original
     assert [p.name for p in tmp_path.iterdir()] == ["mission.toml"]
+
+
+def test_mdb_rejects_typos_duplicates_and_wrong_types(tmp_path: Path) -> None:
+    """Mission tables with an unknown key, a repeated argument or a wrong type fail with the entry named."""
+    cases = {
+        '[functions]\n20000 = { command = "x.y", arg = [] }\n': "functions.20000.arg: unknown key",
+        '[functions]\n20000 = { command = "x.y", args = [{name="a", type="int"}, {name="a", type="int"}] }\n':
+            "appears twice",
+        "functions = 3\n": "functions: expected a table",
+        '[hk.20000]\ntopic = "tm.x"\nenabled = "false"\n': "enabled: expected true or false",
+        '[hk.20000]\ntopic = "tm.x"\ninterval_s = true\n': "interval_s: expected a number",
+    }
+    for text, message in cases.items():
+        path = tmp_path / "mission.toml"
+        path.write_text(text)
+        with pytest.raises(mdb.MdbError, match=message):
+            mdb.load([path])
+
+
+def test_hk_fill_never_breaks_on_odd_numbers() -> None:
+    """NaN, infinity, huge and non-numeric values in telemetry encode as the missing markers."""
+    f = mdb.HkField("x", "int")
+    assert [f.fill(v) for v in (float("nan"), float("inf"), 2**70, "3", None, 7)] == [mdb.INT_MISSING] * 5 + [7]
