@@ -78,8 +78,10 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--target", default="sim-radhard", help="whose recorded runs RUN names (default sim-radhard)")
 
     from flightos.cli import ground as ground_cli
+    from flightos.cli import install as install_cli
 
     ground_cli.add_parsers(sub)
+    install_cli.add_parsers(sub)
 
     sub.add_parser("targets", help="list the target files found")
 
@@ -131,6 +133,10 @@ def dispatch(args: argparse.Namespace) -> int:
         return _probe(args)
     if args.cmd == "report":
         return _report(args)
+    if args.cmd in ("install", "uninstall"):
+        from flightos.cli import install as install_cli
+
+        return install_cli.run_install(args) if args.cmd == "install" else install_cli.run_uninstall(args)
     if args.cmd in ("keys", "ground", "mdb"):
         from flightos.cli import ground as ground_cli
 

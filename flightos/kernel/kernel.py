@@ -31,6 +31,7 @@ from flightos.kernel.events import EventId
 from flightos.kernel.faults import FAULTS, SimEffects
 from flightos.kernel.modes import Mode
 from flightos.kernel.monitor import HealthMonitor
+from flightos.kernel.notify import SdNotify
 from flightos.kernel.placement import place
 from flightos.kernel.recorder import RunRecorder
 from flightos.kernel.records import ServiceRecord, State
@@ -192,6 +193,9 @@ class Kernel:
         ]
         if self.scenario is not None:
             self._tasks.append(loop.create_task(self._scenario_loop()))
+        self.notify = SdNotify.from_env()
+        if self.notify.enabled:
+            self._tasks.append(loop.create_task(self._systemd_loop()))
         self.emit(EventId.KERNEL_STARTED, Severity.INFO,
                   f"kernel up on target {self.target.name}", target=self.target.name,
                   board=self.board.identity.model, runtime_dir=str(self.endpoints.runtime_dir),
@@ -204,8 +208,31 @@ class Kernel:
         await self._shutdown(acmd, actl)
         return 0
 
+    async def _systemd_loop(self) -> None:
+        """READY=1 once start-up settled (every service READY or given up on), then WATCHDOG=1 while healthy."""
+        loop = asyncio.get_running_loop()
+        settle_by = loop.time() + float(self.target.health["start_timeout_s"])
+        while loop.time() < settle_by and any(r.state in (State.STARTING, State.BACKOFF, State.RESTARTING)
+                                              for r in self.records.values()):
+            await asyncio.sleep(0.05)
+        ready = sum(1 for r in self.records.values() if r.state == State.READY)
+        self.notify.ready(f"{ready} service(s) ready on target {self.target.name}")
+        interval = self.notify.watchdog_interval_s
+        while interval is not None:
+            critical_failed = [r.name for r in self.records.values()
+                               if r.cfg.criticality == "critical" and r.state == State.FAILED]
+            if not critical_failed or self.monitor.hold_safe:
+                self.notify.watchdog()
+            else:
+                self.notify.status("not petting the watchdog: critical service(s) FAILED: "
+                                   + ", ".join(critical_failed))
+            await asyncio.sleep(interval)
+
     async def _shutdown(self, acmd: AsyncSocket, actl: AsyncSocket) -> None:
         grace = float(self.target.runtime["shutdown_grace_s"])
+        notify = getattr(self, "notify", None)
+        if notify is not None:
+            notify.stopping()
         self.emit(EventId.KERNEL_STOPPING, Severity.INFO, "kernel stopping", grace_s=grace)
         await self.supervisor.stop_all(grace)
         self.monitor.stop()
@@ -220,6 +247,8 @@ class Kernel:
         self.publisher.close()
         self.proxy.stop()
         self.board.close()
+        if notify is not None:
+            notify.close()
         self.ctx.term()
         self._release()
 
