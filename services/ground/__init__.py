@@ -236,6 +236,12 @@ class Ground(Service):
         if ctx.tc.ack_flags & 0b0010:
             await self.verify_success(1, 3, ctx)
 
+    async def progress(self, ctx: Context, step: int) -> None:
+        """A progress report TM[1,5] with a step number, if the TC asked for progress reports."""
+        if ctx.tc.ack_flags & 0b0100:
+            packet = pus.verification(5, ctx.tc.request_id, self.apid, self.next_seq(), step=step & 0xFF)
+            await self._answer(packet, ctx.addr, ctx.link, priority(1, 5))
+
     async def reply(self, ctx: Context, service: int, subtype: int, data: bytes) -> None:
         """A report answering a telecommand: straight back to its sender (or downlinked if scheduled)."""
         packet = pus.tm(service, subtype, data, self.apid, self.next_seq())

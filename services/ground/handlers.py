@@ -6,6 +6,7 @@ reports besides (values, HK, summaries) it sends itself.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -18,6 +19,10 @@ from services.ground.reports import value_report
 if TYPE_CHECKING:
     from services.ground import Ground
     from services.ground.tc import Context
+
+
+PROGRESS_S = 1.0
+"""How often a running function reports progress (when its TC asked for progress reports)."""
 
 
 class Reject(Exception):
@@ -83,7 +88,15 @@ async def perform_function(g: Ground, ctx: Context, data: bytes) -> None:
     except ValueError as exc:
         raise Reject(Failure.BAD_ARGUMENTS, f"function {fid} ({fn.name}): {exc}") from None
     await g.start(ctx)
-    value = await g.run_command(fn.service, fn.command, dict(zip([n for n, _ in args], values, strict=True)))
+    run = asyncio.ensure_future(
+        g.run_command(fn.service, fn.command, dict(zip([n for n, _ in args], values, strict=True))))
+    step = 0
+    while not run.done():  # a long function reports progress (TM[1,5], step n) each PROGRESS_S while it runs
+        await asyncio.wait([run], timeout=PROGRESS_S)
+        if not run.done():
+            step += 1
+            await g.progress(ctx, step)
+    value = run.result()
     if value is not None:
         await g.reply(ctx, 8, 130, value_report(fid, value))
 

@@ -178,3 +178,13 @@ async def test_value_report_is_msgpack(link: Link) -> None:
     rep = next(r for r in out.reports if r.service == 8)
     assert pus.u16(bytes(rep.source_data), 0) == fid("test.echo")
     assert msgspec.msgpack.decode(bytes(rep.source_data)[2:]) == [3, "x"]
+
+
+async def test_long_function_reports_progress(link: Link) -> None:
+    """A function running 2.5 s sends progress reports (TM[1,5], steps 1 and 2) before its completion."""
+    out = await link.ground.request(link.ground.build(8, 1, pus.pack_u16(fid("test.sleep"))
+                                                      + pus.encode_value("float", 2.5)), timeout=10)
+    subtypes = [s for s, _ in out.verification]
+    assert subtypes == [1, 3, 5, 5, 7], subtypes
+    steps = [r.source_data[4] for r in out.reports if r.service == 1 and r.message_subtype == 5]
+    assert steps == [1, 2]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from flightos.testing.bus import Bus
@@ -55,3 +57,39 @@ async def test_a_timeout_explains_itself(bus: Bus) -> None:
     """Waiting for telemetry that never comes fails with the recent messages in the message."""
     with pytest.raises(AssertionError, match="the last messages seen"):
         await bus.telemetry("tm.test.never", timeout=0.5)
+
+
+@pytest.mark.flightos(services=["ground", "test"])
+async def test_the_ground_fixture_speaks_pus(ground: object, bus: Bus) -> None:
+    """The ground fixture is a PUS client with a provisioned key: ping, then run a function."""
+    from flightos.ground import mdb, pus
+
+    assert await ground.ping() > 0  # type: ignore[attr-defined]
+    fid = mdb.load().function_id("test", "record")
+    assert await ground.function(fid, ["str"], ["plugin"]) == 1  # type: ignore[attr-defined]
+    assert (await bus.call("test", "executions")) == {"plugin": 1}
+    assert pus.TIMESTAMP_LEN == 7
+
+
+SCENARIO = Path(__file__).with_name("fixtures") / "sefi-then-reset.toml"
+
+
+@pytest.mark.board("sim")
+@pytest.mark.flightos(services=["test"], scenario=str(SCENARIO))
+async def test_a_scenario_file_drives_the_run(bus: Bus) -> None:
+    """A scenario named by the marker runs with the test: its steps arrive as kernel events."""
+    done = await bus.wait_for("ev.kernel", lambda p: p.get("name") == "SCENARIO_STEP" and "complete" in p["message"],
+                              timeout=10, what="the scenario to complete")
+    assert done.payload["data"]["scenario"] == "sefi-then-reset"
+
+
+async def test_software_faults_hog_and_memory(bus: Bus, faults: Faults) -> None:
+    """hog_core burns the host CPU behind a core; fill_memory grows the test service's RSS."""
+    status = await bus.call("kernel", "status")
+    before = next(s["rss_mb"] for s in status["services"] if s["name"] == "test")
+    assert await faults.fill_memory(40) == 40
+    await faults.hog_core(0, seconds=3)
+    grown = await bus.telemetry("tm.kernel.services",
+                                lambda p: next(s["rss_mb"] for s in p["services"] if s["name"] == "test") > before + 30,
+                                timeout=10, what="the test service's RSS to grow by 30 MB")
+    assert grown
