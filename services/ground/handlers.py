@@ -88,8 +88,8 @@ async def perform_function(g: Ground, ctx: Context, data: bytes) -> None:
     except ValueError as exc:
         raise Reject(Failure.BAD_ARGUMENTS, f"function {fid} ({fn.name}): {exc}") from None
     await g.start(ctx)
-    run = asyncio.ensure_future(
-        g.run_command(fn.service, fn.command, dict(zip([n for n, _ in args], values, strict=True))))
+    call = g.run_command(fn.service, fn.command, dict(zip([n for n, _ in args], values, strict=True)))
+    run: asyncio.Task[Any] = asyncio.get_running_loop().create_task(call)
     step = 0
     while not run.done():  # a long function reports progress (TM[1,5], step n) each PROGRESS_S while it runs
         await asyncio.wait([run], timeout=PROGRESS_S)

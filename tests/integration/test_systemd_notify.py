@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import socket
 import time
 from collections.abc import Callable
@@ -39,7 +40,7 @@ async def test_kernel_notifies_ready_watchdog_and_stopping(tmp_path: Path) -> No
             ready_at = next(t for t, m in got if m.startswith("READY=1"))
             await until(lambda: count("WATCHDOG=1") >= 5, 10, "five WATCHDOG=1")
             dogs = [t for t, m in got if m == "WATCHDOG=1"]
-            gaps = [b - a for a, b in zip(dogs, dogs[1:], strict=False)]
+            gaps = [b - a for a, b in itertools.pairwise(dogs)]
             assert len(gaps) >= 4 and all(0.1 <= g <= 0.35 for g in gaps), gaps  # every 0.2 s
             assert dogs[0] >= ready_at
         await until(lambda: count("STOPPING=1") >= 1, 10, "STOPPING=1")
