@@ -18,6 +18,7 @@ from flightos.bus.errors import (
     UnknownService,
 )
 from flightos.sdk.decorators import command, periodic, subscribe
+from flightos.sdk.jobs import JobContext, Processor
 from flightos.sdk.parameters import Parameter
 from flightos.sdk.service import Message, Service
 from flightos.sdk.severity import Severity
@@ -29,8 +30,10 @@ __all__ = [
     "BadArguments",
     "CommandError",
     "DeadlineExceeded",
+    "JobContext",
     "Message",
     "Parameter",
+    "Processor",
     "QueueFull",
     "Service",
     "ServiceFailed",

@@ -117,6 +117,13 @@ class Service:
         """Publish telemetry on ``tm.<service>.<name>`` (numbered, so drops are counted)."""
         self._host.publish(f"tm.{self.name}.{name}", payload)
 
+    async def downlink(self, name: str, payload: Any, priority: int = 5) -> None:
+        """Send a product to the ground (TM[128,1] via the ground link), queued by ``priority`` 0..7 while
+        there is no contact. For insight, not raw data: alerts, summaries, small products."""
+        if not 0 <= priority <= 7:
+            raise ValueError(f"downlink priority is 0..7, got {priority}")
+        self._host.publish(f"dl.{self.name}.{name}", {"priority": priority, "data": payload})
+
     async def event(
         self, message: str, severity: Severity = Severity.INFO, *, event_id: int = 0, **data: Any
     ) -> None:

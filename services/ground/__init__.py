@@ -333,6 +333,18 @@ class Ground(Service):
         data = event_data(eid, msg.source, str(p.get("message", "")), p.get("data", {}))
         await self.downlink_tm(pus.tm(5, subtype, data, self.apid, self.next_seq()), priority(5, subtype))
 
+    @subscribe("dl.")
+    async def on_product(self, msg: Message) -> None:
+        """A service's product for the ground (SDK ``downlink``): TM[128,1] at the priority it asked for."""
+        p = msg.payload if isinstance(msg.payload, dict) else {}
+        prio = p.get("priority", 5)
+        prio = prio if isinstance(prio, int) and 0 <= prio <= 7 else 5
+        name = msg.topic.split(".", 2)[-1]
+        data = pus.encode_value("str", msg.source) + pus.encode_value("str", name) + pus.encode_value(
+            "any", p.get("data"))
+        self.counters["products"] += 1
+        await self.downlink_tm(pus.tm(128, 1, data, self.apid, self.next_seq()), prio)
+
     async def _on_hk_topic(self, msg: Message) -> None:
         self.housekeeping.latest[msg.topic] = msg.payload
 

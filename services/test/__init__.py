@@ -64,6 +64,11 @@ class TestService(Service):
         await self.event(message, Severity(severity), event_id=17001)
 
     @command()
+    async def product(self, name: str, data: Any, priority: int = 5) -> None:
+        """Downlink a product to the ground at a priority (exercises the SDK's downlink)."""
+        await self.downlink(name, data, priority)
+
+    @command()
     async def sleep(self, seconds: float) -> float:
         """Wait asynchronously (the loop stays responsive), for deadline tests."""
         await asyncio.sleep(seconds)

@@ -188,3 +188,17 @@ async def test_long_function_reports_progress(link: Link) -> None:
     assert subtypes == [1, 3, 5, 5, 7], subtypes
     steps = [r.source_data[4] for r in out.reports if r.service == 1 and r.message_subtype == 5]
     assert steps == [1, 2]
+
+
+async def test_service_products_are_downlinked(link: Link) -> None:
+    """A service's downlink() arrives at the ground as TM[128,1]: source, name and the data itself."""
+    g, c = link.ground, link.rt.client
+    assert c is not None
+    await g.ping()
+    await c.call("test", "product", {"name": "ship-alert", "data": {"ships": 3, "lat": 12.5}, "priority": 7})
+    while True:
+        tm = await g.next_tm(5)
+        if tm.service == 128:
+            break
+    (source, name, data), _ = pus.decode_values(["str", "str", "any"], bytes(tm.source_data))
+    assert (source, name, data) == ("test", "ship-alert", {"ships": 3, "lat": 12.5})
