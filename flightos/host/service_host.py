@@ -287,7 +287,8 @@ class ServiceHost:
             return await coro
         except asyncio.CancelledError:
             if expired:
-                raise DeadlineExceeded(f"{self.spec.name}.{name} ran past its deadline") from None
+                raise DeadlineExceeded(
+                    f"{self.spec.name}.{name}: deadline exceeded while running (the handler was cancelled)") from None
             raise
         finally:
             timer.cancel()

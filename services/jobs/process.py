@@ -1,0 +1,95 @@
+"""A running job as the service sees it: start it, meter its CPU time, signal and reap it."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import psutil
+
+
+class JobProcess:
+    """One job's process (a session and process group of its own, so its descendants are signalled too)."""
+
+    def __init__(self, popen: subprocess.Popen[bytes]) -> None:
+        self.popen = popen
+        self.pid = popen.pid
+        self._ps: psutil.Process | None
+        try:
+            self._ps = psutil.Process(self.pid)
+        except psutil.Error:
+            self._ps = None
+        self._descendants: dict[int, psutil.Process] = {}
+        self._desc_cpu: dict[int, float] = {}
+        self.cpu_s = 0.0
+
+    @classmethod
+    def spawn(cls, job_dir: Path, extra_env: dict[str, str]) -> JobProcess:
+        """Start ``python -m services.jobs.runner JOB_DIR``; it inherits this process's CPU affinity."""
+        env = {**os.environ, **extra_env}
+        with open(job_dir / "job.log", "wb") as log:
+            popen = subprocess.Popen([sys.executable, "-m", "services.jobs.runner", str(job_dir)],
+                                     stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                     cwd=str(job_dir), env=env, close_fds=True, start_new_session=True)
+        return cls(popen)
+
+    def exited(self) -> bool:
+        """True once the process has exited (it stays a zombie, readable, until ``reap``)."""
+        if self.popen.returncode is not None:
+            return True
+        try:
+            info = os.waitid(os.P_PID, self.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        except ChildProcessError:
+            return True
+        return info is not None
+
+    def meter(self, scan_descendants: bool = False) -> float:
+        """CPU-seconds used so far: user + system of the job, of its reaped children, of live descendants.
+
+        Never decreases (a descendant's time moves from "live" to "reaped" when its parent waits for it).
+        """
+        total = self.cpu_s
+        if self._ps is not None:
+            with contextlib.suppress(psutil.Error):
+                t = self._ps.cpu_times()
+                own = t.user + t.system + t.children_user + t.children_system
+                if scan_descendants:
+                    self._descendants = {p.pid: p for p in self._ps.children(recursive=True)}
+                live = 0.0
+                for pid, p in list(self._descendants.items()):
+                    try:
+                        d = p.cpu_times()
+                        self._desc_cpu[pid] = d.user + d.system
+                        live += self._desc_cpu[pid]
+                    except psutil.Error:
+                        self._descendants.pop(pid, None)
+                total = max(total, own + live)
+        self.cpu_s = total
+        return total
+
+    def affinity(self) -> set[int] | None:
+        """The job's CPU affinity, or None if it cannot be read."""
+        try:
+            return set(os.sched_getaffinity(self.pid))
+        except OSError:
+            return None
+
+    def set_affinity(self, cpus: set[int]) -> None:
+        """Pin the job and its known descendants to ``cpus`` (the service was moved by the kernel)."""
+        for pid in [self.pid, *self._descendants]:
+            with contextlib.suppress(OSError):
+                os.sched_setaffinity(pid, cpus)
+
+    def signal(self, sig: int) -> None:
+        """Signal the job's whole process group."""
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, sig)
+
+    def reap(self) -> int:
+        """Kill what is left of the group, wait for the job process, and return its exit code."""
+        self.signal(signal.SIGKILL)
+        return self.popen.wait()

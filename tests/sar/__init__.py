@@ -1,0 +1,1 @@
+"""Tests of the SAR ship-detection payload (services.sar)."""
