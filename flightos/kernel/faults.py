@@ -49,6 +49,8 @@ HAL_EVENT_SEVERITY = {
 """Sim timeline entries raised as kernel events; SEUs and scrubs go to telemetry only, unless uncorrectable."""
 
 Emit = Callable[..., None]
+MAX_SEU_BURST = 10_000
+"""Upsets one `inject seu` may ask for: enough for any drill, small enough not to stall the kernel."""
 
 
 def _opt_bool(v: Any) -> bool | None:
@@ -101,6 +103,8 @@ class SimEffects:
         b = self.board
         if fault == "seu":
             count = _int(args, "count", 1) or 1
+            if not 1 <= count <= MAX_SEU_BURST:
+                raise BadArguments(f"count: expected 1..{MAX_SEU_BURST} upsets in one injection, got {count}")
             b.inject_seu(count=count, address=_int(args, "address"))
             what = f"{count} bit flip(s)"
         elif fault == "sefi":

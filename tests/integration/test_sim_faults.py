@@ -74,3 +74,9 @@ async def test_scenario_file_drives_faults_on_schedule(tmp_path: Path) -> None:
         log = rt.log_path.read_text()
     assert log.index("event[0] sefi at 1.5 s") < log.index("core 3: HEALTHY -> DEGRADED") \
         < log.index("event[1] reset_core")
+
+
+async def test_an_absurd_upset_burst_is_refused(runtime: RuntimeProcess) -> None:
+    """A burst too large to inject without stalling the kernel is refused with the limit named."""
+    with pytest.raises(BadArguments, match=r"count: expected 1\.\.10000"):
+        await runtime.client.call("kernel", "inject", {"fault": "seu", "count": 10**9})  # type: ignore[union-attr]
