@@ -38,6 +38,8 @@ from flightos.sdk.severity import Severity
 log = structlog.get_logger("flightos.kernel")
 
 RESULT_CACHE = 16_384
+MAX_PENDING = 10_000
+"""Commands in flight at once, across all services: beyond this a flood is refused, not buffered."""
 KERNEL = "kernel"
 
 KernelHandler = Callable[[str, Any], Awaitable[Any]]
@@ -121,6 +123,11 @@ class CommandRouter:
             self.stats["duplicates"] += 1
             if ident not in existing.requesters:
                 existing.requesters.append(ident)
+            return
+        if len(self.pending) >= MAX_PENDING:
+            self.stats["queue_full"] += 1
+            self._reply(ident, cid, error_payload(QueueFull(
+                f"the kernel already has {MAX_PENDING} commands in flight; try again shortly")))
             return
         timeout_ms = p.get("timeout_ms")
         if not isinstance(timeout_ms, int) or timeout_ms <= 0:
