@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "flightos needs Python >= 3.10")'
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,report]'
+	$(PY) -m pip install --quiet -e '.[dev,report,inference]'
 	@touch $(STAMP)
 
 venv: $(STAMP)
@@ -43,7 +43,7 @@ test: lint typecheck imports pytest test-py310
 $(STAMP310): pyproject.toml
 	@test -x $(VENV310)/bin/python || $(PY310) -m venv $(VENV310)
 	$(VENV310)/bin/python -m pip install --quiet --upgrade pip
-	$(VENV310)/bin/python -m pip install --quiet -e '.[dev,report]'
+	$(VENV310)/bin/python -m pip install --quiet -e '.[dev,report,inference]'
 	@touch $(STAMP310)
 
 test-py310:

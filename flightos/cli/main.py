@@ -79,9 +79,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     from flightos.cli import ground as ground_cli
     from flightos.cli import install as install_cli
+    from flightos.cli import jobs as jobs_cli
 
     ground_cli.add_parsers(sub)
     install_cli.add_parsers(sub)
+    jobs_cli.add_parsers(sub)
 
     sub.add_parser("targets", help="list the target files found")
 
@@ -133,6 +135,10 @@ def dispatch(args: argparse.Namespace) -> int:
         return _probe(args)
     if args.cmd == "report":
         return _report(args)
+    if args.cmd == "jobs":
+        from flightos.cli import jobs as jobs_cli
+
+        return int(jobs_cli.run_jobs(args))
     if args.cmd in ("install", "uninstall"):
         from flightos.cli import install as install_cli
 

@@ -87,8 +87,13 @@ async def perform_function(g: Ground, ctx: Context, data: bytes) -> None:
         values, _ = pus.decode_values([t for _, t in args], data, 2)
     except ValueError as exc:
         raise Reject(Failure.BAD_ARGUMENTS, f"function {fid} ({fn.name}): {exc}") from None
+    kwargs = dict(zip([n for n, _ in args], values, strict=True))
+    if fn.service == "jobs" and "tenant" in kwargs:
+        # a tenant is whoever signed the telecommand: no key can act for another tenant
+        key_id = ctx.extra.get("key_id")
+        kwargs["tenant"] = f"k{key_id}" if key_id is not None else "ground"
     await g.start(ctx)
-    call = g.run_command(fn.service, fn.command, dict(zip([n for n, _ in args], values, strict=True)))
+    call = g.run_command(fn.service, fn.command, kwargs)
     run: asyncio.Task[Any] = asyncio.get_running_loop().create_task(call)
     step = 0
     while not run.done():  # a long function reports progress (TM[1,5], step n) each PROGRESS_S while it runs

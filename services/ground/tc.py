@@ -56,6 +56,7 @@ async def handle(g: Ground, raw: bytes, addr: Address | None, link: Link | None,
             sealed = open_tc(tc.raw, data, g.keys)
             g.replay.accept(sealed.key_id, sealed.counter)
             data = sealed.payload
+            ctx.extra["key_id"] = sealed.key_id
         except AuthError as exc:
             g.counters["tc_auth_rejected"] += 1
             await g.verify_failure(1, 2, tc.request_id, exc.code, exc.message, addr, link)

@@ -73,9 +73,9 @@ class Usage:
     wall_s: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        """Rounded for display and telemetry."""
-        return {"cpu_s": round(self.cpu_s, 3), "energy_mj": round(self.energy_mj, 3),
-                "downlink_bytes": self.downlink_bytes, "wall_s": round(self.wall_s, 3)}
+        """As the ledger stores it: to the microsecond and the microjoule."""
+        return {"cpu_s": round(self.cpu_s, 6), "energy_mj": round(self.energy_mj, 6),
+                "downlink_bytes": int(self.downlink_bytes), "wall_s": round(self.wall_s, 6)}
 
 
 def energy_increment_mj(power_w: float, cpu_delta_s: float, n_cpus: int) -> float:

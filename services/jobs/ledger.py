@@ -130,12 +130,12 @@ class Ledger:
 
     def save(self, job: Job) -> None:
         """Write the job's state, usage and outcome."""
-        u = job.usage
+        u = job.usage.to_dict()
         self.db.execute(
             "UPDATE jobs SET state=?, reason=?, exceeded=?, partial=?, started_at=?, ended_at=?, cpu_s=?, "
             "energy_mj=?, downlink_bytes=?, wall_s=?, exit_code=?, result=?, error=? WHERE id=?",
-            (job.state, job.reason, job.exceeded, int(job.partial), job.started_at, job.ended_at, u.cpu_s,
-             u.energy_mj, u.downlink_bytes, u.wall_s, job.exit_code,
+            (job.state, job.reason, job.exceeded, int(job.partial), job.started_at, job.ended_at, u["cpu_s"],
+             u["energy_mj"], u["downlink_bytes"], u["wall_s"], job.exit_code,
              json.dumps(job.result, default=str) if job.result is not None else None, job.error, job.id))
 
     def get(self, job_id: str) -> Job | None:

@@ -53,6 +53,8 @@ class Config:
     pause_throttle: int = 2
     keep_job_dirs: int = 200
     max_put_bytes: int = 8 << 20
+    max_job_rss_mb: int = 512
+    sched_idle: bool = False
     default_budget: dict[str, float] = field(default_factory=dict)
     max_budget: dict[str, float] = field(default_factory=dict)
 
@@ -71,6 +73,7 @@ class Running:
     throttle: int = -1
     saved_at: float = 0.0
     ticks: int = 0
+    peak_rss: int = 0
 
 
 @dataclass
@@ -160,7 +163,7 @@ class JobManager:
         self.schedule()
         return self._brief(job)
 
-    def list(self, tenant: str = "", limit: int = 100) -> list[dict[str, Any]]:
+    def list_jobs(self, tenant: str = "", limit: int = 100) -> list[dict[str, Any]]:
         """Jobs (newest ``limit``) of one tenant, or of all with ``tenant=""``; live usage for running ones."""
         if tenant:
             check_tenant(tenant)
@@ -237,9 +240,11 @@ class JobManager:
         out_dir = job_dir / "out"
         (out_dir / "downlink").mkdir(parents=True, exist_ok=True)
         store_dir = self.store.dir(job.tenant)
-        spec = {"job_id": job.id, "tenant": job.tenant, "processor": job.processor, "params": job.params,
+        spec = {"job_id": job.id, "tenant": job.tenant, "processor": job.processor,
+                "entry_point": self.processors().get(job.processor, ""), "params": job.params,
                 "inputs": [str(self.store.resolve(job.tenant, n, must_exist=False)) for n in job.inputs],
                 "out_dir": str(out_dir), "parent_pid": os.getpid(), "nice": self.cfg.nice,
+                "sched_idle": self.cfg.sched_idle,
                 "store_dir": str(store_dir)}
         (job_dir / "spec.json").write_text(json.dumps(spec))
         throttle = self.env.throttle()
@@ -285,8 +290,13 @@ class JobManager:
             mine = os.sched_getaffinity(0)
             if r.proc.affinity() not in (None, mine):
                 r.proc.set_affinity(mine)
+        rss = r.proc.rss_bytes()
+        r.peak_rss = max(r.peak_rss, rss)
         if r.stop is None:
             over = over_budget(job.budget, job.usage, time.time() - job.submitted_at)
+            if over is None and self.cfg.max_job_rss_mb and rss > self.cfg.max_job_rss_mb << 20:
+                over = ("memory_mb", f"memory_mb: {rss / 2**20:.0f} MiB resident, over the service's limit of "
+                        f"{self.cfg.max_job_rss_mb} MiB for one job")
             if over is not None:
                 self._request_stop(r, "over_budget", over[1], over[0])
         elif r.term_at is not None and not r.killed and mono - r.term_at > KILL_GRACE_S:
@@ -350,7 +360,7 @@ class JobManager:
         for r in list(self.running.values()):
             self._request_stop(r, "stopped", reason, None)
         loop = asyncio.get_running_loop()
-        end = loop.time() + grace_s + 0.5
+        end = loop.time() + grace_s + 0.3
         while self.running:
             self.tick()
             if loop.time() > end:
@@ -370,7 +380,8 @@ class JobManager:
                 "max_concurrent": self.cfg.max_concurrent, "queued": len(self.queue),
                 "queue_limit": self.cfg.queue_limit,
                 "running": [{"id": r.job.id, "tenant": r.job.tenant, "processor": r.job.processor,
-                             **r.job.usage.to_dict()} for r in self.running.values()],
+                             **r.job.usage.to_dict(), "peak_rss_mb": round(r.peak_rss / 2**20, 1)}
+                            for r in self.running.values()],
                 "power_w": self.env.power_w(), "n_cpus": self.env.n_cpus(),
                 "tenants": {t: {k: v[k] for k in ("jobs", "cpu_s", "energy_mj", "downlink_bytes")}
                             for t, v in totals["tenants"].items()}}

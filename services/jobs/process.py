@@ -71,6 +71,15 @@ class JobProcess:
         self.cpu_s = total
         return total
 
+    def rss_bytes(self) -> int:
+        """Resident memory of the job and its known descendants (0 if it cannot be read)."""
+        total = 0
+        for p in [self._ps, *self._descendants.values()]:
+            if p is not None:
+                with contextlib.suppress(psutil.Error):
+                    total += p.memory_info().rss
+        return total
+
     def affinity(self) -> set[int] | None:
         """The job's CPU affinity, or None if it cannot be read."""
         try:

@@ -55,17 +55,23 @@ class TenantStore:
             raise BadArguments(f"store path {name!r}: no such file in the store of tenant {tenant!r}")
         return path
 
-    def put(self, tenant: str, name: str, data: bytes) -> dict[str, Any]:
-        """Write a small file atomically; return its name, size and sha256."""
-        if len(data) > self.max_put_bytes:
-            raise BadArguments(f"put: {len(data)} B is over the limit of {self.max_put_bytes} B for one file "
-                               "(larger data is generated on board, or uploaded in parts)")
+    def put(self, tenant: str, name: str, data: bytes, append: bool = False) -> dict[str, Any]:
+        """Write a small file atomically (or append a part to it); return its name, size and sha256."""
         path = self.resolve(tenant, name, must_exist=False)
+        before = path.stat().st_size if append and path.is_file() else 0
+        if before + len(data) > self.max_put_bytes:
+            raise BadArguments(f"put: {before + len(data)} B is over the limit of {self.max_put_bytes} B for one "
+                               "file (larger data is generated on board)")
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-        return {"tenant": tenant, "name": name, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+        if append:
+            with open(path, "ab") as f:
+                f.write(data)
+        else:
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            tmp.write_bytes(data)
+            os.replace(tmp, path)
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        return {"tenant": tenant, "name": name, "bytes": path.stat().st_size, "sha256": digest}
 
     def files(self, tenant: str) -> list[dict[str, Any]]:
         """Every file in the tenant's store, with its size."""

@@ -36,7 +36,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 FORMAT = "flightos.sar.scene/1"
-STRIPE_ROWS = 256  # rows generated at a time; part of the seed -> pixels mapping, do not change
+STRIPE_ROWS = 128  # rows generated at a time; part of the seed -> pixels mapping, do not change
 M_PER_DEG = 111_320.0  # metres per degree of latitude (and of longitude at the equator)
 
 Clutter = Literal["k", "gamma"]
@@ -162,8 +162,8 @@ class SceneParams:
 def _params(shape: tuple[int, int], seed: int, **kw: Any) -> SceneParams:
     """SceneParams with the defaults of ``generate``."""
     d: dict[str, Any] = {
-        "n_ships": 10, "clutter": "k", "looks": 1, "shape_param": 4.0, "texture_corr_px": 8.0,
-        "ship_length_px": (8.0, 60.0), "ship_width_frac": (0.12, 0.25), "contrast_db": (10.0, 18.0),
+        "n_ships": 10, "clutter": "k", "looks": 1, "shape_param": 6.0, "texture_corr_px": 8.0,
+        "ship_length_px": (8.0, 60.0), "ship_width_frac": (0.1, 0.2), "contrast_db": (10.0, 18.0),
         "land": False, "land_fraction": 0.3, "land_db": 10.0, "min_separation_px": 24.0,
         "pixel_m": 10.0, "origin": (54.0, 7.0),
     }
@@ -242,25 +242,32 @@ class _Layout:
         return ships
 
 
-def _interp_field(grid: NDArray[np.float64], r0: int, r1: int, w: int, c: float) -> NDArray[np.float64]:
+def _interp_field(grid: NDArray[np.float64], r0: int, r1: int, w: int, c: float) -> NDArray[np.float32]:
     """Unit-variance Gaussian field on rows [r0, r1): bilinear interpolation of ``grid`` (spacing c px)."""
     y = np.arange(r0, r1, dtype=np.float64) / c
     x = np.arange(w, dtype=np.float64) / c
     i0, j0 = y.astype(np.intp), x.astype(np.intp)
     a, b = y - i0, x - j0
-    rows = (1 - a)[:, None] * grid[i0] + a[:, None] * grid[i0 + 1]  # (rows, coarse cols)
-    out = rows[:, j0] * (1 - b) + rows[:, j0 + 1] * b
+    rows = ((1 - a)[:, None] * grid[i0] + a[:, None] * grid[i0 + 1]).astype(np.float32)  # (rows, coarse cols)
+    out = rows[:, j0]
+    out *= (1 - b).astype(np.float32)
+    tmp = rows[:, j0 + 1]
+    tmp *= b.astype(np.float32)
+    out += tmp
+    del tmp
     # the interpolation weights' squared sum is the variance left; restore it to 1 everywhere
-    out /= np.sqrt((1 - a) ** 2 + a**2)[:, None] * np.sqrt((1 - b) ** 2 + b**2)[None, :]
+    out /= np.sqrt((1 - a) ** 2 + a**2).astype(np.float32)[:, None]
+    out /= np.sqrt((1 - b) ** 2 + b**2).astype(np.float32)[None, :]
     return out
 
 
-def _wilson_hilferty(z: NDArray[np.float64], nu: float) -> NDArray[np.float64]:
-    """Map standard normal values to Gamma(nu, 1/nu) (mean 1) quantiles, Wilson-Hilferty approximation."""
-    t = 1.0 - 1.0 / (9.0 * nu) + z / (3.0 * math.sqrt(nu))
-    np.maximum(t, 0.05, out=t)
-    t **= 3
-    return t
+def _wilson_hilferty(z: NDArray[np.float32], nu: float) -> NDArray[np.float32]:
+    """Map standard normal values to Gamma(nu, 1/nu) (mean 1) quantiles, Wilson-Hilferty approximation (in place)."""
+    z *= np.float32(1.0 / (3.0 * math.sqrt(nu)))
+    z += np.float32(1.0 - 1.0 / (9.0 * nu))
+    np.maximum(z, np.float32(0.05), out=z)
+    z **= 3
+    return z
 
 
 def _render(lay: _Layout, stripe: int) -> tuple[NDArray[np.float32], NDArray[np.bool_] | None]:
@@ -281,19 +288,21 @@ def _render(lay: _Layout, stripe: int) -> tuple[NDArray[np.float32], NDArray[np.
             tex = _wilson_hilferty(_interp_field(lay.tex_grid, r0, r1, w, p.texture_corr_px), p.shape_param)
         else:
             nu = p.shape_param
-            tex = _rng(p.seed, _IID_TEXTURE, stripe).standard_gamma(nu, n) / nu
-        img *= tex.astype(np.float32)
+            tex = _rng(p.seed, _IID_TEXTURE, stripe).standard_gamma(nu, n, dtype=np.float32)
+            tex *= np.float32(1 / nu)
+        img *= tex
         del tex
     land: NDArray[np.bool_] | None = None
     if p.land and lay.land_grid is not None:
         rows = np.arange(r0, r1, dtype=np.float64)
         land = np.arange(w)[None, :] < lay.coast(rows)[:, None]
-        g = _interp_field(lay.land_grid, r0, r1, w, lay.land_corr)
-        sigma = 1.0
-        land_mean = 10 ** (p.land_db / 10)
-        land_i = (land_mean * np.exp(sigma * g - sigma**2 / 2)).astype(np.float32) * speckle
-        img[land] = land_i[land]
-        del g, land_i
+        g = _interp_field(lay.land_grid, r0, r1, w, lay.land_corr)  # log-normal texture, sigma 1, mean 1
+        g -= np.float32(0.5)
+        np.exp(g, out=g)
+        g *= np.float32(10 ** (p.land_db / 10))
+        g *= speckle
+        img[land] = g[land]
+        del g
     for s in lay.ships:
         half = s.length_px / 2 + 1
         a0, a1 = max(r0, math.floor(s.row - half)), min(r1, math.ceil(s.row + half) + 1)
@@ -331,8 +340,8 @@ def _public(p: SceneParams) -> dict[str, Any]:
 
 
 def generate(shape: tuple[int, int] = (1024, 1024), seed: int = 0, *, n_ships: int = 10, clutter: Clutter = "k",
-             looks: int = 1, shape_param: float = 4.0, texture_corr_px: float = 8.0,
-             ship_length_px: tuple[float, float] = (8.0, 60.0), ship_width_frac: tuple[float, float] = (0.12, 0.25),
+             looks: int = 1, shape_param: float = 6.0, texture_corr_px: float = 8.0,
+             ship_length_px: tuple[float, float] = (8.0, 60.0), ship_width_frac: tuple[float, float] = (0.1, 0.2),
              contrast_db: tuple[float, float] = (10.0, 18.0), land: bool = False, land_fraction: float = 0.3,
              land_db: float = 10.0, min_separation_px: float = 24.0, pixel_m: float = 10.0,
              origin: tuple[float, float] = (54.0, 7.0), dtype: Any = np.float32) -> Scene:
@@ -390,15 +399,18 @@ def write_scene(path: str | Path, shape: tuple[int, int] = (4096, 4096), seed: i
     return read_scene(out)
 
 
-def load_truth(path: str | Path) -> tuple[Truth, GeoTransform, dict[str, Any]]:
-    """Truth, geotransform and parameters from a ``truth.json`` (the land mask memmapped if present)."""
+def load_truth(path: str | Path, *, land: bool = True) -> tuple[Truth, GeoTransform, dict[str, Any]]:
+    """Truth, geotransform and parameters from a ``truth.json``.
+
+    With ``land`` the land mask named in it (beside it) is memmapped read-only, if there is one.
+    """
     p = Path(path)
     d = json.loads(p.read_text())
     if d.get("format") != FORMAT:
         raise ValueError(f"{p}: not a {FORMAT} truth file")
-    land = np.load(p.parent / d["land_mask"], mmap_mode="r") if d.get("land_mask") else None
+    mask = np.load(p.parent / d["land_mask"], mmap_mode="r") if land and d.get("land_mask") else None
     ships = [Ship(**s) for s in d["ships"]]
-    return Truth(ships, land), GeoTransform.from_dict(d["geo"]), d.get("params", {})
+    return Truth(ships, mask), GeoTransform.from_dict(d["geo"]), d.get("params", {})
 
 
 def read_scene(path: str | Path) -> Scene:
