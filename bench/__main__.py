@@ -45,6 +45,12 @@ def as_row(obj: Any) -> Row:
                "" if budget is None or isinstance(budget, Budget) else str(budget))
 
 
+def _rows_of(module: str, quick: bool) -> list[Row]:
+    """Rows of a benchmark module that returns (name, value, unit) tuples."""
+    mod = importlib.import_module(module)
+    return [as_row(r) for r in (mod.run(quick=quick) or [])]
+
+
 def run_hal(quick: bool) -> list[Row]:
     """Rows of ``bench.hal_bench.run()``, if that module exists (it is maintained separately)."""
     try:
@@ -71,6 +77,7 @@ FIGURES: dict[str, Figure] = {
     "migration": migration.run,
     "ground": ground.run,
     "hal": run_hal,
+    "sar": lambda quick=False: _rows_of("bench.sar_bench", quick),
 }
 
 

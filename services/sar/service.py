@@ -99,7 +99,7 @@ class Sar(Service):
     def _detect(self, det: Any, scene: Any) -> list[Any]:
         """Tile by tile within the memory budget; under throttle, rest between tiles."""
         out: list[Any] = []
-        for tile in det.detect_iter(scene.image, land_mask=getattr(scene, "land", None), geo=scene.geo,
+        for tile in det.detect_iter(scene.image, land_mask=scene.truth.land_mask, geo=scene.geo,
                                     memory_budget_bytes=int(self.memory_mb) << 20, pfa=float(self.pfa),
                                     method=str(self.method)):
             out.extend(tile.detections)
