@@ -12,7 +12,7 @@ from typing import Any
 from flightos.cli import exit_codes as ec
 from flightos.cli.errors import UsageError
 from flightos.cli.output import emit_json, error, table
-from flightos.cli.values import parse_value
+from flightos.cli.values import parse_pairs, parse_value
 from flightos.config import target as tgt
 from flightos.config.schema import ConfigError
 from flightos.ground import mdb, pus
@@ -86,13 +86,7 @@ def run_keys(args: argparse.Namespace) -> int:
 
 
 def _kv(items: list[str]) -> dict[str, Any]:
-    out = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise UsageError(f"argument {item!r}: expected KEY=VALUE")
-        out[key] = parse_value(value)
-    return out
+    return parse_pairs(items)
 
 
 def signature(tables: mdb.Tables, service: str, command: str) -> tuple[int, list[tuple[str, str]]]:

@@ -17,7 +17,7 @@ from flightos.bus.errors import DeadlineExceeded
 from flightos.cli import exit_codes as ec
 from flightos.cli.errors import UsageError
 from flightos.cli.output import emit_json, table
-from flightos.cli.values import parse_value
+from flightos.cli.values import parse_pairs
 from flightos.client import Client
 
 SERVICE = "jobs"
@@ -92,13 +92,7 @@ async def _run(args: argparse.Namespace) -> int:
 
 
 def _params(items: list[str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise UsageError(f"parameter {item!r}: expected KEY=VALUE")
-        out[key] = parse_value(value)
-    return out
+    return parse_pairs(items, "parameter")
 
 
 async def _action(client: Client, args: argparse.Namespace) -> int:

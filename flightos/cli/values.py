@@ -13,3 +13,16 @@ def parse_value(text: str) -> Any:
         return toml.loads(f"v = {text}")["v"]
     except toml.TOMLDecodeError:
         return text
+
+
+def parse_pairs(items: list[str], what: str = "argument") -> dict[str, Any]:
+    """``KEY=VALUE`` items as a dict of typed values; a malformed item is a UsageError naming it."""
+    from flightos.cli.errors import UsageError
+
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"{what} {item!r}: expected KEY=VALUE")
+        out[key] = parse_value(value)
+    return out

@@ -100,10 +100,14 @@ class RuntimeProcess:
 
     def stop_sync(self, timeout: float = 20.0) -> int:
         """Stop from synchronous code; return the kernel's exit code."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+        return self._terminate(timeout)
+
+    def _terminate(self, timeout: float) -> int:
+        """SIGTERM, wait up to ``timeout``, SIGKILL if it is still there; close the log; the exit code."""
         code = 0
         if self.proc is not None:
+            if self.proc.poll() is None:
+                self.proc.send_signal(signal.SIGTERM)
             try:
                 code = self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
@@ -185,19 +189,7 @@ class RuntimeProcess:
         if self.client is not None:
             self.client.close()
             self.client = None
-        code = 0
-        if self.proc is not None:
-            if self.proc.poll() is None:
-                self.proc.send_signal(signal.SIGTERM)
-            try:
-                code = await asyncio.get_running_loop().run_in_executor(None, self.proc.wait, timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                code = self.proc.wait()
-        if self._log_file is not None:
-            self._log_file.close()
-            self._log_file = None
-        return code
+        return await asyncio.get_running_loop().run_in_executor(None, self._terminate, timeout)
 
     def cleanup(self) -> None:
         """Remove the work directory: runtime dir, stores and log."""
