@@ -14,8 +14,9 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from types import TracebackType
 from typing import Any
+
+from services.ground.durable import DurableFile, open_durable
 
 PRIORITIES = range(8)
 """Valid priorities: 0 (least important, evicted first) .. 7 (most important, sent first)."""
@@ -28,7 +29,7 @@ class DownlinkStoreError(Exception):
     """The store's database cannot be opened or used; the message names the file."""
 
 
-class DownlinkStore:
+class DownlinkStore(DurableFile):
     """Telemetry packets waiting for a contact: SQLite (WAL, synchronous=FULL), by priority, bounded."""
 
     def __init__(self, path: Path, max_bytes: int = 64 * 2**20, max_packets: int = 200_000) -> None:
@@ -38,7 +39,7 @@ class DownlinkStore:
         self.max_bytes = max_bytes
         self.max_packets = max_packets
         self._lock = threading.Lock()
-        self._db = _open_db(self.path)
+        self._db = open_durable(self.path, "downlink store", DownlinkStoreError)
         try:
             self._init_schema()
             self._load_state()
@@ -119,19 +120,6 @@ class DownlinkStore:
                 "max_packets": self.max_packets,
                 "max_bytes": self.max_bytes,
             }
-
-    def close(self) -> None:
-        """Close the database (idempotent); everything committed is already on disk."""
-        with self._lock:
-            self._db.close()
-
-    def __enter__(self) -> DownlinkStore:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
 
     # ------------------------------------------------------------------ internals
 
@@ -254,27 +242,6 @@ def _check_priority(priority: int) -> int:
     if isinstance(priority, bool) or not isinstance(priority, int) or priority not in PRIORITIES:
         raise ValueError(f"priority must be an integer 0..7, got {priority!r}")
     return priority
-
-
-def _open_db(path: Path) -> sqlite3.Connection:
-    """Open ``path`` in WAL mode with synchronous=FULL (a commit survives power loss)."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-    except (OSError, sqlite3.Error) as exc:
-        raise DownlinkStoreError(f"downlink store {path}: cannot open: {exc}") from exc
-    try:
-        mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-        if str(mode).lower() != "wal":
-            raise DownlinkStoreError(f"downlink store {path}: cannot use WAL mode (got {mode!r})")
-        db.execute("PRAGMA synchronous=FULL")
-    except sqlite3.Error as exc:
-        db.close()
-        raise DownlinkStoreError(f"downlink store {path}: cannot open: {exc}") from exc
-    except DownlinkStoreError:
-        db.close()
-        raise
-    return db
 
 
 class TokenBucket:

@@ -15,8 +15,9 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import Any
+
+from services.ground.durable import DurableFile, open_durable
 
 _SCHEMA_VERSION = 1
 _CHUNK = 500  # ids per IN (...) clause, below SQLite's historical 999-variable limit
@@ -45,7 +46,7 @@ def _crc(release_utc: float, tc: bytes, request_id: int, source: str, inserted_u
     return zlib.crc32(source.encode(), zlib.crc32(tc, zlib.crc32(head)))
 
 
-class Schedule:
+class Schedule(DurableFile):
     """Time-tagged telecommands released at their time; survives reboots (SQLite)."""
 
     def __init__(self, path: Path, max_activities: int = 10_000) -> None:
@@ -54,7 +55,7 @@ class Schedule:
         self.path = Path(path)
         self.max_activities = max_activities
         self._lock = threading.Lock()
-        self._db = _open_db(self.path)
+        self._db = open_durable(self.path, "schedule", ScheduleError)
         try:
             self._init_schema()
             self._enabled = bool(self._meta("enabled"))
@@ -186,19 +187,6 @@ class Schedule:
             (value,) = self._db.execute("SELECT MIN(release_utc) FROM activities").fetchone()
         return None if value is None else float(value)
 
-    def close(self) -> None:
-        """Close the database (idempotent); everything committed is already on disk."""
-        with self._lock:
-            self._db.close()
-
-    def __enter__(self) -> Schedule:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
-
     # ------------------------------------------------------------------ internals
 
     def _init_schema(self) -> None:
@@ -273,22 +261,3 @@ def _is_time(value: float) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _open_db(path: Path) -> sqlite3.Connection:
-    """Open ``path`` in WAL mode with synchronous=FULL (a commit survives power loss)."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-    except (OSError, sqlite3.Error) as exc:
-        raise ScheduleError(f"schedule {path}: cannot open: {exc}") from exc
-    try:
-        mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-        if str(mode).lower() != "wal":
-            raise ScheduleError(f"schedule {path}: cannot use WAL mode (got {mode!r})")
-        db.execute("PRAGMA synchronous=FULL")
-    except sqlite3.Error as exc:
-        db.close()
-        raise ScheduleError(f"schedule {path}: cannot open: {exc}") from exc
-    except ScheduleError:
-        db.close()
-        raise
-    return db
