@@ -77,6 +77,12 @@ class QueueFull(CommandError):
     code = "queue_full"
 
 
+class AccessDenied(CommandError):
+    """The target's access-control list does not let this caller run this command."""
+
+    code = "access_denied"
+
+
 class BadRequest(CommandError):
     """The request itself is malformed (not a command envelope)."""
 
@@ -101,5 +107,6 @@ ERRORS: dict[str, type[CommandError]] = {
         QueueFull,
         BadRequest,
         HandlerError,
+        AccessDenied,
     )
 }

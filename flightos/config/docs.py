@@ -20,6 +20,28 @@ a TOML literal; a bare word is taken as a string.
 This page is generated from `flightos/config/schema.py` by `python -m flightos.config.docs`.
 """
 
+ACL = """## `[acl]`
+
+Which commands each service may call. The kernel checks every command against this table, using
+the sender's bus identity. A refusal gets the typed error `access_denied` and raises event 1701
+(HIGH); nothing runs. The local operator's CLI and clients are not restricted: the 0700 runtime
+directory is their credential. Ground telecommands are checked as calls of the `ground` service.
+
+| key | default | meaning |
+|---|---|---|
+| `default` | `'allow'` | what happens to a service that has no entry: `allow` or `deny` |
+| `commands.<service>` | — | commands that service may call: `"service.command"` patterns, `*` allowed |
+
+```toml
+[acl]
+default = "deny"
+[acl.commands]
+ground = ["*"]
+sar = ["jobs.submit", "kernel.ping"]
+```
+
+"""
+
 SERVICES = """## `[hal]`
 
 Required: `backend` = `linux`, `sim`, `rpi` or `jetson`. The other keys depend on the backend and
@@ -57,7 +79,7 @@ def render_markdown() -> str:
         out += [f"## `[{sname}]`", "", "| key | default | meaning |", "|---|---|---|"]
         out += [f"| `{k}` | `{f.default!r}` | {f.doc} |" for k, f in fields.items()]
         out.append("")
-    out += [SERVICES, "| key | default | meaning |", "|---|---|---|"]
+    out += [ACL, SERVICES, "| key | default | meaning |", "|---|---|---|"]
     out += [f"| `{k}` | `{f.default!r}` | {f.doc} |" for k, f in SERVICE_FIELDS.items()]
     out.append(TAIL)
     example = Path(__file__).resolve().parents[2] / "targets" / "sim-radhard.toml"

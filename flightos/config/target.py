@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import fnmatch
 import os
 import re
 from dataclasses import dataclass, field
@@ -14,6 +15,22 @@ from flightos.config.schema import SECTIONS, SERVICE_FIELDS, SERVICE_TABLES, Con
 
 ENV_TARGETS_DIR = "FLIGHTOS_TARGETS_DIR"
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_-]*$")
+
+
+@dataclass(frozen=True)
+class Acl:
+    """Which commands each service may call (``[acl]``); the local operator's CLI is not restricted."""
+
+    default: str = "allow"
+    commands: dict[str, list[str]] = field(default_factory=dict)
+
+    def allows(self, caller: str, destination: str, command: str) -> bool:
+        """True when service ``caller`` may run ``destination.command``."""
+        patterns = self.commands.get(caller)
+        if patterns is None:
+            return self.default == "allow"
+        target = f"{destination}.{command}"
+        return any(fnmatch.fnmatchcase(target, p) for p in patterns)
 
 
 @dataclass(frozen=True)
@@ -45,6 +62,7 @@ class Target:
     services: dict[str, ServiceConfig] = field(default_factory=dict)
     raw: dict[str, Any] = field(default_factory=dict)
     sections: dict[str, dict[str, Any]] = field(default_factory=dict)
+    acl: Acl = field(default_factory=lambda: Acl())
 
     def section(self, name: str) -> dict[str, Any]:
         """A validated section with every default filled in (``cores``, ``modes``, ``thermal``, …)."""
@@ -153,9 +171,11 @@ def from_dict(
         src = f"{where} (via --set)" if key in origin else where
         return ConfigError(f"{src}: {key}: {msg}")
 
-    unknown = sorted(set(raw) - set(SECTIONS) - {"hal", "services"})
+    unknown = sorted(set(raw) - set(SECTIONS) - {"hal", "services", "acl"})
     if unknown:
-        raise fail(unknown[0], "unknown section (known: " + ", ".join(sorted([*SECTIONS, "hal", "services"])) + ")")
+        raise fail(unknown[0], "unknown section (known: "
+                   + ", ".join(sorted([*SECTIONS, "hal", "services", "acl"])) + ")")
+    acl = _acl(raw.get("acl", {}), fail)
     sections: dict[str, dict[str, Any]] = {}
     for sname, fields in SECTIONS.items():
         table = raw.get(sname, {})
@@ -190,7 +210,26 @@ def from_dict(
     name = sections["target"]["name"] or default_name
     return Target(name=name, path=path, description=sections["target"]["description"],
                   hal=dict(hal_table), runtime=sections["runtime"], health=sections["health"],
-                  restart=sections["restart"], services=services, raw=raw, sections=sections)
+                  restart=sections["restart"], services=services, raw=raw, sections=sections, acl=acl)
+
+
+def _acl(table: Any, fail: Any) -> Acl:
+    """``[acl]``: default = "allow"|"deny"; commands.<caller> = ["service.command", "service.*", ...]."""
+    if not isinstance(table, dict):
+        raise fail("acl", "expected a table")
+    extra = sorted(set(table) - {"default", "commands"})
+    if extra:
+        raise fail(f"acl.{extra[0]}", "unknown key (known: commands, default)")
+    default = table.get("default", "allow")
+    if default not in ("allow", "deny"):
+        raise fail("acl.default", f"expected 'allow' or 'deny', got {default!r}")
+    commands = table.get("commands", {})
+    if not isinstance(commands, dict):
+        raise fail("acl.commands", "expected a table of caller = [\"service.command\", ...]")
+    for caller, patterns in commands.items():
+        if not isinstance(patterns, list) or not all(isinstance(p, str) and p for p in patterns):
+            raise fail(f"acl.commands.{caller}", "expected a list of \"service.command\" patterns (* allowed)")
+    return Acl(default, {k: list(v) for k, v in commands.items()})
 
 
 def _service(name: str, table: dict[str, Any], health: dict[str, Any], fail: Any) -> ServiceConfig:

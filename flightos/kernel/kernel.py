@@ -160,6 +160,7 @@ class Kernel:
                                     int(self.target.runtime["command_queue"]),
                                     self._kernel_command, self._attached, self.emit,
                                     float(self.target.runtime["command_timeout_s"]))
+        self.router.acl = self.target.acl
         self.router.rejects.on_report = self._rejected
         self.ctl_rejects.on_report = self._rejected
         self.supervisor = Supervisor(self.records, self.router, self.emit, self._spec,

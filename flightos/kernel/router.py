@@ -21,6 +21,7 @@ from flightos.bus.aiozmq import AsyncSocket
 from flightos.bus.commands import error_payload, ok_payload
 from flightos.bus.envelope import FrameError, Kind
 from flightos.bus.errors import (
+    AccessDenied,
     BadRequest,
     CommandError,
     DeadlineExceeded,
@@ -31,6 +32,7 @@ from flightos.bus.errors import (
     UnknownService,
 )
 from flightos.bus.pubsub import RejectCounter
+from flightos.config.target import Acl
 from flightos.kernel.events import EventId
 from flightos.kernel.records import ACCEPTS_QUEUED, PendingCommand, ServiceRecord, State
 from flightos.sdk.severity import Severity
@@ -72,7 +74,8 @@ class CommandRouter:
         self.rejects = RejectCounter("kernel:commands")
         self.stats = {"received": 0, "delivered": 0, "completed": 0, "duplicates": 0,
                       "queued": 0, "queue_full": 0, "deadline_exceeded": 0, "service_lost": 0,
-                      "late_results": 0, "undeliverable": 0, "stale": 0}
+                      "late_results": 0, "undeliverable": 0, "stale": 0, "denied": 0}
+        self.acl: Acl | None = None
         self._tasks = TaskSet("router")
 
     # ---- inbound ------------------------------------------------------------------------------
@@ -137,9 +140,18 @@ class CommandRouter:
         cmd = PendingCommand(cid=cid, destination=env.topic, name=p["name"], args=p.get("args") or {},
                              deadline=now + timeout_ms / 1000.0, requesters=[ident],
                              source=env.source, frame=frame, received_at=now)
-        if env.topic == KERNEL:
+        if env.topic == KERNEL and not self._acl_denies(ident, cmd):
             self.pending[cid] = cmd
             self._tasks.spawn(self._run_kernel_command(cmd))
+            return
+        caller, _ = _parse_identity(ident)
+        if caller and self.acl is not None and not self.acl.allows(caller, env.topic, cmd.name):
+            self.stats["denied"] += 1
+            self.emit(EventId.ACCESS_DENIED, Severity.HIGH,
+                      f"{caller} may not run {env.topic}.{cmd.name} (target [acl])", caller=caller,
+                      destination=env.topic, command=cmd.name)
+            self.complete(cmd, error_payload(AccessDenied(
+                f"service {caller!r} may not run {env.topic}.{cmd.name} (the target's [acl] does not allow it)")))
             return
         rec = self.records.get(env.topic)
         if rec is None:
@@ -149,6 +161,18 @@ class CommandRouter:
         self.pending[cid] = cmd
         cmd.timer = loop.call_at(cmd.deadline, self._expire, cid)
         self._route(rec, cmd)
+
+    def _acl_denies(self, ident: bytes, cmd: PendingCommand) -> bool:
+        """Whether the ACL refuses a kernel command from a service (refused and answered here if so)."""
+        caller, _ = _parse_identity(ident)
+        if not caller or self.acl is None or self.acl.allows(caller, KERNEL, cmd.name):
+            return False
+        self.stats["denied"] += 1
+        self.emit(EventId.ACCESS_DENIED, Severity.HIGH, f"{caller} may not run kernel.{cmd.name} (target [acl])",
+                  caller=caller, destination=KERNEL, command=cmd.name)
+        self.complete(cmd, error_payload(AccessDenied(
+            f"service {caller!r} may not run kernel.{cmd.name} (the target's [acl] does not allow it)")))
+        return True
 
     def _route(self, rec: ServiceRecord, cmd: PendingCommand) -> None:
         if rec.state == State.READY:

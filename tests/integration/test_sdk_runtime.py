@@ -63,3 +63,26 @@ async def test_runtime_directory_is_private(runtime: RuntimeProcess) -> None:
     """The runtime directory holding the ipc sockets is mode 0700."""
     mode = stat.S_IMODE(os.stat(runtime.runtime_dir).st_mode)
     assert mode == 0o700
+
+
+async def test_acl_refuses_a_command_and_raises_a_security_event() -> None:
+    """With [acl], a service may call only what it is allowed: a refusal is access_denied and nothing runs."""
+    from flightos.bus.errors import AccessDenied
+    from tests.integration.conftest import make_runtime
+
+    overrides = ['acl.default="deny"', 'acl.commands.test=["housekeeping.sample", "kernel.ping"]']
+    async with make_runtime(["test", "housekeeping"], overrides) as rt:
+        c = rt.client
+        assert c is not None
+        assert "memory" in await c.call("test", "relay", {"service": "housekeeping", "command": "sample"})
+        events = c.subscriber("ev.kernel")
+        await c.call("kernel", "ping")
+        with pytest.raises(AccessDenied, match=r"may not run housekeeping\.set_param"):
+            await c.call("test", "relay", {"service": "housekeeping", "command": "set_param",
+                                           "args": {"name": "rate_hz", "value": 5.0}})
+        denied = await c.wait_for("ev.kernel", lambda e: e.payload["name"] == "ACCESS_DENIED", timeout=5, sub=events)
+        assert denied.payload["data"] == {"caller": "test", "destination": "housekeeping", "command": "set_param"}
+        assert await c.call("housekeeping", "get_param", {"name": "rate_hz"}) == 1.0  # nothing ran
+        with pytest.raises(AccessDenied):
+            await c.call("test", "relay", {"service": "kernel", "command": "stop", "args": {"service": "housekeeping"}})
+        assert (await rt.service("housekeeping"))["state"] == "READY"

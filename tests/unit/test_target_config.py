@@ -81,3 +81,16 @@ def test_targets_doc_is_generated_from_the_schema() -> None:
 
     doc = (Path(__file__).resolve().parents[2] / "docs" / "targets.md").read_text()
     assert doc == render_markdown(), "docs/targets.md is stale: python -m flightos.config.docs > docs/targets.md"
+
+
+def test_acl_rules_and_errors(tmp_path: Path) -> None:
+    """[acl] lets listed callers run matching commands only; mistakes name the key."""
+    t = tgt.load(write(tmp_path, BASE + '[acl]\ndefault = "deny"\n[acl.commands]\ntest = ["housekeeping.sample", '
+                                   '"kernel.p*"]\n'))
+    assert t.acl.allows("test", "housekeeping", "sample") and t.acl.allows("test", "kernel", "ping")
+    assert not t.acl.allows("test", "housekeeping", "report") and not t.acl.allows("sar", "test", "ping")
+    assert tgt.load(write(tmp_path, BASE)).acl.allows("anyone", "any", "thing")
+    with pytest.raises(ConfigError, match=r"acl\.default: expected 'allow' or 'deny'"):
+        tgt.load(write(tmp_path, BASE + '[acl]\ndefault = "maybe"\n'))
+    with pytest.raises(ConfigError, match=r"acl\.commands\.test: expected a list"):
+        tgt.load(write(tmp_path, BASE + '[acl.commands]\ntest = "everything"\n'))
