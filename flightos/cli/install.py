@@ -285,6 +285,20 @@ def _execute(plan: Plan, quiet: bool) -> None:
         step.apply()
 
 
+def _run_plan(plan: Plan, args: argparse.Namespace, verb: str, extra: dict[str, Any]) -> bool:
+    """Carry out a plan; on failure print the notes and one error line (False); with --json, the record."""
+    json_out = bool(getattr(args, "json", False))
+    try:
+        _execute(plan, quiet=json_out)
+    except (StepFailed, OSError) as exc:
+        _print_notes(plan)
+        error(f"{verb}: {exc}")
+        return False
+    if json_out:
+        emit_json({"dry_run": False, **extra, "steps": [s.text for s in plan.steps], "notes": plan.notes})
+    return True
+
+
 def _print_notes(plan: Plan) -> None:
     for note in plan.notes:
         print(f"flightos: note: {note}", file=sys.stderr)
@@ -423,16 +437,9 @@ def run_install(args: argparse.Namespace, *, runner: Runner | None = None, euid:
             print("\n".join(s.text for s in plan.steps))
         _print_notes(plan)
         return ec.OK
-    try:
-        _execute(plan, quiet=bool(getattr(args, "json", False)))
-    except (StepFailed, OSError) as exc:
-        _print_notes(plan)
-        error(f"install: {exc}")
+    if not _run_plan(plan, args, "install", {"unit_path": str(unit_path), "unit": unit}):
         return ec.COMMAND_FAILED
-    if getattr(args, "json", False):
-        emit_json({"dry_run": False, "unit_path": str(unit_path), "unit": unit,
-                   "steps": [s.text for s in plan.steps], "notes": plan.notes})
-    else:
+    if not getattr(args, "json", False):
         rt = RUNTIME_DIR
         print(f"installed {SERVICE} for target {name}. Check it with:\n"
               f"  systemctl status {SERVICE}\n"
@@ -610,14 +617,8 @@ def run_uninstall(args: argparse.Namespace, *, runner: Runner | None = None, eui
             print("\n".join(s.text for s in plan.steps))
         _print_notes(plan)
         return ec.OK
-    try:
-        _execute(plan, quiet=bool(getattr(args, "json", False)))
-    except (StepFailed, OSError) as exc:
-        _print_notes(plan)
-        error(f"uninstall: {exc}")
+    if not _run_plan(plan, args, "uninstall", {}):
         return ec.COMMAND_FAILED
-    if getattr(args, "json", False):
-        emit_json({"dry_run": False, "steps": [s.text for s in plan.steps], "notes": plan.notes})
     _print_notes(plan)
     return ec.OK
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from flightos.config import toml
-from flightos.config.schema import SECTIONS, SERVICE_FIELDS, SERVICE_TABLES, ConfigError
+from flightos.config.schema import SECTIONS, SERVICE_FIELDS, SERVICE_TABLES, ConfigError, Field
 
 ENV_TARGETS_DIR = "FLIGHTOS_TARGETS_DIR"
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_-]*$")
@@ -184,16 +184,7 @@ def from_dict(
         extra = sorted(set(table) - set(fields))
         if extra:
             raise fail(f"{sname}.{extra[0]}", "unknown key (known: " + ", ".join(sorted(fields)) + ")")
-        out: dict[str, Any] = {}
-        for key, f in fields.items():
-            if key in table:
-                try:
-                    out[key] = f.check(table[key])
-                except ValueError as exc:
-                    raise fail(f"{sname}.{key}", f"expected {exc}, got {table[key]!r}") from None
-            else:
-                out[key] = f.default
-        sections[sname] = out
+        sections[sname] = _check_fields(table, fields, sname, fail)
     hal_table = raw.get("hal", {})
     if not isinstance(hal_table, dict) or "backend" not in hal_table:
         raise fail("hal.backend", "missing: every target names its HAL backend (linux, sim, rpi, jetson)")
@@ -211,6 +202,20 @@ def from_dict(
     return Target(name=name, path=path, description=sections["target"]["description"],
                   hal=dict(hal_table), runtime=sections["runtime"], health=sections["health"],
                   restart=sections["restart"], services=services, raw=raw, sections=sections, acl=acl)
+
+
+def _check_fields(table: dict[str, Any], fields: dict[str, Field], where: str, fail: Any) -> dict[str, Any]:
+    """Every field of a schema table: checked and converted where given, its default where not."""
+    out: dict[str, Any] = {}
+    for key, f in fields.items():
+        if key not in table:
+            out[key] = f.default
+            continue
+        try:
+            out[key] = f.check(table[key])
+        except ValueError as exc:
+            raise fail(f"{where}.{key}", f"expected {exc}, got {table[key]!r}") from None
+    return out
 
 
 def _acl(table: Any, fail: Any) -> Acl:
@@ -238,15 +243,7 @@ def _service(name: str, table: dict[str, Any], health: dict[str, Any], fail: Any
         raise fail(f"services.{name}.{extra[0]}",
                    "unknown key (known: " + ", ".join(sorted([*SERVICE_FIELDS, *SERVICE_TABLES]))
                    + "; service-specific settings go under [services." + name + ".options])")
-    vals: dict[str, Any] = {}
-    for key, f in SERVICE_FIELDS.items():
-        if key in table:
-            try:
-                vals[key] = f.check(table[key])
-            except ValueError as exc:
-                raise fail(f"services.{name}.{key}", f"expected {exc}, got {table[key]!r}") from None
-        else:
-            vals[key] = f.default
+    vals = _check_fields(table, SERVICE_FIELDS, f"services.{name}", fail)
     for key in SERVICE_TABLES:
         if not isinstance(table.get(key, {}), dict):
             raise fail(f"services.{name}.{key}", "expected a table")
