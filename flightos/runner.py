@@ -42,7 +42,9 @@ def run_service(spec: SpawnSpec) -> int:
 
     log = structlog.get_logger("flightos.service")
     try:
-        cls = plugins.load(spec.name)
+        cls = plugins.load(spec.plugin or spec.name)
+        if spec.plugin and spec.plugin != spec.name:  # a second instance of a plugin, under its own bus name
+            cls = type(cls.__name__, (cls,), {"name": spec.name, "__module__": cls.__module__})
         service = cls()
     except plugins.PluginError as exc:
         log.error("service.plugin_failed", service=spec.name, error=str(exc))

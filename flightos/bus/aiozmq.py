@@ -36,10 +36,12 @@ class AsyncSocket:
         self._closed = False
         self._handler: Callable[[list[Any]], None] | None = None
         self._multipart = False
+        self._copy = True
         self._scheduled = False
         self._loop.add_reader(self._fd, self._on_fd)
 
-    def on_messages(self, handler: Callable[[list[Any]], None], multipart: bool = False) -> None:
+    def on_messages(self, handler: Callable[[list[Any]], None], multipart: bool = False,
+                    copy: bool = True) -> None:
         """Call ``handler`` with every drained batch straight from the FD callback.
 
         This saves the loop iteration a waiting coroutine would cost on each hop, which is most of
@@ -47,6 +49,7 @@ class AsyncSocket:
         """
         self._handler = handler
         self._multipart = multipart
+        self._copy = copy  # False: multipart batches hold zmq.Frame objects (for metadata such as User-Id)
         self._schedule()
 
     def _events(self) -> int:
@@ -70,7 +73,7 @@ class AsyncSocket:
             return
         handled = 0
         while events & POLLIN and handled < FAIR_SHARE:
-            batch = self.drain_multipart(FAIR_SHARE) if self._multipart else self.drain(FAIR_SHARE)
+            batch = self.drain_multipart(FAIR_SHARE, self._copy) if self._multipart else self.drain(FAIR_SHARE)
             handled += len(batch)
             if batch:
                 self._handler(batch)
@@ -111,12 +114,12 @@ class AsyncSocket:
             out.append(recv(_NOBLOCK))
         return out
 
-    def drain_multipart(self, limit: int = 4096) -> list[list[bytes]]:
+    def drain_multipart(self, limit: int = 4096, copy: bool = True) -> list[list[Any]]:
         """Receive every ready multipart message (ROUTER envelopes) without blocking."""
-        out: list[list[bytes]] = []
+        out: list[list[Any]] = []
         recv, events = self.sock.recv_multipart, self.sock.getsockopt
         while len(out) < limit and events(_EVENTS) & POLLIN:  # type: ignore[operator]
-            out.append(recv(_NOBLOCK))
+            out.append(recv(_NOBLOCK, copy=copy))
         return out
 
     def _after_send(self) -> None:

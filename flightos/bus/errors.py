@@ -83,6 +83,10 @@ class AccessDenied(CommandError):
     code = "access_denied"
 
 
+class PublishDenied(PermissionError):
+    """The target's ``[acl] publish`` table does not let this service publish this topic."""
+
+
 class BadRequest(CommandError):
     """The request itself is malformed (not a command envelope)."""
 

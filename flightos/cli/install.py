@@ -453,7 +453,7 @@ def _check_services_installed(target: Any) -> None:
     from flightos import plugins
 
     installed = plugins.installed()
-    missing = [n for n, s in target.services.items() if s.enabled and n not in installed]
+    missing = [n for n, s in target.services.items() if s.enabled and s.entry_point not in installed]
     if missing:
         raise ConfigError(f"{target.path}: services.{missing[0]}: no service of that name is installed "
                           f"(installed: {', '.join(sorted(installed)) or 'none'})")

@@ -22,12 +22,14 @@ def run(args: argparse.Namespace) -> int:
         overrides.append(f"runtime.log_format={args.log_format!r}".replace("'", '"'))
     target = tgt.load(args.target, overrides)
     installed = plugins.installed()
-    missing = [n for n, s in target.services.items() if s.enabled and n not in installed]
+    missing = [n for n, s in target.services.items() if s.enabled and s.entry_point not in installed]
     if missing:
-        raise ConfigError(f"{target.path}: services.{missing[0]}: no service of that name is installed "
+        plugin = target.services[missing[0]].entry_point
+        raise ConfigError(f"{target.path}: services.{missing[0]}: no service {plugin!r} is installed "
                           f"(installed: {', '.join(sorted(installed)) or 'none'})")
     logs.configure(target.runtime["log_format"], target.runtime["log_level"], "kernel")
     from flightos.kernel.kernel import Kernel, RuntimeBusy
+    from flightos.link.link import LinkSetupError
 
     runtime_dir = Path(args.runtime_dir) if args.runtime_dir else default_runtime_dir()
     scenario = Path(args.scenario) if args.scenario else None
@@ -42,3 +44,5 @@ def run(args: argparse.Namespace) -> int:
     except RuntimeBusy as exc:
         error(str(exc))
         return ec.RUNTIME_BUSY
+    except LinkSetupError as exc:
+        raise ConfigError(f"{target.path}: {exc}") from None

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flightos.config.schema import SECTIONS, SERVICE_FIELDS
+from flightos.config.schema import LINK_FIELDS, PEER_FIELDS, SECTIONS, SERVICE_FIELDS
 
 INTRO = """# Target files
 
@@ -20,17 +20,32 @@ a TOML literal; a bare word is taken as a string.
 This page is generated from `flightos/config/schema.py` by `python -m flightos.config.docs`.
 """
 
+LINK = """## `[link]`
+
+Joins this kernel with the kernels of other boards into one system (see docs/link.md). Services
+call and subscribe across boards by service name. Every link is ZeroMQ over TCP with CURVE: each
+kernel has its own key pair (`flightos keys curve new <board>`), knows its peers' public keys,
+and admits only the keys it knows (a ZAP allow-list). Critical services fail over to a surviving
+board, with the last replicated copy of their store.
+
+"""
+
 ACL = """## `[acl]`
 
-Which commands each service may call. The kernel checks every command against this table, using
-the sender's bus identity. A refusal gets the typed error `access_denied` and raises event 1701
-(HIGH); nothing runs. The local operator's CLI and clients are not restricted: the 0700 runtime
-directory is their credential. Ground telecommands are checked as calls of the `ground` service.
+Which commands each service may call, and which topics it may publish. The kernel checks every
+command against this table, using the sender's bus identity (on another board: the peer kernel's
+CURVE key, and the service that peer hosts). A refused command gets the typed error
+`access_denied` and raises event 1701 (HIGH); nothing runs. A refused publication raises
+`PublishDenied` in the service (the SDK checks before sending) and is never carried to another
+board: the exporting and the importing kernel both check it and raise event 1702. The local
+operator's CLI and clients are not restricted: the 0700 runtime directory is their credential.
+Ground telecommands are checked as calls of the `ground` service.
 
 | key | default | meaning |
 |---|---|---|
 | `default` | `'allow'` | what happens to a service that has no entry: `allow` or `deny` |
 | `commands.<service>` | — | commands that service may call: `"service.command"` patterns, `*` allowed |
+| `publish.<service>` | — | topics that service may publish: `"tm.service.*"` patterns, `*` allowed |
 
 ```toml
 [acl]
@@ -38,6 +53,8 @@ default = "deny"
 [acl.commands]
 ground = ["*"]
 sar = ["jobs.submit", "kernel.ping"]
+[acl.publish]
+sar = ["tm.sar.*", "ev.sar", "dl.sar.*"]
 ```
 
 """
@@ -79,6 +96,11 @@ def render_markdown() -> str:
         out += [f"## `[{sname}]`", "", "| key | default | meaning |", "|---|---|---|"]
         out += [f"| `{k}` | `{f.default!r}` | {f.doc} |" for k, f in fields.items()]
         out.append("")
+    out += [LINK, "| key | default | meaning |", "|---|---|---|"]
+    out += [f"| `{k}` | `{f.default!r}` | {f.doc} |" for k, f in LINK_FIELDS.items()]
+    out += ["", "`[link.peers.<board>]`, one table per peer:", "", "| key | default | meaning |", "|---|---|---|"]
+    out += [f"| `{k}` | `{f.default!r}` | {f.doc} |" for k, f in PEER_FIELDS.items()]
+    out.append("")
     out += [ACL, SERVICES, "| key | default | meaning |", "|---|---|---|"]
     out += [f"| `{k}` | `{f.default!r}` | {f.doc} |" for k, f in SERVICE_FIELDS.items()]
     out.append(TAIL)

@@ -173,6 +173,8 @@ SECTIONS: dict[str, dict[str, Field]] = {
 
 SERVICE_FIELDS: dict[str, Field] = {
     "enabled": Field(boolean, True, "run this service"),
+    "plugin": Field(string, "", "the installed service to run under this name (default: the table's name); "
+                    "lets one plugin run twice, e.g. a housekeeping instance per board"),
     "criticality": Field(one_of("critical", "essential", "elastic"), "essential",
                          "critical services get faster heartbeats and the healthiest cores"),
     "restart": Field(one_of("permanent", "transient", "temporary"), "permanent",
@@ -180,6 +182,46 @@ SERVICE_FIELDS: dict[str, Field] = {
     "cores": Field(core_list, None, "board cores the service may run on (default: placement decides)"),
     "heartbeat_period_s": Field(positive, None, "override the health section's period"),
     "heartbeat_misses": Field(positive_int, None, "override the health section's misses"),
+    "failover": Field(boolean, None, "start on a surviving board when this board dies "
+                      "(default: true for critical services; needs [link])"),
 }
 SERVICE_TABLES = ("params", "options")
 """Free-form tables of a service: initial parameter values, and options the service itself reads."""
+
+
+def tcp_endpoint(v: Any) -> str:
+    """A ``tcp://HOST:PORT`` endpoint (boards link over TCP; ipc is for one board)."""
+    if not isinstance(v, str) or not v.startswith("tcp://") or ":" not in v[6:]:
+        raise ValueError("a tcp://HOST:PORT endpoint")
+    host, _, port = v[6:].rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError("a tcp://HOST:PORT endpoint with a port in 1..65535")
+    return v
+
+
+def board_name(v: Any) -> str:
+    """A board name: lower-case letters, digits, '-' and '_'."""
+    if not isinstance(v, str) or not v or not all(c.islower() or c.isdigit() or c in "-_" for c in v) \
+            or not v[0].islower():
+        raise ValueError("a board name of lower-case letters, digits, '-' and '_'")
+    return v
+
+
+LINK_FIELDS: dict[str, Field] = {
+    "board": Field(board_name, "", "this board's name, unique in the system (empty: no link)"),
+    "listen": Field(tcp_endpoint, None, "where peers connect to this kernel, tcp://HOST:PORT"),
+    "curve": Field(boolean, True, "encrypt and authenticate every link with CURVE (false only on a lab bench)"),
+    "keys_dir": Field(string, "", "CURVE keys: <board>.key_secret, peers' <board>.key, authorized/ "
+                      "(default <state_dir>/keys/curve)"),
+    "heartbeat_s": Field(positive, 0.5, "how often a kernel tells its peers it is alive"),
+    "dead_after_s": Field(positive, 2.0, "silence after which a peer is down (link lost or board dead)"),
+    "join_timeout_s": Field(non_negative, 3.0, "how long a starting kernel waits for its peers before it starts "
+                            "services a peer may already run"),
+    "retry_s": Field(positive, 1.0, "a command sent to a peer and not answered is sent again this often"),
+    "replicate_s": Field(positive, 1.0, "how often changed stores of critical services are sent to peers"),
+    "replicate_max_mb": Field(positive, 16.0, "a store larger than this is not replicated (an event says so)"),
+}
+PEER_FIELDS: dict[str, Field] = {
+    "endpoint": Field(tcp_endpoint, None, "the peer's [link] listen endpoint"),
+    "public_key": Field(string, "", "the peer kernel's CURVE public key, Z85 (default: read <keys_dir>/<peer>.key)"),
+}

@@ -11,7 +11,15 @@ from pathlib import Path
 from typing import Any
 
 from flightos.config import toml
-from flightos.config.schema import SECTIONS, SERVICE_FIELDS, SERVICE_TABLES, ConfigError, Field
+from flightos.config.schema import (
+    LINK_FIELDS,
+    PEER_FIELDS,
+    SECTIONS,
+    SERVICE_FIELDS,
+    SERVICE_TABLES,
+    ConfigError,
+    Field,
+)
 
 ENV_TARGETS_DIR = "FLIGHTOS_TARGETS_DIR"
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_-]*$")
@@ -19,10 +27,14 @@ _NAME_RE = re.compile(r"^[a-z][a-z0-9_-]*$")
 
 @dataclass(frozen=True)
 class Acl:
-    """Which commands each service may call (``[acl]``); the local operator's CLI is not restricted."""
+    """Which commands each service may call and which topics it may publish (``[acl]``).
+
+    The local operator's CLI is not restricted.
+    """
 
     default: str = "allow"
     commands: dict[str, list[str]] = field(default_factory=dict)
+    publish: dict[str, list[str]] = field(default_factory=dict)
 
     def allows(self, caller: str, destination: str, command: str) -> bool:
         """True when service ``caller`` may run ``destination.command``."""
@@ -31,6 +43,46 @@ class Acl:
             return self.default == "allow"
         target = f"{destination}.{command}"
         return any(fnmatch.fnmatchcase(target, p) for p in patterns)
+
+    def allows_publish(self, publisher: str, topic: str) -> bool:
+        """True when service ``publisher`` may publish ``topic`` (its own events, ``ev.<name>``, always)."""
+        if topic == f"ev.{publisher}":
+            return True
+        patterns = self.publish.get(publisher)
+        if patterns is None:
+            return self.default == "allow"
+        return any(fnmatch.fnmatchcase(topic, p) for p in patterns)
+
+
+@dataclass(frozen=True)
+class Peer:
+    """One ``[link.peers.<board>]`` table: another kernel this one links with."""
+
+    board: str
+    endpoint: str
+    public_key: str = ""
+
+
+@dataclass(frozen=True)
+class LinkConfig:
+    """``[link]``: this board's name, where it listens, its peers and the link's timing."""
+
+    board: str = ""
+    listen: str | None = None
+    curve: bool = True
+    keys_dir: str = ""
+    heartbeat_s: float = 0.5
+    dead_after_s: float = 2.0
+    join_timeout_s: float = 3.0
+    retry_s: float = 1.0
+    replicate_s: float = 1.0
+    replicate_max_mb: float = 16.0
+    peers: dict[str, Peer] = field(default_factory=dict)
+
+    @property
+    def enabled(self) -> bool:
+        """True when this kernel links with other boards."""
+        return bool(self.board)
 
 
 @dataclass(frozen=True)
@@ -46,6 +98,31 @@ class ServiceConfig:
     heartbeat_misses: int
     params: dict[str, Any]
     options: dict[str, Any]
+    failover: bool = False
+    plugin: str = ""
+    """The entry point this service runs (``name`` unless the target says ``plugin = ...``)."""
+
+    @property
+    def entry_point(self) -> str:
+        """The installed service (entry-point name) this table runs."""
+        return self.plugin or self.name
+
+    def to_wire(self) -> dict[str, Any]:
+        """What a peer needs to start this service if this board dies (sent over the link)."""
+        return {"criticality": self.criticality, "restart": self.restart, "plugin": self.plugin,
+                "heartbeat_period_s": self.heartbeat_period_s, "heartbeat_misses": self.heartbeat_misses,
+                "params": self.params, "options": self.options}
+
+    @classmethod
+    def from_wire(cls, name: str, d: dict[str, Any]) -> ServiceConfig:
+        """The inverse of :meth:`to_wire`, for a service adopted from a peer; raises ValueError."""
+        try:
+            return cls(name=name, enabled=True, criticality=str(d["criticality"]), restart=str(d["restart"]),
+                       cores=None, heartbeat_period_s=float(d["heartbeat_period_s"]),
+                       heartbeat_misses=int(d["heartbeat_misses"]), params=dict(d["params"]),
+                       options=dict(d["options"]), failover=True, plugin=str(d.get("plugin", "")))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"service {name}: malformed configuration from a peer: {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -63,6 +140,7 @@ class Target:
     raw: dict[str, Any] = field(default_factory=dict)
     sections: dict[str, dict[str, Any]] = field(default_factory=dict)
     acl: Acl = field(default_factory=lambda: Acl())
+    link: LinkConfig = field(default_factory=lambda: LinkConfig())
 
     def section(self, name: str) -> dict[str, Any]:
         """A validated section with every default filled in (``cores``, ``modes``, ``thermal``, …)."""
@@ -171,11 +249,12 @@ def from_dict(
         src = f"{where} (via --set)" if key in origin else where
         return ConfigError(f"{src}: {key}: {msg}")
 
-    unknown = sorted(set(raw) - set(SECTIONS) - {"hal", "services", "acl"})
+    unknown = sorted(set(raw) - set(SECTIONS) - {"hal", "services", "acl", "link"})
     if unknown:
         raise fail(unknown[0], "unknown section (known: "
-                   + ", ".join(sorted([*SECTIONS, "hal", "services", "acl"])) + ")")
+                   + ", ".join(sorted([*SECTIONS, "hal", "services", "acl", "link"])) + ")")
     acl = _acl(raw.get("acl", {}), fail)
+    link = _link(raw.get("link", {}), fail)
     sections: dict[str, dict[str, Any]] = {}
     for sname, fields in SECTIONS.items():
         table = raw.get(sname, {})
@@ -201,7 +280,8 @@ def from_dict(
     name = sections["target"]["name"] or default_name
     return Target(name=name, path=path, description=sections["target"]["description"],
                   hal=dict(hal_table), runtime=sections["runtime"], health=sections["health"],
-                  restart=sections["restart"], services=services, raw=raw, sections=sections, acl=acl)
+                  restart=sections["restart"], services=services, raw=raw, sections=sections, acl=acl,
+                  link=link)
 
 
 def _check_fields(table: dict[str, Any], fields: dict[str, Field], where: str, fail: Any) -> dict[str, Any]:
@@ -222,9 +302,9 @@ def _acl(table: Any, fail: Any) -> Acl:
     """``[acl]``: default = "allow"|"deny"; commands.<caller> = ["service.command", "service.*", ...]."""
     if not isinstance(table, dict):
         raise fail("acl", "expected a table")
-    extra = sorted(set(table) - {"default", "commands"})
+    extra = sorted(set(table) - {"default", "commands", "publish"})
     if extra:
-        raise fail(f"acl.{extra[0]}", "unknown key (known: commands, default)")
+        raise fail(f"acl.{extra[0]}", "unknown key (known: commands, default, publish)")
     default = table.get("default", "allow")
     if default not in ("allow", "deny"):
         raise fail("acl.default", f"expected 'allow' or 'deny', got {default!r}")
@@ -234,7 +314,52 @@ def _acl(table: Any, fail: Any) -> Acl:
     for caller, patterns in commands.items():
         if not isinstance(patterns, list) or not all(isinstance(p, str) and p for p in patterns):
             raise fail(f"acl.commands.{caller}", "expected a list of \"service.command\" patterns (* allowed)")
-    return Acl(default, {k: list(v) for k, v in commands.items()})
+    publish = table.get("publish", {})
+    if not isinstance(publish, dict):
+        raise fail("acl.publish", "expected a table of publisher = [\"tm.service.*\", ...]")
+    for publisher, patterns in publish.items():
+        if not isinstance(patterns, list) or not all(isinstance(p, str) and p for p in patterns):
+            raise fail(f"acl.publish.{publisher}", "expected a list of topic patterns (* allowed)")
+    return Acl(default, {k: list(v) for k, v in commands.items()}, {k: list(v) for k, v in publish.items()})
+
+
+def _link(table: Any, fail: Any) -> LinkConfig:
+    """``[link]`` and its ``[link.peers.<board>]`` tables."""
+    if not isinstance(table, dict):
+        raise fail("link", "expected a table")
+    scalars = {k: v for k, v in table.items() if k != "peers"}
+    extra = sorted(set(scalars) - set(LINK_FIELDS))
+    if extra:
+        raise fail(f"link.{extra[0]}", "unknown key (known: " + ", ".join(sorted([*LINK_FIELDS, "peers"])) + ")")
+    vals = _check_fields(scalars, LINK_FIELDS, "link", fail)
+    peers_raw = table.get("peers", {})
+    if not isinstance(peers_raw, dict):
+        raise fail("link.peers", "expected a table of [link.peers.<board>] tables")
+    peers: dict[str, Peer] = {}
+    for board, ptable in peers_raw.items():
+        if not _NAME_RE.match(board):
+            raise fail(f"link.peers.{board}", "board names are lower-case letters, digits, '-' and '_'")
+        if not isinstance(ptable, dict):
+            raise fail(f"link.peers.{board}", "expected a table with endpoint (and public_key)")
+        pextra = sorted(set(ptable) - set(PEER_FIELDS))
+        if pextra:
+            raise fail(f"link.peers.{board}.{pextra[0]}", "unknown key (known: " + ", ".join(sorted(PEER_FIELDS)) + ")")
+        pvals = _check_fields(ptable, PEER_FIELDS, f"link.peers.{board}", fail)
+        if pvals["endpoint"] is None:
+            raise fail(f"link.peers.{board}.endpoint", "missing: where this peer listens, tcp://HOST:PORT")
+        if pvals["public_key"] and len(pvals["public_key"]) != 40:
+            raise fail(f"link.peers.{board}.public_key", "expected a 40-character Z85 CURVE public key")
+        peers[board] = Peer(board, pvals["endpoint"], pvals["public_key"])
+    if (peers or vals["listen"]) and not vals["board"]:
+        raise fail("link.board", "missing: a linked kernel names its board")
+    if vals["board"] and vals["listen"] is None:
+        raise fail("link.listen", "missing: where peers reach this board, tcp://HOST:PORT")
+    if vals["board"] in peers:
+        raise fail(f"link.peers.{vals['board']}", "a board cannot be its own peer")
+    if vals["dead_after_s"] <= vals["heartbeat_s"]:
+        raise fail("link.dead_after_s", f"expected more than heartbeat_s ({vals['heartbeat_s']}), "
+                   f"got {vals['dead_after_s']}")
+    return LinkConfig(peers=peers, **vals)
 
 
 def _service(name: str, table: dict[str, Any], health: dict[str, Any], fail: Any) -> ServiceConfig:
@@ -255,4 +380,6 @@ def _service(name: str, table: dict[str, Any], health: dict[str, Any], fail: Any
     return ServiceConfig(name=name, enabled=vals["enabled"], criticality=vals["criticality"],
                          restart=vals["restart"], cores=vals["cores"], heartbeat_period_s=period,
                          heartbeat_misses=misses, params=dict(table.get("params", {})),
-                         options=dict(table.get("options", {})))
+                         options=dict(table.get("options", {})),
+                         failover=critical if vals["failover"] is None else vals["failover"],
+                         plugin=vals["plugin"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fnmatch
 import os
 import signal
 import time
@@ -26,6 +27,7 @@ from flightos.bus.errors import (
     CommandError,
     DeadlineExceeded,
     HandlerError,
+    PublishDenied,
     UnknownCommand,
 )
 from flightos.bus.pubsub import Publisher, RejectCounter, Subscriber
@@ -68,6 +70,7 @@ class ServiceHost:
         self._running: dict[str, asyncio.Task[None]] = {}
         self._done: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._stop = asyncio.Event()
+        self._ready_sent = False
         self._replies = TaskSet("replies")
         self.periodic_stats: dict[str, PeriodicStats] = {}
         self.ctl_rejects = RejectCounter(f"control:{spec.identity}")
@@ -80,7 +83,11 @@ class ServiceHost:
 
     # ---- bus helpers used by Service -------------------------------------------------------
     def publish(self, topic: str, payload: Any, kind: Kind = Kind.TELEMETRY) -> None:
-        """Publish one message on the bus."""
+        """Publish one message on the bus; raise PublishDenied if the target's ``[acl]`` forbids the topic."""
+        allowed = self.spec.publish
+        if allowed is not None and not any(fnmatch.fnmatchcase(topic, p) for p in allowed):
+            raise PublishDenied(f"{self.spec.name} may not publish {topic} (the target's [acl] publish "
+                                f"allows {allowed})")
         self.publisher.publish(topic, payload, kind)
 
     def raise_event(self, message: str, severity: Severity, event_id: int, data: dict[str, Any]) -> None:
@@ -100,6 +107,13 @@ class ServiceHost:
             self._tasks.append(asyncio.get_running_loop().create_task(self._subscriber.run(self._on_message)))
         self._sub_handlers.append((prefix, handler))
         self._subscriber.subscribe(prefix)
+        if self._ready_sent:  # tell the kernel, so peers on other boards send this topic here too
+            self._tasks.append(asyncio.get_running_loop().create_task(
+                self._send_control({"op": "interest", "prefixes": self.interest()})))
+
+    def interest(self) -> list[str]:
+        """Every topic prefix this service subscribes to."""
+        return sorted({p for p, _ in self._sub_handlers})
 
     async def _on_message(self, env: Envelope) -> None:
         for prefix, handler in self._sub_handlers:
@@ -126,7 +140,8 @@ class ServiceHost:
             self._tasks.append(loop.create_task(
                 run_periodic(attr, self._rate(attr, pspec.hz), getattr(self.service, attr), stats)))
         await self._send_control({"op": "ready", "pid": os.getpid(),
-                                  "commands": sorted(self.shape.commands)})
+                                  "commands": sorted(self.shape.commands), "interest": self.interest()})
+        self._ready_sent = True
         log.info("service.ready", service=self.spec.name, incarnation=self.spec.incarnation,
                  pid=os.getpid(), cpus=sorted(os.sched_getaffinity(0)))
         await self._stop.wait()

@@ -21,6 +21,10 @@ class SpawnSpec(msgspec.Struct, frozen=True):
     log_format: str = "console"
     log_level: str = "info"
     kernel_pid: int = 0
+    plugin: str = ""
+    """The entry point to load when it differs from ``name`` (another instance of the same plugin)."""
+    publish: list[str] | None = None
+    """Topic patterns the target's ``[acl]`` lets this service publish (None: any)."""
 
     @property
     def identity(self) -> str:

@@ -39,6 +39,7 @@ from flightos.kernel.restart_policy import RestartSettings, RestartTracker
 from flightos.kernel.router import CommandRouter, _parse_identity
 from flightos.kernel.supervisor import Supervisor
 from flightos.kernel.telemetry import ResourceSampler, service_row
+from flightos.link.link import Link, LinkSetupError
 from flightos.sdk.severity import Severity
 
 log = structlog.get_logger("flightos.kernel")
@@ -76,6 +77,7 @@ class Kernel:
         self._me = psutil.Process()
         self.decisions: list[dict[str, Any]] = []
         self.scenario: Any = None
+        self.link: Link | None = None
         if scenario is not None:
             self.scenario = self._load_scenario(scenario)
 
@@ -141,6 +143,14 @@ class Kernel:
     async def run(self) -> int:
         """Run until stopped; return the process exit code (0 after a clean stop)."""
         self._acquire()
+        if self.target.link.enabled:
+            self.link = Link(self)
+            try:
+                self.link.open()
+            except LinkSetupError:
+                self.ctx.term()
+                self._release()
+                raise
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self.request_stop)
@@ -161,6 +171,7 @@ class Kernel:
                                     self._kernel_command, self._attached, self.emit,
                                     float(self.target.runtime["command_timeout_s"]))
         self.router.acl = self.target.acl
+        self.router.board = self.target.link.board
         self.router.rejects.on_report = self._rejected
         self.ctl_rejects.on_report = self._rejected
         self.supervisor = Supervisor(self.records, self.router, self.emit, self._spec,
@@ -183,6 +194,9 @@ class Kernel:
         await self.supervisor.start()
         self.monitor.start()
         self._place_all()
+        if self.link is not None:
+            self.router.link = self.link
+            self.link.attach()
         acmd.on_messages(self.router.on_frames, multipart=True)
         actl.on_messages(self._on_control, multipart=True)
         self.actl = actl
@@ -201,8 +215,11 @@ class Kernel:
                   f"kernel up on target {self.target.name}", target=self.target.name,
                   board=self.board.identity.model, runtime_dir=str(self.endpoints.runtime_dir),
                   pid=os.getpid())
+        if self.link is not None:
+            await self.link.join()
+            self.link.start()
         await asyncio.gather(*(self.supervisor.spawn(r) for r in self.records.values()
-                               if r.state != State.DISABLED))
+                               if r.state not in (State.DISABLED, State.REMOTE)))
         if self.duration_s is not None:
             loop.call_later(self.duration_s, self.request_stop)
         await self._stop.wait()
@@ -236,6 +253,10 @@ class Kernel:
             notify.stopping()
         self.emit(EventId.KERNEL_STOPPING, Severity.INFO, "kernel stopping", grace_s=grace)
         await self.supervisor.stop_all(grace)
+        if self.link is not None:
+            with contextlib.suppress(Exception):  # a last replica of each failover store, then goodbye
+                await asyncio.wait_for(self.link.replicate(), 2.0)
+            await self.link.close()
         self.monitor.stop()
         self.emit(EventId.KERNEL_STOPPED, Severity.INFO, "kernel stopped")
         for t in self._tasks:
@@ -274,13 +295,13 @@ class Kernel:
         if chosen is None or set(chosen) & bad:
             return  # nowhere better: start where it was (critical work runs until the last core)
         old = rec.cores
-        self._set_cores(rec, chosen)
+        self.set_cores(rec, chosen)
         self.emit(EventId.SERVICE_PLACED, Severity.MEDIUM,
                   f"{rec.name} placed on core(s) {chosen} instead of {old}: core(s) {sorted(set(old) & bad)} "
                   "not healthy", service=rec.name, cores=chosen, host_cpus=rec.host_cpus, previous=old,
                   criticality=rec.cfg.criticality)
 
-    def _set_cores(self, rec: ServiceRecord, cores: list[int]) -> None:
+    def set_cores(self, rec: ServiceRecord, cores: list[int]) -> None:
         rec.cores = cores
         rec.host_cpus = sorted({c for core in cores for c in self.board.host_cpus(core)})
 
@@ -288,7 +309,7 @@ class Kernel:
         """Move a service to other cores: its threads' affinity where it can run, else a restart there."""
         old = list(rec.cores)
         t0 = time.monotonic()
-        self._set_cores(rec, cores)
+        self.set_cores(rec, cores)
         restarted = False
         if rec.pid is not None and restart:
             self.supervisor.relocate(rec)
@@ -335,7 +356,16 @@ class Kernel:
                          runtime_dir=str(self.endpoints.runtime_dir), state_dir=str(self.state_dir),
                          heartbeat_period_s=rec.cfg.heartbeat_period_s, cpus=rec.host_cpus,
                          options=rec.cfg.options, params=rec.cfg.params, log_format=rt["log_format"],
-                         log_level=rt["log_level"], kernel_pid=os.getpid())
+                         log_level=rt["log_level"], kernel_pid=os.getpid(), publish=self._publish_acl(rec),
+                         plugin=rec.cfg.plugin)
+
+    def _publish_acl(self, rec: ServiceRecord) -> list[str] | None:
+        """The topic patterns a service may publish, or None when the ``[acl]`` does not restrict it."""
+        acl = self.target.acl
+        patterns = acl.publish.get(rec.name)
+        if patterns is None:
+            return None if acl.default == "allow" else []
+        return list(patterns)
 
     # ---- channels -----------------------------------------------------------------------------
     def _record_event(self, env: wire.Envelope) -> None:
@@ -375,6 +405,10 @@ class Kernel:
                 self.supervisor.heartbeat(rec, env.payload)
             elif env.kind == Kind.CONTROL and isinstance(env.payload, dict):
                 op = env.payload.get("op")
+                if op in ("ready", "interest"):
+                    prefixes = env.payload.get("interest", env.payload.get("prefixes"))
+                    if isinstance(prefixes, list):
+                        rec.interest = [p for p in prefixes if isinstance(p, str)][:256]
                 if op == "ready":
                     rec.ctl_ready = True
                     self.supervisor.heartbeat(rec, None)
@@ -414,6 +448,7 @@ class Kernel:
             "health": {k: v for k, v in self.monitor.snapshot().items() if k != "cores"},
             "run": {"id": self.recorder.run_id, "dir": str(self.recorder.dir)},
             "bus": self.bus_stats(),
+            **({"link": self.link.status()} if self.link is not None else {}),
         }
 
     def _cores(self) -> list[dict[str, Any]]:
@@ -468,8 +503,15 @@ class Kernel:
             return self.status()
         if name == "describe":
             return {"service": "kernel", "commands": {k: {"doc": v} for k, v in KERNEL_COMMANDS.items()}}
+        if name == "link":
+            if self.link is None:
+                raise ServiceUnavailable(f"target {self.target.name!r} has no [link]: this kernel is not linked")
+            return self.link.status()
         if name in ("restart", "stop", "start"):
             rec = self._service_arg(args)
+            if rec.state == State.REMOTE:
+                raise ServiceUnavailable(f"service {rec.name!r} {rec.reason}; command that board's kernel "
+                                         f"(kernel@<board>)")
             grace = float(self.target.runtime["shutdown_grace_s"])
             if name in ("restart", "stop") and rec.pid is not None:
                 await self.supervisor.stop_service(rec, grace)
@@ -568,4 +610,5 @@ KERNEL_COMMANDS = {
     "block": "drill: stall the kernel's loop for seconds=S (simulated boards only; tests the watchdog)",
     "mode": "hold a mode or return to automatic (mode=safe|degraded|nominal|auto)",
     "shutdown": "stop every service and the kernel",
+    "link": "the links to other boards: peers, their services, counters and refusals",
 }

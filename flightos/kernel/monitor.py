@@ -288,7 +288,8 @@ class HealthMonitor:
                          old=old.value, new=mode.value, reason=reason)
         operator_stopped = {r.name for r in self.k.records.values() if r.stop_requested and r.name not in self.shed}
         candidates = [Candidate(r.name, r.cfg.criticality) for r in self.k.records.values()
-                      if r.cfg.enabled and r.state != State.FAILED and r.name not in operator_stopped]
+                      if r.cfg.enabled and r.state not in (State.FAILED, State.REMOTE)
+                      and r.name not in operator_stopped]
         run, shed = plan(self.mode, usable, candidates, self.modes_cfg["services_per_core"], self.power_shed)
         for name, why in shed.items():
             rec = self.k.records[name]
@@ -360,7 +361,7 @@ class HealthMonitor:
         if self.watchdog is None or now - self._last_pet < self.wd_cfg["pet_period_s"]:
             return
         critical = [r for r in self.k.records.values() if r.cfg.criticality == "critical" and r.cfg.enabled]
-        if all(r.state == State.READY for r in critical):
+        if all(r.state in (State.READY, State.REMOTE) for r in critical):
             with contextlib.suppress(Exception):
                 self.watchdog.pet()
                 self._last_pet = now

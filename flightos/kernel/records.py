@@ -22,6 +22,8 @@ class State(str, enum.Enum):
     STOPPED = "STOPPED"
     FAILED = "FAILED"
     DISABLED = "DISABLED"
+    REMOTE = "REMOTE"
+    """Another board runs it (after a failover); commands to it are routed there."""
 
 
 ACCEPTS_QUEUED = {State.STARTING, State.BACKOFF, State.RESTARTING}
@@ -43,6 +45,8 @@ class PendingCommand:
     timer: Any = None
     frame: bytes | None = None
     received_at: float = 0.0
+    caller: str = ""
+    """The calling service by its authenticated identity ("" for the local operator)."""
 
 
 @dataclass
@@ -75,6 +79,10 @@ class ServiceRecord:
     cpu_percent: float = 0.0
     rss_bytes: int = 0
     reason: str = ""
+    interest: list[str] = field(default_factory=list)
+    """Topic prefixes the service subscribes to (so peers know what to send this board)."""
+    guest_of: str = ""
+    """The home board of a service this board runs for a board that died."""
 
     @property
     def name(self) -> str:

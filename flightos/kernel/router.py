@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 import zmq
@@ -47,6 +47,26 @@ KERNEL = "kernel"
 KernelHandler = Callable[[str, Any], Awaitable[Any]]
 
 
+class LinkRequester(bytes):
+    """A requester that is a connection on the link to another board (its routing id), not a local socket."""
+
+
+class RemoteRoutes(Protocol):
+    """What the router needs of the link to other boards (``flightos.link``)."""
+
+    def locate(self, service: str) -> str | None:
+        """The board that runs a service now, or None."""
+
+    def known_services(self) -> list[str]:
+        """Every service another board runs."""
+
+    def forward(self, cmd: PendingCommand) -> None:
+        """Send a command to the board that runs its destination."""
+
+    def send_result(self, requester: LinkRequester, frame: bytes) -> bool:
+        """Answer a command that came in over the link."""
+
+
 class CommandRouter:
     """Owns the command ROUTER's traffic: requests in, deliveries out, results back."""
 
@@ -76,6 +96,9 @@ class CommandRouter:
                       "queued": 0, "queue_full": 0, "deadline_exceeded": 0, "service_lost": 0,
                       "late_results": 0, "undeliverable": 0, "stale": 0, "denied": 0}
         self.acl: Acl | None = None
+        self.link: RemoteRoutes | None = None
+        self.board = ""
+        """This board's name in ``[link]`` (empty when not linked)."""
         self._tasks = TaskSet("router")
 
     # ---- inbound ------------------------------------------------------------------------------
@@ -110,6 +133,14 @@ class CommandRouter:
         self.on_attach(rec)
 
     def _on_command(self, ident: bytes, env: wire.Envelope, frame: bytes) -> None:
+        self._accept(ident, env, frame, _parse_identity(ident)[0], remote=False)
+
+    def accept_remote(self, requester: LinkRequester, env: wire.Envelope, frame: bytes, caller: str,
+                      origin: str) -> None:
+        """A command from another board (or an authorised client on the link), for a service of this board."""
+        self._accept(requester, env, frame, caller, remote=True)
+
+    def _accept(self, ident: bytes, env: wire.Envelope, frame: bytes, caller: str, *, remote: bool) -> None:
         self.stats["received"] += 1
         cid = env.corr
         p = env.payload
@@ -139,12 +170,26 @@ class CommandRouter:
         now = loop.time()
         cmd = PendingCommand(cid=cid, destination=env.topic, name=p["name"], args=p.get("args") or {},
                              deadline=now + timeout_ms / 1000.0, requesters=[ident],
-                             source=env.source, frame=frame, received_at=now)
-        if env.topic == KERNEL and not self._acl_denies(ident, cmd):
-            self.pending[cid] = cmd
-            self._tasks.spawn(self._run_kernel_command(cmd))
+                             source=env.source, frame=frame, received_at=now, caller=caller)
+        if env.topic.startswith(KERNEL + "@"):  # kernel@<board>: another board's kernel, or this one's
+            if env.topic == f"{KERNEL}@{self.board}":
+                cmd.destination = KERNEL
+            elif remote or self.link is None:
+                self.complete(cmd, error_payload(UnknownService(
+                    f"no board {env.topic[len(KERNEL) + 1:]!r} is linked with this one")))
+                return
+            elif not self._acl_denies(caller, cmd):
+                self.pending[cid] = cmd
+                cmd.timer = loop.call_at(cmd.deadline, self._expire, cid)
+                self.link.forward(cmd)
+                return
+            else:
+                return
+        if cmd.destination == KERNEL:
+            if not self._acl_denies(caller, cmd):
+                self.pending[cid] = cmd
+                self._tasks.spawn(self._run_kernel_command(cmd))
             return
-        caller, _ = _parse_identity(ident)
         if caller and self.acl is not None and not self.acl.allows(caller, env.topic, cmd.name):
             self.stats["denied"] += 1
             self.emit(EventId.ACCESS_DENIED, Severity.HIGH,
@@ -154,17 +199,37 @@ class CommandRouter:
                 f"service {caller!r} may not run {env.topic}.{cmd.name} (the target's [acl] does not allow it)")))
             return
         rec = self.records.get(env.topic)
+        elsewhere = rec is None or rec.state == State.REMOTE
+        if elsewhere and not remote and self.link is not None and (
+                rec is not None or self.link.locate(env.topic) is not None):
+            self.pending[cid] = cmd
+            cmd.timer = loop.call_at(cmd.deadline, self._expire, cid)
+            self.link.forward(cmd)
+            return
         if rec is None:
+            known = sorted({*self.records, *(self.link.known_services() if self.link else [])})
             self.complete(cmd, error_payload(UnknownService(
-                f"no service {env.topic!r} in this runtime", available=sorted(self.records))))
+                f"no service {env.topic!r} in this runtime", available=known)))
+            return
+        if rec.state == State.REMOTE:
+            self.complete(cmd, error_payload(ServiceUnavailable(
+                f"service {rec.name!r} does not run on this board ({rec.reason})")))
             return
         self.pending[cid] = cmd
         cmd.timer = loop.call_at(cmd.deadline, self._expire, cid)
         self._route(rec, cmd)
 
-    def _acl_denies(self, ident: bytes, cmd: PendingCommand) -> bool:
+    def route_local(self, rec: ServiceRecord, cmd: PendingCommand) -> None:
+        """Route an accepted command to a service that now runs here (it moved to this board)."""
+        self._route(rec, cmd)
+
+    def finish_remote(self, cmd: PendingCommand, frame: bytes) -> None:
+        """The result of a command another board ran: answer its requesters with those very bytes."""
+        if cmd.cid in self.pending:
+            self._finish(cmd, frame)
+
+    def _acl_denies(self, caller: str, cmd: PendingCommand) -> bool:
         """Whether the ACL refuses a kernel command from a service (refused and answered here if so)."""
-        caller, _ = _parse_identity(ident)
         if not caller or self.acl is None or self.acl.allows(caller, KERNEL, cmd.name):
             return False
         self.stats["denied"] += 1
@@ -270,6 +335,10 @@ class CommandRouter:
         self._send_result(ident, cid, wire.encode(wire.make(Kind.RESULT, "", KERNEL, payload, corr=cid)))
 
     def _send_result(self, ident: bytes, cid: str, frame: bytes) -> None:
+        if isinstance(ident, LinkRequester):
+            if self.link is None or not self.link.send_result(ident, frame):
+                self.stats["undeliverable"] += 1
+            return
         try:
             self.sock.send_multipart_nowait([ident, frame])
         except zmq.ZMQError as exc:

@@ -114,7 +114,10 @@ class Service:
         return self._host.throttle
 
     async def publish(self, name: str, payload: Any) -> None:
-        """Publish telemetry on ``tm.<service>.<name>`` (numbered, so drops are counted)."""
+        """Publish telemetry on ``tm.<service>.<name>`` (numbered, so drops are counted).
+
+        Raises PublishDenied when the target's ``[acl] publish`` does not allow the topic.
+        """
         self._host.publish(f"tm.{self.name}.{name}", payload)
 
     async def downlink(self, name: str, payload: Any, priority: int = 5) -> None:

@@ -169,9 +169,10 @@ class RuntimeProcess:
             await asyncio.sleep(0.02)
 
     async def wait_ready(self, *names: str, timeout: float = 20.0) -> dict[str, Any]:
-        """Wait until the named (default: every enabled) services are READY."""
+        """Wait until the named (default: every enabled one this board runs) services are READY."""
         def ok(st: dict[str, Any]) -> bool:
-            rows = [s for s in st["services"] if (s["name"] in names if names else s["state"] != "DISABLED")]
+            rows = [s for s in st["services"]
+                    if (s["name"] in names if names else s["state"] not in ("DISABLED", "REMOTE"))]
             return all(s["state"] == "READY" for s in rows)
 
         return await self.wait_until(ok, timeout, f"services ready: {', '.join(names) or 'all'}")

@@ -8,7 +8,7 @@ import signal
 import time
 from typing import Any
 
-from flightos import Parameter, Service, Severity, command, periodic
+from flightos import BadArguments, Message, Parameter, Service, Severity, command, periodic
 
 
 class TestService(Service):
@@ -21,6 +21,7 @@ class TestService(Service):
     def __init__(self) -> None:
         super().__init__()
         self._leak: list[bytearray] = []
+        self._seen: dict[str, dict[str, Any]] = {}
 
     @periodic(hz=10)
     async def payload(self) -> None:
@@ -57,6 +58,35 @@ class TestService(Service):
                     timeout: float = 5.0) -> Any:
         """Call another service's command through the kernel and return its value (ST[17] link test)."""
         return await self.call(service, command, args or {}, timeout=timeout)
+
+    @command()
+    async def watch(self, prefix: str) -> list[str]:
+        """Subscribe to a topic prefix (from this board or, through the link, from others); return all watched."""
+        if prefix not in self._seen:
+            self._seen[prefix] = {"count": 0, "last": None, "sources": []}
+            self.subscribe(prefix, lambda msg, p=prefix: self._saw(p, msg))
+        return sorted(self._seen)
+
+    async def _saw(self, prefix: str, msg: Message) -> None:
+        seen = self._seen[prefix]
+        seen["count"] += 1
+        seen["last"] = {"topic": msg.topic, "source": msg.source, "seq": msg.seq, "payload": msg.payload}
+        if msg.source not in seen["sources"]:
+            seen["sources"].append(msg.source)
+
+    @command()
+    async def seen(self, prefix: str) -> dict[str, Any]:
+        """What arrived under a watched prefix: count, sources and the last message."""
+        if prefix not in self._seen:
+            raise BadArguments(f"not watching {prefix!r} (watching {sorted(self._seen)})")
+        return self._seen[prefix]
+
+    @command()
+    async def emit(self, name: str, payload: Any = None, count: int = 1) -> int:
+        """Publish ``tm.test.<name>`` ``count`` times (a telemetry source for bus and link drills)."""
+        for i in range(count):
+            await self.publish(name, {"i": i, "value": payload})
+        return count
 
     @command()
     async def announce(self, message: str, severity: int = 1) -> None:
