@@ -8,6 +8,7 @@ The public SDK for mission-service authors is everything importable from this mo
 from __future__ import annotations
 
 from flightos.bus.errors import (
+    AccessDenied,
     BadArguments,
     CommandError,
     DeadlineExceeded,
@@ -28,6 +29,7 @@ from flightos.sdk.store import Store, StoreError
 __version__ = "0.1.0"
 
 __all__ = [
+    "AccessDenied",
     "BadArguments",
     "CommandError",
     "DeadlineExceeded",

@@ -22,9 +22,15 @@ from flightos.ground.security import KeyStore
 
 def add_parsers(sub: Any) -> None:
     """Register keys, ground and mdb."""
-    k = sub.add_parser("keys", help="provision telecommand keys (shared with the ground)")
-    k.add_argument("action", choices=["add", "list", "remove", "show"])
-    k.add_argument("key_id", nargs="?", type=int)
+    k = sub.add_parser("keys", help="telecommand keys (shared with the ground), and CURVE keys for links "
+                       "between boards (`keys curve new|show|list|rotate|import|authorize|revoke`)")
+    k.add_argument("action", choices=["add", "list", "remove", "show", "curve"])
+    k.add_argument("key_id", nargs="?",
+                   help="telecommand key id; for `curve`: new|show|list|rotate|import|authorize|revoke")
+    k.add_argument("name", nargs="?", help="curve: the board or service the key pair belongs to")
+    k.add_argument("public_key_file", nargs="?", help="curve import/authorize: the peer's or service's .key file")
+    k.add_argument("--dir", help="curve: the keys directory (default: the target's [link] keys_dir, "
+                   "else <state_dir>/keys/curve)")
     k.add_argument("--target", default="sim-radhard", help="whose key file (default sim-radhard)")
     k.add_argument("--file", help="the key file (default <state_dir>/ground/keys.json)")
 
@@ -57,7 +63,15 @@ def key_file(args: argparse.Namespace) -> Path:
 
 
 def run_keys(args: argparse.Namespace) -> int:
-    """add / list / remove / show."""
+    """add / list / remove / show for telecommand keys; ``curve ...`` for link keys."""
+    if args.action == "curve":
+        from flightos.cli.curve_keys import run_curve
+
+        return run_curve(args)
+    if args.key_id is not None:
+        if not str(args.key_id).isdigit():
+            raise ConfigError(f"keys {args.action}: key id {args.key_id!r} is not a number")
+        args.key_id = int(args.key_id)
     try:
         ks = KeyStore(key_file(args))
         if args.action == "add":

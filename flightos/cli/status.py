@@ -45,7 +45,25 @@ def render(status: dict[str, Any]) -> str:
     decisions = [f"  {time.strftime('%H:%M:%S', time.gmtime(d['t']))} {d['message']}"
                  for d in h.get("decisions", [])[-6:]]
     tail = ["", "last decisions:", *decisions] if decisions else []
-    return "\n".join([head, "", services, "", cores, "", bus + f"; rejected frames {nrej}", *tail])
+    link = _link(status["link"]) if "link" in status else []
+    return "\n".join([head, "", services, "", cores, "", bus + f"; rejected frames {nrej}", *link, *tail])
+
+
+def _link(link: dict[str, Any]) -> list[str]:
+    """The links to other boards: one row per peer, then refusals."""
+    rows = [(b, "up" if p["up"] else ("down" if p["ever_up"] else "never heard"), p["endpoint"],
+             _ms(p["last_hello_ms"]), ", ".join(p["services"]), ", ".join(p["interest"]))
+            for b, p in sorted(link["peers"].items())]
+    refused = link["security"]["refused"]
+    s = link["stats"]
+    lines = ["", f"link: board {link['board']} on {link['listen']} "
+             + ("(CURVE)" if link["curve"] else "(PLAINTEXT: lab bench only)")
+             + f"; {s['commands_out']} commands out, {s['commands_in']} in, {s['resends']} resent, "
+             f"{link['outgoing']} awaiting a result; {s['failovers']} failovers taken",
+             table(["PEER", "LINK", "ENDPOINT", "LAST HELLO", "RUNS", "WANTS"], rows)]
+    if refused:
+        lines.append("refused connections: " + ", ".join(f"{k} {v}" for k, v in sorted(refused.items())))
+    return lines
 
 
 def _ms(v: Any) -> str:

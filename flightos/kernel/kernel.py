@@ -252,6 +252,8 @@ class Kernel:
         if notify is not None:
             notify.stopping()
         self.emit(EventId.KERNEL_STOPPING, Severity.INFO, "kernel stopping", grace_s=grace)
+        if self.link is not None:
+            self.link.stopping()
         await self.supervisor.stop_all(grace)
         if self.link is not None:
             with contextlib.suppress(Exception):  # a last replica of each failover store, then goodbye

@@ -131,6 +131,18 @@ def authorize(keys_dir: Path, name: str, public_key_file: Path) -> Path:
     return dest
 
 
+def import_peer(keys_dir: Path, name: str, public_key_file: Path) -> Path:
+    """Trust a peer kernel: copy its public key to ``<name>.key`` (never over this kernel's own pair)."""
+    _check_name(name)
+    if (keys_dir / f"{name}.key_secret").exists():
+        raise KeyFileError(f"{keys_dir} holds {name}'s own key pair; a peer's key goes in the peer's directory")
+    public, _ = _read(public_key_file)
+    keys_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    dest = keys_dir / f"{name}.key"
+    _write_cert(dest, name, public, None)
+    return dest
+
+
 def revoke(keys_dir: Path, name: str) -> bool:
     """Remove a service's key from the allow-list; False if it was not there."""
     dest = keys_dir / AUTHORIZED / f"{name}.key"

@@ -92,6 +92,7 @@ class Link:
         self._loop = asyncio.get_running_loop()
         self._opened: list[zmq.Socket[bytes]] = []
         self._joined = False
+        self._stopping = False
 
     # ---- set-up -------------------------------------------------------------------------------
     def open(self) -> None:
@@ -207,6 +208,10 @@ class Link:
         """Start the heartbeat, retry and replication loops."""
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._heartbeat_loop()), loop.create_task(self._replication_loop())]
+
+    def stopping(self) -> None:
+        """This kernel is shutting down: take over nothing from now on."""
+        self._stopping = True
 
     async def close(self) -> None:
         """Say goodbye to peers (so they fail over at once), then close every socket."""
@@ -590,7 +595,7 @@ class Link:
     def _failover_from(self, peer: PeerView) -> None:
         """A peer went down: start here the failover services this board should take from it."""
         hello = peer.hello
-        if hello is None:
+        if hello is None or self._stopping:
             return
         survivors = {self.board} | {b for b, p in self.peers.items() if p.up}
         silent_ms = round((asyncio.get_running_loop().time() - peer.last_hello) * 1000)

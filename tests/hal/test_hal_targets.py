@@ -31,9 +31,10 @@ else:  # pragma: no cover - exercised on 3.10
 TARGETS = Path(__file__).resolve().parents[2] / "targets"
 FILES = sorted(p.name for p in TARGETS.glob("*.toml"))
 #: Sections the kernel's target schema knows (flightos/config/schema.py plus hal and services).
-SECTIONS = {"target", "runtime", "health", "restart", "hal", "services"}
+SECTIONS = {"target", "runtime", "health", "restart", "hal", "services", "link", "acl"}
 SERVICE_KEYS = {
     "enabled", "criticality", "restart", "cores", "heartbeat_period_s", "heartbeat_misses", "params", "options",
+    "failover", "plugin",
 }  # fmt: skip
 
 Builder = Callable[[Path], Path]
@@ -63,13 +64,16 @@ def test_expected_targets_exist() -> None:
 
 @pytest.mark.parametrize("name", FILES)
 def test_target_shape(name: str) -> None:
-    """Known sections only, a comment header, housekeeping (essential) and test (elastic)."""
+    """Known sections only, a comment header, housekeeping (essential) and test (elastic) on a standalone board."""
     raw = read(name)
     assert set(raw) <= SECTIONS
     assert (TARGETS / name).read_text().startswith("# ")
     services = raw["services"]
-    assert services["housekeeping"]["criticality"] == "essential"
-    assert services["test"]["criticality"] == "elastic"
+    if "link" in raw:  # one board of several: service names are unique across boards, each plugin runs once
+        assert {t.get("plugin", n) for n, t in services.items()} & {"housekeeping", "test"}
+    else:
+        assert services["housekeeping"]["criticality"] == "essential"
+        assert services["test"]["criticality"] == "elastic"
     for table in services.values():
         assert set(table) <= SERVICE_KEYS
 
