@@ -12,7 +12,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
-from bench import ground, idle, migration, pubsub, rtt, runtime, supervision
+from bench import ground, idle, link, migration, pubsub, rtt, runtime, supervision
 from bench.report import RESULTS_DIR, Budget, Row, error_row, machine, machine_line, table, write_json
 
 Figure = Callable[[bool], list[Row]]
@@ -76,6 +76,7 @@ FIGURES: dict[str, Figure] = {
     "idle": idle.run,
     "migration": migration.run,
     "ground": ground.run,
+    "link": link.run,
     "hal": run_hal,
     "sar": lambda quick=False: _rows_of("bench.sar_bench", quick),
 }

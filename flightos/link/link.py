@@ -353,11 +353,14 @@ class Link:
                 self.rejects.reject(FrameError("spoofed", f"kernel {board} sent a hello as {hello.board}"))
                 return
             self._on_hello(peer, hello)
-        elif not peer.up:
-            # A peer we consider down (or never heard): wait for its hello before trusting its directory.
-            self.rejects.reject(FrameError("peer_down", f"{tag!r} from board {board} before its hello"))
+        elif peer.hello is None:
+            # Never heard: wait for its hello before trusting what it says it runs.
+            self.rejects.reject(FrameError("peer_unknown", f"{tag!r} from board {board} before its first hello"))
         elif tag == protocol.COMMAND and len(frames) == 2:
+            # Accepted even if its hellos have not got through yet after a cut: the key proves who sent it.
             self._accept_command(rid, frames[0].decode(errors="replace"), frames[1], client=False, board=board)
+        elif not peer.up:
+            self.rejects.reject(FrameError("peer_down", f"{tag!r} from board {board} while its hellos are missing"))
         elif tag == protocol.TELEMETRY:
             self._import(peer, body)
         elif tag == protocol.REPLICA:

@@ -133,6 +133,9 @@ class Gatekeeper:
         elif event == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL and value in _CRYPTO:
             self._count("bad_handshake", f"a CURVE handshake on {where} failed its cryptography "
                         "(the client has a wrong server key?)")
+        elif event == zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL:
+            # The client hung up mid-handshake (e.g. a plaintext client that saw our CURVE greeting first).
+            self._count("handshake_failed", f"a client hung up during the handshake on {where} (errno {value})")
         else:
             self._count("bad_handshake", f"handshake failed on {where} (event {event}, code {value})")
 

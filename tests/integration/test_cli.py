@@ -32,7 +32,7 @@ def test_no_runtime_unknown_target_and_bad_set() -> None:
     one_line_error(cli("run", "--set", "health.heartbeat_misses=-1", runtime_dir=base() / "x"), 5,
                    "health.heartbeat_misses: expected an integer >= 1")
     one_line_error(cli("run", "--set", "services.ghost.enabled=true", runtime_dir=base() / "x"), 5,
-                   "services.ghost: no service of that name is installed")
+                   "services.ghost: no service 'ghost' is installed")
 
 
 def test_bad_target_file_names_file_and_key(tmp_path: Path) -> None:
