@@ -40,6 +40,11 @@ from flightos.sdk.severity import Severity
 log = structlog.get_logger("flightos.kernel")
 
 RESULT_CACHE = 16_384
+"""Results kept for retries; beyond this the oldest go, but never one whose command could still be retried."""
+RESULT_CACHE_MAX = 65_536
+"""Hard cap: past it the oldest result goes even if a retry could still come (counted as ``results_evicted_early``)."""
+RETRY_GRACE_S = 5.0
+"""A result is kept this long past its command's deadline: a retry may still be on its way."""
 MAX_PENDING = 10_000
 """Commands in flight at once, across all services: beyond this a flood is refused, not buffered."""
 KERNEL = "kernel"
@@ -56,6 +61,9 @@ class RemoteRoutes(Protocol):
 
     def locate(self, service: str) -> str | None:
         """The board that runs a service now, or None."""
+
+    def knows(self, service: str) -> bool:
+        """Whether some peer's last hello named the service (it may be unreachable right now)."""
 
     def known_services(self) -> list[str]:
         """Every service another board runs."""
@@ -89,12 +97,13 @@ class CommandRouter:
         self.default_timeout_ms = int(default_timeout_s * 1000)
         self._last_full: dict[str, float] = {}
         self.pending: dict[str, PendingCommand] = {}
-        self.results: OrderedDict[str, bytes] = OrderedDict()
+        self.results: OrderedDict[str, tuple[bytes, float]] = OrderedDict()
         """Encoded RESULT frames by command id: a retry gets the very bytes the first caller got."""
         self.rejects = RejectCounter("kernel:commands")
         self.stats = {"received": 0, "delivered": 0, "completed": 0, "duplicates": 0,
                       "queued": 0, "queue_full": 0, "deadline_exceeded": 0, "service_lost": 0,
-                      "late_results": 0, "undeliverable": 0, "stale": 0, "denied": 0}
+                      "late_results": 0, "undeliverable": 0, "stale": 0, "denied": 0,
+                      "results_evicted_early": 0}
         self.acl: Acl | None = None
         self.link: RemoteRoutes | None = None
         self.board = ""
@@ -150,7 +159,7 @@ class CommandRouter:
         cached = self.results.get(cid)
         if cached is not None:
             self.stats["duplicates"] += 1
-            self._send_result(ident, cid, cached)
+            self._send_result(ident, cid, cached[0])
             return
         existing = self.pending.get(cid)
         if existing is not None:
@@ -200,8 +209,8 @@ class CommandRouter:
             return
         rec = self.records.get(env.topic)
         elsewhere = rec is None or rec.state == State.REMOTE
-        if elsewhere and not remote and self.link is not None and (
-                rec is not None or self.link.locate(env.topic) is not None):
+        if elsewhere and not remote and self.link is not None and (rec is not None or self.link.knows(env.topic)):
+            # Held and resent by the link while that board is unreachable, until the command's deadline.
             self.pending[cid] = cmd
             cmd.timer = loop.call_at(cmd.deadline, self._expire, cid)
             self.link.forward(cmd)
@@ -323,8 +332,14 @@ class CommandRouter:
         self.pending.pop(cmd.cid, None)
         if cmd.timer is not None:
             cmd.timer.cancel()
-        self.results[cmd.cid] = frame
-        if len(self.results) > RESULT_CACHE:
+        now = asyncio.get_running_loop().time()
+        self.results[cmd.cid] = (frame, max(cmd.deadline, now) + RETRY_GRACE_S)
+        while len(self.results) > RESULT_CACHE:
+            _, (_, keep_until) = next(iter(self.results.items()))
+            if keep_until > now and len(self.results) <= RESULT_CACHE_MAX:
+                break  # the oldest may still be retried: keep it (and everything newer)
+            if keep_until > now:
+                self.stats["results_evicted_early"] += 1
             self.results.popitem(last=False)
         self.stats["completed"] += 1
         for ident in cmd.requesters:

@@ -393,9 +393,15 @@ class Link:
         owners = sorted(b for b, p in self.peers.items() if p.hosts(service))
         return owners[0] if owners else None
 
+    def knows(self, service: str) -> bool:
+        """Whether some peer's last hello named ``service`` (even a peer that is unreachable right now)."""
+        if service.startswith("kernel@"):
+            return service[7:] in self.peers
+        return any(p.hello is not None and service in p.hello.services for p in self.peers.values())
+
     def known_services(self) -> list[str]:
-        """Every service some up peer runs."""
-        return sorted({s for p in self.peers.values() if p.up and p.hello for s in p.hello.services})
+        """Every service some peer's last hello named."""
+        return sorted({s for p in self.peers.values() if p.hello for s in p.hello.services})
 
     def forward(self, cmd: PendingCommand) -> None:
         """Send a command to the board that runs its destination (or hold it until one does)."""

@@ -5,6 +5,7 @@
 read wait in the relay, the rest wait in the kernels' socket buffers, and no side sees a close or a
 reset (only heartbeats can tell the link is gone). A connection accepted while cut is held: the
 relay connects it upstream only when the link heals. ``heal()`` lets everything flow again, in order.
+``cut(up=False)`` or ``cut(down=False)`` cuts one direction only (a link that fades one way first).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ CHUNK = 64 * 1024
 
 
 class Relay:
-    """One direction of a link (a client's connections to one listener), with a switch to cut it."""
+    """One client-to-listener hop of a link, with a switch per direction to cut it."""
 
     def __init__(self, upstream_port: int, host: str = "127.0.0.1") -> None:
         self.host = host
@@ -25,9 +26,11 @@ class Relay:
         self.connections = 0
         """Connections accepted so far (a reconnect after a cut adds one)."""
         self.held_bytes = 0
-        """Bytes that waited in the relay because they arrived while it was cut."""
-        self._open = asyncio.Event()
-        self._open.set()
+        """Bytes that waited in the relay because they arrived while their direction was cut."""
+        self._up = asyncio.Event()  # client -> listener flows
+        self._down = asyncio.Event()  # listener -> client flows
+        self._up.set()
+        self._down.set()
         self._closing = False
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[object]] = set()
@@ -40,8 +43,8 @@ class Relay:
 
     @property
     def is_cut(self) -> bool:
-        """True between cut() and heal()."""
-        return not self._open.is_set()
+        """True while either direction is cut."""
+        return not (self._up.is_set() and self._down.is_set())
 
     async def start(self) -> Relay:
         """Listen on a free port (``self.port``)."""
@@ -49,13 +52,17 @@ class Relay:
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 
-    def cut(self) -> None:
-        """Stop forwarding bytes both ways; keep every connection open; hold new ones."""
-        self._open.clear()
+    def cut(self, *, up: bool = True, down: bool = True) -> None:
+        """Stop forwarding bytes client->listener (``up``) and/or back (``down``); connections stay open."""
+        if up:
+            self._up.clear()
+        if down:
+            self._down.clear()
 
     def heal(self) -> None:
-        """Forward again: what waited goes first, held connections are connected upstream."""
-        self._open.set()
+        """Forward again both ways: what waited goes first, held connections are connected upstream."""
+        self._up.set()
+        self._down.set()
 
     async def close(self) -> None:
         """Stop listening and drop every connection (held ones are never connected upstream)."""
@@ -80,7 +87,9 @@ class Relay:
             me.add_done_callback(self._tasks.discard)
         self._writers.add(writer)
         try:
-            await self._open.wait()  # accepted while cut: held until the link heals
+            while not (self._up.is_set() and self._down.is_set()):  # accepted while cut: held until healed
+                await self._up.wait()
+                await self._down.wait()
             if self._closing:
                 return
             try:
@@ -89,7 +98,8 @@ class Relay:
                 return
             self._writers.add(up_writer)
             try:
-                await asyncio.gather(self._pump(reader, up_writer), self._pump(up_reader, writer))
+                await asyncio.gather(self._pump(reader, up_writer, self._up),
+                                     self._pump(up_reader, writer, self._down))
             finally:
                 up_writer.close()
                 self._writers.discard(up_writer)
@@ -97,16 +107,16 @@ class Relay:
             writer.close()
             self._writers.discard(writer)
 
-    async def _pump(self, src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+    async def _pump(self, src: asyncio.StreamReader, dst: asyncio.StreamWriter, flowing: asyncio.Event) -> None:
         try:
             while True:
-                await self._open.wait()
+                await flowing.wait()
                 data = await src.read(CHUNK)
                 if not data:
                     break
-                if not self._open.is_set():  # read just as the link was cut: it waits for the heal
+                if not flowing.is_set():  # read just as this direction was cut: it waits for the heal
                     self.held_bytes += len(data)
-                    await self._open.wait()
+                    await flowing.wait()
                 dst.write(data)
                 await dst.drain()
         except (ConnectionError, OSError):
