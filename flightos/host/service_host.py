@@ -71,6 +71,7 @@ class ServiceHost:
         self._done: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._stop = asyncio.Event()
         self._ready_sent = False
+        self._denied: set[str] = set()
         self._replies = TaskSet("replies")
         self.periodic_stats: dict[str, PeriodicStats] = {}
         self.ctl_rejects = RejectCounter(f"control:{spec.identity}")
@@ -86,6 +87,10 @@ class ServiceHost:
         """Publish one message on the bus; raise PublishDenied if the target's ``[acl]`` forbids the topic."""
         allowed = self.spec.publish
         if allowed is not None and not any(fnmatch.fnmatchcase(topic, p) for p in allowed):
+            if topic not in self._denied and len(self._denied) < 100 and self._actl is not None:
+                self._denied.add(topic)  # the kernel raises the security event, once per topic
+                self._tasks.append(asyncio.get_running_loop().create_task(
+                    self._send_control({"op": "publish_denied", "topic": topic})))
             raise PublishDenied(f"{self.spec.name} may not publish {topic} (the target's [acl] publish "
                                 f"allows {allowed})")
         self.publisher.publish(topic, payload, kind)

@@ -411,6 +411,10 @@ class Kernel:
                     prefixes = env.payload.get("interest", env.payload.get("prefixes"))
                     if isinstance(prefixes, list):
                         rec.interest = [p for p in prefixes if isinstance(p, str)][:256]
+                if op == "publish_denied" and isinstance(env.payload.get("topic"), str):
+                    self.emit(EventId.PUBLISH_DENIED, Severity.HIGH,
+                              f"{rec.name} may not publish {env.payload['topic']} (target [acl]); refused by the SDK",
+                              publisher=rec.name, topic=env.payload["topic"], board=self.target.link.board or "local")
                 if op == "ready":
                     rec.ctl_ready = True
                     self.supervisor.heartbeat(rec, None)

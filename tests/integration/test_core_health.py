@@ -191,8 +191,9 @@ async def test_hot_payload_is_throttled_and_the_junction_stays_below_its_trip() 
         c = rt.client
         assert c is not None
         health = c.subscriber("tm.kernel.health")
-        samples = []
-        for _ in range(10):  # ten seconds of telemetry at 1 Hz
+        samples: list[dict[str, Any]] = []
+        # Ten seconds of telemetry at 1 Hz, or up to twenty until the governor acts (a busy host heats slower).
+        while len(samples) < 10 or (len(samples) < 20 and not any(s["throttles"].get("test", 0) for s in samples)):
             samples.append((await c.wait_for("tm.kernel.health", timeout=5, sub=health)).payload)
         temps = [s["junction_c"] for s in samples if s["junction_c"] is not None]
         assert max(temps) < 45.0, f"junction reached {max(temps):.1f} C (trip 45 C)"

@@ -186,9 +186,15 @@ async def test_a_publish_acl_stops_a_topic_at_the_source(tmp_path: Path) -> None
         assert a.client is not None and b.client is not None
         await a.client.call("probe", "watch", {"prefix": "tm.test."})
         await b.wait_until(lambda st: "tm.test." in st["link"]["peers"]["obc"]["interest"], 5, "interest")
+        events = b.client.subscriber("ev.kernel")
         with pytest.raises(CommandError) as err:
             await b.client.call("test", "emit", {"name": "secret"})
         assert "PublishDenied" in str(err.value)
+        while True:  # the security event names who tried to publish what
+            env = await asyncio.wait_for(events.next(), 5)
+            if env.payload["id"] == EventId.PUBLISH_DENIED:
+                assert env.payload["data"]["publisher"] == "test" and env.payload["data"]["topic"] == "tm.test.secret"
+                break
         await b.client.call("test", "emit", {"name": "allowed", "count": 3})
         for _ in range(100):
             got = await a.client.call("probe", "seen", {"prefix": "tm.test."})
