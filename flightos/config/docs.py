@@ -43,8 +43,9 @@ Ground telecommands are checked as calls of the `ground` service.
 
 | key | default | meaning |
 |---|---|---|
-| `default` | `'allow'` | what happens to a service that has no entry: `allow` or `deny` |
+| `default` | `'allow'` | what a service without a `commands` entry may call: anything (`allow`) or nothing (`deny`) |
 | `commands.<service>` | — | commands that service may call: `"service.command"` patterns, `*` allowed |
+| `publish_default` | `'allow'` | a service without a `publish` entry publishes all (`allow`) or its events (`deny`) |
 | `publish.<service>` | — | topics that service may publish: `"tm.service.*"` patterns, `*` allowed |
 
 ```toml

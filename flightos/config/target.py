@@ -35,6 +35,8 @@ class Acl:
     default: str = "allow"
     commands: dict[str, list[str]] = field(default_factory=dict)
     publish: dict[str, list[str]] = field(default_factory=dict)
+    publish_default: str = "allow"
+    """What a service without a ``publish`` entry may publish: everything (allow) or only its events (deny)."""
 
     def allows(self, caller: str, destination: str, command: str) -> bool:
         """True when service ``caller`` may run ``destination.command``."""
@@ -50,7 +52,7 @@ class Acl:
             return True
         patterns = self.publish.get(publisher)
         if patterns is None:
-            return self.default == "allow"
+            return self.publish_default == "allow"
         return any(fnmatch.fnmatchcase(topic, p) for p in patterns)
 
 
@@ -302,12 +304,15 @@ def _acl(table: Any, fail: Any) -> Acl:
     """``[acl]``: default = "allow"|"deny"; commands.<caller> = ["service.command", "service.*", ...]."""
     if not isinstance(table, dict):
         raise fail("acl", "expected a table")
-    extra = sorted(set(table) - {"default", "commands", "publish"})
+    extra = sorted(set(table) - {"default", "commands", "publish", "publish_default"})
     if extra:
-        raise fail(f"acl.{extra[0]}", "unknown key (known: commands, default, publish)")
+        raise fail(f"acl.{extra[0]}", "unknown key (known: commands, default, publish, publish_default)")
     default = table.get("default", "allow")
     if default not in ("allow", "deny"):
         raise fail("acl.default", f"expected 'allow' or 'deny', got {default!r}")
+    publish_default = table.get("publish_default", "allow")
+    if publish_default not in ("allow", "deny"):
+        raise fail("acl.publish_default", f"expected 'allow' or 'deny', got {publish_default!r}")
     commands = table.get("commands", {})
     if not isinstance(commands, dict):
         raise fail("acl.commands", "expected a table of caller = [\"service.command\", ...]")
@@ -320,7 +325,8 @@ def _acl(table: Any, fail: Any) -> Acl:
     for publisher, patterns in publish.items():
         if not isinstance(patterns, list) or not all(isinstance(p, str) and p for p in patterns):
             raise fail(f"acl.publish.{publisher}", "expected a list of topic patterns (* allowed)")
-    return Acl(default, {k: list(v) for k, v in commands.items()}, {k: list(v) for k, v in publish.items()})
+    return Acl(default, {k: list(v) for k, v in commands.items()}, {k: list(v) for k, v in publish.items()},
+               publish_default)
 
 
 def _link(table: Any, fail: Any) -> LinkConfig:

@@ -366,7 +366,7 @@ class Kernel:
         acl = self.target.acl
         patterns = acl.publish.get(rec.name)
         if patterns is None:
-            return None if acl.default == "allow" else []
+            return None if acl.publish_default == "allow" else []
         return list(patterns)
 
     # ---- channels -----------------------------------------------------------------------------

@@ -7,7 +7,7 @@ on the way; hellos and store replicas are small MessagePack maps, validated on a
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -62,6 +62,7 @@ class Replica(msgspec.Struct):
     data: bytes
 
 
+M = TypeVar("M", Hello, Replica)
 _hello_dec = msgspec.msgpack.Decoder(Hello)
 _replica_dec = msgspec.msgpack.Decoder(Replica)
 _enc = msgspec.msgpack.Encoder()
@@ -74,24 +75,22 @@ def encode(msg: Hello | Replica) -> bytes:
 
 def decode_hello(data: bytes) -> Hello:
     """A hello, or LinkProtocolError naming the problem."""
-    try:
-        h = _hello_dec.decode(data)
-    except msgspec.DecodeError as exc:
-        raise LinkProtocolError(f"malformed hello: {exc}") from None
-    if h.v != VERSION:
-        raise LinkProtocolError(f"hello of link protocol version {h.v}; this kernel speaks {VERSION}")
-    return h
+    return _decode(_hello_dec, data, "hello")
 
 
 def decode_replica(data: bytes) -> Replica:
     """A replica, or LinkProtocolError naming the problem."""
+    return _decode(_replica_dec, data, "replica")
+
+
+def _decode(decoder: msgspec.msgpack.Decoder[M], data: bytes, what: str) -> M:
     try:
-        r = _replica_dec.decode(data)
+        msg = decoder.decode(data)
     except msgspec.DecodeError as exc:
-        raise LinkProtocolError(f"malformed replica: {exc}") from None
-    if r.v != VERSION:
-        raise LinkProtocolError(f"replica of link protocol version {r.v}; this kernel speaks {VERSION}")
-    return r
+        raise LinkProtocolError(f"malformed {what}: {exc}") from None
+    if msg.v != VERSION:
+        raise LinkProtocolError(f"{what} of link protocol version {msg.v}; this kernel speaks {VERSION}")
+    return msg
 
 
 @dataclass

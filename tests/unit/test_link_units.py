@@ -74,13 +74,13 @@ def test_a_service_config_survives_the_trip_to_a_peer() -> None:
 
 
 def test_publish_acl_patterns_and_own_events() -> None:
-    """A listed service publishes only matching topics, always its own events; default decides the rest."""
-    acl = Acl("deny", {}, {"cam": ["tm.cam.*"]})
+    """A listed service publishes only matching topics, always its own events; publish_default decides the rest."""
+    acl = Acl("allow", {}, {"cam": ["tm.cam.*"]}, "deny")
     assert acl.allows_publish("cam", "tm.cam.image")
     assert not acl.allows_publish("cam", "tm.kernel.health")
     assert acl.allows_publish("cam", "ev.cam")
     assert not acl.allows_publish("other", "tm.other.x")
-    assert Acl("allow").allows_publish("other", "tm.other.x")
+    assert Acl("deny").allows_publish("other", "tm.other.x")  # the commands default does not restrict topics
 
 
 def test_key_files_are_private_and_never_overwritten(tmp_path: Path) -> None:
