@@ -218,8 +218,8 @@ LINK_FIELDS: dict[str, Field] = {
     "join_timeout_s": Field(non_negative, 3.0, "how long a starting kernel waits for its peers before it starts "
                             "services a peer may already run"),
     "retry_s": Field(positive, 1.0, "a command sent to a peer and not answered is sent again this often"),
-    "replicate_s": Field(positive, 1.0, "how often changed stores of critical services are sent to peers"),
-    "replicate_max_mb": Field(positive, 16.0, "a store larger than this is not replicated (an event says so)"),
+    "replicate_s": Field(positive, 1.0, "how often changed data directories of failover services are sent to peers"),
+    "replicate_max_mb": Field(positive, 16.0, "a data directory larger than this is not replicated (an event says so)"),
 }
 PEER_FIELDS: dict[str, Field] = {
     "endpoint": Field(tcp_endpoint, None, "the peer's [link] listen endpoint"),

@@ -82,7 +82,7 @@ class Link:
                       "spoofed": 0, "replicas_out": 0, "replicas_in": 0, "failovers": 0, "yielded": 0,
                       "failed_over_commands": 0}
         self._exported: set[str] = set()
-        self._replicated: dict[tuple[str, str], tuple[int, int, int, int]] = {}
+        self._replicated: dict[tuple[str, str], replication.Signature] = {}
         self._too_big: set[str] = set()
         self._denied_reported: set[tuple[str, str]] = set()
         self._tasks: list[asyncio.Task[Any]] = []
@@ -556,7 +556,7 @@ class Link:
                 log.warning("link.replication_failed", error=f"{type(exc).__name__}: {exc}")
 
     async def replicate(self) -> None:
-        """Send each up peer a snapshot of every failover service's store that changed since it last got one."""
+        """Send each up peer a snapshot of every failover service's data directory that changed since."""
         up = [b for b, p in self.peers.items() if p.up]
         if not up:
             return
@@ -567,17 +567,17 @@ class Link:
             targets = [b for b in up if sig is not None and self._replicated.get((b, rec.name)) != sig]
             if not targets or sig is None:
                 continue
-            if sig[0] + sig[2] > self.cfg.replicate_max_mb * 1e6:
+            if replication.size(sig) > self.cfg.replicate_max_mb * 1e6:
                 if rec.name not in self._too_big:
                     self._too_big.add(rec.name)
                     self.k.emit(EventId.REPLICATION_FAILED, Severity.MEDIUM,
-                                f"{rec.name}'s store is over {self.cfg.replicate_max_mb:g} MB; not replicated",
-                                service=rec.name, bytes=sig[0] + sig[2])
+                                f"{rec.name}'s data directory is over {self.cfg.replicate_max_mb:g} MB; "
+                                "not replicated", service=rec.name, bytes=replication.size(sig))
                 continue
             try:
                 data = await asyncio.to_thread(replication.snapshot, self.k.state_dir, rec.name)
             except (sqlite3.Error, OSError) as exc:
-                self.k.emit(EventId.REPLICATION_FAILED, Severity.LOW, f"cannot snapshot {rec.name}'s store: {exc}",
+                self.k.emit(EventId.REPLICATION_FAILED, Severity.LOW, f"cannot snapshot {rec.name}'s data: {exc}",
                             service=rec.name, error=str(exc))
                 continue
             body = protocol.encode(protocol.Replica(v=protocol.VERSION, board=self.board, service=rec.name,

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import zmq
 
-from flightos import AccessDenied, CommandError, ServiceUnavailable
+from flightos import AccessDenied, CommandError, ServiceUnavailable, Store
 from flightos.kernel.events import EventId
 from flightos.link import keys
 from flightos.link.client import LinkClient
@@ -212,8 +212,20 @@ async def test_a_dead_boards_critical_service_runs_on_a_survivor_with_its_state(
         assert a.client is not None and b.client is not None
         for _ in range(3):
             await a.client.call("test", "record", {"key": "orbit"})
-        before = (await link_of(a))["stats"]["replicas_in"]
-        await a.wait_until(lambda st: st["link"]["stats"]["replicas_in"] > before, 5, "a replica of test's store")
+        # a file of its own beside the store (as the ground service keeps its keys) moves with it too
+        (Path(b.state_dir) / "test" / "notes.txt").write_text("keep me")
+        replica = Path(a.state_dir) / "replicas" / "test"
+
+        def replicated(st: dict[str, Any]) -> bool:  # obc holds a copy with all three records and the file
+            if not (replica / "notes.txt").exists():
+                return False
+            store = Store(replica / "store.sqlite")
+            try:
+                return bool(store.get("exec/orbit") == 3)
+            finally:
+                store.close()
+
+        await a.wait_until(replicated, 5, "a replica of test's data on obc")
         assert b.proc is not None
         loop = asyncio.get_running_loop()
         b.proc.kill()
@@ -224,6 +236,7 @@ async def test_a_dead_boards_critical_service_runs_on_a_survivor_with_its_state(
         took = loop.time() - killed
         assert took <= FAST["dead_after_s"] + 2.0
         assert await a.client.call("test", "executions") == {"orbit": 3}
+        assert (Path(a.state_dir) / "test" / "notes.txt").read_text() == "keep me"
         assert st["link"]["peers"]["payload"]["up"] is False
         # payload comes back with the same state directory: it must leave test where it runs now
         b2 = RuntimeProcess(target=str(system.targets["payload"]))

@@ -153,27 +153,44 @@ def test_link_messages_of_another_version_or_shape_are_refused() -> None:
         protocol.decode_replica(protocol.encode(good))
 
 
-def test_a_replica_is_a_consistent_copy_that_restores_as_the_store(tmp_path: Path) -> None:
-    """A snapshot taken while the store is open in WAL mode restores with every committed row."""
+def test_a_replica_is_a_consistent_copy_of_the_whole_data_directory(tmp_path: Path) -> None:
+    """A snapshot taken while the store is open in WAL mode restores every committed row and every other file."""
     store = replication.store_path(tmp_path, "svc")
     store.parent.mkdir()
+    (store.parent / "keys.json").write_text('{"keys": {}}')
+    (store.parent / "sub").mkdir()
+    (store.parent / "sub" / "blob.bin").write_bytes(b"\x00\x01")
     db = sqlite3.connect(store)
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("CREATE TABLE kv (k TEXT PRIMARY KEY, v TEXT)")
     db.executemany("INSERT INTO kv VALUES (?, ?)", [(str(i), "x" * 10) for i in range(100)])
     db.commit()
     sig = replication.signature(tmp_path, "svc")
+    assert sig is not None and replication.size(sig) > 0
     data = replication.snapshot(tmp_path, "svc")
     db.execute("INSERT INTO kv VALUES ('late', 'y')")
     db.commit()
     assert replication.signature(tmp_path, "svc") != sig
     db.close()
     other = tmp_path / "other"
+    replication.store_path(other, "svc").parent.mkdir(parents=True)
+    (replication.store_path(other, "svc").parent / "stale.txt").write_text("from an older run")
     replication.keep(other, "svc", data)
     assert replication.restore(other, "svc")
     copy = sqlite3.connect(replication.store_path(other, "svc"))
     assert copy.execute("SELECT count(*) FROM kv").fetchone() == (100,)
     copy.close()
-    with pytest.raises(ValueError, match="not an SQLite database"):
-        replication.keep(other, "svc", b"garbage")
+    restored = replication.data_dir(other, "svc")
+    assert (restored / "keys.json").read_text() == '{"keys": {}}'
+    assert (restored / "sub" / "blob.bin").read_bytes() == b"\x00\x01"
+    assert not (restored / "stale.txt").exists()  # the replica replaces the directory, it does not merge
     assert not replication.restore(tmp_path / "empty", "svc")
+
+
+@pytest.mark.parametrize("files", [{"../escape": b"x"}, {"/etc/passwd": b"x"}, {"a/../../b": b"x"}])
+def test_a_replica_cannot_write_outside_its_directory(tmp_path: Path, files: dict[str, bytes]) -> None:
+    """A peer's snapshot naming a path outside the service's directory is refused."""
+    with pytest.raises(ValueError, match="unsafe path"):
+        replication.keep(tmp_path, "svc", msgspec.msgpack.encode(files))
+    with pytest.raises(ValueError, match="not a snapshot"):
+        replication.keep(tmp_path, "svc", b"garbage")
