@@ -93,6 +93,7 @@ class Link:
         self._opened: list[zmq.Socket[bytes]] = []
         self._joined = False
         self._stopping = False
+        self._replica_locks: dict[str, asyncio.Lock] = {}
 
     # ---- set-up -------------------------------------------------------------------------------
     def open(self) -> None:
@@ -207,7 +208,7 @@ class Link:
     def start(self) -> None:
         """Start the heartbeat, retry and replication loops."""
         loop = asyncio.get_running_loop()
-        self._tasks = [loop.create_task(self._heartbeat_loop()), loop.create_task(self._replication_loop())]
+        self._tasks += [loop.create_task(self._heartbeat_loop()), loop.create_task(self._replication_loop())]
 
     def stopping(self) -> None:
         """This kernel is shutting down: take over nothing from now on."""
@@ -593,11 +594,18 @@ class Link:
             self.rejects.reject(FrameError("spoofed", f"board {peer.board} sent a replica of {r.service}, "
                                            "a service it does not run"))
             return
-        try:
-            replication.keep(self.k.state_dir, r.service, r.data)
-        except (ValueError, OSError) as exc:
-            self.rejects.reject(FrameError("bad_replica", str(exc)))
-            return
+        self._tasks.append(asyncio.get_running_loop().create_task(self._write_replica(r)))
+        self._tasks = [t for t in self._tasks if not t.done()]
+
+    async def _write_replica(self, r: protocol.Replica) -> None:
+        """Write a replica on a thread (fsyncs must not stall the loop), one at a time per service."""
+        lock = self._replica_locks.setdefault(r.service, asyncio.Lock())
+        async with lock:
+            try:
+                await asyncio.to_thread(replication.keep, self.k.state_dir, r.service, r.data)
+            except (ValueError, OSError) as exc:
+                self.rejects.reject(FrameError("bad_replica", str(exc)))
+                return
         self.stats["replicas_in"] += 1
 
     # ---- failover -----------------------------------------------------------------------------
@@ -634,17 +642,29 @@ class Link:
             return  # disabled here on purpose
         else:
             rec.guest_of = "" if hosted.home == self.board else hosted.home
-        restored = replication.restore(self.k.state_dir, name)
-        rec.state, rec.reason = State.STOPPED, f"taking over from board {from_board}"
+        rec.state, rec.reason = State.RESTARTING, f"taking over from board {from_board}"  # commands queue
         chosen = self.k.monitor.placement_for(rec) or self.k.board.core_ids()
         self.k.set_cores(rec, chosen)
         self.stats["failovers"] += 1
+        self._tasks.append(asyncio.get_running_loop().create_task(
+            self._take_over(rec, hosted, from_board, silent_ms)))
+
+    async def _take_over(self, rec: ServiceRecord, hosted: Hosted, from_board: str, silent_ms: int) -> None:
+        """Restore the last replica (after any replica still being written) and start the service here."""
+        async with self._replica_locks.setdefault(rec.name, asyncio.Lock()):
+            try:
+                restored = await asyncio.to_thread(replication.restore, self.k.state_dir, rec.name)
+            except OSError as exc:
+                restored = False
+                self.k.emit(EventId.REPLICATION_FAILED, Severity.HIGH,
+                            f"cannot restore {rec.name}'s replica ({exc}); starting it with the data this board has",
+                            service=rec.name, board=from_board)
         self.k.emit(EventId.SERVICE_FAILOVER, Severity.HIGH,
-                    f"{name} starts on board {self.board}: board {from_board} stopped answering "
-                    f"{silent_ms} ms ago" + (" (store from its last replica)" if restored else " (no replica)"),
-                    service=name, from_board=from_board, board=self.board, silent_ms=silent_ms,
+                    f"{rec.name} starts on board {self.board}: board {from_board} stopped answering "
+                    f"{silent_ms} ms ago" + (" (data from its last replica)" if restored else " (no replica)"),
+                    service=rec.name, from_board=from_board, board=self.board, silent_ms=silent_ms,
                     replica=restored, home=hosted.home)
-        self._tasks.append(asyncio.get_running_loop().create_task(self.k.supervisor.spawn(rec)))
+        await self.k.supervisor.spawn(rec)
 
     def _resolve_duplicates(self, peer: PeerView, hello: Hello) -> None:
         """Both boards run a service (a healed partition): the loser stops its copy and routes to the keeper."""
