@@ -37,6 +37,8 @@ class Acl:
     publish: dict[str, list[str]] = field(default_factory=dict)
     publish_default: str = "allow"
     """What a service without a ``publish`` entry may publish: everything (allow) or only its events (deny)."""
+    _publish_ok: dict[tuple[str, str], bool] = field(default_factory=dict, compare=False, repr=False)
+    """Answers already matched: a kernel asks for every message it carries between boards."""
 
     def allows(self, caller: str, destination: str, command: str) -> bool:
         """True when service ``caller`` may run ``destination.command``."""
@@ -48,12 +50,18 @@ class Acl:
 
     def allows_publish(self, publisher: str, topic: str) -> bool:
         """True when service ``publisher`` may publish ``topic`` (its own events, ``ev.<name>``, always)."""
-        if topic == f"ev.{publisher}":
-            return True
-        patterns = self.publish.get(publisher)
-        if patterns is None:
-            return self.publish_default == "allow"
-        return any(fnmatch.fnmatchcase(topic, p) for p in patterns)
+        ok = self._publish_ok.get((publisher, topic))
+        if ok is None:
+            patterns = self.publish.get(publisher)
+            if topic == f"ev.{publisher}":
+                ok = True
+            elif patterns is None:
+                ok = self.publish_default == "allow"
+            else:
+                ok = any(fnmatch.fnmatchcase(topic, p) for p in patterns)
+            if len(self._publish_ok) < 100_000:
+                self._publish_ok[(publisher, topic)] = ok
+        return ok
 
 
 @dataclass(frozen=True)

@@ -72,6 +72,7 @@ class ServiceHost:
         self._stop = asyncio.Event()
         self._ready_sent = False
         self._denied: set[str] = set()
+        self._publish_ok: dict[str, bool] = {}
         self._replies = TaskSet("replies")
         self.periodic_stats: dict[str, PeriodicStats] = {}
         self.ctl_rejects = RejectCounter(f"control:{spec.identity}")
@@ -86,7 +87,7 @@ class ServiceHost:
     def publish(self, topic: str, payload: Any, kind: Kind = Kind.TELEMETRY) -> None:
         """Publish one message on the bus; raise PublishDenied if the target's ``[acl]`` forbids the topic."""
         allowed = self.spec.publish
-        if allowed is not None and not any(fnmatch.fnmatchcase(topic, p) for p in allowed):
+        if allowed is not None and not self._may_publish(topic, allowed):
             if topic not in self._denied and len(self._denied) < 100 and self._actl is not None:
                 self._denied.add(topic)  # the kernel raises the security event, once per topic
                 self._tasks.append(asyncio.get_running_loop().create_task(
@@ -94,6 +95,13 @@ class ServiceHost:
             raise PublishDenied(f"{self.spec.name} may not publish {topic} (the target's [acl] publish "
                                 f"allows {allowed})")
         self.publisher.publish(topic, payload, kind)
+
+    def _may_publish(self, topic: str, allowed: list[str]) -> bool:
+        """The ACL's answer for a topic, matched once and then remembered (publish is the bus's hot path)."""
+        ok = self._publish_ok.get(topic)
+        if ok is None:
+            ok = self._publish_ok[topic] = any(fnmatch.fnmatchcase(topic, p) for p in allowed)
+        return ok
 
     def raise_event(self, message: str, severity: Severity, event_id: int, data: dict[str, Any]) -> None:
         """Publish an event and log it at a matching level."""

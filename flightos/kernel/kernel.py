@@ -78,6 +78,7 @@ class Kernel:
         self.decisions: list[dict[str, Any]] = []
         self.scenario: Any = None
         self.link: Link | None = None
+        self._denied_topics: set[tuple[str, str]] = set()
         if scenario is not None:
             self.scenario = self._load_scenario(scenario)
 
@@ -412,15 +413,23 @@ class Kernel:
                     if isinstance(prefixes, list):
                         rec.interest = [p for p in prefixes if isinstance(p, str)][:256]
                 if op == "publish_denied" and isinstance(env.payload.get("topic"), str):
-                    self.emit(EventId.PUBLISH_DENIED, Severity.HIGH,
-                              f"{rec.name} may not publish {env.payload['topic']} (target [acl]); refused by the SDK",
-                              publisher=rec.name, topic=env.payload["topic"], board=self.target.link.board or "local")
+                    self.publish_denied(rec.name, env.payload["topic"], self.target.link.board or "local",
+                                        "refused by the SDK")
                 if op == "ready":
                     rec.ctl_ready = True
                     self.supervisor.heartbeat(rec, None)
                     self.supervisor.mark_ready_part(rec)
             else:
                 self.ctl_rejects.reject(FrameError("unexpected_kind", f"kind {env.kind} on control"))
+
+    def publish_denied(self, publisher: str, topic: str, board: str, how: str) -> None:
+        """Raise PUBLISH_DENIED once per publisher and topic (a flood of refusals is one event each)."""
+        if (publisher, topic) in self._denied_topics or len(self._denied_topics) >= 1000:
+            return
+        self._denied_topics.add((publisher, topic))
+        self.emit(EventId.PUBLISH_DENIED, Severity.HIGH,
+                  f"{publisher} on board {board} may not publish {topic} (target [acl]); {how}",
+                  publisher=publisher, topic=topic, board=board)
 
     # ---- events and telemetry -----------------------------------------------------------------
     def emit(self, event_id: EventId, severity: Severity, message: str, **data: Any) -> None:

@@ -144,8 +144,7 @@ class CommandRouter:
     def _on_command(self, ident: bytes, env: wire.Envelope, frame: bytes) -> None:
         self._accept(ident, env, frame, _parse_identity(ident)[0], remote=False)
 
-    def accept_remote(self, requester: LinkRequester, env: wire.Envelope, frame: bytes, caller: str,
-                      origin: str) -> None:
+    def accept_remote(self, requester: LinkRequester, env: wire.Envelope, frame: bytes, caller: str) -> None:
         """A command from another board (or an authorised client on the link), for a service of this board."""
         self._accept(requester, env, frame, caller, remote=True)
 
@@ -180,40 +179,26 @@ class CommandRouter:
         cmd = PendingCommand(cid=cid, destination=env.topic, name=p["name"], args=p.get("args") or {},
                              deadline=now + timeout_ms / 1000.0, requesters=[ident],
                              source=env.source, frame=frame, received_at=now, caller=caller)
-        if env.topic.startswith(KERNEL + "@"):  # kernel@<board>: another board's kernel, or this one's
-            if env.topic == f"{KERNEL}@{self.board}":
-                cmd.destination = KERNEL
-            elif remote or self.link is None:
-                self.complete(cmd, error_payload(UnknownService(
-                    f"no board {env.topic[len(KERNEL) + 1:]!r} is linked with this one")))
-                return
-            elif not self._acl_denies(caller, cmd):
-                self.pending[cid] = cmd
-                cmd.timer = loop.call_at(cmd.deadline, self._expire, cid)
-                self.link.forward(cmd)
-                return
-            else:
-                return
-        if cmd.destination == KERNEL:
-            if not self._acl_denies(caller, cmd):
-                self.pending[cid] = cmd
-                self._tasks.spawn(self._run_kernel_command(cmd))
+        if env.topic == f"{KERNEL}@{self.board}":  # kernel@<this board> is this kernel
+            cmd.destination = KERNEL
+        other_kernel = cmd.destination.startswith(KERNEL + "@")  # kernel@<board>: another board's kernel
+        if self._acl_denies(caller, cmd, KERNEL if other_kernel else cmd.destination):
             return
-        if caller and self.acl is not None and not self.acl.allows(caller, env.topic, cmd.name):
-            self.stats["denied"] += 1
-            self.emit(EventId.ACCESS_DENIED, Severity.HIGH,
-                      f"{caller} may not run {env.topic}.{cmd.name} (target [acl])", caller=caller,
-                      destination=env.topic, command=cmd.name)
-            self.complete(cmd, error_payload(AccessDenied(
-                f"service {caller!r} may not run {env.topic}.{cmd.name} (the target's [acl] does not allow it)")))
+        if other_kernel:
+            if remote or self.link is None:
+                self.complete(cmd, error_payload(UnknownService(
+                    f"no board {cmd.destination[len(KERNEL) + 1:]!r} is linked with this one")))
+            else:
+                self._forward(cmd)
+            return
+        if cmd.destination == KERNEL:
+            self.pending[cid] = cmd
+            self._tasks.spawn(self._run_kernel_command(cmd))
             return
         rec = self.records.get(env.topic)
         elsewhere = rec is None or rec.state == State.REMOTE
         if elsewhere and not remote and self.link is not None and (rec is not None or self.link.knows(env.topic)):
-            # Held and resent by the link while that board is unreachable, until the command's deadline.
-            self.pending[cid] = cmd
-            cmd.timer = loop.call_at(cmd.deadline, self._expire, cid)
-            self.link.forward(cmd)
+            self._forward(cmd)  # held and resent by the link while that board is unreachable, until the deadline
             return
         if rec is None:
             known = sorted({*self.records, *(self.link.known_services() if self.link else [])})
@@ -237,15 +222,22 @@ class CommandRouter:
         if cmd.cid in self.pending:
             self._finish(cmd, frame)
 
-    def _acl_denies(self, caller: str, cmd: PendingCommand) -> bool:
-        """Whether the ACL refuses a kernel command from a service (refused and answered here if so)."""
-        if not caller or self.acl is None or self.acl.allows(caller, KERNEL, cmd.name):
+    def _forward(self, cmd: PendingCommand) -> None:
+        """Hand a command to the link for another board, with its deadline running here."""
+        assert self.link is not None
+        self.pending[cmd.cid] = cmd
+        cmd.timer = asyncio.get_running_loop().call_at(cmd.deadline, self._expire, cmd.cid)
+        self.link.forward(cmd)
+
+    def _acl_denies(self, caller: str, cmd: PendingCommand, destination: str) -> bool:
+        """Whether the ACL refuses this caller ``destination.command`` (refused and answered here if so)."""
+        if not caller or self.acl is None or self.acl.allows(caller, destination, cmd.name):
             return False
         self.stats["denied"] += 1
-        self.emit(EventId.ACCESS_DENIED, Severity.HIGH, f"{caller} may not run kernel.{cmd.name} (target [acl])",
-                  caller=caller, destination=KERNEL, command=cmd.name)
+        self.emit(EventId.ACCESS_DENIED, Severity.HIGH, f"{caller} may not run {destination}.{cmd.name} (target [acl])",
+                  caller=caller, destination=destination, command=cmd.name)
         self.complete(cmd, error_payload(AccessDenied(
-            f"service {caller!r} may not run kernel.{cmd.name} (the target's [acl] does not allow it)")))
+            f"service {caller!r} may not run {destination}.{cmd.name} (the target's [acl] does not allow it)")))
         return True
 
     def _route(self, rec: ServiceRecord, cmd: PendingCommand) -> None:

@@ -122,25 +122,24 @@ def authorized(keys_dir: Path) -> dict[bytes, str]:
 
 def authorize(keys_dir: Path, name: str, public_key_file: Path) -> Path:
     """Admit a service's public key: copy it to ``authorized/<name>.key``."""
+    return _copy_public(public_key_file, keys_dir / AUTHORIZED, name)
+
+
+def _copy_public(public_key_file: Path, dest_dir: Path, name: str) -> Path:
+    """Write ``dest_dir/<name>.key`` holding the public key read from ``public_key_file``."""
     _check_name(name)
     public, _ = _read(public_key_file)
-    d = keys_dir / AUTHORIZED
-    d.mkdir(parents=True, exist_ok=True, mode=0o700)
-    dest = d / f"{name}.key"
+    dest_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    dest = dest_dir / f"{name}.key"
     _write_cert(dest, name, public, None)
     return dest
 
 
 def import_peer(keys_dir: Path, name: str, public_key_file: Path) -> Path:
     """Trust a peer kernel: copy its public key to ``<name>.key`` (never over this kernel's own pair)."""
-    _check_name(name)
     if (keys_dir / f"{name}.key_secret").exists():
         raise KeyFileError(f"{keys_dir} holds {name}'s own key pair; a peer's key goes in the peer's directory")
-    public, _ = _read(public_key_file)
-    keys_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    dest = keys_dir / f"{name}.key"
-    _write_cert(dest, name, public, None)
-    return dest
+    return _copy_public(public_key_file, keys_dir, name)
 
 
 def revoke(keys_dir: Path, name: str) -> bool:

@@ -58,7 +58,6 @@ class Outgoing:
 
     cmd: PendingCommand
     board: str = ""
-    epoch: int = 0
     last_sent: float = 0.0
     sends: int = 0
 
@@ -84,7 +83,6 @@ class Link:
         self._exported: set[str] = set()
         self._replicated: dict[tuple[str, str], replication.Signature] = {}
         self._too_big: set[str] = set()
-        self._denied_reported: set[tuple[str, str]] = set()
         self._tasks: list[asyncio.Task[Any]] = []
         self._heard = asyncio.Event()
         self.gate: Gatekeeper | None = None
@@ -426,7 +424,7 @@ class Link:
                                           {"name": cmd.name, "args": cmd.args,
                                            "timeout_ms": max(1, int(remaining * 1000))}, corr=cmd.cid))
         if self._send(board, [protocol.COMMAND, cmd.caller.encode(), frame]):
-            out.board, out.epoch = board, self.peers[board].epoch
+            out.board = board
             out.last_sent = now
             out.sends += 1
             if out.sends > 1:
@@ -483,7 +481,7 @@ class Link:
                             f"board {board} sent a command as {caller}, a service it does not run",
                             caller=caller, board=board, destination=env.topic)
                 caller = f"{caller}@{board}?"  # a name no ACL grants: refused below unless the ACL allows all
-        self.k.router.accept_remote(LinkRequester(rid), env, frame, caller, origin=board or f"client:{caller}")
+        self.k.router.accept_remote(LinkRequester(rid), env, frame, caller)
 
     def send_result(self, requester: LinkRequester, frame: bytes) -> bool:
         """Answer a command that came in over the link, on the connection it came in on."""
@@ -541,11 +539,7 @@ class Link:
 
     def _publish_denied(self, source: str, topic: str, board: str) -> None:
         self.stats["publish_denied"] += 1
-        if (source, topic) not in self._denied_reported and len(self._denied_reported) < 1000:
-            self._denied_reported.add((source, topic))
-            self.k.emit(EventId.PUBLISH_DENIED, Severity.HIGH,
-                        f"{source} on board {board} may not publish {topic} (target [acl]); not carried",
-                        publisher=source, topic=topic, board=board)
+        self.k.publish_denied(source, topic, board, "not carried across the link")
 
     # ---- replication --------------------------------------------------------------------------
     async def _replication_loop(self) -> None:
@@ -672,8 +666,8 @@ class Link:
             rec = self.k.records.get(name)
             if rec is None or rec.state not in ACTIVE or hosted.state not in {s.value for s in ACTIVE}:
                 continue
-            home = rec.guest_of or self.board
-            if keeper(home if home == hosted.home else min(home, hosted.home), self.board, peer.board) == self.board:
+            agreed_home = min(rec.guest_of or self.board, hosted.home)  # both sides compute the same
+            if keeper(agreed_home, self.board, peer.board) == self.board:
                 continue
             self.stats["yielded"] += 1
             self.k.emit(EventId.SERVICE_YIELDED, Severity.MEDIUM,
