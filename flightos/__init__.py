@@ -2,7 +2,7 @@
 
 The public SDK for mission-service authors is everything importable from this module::
 
-    from flightos import Service, command, periodic, subscribe, Parameter, Severity, Message
+    from flightos import Service, command, periodic, subscribe, Parameter, Severity, Message, Options
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from flightos.bus.errors import (
 )
 from flightos.sdk.decorators import command, periodic, subscribe
 from flightos.sdk.jobs import JobContext, Processor
+from flightos.sdk.options import Options, OptionsError
 from flightos.sdk.parameters import Parameter
 from flightos.sdk.service import Message, Service
 from flightos.sdk.severity import Severity
@@ -35,6 +36,8 @@ __all__ = [
     "DeadlineExceeded",
     "JobContext",
     "Message",
+    "Options",
+    "OptionsError",
     "Parameter",
     "Processor",
     "PublishDenied",

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import importlib.metadata as md
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any, Protocol
 
+from flightos.sdk.options import OptionsError
+from flightos.sdk.options import check_options as check_options_of
 from flightos.sdk.service import Service
 
 GROUP = "flightos.services"
@@ -12,6 +16,17 @@ GROUP = "flightos.services"
 
 class PluginError(Exception):
     """A service plugin is missing or does not load; the message names it and why."""
+
+
+class ServiceOptions(Protocol):
+    """What the options check needs of a ``[services.<name>]`` table (a config ServiceConfig)."""
+
+    @property
+    def enabled(self) -> bool: ...
+    @property
+    def entry_point(self) -> str: ...
+    @property
+    def options(self) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True)
@@ -51,3 +66,24 @@ def load(name: str) -> type[Service]:
     if not obj.name:
         obj.name = name
     return obj
+
+
+def check_options(services: Mapping[str, ServiceOptions]) -> OptionsError | None:
+    """The first enabled service whose options do not fit its plugin's ``options_schema``, else None.
+
+    Services without a schema keep a free-form table. A plugin that does not import is skipped here:
+    it fails, loudly, when it is spawned, as it always has.
+    """
+    for name, svc in services.items():
+        if not svc.enabled:
+            continue
+        try:
+            cls = load(svc.entry_point)
+        except PluginError:
+            continue
+        if cls.options_schema is None:
+            continue
+        result = check_options_of(cls.options_schema, svc.options, name)
+        if isinstance(result, OptionsError):
+            return result
+    return None

@@ -27,6 +27,9 @@ def run(args: argparse.Namespace) -> int:
         plugin = target.services[missing[0]].entry_point
         raise ConfigError(f"{target.path}: services.{missing[0]}: no service {plugin!r} is installed "
                           f"(installed: {', '.join(sorted(installed)) or 'none'})")
+    bad = plugins.check_options(target.services)
+    if bad is not None:
+        raise ConfigError(f"{target.path}{_via_set(bad.key, args.set)}: {bad}")
     logs.configure(target.runtime["log_format"], target.runtime["log_level"], "kernel")
     from flightos.kernel.kernel import Kernel, RuntimeBusy
     from flightos.link.link import LinkSetupError
@@ -46,3 +49,13 @@ def run(args: argparse.Namespace) -> int:
         return ec.RUNTIME_BUSY
     except LinkSetupError as exc:
         raise ConfigError(f"{target.path}: {exc}") from None
+
+
+def _via_set(key: str, overrides: list[str]) -> str:
+    """`` (via --set)`` when an override set ``key`` or a table around or inside it."""
+    base = key.split("[")[0]
+    for item in overrides:
+        k = item.partition("=")[0].strip()
+        if k == base or base.startswith(k + ".") or k.startswith(base + "."):
+            return " (via --set)"
+    return ""

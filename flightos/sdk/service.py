@@ -11,6 +11,7 @@ import structlog
 
 from flightos.bus.envelope import Envelope
 from flightos.sdk.decorators import CommandSpec, PeriodicSpec, SubscribeSpec
+from flightos.sdk.options import Options, load_options
 from flightos.sdk.parameters import Parameter
 from flightos.sdk.severity import Severity
 from flightos.sdk.validation import Argument, signature_of
@@ -73,7 +74,12 @@ class Service:
     name: ClassVar[str] = ""
     """The service's bus name; its telemetry topics are ``tm.<name>.*``, its events ``ev.<name>``."""
 
+    options_schema: ClassVar[type[Options] | None] = None
+    """The typed schema of ``[services.<name>.options]`` (an :class:`Options` subclass); the kernel checks
+    the table against it when the target loads, and ``self.config`` is the checked instance."""
+
     _host: ServiceHost
+    _config: Options | None = None
     log: Any
     """A structlog logger bound to this service (``self.log.info("event", key=value)``)."""
 
@@ -107,6 +113,21 @@ class Service:
     def options(self) -> dict[str, Any]:
         """This service's table from the target file (``[services.<name>]``)."""
         return self._host.spec.options
+
+    @property
+    def config(self) -> Any:
+        """The options table as an instance of ``options_schema``, converted once per process.
+
+        Raises ValueError naming the key when the table does not fit (the kernel refuses such a target
+        at load, so a service sees this only for options that reached it another way), and TypeError
+        when the service declares no schema.
+        """
+        if self._config is None:
+            schema = type(self).options_schema
+            if schema is None:
+                raise TypeError(f"service {self.name!r} declares no options_schema; read self.options")
+            self._config = load_options(schema, self.options, self.name)
+        return self._config
 
     @property
     def throttle(self) -> int:

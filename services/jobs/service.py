@@ -18,9 +18,9 @@ from typing import Any
 
 from flightos import Message, Parameter, Service, Severity, command, periodic, subscribe
 from services.jobs import policy
-from services.jobs.budget import KEYS
 from services.jobs.downlink import Outbox
 from services.jobs.manager import Config, JobManager
+from services.jobs.options import JobsOptions
 from services.jobs.store import check_tenant
 
 __all__ = ["Jobs"]
@@ -30,6 +30,7 @@ class Jobs(Service):
     """Compute jobs under enforced budgets, with a usage ledger per tenant."""
 
     name = "jobs"
+    options_schema = JobsOptions
     max_concurrent = Parameter(1, min=1, max=16, doc="jobs that run at the same time")
     queue_limit = Parameter(32, min=1, max=4096, doc="jobs that may wait in the queue")
     nice = Parameter(10, min=0, max=19, doc="nice value of job processes")
@@ -59,7 +60,7 @@ class Jobs(Service):
         """Board power from tm.kernel.health; the ``power_w`` option where the board reports none."""
         if self._power_w is not None:
             return self._power_w
-        return float(self.options.get("power_w", 5.0))
+        return float(self.config.power_w)
 
     def n_cpus(self) -> int:
         """The host CPUs the board's cores run on (energy is charged per share of them)."""
@@ -71,13 +72,12 @@ class Jobs(Service):
 
     # ---- lifecycle ---------------------------------------------------------------------------
     async def on_start(self) -> None:
-        opts = self.options
+        opts: JobsOptions = self.config
         cfg = Config(max_concurrent=self.max_concurrent, queue_limit=self.queue_limit, nice=self.nice,
                      pause_throttle=self.pause_throttle, max_job_rss_mb=self.max_job_rss_mb,
-                     sched_idle=self.sched_idle, keep_job_dirs=int(opts.get("keep_job_dirs", 200)),
-                     max_put_bytes=int(opts.get("max_put_bytes", 8 << 20)),
-                     default_budget={k: float(opts[f"default_{k}"]) for k in KEYS if f"default_{k}" in opts},
-                     max_budget={k: float(opts[f"max_{k}"]) for k in KEYS if f"max_{k}" in opts})
+                     sched_idle=self.sched_idle, keep_job_dirs=opts.keep_job_dirs,
+                     max_put_bytes=opts.max_put_bytes, default_budget=opts.budgets("default_"),
+                     max_budget=opts.budgets("max_"))
         await self._read_kernel_status()
         self.manager = JobManager(self.data_dir, _Env(self), cfg)
         await self._drain()

@@ -8,13 +8,14 @@ import signal
 import time
 from typing import Any
 
-from flightos import BadArguments, Message, Parameter, Service, Severity, command, periodic
+from flightos import BadArguments, Message, Options, Parameter, Service, Severity, command, periodic
 
 
 class TestService(Service):
     """Answers pings and misbehaves on command, so the kernel's supervision can be exercised."""
 
     name = "test"
+    options_schema = Options  # reads no options: any key under [services.test.options] is a typo
     greeting = Parameter("pong", doc="what ping answers with")
     duty_pct = Parameter(0.0, min=0.0, max=95.0, doc="CPU burnt by the payload drill; honours the throttle level")
 
