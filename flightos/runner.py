@@ -34,6 +34,7 @@ def die_with_parent(expected_parent: int) -> None:
 def run_service(spec: SpawnSpec) -> int:
     """Load the plugin and host it until stopped; return the process exit code."""
     from flightos import logs, plugins
+    from flightos.host import exit_cause
     from flightos.host.service_host import ServiceHost
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the kernel; it stops us in order
@@ -41,6 +42,9 @@ def run_service(spec: SpawnSpec) -> int:
     import structlog
 
     log = structlog.get_logger("flightos.service")
+    def died(text: str) -> None:
+        exit_cause.record(spec.runtime_dir, spec.name, spec.incarnation, text)
+
     try:
         cls = plugins.load(spec.plugin or spec.name)
         if spec.plugin and spec.plugin != spec.name:  # a second instance of a plugin, under its own bus name
@@ -48,17 +52,20 @@ def run_service(spec: SpawnSpec) -> int:
         service = cls()
     except plugins.PluginError as exc:
         log.error("service.plugin_failed", service=spec.name, error=str(exc))
+        died(f"plugin not loaded: {exc}")
         return EXIT_PLUGIN
     except Exception as exc:
         log.error("service.init_failed", service=spec.name, error=f"{type(exc).__name__}: {exc}")
+        died(f"{type(exc).__name__} in the plugin's constructor: {exc}")
         return EXIT_PLUGIN
 
     async def main() -> int:
-        host = ServiceHost(service, spec)
         try:
+            host = ServiceHost(service, spec)
             return await host.run()
-        except Exception:
+        except Exception as exc:
             log.exception("service.crashed", service=spec.name)
+            died(f"{type(exc).__name__}: {exc}")
             return EXIT_CRASH
 
     return asyncio.run(main())

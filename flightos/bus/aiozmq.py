@@ -83,6 +83,10 @@ class AsyncSocket:
         if events & POLLIN:
             self._schedule()  # more is waiting: continue after other callbacks have had a turn
 
+    def pump(self) -> None:
+        """Handle whatever is ready now, synchronously (before a decision that depends on unread messages)."""
+        self._on_fd()
+
     @property
     def closed(self) -> bool:
         """True once close() was called."""

@@ -133,6 +133,8 @@ SECTIONS: dict[str, dict[str, Field]] = {
         "reset_after_s": Field(positive, 600.0, "healthy time after which backoff starts again at zero"),
         "max_restarts": Field(non_negative_int, 5, "restarts allowed in the window; one more makes the service FAILED"),
         "window_s": Field(positive, 600.0, "window of the restart-intensity limit"),
+        "critical_retry_s": Field(positive, 20.0, "a critical service past the intensity limit is never FAILED: "
+                                  "it is retried this often, and the watchdog is no longer petted"),
     },
     "cores": {
         "monitor_period_s": Field(positive, 0.5, "how often core health is assessed (and services moved)"),

@@ -33,6 +33,7 @@ from flightos.bus.errors import (
 from flightos.bus.pubsub import Publisher, RejectCounter, Subscriber
 from flightos.host.periodic import PeriodicStats, run_periodic
 from flightos.host.spawn_spec import SpawnSpec
+from flightos.kernel.events import EventId
 from flightos.sdk.service import Message, Service, ServiceShape
 from flightos.sdk.severity import Severity
 from flightos.sdk.store import Store
@@ -155,6 +156,8 @@ class ServiceHost:
         await self._send_control({"op": "ready", "pid": os.getpid(),
                                   "commands": sorted(self.shape.commands), "interest": self.interest()})
         self._ready_sent = True
+        for incident in self.store.incidents:  # a damaged store was kept aside and replaced: say so, loudly
+            self.raise_event(incident, Severity.HIGH, int(EventId.STORE_QUARANTINED), {"file": str(self.store.path)})
         log.info("service.ready", service=self.spec.name, incarnation=self.spec.incarnation,
                  pid=os.getpid(), cpus=sorted(os.sched_getaffinity(0)))
         await self._stop.wait()

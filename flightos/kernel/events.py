@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 
 
+@enum.unique
 class EventId(enum.IntEnum):
     """Every event the kernel raises on ``ev.kernel``. Add new ids at the end; never reuse one."""
 
@@ -21,6 +22,9 @@ class EventId(enum.IntEnum):
     SERVICE_START_TIMEOUT = 1108
     SERVICE_SPAWN_FAILED = 1109
     SERVICE_PLACED = 1110
+    SERVICE_ESCALATED = 1111
+    BOARD_RESET_RESTART = 1112
+    HANG_VERDICT_DEFERRED = 1113
     COMMAND_QUEUE_FULL = 1201
     COMMAND_SERVICE_LOST = 1202
     BUS_FRAME_REJECTED = 1301
@@ -48,3 +52,5 @@ class EventId(enum.IntEnum):
     SERVICE_FAILOVER = 1805
     SERVICE_YIELDED = 1806
     REPLICATION_FAILED = 1807
+    RUN_RECORD_DROPPED = 1901
+    STORE_QUARANTINED = 1902

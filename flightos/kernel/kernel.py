@@ -26,6 +26,7 @@ from flightos.bus.errors import BadArguments, ServiceUnavailable, UnknownCommand
 from flightos.bus.proxy import Proxy
 from flightos.bus.pubsub import Publisher, RejectCounter, Subscriber
 from flightos.config.target import Target
+from flightos.host import exit_cause
 from flightos.host.spawn_spec import SpawnSpec
 from flightos.kernel.events import EventId
 from flightos.kernel.faults import FAULTS, SimEffects
@@ -179,6 +180,8 @@ class Kernel:
                                      self.target.runtime["spawn"],
                                      float(self.target.health["start_timeout_s"]))
         self.supervisor.before_spawn = self._avoid_bad_cores
+        self.supervisor.exit_cause = lambda rec, code: exit_cause.take(self.endpoints.runtime_dir, rec.name,
+                                                                        rec.incarnation)
         self.effects = SimEffects(self.board, self.records, self.emit)
         self.monitor = HealthMonitor(self)
         self.effects.on_watchdog_reset = self._watchdog_reset
@@ -188,6 +191,9 @@ class Kernel:
             "services": [{"name": r.name, "criticality": r.cfg.criticality} for r in self.records.values()],
             "scenario": self.scenario.scenario.name if self.scenario is not None else None,
             "flightos_version": __version__}, keep=int(self.target.runtime["runs_kept"]))
+        self.recorder.on_drop = lambda lost, total, why: self.emit(
+            EventId.RUN_RECORD_DROPPED, Severity.MEDIUM, f"run record: {lost} line(s) lost ({total} in all): {why}",
+            lost=lost, total=total, reason=why)
         if self.target.runtime["record_runs"]:
             self.recorder.start()
         self.events_sub = Subscriber(self.ctx, self.endpoints.subscribe, "kernel:events")
@@ -201,8 +207,10 @@ class Kernel:
         acmd.on_messages(self.router.on_frames, multipart=True)
         actl.on_messages(self._on_control, multipart=True)
         self.actl = actl
+        self.supervisor.poll_control = actl.pump
         self._tasks = [
             loop.create_task(self.supervisor.watch()),
+            loop.create_task(self.supervisor.lag.run()),
             loop.create_task(self.monitor.run()),
             loop.create_task(self.events_sub.run(self._record_event)),
             loop.create_task(self._telemetry_loop()),
@@ -239,7 +247,7 @@ class Kernel:
         interval = self.notify.watchdog_interval_s
         while interval is not None:
             critical_failed = [r.name for r in self.records.values()
-                               if r.cfg.criticality == "critical" and r.state == State.FAILED]
+                               if r.cfg.criticality == "critical" and (r.state == State.FAILED or r.escalated)]
             if not critical_failed or self.monitor.hold_safe:
                 self.notify.watchdog()
             else:
@@ -376,11 +384,15 @@ class Kernel:
             self.recorder.event(env.topic, env.source, env.utc_ns, env.payload)
 
     def _watchdog_reset(self) -> None:
-        """The simulated board reset under us: count it, and restart every service as a reboot would."""
+        """The simulated board reset under us: count it, and restart every service as a reboot would.
+
+        A reboot clears every restart history, so a FAILED or escalated service gets a fresh start too.
+        """
         self.monitor.watchdog_reset()
-        for rec in self.records.values():
-            if rec.pid is not None:
-                self.supervisor.relocate(rec)
+        restarted = self.supervisor.reboot(skip=lambda rec: rec.name in self.monitor.shed)
+        self.emit(EventId.BOARD_RESET_RESTART, Severity.MEDIUM,
+                  f"board reset: {len(restarted)} service(s) start again with a clean restart history",
+                  services=restarted)
 
     def _rejected(self, where: str, err: FrameError, count: int) -> None:
         self.emit(EventId.BUS_FRAME_REJECTED, Severity.LOW, f"rejected a frame on {where}: {err}",

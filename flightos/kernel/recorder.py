@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
@@ -19,6 +20,10 @@ import structlog
 log = structlog.get_logger("flightos.kernel")
 
 SEVERITY_NAMES = {1: "INFO", 2: "LOW", 3: "MEDIUM", 4: "HIGH"}
+REPORT_S = 10.0
+"""Lost lines are reported at most this often, as one event with a count."""
+RETRY_S = 5.0
+"""After a failed write, the record tries the disk again this much later (and counts what it drops meanwhile)."""
 
 
 class RunRecorder:
@@ -33,6 +38,14 @@ class RunRecorder:
         self.max_bytes = max_bytes
         self.written = 0
         self.truncated = False
+        self.dropped = 0
+        """Lines lost to the size cap or a failed write (a full disk), since the run began."""
+        self.on_drop: Callable[[int, int, str], None] | None = None
+        """Told (lost since the last report, lost in all, why) at most once per ``REPORT_S``."""
+        self._unreported = 0
+        self._last_report = float("-inf")
+        self._retry_at = 0.0
+        self._failure = ""
         self._events: IO[str] | None = None
         self._telemetry: IO[str] | None = None
 
@@ -77,19 +90,40 @@ class RunRecorder:
                          for s in services]})
 
     def _line(self, f: IO[str] | None, obj: dict[str, Any]) -> None:
-        if f is None or self.truncated:
+        if f is None:
+            return
+        now = time.monotonic()
+        if self.truncated:
+            self._drop(now, f"the run record reached its cap of {self.max_bytes} bytes")
+            return
+        if now < self._retry_at:
+            self._drop(now, self._failure)
             return
         line = json.dumps(obj, default=str, separators=(",", ":")) + "\n"
-        self.written += len(line)
-        if self.written > self.max_bytes:
+        if self.written + len(line) > self.max_bytes:
             self.truncated = True
             log.warning("kernel.run_record_full", dir=str(self.dir), max_bytes=self.max_bytes)
+            self._drop(now, f"the run record reached its cap of {self.max_bytes} bytes")
             return
         try:
             f.write(line)
-        except OSError as exc:
-            log.warning("kernel.run_record_write_failed", error=str(exc))
-            self.truncated = True
+        except OSError as exc:  # a full disk: count what is lost, try again a little later
+            self._failure = f"cannot write {self.dir}: {exc.strerror or exc}"
+            self._retry_at = now + RETRY_S
+            self._drop(now, self._failure)
+            return
+        self.written += len(line)
+
+    def _drop(self, now: float, reason: str) -> None:
+        """Count one lost line; report the count at most once per ``REPORT_S`` (never one event per line)."""
+        self.dropped += 1
+        self._unreported += 1
+        if self.on_drop is None or now - self._last_report < REPORT_S:
+            return
+        self._last_report = now
+        count, self._unreported = self._unreported, 0
+        log.warning("kernel.run_record_dropped", lines=count, total=self.dropped, reason=reason)
+        self.on_drop(count, self.dropped, reason)
 
     def _write_meta(self) -> None:
         tmp = self.dir / "meta.json.tmp"

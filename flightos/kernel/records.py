@@ -83,6 +83,14 @@ class ServiceRecord:
     """Topic prefixes the service subscribes to (so peers know what to send this board)."""
     guest_of: str = ""
     """The home board of a service this board runs for a board that died."""
+    escalated: bool = False
+    """A critical service past its restart-intensity limit: retried slowly, forever; the watchdog goes unpetted."""
+    cpu_wait_at_heartbeat: float = 0.0
+    """Seconds the process had waited for a CPU at its last heartbeat (a starved service is not hung)."""
+    verdict_deferred: bool = False
+    """The current silence was already reported as deferred for a busy host (one event per silence)."""
+    exit_cause: str = ""
+    """Why the last incarnation ended, in words (its own last error, the signal, a limit), for events and status."""
 
     @property
     def name(self) -> str:

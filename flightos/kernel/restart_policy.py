@@ -17,6 +17,8 @@ class RestartSettings:
     reset_after_s: float = 600.0
     max_restarts: int = 5
     window_s: float = 600.0
+    critical_retry_s: float = 20.0
+    """A critical service past the intensity limit is never FAILED: it is retried this often (±jitter)."""
 
 
 @dataclass
@@ -47,5 +49,19 @@ class RestartTracker:
         if n == 0:
             return 0.0
         base = min(s.backoff_max_s, s.backoff_initial_s * (2 ** (n - 1)))
-        jitter = 1.0 + s.backoff_jitter * (2 * self.rng.random() - 1)
-        return float(max(0.0, min(s.backoff_max_s * (1 + s.backoff_jitter), base * jitter)))
+        return self._jittered(base, s.backoff_max_s)
+
+    def escalated_delay(self) -> float:
+        """Delay of the next retry of a critical service past the intensity limit (it never gives up)."""
+        s = self.settings
+        self.consecutive += 1
+        return self._jittered(s.critical_retry_s, s.critical_retry_s)
+
+    def forget(self) -> None:
+        """Start afresh, as after a reboot or an operator's start: no history, next restart immediate."""
+        self.history.clear()
+        self.consecutive = 0
+
+    def _jittered(self, base: float, cap: float) -> float:
+        jitter = 1.0 + self.settings.backoff_jitter * (2 * self.rng.random() - 1)
+        return float(max(0.0, min(cap * (1 + self.settings.backoff_jitter), base * jitter)))

@@ -14,6 +14,7 @@ import structlog
 from flightos.aio import TaskSet
 from flightos.host.spawn_spec import SpawnSpec
 from flightos.kernel.events import EventId
+from flightos.kernel.lag import LoopLag, runqueue_wait_s
 from flightos.kernel.records import ServiceRecord, State
 from flightos.kernel.router import CommandRouter
 from flightos.kernel.spawn import ExecSpawner, ForkServerSpawner, SpawnError
@@ -22,6 +23,8 @@ from flightos.sdk.severity import Severity
 log = structlog.get_logger("flightos.kernel")
 
 Emit = Callable[..., None]
+HANG_CREDIT_MAX = 3.0
+"""At most this many hang timeouts of busy-host credit before a silent service is declared hung anyway."""
 SpecFactory = Callable[[ServiceRecord], SpawnSpec]
 
 
@@ -51,6 +54,11 @@ class Supervisor:
         self._stopping = False
         self._tasks = TaskSet("supervisor")
         self.before_spawn: Callable[[ServiceRecord], None] | None = None
+        self.poll_control: Callable[[], None] = lambda: None
+        """Read control messages already waiting (set by the kernel), so queued heartbeats count."""
+        self.lag = LoopLag()
+        self.exit_cause: Callable[[ServiceRecord, int | None], str] = lambda rec, code: ""
+        """Why an incarnation ended, in words (set by the kernel: the service's own last error, a limit)."""
 
     async def start(self) -> None:
         """Start the fork server (if configured)."""
@@ -111,6 +119,7 @@ class Supervisor:
         rec.state = State.READY
         rec.ready_at = rec.last_heartbeat = loop.time()
         rec.reason = ""
+        rec.escalated = False
         self.emit(EventId.SERVICE_READY, Severity.INFO, f"{rec.name} ready", service=rec.name,
                   pid=rec.pid, incarnation=rec.incarnation,
                   start_ms=round((rec.ready_at - rec.spawned_at) * 1000, 1))
@@ -127,9 +136,10 @@ class Supervisor:
             return
         rec.pid = None
         rec.last_exit = code
+        rec.exit_cause = self.exit_cause(rec, code)
         how = ("was killed after it hung" if rec.hung else
-               "exited" if code is None or code >= 0 else f"was killed by signal {-code}")
-        self._handle_exit(rec, code, how)
+               "exited" if code is None or code >= 0 else f"was killed by {_signal_name(-code)}")
+        self._handle_exit(rec, code, how + (f": {rec.exit_cause}" if rec.exit_cause else ""))
 
     def relocate(self, rec: ServiceRecord) -> None:
         """Kill a service stuck on a bad core; it restarts at once on the cores already chosen."""
@@ -153,7 +163,7 @@ class Supervisor:
         abnormal = rec.hung or code != 0
         self.emit(EventId.SERVICE_EXITED, Severity.MEDIUM if abnormal else Severity.INFO,
                   f"{rec.name} {how} (code {code})", service=rec.name, code=code,
-                  incarnation=rec.incarnation, hung=rec.hung)
+                  incarnation=rec.incarnation, hung=rec.hung, cause=rec.exit_cause)
         if rec.cfg.restart == "temporary" or (rec.cfg.restart == "transient" and not abnormal):
             rec.state = State.STOPPED
             rec.reason = f"{rec.cfg.restart} service exited with code {code}"
@@ -162,6 +172,8 @@ class Supervisor:
         loop = asyncio.get_running_loop()
         healthy_for = (loop.time() - rec.ready_at) if rec.ready_at else 0.0
         delay = rec.tracker.next_delay(loop.time(), healthy_for)
+        if delay is None and rec.cfg.criticality == "critical":
+            delay = self._escalate(rec)
         if delay is None:
             s = rec.tracker.settings
             rec.state = State.FAILED
@@ -172,18 +184,57 @@ class Supervisor:
             return
         rec.restarts += 1
         rec.state = State.BACKOFF
+        rec.reason = f"restarting in {delay:.1f} s after it {how}"
         self.emit(EventId.SERVICE_RESTART_SCHEDULED, Severity.LOW,
                   f"{rec.name} restarts in {delay:.2f} s", service=rec.name, delay_s=round(delay, 3),
-                  restarts=rec.restarts)
+                  restarts=rec.restarts, escalated=rec.escalated)
         if delay <= 0:
             self._tasks.spawn(self.spawn(rec))
         else:
             rec.restart_handle = loop.call_later(delay, lambda: self._tasks.spawn(self.spawn(rec)))
 
+    def _escalate(self, rec: ServiceRecord) -> float:
+        """A critical service past the intensity limit: never FAILED; retried slowly while the ladder climbs."""
+        delay = rec.tracker.escalated_delay()
+        if not rec.escalated:
+            rec.escalated = True
+            s = rec.tracker.settings
+            self.emit(EventId.SERVICE_ESCALATED, Severity.HIGH,
+                      f"{rec.name} restarted more than {s.max_restarts} times in {s.window_s:g} s; a critical "
+                      f"service is never given up: retrying every ~{s.critical_retry_s:g} s, and the watchdog is "
+                      "no longer petted, so a board reset restarts everything",
+                      service=rec.name, restarts=rec.restarts, retry_s=s.critical_retry_s,
+                      cause=rec.exit_cause)
+        return delay
+
+    def reboot(self, skip: Callable[[ServiceRecord], bool]) -> list[str]:
+        """A board reset: every enabled service starts again with a clean history, FAILED ones included.
+
+        Services an operator stopped, services shed by the mode (``skip``) and remote ones stay as they are.
+        """
+        restarted = []
+        for rec in self.records.values():
+            if rec.state in (State.DISABLED, State.REMOTE) or rec.stop_requested or skip(rec):
+                continue
+            rec.tracker.forget()
+            rec.escalated = False
+            if rec.pid is not None:
+                self.relocate(rec)
+            else:
+                if rec.restart_handle is not None:
+                    rec.restart_handle.cancel()
+                    rec.restart_handle = None
+                self._tasks.spawn(self.spawn(rec))
+            restarted.append(rec.name)
+        return restarted
+
     # ---- hang detection ----------------------------------------------------------------------
     def heartbeat(self, rec: ServiceRecord, payload: Any) -> None:
         """Record a heartbeat from the current incarnation."""
         rec.last_heartbeat = asyncio.get_running_loop().time()
+        rec.verdict_deferred = False
+        if rec.pid is not None:
+            rec.cpu_wait_at_heartbeat = runqueue_wait_s(rec.pid)
         if isinstance(payload, dict):
             rec.heartbeat = payload
 
@@ -196,6 +247,9 @@ class Supervisor:
             for rec in self.records.values():
                 if rec.state == State.READY and rec.pid is not None and not rec.hung:
                     deadline = rec.last_heartbeat + rec.hang_timeout
+                    if deadline <= now:
+                        self.poll_control()  # heartbeats already sent but not yet read are not silence
+                        deadline = rec.last_heartbeat + rec.hang_timeout + self._busy_credit(rec)
                     if deadline <= now:
                         self._declare_hung(rec, now - rec.last_heartbeat)
                     else:
@@ -210,8 +264,33 @@ class Supervisor:
                     else:
                         nearest = min(nearest, deadline)
             self._wake.clear()
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), max(0.0, nearest - loop.time()))
+            wait_s = max(0.0, nearest - loop.time())
+            asked = loop.time() + wait_s
+            try:
+                await asyncio.wait_for(self._wake.wait(), wait_s)
+            except asyncio.TimeoutError:
+                self.lag.note(loop.time(), loop.time() - asked)
+
+    def _busy_credit(self, rec: ServiceRecord) -> float:
+        """Silence the service could not help: time it waited for a CPU, or the kernel's own loop was late.
+
+        Capped at ``HANG_CREDIT_MAX`` hang timeouts, so a service that really hangs on a busy host is still
+        caught. Reported once per silence (HANG_VERDICT_DEFERRED).
+        """
+        assert rec.pid is not None
+        starved = max(0.0, runqueue_wait_s(rec.pid) - rec.cpu_wait_at_heartbeat)
+        late = self.lag.since(rec.last_heartbeat)
+        credit = min(starved + late, HANG_CREDIT_MAX * rec.hang_timeout)
+        if credit < 0.01:
+            return 0.0
+        if not rec.verdict_deferred:
+            rec.verdict_deferred = True
+            self.emit(EventId.HANG_VERDICT_DEFERRED, Severity.LOW,
+                      f"{rec.name} silent past its limit on a busy host: it waited {starved * 1000:.0f} ms for a "
+                      f"CPU and the kernel ran {late * 1000:.0f} ms late; verdict deferred by {credit * 1000:.0f} ms",
+                      service=rec.name, cpu_wait_ms=round(starved * 1000, 1), kernel_late_ms=round(late * 1000, 1),
+                      credit_ms=round(credit * 1000, 1))
+        return credit
 
     def _declare_hung(self, rec: ServiceRecord, silent_for: float) -> None:
         self.emit(EventId.SERVICE_HUNG, Severity.MEDIUM,
@@ -267,3 +346,11 @@ class Supervisor:
         if self.fork_spawner is not None:
             await self.fork_spawner.close()
         await self.exec_spawner.close()
+
+
+def _signal_name(signum: int) -> str:
+    """``9`` -> ``SIGKILL`` (or ``signal 99`` for an unknown number)."""
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"

@@ -17,7 +17,7 @@ def test_documented_ids_match_the_code() -> None:
 
 
 def test_ids_are_unique_and_grouped() -> None:
-    """No id is used twice; ids are grouped by subsystem from 1001 (kernel) to 18xx (links between boards)."""
+    """No id is used twice; ids are grouped by subsystem from 1001 (kernel) to 19xx (records and stores)."""
     values = [e.value for e in EventId]
     assert len(values) == len(set(values))
-    assert all(1000 <= v < 1900 for v in values)
+    assert all(1000 <= v < 2000 for v in values)
