@@ -35,7 +35,7 @@ def add_parsers(sub: Any) -> None:
     k.add_argument("--file", help="the key file (default <state_dir>/ground/keys.json)")
 
     g = sub.add_parser("ground", help="the bench console: speak PUS over UDP to a runtime's ground service")
-    g.add_argument("action", choices=["ping", "cmd", "param", "tm", "time", "schedule"])
+    g.add_argument("action", choices=["ping", "cmd", "param", "tm", "time", "schedule", "resync"])
     g.add_argument("rest", nargs="*", help="cmd SERVICE COMMAND [key=value ...] | param get|set SERVICE.NAME "
                    "[VALUE] | schedule list|reset|enable|disable|add +SECONDS SERVICE COMMAND [key=value ...]")
     g.add_argument("--to", default="127.0.0.1:10025", help="the ground service's UDP endpoint")
@@ -79,7 +79,7 @@ def run_keys(args: argparse.Namespace) -> int:
             out = {"key_id": kid, "key": key.hex(), "file": str(ks.path)}
             print(json.dumps(out) if args.json else f"key {kid} added to {ks.path}\n{key.hex()}\n"
                   "(give this key to the ground; a running ground service picks it up with "
-                  "`flightos cmd ground reload_keys`)")
+                  "`flightos cmd ground reload_keys`; after restoring a board, then run `flightos ground resync`)")
         elif args.action == "remove":
             if args.key_id is None:
                 raise ConfigError("keys remove needs a key id")
@@ -203,6 +203,11 @@ async def _console(g: GroundClient, tables: mdb.Tables, args: argparse.Namespace
         return await _param(g, tables, rest, args)
     elif args.action == "schedule":
         return await _schedule(g, tables, rest, args)
+    elif args.action == "resync":  # unlock anti-replay counters over a fresh on-board nonce (docs/ground.md)
+        floors = await g.resync(args.timeout)
+        emit_json({"floors": floors}) if args.json else print(
+            "anti-replay counters resynchronised: " + (", ".join(f"key {k} from {v}" for k, v in floors.items())
+                                                       or "no keys on board"))
     else:
         await _tail(g, args)
     return ec.OK

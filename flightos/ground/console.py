@@ -20,7 +20,7 @@ from spacepackets.ecss import PusTc, PusTm
 
 from flightos.ground import pus
 from flightos.ground.codes import Failure
-from flightos.ground.security import KeyStore, secure_tc
+from flightos.ground.security import NONCE_LEN, RESYNC_SERVICE, KeyStore, secure_tc
 
 
 class GroundError(Exception):
@@ -188,6 +188,63 @@ class GroundClient:
             if r.service == 8 and r.message_subtype == 130:
                 return msgspec.msgpack.decode(bytes(r.source_data[2:]))
         return None
+
+    # ---- replay-protection resync (docs/ground.md) ------------------------------------------------------
+    def resync_floor(self) -> int:
+        """A counter floor above anything this ground used: milliseconds since the epoch, or past its counters."""
+        try:
+            used = max((int(v) for v in json.loads(self.counter_file.read_text()).values()), default=0) \
+                if self.counter_file is not None else 0
+        except (OSError, ValueError):
+            used = 0
+        return max(int(time.time() * 1000), used + 1)
+
+    def _raise_counters(self, floors: dict[int, int]) -> None:
+        """Every key's next counter starts above its on-board floor (written durably: a lost file means reuse)."""
+        if self.counter_file is None:
+            return
+        try:
+            counters = json.loads(self.counter_file.read_text())
+        except (OSError, ValueError):
+            counters = {}
+        for kid, floor in floors.items():
+            counters[str(kid)] = max(int(counters.get(str(kid), 0)), floor)
+        tmp = self.counter_file.with_suffix(".tmp")
+        with open(tmp, "w") as f:
+            f.write(json.dumps(counters))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.counter_file)
+
+    async def resync(self, timeout: float = 5.0, floor: int | None = None) -> dict[int, int]:
+        """Unlock the anti-replay counters: TC[129,1] for a fresh nonce, then TC[129,3] with nonce and floor.
+
+        Neither uses a counter (the board may have lost them); the resync is fresh because the nonce is
+        single-use. Returns each key's floor on board; this client's counters continue above them.
+        """
+        if self.keys is None:
+            raise GroundError("resync needs a key (the anti-replay counters belong to keys)")
+
+        def answered(subtype: int) -> Callable[[Outcome], bool]:
+            return lambda o: o.failure() is not None or any(
+                r.service == RESYNC_SERVICE and r.message_subtype == subtype for r in o.reports)
+
+        out = await self.request(self.build(RESYNC_SERVICE, 1, counter=0), timeout, until=answered(2))
+        self._raise(out)
+        nonce = next(bytes(r.source_data[:NONCE_LEN]) for r in out.reports if r.service == RESYNC_SERVICE)
+        floor = floor if floor is not None else self.resync_floor()
+        packet = self.build(RESYNC_SERVICE, 3, nonce + floor.to_bytes(8, "big"), counter=0)
+        try:
+            out = await self.request(packet, timeout, until=answered(4))
+        except GroundError:  # no answer: the board may have applied it; never reuse a counter below the floor
+            self._raise_counters(dict.fromkeys(self.keys.ids(), floor))
+            raise
+        self._raise(out)
+        data = next(bytes(r.source_data) for r in out.reports if r.service == RESYNC_SERVICE)
+        floors = {pus.u16(data, 2 + 10 * i): int.from_bytes(data[4 + 10 * i:12 + 10 * i], "big")
+                  for i in range(pus.u16(data, 0))}
+        self._raise_counters(floors)
+        return floors
 
     @staticmethod
     def _raise(out: Outcome) -> None:

@@ -9,6 +9,8 @@ re-open old counters.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import hmac
 import json
@@ -17,8 +19,10 @@ import secrets
 import sqlite3
 import struct
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from spacepackets.ecss import PusTc
 
@@ -81,11 +85,18 @@ def open_tc(raw: bytes, app_data: bytes, keys: KeyStore) -> Sealed:
 
 
 class KeyStore:
-    """Key id -> 32-byte key, in a JSON file readable only by its owner (mode 0600)."""
+    """Key id -> 32-byte key, in a JSON file readable only by its owner (mode 0600).
+
+    Each key also carries whether the board has ever accepted a counter under it ("started"): a key
+    that started and has no counter in the anti-replay database means that database was lost, not
+    that the key is new (docs/ground.md, "Replay protection"). Every change re-reads the file under a
+    lock, so the CLI and a running ground service never overwrite each other's changes.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._keys: dict[int, bytes] = {}
+        self._started: dict[int, bool] = {}
         self.reload()
 
     def reload(self) -> None:
@@ -93,11 +104,12 @@ class KeyStore:
         try:
             raw = json.loads(self.path.read_text())
         except FileNotFoundError:
-            self._keys = {}
+            self._keys, self._started = {}, {}
             return
         except (OSError, ValueError) as exc:
             raise ValueError(f"{self.path}: unreadable key file: {exc}") from None
         keys: dict[int, bytes] = {}
+        started: dict[int, bool] = {}
         for k, v in raw.get("keys", {}).items():
             try:
                 key = bytes.fromhex(v["key"])
@@ -106,7 +118,9 @@ class KeyStore:
             if len(key) != KEY_LEN:
                 raise ValueError(f"{self.path}: key {k}: expected {KEY_LEN} bytes, got {len(key)}")
             keys[int(k)] = key
-        self._keys = keys
+            # a key written before "started" existed may have been used: it counts as started (fail secure)
+            started[int(k)] = v.get("started", True) is not None
+        self._keys, self._started = keys, started
 
     def get(self, key_id: int) -> bytes | None:
         """The key, or None."""
@@ -116,64 +130,262 @@ class KeyStore:
         """Provisioned key ids."""
         return sorted(self._keys)
 
+    def started(self, key_id: int) -> bool:
+        """Whether a counter was ever accepted under this key (so its counters must exist on board)."""
+        return self._started.get(key_id, False)
+
     def add(self, key_id: int | None = None, key: bytes | None = None) -> tuple[int, bytes]:
         """Provision a key (random unless given) under a new or given id; return (id, key)."""
-        kid = key_id if key_id is not None else (max(self._keys, default=0) + 1)
-        if not 0 < kid < 65536:
-            raise ValueError(f"key id must be 1..65535, got {kid}")
-        if kid in self._keys and key_id is not None and key is None:
-            raise ValueError(f"key id {kid} exists; remove it first")
-        k = key if key is not None else secrets.token_bytes(KEY_LEN)
-        if len(k) != KEY_LEN:
-            raise ValueError(f"a key has {KEY_LEN} bytes, got {len(k)}")
-        self._keys[kid] = k
-        self._save()
+        with self._locked():
+            self.reload()
+            kid = key_id if key_id is not None else (max(self._keys, default=0) + 1)
+            if not 0 < kid < 65536:
+                raise ValueError(f"key id must be 1..65535, got {kid}")
+            if kid in self._keys and key_id is not None and key is None:
+                raise ValueError(f"key id {kid} exists; remove it first")
+            k = key if key is not None else secrets.token_bytes(KEY_LEN)
+            if len(k) != KEY_LEN:
+                raise ValueError(f"a key has {KEY_LEN} bytes, got {len(k)}")
+            if self._keys.get(kid) != k:
+                self._started[kid] = False  # new key material: no counter was ever accepted under it
+            self._keys[kid] = k
+            self._save()
         return kid, k
 
     def remove(self, key_id: int) -> bool:
         """Revoke a key."""
-        found = self._keys.pop(key_id, None) is not None
-        self._save()
+        with self._locked():
+            self.reload()
+            found = self._keys.pop(key_id, None) is not None
+            self._started.pop(key_id, None)
+            self._save()
         return found
 
-    def _save(self) -> None:
+    def mark_started(self, key_id: int, key: bytes) -> None:
+        """Record durably that counters started under this key (only if the file still holds the same key)."""
+        with self._locked():
+            self.reload()
+            if self._keys.get(key_id) == key and not self._started.get(key_id, False):
+                self._started[key_id] = True
+                self._save()
+        self._started[key_id] = True  # in memory at least, even if the file changed under us
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """An exclusive lock on the key file (a dot-file beside it: replication skips it)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path.with_name(f".{self.path.name}.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def _save(self) -> None:
         tmp = self.path.with_suffix(".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        now = time.time()
         with os.fdopen(fd, "w") as f:
-            json.dump({"keys": {str(k): {"key": v.hex()} for k, v in self._keys.items()},
-                       "updated": time.time()}, f, indent=1)
+            json.dump({"keys": {str(k): {"key": v.hex(), "started": now if self._started.get(k) else None}
+                                for k, v in self._keys.items()}, "updated": now}, f, indent=1)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, self.path)
+        fsync_dir(self.path.parent)
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a directory's entries (a created or renamed file) durable."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fingerprint(key: bytes) -> str:
+    """A short, non-secret name for key material (which key a stored counter belongs to)."""
+    return hashlib.sha256(b"flightos-key-fingerprint" + key).hexdigest()[:16]
+
+
+class Keys(Protocol):
+    """What the replay guard needs of the key store."""
+
+    def get(self, key_id: int) -> bytes | None: ...
+    def ids(self) -> list[int]: ...
+    def started(self, key_id: int) -> bool: ...
+    def mark_started(self, key_id: int, key: bytes) -> None: ...
+
+
+NONCE_LEN = 16
+RESYNC_SERVICE = 129
+"""flightos private service: TC[129,1] asks for a nonce (TM[129,2]), TC[129,3] resyncs counters (TM[129,4])."""
+COUNTER_FREE = frozenset({(RESYNC_SERVICE, 1), (RESYNC_SERVICE, 3)})
+"""Telecommands that need a valid MAC but no fresh counter: their freshness comes from the on-board nonce."""
+MAX_FLOOR = (1 << 62) - 1
+"""SQLite integers are signed 64-bit; a floor stays well inside them, a counter above it is out of any window."""
 
 
 class ReplayGuard:
-    """The highest accepted counter per key, committed durably before a command may run."""
+    """The highest accepted counter per key, committed durably before a command may run.
 
-    def __init__(self, path: Path, window: int) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+    Lost state is never mistaken for new keys: a key that started (KeyStore) and has no counter here
+    is locked — every TC under it is refused with AUTH_RESYNC_REQUIRED — until ground resyncs over a
+    fresh on-board nonce (``nonce`` then ``resync``). A corrupt database is kept, renamed, and replaced.
+    """
+
+    def __init__(self, path: Path, window: int, keys: Keys | None = None, nonce_s: float = 60.0) -> None:
+        self.path = path
         self.window = window
-        self._db = sqlite3.connect(str(path), isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute("CREATE TABLE IF NOT EXISTS counters (key_id INTEGER PRIMARY KEY, highest INTEGER NOT NULL)")
+        self.keys = keys
+        self.nonce_s = nonce_s
+        self._nonce: tuple[bytes, float] | None = None
+        self.loss: str | None = None
+        """Why counters were found missing at open (None if the database was intact or new)."""
+        self.quarantined: Path | None = None
+        path.parent.mkdir(parents=True, exist_ok=True)
+        existed = path.exists()
+        empty = existed and path.stat().st_size == 0
+        try:
+            self._db = self._open(path)
+        except sqlite3.DatabaseError as exc:
+            self.quarantined = self._quarantine(path)
+            self._db = self._open(path)
+            self.loss = f"corrupt ({exc}); kept as {self.quarantined.name}"
+        had_table = self._db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'counters'").fetchone() is not None
+        self._db.execute("CREATE TABLE IF NOT EXISTS counters (key_id INTEGER PRIMARY KEY, highest INTEGER NOT NULL, "
+                         "fingerprint TEXT NOT NULL DEFAULT '')")
+        columns = [r[1] for r in self._db.execute("PRAGMA table_info(counters)")]
+        if "fingerprint" not in columns:  # a database of an earlier flightos: its rows belong to today's keys
+            self._db.execute("ALTER TABLE counters ADD COLUMN fingerprint TEXT NOT NULL DEFAULT ''")
+        if not existed or self.quarantined is not None:
+            fsync_dir(path.parent)  # the new file's directory entry survives a power cut too
+        if self.loss is None and existed and (empty or not had_table):
+            self.loss = "empty (no counters table)" if not empty else "empty (0 bytes)"
+        elif self.loss is None and not existed:
+            self.loss = "missing"
+        for kid in self.keys.ids() if self.keys is not None else []:
+            key = self.keys.get(kid) if self.keys is not None else None
+            if key is not None and self._row(kid, key) is not None and self.keys is not None \
+                    and not self.keys.started(kid):
+                self.keys.mark_started(kid, key)  # counters that exist here mean the key started
+        locked = self.locked_ids()
+        if locked and self.loss is None:
+            self.loss = "no counters for key(s) " + ", ".join(map(str, locked))
+        if not locked and self.quarantined is None:
+            self.loss = None  # nothing was lost: new keys, a new board
+
+    @staticmethod
+    def _open(path: Path) -> sqlite3.Connection:
+        db = sqlite3.connect(str(path), isolation_level=None)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            db.execute("PRAGMA wal_autocheckpoint=16")  # a small WAL, rewritten in place: no growth per TC
+            check = db.execute("PRAGMA quick_check").fetchone()
+            if check is None or check[0] != "ok":
+                raise sqlite3.DatabaseError(f"quick_check: {check[0] if check else 'no answer'}")
+        except sqlite3.DatabaseError:
+            db.close()
+            raise
+        return db
+
+    @staticmethod
+    def _quarantine(path: Path) -> Path:
+        """Keep a corrupt database (and its WAL) under a new name; never silently recreate it."""
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        kept = path.with_name(f"{path.name}.corrupt-{stamp}")
+        for suffix in ("", "-wal", "-shm"):
+            side = Path(f"{path}{suffix}")
+            if side.exists():
+                os.replace(side, Path(f"{kept}{suffix}"))
+        fsync_dir(path.parent)
+        return kept
+
+    def _row(self, key_id: int, key: bytes | None) -> int | None:
+        """The highest counter stored for this key material, or None (no row, or a row of other material)."""
+        row = self._db.execute("SELECT highest, fingerprint FROM counters WHERE key_id = ?", (key_id,)).fetchone()
+        if row is None:
+            return None
+        if key is not None and row[1] not in ("", fingerprint(key)):
+            return None
+        return int(row[0])
+
+    def locked_ids(self) -> list[int]:
+        """Keys whose counters started but are not here: every TC under them is refused until a resync."""
+        if self.keys is None:
+            return []
+        return [kid for kid in self.keys.ids()
+                if self.keys.started(kid) and self._row(kid, self.keys.get(kid)) is None]
 
     def highest(self, key_id: int) -> int:
         """The highest counter accepted so far under a key (0 if none)."""
-        row = self._db.execute("SELECT highest FROM counters WHERE key_id = ?", (key_id,)).fetchone()
-        return int(row[0]) if row else 0
+        key = self.keys.get(key_id) if self.keys is not None else None
+        return self._row(key_id, key) or 0
 
     def accept(self, key_id: int, counter: int) -> None:
-        """Accept and persist ``counter``, or raise AuthError (replay, or beyond the window)."""
-        last = self.highest(key_id)
+        """Accept and persist ``counter``, or raise AuthError (replay, beyond the window, or the key is locked)."""
+        key = self.keys.get(key_id) if self.keys is not None else None
+        stored = self._row(key_id, key)
+        if stored is None and self.keys is not None and self.keys.started(key_id):
+            raise AuthError(Failure.AUTH_RESYNC_REQUIRED,
+                            f"key {key_id} is locked: its anti-replay counter in {self.path} was lost "
+                            f"({self.loss or 'no counter'}); ground must resync (flightos ground resync)")
+        last = stored or 0
         if counter <= last:
             raise AuthError(Failure.AUTH_REPLAY, f"counter {counter} under key {key_id} is not above {last}: replay")
-        if counter > last + self.window:
+        if counter > last + self.window or counter > MAX_FLOOR:
             raise AuthError(Failure.AUTH_OUT_OF_WINDOW,
                             f"counter {counter} under key {key_id} is more than {self.window} past {last}")
-        self._db.execute("INSERT INTO counters(key_id, highest) VALUES (?, ?) "
-                         "ON CONFLICT(key_id) DO UPDATE SET highest = excluded.highest", (key_id, counter))
+        self._store(key_id, key, counter)
+
+    def _store(self, key_id: int, key: bytes | None, counter: int) -> None:
+        """Commit a counter (synchronous=FULL), then mark the key started; both before any command runs."""
+        try:
+            self._db.execute("INSERT INTO counters(key_id, highest, fingerprint) VALUES (?, ?, ?) "
+                             "ON CONFLICT(key_id) DO UPDATE SET highest = excluded.highest, "
+                             "fingerprint = excluded.fingerprint",
+                             (key_id, counter, fingerprint(key) if key is not None else ""))
+            if key is not None and self.keys is not None and not self.keys.started(key_id):
+                self.keys.mark_started(key_id, key)
+        except (sqlite3.Error, OSError, ValueError) as exc:
+            raise AuthError(Failure.INTERNAL, f"anti-replay state {self.path} cannot be written ({exc}): "
+                            "refused, nothing ran") from None
+
+    # ---- challenge-response resync ------------------------------------------------------------------
+    def nonce(self, now: float | None = None) -> tuple[bytes, float]:
+        """The current on-board nonce and the seconds it stays valid (a new one if none is outstanding)."""
+        t = time.monotonic() if now is None else now
+        if self._nonce is None or self._nonce[1] <= t:
+            self._nonce = (secrets.token_bytes(NONCE_LEN), t + self.nonce_s)
+        return self._nonce[0], self._nonce[1] - t
+
+    def resync(self, nonce: bytes, floor: int, now: float | None = None) -> dict[int, int]:
+        """Spend the current nonce; raise every key's counter floor to at least ``floor``; unlock every key.
+
+        Returns each key's floor now (never lowered: a key already past ``floor`` keeps its counter).
+        """
+        t = time.monotonic() if now is None else now
+        current = self._nonce
+        if current is None or current[1] <= t:
+            self._nonce = None
+            raise AuthError(Failure.AUTH_BAD_NONCE, "no resync nonce outstanding (expired or never asked for): "
+                            "ask for a fresh one (TC[129,1])")
+        if not hmac.compare_digest(current[0], nonce):
+            raise AuthError(Failure.AUTH_BAD_NONCE, "resync nonce is not the current one: a replayed or stale "
+                            "resync")
+        self._nonce = None  # single use, spent before anything changes
+        if not 0 < floor <= MAX_FLOOR:
+            raise AuthError(Failure.BAD_APP_DATA, f"counter floor {floor} is outside 1..{MAX_FLOOR}")
+        floors: dict[int, int] = {}
+        for kid in self.keys.ids() if self.keys is not None else []:
+            key = self.keys.get(kid) if self.keys is not None else None
+            value = max(self._row(kid, key) or 0, floor)
+            self._store(kid, key, value)
+            floors[kid] = value
+        self.loss = None if not self.locked_ids() else self.loss
+        return floors
 
     def close(self) -> None:
         """Close the database."""

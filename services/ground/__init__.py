@@ -20,7 +20,7 @@ from flightos.ground.codes import Failure
 from flightos.ground.security import KeyStore, ReplayGuard
 from services.ground import contact as contacts
 from services.ground.downlink import DownlinkStore, TokenBucket
-from services.ground.handlers import Reject, command_failure
+from services.ground.handlers import Reject, command_failure, replay_lost
 from services.ground.link import Address, Link, TcpLink, UdpLink, parse_endpoint
 from services.ground.reports import SEVERITY_SUBTYPE, event_data, hk_data, priority
 from services.ground.schedule import Schedule
@@ -130,7 +130,9 @@ class Ground(Service):
         self.tables = mdb.load([Path(p) for p in opts["mdb"]])
         keys_file = Path(opts["keys_file"]) if opts["keys_file"] else self.data_dir / "keys.json"
         self.keys = KeyStore(keys_file)
-        self.replay = ReplayGuard(self.data_dir / "replay.sqlite", int(opts["replay_window"]))
+        self.replay = ReplayGuard(self.data_dir / "replay.sqlite", int(opts["replay_window"]), self.keys)
+        if self.replay.loss is not None:  # lost, empty or corrupt: say so; keys that had started stay locked
+            await replay_lost(self)
         self.downlink = DownlinkStore(self.data_dir / "downlink.sqlite", max_bytes=int(opts["store_max_mb"]) << 20)
         rate = float(opts["downlink_rate_bytes_s"])
         self.budget = TokenBucket(rate, float(opts["downlink_burst_bytes"])) if rate > 0 else None

@@ -11,9 +11,10 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from flightos import CommandError
+from flightos import CommandError, Severity
 from flightos.ground import pus
 from flightos.ground.codes import COMMAND_ERRORS, Failure
+from flightos.ground.security import NONCE_LEN, RESYNC_SERVICE, AuthError
 from services.ground.reports import value_report
 
 if TYPE_CHECKING:
@@ -275,6 +276,50 @@ async def summary(g: Ground, ctx: Context, data: bytes) -> None:
     await g.reply(ctx, 11, 13, pus.pack_u16(len(acts)) + body)
 
 
+# ---- ST[129] (flightos) replay-protection resync --------------------------------------------------------
+REPLAY_LOST_EVENT = 2021
+"""HIGH: anti-replay state missing, empty or corrupt while keys had started; those keys are locked (stable id)."""
+RESYNC_EVENT = 2022
+"""MEDIUM: ground resynchronised the anti-replay counters over a fresh nonce; every key unlocked (stable id)."""
+
+
+async def replay_lost(g: Ground) -> None:
+    """At start: say loudly which anti-replay file was lost, why, and which keys are locked until a resync."""
+    locked = g.replay.locked_ids()
+    what = f"keys {', '.join(map(str, locked))} locked until ground resyncs (flightos ground resync)" if locked \
+        else "no key had started: nothing locked"
+    await g.event(f"anti-replay state {g.replay.path} {g.replay.loss}: {what}", Severity.HIGH,
+                  event_id=REPLAY_LOST_EVENT, file=str(g.replay.path), cause=g.replay.loss, locked=locked,
+                  kept=str(g.replay.quarantined) if g.replay.quarantined else None)
+
+
+async def resync_nonce(g: Ground, ctx: Context, data: bytes) -> None:
+    """TC[129,1] (MAC only, no fresh counter) -> TM[129,2]: the current nonce (16 bytes), validity ms (u32)."""
+    if data:
+        raise Reject(Failure.BAD_APP_DATA, f"TC[129,1] carries no data, got {len(data)} byte(s)")
+    nonce, valid_s = g.replay.nonce()
+    await g.reply(ctx, 129, 2, nonce + pus.pack_u32(int(valid_s * 1000)))
+
+
+async def resync_counters(g: Ground, ctx: Context, data: bytes) -> None:
+    """TC[129,3]: nonce (16 bytes) + counter floor (u64) -> every key's floor; TM[129,4]: N, (key id, floor)."""
+    if len(data) != NONCE_LEN + 8:
+        raise Reject(Failure.BAD_APP_DATA, f"TC[129,3] needs a {NONCE_LEN}-byte nonce and a u64 floor, "
+                     f"got {len(data)} bytes")
+    floor = int.from_bytes(data[NONCE_LEN:], "big")
+    try:
+        floors = g.replay.resync(data[:NONCE_LEN], floor)
+    except AuthError as exc:
+        g.counters["resync_refused"] += 1
+        raise Reject(exc.code, exc.message) from None
+    g.counters["resyncs"] += 1
+    await g.event(f"anti-replay counters resynchronised by ground (key {ctx.extra.get('key_id')}): floor {floor} "
+                  f"for keys {', '.join(map(str, floors)) or 'none'}; link unlocked", Severity.MEDIUM,
+                  event_id=RESYNC_EVENT, key_id=ctx.extra.get("key_id"), floor=floor, keys=sorted(floors))
+    body = b"".join(pus.pack_u16(kid) + value.to_bytes(8, "big") for kid, value in sorted(floors.items()))
+    await g.reply(ctx, 129, 4, pus.pack_u16(len(floors)) + body)
+
+
 HANDLERS: dict[int, dict[int, Handler]] = {
     3: {5: enable_hk, 6: disable_hk, 27: one_shot_hk, 31: modify_hk_interval},
     5: {5: enable_events, 6: disable_events},
@@ -284,6 +329,7 @@ HANDLERS: dict[int, dict[int, Handler]] = {
          15: time_shift, 16: summary},
     17: {1: are_you_alive, 3: connection_test},
     20: {1: report_parameters, 3: set_parameters},
+    RESYNC_SERVICE: {1: resync_nonce, 3: resync_counters},
 }
 
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from flightos import CommandError, Severity
 from flightos.ground import pus
 from flightos.ground.codes import Failure
-from flightos.ground.security import AuthError, open_tc
+from flightos.ground.security import COUNTER_FREE, AuthError, open_tc
 from services.ground.handlers import HANDLERS, Reject, command_failure
 from services.ground.link import Address, Link
 
@@ -54,7 +54,8 @@ async def handle(g: Ground, raw: bytes, addr: Address | None, link: Link | None,
     if g.auth and not scheduled:
         try:
             sealed = open_tc(tc.raw, data, g.keys)
-            g.replay.accept(sealed.key_id, sealed.counter)
+            if (tc.service, tc.subtype) not in COUNTER_FREE:  # nonce and resync: fresh by the on-board nonce
+                g.replay.accept(sealed.key_id, sealed.counter)  # committed before anything runs; locked keys refused
             data = sealed.payload
             ctx.extra["key_id"] = sealed.key_id
         except AuthError as exc:
