@@ -9,6 +9,10 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 
+from hal.sched import runqueue_wait_s
+
+__all__ = ["LoopLag", "runqueue_wait_s"]
+
 TICK_S = 0.1
 """How often the kernel checks its own lateness (cheap: one timer, no I/O)."""
 KEEP_S = 300.0
@@ -46,12 +50,3 @@ class LoopLag:
     def since(self, t0: float) -> float:
         """Total lateness recorded after loop time ``t0``."""
         return sum(late for t, late in self._late if t > t0)
-
-
-def runqueue_wait_s(pid: int) -> float:
-    """Seconds the process has spent runnable but waiting for a CPU (/proc/PID/schedstat); 0 if unknown."""
-    try:
-        with open(f"/proc/{pid}/schedstat", "rb") as f:
-            return int(f.read().split()[1]) / 1e9
-    except (OSError, ValueError, IndexError):
-        return 0.0

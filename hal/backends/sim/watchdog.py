@@ -1,18 +1,22 @@
-"""A simulated watchdog: same interface as the device one, expiry measured on a (wall) clock."""
+"""A simulated watchdog: same interface as the device one, expiry measured on the kernel's runnable clock.
+
+The simulated board's watchdog must catch a kernel that stopped petting (a blocked loop, a crash), not a
+laptop that was busy with other work: time the kernel spent waiting for a CPU does not count.
+"""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 from hal.errors import HalError
+from hal.sched import runnable_clock
 from hal.watchdog import Watchdog
 
 
 class SimWatchdog(Watchdog):
     """Expires when not petted within the timeout; the board then resets (see SimBoard)."""
 
-    def __init__(self, max_timeout_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, max_timeout_s: float, clock: Callable[[], float] = runnable_clock) -> None:
         self.max_timeout_s = max_timeout_s
         self.clock = clock
         self._timeout: float | None = None
