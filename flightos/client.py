@@ -16,7 +16,7 @@ import zmq
 from flightos.bus.commands import DEFAULT_TIMEOUT_S, CommandChannel
 from flightos.bus.endpoints import Endpoints, default_runtime_dir
 from flightos.bus.envelope import Envelope
-from flightos.bus.pubsub import Subscriber
+from flightos.bus.pubsub import KernelChannel, Subscriber
 
 
 class NoRuntime(Exception):
@@ -47,10 +47,13 @@ class Client:
 
     def __init__(self, runtime_dir: Path | str | None = None, name: str = "client") -> None:
         self.runtime_dir = Path(runtime_dir) if runtime_dir else default_runtime_dir()
-        if kernel_pid(self.runtime_dir) is None:
+        pid = kernel_pid(self.runtime_dir)
+        if pid is None:
             raise NoRuntime(f"no flightos runtime is running in {self.runtime_dir} "
                             "(start one with `flightos run`, or pass --runtime-dir)")
         self.endpoints = Endpoints(self.runtime_dir)
+        self.kernel_pid = max(pid, 0)
+        """The kernel's pid (from its locked pid file): kernel topics are accepted only from that process."""
         self.ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context(io_threads=1)
         ident = f"c/{name}/{os.getpid()}/{os.urandom(4).hex()}"
         self.commands = CommandChannel(self.ctx, self.endpoints.command, ident, name)
@@ -63,7 +66,8 @@ class Client:
 
     def subscriber(self, *prefixes: str) -> Subscriber:
         """A subscriber to topic prefixes; read it with ``await sub.batches()``."""
-        sub = Subscriber(self.ctx, self.endpoints.subscribe, "client")
+        sub = Subscriber(self.ctx, self.endpoints.subscribe, "client",  # kernel topics from the kernel alone
+                         kernel=KernelChannel(self.endpoints.kernel_events, self.kernel_pid))
         for p in prefixes or ("",):
             sub.subscribe(p)
         self._subs.append(sub)

@@ -27,11 +27,13 @@ LINGER_MS = 200
 class AsyncSocket:
     """Wraps a zmq socket so coroutines can wait for it to become readable or writable."""
 
-    def __init__(self, sock: zmq.Socket[bytes], loop: asyncio.AbstractEventLoop | None = None):
+    def __init__(self, sock: zmq.Socket[bytes], loop: asyncio.AbstractEventLoop | None = None,
+                 readable: asyncio.Event | None = None):
         self.sock = sock
         self._loop = loop or asyncio.get_running_loop()
         self._fd = int(sock.getsockopt(zmq.FD))
-        self._readable = asyncio.Event()
+        self._readable = readable or asyncio.Event()
+        """Set when the socket may have messages; ``readable`` lets one waiter watch several sockets."""
         self._writable = asyncio.Event()
         self._closed = False
         self._handler: Callable[[list[Any]], None] | None = None
@@ -97,6 +99,11 @@ class AsyncSocket:
             self._scheduled = True
             self._loop.call_soon(self._on_fd)
 
+    @property
+    def has_input(self) -> bool:
+        """Whether a message can be received now (reading this re-arms ZeroMQ's edge-triggered FD)."""
+        return bool(self._events() & POLLIN)
+
     async def wait_readable(self) -> None:
         """Return once at least one message can be received without blocking."""
         while not self._events() & POLLIN:
@@ -116,6 +123,14 @@ class AsyncSocket:
         recv, events = self.sock.recv, self.sock.getsockopt
         while len(out) < limit and events(_EVENTS) & POLLIN:  # type: ignore[operator]
             out.append(recv(_NOBLOCK))
+        return out
+
+    def drain_frames(self, limit: int = 4096) -> list[zmq.Frame]:
+        """Like drain(), as zmq.Frame objects that carry the message's metadata (``Peer-Address``)."""
+        out: list[zmq.Frame] = []
+        recv, events = self.sock.recv, self.sock.getsockopt
+        while len(out) < limit and events(_EVENTS) & POLLIN:  # type: ignore[operator]
+            out.append(recv(_NOBLOCK, copy=False))
         return out
 
     def drain_multipart(self, limit: int = 4096, copy: bool = True) -> list[list[Any]]:

@@ -48,13 +48,18 @@ class Endpoints:
         return f"ipc://{self.runtime_dir}/ctl.sock"
 
     @property
+    def kernel_events(self) -> str:
+        """The kernel's own PUB for ``ev.kernel``, ``tm.kernel.*`` and ``tm.hal.*``: only the kernel binds it."""
+        return f"ipc://{self.runtime_dir}/kev.sock"
+
+    @property
     def pidfile(self) -> Path:
         """Holds the running kernel's pid; locked while it runs."""
         return self.runtime_dir / "kernel.pid"
 
     def socket_files(self) -> list[Path]:
         """The ipc socket files, for cleanup."""
-        return [self.runtime_dir / n for n in ("pub.sock", "sub.sock", "cmd.sock", "ctl.sock")]
+        return [self.runtime_dir / n for n in ("pub.sock", "sub.sock", "cmd.sock", "ctl.sock", "kev.sock")]
 
 
 def prepare_runtime_dir(path: Path) -> None:

@@ -30,7 +30,7 @@ from flightos.bus.errors import (
     PublishDenied,
     UnknownCommand,
 )
-from flightos.bus.pubsub import Publisher, RejectCounter, Subscriber
+from flightos.bus.pubsub import KernelChannel, Publisher, RejectCounter, Subscriber
 from flightos.host.periodic import PeriodicStats, run_periodic
 from flightos.host.spawn_spec import SpawnSpec
 from flightos.kernel.events import EventId
@@ -117,7 +117,9 @@ class ServiceHost:
     def add_subscription(self, prefix: str, handler: Callable[[Message], Awaitable[None]]) -> None:
         """Route messages under ``prefix`` to ``handler``."""
         if self._subscriber is None:
-            self._subscriber = Subscriber(self.ctx, self.endpoints.subscribe, f"sub:{self.spec.name}")
+            self._subscriber = Subscriber(  # the kernel's topics only from the kernel's own endpoint
+                self.ctx, self.endpoints.subscribe, f"sub:{self.spec.name}",
+                kernel=KernelChannel(self.endpoints.kernel_events, self.spec.kernel_pid))
             self._tasks.append(asyncio.get_running_loop().create_task(self._subscriber.run(self._on_message)))
         self._sub_handlers.append((prefix, handler))
         self._subscriber.subscribe(prefix)

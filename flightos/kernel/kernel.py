@@ -30,6 +30,8 @@ from flightos.host import exit_cause
 from flightos.host.spawn_spec import SpawnSpec
 from flightos.kernel.events import EventId
 from flightos.kernel.faults import FAULTS, SimEffects
+from flightos.kernel.identity import Gate, Peer, peer_address
+from flightos.kernel.identity import Kind as PeerKind
 from flightos.kernel.modes import Mode
 from flightos.kernel.monitor import HealthMonitor
 from flightos.kernel.notify import SdNotify
@@ -166,13 +168,17 @@ class Kernel:
         self.ctl_sock = self.ctx.socket(zmq.ROUTER)
         self.ctl_sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
         self.ctl_sock.bind(self.endpoints.control)
-        self.publisher = Publisher(self.ctx, self.endpoints.publish, "kernel")
+        # The kernel's own topics go out on an endpoint only it binds: subscribers take ev.kernel, tm.kernel.*
+        # and tm.hal.* from there alone (checked by pid), so no process on the bus can publish as the kernel.
+        self.publisher = Publisher(self.ctx, self.endpoints.kernel_events, "kernel", bind=True)
         acmd, actl = AsyncSocket(self.cmd_sock), AsyncSocket(self.ctl_sock)
         self.router = CommandRouter(acmd, self.records,
                                     int(self.target.runtime["command_queue"]),
                                     self._kernel_command, self._attached, self.emit,
                                     float(self.target.runtime["command_timeout_s"]))
         self.router.acl = self.target.acl
+        self.router.identities.spawners = self._spawner_pids
+        self.ctl_gate = Gate(self.router.identities, self._on_control_frame)
         self.router.board = self.target.link.board
         self.router.rejects.on_report = self._rejected
         self.ctl_rejects.on_report = self._rejected
@@ -197,6 +203,7 @@ class Kernel:
         if self.target.runtime["record_runs"]:
             self.recorder.start()
         self.events_sub = Subscriber(self.ctx, self.endpoints.subscribe, "kernel:events")
+        self.events_sub.rejects.on_report = self._rejected  # e.g. a forged ev.kernel on the proxy: raised, counted
         self.events_sub.subscribe("ev.")
         await self.supervisor.start()
         self.monitor.start()
@@ -204,8 +211,9 @@ class Kernel:
         if self.link is not None:
             self.router.link = self.link
             self.link.attach()
-        acmd.on_messages(self.router.on_frames, multipart=True)
-        actl.on_messages(self._on_control, multipart=True)
+        # copy=False: zmq.Frame objects carry the sender's credentials (Peer-Address), from which identity comes
+        acmd.on_messages(self.router.on_frames, multipart=True, copy=False)
+        actl.on_messages(self._on_control, multipart=True, copy=False)
         self.actl = actl
         self.supervisor.poll_control = actl.pump
         self._tasks = [
@@ -401,38 +409,51 @@ class Kernel:
     def _attached(self, rec: ServiceRecord) -> None:
         self.supervisor.mark_ready_part(rec)
 
-    def _on_control(self, batch: list[list[bytes]]) -> None:
+    def _spawner_pids(self) -> list[int]:
+        """Processes besides the kernel whose children are services: the fork server, while it runs."""
+        proc = getattr(self.supervisor.fork_spawner, "_proc", None)
+        return [proc.pid] if proc is not None else []
+
+    def _on_control(self, batch: list[list[Any]]) -> None:
         for parts in batch:
             if len(parts) != 2:
                 self.ctl_rejects.reject(FrameError("malformed", f"{len(parts)} frames, expected 2"))
                 continue
             ident, frame = parts
-            try:
-                env = wire.decode(frame)
-            except FrameError as err:
-                self.ctl_rejects.reject(err)
-                continue
-            name, inc = _parse_identity(ident)
-            rec = self.records.get(name)
-            if rec is None or rec.incarnation != inc:
-                continue  # a stale incarnation or a stranger: ignored
-            if env.kind == Kind.HEARTBEAT:
-                self.supervisor.heartbeat(rec, env.payload)
-            elif env.kind == Kind.CONTROL and isinstance(env.payload, dict):
-                op = env.payload.get("op")
-                if op in ("ready", "interest"):
-                    prefixes = env.payload.get("interest", env.payload.get("prefixes"))
-                    if isinstance(prefixes, list):
-                        rec.interest = [p for p in prefixes if isinstance(p, str)][:256]
-                if op == "publish_denied" and isinstance(env.payload.get("topic"), str):
-                    self.publish_denied(rec.name, env.payload["topic"], self.target.link.board or "local",
-                                        "refused by the SDK")
-                if op == "ready":
-                    rec.ctl_ready = True
-                    self.supervisor.heartbeat(rec, None)
-                    self.supervisor.mark_ready_part(rec)
-            else:
-                self.ctl_rejects.reject(FrameError("unexpected_kind", f"kind {env.kind} on control"))
+            self.ctl_gate.feed(ident.bytes, peer_address(frame), frame.bytes)
+
+    def _on_control_frame(self, who: Peer, ident: bytes, frame: bytes) -> None:
+        """Ready, heartbeats and control from a service: only its own process, on its own routing id, counts."""
+        try:
+            env = wire.decode(frame)
+        except FrameError as err:
+            self.ctl_rejects.reject(err)
+            return
+        rec = self.records.get(who.name) if who.kind is PeerKind.SERVICE else None
+        if rec is None or ident != rec.identity.encode():
+            if who.kind is PeerKind.SERVICE or (who.kind is PeerKind.OPERATOR and _parse_identity(ident)[0]):
+                # a heartbeat or ready claimed for another service (or incarnation): ignored, counted, raised
+                self.router.identity_problem(who, ident, "sent control frames", "identity_forged")
+            elif who.kind is PeerKind.REFUSED:
+                self.router.identity_problem(who, ident, "sent control frames", "identity_refused")
+            return  # a stale incarnation (gone) or a stranger: ignored
+        if env.kind == Kind.HEARTBEAT:
+            self.supervisor.heartbeat(rec, env.payload)
+        elif env.kind == Kind.CONTROL and isinstance(env.payload, dict):
+            op = env.payload.get("op")
+            if op in ("ready", "interest"):
+                prefixes = env.payload.get("interest", env.payload.get("prefixes"))
+                if isinstance(prefixes, list):
+                    rec.interest = [p for p in prefixes if isinstance(p, str)][:256]
+            if op == "publish_denied" and isinstance(env.payload.get("topic"), str):
+                self.publish_denied(rec.name, env.payload["topic"], self.target.link.board or "local",
+                                    "refused by the SDK")
+            if op == "ready":
+                rec.ctl_ready = True
+                self.supervisor.heartbeat(rec, None)
+                self.supervisor.mark_ready_part(rec)
+        else:
+            self.ctl_rejects.reject(FrameError("unexpected_kind", f"kind {env.kind} on control"))
 
     def publish_denied(self, publisher: str, topic: str, board: str, how: str) -> None:
         """Raise PUBLISH_DENIED once per publisher and topic (a flood of refusals is one event each)."""
@@ -494,6 +515,7 @@ class Kernel:
         return {"commands": dict(self.router.stats),
                 "rejected": {"commands": dict(self.router.rejects.counts),
                              "control": dict(self.ctl_rejects.counts)},
+                "identity": {**self.router.identities.stats, "forged_kernel_topics": self.events_sub.forged},
                 "pending": len(self.router.pending)}
 
     async def _telemetry_loop(self) -> None:

@@ -34,6 +34,8 @@ from flightos.bus.errors import (
 from flightos.bus.pubsub import RejectCounter
 from flightos.config.target import Acl
 from flightos.kernel.events import EventId
+from flightos.kernel.identity import Gate, Identities, Peer, peer_address
+from flightos.kernel.identity import Kind as PeerKind
 from flightos.kernel.records import ACCEPTS_QUEUED, PendingCommand, ServiceRecord, State
 from flightos.sdk.severity import Severity
 
@@ -103,46 +105,83 @@ class CommandRouter:
         self.stats = {"received": 0, "delivered": 0, "completed": 0, "duplicates": 0,
                       "queued": 0, "queue_full": 0, "deadline_exceeded": 0, "service_lost": 0,
                       "late_results": 0, "undeliverable": 0, "stale": 0, "denied": 0,
-                      "results_evicted_early": 0}
+                      "results_evicted_early": 0, "identity_refused": 0, "identity_forged": 0}
         self.acl: Acl | None = None
         self.link: RemoteRoutes | None = None
         self.board = ""
         """This board's name in ``[link]`` (empty when not linked)."""
         self._tasks = TaskSet("router")
+        self.identities = Identities(records)
+        """Who is behind each local connection, from its process (shared with the control socket)."""
+        self.gate = Gate(self.identities, self._on_frame)
+        self._identity_events: set[tuple[int, str]] = set()
 
     # ---- inbound ------------------------------------------------------------------------------
-    def on_frames(self, batch: list[list[bytes]]) -> None:
-        """Handle a drained batch of ROUTER messages ([identity, frame])."""
+    def on_frames(self, batch: list[list[Any]]) -> None:
+        """Handle a drained batch of ROUTER messages: [routing id, frame] as zmq.Frame, which carry the sender's pid."""
         for parts in batch:
             if len(parts) != 2:
                 self.rejects.reject(FrameError("malformed", f"{len(parts)} frames, expected 2"))
                 continue
             ident, frame = parts
-            try:
-                env = wire.decode(frame)
-            except FrameError as err:
-                self.rejects.reject(err)
-                continue
-            if env.kind == Kind.COMMAND:
-                self._on_command(ident, env, frame)
-            elif env.kind == Kind.RESULT:
-                self._on_result(ident, env, frame)
-            elif env.kind == Kind.CONTROL:
-                self._on_attach(ident)
-            else:
-                self.rejects.reject(FrameError("unexpected_kind", f"kind {env.kind} on the command socket"))
+            self.gate.feed(ident.bytes, peer_address(frame), frame.bytes)
 
-    def _on_attach(self, ident: bytes) -> None:
-        name, inc = _parse_identity(ident)
-        rec = self.records.get(name)
-        if rec is None or rec.incarnation != inc:
+    def _on_frame(self, who: Peer, ident: bytes, frame: bytes) -> None:
+        """One frame whose sender the gate judged: a command, a result, or a service attaching."""
+        try:
+            env = wire.decode(frame)
+        except FrameError as err:
+            self.rejects.reject(err)
+            return
+        if who.kind is PeerKind.GONE:
             self.stats["stale"] += 1
+            return
+        if env.kind == Kind.COMMAND:
+            self._on_command(who, ident, env, frame)
+        elif env.kind == Kind.RESULT:
+            self._on_result(who, ident, env, frame)
+        elif env.kind == Kind.CONTROL:
+            self._on_attach(who, ident)
+        else:
+            self.rejects.reject(FrameError("unexpected_kind", f"kind {env.kind} on the command socket"))
+
+    def identity_problem(self, who: Peer, ident: bytes, what: str, counter: str) -> None:
+        """Count a refused or forged sender, and raise IDENTITY_REFUSED once per process and reason."""
+        self.stats[counter] += 1
+        if counter == "identity_forged":
+            self.identities.stats["forged"] += 1
+        key = (who.pid, what)
+        if key in self._identity_events or len(self._identity_events) >= 256:
+            return
+        self._identity_events.add(key)
+        claimed = ident.decode(errors="replace")
+        self.emit(EventId.IDENTITY_REFUSED, Severity.HIGH,
+                  f"process {who.pid} ({who.name or who.kind.value}) {what} as {claimed!r}"
+                  + (f": {who.reason}" if who.reason else ""),
+                  pid=who.pid, claimed=claimed, identity=who.name or who.kind.value, what=what)
+
+    def _on_attach(self, who: Peer, ident: bytes) -> None:
+        rec = self.records.get(who.name) if who.kind is PeerKind.SERVICE else None
+        if rec is None or ident != rec.identity.encode():  # only the service's own process, on its own routing id
+            if who.kind is PeerKind.SERVICE or _parse_identity(ident)[0]:
+                self.identity_problem(who, ident, "attached a command channel", "identity_forged")
+            else:
+                self.stats["stale"] += 1
             return
         rec.cmd_attached = True
         self.on_attach(rec)
 
-    def _on_command(self, ident: bytes, env: wire.Envelope, frame: bytes) -> None:
-        self._accept(ident, env, frame, _parse_identity(ident)[0], remote=False)
+    def _on_command(self, who: Peer, ident: bytes, env: wire.Envelope, frame: bytes) -> None:
+        if who.kind is PeerKind.REFUSED:
+            self.identity_problem(who, ident, "sent a command", "identity_refused")
+            self._reply(ident, env.corr or "", error_payload(AccessDenied(
+                f"process {who.pid} is not a live service of this runtime and not the operator: "
+                f"commands from it are refused ({who.reason})")))
+            return
+        claimed = _parse_identity(ident)[0]
+        if claimed and claimed != who.name:  # a service's socket posing as another: it runs as itself
+            self.identity_problem(who, ident, "sent a command", "identity_forged")
+        self._accept(ident, env, frame, who.name, remote=False)
 
     def accept_remote(self, requester: LinkRequester, env: wire.Envelope, frame: bytes, caller: str) -> None:
         """A command from another board (or an authorised client on the link), for a service of this board."""
@@ -301,12 +340,15 @@ class CommandRouter:
             if rec.queue and rec.queue[0] is cmd:
                 rec.queue.popleft()
 
-    def _on_result(self, ident: bytes, env: wire.Envelope, frame: bytes) -> None:
-        name, inc = _parse_identity(ident)
-        rec = self.records.get(name)
-        if rec is not None:
-            rec.inflight.pop(env.corr, None)
+    def _on_result(self, who: Peer, ident: bytes, env: wire.Envelope, frame: bytes) -> None:
+        rec = self.records.get(who.name) if who.kind is PeerKind.SERVICE else None
         cmd = self.pending.get(env.corr)
+        if rec is None or (cmd is not None and cmd.destination != rec.name):
+            # only the service a command was delivered to may answer it
+            self.identity_problem(who, ident, "sent a result", "identity_forged")
+            return
+        name, inc = rec.name, rec.incarnation
+        rec.inflight.pop(env.corr, None)
         if cmd is None or cmd.delivered_to != inc:
             self.stats["late_results"] += 1
             return
