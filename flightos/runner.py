@@ -80,6 +80,9 @@ def main() -> None:
         sys.exit(2)
     spec = SpawnSpec.decode(base64.b64decode(blob))
     die_with_parent(spec.kernel_pid)
+    from flightos.kernel.containment.child import enter
+
+    enter(spec)
     if spec.cpus:
         os.sched_setaffinity(0, spec.cpus)
     sys.exit(run_service(spec))

@@ -111,6 +111,10 @@ class ServiceConfig:
     failover: bool = False
     plugin: str = ""
     """The entry point this service runs (``name`` unless the target says ``plugin = ...``)."""
+    memory_mb: int = 0
+    """Memory limit of the service's tree in MiB (0: none)."""
+    tasks: int = 0
+    """Most processes and threads of the service's tree (0: no limit)."""
 
     @property
     def entry_point(self) -> str:
@@ -121,7 +125,7 @@ class ServiceConfig:
         """What a peer needs to start this service if this board dies (sent over the link)."""
         return {"criticality": self.criticality, "restart": self.restart, "plugin": self.plugin,
                 "heartbeat_period_s": self.heartbeat_period_s, "heartbeat_misses": self.heartbeat_misses,
-                "params": self.params, "options": self.options}
+                "params": self.params, "options": self.options, "memory_mb": self.memory_mb, "tasks": self.tasks}
 
     @classmethod
     def from_wire(cls, name: str, d: dict[str, Any]) -> ServiceConfig:
@@ -130,7 +134,8 @@ class ServiceConfig:
             return cls(name=name, enabled=True, criticality=str(d["criticality"]), restart=str(d["restart"]),
                        cores=None, heartbeat_period_s=float(d["heartbeat_period_s"]),
                        heartbeat_misses=int(d["heartbeat_misses"]), params=dict(d["params"]),
-                       options=dict(d["options"]), failover=True, plugin=str(d.get("plugin", "")))
+                       options=dict(d["options"]), failover=True, plugin=str(d.get("plugin", "")),
+                       memory_mb=int(d.get("memory_mb", 0)), tasks=int(d.get("tasks", 0)))
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"service {name}: malformed configuration from a peer: {exc}") from None
 
@@ -396,4 +401,4 @@ def _service(name: str, table: dict[str, Any], health: dict[str, Any], fail: Any
                          heartbeat_misses=misses, params=dict(table.get("params", {})),
                          options=dict(table.get("options", {})),
                          failover=critical if vals["failover"] is None else vals["failover"],
-                         plugin=vals["plugin"])
+                         plugin=vals["plugin"], memory_mb=vals["memory_mb"], tasks=vals["tasks"])

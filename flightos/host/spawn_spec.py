@@ -25,6 +25,16 @@ class SpawnSpec(msgspec.Struct, frozen=True):
     """The entry point to load when it differs from ``name`` (another instance of the same plugin)."""
     publish: list[str] | None = None
     """Topic patterns the target's ``[acl]`` lets this service publish (None: any)."""
+    memory_mb: int = 0
+    """Memory limit of the service's whole tree in MiB (0: none); from the target's ``memory_mb``."""
+    tasks: int = 0
+    """Most processes and threads of the service's tree (0: no limit); from the target's ``tasks``."""
+    cgroups: list[str] = []
+    """``cgroup.procs`` files the new process writes its pid to before it loads the plugin."""
+    new_session: bool = False
+    """Lead a session (and process group) of its own, so a stop can kill everything it started."""
+    rlimits: bool = False
+    """Apply the fallback rlimits (no cgroups on this host)."""
 
     @property
     def identity(self) -> str:

@@ -7,6 +7,7 @@ die with it.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import selectors
 import signal
@@ -16,6 +17,8 @@ from typing import Any
 
 from flightos.kernel.framing import Unpacker, pack
 from flightos.runner import die_with_parent, run_service
+
+_PR_SET_CHILD_SUBREAPER = 36
 
 
 def _preload() -> None:
@@ -94,6 +97,7 @@ class ForkServer:
 
     def _fork(self, spec_blob: bytes, cpus: list[int]) -> int:
         from flightos.host.spawn_spec import SpawnSpec
+        from flightos.kernel.containment.child import enter
 
         spec = SpawnSpec.decode(spec_blob)
         parent = os.getpid()
@@ -110,6 +114,7 @@ class ForkServer:
             os.close(self.wake_r)
             os.close(self.wake_w)
             die_with_parent(parent)
+            enter(spec)
             if cpus:
                 os.sched_setaffinity(0, cpus)
             devnull = os.open(os.devnull, os.O_RDONLY)
@@ -128,28 +133,51 @@ class ForkServer:
                 os._exit(code)
 
     def _reap(self) -> None:
-        while self.children:
+        """Reap every exited child (ours, and orphans of services handed to us as subreaper)."""
+        while True:
             try:
                 pid, status = os.waitpid(-1, os.WNOHANG)
             except ChildProcessError:
                 return
             if pid == 0:
                 return
-            self.children.discard(pid)
-            self._send({"op": "exited", "pid": pid, "code": os.waitstatus_to_exitcode(status)})
+            if pid in self.children:
+                self.children.discard(pid)
+                self._send({"op": "exited", "pid": pid, "code": os.waitstatus_to_exitcode(status)})
 
     def _kill_all(self) -> None:
-        for pid in list(self.children):
+        """Kill the services and every orphan of theirs that was reparented to us."""
+        for pid in [*self.children, *_adopted()]:
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
 
 
+def _adopted() -> list[int]:
+    """Our children that are not services: orphans of services, reparented here (we are a subreaper)."""
+    me = str(os.getpid())
+    try:
+        with open(f"/proc/{me}/task/{me}/children") as f:
+            return [int(p) for p in f.read().split()]
+    except OSError:
+        return []
+
+
+def _become_subreaper() -> None:
+    """Orphans of services (a child whose service died) become our children, not init's, so we reap and kill them."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    except (OSError, AttributeError):  # pragma: no cover - non-Linux
+        pass
+
+
 def main() -> None:
     """``python -m flightos.kernel.forkserver FD KERNEL_PID``."""
     fd, kernel_pid = int(sys.argv[1]), int(sys.argv[2])
     die_with_parent(kernel_pid)
+    _become_subreaper()
     _preload()
     conn = socket.socket(fileno=fd)
     ForkServer(conn).serve()

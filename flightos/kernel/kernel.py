@@ -186,6 +186,8 @@ class Kernel:
                                      self.target.runtime["spawn"],
                                      float(self.target.health["start_timeout_s"]))
         self.supervisor.before_spawn = self._avoid_bad_cores
+        self.sampler.containment = self.supervisor.containment  # figures of whole trees; limit breaches restart
+        self.sampler.on_breach = self.supervisor.limit_breached
         self.supervisor.exit_cause = lambda rec, code: exit_cause.take(self.endpoints.runtime_dir, rec.name,
                                                                         rec.incarnation)
         self.effects = SimEffects(self.board, self.records, self.emit)
@@ -376,7 +378,7 @@ class Kernel:
                          heartbeat_period_s=rec.cfg.heartbeat_period_s, cpus=rec.host_cpus,
                          options=rec.cfg.options, params=rec.cfg.params, log_format=rt["log_format"],
                          log_level=rt["log_level"], kernel_pid=os.getpid(), publish=self._publish_acl(rec),
-                         plugin=rec.cfg.plugin)
+                         plugin=rec.cfg.plugin, memory_mb=rec.cfg.memory_mb, tasks=rec.cfg.tasks)
 
     def _publish_acl(self, rec: ServiceRecord) -> list[str] | None:
         """The topic patterns a service may publish, or None when the ``[acl]`` does not restrict it."""

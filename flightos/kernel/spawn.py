@@ -6,7 +6,6 @@ import asyncio
 import base64
 import contextlib
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -16,6 +15,7 @@ from typing import Any
 import structlog
 
 from flightos.host.spawn_spec import SpawnSpec
+from flightos.kernel.containment import Containment
 from flightos.kernel.framing import Unpacker, pack
 from flightos.runner import ENV_SPAWN
 
@@ -29,11 +29,21 @@ class SpawnError(Exception):
     """A service process could not be started."""
 
 
+def contain(containment: Containment, spec: SpawnSpec) -> SpawnSpec:
+    """The spec with the service's group made and its limits set; unchanged (and logged) if that fails."""
+    try:
+        return containment.prepare(spec)
+    except OSError as exc:
+        log.error("kernel.containment_failed", service=spec.name, backend=containment.kind, error=str(exc))
+        return spec
+
+
 class ExecSpawner:
     """Starts each service as ``python -m flightos.runner`` and watches it through a pidfd."""
 
-    def __init__(self, on_exit: ExitCallback) -> None:
+    def __init__(self, on_exit: ExitCallback, containment: Containment | None = None) -> None:
         self.on_exit = on_exit
+        self.containment = containment or Containment()
         self._procs: dict[int, tuple[subprocess.Popen[bytes], int]] = {}
 
     async def start(self) -> None:
@@ -41,6 +51,7 @@ class ExecSpawner:
 
     async def spawn(self, spec: SpawnSpec) -> int:
         """Start one service process and return its pid."""
+        spec = contain(self.containment, spec)
         env = dict(os.environ)
         env[ENV_SPAWN] = base64.b64encode(spec.encode()).decode()
         try:
@@ -48,6 +59,7 @@ class ExecSpawner:
                                     stdin=subprocess.DEVNULL, close_fds=True)
         except OSError as exc:
             raise SpawnError(f"cannot start {spec.name}: {exc}") from exc
+        self.containment.started(spec, proc.pid)
         pidfd = os.pidfd_open(proc.pid)
         self._procs[proc.pid] = (proc, pidfd)
         asyncio.get_running_loop().add_reader(pidfd, self._on_pidfd, proc.pid)
@@ -62,8 +74,7 @@ class ExecSpawner:
     async def close(self) -> None:
         """Kill whatever is left."""
         for pid, (proc, pidfd) in list(self._procs.items()):
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
+            self.containment.kill_tree(pid)
             proc.wait()
             with contextlib.suppress(Exception):
                 asyncio.get_running_loop().remove_reader(pidfd)
@@ -74,9 +85,11 @@ class ExecSpawner:
 class ForkServerSpawner:
     """Asks the fork server to fork each service; child exits come back as reports within ms."""
 
-    def __init__(self, on_exit: ExitCallback, on_lost: Callable[[], None]) -> None:
+    def __init__(self, on_exit: ExitCallback, on_lost: Callable[[], None],
+                 containment: Containment | None = None) -> None:
         self.on_exit = on_exit
         self.on_lost = on_lost
+        self.containment = containment or Containment()
         self._proc: subprocess.Popen[bytes] | None = None
         self._sock: socket.socket | None = None
         self._unpacker = Unpacker()
@@ -154,9 +167,8 @@ class ForkServerSpawner:
                 fut.set_result({"op": "spawn_failed", "error": "fork server lost"})
         self._waiting.clear()
         orphans, self.children = self.children, set()
-        for pid in orphans:  # they die with the fork server (PDEATHSIG); make sure, then report
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+        for pid in orphans:  # they die with the fork server (PDEATHSIG); make sure, with their trees, then report
+            self.containment.kill_tree(pid)
             self.on_exit(pid, None)
         self.on_lost()
 
@@ -164,6 +176,7 @@ class ForkServerSpawner:
         """Fork one service process and return its pid."""
         if not self.alive or self._sock is None:
             raise SpawnError("the fork server is not running")
+        spec = contain(self.containment, spec)
         self._req += 1
         req = self._req
         fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
@@ -177,6 +190,7 @@ class ForkServerSpawner:
         if reply.get("op") != "spawned":
             raise SpawnError(f"the fork server could not start {spec.name}: {reply.get('error')}")
         pid = int(reply["pid"])
+        self.containment.started(spec, pid)
         self.children.add(pid)
         return pid
 

@@ -13,6 +13,7 @@ import structlog
 
 from flightos.aio import TaskSet
 from flightos.host.spawn_spec import SpawnSpec
+from flightos.kernel.containment import Containment, detect
 from flightos.kernel.events import EventId
 from flightos.kernel.lag import LoopLag, runqueue_wait_s
 from flightos.kernel.records import ServiceRecord, State
@@ -39,6 +40,7 @@ class Supervisor:
         make_spec: SpecFactory,
         spawn_mode: str,
         start_timeout_s: float,
+        containment: Containment | None = None,
     ) -> None:
         self.records = records
         self.router = router
@@ -46,7 +48,9 @@ class Supervisor:
         self.make_spec = make_spec
         self.spawn_mode = spawn_mode
         self.start_timeout_s = start_timeout_s
-        self.exec_spawner = ExecSpawner(self._on_exit)
+        self.containment = containment if containment is not None else detect()
+        """Each service's group and limits (cgroup v2, v1 or process groups); see flightos.kernel.containment."""
+        self.exec_spawner = ExecSpawner(self._on_exit, self.containment)
         self.fork_spawner: ForkServerSpawner | None = None
         self._by_pid: dict[int, ServiceRecord] = {}
         self._exited: dict[int, asyncio.Event] = {}
@@ -63,7 +67,7 @@ class Supervisor:
     async def start(self) -> None:
         """Start the fork server (if configured)."""
         if self.spawn_mode == "forkserver":
-            self.fork_spawner = ForkServerSpawner(self._on_exit, self._on_forkserver_lost)
+            self.fork_spawner = ForkServerSpawner(self._on_exit, self._on_forkserver_lost, self.containment)
             try:
                 await self.fork_spawner.start()
             except SpawnError as exc:
@@ -128,6 +132,7 @@ class Supervisor:
 
     # ---- exits -------------------------------------------------------------------------------
     def _on_exit(self, pid: int, code: int | None) -> None:
+        limit = self.containment.exited(pid)  # kills what the service left behind; a limit it broke
         rec = self._by_pid.pop(pid, None)
         ev = self._exited.pop(pid, None)
         if ev is not None:
@@ -136,7 +141,8 @@ class Supervisor:
             return
         rec.pid = None
         rec.last_exit = code
-        rec.exit_cause = self.exit_cause(rec, code)
+        cause = self.exit_cause(rec, code)
+        rec.exit_cause = limit or cause
         how = ("was killed after it hung" if rec.hung else
                "exited" if code is None or code >= 0 else f"was killed by {_signal_name(-code)}")
         self._handle_exit(rec, code, how + (f": {rec.exit_cause}" if rec.exit_cause else ""))
@@ -303,8 +309,12 @@ class Supervisor:
         rec.hung = rec.hung or hung
         if rec.pid is not None:
             rec.state = State.RESTARTING  # from now on commands queue for the next incarnation
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(rec.pid, signal.SIGKILL)
+            self.containment.kill_tree(rec.pid)
+
+    def limit_breached(self, rec: ServiceRecord, reason: str) -> None:
+        """A running service broke its memory or task limit: kill its tree; it restarts with ``reason``."""
+        log.warning("kernel.limit_breached", service=rec.name, pid=rec.pid, reason=reason)
+        self._kill(rec)
 
     # ---- stopping ----------------------------------------------------------------------------
     async def stop_service(self, rec: ServiceRecord, grace_s: float, reason: str = "stopped on request") -> None:
@@ -330,8 +340,7 @@ class Supervisor:
             await asyncio.wait_for(exited.wait(), grace_s)
         except asyncio.TimeoutError:
             log.warning("kernel.stop_grace_expired", service=rec.name, pid=pid, grace_s=grace_s)
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+            self.containment.kill_tree(pid)
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(exited.wait(), 5.0)
 
@@ -346,6 +355,7 @@ class Supervisor:
         if self.fork_spawner is not None:
             await self.fork_spawner.close()
         await self.exec_spawner.close()
+        await asyncio.get_running_loop().run_in_executor(None, self.containment.close)
 
 
 def _signal_name(signum: int) -> str:

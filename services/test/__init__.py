@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
+import sys
 import time
 from typing import Any
 
@@ -23,6 +25,7 @@ class TestService(Service):
         super().__init__()
         self._leak: list[bytearray] = []
         self._seen: dict[str, dict[str, Any]] = {}
+        self._children: list[subprocess.Popen[bytes]] = []
 
     @periodic(hz=10)
     async def payload(self) -> None:
@@ -135,3 +138,29 @@ class TestService(Service):
         for _ in range(megabytes):
             self._leak.append(bytearray(1 << 20))
         return len(self._leak)
+
+    @command()
+    async def spawn_children(self, n: int = 3, busy: bool = False, seconds: float = 600.0) -> list[int]:
+        """Start ``n`` child processes (idle, or burning CPU when ``busy``) and return their pids."""
+        code = (f"import time\nend = time.monotonic() + {seconds!r}\nwhile time.monotonic() < end:\n    pass"
+                if busy else f"import time; time.sleep({seconds!r})")
+        procs = [subprocess.Popen([sys.executable, "-S", "-c", code], stdin=subprocess.DEVNULL)
+                 for _ in range(n)]
+        self._children.extend(procs)
+        return [p.pid for p in procs]
+
+    @command()
+    async def fork_bomb(self, n: int = 300, seconds: float = 30.0) -> dict[str, int]:
+        """Fork ``n`` sleeping children as fast as possible; count how many the task limit allowed."""
+        started = refused = 0
+        for _ in range(n):
+            try:
+                pid = os.fork()
+            except OSError:
+                refused += 1
+                continue
+            if pid == 0:  # pragma: no cover - the child only sleeps
+                time.sleep(seconds)  # noqa: ASYNC251 - in the forked child, which has no loop of its own
+                os._exit(0)
+            started += 1
+        return {"started": started, "refused": refused}

@@ -1,0 +1,51 @@
+"""The janitor: started by the kernel, it waits for the kernel's pipe to close, then kills every service tree.
+
+It outlives a SIGKILLed kernel (the pipe closes however the kernel ends) and needs nothing imported
+beyond the cgroup helpers. ``--group=DIR`` (repeatable) and ``--freezer=DIR`` name the kernel's
+groups; with ``--pgroups`` the kernel writes ``pg PID`` / ``unpg PID`` lines for process groups.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+from pathlib import Path
+
+from flightos.kernel.containment import cgroupfs as fs
+
+
+def main(argv: list[str]) -> None:
+    """Read the kernel's pipe until it closes; then kill and remove everything named."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C for the kernel must not take the janitor first
+    groups = [Path(a.split("=", 1)[1]) for a in argv if a.startswith("--group=")]
+    freezer = next((Path(a.split("=", 1)[1]) for a in argv if a.startswith("--freezer=")), None)
+    pgroups: set[int] = set()
+    buf = b""
+    while True:
+        try:
+            chunk = os.read(0, 4096)
+        except InterruptedError:
+            continue
+        except OSError:
+            chunk = b""
+        if not chunk:
+            break
+        buf += chunk
+        *lines, buf = buf.split(b"\n")
+        for line in lines:
+            op, _, arg = line.decode(errors="replace").partition(" ")
+            if arg.isdigit():
+                (pgroups.add if op == "pg" else pgroups.discard)(int(arg))
+    for pgid in pgroups:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, signal.SIGKILL)
+    for g in groups:
+        fs.kill_group(g, freezer)
+    for g in [*groups, *([freezer] if freezer is not None else [])]:
+        fs.remove_tree(g, 2.0)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
