@@ -13,7 +13,7 @@ import zmq
 from flightos.bus import envelope as wire
 from flightos.bus.aiozmq import LINGER_MS, AsyncSocket
 from flightos.bus.envelope import Envelope, FrameError, Kind
-from flightos.bus.errors import CommandError, DeadlineExceeded
+from flightos.bus.errors import CommandError, DeadlineExceeded, FrameTooLarge
 from flightos.bus.pubsub import RejectCounter
 
 log = structlog.get_logger("flightos.bus")
@@ -21,6 +21,26 @@ log = structlog.get_logger("flightos.bus")
 DEFAULT_TIMEOUT_S = 5.0
 LOCAL_GRACE_S = 1.0
 """Extra time the caller waits past the deadline for the kernel's own deadline error."""
+DEFAULT_MAX_FRAME_BYTES = 1 << 20
+"""Largest command or result frame (``runtime.max_frame_bytes``); larger ones get ``frame_too_large``."""
+MIN_MAX_FRAME_BYTES = 64 << 10
+"""The smallest limit a target may set: commands up to this size need no knowledge of the limit."""
+FRAME_SLACK_BYTES = 64 << 10
+"""The kernel's sockets drop a peer sending a frame larger than the limit plus this (ZMQ_MAXMSGSIZE):
+frames in between are answered ``frame_too_large``, larger ones are never buffered."""
+
+
+def frame_cap(max_frame_bytes: int) -> int:
+    """ZMQ_MAXMSGSIZE for the kernel's sockets: past it a peer is disconnected, not buffered."""
+    return max_frame_bytes + FRAME_SLACK_BYTES
+
+
+def check_frame(size: int, limit: int, what: str) -> None:
+    """Raise FrameTooLarge if ``size`` bytes is over ``limit``."""
+    if size > limit:
+        raise FrameTooLarge(f"{what} is {size:,} bytes, over this runtime's limit of {limit:,} bytes "
+                            "(runtime.max_frame_bytes); send large data as files or in parts",
+                            size=size, limit=limit)
 
 
 def command_payload(name: str, args: dict[str, Any], timeout_s: float) -> dict[str, Any]:
@@ -47,7 +67,8 @@ def result_value(payload: Any) -> Any:
     raise CommandError.from_wire({"code": "bad_request", "message": f"malformed result {payload!r}"})
 
 
-CommandSink = Callable[[Envelope], None]
+CommandSink = Callable[[list[Envelope]], None]
+"""Takes the commands of one drained batch, in order."""
 
 
 class CommandChannel:
@@ -59,7 +80,8 @@ class CommandChannel:
         endpoint: str,
         identity: str,
         source: str,
-        on_command: CommandSink | None = None,
+        on_commands: CommandSink | None = None,
+        max_frame_bytes: int | None = None,
     ) -> None:
         self.identity = identity
         self.source = source
@@ -71,7 +93,9 @@ class CommandChannel:
         self.sock.connect(endpoint)
         self._asock: AsyncSocket | None = None
         self._pending: dict[str, asyncio.Future[Any]] = {}
-        self._on_command = on_command
+        self._on_commands = on_commands
+        self.max_frame_bytes = max_frame_bytes
+        """The runtime's frame limit; None until learned from the kernel (asked only for a large command)."""
         self.rejects = RejectCounter(f"commands:{identity}")
         self.late_results = 0
 
@@ -82,30 +106,46 @@ class CommandChannel:
             self._asock.on_messages(self._on_batch)
 
     def _on_batch(self, frames: list[bytes]) -> None:
+        commands: list[Envelope] = []
         for frame in frames:
-            self._dispatch(frame)
-
-    def _dispatch(self, frame: bytes) -> None:
-        try:
-            env = wire.decode(frame)
-        except FrameError as err:
-            self.rejects.reject(err)
-            return
-        if env.kind == Kind.RESULT:
-            fut = self._pending.pop(env.corr, None)
-            if fut is None or fut.done():
-                self.late_results += 1
-                return
-            fut.set_result(env.payload)
-        elif env.kind == Kind.COMMAND and self._on_command is not None:
-            self._on_command(env)
-        else:
-            self.rejects.reject(FrameError("unexpected_kind", f"kind {env.kind} on command channel"))
+            try:
+                env = wire.decode(frame)
+            except FrameError as err:
+                self.rejects.reject(err)
+                continue
+            if env.kind == Kind.RESULT:
+                fut = self._pending.pop(env.corr, None)
+                if fut is None or fut.done():
+                    self.late_results += 1
+                    continue
+                fut.set_result(env.payload)
+            elif env.kind == Kind.COMMAND and self._on_commands is not None:
+                commands.append(env)
+            else:
+                self.rejects.reject(FrameError("unexpected_kind", f"kind {env.kind} on command channel"))
+        if commands:
+            assert self._on_commands is not None
+            self._on_commands(commands)
 
     async def send_envelope(self, env: Envelope) -> None:
         """Send a RESULT or COMMAND envelope (waits at the HWM, never drops)."""
+        await self.send_frame(wire.encode(env))
+
+    async def send_frame(self, frame: bytes) -> None:
+        """Send an encoded envelope (waits at the HWM, never drops)."""
         assert self._asock is not None, "start() first"
-        await self._asock.send(wire.encode(env))
+        await self._asock.send(frame)
+
+    async def frame_limit(self) -> int:
+        """The runtime's frame limit: known at spawn for a service, asked of the kernel once by a client."""
+        if self.max_frame_bytes is None:
+            try:
+                pong = await self.call("kernel", "ping", timeout=DEFAULT_TIMEOUT_S)
+            except CommandError:
+                pong = None
+            limit = pong.get("max_frame_bytes") if isinstance(pong, dict) else None
+            self.max_frame_bytes = limit if isinstance(limit, int) and limit > 0 else DEFAULT_MAX_FRAME_BYTES
+        return self.max_frame_bytes
 
     async def call(
         self,
@@ -118,19 +158,25 @@ class CommandChannel:
     ) -> Any:
         """Run ``destination.name(**args)`` and return its value or raise its typed CommandError.
 
-        Reusing ``command_id`` makes a retry: the kernel never executes one id twice.
+        Reusing ``command_id`` makes a retry: the kernel never executes one id twice. A command over the
+        runtime's frame limit raises FrameTooLarge here, without being sent.
         """
         self.start()
         cid = command_id or wire.new_id()
         loop = asyncio.get_running_loop()
         shared = self._pending.get(cid)
+        frame = b""
+        if shared is None:
+            frame = wire.encode(wire.make(Kind.COMMAND, destination, self.source,
+                                          command_payload(name, args or {}, timeout), corr=cid))
+            if len(frame) > MIN_MAX_FRAME_BYTES:  # only a large command needs the limit (learned once)
+                check_frame(len(frame), await self.frame_limit(), f"command {destination}.{name}")
+                shared = self._pending.get(cid)  # another caller of this id may have sent it meanwhile
         if shared is not None:
             fut = shared
         else:
             fut = self._pending[cid] = loop.create_future()
-            env = wire.make(Kind.COMMAND, destination, self.source,
-                            command_payload(name, args or {}, timeout), corr=cid)
-            await self.send_envelope(env)
+            await self.send_frame(frame)
         timer = loop.call_later(timeout + LOCAL_GRACE_S, self._give_up, cid, fut)
         try:
             # Shield only a result shared by concurrent callers of one id (a cancelled caller must not

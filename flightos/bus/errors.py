@@ -54,7 +54,11 @@ class BadArguments(CommandError):
 
 
 class ServiceFailed(CommandError):
-    """The service died while executing the command, or is FAILED/stopped; it ran at most once."""
+    """The service died with the command delivered to it; ``details["started"]`` says whether it had started.
+
+    ``started: false`` is proof that the service never took the command: it did not run, and a retry with the
+    same id runs it. ``started: true`` means it had taken the command: it ran at most once (perhaps partly).
+    """
 
     code = "service_failed"
 
@@ -66,7 +70,10 @@ class ServiceUnavailable(CommandError):
 
 
 class DeadlineExceeded(CommandError):
-    """No result before the command's deadline; the command may or may not have run."""
+    """No result before the command's deadline; the command may or may not have run.
+
+    With ``details["delivered"]`` false it never reached its service: it did not run, and a retry runs it.
+    """
 
     code = "deadline_exceeded"
 
@@ -85,6 +92,13 @@ class AccessDenied(CommandError):
 
 class PublishDenied(PermissionError):
     """The target's ``[acl] publish`` table does not let this service publish this topic."""
+
+
+class FrameTooLarge(CommandError):
+    """A command or result is larger than the runtime's ``runtime.max_frame_bytes``; nothing was sent or run
+    (for a result: the command ran, but its value could not be carried)."""
+
+    code = "frame_too_large"
 
 
 class BadRequest(CommandError):
@@ -112,5 +126,6 @@ ERRORS: dict[str, type[CommandError]] = {
         BadRequest,
         HandlerError,
         AccessDenied,
+        FrameTooLarge,
     )
 }

@@ -91,6 +91,17 @@ def one_of(*choices: str) -> Callable[[Any], str]:
     return check
 
 
+def int_at_least(lo: int) -> Callable[[Any], int]:
+    """An integer >= ``lo``."""
+
+    def check(v: Any) -> int:
+        if not isinstance(v, int) or isinstance(v, bool) or v < lo:
+            raise ValueError(f"an integer >= {lo}")
+        return v
+
+    return check
+
+
 def core_list(v: Any) -> list[int]:
     """A list of core ids (integers >= 0)."""
     if not isinstance(v, list) or not all(
@@ -118,6 +129,11 @@ SECTIONS: dict[str, dict[str, Field]] = {
         "log_level": Field(one_of("debug", "info", "warning", "error"), "info", "minimum log level"),
         "record_runs": Field(boolean, True, "record events and health telemetry under <state_dir>/runs/ for reports"),
         "runs_kept": Field(positive_int, 20, "recorded runs kept; older ones are deleted"),
+        "max_frame_bytes": Field(int_at_least(65_536), 1 << 20,
+                                 "largest command or result on the bus; larger ones are refused with "
+                                 "frame_too_large (a peer sending 64 KiB more is disconnected)"),
+        "result_cache_mb": Field(positive, 32.0, "memory for results kept so a retry gets the first answer; "
+                                 "past it the oldest go early (counted)"),
     },
     "health": {
         "heartbeat_period_s": Field(positive, 1.0, "heartbeat period of a normal service"),

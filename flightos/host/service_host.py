@@ -18,6 +18,7 @@ import zmq
 
 from flightos.aio import TaskSet
 from flightos.bus import envelope as wire
+from flightos.bus import started
 from flightos.bus.aiozmq import LINGER_MS, AsyncSocket
 from flightos.bus.commands import CommandChannel, error_payload, ok_payload
 from flightos.bus.endpoints import Endpoints
@@ -26,6 +27,7 @@ from flightos.bus.errors import (
     BadArguments,
     CommandError,
     DeadlineExceeded,
+    FrameTooLarge,
     HandlerError,
     PublishDenied,
     UnknownCommand,
@@ -57,8 +59,10 @@ class ServiceHost:
         self.ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context(io_threads=1)
         self.store = Store(Path(spec.state_dir) / spec.name / "store.sqlite")
         self.publisher = Publisher(self.ctx, self.endpoints.publish, spec.name)
+        self.started = self._open_started_ledger()
         self.commands = CommandChannel(
-            self.ctx, self.endpoints.command, spec.identity, spec.name, on_command=self._on_command
+            self.ctx, self.endpoints.command, spec.identity, spec.name, on_commands=self._on_commands,
+            max_frame_bytes=spec.max_frame_bytes,
         )
         self._ctl = self.ctx.socket(zmq.DEALER)
         self._ctl.setsockopt(zmq.IDENTITY, spec.identity.encode())
@@ -196,6 +200,8 @@ class ServiceHost:
         else:
             self._ctl.close(linger=LINGER_MS)
         self.store.close()
+        if self.started is not None:
+            self.started.close()
         self.ctx.term()
 
     # ---- control channel ---------------------------------------------------------------------
@@ -249,16 +255,31 @@ class ServiceHost:
                     self.ctl_rejects.reject(FrameError("unknown_control", f"op {op!r}"))
 
     # ---- commands ----------------------------------------------------------------------------
-    def _on_command(self, env: Envelope) -> None:
-        cid = env.corr
-        cached = self._done.get(cid)
-        if cached is not None:
-            self._replies.spawn(self._reply(cid, cached))
-        elif cid not in self._running:
-            self._running[cid] = asyncio.get_running_loop().create_task(self._execute(env))
+    def _open_started_ledger(self) -> started.StartedWriter | None:
+        """The file that proves which commands this process took (without it the kernel assumes all were)."""
+        try:
+            return started.StartedWriter(started.ledger_path(Path(self.spec.runtime_dir), self.spec.name,
+                                                             self.spec.incarnation))
+        except OSError as exc:
+            log.warning("service.started_ledger_unavailable", service=self.spec.name, error=str(exc),
+                        note="if this process dies, its commands in flight are reported as started")
+            return None
+
+    def _on_commands(self, envs: list[Envelope]) -> None:
+        """A drained batch of commands: answer redeliveries from the cache, run the new ones."""
+        loop = asyncio.get_running_loop()
+        for env in envs:
+            cid = env.corr
+            cached = self._done.get(cid)
+            if cached is not None:
+                self._replies.spawn(self._reply(cid, cached))
+            elif cid not in self._running:
+                self._running[cid] = loop.create_task(self._execute(env))
 
     async def _execute(self, env: Envelope) -> None:
         cid = env.corr
+        if self.started is not None:
+            self.started.record(cid)  # before the handler can do anything: survives this process dying
         try:
             value = await self._dispatch(env.payload)
             result = ok_payload(value)
@@ -280,13 +301,19 @@ class ServiceHost:
         await self._reply(cid, result)
 
     async def _reply(self, cid: str, result: dict[str, Any]) -> None:
-        env = wire.make(Kind.RESULT, "kernel", self.spec.identity, result, corr=cid)
         try:
-            await self.commands.send_envelope(env)
+            frame = wire.encode(wire.make(Kind.RESULT, "kernel", self.spec.identity, result, corr=cid))
         except Exception:
-            env = wire.make(Kind.RESULT, "kernel", self.spec.identity,
-                            error_payload(HandlerError("result could not be encoded")), corr=cid)
-            await self.commands.send_envelope(env)
+            result = error_payload(HandlerError("result could not be encoded"))
+            frame = wire.encode(wire.make(Kind.RESULT, "kernel", self.spec.identity, result, corr=cid))
+        if len(frame) > self.spec.max_frame_bytes:  # the kernel would drop it (or this connection)
+            result = error_payload(FrameTooLarge(
+                f"the command ran, but its result is {len(frame):,} bytes, over this runtime's limit of "
+                f"{self.spec.max_frame_bytes:,} bytes (runtime.max_frame_bytes)",
+                size=len(frame), limit=self.spec.max_frame_bytes, ran=True))
+            self._done[cid] = result  # a redelivery gets the same answer
+            frame = wire.encode(wire.make(Kind.RESULT, "kernel", self.spec.identity, result, corr=cid))
+        await self.commands.send_frame(frame)
 
     async def _dispatch(self, payload: Any) -> Any:
         if not isinstance(payload, dict) or not isinstance(payload.get("name"), str):

@@ -35,6 +35,8 @@ class SpawnSpec(msgspec.Struct, frozen=True):
     """Lead a session (and process group) of its own, so a stop can kill everything it started."""
     rlimits: bool = False
     """Apply the fallback rlimits (no cgroups on this host)."""
+    max_frame_bytes: int = 1 << 20
+    """The runtime's ``runtime.max_frame_bytes``: larger commands and results get ``frame_too_large``."""
 
     @property
     def identity(self) -> str:

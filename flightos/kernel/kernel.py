@@ -20,6 +20,7 @@ import hal
 from flightos import __version__
 from flightos.bus import envelope as wire
 from flightos.bus.aiozmq import AsyncSocket
+from flightos.bus.commands import frame_cap
 from flightos.bus.endpoints import Endpoints, prepare_runtime_dir
 from flightos.bus.envelope import FrameError, Kind
 from flightos.bus.errors import BadArguments, ServiceUnavailable, UnknownCommand, UnknownService
@@ -160,13 +161,16 @@ class Kernel:
             loop.add_signal_handler(sig, self.request_stop)
         self.proxy = Proxy(self.ctx, self.endpoints.publish, self.endpoints.subscribe)
         self.proxy.start()
+        max_frame = int(self.target.runtime["max_frame_bytes"])
         self.cmd_sock = self.ctx.socket(zmq.ROUTER)
         self.cmd_sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
         self.cmd_sock.setsockopt(zmq.SNDHWM, 100_000)
         self.cmd_sock.setsockopt(zmq.RCVHWM, 100_000)
+        self.cmd_sock.setsockopt(zmq.MAXMSGSIZE, frame_cap(max_frame))  # a larger frame drops its peer
         self.cmd_sock.bind(self.endpoints.command)
         self.ctl_sock = self.ctx.socket(zmq.ROUTER)
         self.ctl_sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
+        self.ctl_sock.setsockopt(zmq.MAXMSGSIZE, frame_cap(max_frame))
         self.ctl_sock.bind(self.endpoints.control)
         # The kernel's own topics go out on an endpoint only it binds: subscribers take ev.kernel, tm.kernel.*
         # and tm.hal.* from there alone (checked by pid), so no process on the bus can publish as the kernel.
@@ -175,7 +179,9 @@ class Kernel:
         self.router = CommandRouter(acmd, self.records,
                                     int(self.target.runtime["command_queue"]),
                                     self._kernel_command, self._attached, self.emit,
-                                    float(self.target.runtime["command_timeout_s"]))
+                                    float(self.target.runtime["command_timeout_s"]),
+                                    max_frame_bytes=max_frame, runtime_dir=self.endpoints.runtime_dir,
+                                    result_cache_bytes=int(float(self.target.runtime["result_cache_mb"]) * (1 << 20)))
         self.router.acl = self.target.acl
         self.router.identities.spawners = self._spawner_pids
         self.ctl_gate = Gate(self.router.identities, self._on_control_frame)
@@ -378,7 +384,8 @@ class Kernel:
                          heartbeat_period_s=rec.cfg.heartbeat_period_s, cpus=rec.host_cpus,
                          options=rec.cfg.options, params=rec.cfg.params, log_format=rt["log_format"],
                          log_level=rt["log_level"], kernel_pid=os.getpid(), publish=self._publish_acl(rec),
-                         plugin=rec.cfg.plugin, memory_mb=rec.cfg.memory_mb, tasks=rec.cfg.tasks)
+                         plugin=rec.cfg.plugin, max_frame_bytes=int(rt["max_frame_bytes"]),
+                         memory_mb=rec.cfg.memory_mb, tasks=rec.cfg.tasks)
 
     def _publish_acl(self, rec: ServiceRecord) -> list[str] | None:
         """The topic patterns a service may publish, or None when the ``[acl]`` does not restrict it."""
@@ -549,7 +556,7 @@ class Kernel:
         if not isinstance(args, dict):
             raise BadArguments("arguments must be a map")
         if name == "ping":
-            return {"pong": True, "pid": os.getpid()}
+            return {"pong": True, "pid": os.getpid(), "max_frame_bytes": self.router.max_frame_bytes}
         if name == "status":
             return self.status()
         if name == "describe":

@@ -47,6 +47,10 @@ class PendingCommand:
     received_at: float = 0.0
     caller: str = ""
     """The calling service by its authenticated identity ("" for the local operator)."""
+    forwarded: bool = False
+    """Handed to the link for another board (it may run there)."""
+    delivery_seq: int = 0
+    """The destination's delivery count when this command was delivered (see ``ServiceRecord.deliveries``)."""
 
 
 @dataclass
@@ -73,6 +77,8 @@ class ServiceRecord:
     stop_reason: str = "stopped on request"
     restart_handle: Any = None
     inflight: dict[str, PendingCommand] = field(default_factory=dict)
+    deliveries: int = 0
+    """Commands delivered to the service, all incarnations: bounds what its started ledger may have overwritten."""
     queue: deque[PendingCommand] = field(default_factory=deque)
     throttle_sent: int = 0
     relocating: bool = False

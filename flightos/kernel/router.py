@@ -1,8 +1,12 @@
 """Routes commands to services: exactly one result per command, queued while a service restarts.
 
 A command id is its idempotency key: a retry while it runs joins the same execution, a retry after
-it finished gets the remembered result. A command delivered to a process that then dies is answered
-``service_failed`` (it ran at most once); one still queued is delivered to the next incarnation.
+it finished gets the remembered result. Only executions are remembered: a refusal that proves the
+command did not run (unknown service, unavailable, queue full, access denied, too large, deadline
+before delivery, ``service_failed`` with ``started: false``) is answered and forgotten, so a retry
+with the same id runs it. A command delivered to a process that then dies is answered
+``service_failed`` saying whether the process had taken it (see ``flightos.bus.started``); one still
+queued is delivered to the next incarnation.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import asyncio
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any, Protocol
 
 import structlog
@@ -17,14 +22,16 @@ import zmq
 
 from flightos.aio import TaskSet
 from flightos.bus import envelope as wire
+from flightos.bus import started
 from flightos.bus.aiozmq import AsyncSocket
-from flightos.bus.commands import error_payload, ok_payload
+from flightos.bus.commands import DEFAULT_MAX_FRAME_BYTES, error_payload, ok_payload
 from flightos.bus.envelope import FrameError, Kind
 from flightos.bus.errors import (
     AccessDenied,
     BadRequest,
     CommandError,
     DeadlineExceeded,
+    FrameTooLarge,
     HandlerError,
     QueueFull,
     ServiceFailed,
@@ -41,12 +48,17 @@ from flightos.sdk.severity import Severity
 
 log = structlog.get_logger("flightos.kernel")
 
-RESULT_CACHE = 16_384
-"""Results kept for retries; beyond this the oldest go, but never one whose command could still be retried."""
 RESULT_CACHE_MAX = 65_536
-"""Hard cap: past it the oldest result goes even if a retry could still come (counted as ``results_evicted_early``)."""
+"""Results kept at most; past it the oldest goes even if a retry could still come (``results_evicted_early``)."""
+RESULT_CACHE_BYTES = 32 << 20
+"""Bytes of results kept at most (``runtime.result_cache_mb``); past it the oldest go early, counted alike."""
 RETRY_GRACE_S = 5.0
-"""A result is kept this long past its command's deadline: a retry may still be on its way."""
+"""A result is kept this long past its command's deadline (a retry may still be on its way), then it goes."""
+SWEEP_S = 1.0
+"""How often results past their retry time are dropped (also when no new command comes)."""
+REFUSALS = frozenset({"unknown_service", "service_unavailable", "queue_full", "access_denied",
+                      "frame_too_large", "bad_request"})
+"""Error codes the kernel answers only for a command that did not run: never remembered against its id."""
 MAX_PENDING = 10_000
 """Commands in flight at once, across all services: beyond this a flood is refused, not buffered."""
 KERNEL = "kernel"
@@ -89,6 +101,10 @@ class CommandRouter:
         on_attach: Callable[[ServiceRecord], None],
         emit: Callable[..., None],
         default_timeout_s: float = 5.0,
+        *,
+        max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
+        result_cache_bytes: int = RESULT_CACHE_BYTES,
+        runtime_dir: Path | None = None,
     ) -> None:
         self.sock = sock
         self.records = records
@@ -97,15 +113,26 @@ class CommandRouter:
         self.on_attach = on_attach
         self.emit = emit
         self.default_timeout_ms = int(default_timeout_s * 1000)
+        self.max_frame_bytes = max_frame_bytes
+        self.result_cache_bytes = result_cache_bytes
+        self.runtime_dir = runtime_dir
+        """Where services keep their started ledgers (None: no ledgers, every delivered command counts as started)."""
+        if runtime_dir is not None:
+            started.remove_stale(runtime_dir)
         self._last_full: dict[str, float] = {}
         self.pending: dict[str, PendingCommand] = {}
         self.results: OrderedDict[str, tuple[bytes, float]] = OrderedDict()
         """Encoded RESULT frames by command id: a retry gets the very bytes the first caller got."""
+        self.result_bytes = 0
+        """Bytes of the frames in ``results``."""
+        self._sweep: asyncio.TimerHandle | None = None
         self.rejects = RejectCounter("kernel:commands")
         self.stats = {"received": 0, "delivered": 0, "completed": 0, "duplicates": 0,
                       "queued": 0, "queue_full": 0, "deadline_exceeded": 0, "service_lost": 0,
                       "late_results": 0, "undeliverable": 0, "stale": 0, "denied": 0,
-                      "results_evicted_early": 0, "identity_refused": 0, "identity_forged": 0}
+                      "refused": 0, "too_large": 0, "lost_not_started": 0,
+                      "results_expired": 0, "results_evicted_early": 0,
+                      "identity_refused": 0, "identity_forged": 0}
         self.acl: Acl | None = None
         self.link: RemoteRoutes | None = None
         self.board = ""
@@ -194,6 +221,13 @@ class CommandRouter:
         if not cid or not isinstance(p, dict) or not isinstance(p.get("name"), str):
             self._reply(ident, cid or "", error_payload(BadRequest("malformed command: needs an id and a name")))
             return
+        if len(frame) > self.max_frame_bytes:
+            self.stats["too_large"] += 1
+            self._reply(ident, cid, error_payload(FrameTooLarge(
+                f"command {env.topic}.{p['name']} is {len(frame):,} bytes, over this runtime's limit of "
+                f"{self.max_frame_bytes:,} bytes (runtime.max_frame_bytes); it was not run",
+                size=len(frame), limit=self.max_frame_bytes)))
+            return
         cached = self.results.get(cid)
         if cached is not None:
             self.stats["duplicates"] += 1
@@ -207,6 +241,7 @@ class CommandRouter:
             return
         if len(self.pending) >= MAX_PENDING:
             self.stats["queue_full"] += 1
+            self.stats["refused"] += 1
             self._reply(ident, cid, error_payload(QueueFull(
                 f"the kernel already has {MAX_PENDING} commands in flight; try again shortly")))
             return
@@ -225,8 +260,8 @@ class CommandRouter:
             return
         if other_kernel:
             if remote or self.link is None:
-                self.complete(cmd, error_payload(UnknownService(
-                    f"no board {cmd.destination[len(KERNEL) + 1:]!r} is linked with this one")))
+                self.refuse(cmd, UnknownService(
+                    f"no board {cmd.destination[len(KERNEL) + 1:]!r} is linked with this one"))
             else:
                 self._forward(cmd)
             return
@@ -241,12 +276,10 @@ class CommandRouter:
             return
         if rec is None:
             known = sorted({*self.records, *(self.link.known_services() if self.link else [])})
-            self.complete(cmd, error_payload(UnknownService(
-                f"no service {env.topic!r} in this runtime", available=known)))
+            self.refuse(cmd, UnknownService(f"no service {env.topic!r} in this runtime", available=known))
             return
         if rec.state == State.REMOTE:
-            self.complete(cmd, error_payload(ServiceUnavailable(
-                f"service {rec.name!r} does not run on this board ({rec.reason})")))
+            self.refuse(cmd, ServiceUnavailable(f"service {rec.name!r} does not run on this board ({rec.reason})"))
             return
         self.pending[cid] = cmd
         cmd.timer = loop.call_at(cmd.deadline, self._expire, cid)
@@ -257,14 +290,26 @@ class CommandRouter:
         self._route(rec, cmd)
 
     def finish_remote(self, cmd: PendingCommand, frame: bytes) -> None:
-        """The result of a command another board ran: answer its requesters with those very bytes."""
-        if cmd.cid in self.pending:
-            self._finish(cmd, frame)
+        """The result of a command another board ran: answer its requesters with those very bytes.
+
+        The same rules as for a local service: too large is an error, and a refusal is not remembered.
+        """
+        if cmd.cid not in self.pending:
+            return
+        if len(frame) > self.max_frame_bytes:
+            self._result_too_large(cmd, len(frame), f"board running {cmd.destination}")
+            return
+        try:
+            remember = not is_refusal(wire.decode(frame).payload)
+        except FrameError:
+            remember = True
+        self._finish(cmd, frame, remember=remember)
 
     def _forward(self, cmd: PendingCommand) -> None:
         """Hand a command to the link for another board, with its deadline running here."""
         assert self.link is not None
         self.pending[cmd.cid] = cmd
+        cmd.forwarded = True
         cmd.timer = asyncio.get_running_loop().call_at(cmd.deadline, self._expire, cmd.cid)
         self.link.forward(cmd)
 
@@ -275,8 +320,8 @@ class CommandRouter:
         self.stats["denied"] += 1
         self.emit(EventId.ACCESS_DENIED, Severity.HIGH, f"{caller} may not run {destination}.{cmd.name} (target [acl])",
                   caller=caller, destination=destination, command=cmd.name)
-        self.complete(cmd, error_payload(AccessDenied(
-            f"service {caller!r} may not run {destination}.{cmd.name} (the target's [acl] does not allow it)")))
+        self.refuse(cmd, AccessDenied(
+            f"service {caller!r} may not run {destination}.{cmd.name} (the target's [acl] does not allow it)"))
         return True
 
     def _route(self, rec: ServiceRecord, cmd: PendingCommand) -> None:
@@ -293,15 +338,15 @@ class CommandRouter:
                     self.emit(EventId.COMMAND_QUEUE_FULL, Severity.LOW,
                               f"{rec.name} is {rec.state.value} and its command queue is full; refusing",
                               service=rec.name, capacity=self.queue_cap, refused=self.stats["queue_full"])
-                self.complete(cmd, error_payload(QueueFull(
+                self.refuse(cmd, QueueFull(
                     f"service {rec.name!r} is {rec.state.value.lower()} and its command queue "
-                    f"({self.queue_cap}) is full")))
+                    f"({self.queue_cap}) is full; it was not run"))
                 return
             self.stats["queued"] += 1
             rec.queue.append(cmd)
         else:
-            self.complete(cmd, error_payload(ServiceUnavailable(
-                f"service {rec.name!r} is {rec.state.value}" + (f": {rec.reason}" if rec.reason else ""))))
+            self.refuse(cmd, ServiceUnavailable(
+                f"service {rec.name!r} is {rec.state.value}" + (f": {rec.reason}" if rec.reason else "")))
 
     def _deliver(self, rec: ServiceRecord, cmd: PendingCommand) -> bool:
         """Send one command to the service; False if ZeroMQ could not take it now."""
@@ -323,6 +368,8 @@ class CommandRouter:
             log.debug("kernel.delivery_deferred", service=rec.name, error=str(exc))
             return False
         cmd.delivered_to = rec.incarnation
+        rec.deliveries += 1
+        cmd.delivery_seq = rec.deliveries
         rec.inflight[cmd.cid] = cmd
         self.stats["delivered"] += 1
         return True
@@ -355,29 +402,70 @@ class CommandRouter:
         if not isinstance(env.payload, dict) or "ok" not in env.payload:
             self.complete(cmd, error_payload(HandlerError(f"malformed result from {name}")))
             return
+        if len(frame) > self.max_frame_bytes:
+            self._result_too_large(cmd, len(frame), name)
+            return
         self._finish(cmd, frame)  # forward the service's own bytes: no re-encoding on the hot path
 
     # ---- outcomes ----------------------------------------------------------------------------
-    def complete(self, cmd: PendingCommand, payload: dict[str, Any]) -> None:
-        """Answer every requester of a command exactly once and remember the result."""
-        self._finish(cmd, wire.encode(wire.make(Kind.RESULT, "", KERNEL, payload, corr=cmd.cid)))
+    def complete(self, cmd: PendingCommand, payload: dict[str, Any], *, remember: bool = True) -> None:
+        """Answer every requester of a command exactly once; remember the result unless told it is a refusal."""
+        self._finish(cmd, wire.encode(wire.make(Kind.RESULT, "", KERNEL, payload, corr=cmd.cid)), remember=remember)
 
-    def _finish(self, cmd: PendingCommand, frame: bytes) -> None:
+    def refuse(self, cmd: PendingCommand, err: CommandError) -> None:
+        """Answer a command that did not run; not remembered, so a retry with the same id runs it."""
+        self.stats["refused"] += 1
+        self.complete(cmd, error_payload(err), remember=False)
+
+    def _result_too_large(self, cmd: PendingCommand, size: int, source: str) -> None:
+        self.stats["too_large"] += 1
+        self.complete(cmd, error_payload(FrameTooLarge(
+            f"{cmd.destination}.{cmd.name} ran, but its result from {source} is {size:,} bytes, over this "
+            f"runtime's limit of {self.max_frame_bytes:,} bytes (runtime.max_frame_bytes)",
+            size=size, limit=self.max_frame_bytes, ran=True)))
+
+    def _finish(self, cmd: PendingCommand, frame: bytes, *, remember: bool = True) -> None:
         self.pending.pop(cmd.cid, None)
         if cmd.timer is not None:
             cmd.timer.cancel()
-        now = asyncio.get_running_loop().time()
-        self.results[cmd.cid] = (frame, max(cmd.deadline, now) + RETRY_GRACE_S)
-        while len(self.results) > RESULT_CACHE:
-            _, (_, keep_until) = next(iter(self.results.items()))
-            if keep_until > now and len(self.results) <= RESULT_CACHE_MAX:
-                break  # the oldest may still be retried: keep it (and everything newer)
-            if keep_until > now:
-                self.stats["results_evicted_early"] += 1
-            self.results.popitem(last=False)
+        if remember:
+            self._remember(cmd, frame)
         self.stats["completed"] += 1
         for ident in cmd.requesters:
             self._send_result(ident, cmd.cid, frame)
+
+    def _remember(self, cmd: PendingCommand, frame: bytes) -> None:
+        """Keep a result for retries until its command can no longer be retried, within the count and byte caps."""
+        now = asyncio.get_running_loop().time()
+        old = self.results.pop(cmd.cid, None)
+        if old is not None:
+            self.result_bytes -= len(old[0])
+        self.results[cmd.cid] = (frame, max(cmd.deadline, now) + RETRY_GRACE_S)
+        self.result_bytes += len(frame)
+        while self.results:
+            _, (oldest, keep_until) = next(iter(self.results.items()))
+            if keep_until <= now:
+                self.stats["results_expired"] += 1
+            elif len(self.results) > RESULT_CACHE_MAX or self.result_bytes > self.result_cache_bytes:
+                self.stats["results_evicted_early"] += 1  # a retry of it would now run it again
+            else:
+                break
+            self.results.popitem(last=False)
+            self.result_bytes -= len(oldest)
+        if self._sweep is None and self.results:
+            self._sweep = asyncio.get_running_loop().call_later(SWEEP_S, self._sweep_results)
+
+    def _sweep_results(self) -> None:
+        """Drop every result whose command can no longer be retried (deadlines differ, so not only the oldest)."""
+        self._sweep = None
+        now = asyncio.get_running_loop().time()
+        expired = [cid for cid, (_, keep_until) in self.results.items() if keep_until <= now]
+        for cid in expired:
+            frame, _ = self.results.pop(cid)
+            self.result_bytes -= len(frame)
+        self.stats["results_expired"] += len(expired)
+        if self.results:
+            self._sweep = asyncio.get_running_loop().call_later(SWEEP_S, self._sweep_results)
 
     def _reply(self, ident: bytes, cid: str, payload: dict[str, Any]) -> None:
         """Answer one requester directly (malformed requests that never become commands)."""
@@ -406,30 +494,51 @@ class CommandRouter:
             if cmd in rec.queue:
                 rec.queue.remove(cmd)
         self.stats["deadline_exceeded"] += 1
-        where = "while running" if cmd.delivered_to else "before it could be delivered"
-        self.complete(cmd, error_payload(DeadlineExceeded(
-            f"{cmd.destination}.{cmd.name}: deadline exceeded {where}")))
+        if cmd.delivered_to or cmd.forwarded:
+            where = "while running" if cmd.delivered_to else "on another board"
+            self.complete(cmd, error_payload(DeadlineExceeded(
+                f"{cmd.destination}.{cmd.name}: deadline exceeded {where}", delivered=True)))
+        else:  # it never left this kernel: it did not run, and a retry may
+            self.complete(cmd, error_payload(DeadlineExceeded(
+                f"{cmd.destination}.{cmd.name}: deadline exceeded before it could be delivered; it was not run",
+                delivered=False)), remember=False)
 
     def service_lost(self, rec: ServiceRecord, reason: str) -> None:
-        """The process died: its in-flight commands fail (they ran at most once)."""
+        """The process died (and was reaped): its in-flight commands fail, saying whether each had started.
+
+        The dead incarnation's started ledger proves which commands it never took: those are answered
+        ``started: false`` and forgotten, so a retry runs them; the others ran at most once.
+        """
+        ledger = started.ledger_path(self.runtime_dir, rec.name, rec.incarnation) if self.runtime_dir else None
+        taken = started.read_started(ledger) if ledger is not None and rec.inflight else None
         if rec.inflight:
             self.emit(EventId.COMMAND_SERVICE_LOST, Severity.LOW,
                       f"{len(rec.inflight)} command(s) in flight failed with {rec.name}", service=rec.name,
                       commands=[c.name for c in rec.inflight.values()][:20], count=len(rec.inflight))
         for cid, cmd in list(rec.inflight.items()):
             self.stats["service_lost"] += 1
-            self.complete(cmd, error_payload(ServiceFailed(
-                f"service {rec.name!r} {reason} while running {cmd.name}; it ran at most once",
-                incarnation=cmd.delivered_to)))
+            began = (taken is None or started.digest(cid) in taken
+                     or rec.deliveries - cmd.delivery_seq >= started.SLOTS)  # its entry may be overwritten
+            if began:
+                self.complete(cmd, error_payload(ServiceFailed(
+                    f"service {rec.name!r} {reason} while running {cmd.name}; it had started and ran at most "
+                    "once", incarnation=cmd.delivered_to, started=True)))
+            else:
+                self.stats["lost_not_started"] += 1
+                self.complete(cmd, error_payload(ServiceFailed(
+                    f"service {rec.name!r} {reason} before it started {cmd.name}; it did not run, and a retry "
+                    "with the same id runs it", incarnation=cmd.delivered_to, started=False)), remember=False)
             rec.inflight.pop(cid, None)
+        if ledger is not None:
+            started.remove(ledger)
 
     def service_unavailable(self, rec: ServiceRecord) -> None:
         """The service will not come back soon (FAILED/STOPPED): fail its queue."""
         while rec.queue:
             cmd = rec.queue.popleft()
             if cmd.cid in self.pending:
-                self.complete(cmd, error_payload(ServiceUnavailable(
-                    f"service {rec.name!r} is {rec.state.value}" + (f": {rec.reason}" if rec.reason else ""))))
+                self.refuse(cmd, ServiceUnavailable(
+                    f"service {rec.name!r} is {rec.state.value}" + (f": {rec.reason}" if rec.reason else "")))
 
     async def _run_kernel_command(self, cmd: PendingCommand) -> None:
         try:
@@ -441,6 +550,24 @@ class CommandRouter:
             log.exception("kernel.command_failed", command=cmd.name)
             payload = error_payload(HandlerError(f"{type(exc).__name__}: {exc}"))
         self.complete(cmd, payload)
+
+
+def is_refusal(payload: Any) -> bool:
+    """Whether a RESULT payload proves its command did not run (then it is not remembered against the id)."""
+    if not isinstance(payload, dict) or payload.get("ok") is not False:
+        return False
+    err = payload.get("error")
+    if not isinstance(err, dict):
+        return False
+    code, details = err.get("code"), err.get("details")
+    details = details if isinstance(details, dict) else {}
+    if code == "frame_too_large":
+        return details.get("ran") is not True
+    if code == "service_failed":
+        return details.get("started") is False
+    if code == "deadline_exceeded":
+        return details.get("delivered") is False
+    return code in REFUSALS
 
 
 def _parse_identity(ident: bytes) -> tuple[str, int]:

@@ -459,7 +459,7 @@ class Link:
         self.stats["failed_over_commands"] += 1
         self.k.router.complete(out.cmd, error_payload(ServiceFailed(
             f"{why} while {out.cmd.destination}.{out.cmd.name} was there; it ran at most once",
-            board=out.board)))
+            board=out.board, started=True)))  # that board may have started it: remembered, never rerun
 
     def _fail_outgoing(self, board: str, why: str) -> None:
         for cid, out in list(self.outgoing.items()):
