@@ -46,6 +46,8 @@ def add_parsers(sub: Any) -> None:
     g.add_argument("--no-auth", action="store_true", help="send unauthenticated telecommands (lab targets only)")
     g.add_argument("--timeout", type=float, default=10.0)
     g.add_argument("--count", type=int, default=20, help="tm: stop after this many packets")
+    g.add_argument("--no-ack", action="store_true", help="tm: do not acknowledge what arrived (TC[15,130]); "
+                   "the spacecraft keeps it and sends it again")
 
     m = sub.add_parser("mdb", help="the mission database: export definitions, or assign ids to new commands")
     m.add_argument("action", choices=["export", "assign", "show"])
@@ -287,19 +289,40 @@ def _unsigned(g: GroundClient, service: int, subtype: int, payload: bytes) -> by
 
 
 async def _tail(g: GroundClient, args: argparse.Namespace) -> None:
+    """Print telemetry as it arrives; acknowledge it (so the spacecraft may delete it) unless --no-ack."""
     await g.ping(args.timeout)  # so the spacecraft knows where the ground is
-    for _ in range(args.count):
-        try:
-            tm = await g.next_tm(args.timeout)
-        except asyncio.TimeoutError:
-            break
-        desc = f"TM[{tm.service},{tm.message_subtype}] seq {tm.seq_count} {len(tm.source_data)} bytes"
-        if tm.service == 5:
-            data = bytes(tm.source_data)
-            eid = pus.u16(data, 0)
-            (source, message), _ = pus.decode_values(["str", "str"], data, 2, exact=False)
-            desc += f" event {eid} from {source}: {message}"
-        print(desc, flush=True)
+    last_ack = time.monotonic()
+    try:
+        for _ in range(args.count):
+            try:
+                tm = await g.next_tm(args.timeout)
+            except asyncio.TimeoutError:
+                break
+            _print_tm(tm)
+            if not args.no_ack and (len(g.unacked) >= pus.ACK_MAX or time.monotonic() - last_ack >= ACK_EVERY_S):
+                g.acknowledge()
+                last_ack = time.monotonic()
+    finally:
+        if not args.no_ack and g.unacked:
+            g.acknowledge()
+            await asyncio.sleep(0)  # let the datagram go before the socket closes
+        if g.acknowledged and not args.json:
+            print(f"acknowledged {g.acknowledged} packet(s) with TC[15,130]", flush=True)
+
+
+ACK_EVERY_S = 1.0
+"""How often ``ground tm`` acknowledges what it received."""
+
+
+def _print_tm(tm: Any) -> None:
+    """One line per telemetry packet (events with their id, source and message)."""
+    desc = f"TM[{tm.service},{tm.message_subtype}] seq {tm.seq_count} {len(tm.source_data)} bytes"
+    if tm.service == 5:
+        data = bytes(tm.source_data)
+        eid = pus.u16(data, 0)
+        (source, message), _ = pus.decode_values(["str", "str"], data, 2, exact=False)
+        desc += f" event {eid} from {source}: {message}"
+    print(desc, flush=True)
 
 
 def run_mdb(args: argparse.Namespace) -> int:

@@ -14,6 +14,7 @@ class St(enum.IntEnum):
     FUNCTIONS = 8
     TIME = 9
     SCHEDULING = 11
+    STORAGE = 15
     TEST = 17
     PARAMETERS = 20
 

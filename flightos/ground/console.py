@@ -1,7 +1,9 @@
 """A ground client for the bench and for hardware-in-the-loop tests: PUS telecommands out, telemetry in, over UDP.
 
 It keeps its own anti-replay counter per key (a small file next to the key file), so each
-telecommand it signs is fresh.
+telecommand it signs is fresh. It remembers the identity of every telemetry packet it received and
+acknowledges them with TC[15,130] (``acknowledge``, or every ``auto_ack`` seconds): the spacecraft keeps
+telemetry until it is acknowledged.
 """
 
 from __future__ import annotations
@@ -71,7 +73,7 @@ class GroundClient:
     """Speaks PUS to one spacecraft over UDP."""
 
     def __init__(self, host: str, port: int, apid: int = 100, keys: KeyStore | None = None, key_id: int | None = None,
-                 counter_file: Path | None = None, source_id: int = 1) -> None:
+                 counter_file: Path | None = None, source_id: int = 1, auto_ack: float | None = None) -> None:
         self.addr = (host, port)
         self.apid = apid
         self.keys = keys
@@ -84,24 +86,52 @@ class GroundClient:
         self.received: asyncio.Queue[PusTm] = asyncio.Queue()
         self.garbage = 0
         self.transport: asyncio.DatagramTransport | None = None
+        self.unacked: list[bytes] = []
+        """Identities of telemetry received and not yet acknowledged (TC[15,130])."""
+        self.acknowledged = 0
+        self.auto_ack = auto_ack
+        self._acker: asyncio.Task[None] | None = None
 
     async def open(self) -> GroundClient:
         """Open the UDP socket."""
         loop = asyncio.get_running_loop()
         self.transport, _ = await loop.create_datagram_endpoint(lambda: _Proto(self._on_datagram),
                                                                 remote_addr=self.addr)
+        if self.auto_ack is not None:
+            self._acker = loop.create_task(self._ack_loop(self.auto_ack))
         return self
 
     def _on_datagram(self, data: bytes) -> None:
         try:
-            self.received.put_nowait(pus.parse_tm(data))
+            tm = pus.parse_tm(data)
         except Exception:
             self.garbage += 1
+            return
+        identity = pus.tm_identity(data)
+        if identity is not None:
+            self.unacked.append(identity)
+        self.received.put_nowait(tm)
 
     def close(self) -> None:
-        """Close the socket."""
+        """Close the socket (what was not acknowledged yet, the spacecraft sends again)."""
+        if self._acker is not None:
+            self._acker.cancel()
         if self.transport is not None:
             self.transport.close()
+
+    async def _ack_loop(self, period: float) -> None:
+        while True:
+            await asyncio.sleep(period)
+            if self.unacked and self.transport is not None and not self.transport.is_closing():
+                self.acknowledge()
+
+    def acknowledge(self) -> int:
+        """Acknowledge every telemetry packet received so far (TC[15,130], no success reports); how many."""
+        out, self.unacked = self.unacked, []
+        for start in range(0, len(out), pus.ACK_MAX):
+            self.send_raw(self.build(15, 130, pus.ack_data(out[start:start + pus.ACK_MAX]), ack_flags=0))
+        self.acknowledged += len(out)
+        return len(out)
 
     async def __aenter__(self) -> GroundClient:
         return await self.open()

@@ -149,6 +149,36 @@ def parse_tm(raw: bytes) -> PusTm:
     return PusTm.unpack(raw, timestamp_len=TIMESTAMP_LEN)
 
 
+# ---- acknowledging telemetry (TC[15,130], flightos) ------------------------------------------------
+IDENTITY_LEN = 2 + TIMESTAMP_LEN
+"""A TM packet's identity: its 14-bit sequence count (u16) and its CDS short time stamp (7 bytes)."""
+ACK_MAX = 500
+"""Identities per TC[15,130] (4.5 kB of application data)."""
+_TM_TIME_AT = HEADER_LEN + 7  # PUS-C TM secondary header: version, service, subtype, counter u16, destination u16
+
+
+def tm_identity(raw: bytes) -> bytes | None:
+    """The identity of a PUS-C TM packet (sequence count, time stamp): what ground acknowledges; None if not TM."""
+    if len(raw) < _TM_TIME_AT + TIMESTAMP_LEN or raw[0] & 0x10 or not raw[0] & 0x08:
+        return None
+    return bytes((raw[2] & 0x3F, raw[3])) + bytes(raw[_TM_TIME_AT:_TM_TIME_AT + TIMESTAMP_LEN])
+
+
+def ack_data(identities: list[bytes]) -> bytes:
+    """Application data of TC[15,130]: N (u16), then N identities of ``IDENTITY_LEN`` bytes."""
+    if len(identities) > 0xFFFF or any(len(i) != IDENTITY_LEN for i in identities):
+        raise ValueError(f"an acknowledgement holds up to 65535 identities of {IDENTITY_LEN} bytes")
+    return pack_u16(len(identities)) + b"".join(identities)
+
+
+def parse_ack(data: bytes) -> list[bytes]:
+    """The identities of a TC[15,130]; ValueError naming what does not fit."""
+    n = u16(data, 0)
+    if len(data) != 2 + n * IDENTITY_LEN:
+        raise ValueError(f"{n} identities need {2 + n * IDENTITY_LEN} bytes, got {len(data)}")
+    return [bytes(data[2 + i * IDENTITY_LEN:2 + (i + 1) * IDENTITY_LEN]) for i in range(n)]
+
+
 # ---- typed values in application data ------------------------------------------------------------
 _I64, _F64, _U8, _U16, _U32 = struct.Struct(">q"), struct.Struct(">d"), struct.Struct(">B"), struct.Struct(">H"), \
     struct.Struct(">I")

@@ -7,6 +7,7 @@ reports besides (values, HK, summaries) it sends itself.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -19,6 +20,7 @@ from services.ground.reports import value_report
 
 if TYPE_CHECKING:
     from services.ground import Ground
+    from services.ground.schedule import Schedule
     from services.ground.tc import Context
 
 
@@ -207,21 +209,44 @@ async def report_time(g: Ground, ctx: Context, data: bytes) -> None:
 
 
 # ---- ST[11] time-based scheduling -------------------------------------------------------------------------
+def _schedule(g: Ground) -> Schedule:
+    """The schedule, or a refusal naming why its store cannot be used now (disk full, damaged file)."""
+    if g.schedule is None:
+        raise Reject(Failure.SCHEDULE_REFUSED, f"the schedule cannot be used now: {g.schedule_cause}")
+    return g.schedule
+
+
+def _schedule_store(fn: Handler) -> Handler:
+    """A schedule handler whose store failing (a full disk) refuses the TC with SCHEDULE_REFUSED and its cause."""
+    async def run(g: Ground, ctx: Context, data: bytes) -> None:
+        try:
+            await fn(g, ctx, data)
+        except sqlite3.Error as exc:
+            g.schedule_failed(exc)
+            raise Reject(Failure.SCHEDULE_REFUSED, f"schedule store: {type(exc).__name__}: {exc}") from None
+    run.__doc__ = fn.__doc__
+    return run
+
+
+@_schedule_store
 async def enable_schedule(g: Ground, ctx: Context, data: bytes) -> None:
     """TC[11,1]: release activities when they fall due."""
-    g.schedule.set_enabled(True)
+    _schedule(g).set_enabled(True)
 
 
+@_schedule_store
 async def disable_schedule(g: Ground, ctx: Context, data: bytes) -> None:
     """TC[11,2]: hold every activity (they stay in the schedule)."""
-    g.schedule.set_enabled(False)
+    _schedule(g).set_enabled(False)
 
 
+@_schedule_store
 async def reset_schedule(g: Ground, ctx: Context, data: bytes) -> None:
     """TC[11,3]: delete every activity."""
-    g.schedule.reset()
+    _schedule(g).reset()
 
 
+@_schedule_store
 async def insert_activities(g: Ground, ctx: Context, data: bytes) -> None:
     """TC[11,4]: N (u16), then N x (release time CDS short, embedded telecommand packet)."""
     try:
@@ -247,16 +272,18 @@ async def insert_activities(g: Ground, ctx: Context, data: bytes) -> None:
     now = time.time()
     try:
         for release, raw, rid in acts:
-            g.schedule.insert(release, raw, rid, ctx.label, now)
+            _schedule(g).insert(release, raw, rid, ctx.label, now)
     except ValueError as exc:
         raise Reject(Failure.SCHEDULE_REFUSED, str(exc)) from None
 
 
+@_schedule_store
 async def delete_activities(g: Ground, ctx: Context, data: bytes) -> None:
     """TC[11,5]: N (u16) then request ids (u32) of activities to delete."""
-    g.schedule.delete(_count_list(data, 4, "request ids"))
+    _schedule(g).delete(_count_list(data, 4, "request ids"))
 
 
+@_schedule_store
 async def time_shift(g: Ground, ctx: Context, data: bytes) -> None:
     """TC[11,15]: shift every activity by a signed number of milliseconds (i64)."""
     try:
@@ -264,14 +291,15 @@ async def time_shift(g: Ground, ctx: Context, data: bytes) -> None:
     except ValueError as exc:
         raise Reject(Failure.BAD_APP_DATA, str(exc)) from None
     try:
-        g.schedule.time_shift(ms / 1000.0, time.time())
+        _schedule(g).time_shift(ms / 1000.0, time.time())
     except ValueError as exc:
         raise Reject(Failure.SCHEDULE_REFUSED, str(exc)) from None
 
 
+@_schedule_store
 async def summary(g: Ground, ctx: Context, data: bytes) -> None:
     """TC[11,16] -> TM[11,13]: N, then (release CDS, request id u32) for each activity."""
-    acts = g.schedule.summary()
+    acts = _schedule(g).summary()
     body = b"".join(pus.unix_to_cds(a.release_utc) + pus.pack_u32(a.request_id & 0xFFFFFFFF) for a in acts)
     await g.reply(ctx, 11, 13, pus.pack_u16(len(acts)) + body)
 
@@ -320,6 +348,20 @@ async def resync_counters(g: Ground, ctx: Context, data: bytes) -> None:
     await g.reply(ctx, 129, 4, pus.pack_u16(len(floors)) + body)
 
 
+# ---- ST[15] on-board storage: acknowledging telemetry (flightos) ------------------------------------------
+async def acknowledge_tm(g: Ground, ctx: Context, data: bytes) -> None:
+    """TC[15,130] (flightos): ground has these TM packets (N u16, then N x (sequence count u16, CDS time)).
+
+    What it names leaves the store; kept telemetry is sent again until acknowledged. Unknown identities are
+    ignored (already acknowledged, or never stored).
+    """
+    try:
+        identities = pus.parse_ack(data)
+    except ValueError as exc:
+        raise Reject(Failure.BAD_APP_DATA, str(exc)) from None
+    g.acknowledge(identities)
+
+
 HANDLERS: dict[int, dict[int, Handler]] = {
     3: {5: enable_hk, 6: disable_hk, 27: one_shot_hk, 31: modify_hk_interval},
     5: {5: enable_events, 6: disable_events},
@@ -327,6 +369,7 @@ HANDLERS: dict[int, dict[int, Handler]] = {
     9: {1: report_time},
     11: {1: enable_schedule, 2: disable_schedule, 3: reset_schedule, 4: insert_activities, 5: delete_activities,
          15: time_shift, 16: summary},
+    15: {130: acknowledge_tm},
     17: {1: are_you_alive, 3: connection_test},
     20: {1: report_parameters, 3: set_parameters},
     RESYNC_SERVICE: {1: resync_nonce, 3: resync_counters},

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from services.ground.durable import DurableFile, open_durable
+from services.ground.durable import Corrupt, DurableFile, mark_has_data, open_durable
 
 _SCHEMA_VERSION = 1
 _CHUNK = 500  # ids per IN (...) clause, below SQLite's historical 999-variable limit
@@ -115,6 +115,7 @@ class Schedule(DurableFile):
             )
         row_id = cur.lastrowid
         assert row_id is not None
+        mark_has_data(self.path)  # from now on, losing the file's contents is an incident
         return row_id
 
     def delete(self, request_ids: Iterable[int]) -> int:
@@ -193,7 +194,10 @@ class Schedule(DurableFile):
         """Create the tables on first use (enabled by default); refuse an unknown schema version."""
         version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
         if version not in (0, _SCHEMA_VERSION):
-            raise ScheduleError(f"schedule {self.path}: schema version {version}, expected {_SCHEMA_VERSION}")
+            raise ScheduleError(f"schedule {self.path}: schema version {version}, expected {_SCHEMA_VERSION}") \
+                from Corrupt(f"schema version {version}")
+        if version == _SCHEMA_VERSION:
+            return  # nothing to write: a schedule on a full disk still opens (and is read)
         with self._transaction():
             self._db.execute(
                 "CREATE TABLE IF NOT EXISTS activities (id INTEGER PRIMARY KEY AUTOINCREMENT, "
