@@ -1,0 +1,247 @@
+"""Fault campaign: identities a service cannot forge (issue 12, item 7).
+
+A compromised service is modelled by ``rogue``, a plugin written here (a hand-made dist-info on
+PYTHONPATH registers it) that opens sockets of its own: a DEALER to the command or control socket
+with any routing id, from its own process or from a child, and a raw PUB on the shared proxy. The
+kernel takes identity from the sending process (SO_PEERCRED), so ``rogue`` stays ``rogue``: its
+``[acl]`` applies on every socket, control frames claimed for another service are ignored and
+counted, and ``ev.kernel`` published through the proxy reaches no subscriber.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from flightos.bus.envelope import Kind
+from flightos.client import Client
+from flightos.testing import RuntimeProcess
+from tests.integration.conftest import make_runtime
+
+ROGUE = '''
+"""A compromised service: opens its own sockets to act as the operator, another service or the kernel."""
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import time
+from typing import Any
+
+import msgspec
+import zmq
+
+from flightos import Service, command
+
+
+def _env(kind: int, topic: str, source: str, payload: Any, corr: str = "") -> bytes:
+    return msgspec.msgpack.encode([1, kind, topic, source, 1, time.monotonic_ns(), time.time_ns(), corr, payload])
+
+
+CHILD = r"""
+import sys, time, msgspec, zmq
+rd, ident, dst, name, args = sys.argv[1:6]
+c = zmq.Context(); s = c.socket(zmq.DEALER); s.setsockopt(zmq.IDENTITY, ident.encode())
+s.connect(f"ipc://{rd}/cmd.sock")
+cid = "child-" + str(time.time_ns())
+s.send(msgspec.msgpack.encode([1, 3, dst, "rogue", 0, time.monotonic_ns(), time.time_ns(), cid,
+                               {"name": name, "args": msgspec.json.decode(args), "timeout_ms": 3000}]))
+print(msgspec.json.encode(msgspec.msgpack.decode(s.recv()) if s.poll(8000) else None).decode())
+"""
+
+
+class Rogue(Service):
+    """Forges identities on request."""
+
+    name = "rogue"
+
+    def _rd(self) -> str:
+        return str(self._host.spec.runtime_dir)
+
+    @command()
+    async def call_as(self, identity: str, destination: str, name: str, args: dict[str, Any] | None = None,
+                      child: bool = False) -> Any:
+        """Send a command on a socket of its own (or a child's) with any routing id; return the raw result."""
+        if child:
+            argv = [sys.executable, "-c", CHILD, self._rd(), identity, destination, name,
+                    msgspec.json.encode(args or {}).decode()]
+            out = await asyncio.to_thread(subprocess.run, argv, capture_output=True, timeout=30)
+            return msgspec.json.decode(out.stdout or b"null")
+        s = zmq.Context.instance().socket(zmq.DEALER)
+        s.setsockopt(zmq.IDENTITY, identity.encode())
+        s.connect(f"ipc://{self._rd()}/cmd.sock")
+        try:
+            s.send(_env(3, destination, "rogue", {"name": name, "args": args or {}, "timeout_ms": 3000},
+                        corr=f"rogue-{time.time_ns()}"))
+            for _ in range(160):
+                if s.poll(0):
+                    return msgspec.msgpack.decode(s.recv())
+                await asyncio.sleep(0.05)
+            return None
+        finally:
+            s.close(0)
+
+    @command()
+    async def control_as(self, identity: str, kind: int, payload: dict[str, Any], count: int = 1) -> int:
+        """Send control frames claiming any routing id."""
+        s = zmq.Context.instance().socket(zmq.DEALER)
+        s.setsockopt(zmq.IDENTITY, identity.encode())
+        s.connect(f"ipc://{self._rd()}/ctl.sock")
+        for _ in range(count):
+            s.send(_env(kind, "kernel", identity, payload))
+        s.close(2000)
+        return count
+
+    @command()
+    async def publish_as(self, topic: str, source: str, payload: Any, count: int = 1) -> int:
+        """Publish raw frames on the shared proxy with any topic and source (after a subscriber joined)."""
+        s = zmq.Context.instance().socket(zmq.XPUB)  # XPUB: wait until a subscription reaches us, no sleep
+        s.connect(f"ipc://{self._rd()}/pub.sock")
+        try:
+            if not s.poll(5000):
+                return 0
+            s.recv()
+            for _ in range(count):
+                s.send(topic.encode() + b"\\x00" + _env(2, topic, source, payload))
+        finally:
+            s.close(2000)
+        return count
+'''
+
+FORGED = {"id": 1106, "name": "SERVICE_FAILED", "severity": 3, "severity_name": "HIGH",
+          "message": "ground FAILED (forged)", "data": {"service": "ground"}}
+
+
+@pytest.fixture
+def rogue_site(tmp_path: Path) -> dict[str, str]:
+    """A site directory holding the rogue plugin, registered in the ``flightos.services`` entry-point group."""
+    site = tmp_path / "site"
+    (site / "rogue_service").mkdir(parents=True)
+    (site / "rogue_service" / "__init__.py").write_text(textwrap.dedent(ROGUE))
+    dist = site / "rogue_service-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: rogue-service\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[flightos.services]\nrogue = rogue_service:Rogue\n")
+    return {"PYTHONPATH": os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH", "")]))}
+
+
+def runtime(env: dict[str, str]) -> RuntimeProcess:
+    """test, housekeeping and rogue; rogue may call only kernel.ping and publish only its own events."""
+    return make_runtime(["test", "housekeeping", "rogue"],
+                        ['acl.default="deny"', 'acl.commands.rogue=["kernel.ping"]', 'acl.commands.test=["*"]',
+                         'acl.commands.housekeeping=["*"]', 'acl.publish_default="deny"',
+                         "services.rogue.criticality=\"critical\"", "services.test.criticality=\"critical\"",
+                         "services.housekeeping.criticality=\"critical\""], env=env)
+
+
+async def _bus(c: Client) -> dict[str, Any]:
+    return dict((await c.call("kernel", "status"))["bus"])
+
+
+async def test_a_service_on_a_socket_of_its_own_is_still_itself(rogue_site: dict[str, str]) -> None:
+    """kernel.kill, denied to rogue by [acl], stays denied on a DEALER it opens itself, and from its child."""
+    async with runtime(rogue_site) as rt:
+        c = rt.client
+        assert c is not None
+        await rt.wait_ready("test", "rogue")
+        test_pid = (await rt.service("test"))["pid"]
+        events = c.subscriber("ev.kernel")
+        kill = {"service": "test", "signal": "STOP"}
+        for how in ({"identity": "c/cli/1/operator"}, {"identity": "s/test/77"},
+                    {"identity": "c/child", "child": True}):
+            answer = await c.call("rogue", "call_as", {**how, "destination": "kernel", "name": "kill", "args": kill},
+                                  timeout=40)
+            assert answer is not None, f"no answer to {how}"
+            result = answer[-1]
+            assert result["ok"] is False and result["error"]["code"] == "access_denied", (how, result)
+            assert "'rogue'" in result["error"]["message"]
+        denied = await c.wait_for("ev.kernel", lambda e: e.payload["name"] == "ACCESS_DENIED", timeout=10, sub=events)
+        assert denied.payload["data"]["caller"] == "rogue"
+        # nothing ran: test was never stopped and still answers
+        assert (await c.call("test", "ping"))["pid"] == test_pid
+        assert (await rt.service("test"))["state"] == "READY"
+        # what rogue may do, it may do from any of its sockets
+        ping = await c.call("rogue", "call_as", {"identity": "c/second", "destination": "kernel", "name": "ping"})
+        assert ping[-1]["ok"] is True
+        bus = await _bus(c)
+        assert bus["commands"]["denied"] >= 3
+        assert bus["commands"]["identity_forged"] >= 1  # the routing id s/test/77 claimed to be test
+        # the operator (this process: not descended from the runtime) is not bound by [acl]
+        assert (await c.call("kernel", "kill", {"service": "test", "signal": "CONT"}))["pid"] == test_pid
+
+
+async def test_control_frames_claimed_for_another_service_are_ignored_and_counted(
+        rogue_site: dict[str, str]) -> None:
+    """A ready and heartbeats sent by rogue as test's next incarnation change nothing, and are raised."""
+    async with runtime(rogue_site) as rt:
+        c = rt.client
+        assert c is not None
+        await rt.wait_ready("test", "rogue")
+        test = await rt.service("test")
+        events = c.subscriber("ev.kernel")
+        claimed = f"s/test/{test['incarnation'] + 1}"
+        await c.call("rogue", "control_as", {"identity": claimed, "kind": int(Kind.CONTROL),
+                                             "payload": {"op": "ready"}})
+        await c.call("rogue", "control_as", {"identity": claimed, "kind": int(Kind.HEARTBEAT),
+                                             "payload": {"n": 1}, "count": 5})
+        refused = await c.wait_for("ev.kernel", lambda e: e.payload["name"] == "IDENTITY_REFUSED", timeout=10,
+                                   sub=events)
+        assert refused.payload["id"] == 1704
+        assert refused.payload["data"]["identity"] == "rogue" and refused.payload["data"]["claimed"] == claimed
+
+        async def counted() -> dict[str, Any]:
+            while (bus := await _bus(c))["identity"]["forged"] < 6:
+                await asyncio.sleep(0.05)
+            return bus
+
+        bus = await asyncio.wait_for(counted(), 10)
+        assert bus["commands"]["identity_forged"] >= 6
+        # test itself is untouched, and restarts normally under the claimed incarnation
+        await c.call("kernel", "restart", {"service": "test"})
+        after = await rt.wait_ready("test")
+        row = next(s for s in after["services"] if s["name"] == "test")
+        assert row["incarnation"] == test["incarnation"] + 1
+
+
+async def test_kernel_events_come_only_from_the_kernel(rogue_site: dict[str, str]) -> None:
+    """ev.kernel forged through the shared proxy reaches no subscriber; the kernel's own arrive, in order."""
+    async with runtime(rogue_site) as rt:
+        c = rt.client
+        assert c is not None
+        await rt.wait_ready("test", "rogue", "housekeeping")
+        await c.call("test", "watch", {"prefix": "ev.kernel"})
+        sub = c.subscriber("ev.")
+        await c.call("test", "announce", {"message": "joined"})
+        await c.wait_for("ev.test", lambda e: e.payload["message"] == "joined", timeout=10, sub=sub)
+        sent = await c.call("rogue", "publish_as", {"topic": "ev.kernel", "source": "kernel", "payload": FORGED,
+                                                     "count": 20})
+        assert sent == 20
+        await c.call("rogue", "publish_as", {"topic": "ev.kernel", "source": "rogue", "payload": FORGED})
+        # a sequence whose order the subscriber must keep: a service event, a kernel event, a service event
+        await c.call("test", "announce", {"message": "before"})
+        await c.call("kernel", "stop", {"service": "housekeeping"})
+        await c.call("test", "announce", {"message": "after"})
+        seen: list[tuple[str, str]] = []
+
+        async def collect() -> None:
+            while not any(m == "after" for _, m in seen):
+                for env in await sub.batches():
+                    assert env.payload != FORGED, f"a forged kernel event was delivered: {env}"
+                    stopped = env.topic == "ev.kernel" and env.payload["name"] == "SERVICE_STOPPED"
+                    if env.topic == "ev.test" or stopped:
+                        seen.append((env.topic, env.payload["message"]))
+
+        await asyncio.wait_for(collect(), 15)
+        order = [t for t, m in seen if m in ("before", "after") or "housekeeping" in m]
+        assert order == ["ev.test", "ev.kernel", "ev.test"], seen
+        assert sub.forged >= 1  # 21 were published; the subscriber joined before they were sent
+        # a service's subscriber: it saw the kernel's events, none of the forged ones
+        watched = await c.call("test", "seen", {"prefix": "ev.kernel"})
+        assert watched["count"] >= 1 and watched["sources"] == ["kernel"]
+        bus = await _bus(c)
+        assert bus["identity"]["forged_kernel_topics"] >= 21
