@@ -159,9 +159,12 @@ async def _action(client: Client, args: argparse.Namespace) -> int:
         else:
             print(table(["PROCESSOR", "ENTRY POINT"], [(p["name"], p["entry_point"]) for p in procs]))
         return ec.OK
-    if act == "put":
-        res = await client.call(SERVICE, "put", {"tenant": args.tenant, "name": args.name, "data": args.data},
-                                timeout=30.0)
+    if act == "put":  # in parts that fit the bus's frame limit (runtime.max_frame_bytes)
+        part = max(4096, min(512 << 10, await client.commands.frame_limit() - (16 << 10)))
+        parts = [args.data[i:i + part] for i in range(0, len(args.data), part)] or [b""]
+        for n, data in enumerate(parts):
+            res = await client.call(SERVICE, "put", {"tenant": args.tenant, "name": args.name, "data": data,
+                                                     "append": n > 0}, timeout=30.0)
         if as_json:
             emit_json(res)
         else:

@@ -221,10 +221,10 @@ def test_cli(shared_rt: RuntimeProcess, plugin_env: dict[str, str], tmp_path: Pa
     led = cli(shared_rt, plugin_env, "jobs", "ledger", "--tenant", "cli", "--jobs")
     assert led.returncode == 0 and "TOTAL" in led.stdout and rows[0]["id"] in led.stdout
     src = tmp_path / "in.bin"
-    src.write_bytes(b"\x01" * 100)
+    src.write_bytes(b"\x01" * (3 << 20))  # over the 1 MiB frame limit: the CLI sends it in parts
     assert cli(shared_rt, plugin_env, "jobs", "put", "in.bin", str(src), "--tenant", "cli").returncode == 0
     files = json.loads(cli(shared_rt, plugin_env, "--json", "jobs", "files", "--tenant", "cli").stdout)
-    assert files == [{"name": "in.bin", "bytes": 100}]
+    assert files == [{"name": "in.bin", "bytes": 3 << 20}]
     refused = cli(shared_rt, plugin_env, "jobs", "submit", "test.spin", "--input", "../x", "--tenant", "cli")
     assert refused.returncode == 1 and refused.stderr.startswith("flightos: access_denied:")
     usage = cli(shared_rt, plugin_env, "jobs", "submit", "test.spin", "oops")
