@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
+import stat
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,12 +65,65 @@ class Endpoints:
         return [self.runtime_dir / n for n in ("pub.sock", "sub.sock", "cmd.sock", "ctl.sock", "kev.sock")]
 
 
-def prepare_runtime_dir(path: Path) -> None:
-    """Create the runtime directory with mode 0700, or fix the mode of an existing one we own."""
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    st = path.stat()
-    if st.st_uid != os.getuid():
-        raise PermissionError(f"runtime directory {path} belongs to uid {st.st_uid}, not us")
-    os.chmod(path, 0o700)
+CREATED_MARKER = ".created-by-flightos"
+"""Left in a runtime directory flightos created: only such a directory is ever removed (with its contents)."""
+
+
+class RuntimeDirError(ValueError):
+    """The runtime directory cannot be used safely; the message names it, why, and what to do."""
+
+
+def prepare_runtime_dir(path: Path) -> bool:
+    """Create a private (0700) runtime directory, or check an existing one; True when this call created it.
+
+    An existing directory is never chmodded: one that another user owns, that others may write to (a
+    shared directory such as /tmp) or that others may read is refused, since the bus sockets live there and
+    the directory's privacy is what keeps other users off the bus.
+    """
     if len(f"{path}/cmd.sock") > 100:
-        raise ValueError(f"runtime directory path too long for ipc sockets (max ~90 chars): {path}")
+        raise RuntimeDirError(f"runtime directory path too long for ipc sockets (max ~90 chars): {path}")
+    created = False
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.mkdir(path, 0o700)
+        created = True
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise RuntimeDirError(f"runtime directory {path}: cannot create it: {exc.strerror or exc}") from None
+    if created:
+        os.chmod(path, 0o700)  # ours: whatever the umask did
+        (path / CREATED_MARKER).write_text(f"{os.getpid()}\n")
+        return True
+    lst = os.lstat(path)
+    if stat.S_ISLNK(lst.st_mode) and lst.st_uid != os.getuid():
+        raise RuntimeDirError(f"runtime directory {path} is a symbolic link owned by uid {lst.st_uid}, not by "
+                              f"this user (uid {os.getuid()}); name a directory of your own")
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        raise RuntimeDirError(f"runtime directory {path}: {exc.strerror or exc}") from None
+    if not stat.S_ISDIR(st.st_mode):
+        raise RuntimeDirError(f"runtime directory {path} exists and is not a directory")
+    if st.st_uid != os.getuid():
+        raise RuntimeDirError(f"runtime directory {path} belongs to uid {st.st_uid}, not to this user "
+                              f"(uid {os.getuid()}); name a directory of your own, or one that does not exist yet")
+    mode = stat.S_IMODE(st.st_mode)
+    if mode & (stat.S_IWGRP | stat.S_IWOTH | stat.S_ISVTX):
+        raise RuntimeDirError(f"runtime directory {path} is shared (mode {mode:04o}: others may write to it); "
+                              "flightos will not take it over: name a directory that does not exist yet "
+                              f"(flightos creates it, mode 0700), e.g. {path / 'flightos'}")
+    if mode & 0o077:
+        raise RuntimeDirError(f"runtime directory {path} is open to other users (mode {mode:04o}); the bus "
+                              f"sockets live there: `chmod 700 {path}`, or name a directory that does not exist yet")
+    return False
+
+
+def release_runtime_dir(path: Path, own_files: list[Path]) -> None:
+    """Remove what a stopping kernel leaves: the whole directory if flightos created it, else only ``own_files``."""
+    if (path / CREATED_MARKER).is_file():
+        shutil.rmtree(path, ignore_errors=True)
+        return
+    for f in own_files:
+        with contextlib.suppress(FileNotFoundError):
+            f.unlink()

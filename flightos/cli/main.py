@@ -37,6 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--log-format", choices=["console", "json"], help="override runtime.log_format")
     r.add_argument("--scenario", metavar="FILE", help="a TOML timeline of faults and environment changes "
                    "(sim targets; see targets/scenarios/)")
+    r.add_argument("--resume", action="store_true", help="simulated boards: carry the board's state (watchdog "
+                   "resets) over from the last run instead of starting fresh (same as --set hal.resume=true)")
 
     pr = sub.add_parser("probe", help="detect the board and print everything the HAL can read")
     pr.add_argument("--root", default="/", help="filesystem root to read (a recorded tree)")

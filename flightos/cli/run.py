@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 from pathlib import Path
 
 import hal
 from flightos import logs, plugins
-from flightos.bus.endpoints import default_runtime_dir
+from flightos.bus.endpoints import RuntimeDirError, default_runtime_dir, prepare_runtime_dir, release_runtime_dir
 from flightos.cli import exit_codes as ec
 from flightos.cli.output import error
 from flightos.config import target as tgt
@@ -20,7 +21,12 @@ def run(args: argparse.Namespace) -> int:
     overrides = list(args.set)
     if args.log_format:
         overrides.append(f"runtime.log_format={args.log_format!r}".replace("'", '"'))
+    if getattr(args, "resume", False):
+        overrides.append("hal.resume=true")
     target = tgt.load(args.target, overrides)
+    if getattr(args, "resume", False) and target.hal.get("backend") != "sim":
+        raise ConfigError(f"{target.path}: --resume: only a simulated board (hal.backend = \"sim\") starts fresh "
+                          f"on each run; this target's {target.hal.get('backend')!r} board always keeps its state")
     installed = plugins.installed()
     missing = [n for n, s in target.services.items() if s.enabled and s.entry_point not in installed]
     if missing:
@@ -36,17 +42,29 @@ def run(args: argparse.Namespace) -> int:
 
     runtime_dir = Path(args.runtime_dir) if args.runtime_dir else default_runtime_dir()
     scenario = Path(args.scenario) if args.scenario else None
+    try:  # checked before the board opens: a simulated board keeps its tree in it
+        created = prepare_runtime_dir(runtime_dir)
+    except RuntimeDirError as exc:
+        raise ConfigError(str(exc)) from None
+    if target.hal.get("backend") == "sim" and "work_dir" not in target.hal:
+        target = dataclasses.replace(target, hal={**target.hal, "work_dir": str(runtime_dir)})
     try:
         kernel = Kernel(target, runtime_dir, duration_s=args.duration, scenario=scenario)
-    except hal.HalConfigError as exc:
-        raise ConfigError(f"{target.path}: {exc}") from None
-    except (hal.HalError, OSError) as exc:  # a scenario that does not load or fit the board
-        raise ConfigError(str(exc)) from None
+    except BaseException as exc:
+        if created:
+            release_runtime_dir(runtime_dir, [])
+        if isinstance(exc, hal.HalConfigError):
+            raise ConfigError(f"{target.path}: {exc}") from None
+        if isinstance(exc, (hal.HalError, OSError)):  # a scenario that does not load or fit the board
+            raise ConfigError(str(exc)) from None
+        raise
     try:
         return asyncio.run(kernel.run())
     except RuntimeBusy as exc:
         error(str(exc))
         return ec.RUNTIME_BUSY
+    except RuntimeDirError as exc:
+        raise ConfigError(str(exc)) from None
     except LinkSetupError as exc:
         raise ConfigError(f"{target.path}: {exc}") from None
 

@@ -5,9 +5,24 @@ Run ``python -m flightos.config.docs > docs/targets.md`` after changing the sche
 
 from __future__ import annotations
 
+import re
+import typing
 from pathlib import Path
+from typing import Any
+
+import msgspec
 
 from flightos.config.schema import LINK_FIELDS, PEER_FIELDS, SECTIONS, SERVICE_FIELDS
+
+OPTIONS = """## `[services.NAME.options]`
+
+Each service declares the options it reads as a typed schema (`options_schema`, see the
+[service guide](service-guide.md#options)). `flightos run` checks the options of every enabled
+service against it before anything starts: an unknown key, a wrong type, a NaN or an infinity, or
+a value the service rules out is a configuration error (exit 5) that names the key, e.g.
+`targets/sim-radhard.toml: services.ground.options.apid: expected an integer, got 'x'`. A service
+without a schema gets its table unchecked. The services shipped with flightos:
+"""
 
 INTRO = """# Target files
 
@@ -73,7 +88,7 @@ A service that is not installed is a configuration error at start.
 """
 
 TAIL = """| `params` | `{}` | table of initial parameter values (a value set over the bus, persisted, wins) |
-| `options` | `{}` | free-form table the service reads as `self.options` |
+| `options` | `{}` | the service's own settings, checked at load against its schema (below); read as `self.config` |
 
 Heartbeat defaults come from `[health]`: a `critical` service uses the critical period and misses.
 Restart types follow Erlang/OTP:
@@ -88,6 +103,55 @@ Criticality decides who keeps running as capacity shrinks:
 - `essential` services are shed after the elastic ones.
 - `elastic` services are throttled first, then shed.
 """
+
+
+def _option_rows(schema: type[Any], prefix: str, defaults: Any = None) -> list[str]:
+    """One row per option (a nested options table's keys are dotted), from the schema itself."""
+    from flightos.sdk.options import Options
+    from flightos.sdk.validation import type_name
+
+    hints = typing.get_type_hints(schema)
+    rows: list[str] = []
+    for f in msgspec.inspect.type_info(schema).fields:  # type: ignore[union-attr]
+        hint = hints[f.name]
+        doc = (getattr(f.type, "extra_json_schema", None) or {}).get("description", "")
+        if defaults is not None:
+            value: Any = getattr(defaults, f.name)
+        elif f.required:
+            value = msgspec.NODEFAULT
+        elif f.default is not msgspec.NODEFAULT:
+            value = f.default
+        else:
+            value = f.default_factory()
+        if isinstance(hint, type) and issubclass(hint, Options) and hint.__struct_fields__:
+            rows += _option_rows(hint, f"{prefix}{f.name}.", None if value is msgspec.NODEFAULT else value)
+            continue
+        default = "required" if value is msgspec.NODEFAULT else f"`{value!r}`"
+        kind = re.sub(r"(?:\w+\.)+(\w+)", r"\1", type_name(hint)).replace("|", "\\|")
+        rows.append(f"| `{prefix}{f.name}` | `{kind}` | {default} | {doc} |")
+    return rows
+
+
+def render_options() -> list[str]:
+    """The option schemas of the services shipped with flightos."""
+    from flightos import plugins
+
+    out = [OPTIONS]
+    for name, info in sorted(plugins.installed().items()):
+        if info.distribution != "flightos":
+            continue
+        try:
+            schema = plugins.load(name).options_schema
+        except plugins.PluginError:
+            continue
+        out += [f"### `[services.{name}.options]`", ""]
+        if schema is None:
+            out += ["Free-form: not checked.", ""]
+        elif not schema.__struct_fields__:
+            out += ["This service reads no options: any key here is an error.", ""]
+        else:
+            out += ["| key | type | default | meaning |", "|---|---|---|---|", *_option_rows(schema, ""), ""]
+    return out
 
 
 def render_markdown() -> str:
@@ -105,6 +169,7 @@ def render_markdown() -> str:
     out += [ACL, SERVICES, "| key | default | meaning |", "|---|---|---|"]
     out += [f"| `{k}` | `{f.default!r}` | {f.doc} |" for k, f in SERVICE_FIELDS.items()]
     out.append(TAIL)
+    out += render_options()
     example = Path(__file__).resolve().parents[2] / "targets" / "sim-radhard.toml"
     if example.is_file():
         out += ["## Example", "", "```toml", example.read_text().strip(), "```", ""]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -21,7 +22,8 @@ class Field:
 
 
 def _is_num(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
+    """A finite int or float: NaN and infinities compare false with every bound, so they would pass checks."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 def positive(v: Any) -> float:
@@ -46,9 +48,9 @@ def fraction(v: Any) -> float:
 
 
 def any_number(v: Any) -> float:
-    """Any number."""
+    """Any finite number."""
     if not _is_num(v):
-        raise ValueError("a number")
+        raise ValueError("a finite number")
     return float(v)
 
 

@@ -220,7 +220,8 @@ def _merge(t: Tables, raw: dict[str, Any], src: str) -> None:
                 raise MdbError(f"{where}.fields[{i}]: expected {{path = '...', type = int|float|bool|str}}")
             fields.append(HkField(f["path"], f["type"]))
         interval = entry.get("interval_s", 10.0)
-        if isinstance(interval, bool) or not isinstance(interval, (int, float)) or interval <= 0:
-            raise MdbError(f"{where}.interval_s: expected a number > 0")
+        if isinstance(interval, bool) or not isinstance(interval, (int, float)) or not math.isfinite(interval) \
+                or interval <= 0:
+            raise MdbError(f"{where}.interval_s: expected a number > 0, got {interval!r}")
         t.hk[sid] = HkStructure(sid, str(entry.get("name", f"sid{sid}")), entry["topic"], tuple(fields),
                                 float(interval), bool(entry.get("enabled", True)), src)

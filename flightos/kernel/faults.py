@@ -7,6 +7,7 @@ own hang detection and placement must cope — the same path a real hung core ta
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import signal
 from collections.abc import Callable
@@ -74,8 +75,8 @@ def _num(args: dict[str, Any], key: str) -> float | None:
     v = args.get(key)
     if v is None:
         return None
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        raise BadArguments(f"{key}: expected a number, got {v!r}")
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        raise BadArguments(f"{key}: expected a finite number, got {v!r}")
     return float(v)
 
 

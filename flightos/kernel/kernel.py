@@ -21,7 +21,7 @@ from flightos import __version__
 from flightos.bus import envelope as wire
 from flightos.bus.aiozmq import AsyncSocket
 from flightos.bus.commands import frame_cap
-from flightos.bus.endpoints import Endpoints, prepare_runtime_dir
+from flightos.bus.endpoints import Endpoints, RuntimeDirError, prepare_runtime_dir, release_runtime_dir
 from flightos.bus.envelope import FrameError, Kind
 from flightos.bus.errors import BadArguments, ServiceUnavailable, UnknownCommand, UnknownService
 from flightos.bus.proxy import Proxy
@@ -115,6 +115,8 @@ class Kernel:
         self._stop.set()
 
     def _acquire(self) -> None:
+        """Take the runtime directory (its pid file) and the state directory (its ``kernel.lock``), or raise
+        RuntimeBusy naming the kernel that holds either."""
         prepare_runtime_dir(self.endpoints.runtime_dir)
         fd = os.open(self.endpoints.pidfile, os.O_RDWR | os.O_CREAT, 0o600)
         for attempt in range(50):  # a client checking liveness holds a shared lock for microseconds
@@ -131,19 +133,53 @@ class Kernel:
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
         self._lock_fd = fd
+        try:
+            self._state_lock_fd: int | None = self._lock_state_dir()
+        except BaseException:
+            self._release()
+            raise
         for f in self.endpoints.socket_files():  # left by a kernel that was killed: adopt nothing
             with contextlib.suppress(FileNotFoundError):
                 f.unlink()
 
+    def _lock_state_dir(self) -> int:
+        """flock ``<state_dir>/kernel.lock``: one kernel per state directory (its keys, stores, kernel state)."""
+        path = self.state_dir / "kernel.lock"
+        try:
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise RuntimeDirError(f"state directory {self.state_dir}: cannot lock it: {exc.strerror or exc}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            if not isinstance(exc, BlockingIOError):
+                os.close(fd)
+                raise RuntimeDirError(f"state directory {self.state_dir}: cannot lock {path}: "
+                                      f"{exc.strerror or exc}") from None
+            holder = os.pread(fd, 4096, 0).decode(errors="replace").split("\n")
+            os.close(fd)
+            pid = holder[0].strip() or "?"
+            where = holder[1].strip() if len(holder) > 1 and holder[1].strip() else "?"
+            raise RuntimeBusy(f"state directory {self.state_dir} is in use by kernel pid {pid} (runtime directory "
+                              f"{where}); two kernels would share keys, stores and kernel state: give this one "
+                              "a state directory of its own (runtime.state_dir or $FLIGHTOS_STATE_DIR)") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n{self.endpoints.runtime_dir}\n".encode())
+        return fd
+
     def _release(self) -> None:
-        for f in [*self.endpoints.socket_files(), self.endpoints.pidfile]:
-            with contextlib.suppress(FileNotFoundError):
-                f.unlink()
+        """Give both directories back: a runtime directory flightos created goes, with everything in it."""
+        state_fd = getattr(self, "_state_lock_fd", None)
+        if state_fd is not None:
+            with contextlib.suppress(OSError):
+                os.ftruncate(state_fd, 0)  # nobody holds it now
+            os.close(state_fd)
+            self._state_lock_fd = None
+        release_runtime_dir(self.endpoints.runtime_dir, [*self.endpoints.socket_files(), self.endpoints.pidfile])
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
-        with contextlib.suppress(OSError):
-            self.endpoints.runtime_dir.rmdir()
 
     async def run(self) -> int:
         """Run until stopped; return the process exit code (0 after a clean stop)."""

@@ -73,7 +73,7 @@ class HealthMonitor:
         self.watchdog: Any = None
         self._last_pet = 0.0
         self.state_file = kernel.state_dir / "kernel-state.json"
-        self.resets = int(self._load_state().get("watchdog_resets", 0))
+        self.resets = self._initial_resets()
         self.hold_safe = self.resets >= self.wd_cfg["max_resets"]
 
     # ---- lifecycle ------------------------------------------------------------------------------
@@ -375,6 +375,24 @@ class HealthMonitor:
                      resets=self.resets, limit=limit)
         if self.resets >= limit:
             self.hold_safe = True
+
+    def _initial_resets(self) -> int:
+        """Watchdog resets carried over from earlier runs. A real board keeps counting; a simulated board
+        starts fresh on each run unless its ``[hal]`` says ``resume`` (a laptop's bad day is not the board's)."""
+        saved = self._load_state().get("watchdog_resets", 0)
+        if isinstance(saved, bool) or not isinstance(saved, int) or saved < 0:
+            saved = 0
+        simulated = callable(getattr(self.k.board, "inject_sefi", None))
+        if simulated and not getattr(self.k.board, "resume", False):
+            if saved:
+                log.info("simulated_board_fresh", resets_not_carried=saved, state_file=str(self.state_file),
+                         msg=f"simulated board starts fresh: {saved} watchdog reset(s) of earlier runs not carried "
+                         "over (flightos run --resume keeps them)")
+                self.resets = 0
+                with contextlib.suppress(OSError):  # a full disk must not stop the kernel starting
+                    self._save_state()
+            return 0
+        return saved
 
     def _load_state(self) -> dict[str, Any]:
         try:

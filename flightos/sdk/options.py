@@ -35,20 +35,20 @@ _TYPE_WORDS = {"int": "an integer", "float": "a number", "str": "a string", "boo
                "array": "a list", "object": "a table", "null": "nothing", "int | float": "a number"}
 
 
-def _non_finite(value: Any, where: str) -> tuple[str, float] | None:
+def non_finite(value: Any, where: str) -> tuple[str, float] | None:
     """(path, value) of the first NaN or infinity inside ``value`` (floats, lists, tables, structs), else None."""
     if isinstance(value, float):
         return None if math.isfinite(value) else (where, value)
     found: tuple[str, float] | None = None
     if isinstance(value, (list, tuple, set, frozenset)):
         for i, item in enumerate(value):
-            found = found or _non_finite(item, f"{where}[{i}]")
+            found = found or non_finite(item, f"{where}[{i}]")
     elif isinstance(value, Mapping):
         for key, item in value.items():
-            found = found or _non_finite(item, f"{where}.{key}")
+            found = found or non_finite(item, f"{where}.{key}")
     elif isinstance(value, msgspec.Struct) and not isinstance(value, Options):  # Options check themselves
         for name in value.__struct_fields__:
-            found = found or _non_finite(getattr(value, name), f"{where}.{name}")
+            found = found or non_finite(getattr(value, name), f"{where}.{name}")
     return found
 
 
@@ -102,7 +102,7 @@ class Options(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=T
 
     def _check_finite(self) -> None:
         for name in self.__struct_fields__:
-            found = _non_finite(getattr(self, name), name)
+            found = non_finite(getattr(self, name), name)
             if found:
                 raise ValueError(f"{found[0]}: expected a finite number, got {found[1]!r}")
 

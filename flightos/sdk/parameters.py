@@ -8,6 +8,7 @@ from typing import Any, Generic, TypeVar, overload
 import msgspec
 
 from flightos.bus.errors import BadArguments
+from flightos.sdk.options import non_finite
 
 T = TypeVar("T")
 
@@ -61,6 +62,8 @@ class Parameter(Generic[T]):
             v: Any = msgspec.convert(value, self.type, strict=True)
         except msgspec.ValidationError as exc:
             raise BadArguments(f"{label}: {what} {value!r} is not a {self.type.__name__} ({exc})") from None
+        if non_finite(v, label):
+            raise BadArguments(f"{label}: {what} {v!r} is not a finite number")
         if self.min is not None and v < self.min:
             raise BadArguments(f"{label}: {what} {v!r} is below the minimum {self.min}")
         if self.max is not None and v > self.max:

@@ -11,6 +11,7 @@ from typing import Any
 import msgspec
 
 from flightos.bus.errors import BadArguments
+from flightos.sdk.options import non_finite
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,10 @@ def validate(command: str, spec: list[Argument], args: Any) -> dict[str, Any]:
             out[a.name] = msgspec.convert(value, a.annotation, strict=True)
         except msgspec.ValidationError as exc:
             problems.append(f"argument '{a.name}' expects {a.type_name}: {exc}")
+            continue
+        bad = non_finite(out[a.name], a.name)
+        if bad:  # NaN and infinities pass every bound check a handler would write
+            problems.append(f"argument '{bad[0]}' expects a finite number, got {bad[1]!r}")
     if problems:
         raise BadArguments(f"{command}: " + "; ".join(problems), problems=problems)
     return out

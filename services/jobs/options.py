@@ -8,7 +8,15 @@ from msgspec import Meta
 
 from flightos import Options
 
-Budget = Annotated[float | None, Meta(description="budget default or limit (unset: the built-in value)")]
+_UNSET = " (unset: the built-in value, docs/jobs.md)"
+DefaultCpu = Annotated[float | None, Meta(description="CPU-s of a submission that names none" + _UNSET)]
+DefaultEnergy = Annotated[float | None, Meta(description="mJ of a submission that names none" + _UNSET)]
+DefaultDownlink = Annotated[float | None, Meta(description="downlink bytes of a submission that names none" + _UNSET)]
+DefaultDeadline = Annotated[float | None, Meta(description="deadline (s) of a submission that names none" + _UNSET)]
+MaxCpu = Annotated[float | None, Meta(description="the most CPU-s a submission may ask for" + _UNSET)]
+MaxEnergy = Annotated[float | None, Meta(description="the most mJ a submission may ask for" + _UNSET)]
+MaxDownlink = Annotated[float | None, Meta(description="the most downlink bytes a submission may ask for" + _UNSET)]
+MaxDeadline = Annotated[float | None, Meta(description="the longest deadline (s) a submission may ask for" + _UNSET)]
 
 
 class JobsOptions(Options):
@@ -17,14 +25,14 @@ class JobsOptions(Options):
     power_w: Annotated[float, Meta(description="board power used for energy where the board reports none")] = 5.0
     keep_job_dirs: Annotated[int, Meta(description="directories of finished jobs kept (ledger rows stay)")] = 200
     max_put_bytes: Annotated[int, Meta(description="largest file a tenant may put in its store")] = 8 << 20
-    default_cpu_s: Budget = None
-    default_energy_mj: Budget = None
-    default_downlink_bytes: Budget = None
-    default_deadline_s: Budget = None
-    max_cpu_s: Budget = None
-    max_energy_mj: Budget = None
-    max_downlink_bytes: Budget = None
-    max_deadline_s: Budget = None
+    default_cpu_s: DefaultCpu = None
+    default_energy_mj: DefaultEnergy = None
+    default_downlink_bytes: DefaultDownlink = None
+    default_deadline_s: DefaultDeadline = None
+    max_cpu_s: MaxCpu = None
+    max_energy_mj: MaxEnergy = None
+    max_downlink_bytes: MaxDownlink = None
+    max_deadline_s: MaxDeadline = None
 
     def __post_init__(self) -> None:
         if self.power_w <= 0:

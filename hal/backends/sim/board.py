@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import shutil
 import tempfile
 import time
@@ -80,6 +81,24 @@ class _Reader(LinuxBoard):
         return sim.extras() if sim is not None else {}
 
 
+TREE_PREFIX = "sim-"
+"""A tree in a work directory is ``sim-<pid of its process>-<random>``: a dead process's tree is stale."""
+
+
+def remove_stale_trees(work_dir: Path) -> None:
+    """Remove the trees of simulated boards whose process is gone (a kernel killed before it could)."""
+    for tree in work_dir.glob(f"{TREE_PREFIX}*-*"):
+        pid_text = tree.name[len(TREE_PREFIX):].split("-", 1)[0]
+        if not pid_text.isdigit() or not tree.is_dir() or int(pid_text) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid_text), 0)
+        except ProcessLookupError:
+            shutil.rmtree(tree, ignore_errors=True)
+        except PermissionError:  # alive, someone else's
+            continue
+
+
 class SimBoard(Board):
     """The simulated target. Drive it with step()/advance_to(), or let read() follow wall time."""
 
@@ -127,8 +146,15 @@ class SimBoard(Board):
         self._sim_watchdog: SimWatchdog | None = None
         self._wall = time.monotonic()
         self.power_cycles = 0
+        self.resume = bool(s.get("resume", False))
+        """Carry persistent board state (watchdog resets) over from the last run; else each run starts fresh."""
         if s["root"] in ("/", ""):
-            self._root = Path(tempfile.mkdtemp(prefix="flightos-sim-"))
+            work = s.get("work_dir") or ""
+            if work:  # flightos's runtime directory: the tree goes with it, and a killed kernel's is swept here
+                remove_stale_trees(Path(work))
+                self._root = Path(tempfile.mkdtemp(prefix=f"{TREE_PREFIX}{os.getpid()}-", dir=work))
+            else:
+                self._root = Path(tempfile.mkdtemp(prefix="flightos-sim-"))
             self._finalizer: weakref.finalize[Any, Any] | None = weakref.finalize(
                 self, shutil.rmtree, str(self._root), True
             )

@@ -10,6 +10,7 @@ from hal.config import (
     COMMON,
     Key,
     any_float,
+    boolean,
     choice,
     cpu_list,
     fraction,
@@ -17,6 +18,7 @@ from hal.config import (
     non_negative_int,
     positive_float,
     positive_int,
+    string,
     validate,
 )
 from hal.errors import HalConfigError
@@ -69,6 +71,10 @@ SIM_KEYS: tuple[Key, ...] = (
     Key("trip_passive_c", any_float, 95.0, "junction zone passive trip", "float"),
     Key("trip_critical_c", any_float, 110.0, "junction zone critical trip", "float"),
     Key("watchdog_max_s", positive_float, 60.0, "longest watchdog timeout", "float"),
+    Key("work_dir", string, "", "where the simulated sysfs tree is created when `root` is not set "
+        "(flightos passes its runtime directory; default: the system temp directory)", "str"),
+    Key("resume", boolean, False, "carry the board's persistent state (watchdog resets) over from the "
+        "last run instead of starting fresh (`flightos run --resume`)", "bool"),
 )
 
 
