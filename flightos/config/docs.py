@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+import msgspec.inspect
 
 from flightos.config.schema import LINK_FIELDS, PEER_FIELDS, SECTIONS, SERVICE_FIELDS
 
@@ -112,7 +113,9 @@ def _option_rows(schema: type[Any], prefix: str, defaults: Any = None) -> list[s
 
     hints = typing.get_type_hints(schema)
     rows: list[str] = []
-    for f in msgspec.inspect.type_info(schema).fields:  # type: ignore[union-attr]
+    info = msgspec.inspect.type_info(schema)
+    assert isinstance(info, msgspec.inspect.StructType)
+    for f in info.fields:
         hint = hints[f.name]
         doc = (getattr(f.type, "extra_json_schema", None) or {}).get("description", "")
         if defaults is not None:
