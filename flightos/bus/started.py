@@ -50,20 +50,41 @@ class StartedWriter:
             os.close(self.fd)
 
 
-def read_started(path: Path) -> set[bytes] | None:
-    """The digests in a dead incarnation's ledger; None if there is no readable ledger (then nothing is proven)."""
+class Ledger:
+    """A dead incarnation's ledger: ``digest(cid) in ledger`` says whether that command had started."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self._lookups = 0
+        self._set: set[bytes] | None = None
+
+    def __contains__(self, entry: object) -> bool:
+        if not isinstance(entry, bytes) or len(entry) != SLOT or entry == bytes(SLOT):
+            return False
+        self._lookups += 1
+        if self._set is None and self._lookups > 64:  # many commands in flight: index the ring once
+            d = self.data
+            self._set = {d[i:i + SLOT] for i in range(0, len(d) - SLOT + 1, SLOT)}
+        if self._set is not None:
+            return entry in self._set
+        i = self.data.find(entry)  # a few commands in flight: a scan is cheaper than an index
+        while i != -1 and i % SLOT:
+            i = self.data.find(entry, i + 1)
+        return i != -1
+
+
+def read_started(path: Path) -> Ledger | None:
+    """A dead incarnation's ledger; None if there is no readable ledger (then nothing is proven)."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
     except OSError:
         return None
     try:
-        data = os.read(fd, SLOT * SLOTS)
+        return Ledger(os.read(fd, SLOT * SLOTS))
     except OSError:
         return None
     finally:
         os.close(fd)
-    empty = bytes(SLOT)
-    return {data[i:i + SLOT] for i in range(0, len(data) - SLOT + 1, SLOT)} - {empty}
 
 
 def remove(path: Path) -> None:

@@ -56,6 +56,8 @@ RETRY_GRACE_S = 5.0
 """A result is kept this long past its command's deadline (a retry may still be on its way), then it goes."""
 SWEEP_S = 1.0
 """How often results past their retry time are dropped (also when no new command comes)."""
+EVICTED_EVENT_S = 10.0
+"""At most one COMMAND_RESULTS_EVICTED event this often."""
 REFUSALS = frozenset({"unknown_service", "service_unavailable", "queue_full", "access_denied",
                       "frame_too_large", "bad_request"})
 """Error codes the kernel answers only for a command that did not run: never remembered against its id."""
@@ -126,6 +128,8 @@ class CommandRouter:
         self.result_bytes = 0
         """Bytes of the frames in ``results``."""
         self._sweep: asyncio.TimerHandle | None = None
+        self._evicted_reported = (0, -1e9)
+        """(early evictions already reported, when)."""
         self.rejects = RejectCounter("kernel:commands")
         self.stats = {"received": 0, "delivered": 0, "completed": 0, "duplicates": 0,
                       "queued": 0, "queue_full": 0, "deadline_exceeded": 0, "service_lost": 0,
@@ -452,6 +456,14 @@ class CommandRouter:
                 break
             self.results.popitem(last=False)
             self.result_bytes -= len(oldest)
+        reported, at = self._evicted_reported
+        if self.stats["results_evicted_early"] > reported and now - at >= EVICTED_EVENT_S:
+            total = self.stats["results_evicted_early"]
+            self._evicted_reported = (total, now)
+            self.emit(EventId.COMMAND_RESULTS_EVICTED, Severity.LOW,
+                      f"{total - reported} result(s) dropped before their retry time (result cache full): "
+                      "a retry of those ids would run again", count=total - reported, total=total,
+                      cache_bytes=self.result_bytes, cache_mb=round(self.result_cache_bytes / (1 << 20), 1))
         if self._sweep is None and self.results:
             self._sweep = asyncio.get_running_loop().call_later(SWEEP_S, self._sweep_results)
 
@@ -512,9 +524,14 @@ class CommandRouter:
         ledger = started.ledger_path(self.runtime_dir, rec.name, rec.incarnation) if self.runtime_dir else None
         taken = started.read_started(ledger) if ledger is not None and rec.inflight else None
         if rec.inflight:
+            not_started = 0 if taken is None else sum(
+                1 for cid, c in rec.inflight.items()
+                if started.digest(cid) not in taken and rec.deliveries - c.delivery_seq < started.SLOTS)
             self.emit(EventId.COMMAND_SERVICE_LOST, Severity.LOW,
-                      f"{len(rec.inflight)} command(s) in flight failed with {rec.name}", service=rec.name,
-                      commands=[c.name for c in rec.inflight.values()][:20], count=len(rec.inflight))
+                      f"{len(rec.inflight)} command(s) in flight failed with {rec.name} "
+                      f"({not_started} had not started: a retry runs them)", service=rec.name,
+                      commands=[c.name for c in rec.inflight.values()][:20], count=len(rec.inflight),
+                      not_started=not_started)
         for cid, cmd in list(rec.inflight.items()):
             self.stats["service_lost"] += 1
             began = (taken is None or started.digest(cid) in taken

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import os
 import signal
+from pathlib import Path
 from typing import Any
 
 import psutil
@@ -20,6 +21,7 @@ import zmq
 import zmq.asyncio
 
 from flightos.bus import envelope as wire
+from flightos.bus import started
 from flightos.bus.commands import command_payload, frame_cap
 from flightos.bus.endpoints import Endpoints
 from flightos.bus.envelope import Kind, new_id
@@ -101,6 +103,7 @@ async def test_service_failed_says_whether_the_command_had_started() -> None:
     async with make_runtime(["test"]) as rt:
         c = rt.client
         assert c is not None
+        events = c.subscriber("ev.kernel")
         running = asyncio.ensure_future(c.call("test", "sleep", {"seconds": 30.0}, command_id="S", timeout=40))
         assert (await c.call("test", "ping"))["reply"] == "pong"  # taken in order: the sleep has started
         pid = _pid(await c.call("kernel", "status"), "test")
@@ -121,6 +124,8 @@ async def test_service_failed_says_whether_the_command_had_started() -> None:
         with pytest.raises(ServiceFailed) as info:
             await running
         assert info.value.details["started"] is True
+        lost = await c.wait_for("ev.kernel", lambda e: e.payload["name"] == "COMMAND_SERVICE_LOST", sub=events)
+        assert lost.payload["data"]["count"] == len(ids) + 1 and lost.payload["data"]["not_started"] == len(ids)
         await rt.wait_ready("test")
         assert await c.call("test", "executions", {"prefix": "R"}) == {}  # started: false was the truth
         for cid in ids:
@@ -192,11 +197,14 @@ async def test_the_result_cache_is_bounded_in_bytes_and_emptied_after_the_retry_
         kpid = kernel_pid(rt.runtime_dir)
         assert kpid is not None
         rss0 = psutil.Process(kpid).memory_info().rss
+        events = c.subscriber("ev.kernel")
         value = "z" * (900 << 10)
         for _ in range(100):
             assert len(await c.call("test", "echo", {"value": value}, timeout=1.0)) == len(value)
         peak = psutil.Process(kpid).memory_info().rss
         assert (await _stats(c))["results_evicted_early"] > 0  # 8 MB holds 9 of them
+        ev = await c.wait_for("ev.kernel", lambda e: e.payload["name"] == "COMMAND_RESULTS_EVICTED", sub=events)
+        assert ev.payload["data"]["count"] > 0 and ev.payload["data"]["cache_mb"] == 8
 
         async def emptied() -> bool:
             s = await _stats(c)
@@ -265,3 +273,20 @@ async def test_chaos_every_command_that_did_not_run_is_retried_and_runs_once() -
               f"(started: true {lost[True]}, of which {ran_of_started} ran; started: false {lost[False]}, "
               f"all retried), {retried} retries, {total - started} ran exactly once")
         assert started <= 3 * 32
+
+
+def test_the_started_ledger_survives_wrapping_and_proves_only_what_it_holds(tmp_path: Path) -> None:
+    """The ring keeps the last SLOTS ids; an id never written, or overwritten, is not in it."""
+    path = started.ledger_path(tmp_path, "svc", 3)
+    w = started.StartedWriter(path)
+    ids = [f"cmd-{i}" for i in range(started.SLOTS + 10)]
+    for cid in ids:
+        w.record(cid)
+    w.close()
+    ledger = started.read_started(path)
+    assert ledger is not None
+    assert started.digest(ids[-1]) in ledger and started.digest(ids[10]) in ledger
+    assert started.digest(ids[0]) not in ledger  # overwritten: the kernel counts deliveries to know
+    assert started.digest("never") not in ledger
+    assert sum(started.digest(c) in ledger for c in ids[-100:]) == 100  # the indexed path agrees
+    assert started.read_started(tmp_path / "missing") is None
