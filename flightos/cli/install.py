@@ -120,6 +120,8 @@ def render_unit(
         "# SIGTERM goes to the kernel only; it stops its services within runtime.shutdown_grace_s",
         f"# ({shutdown_grace_s:g} s), then systemd kills whatever is left.",
         "KillMode=mixed",
+        "# Each service runs in a cgroup of its own below the kernel's (memory_mb, tasks): delegate the subtree.",
+        "Delegate=yes",
         "KillSignal=SIGTERM",
         f"TimeoutStopSec={stop_s}",
         f"User={user}",

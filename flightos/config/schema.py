@@ -204,9 +204,9 @@ SERVICE_FIELDS: dict[str, Field] = {
     "heartbeat_misses": Field(positive_int, None, "override the health section's misses"),
     "failover": Field(boolean, None, "start on a surviving board when this board dies "
                       "(default: true for critical services; needs [link])"),
-    "memory_mb": Field(non_negative_int, 512, "memory limit of the service with everything it starts, in MiB "
+    "memory_mb": Field(non_negative_int, 1024, "memory limit of the service with everything it starts, in MiB "
                        "(cgroup memory; over it the service is killed and restarted; 0: no limit)"),
-    "tasks": Field(non_negative_int, 128, "most processes and threads the service and its children may have "
+    "tasks": Field(non_negative_int, 256, "most processes and threads the service and its children may have "
                    "(cgroup pids.max; a refused fork restarts the service; 0: no limit)"),
 }
 SERVICE_TABLES = ("params", "options")

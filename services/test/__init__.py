@@ -141,8 +141,9 @@ class TestService(Service):
 
     @command()
     async def spawn_children(self, n: int = 3, busy: bool = False, seconds: float = 600.0) -> list[int]:
-        """Start ``n`` child processes (idle, or burning CPU when ``busy``) and return their pids."""
-        code = (f"import time\nend = time.monotonic() + {seconds!r}\nwhile time.monotonic() < end:\n    pass"
+        """Start ``n`` child processes (idle, or burning CPU at nice 19 when ``busy``) and return their pids."""
+        code = (f"import os, time\nos.nice(19)\nend = time.monotonic() + {seconds!r}\n"
+                "while time.monotonic() < end:\n    pass"
                 if busy else f"import time; time.sleep({seconds!r})")
         procs = [subprocess.Popen([sys.executable, "-S", "-c", code], stdin=subprocess.DEVNULL)
                  for _ in range(n)]

@@ -110,7 +110,7 @@ def test_render_unit_has_the_required_keys() -> None:
         "RuntimeDirectory": "flightos", "RuntimeDirectoryMode": "0700", "StateDirectory": "flightos",
         "KillSignal": "SIGTERM", "TimeoutStopSec": "10", "StandardOutput": "journal", "StandardError": "journal",
         "NoNewPrivileges": "yes", "ProtectSystem": "strict", "ReadWritePaths": "/var/lib/flightos",
-        "PrivateTmp": "yes", "DevicePolicy": "closed",
+        "PrivateTmp": "yes", "DevicePolicy": "closed", "Delegate": "yes",
         "ExecStart": "/opt/flightos/.venv/bin/python -m flightos.cli.main run --target rpi5 --log-format json",
     }
     assert {k: s.get(k) for k in expected} == expected

@@ -113,7 +113,7 @@ class Containment:
         r, w = os.pipe()
         try:
             self._janitor = subprocess.Popen(
-                [sys.executable, "-m", "flightos.kernel.containment.janitor", *args],
+                [sys.executable, "-m", "flightos.kernel.containment.janitor", f"--kernel={os.getpid()}", *args],
                 stdin=r, stdout=subprocess.DEVNULL, close_fds=True)
         except OSError:
             os.close(w)

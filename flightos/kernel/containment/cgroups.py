@@ -11,6 +11,7 @@ import msgspec
 from flightos.host.spawn_spec import SpawnSpec
 from flightos.kernel.containment import cgroupfs as fs
 from flightos.kernel.containment.base import Containment, Usage, memory_reason, tasks_reason
+from flightos.kernel.containment.procgroup import pss
 
 
 class CgroupError(Exception):
@@ -281,10 +282,13 @@ class CgroupV2(_Cgroups):
             return None
         d = dirs[""]
         usec = fs.keyed(d / "cpu.stat").get("usage_usec")
-        mem = fs.read_int(d / "memory.current")
-        if usec is None or mem is None:
+        if usec is None:
             return None
-        mem -= fs.keyed(d / "memory.stat").get("inactive_file", 0)
+        members = fs.procs(d)
+        mem = fs.read_int(d / "memory.current")
+        if mem is None:  # no memory controller delegated: the members' proportional sizes
+            mem = sum(pss(pid, 0) for pid in members)
+        else:
+            mem -= fs.keyed(d / "memory.stat").get("inactive_file", 0)
         tasks = fs.read_int(d / "pids.current")
-        return Usage(cpu_s=usec / 1e6, memory_bytes=max(mem, 0),
-                     tasks=tasks if tasks is not None else len(fs.procs(d)))
+        return Usage(cpu_s=usec / 1e6, memory_bytes=max(mem, 0), tasks=tasks if tasks is not None else len(members))

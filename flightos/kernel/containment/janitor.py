@@ -1,8 +1,8 @@
 """The janitor: started by the kernel, it waits for the kernel's pipe to close, then kills every service tree.
 
-It outlives a SIGKILLed kernel (the pipe closes however the kernel ends) and needs nothing imported
-beyond the cgroup helpers. ``--group=DIR`` (repeatable) and ``--freezer=DIR`` name the kernel's
-groups; with ``--pgroups`` the kernel writes ``pg PID`` / ``unpg PID`` lines for process groups.
+It outlives a SIGKILLed kernel (the pipe closes however the kernel ends). ``--kernel=PID`` names its
+kernel (for ps), ``--group=DIR`` (repeatable) and ``--freezer=DIR`` the kernel's groups; with
+``--pgroups`` the kernel writes ``pg PID`` / ``unpg PID`` lines for process groups.
 """
 
 from __future__ import annotations

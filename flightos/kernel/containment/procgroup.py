@@ -110,12 +110,12 @@ class ProcessGroups(Containment):
         cpu = mem = tasks = 0
         for member, f in group:
             cpu += int(f[11]) + int(f[12]) + (int(f[13]) + int(f[14]) if member == pid else 0)
-            mem += _pss(member, int(f[21]) * _PAGE)
+            mem += pss(member, int(f[21]) * _PAGE)
             tasks += int(f[17])
         return Usage(cpu_s=cpu / _TICK, memory_bytes=mem, tasks=tasks)
 
 
-def _pss(pid: int, rss: int) -> int:
+def pss(pid: int, rss: int) -> int:
     """Proportional set size (pages shared with forked siblings counted once in all), else ``rss``."""
     try:
         with open(f"/proc/{pid}/smaps_rollup") as f:
