@@ -12,7 +12,7 @@ import contextlib
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from flightos import CommandError, Message, Service, Severity, command, periodic, subscribe
 from flightos.ground import mdb, pus
@@ -21,26 +21,22 @@ from flightos.ground.security import KeyStore, ReplayGuard
 from services.ground import contact as contacts
 from services.ground.downlink import DownlinkStore, TokenBucket
 from services.ground.handlers import Reject, command_failure, replay_lost
-from services.ground.link import Address, Link, TcpLink, UdpLink, parse_endpoint
+from services.ground.link import Address, Link, TcpLimits, TcpLink, UdpLink
+from services.ground.options import GroundOptions, endpoint
+from services.ground.protection import REQUEST_SIZE, Bucket, RejectionLog, Summary
 from services.ground.reports import SEVERITY_SUBTYPE, event_data, hk_data, priority
 from services.ground.schedule import Schedule
 from services.ground.tc import Context, handle
 
-DEFAULTS: dict[str, Any] = {
-    "udp_bind": "127.0.0.1:10025",
-    "tcp_bind": "",
-    "ground_addr": "",
-    "apid": 100,
-    "auth": True,
-    "replay_window": 1_000_000,
-    "keys_file": "",
-    "mdb": [],
-    "downlink_rate_bytes_s": 0,
-    "downlink_burst_bytes": 65536,
-    "store_max_mb": 64,
-    "contact": {"mode": "after_tc", "hold_s": 600.0},
-    "command_timeout_s": 10.0,
+REJECTIONS: dict[str, tuple[int, Severity, str, str]] = {
+    "auth": (2001, Severity.HIGH, "telecommand rejected", "telecommands rejected"),
+    "malformed": (2010, Severity.LOW, "malformed packet rejected", "malformed packets rejected"),
+    "tcp": (2011, Severity.LOW, "TCP connection limited", "TCP connections limited"),
 }
+"""Event id, severity and wording of each kind of rejection report (docs/events.md)."""
+TCP_NOTICES = {"tcp_refused": "connection cap reached", "tcp_idle_closed": "idle timeout",
+               "tcp_stalled_closed": "peer stopped reading"}
+"""TCP link notices that are reported as events (the rest are only counted)."""
 
 
 class HousekeepingReports:
@@ -106,11 +102,14 @@ class Ground(Service):
     """The spacecraft's link to the ground."""
 
     name = "ground"
+    options_schema: ClassVar[type[GroundOptions]] = GroundOptions
 
     def __init__(self) -> None:
         super().__init__()
         self.links: list[Link] = []
         self.last_peer: tuple[Address, Link] | None = None
+        """Where the last authenticated telecommand came from: replies and telemetry go there."""
+        self.ground_addrs: list[Address] = []
         self.counters: Counter[str] = Counter()
         self._signatures: dict[str, list[tuple[str, str]] | None] = {}
         self._param_types: dict[str, str] = {}
@@ -120,37 +119,43 @@ class Ground(Service):
 
     # ---- lifecycle ---------------------------------------------------------------------------------
     async def on_start(self) -> None:
-        opts = {**DEFAULTS, **self.options}
-        unknown = sorted(set(self.options) - set(DEFAULTS))
-        if unknown:
-            raise ValueError(f"services.ground.options.{unknown[0]}: unknown option (known: {', '.join(DEFAULTS)})")
-        self.apid = int(opts["apid"])
-        self.auth = bool(opts["auth"])
-        self.command_timeout = float(opts["command_timeout_s"])
-        self.tables = mdb.load([Path(p) for p in opts["mdb"]])
-        keys_file = Path(opts["keys_file"]) if opts["keys_file"] else self.data_dir / "keys.json"
+        cfg: GroundOptions = self.config  # checked by the kernel at load: a bad value never gets here
+        self.apid = cfg.apid
+        self.auth = cfg.auth
+        self.command_timeout = cfg.command_timeout_s
+        self.reply_budget = Bucket(cfg.reject_reply_rate_hz, cfg.reject_reply_burst)
+        self.rejections = RejectionLog(cfg.reject_report_s)
+        self.min_failure_report = len(pus.verification(2, pus.request_id_of(bytes(6)), self.apid, 0,
+                                                       failure=Failure.INTERNAL))  # with no reason text
+        self.tables = mdb.load([Path(p) for p in cfg.mdb])
+        keys_file = Path(cfg.keys_file) if cfg.keys_file else self.data_dir / "keys.json"
         self.keys = KeyStore(keys_file)
-        self.replay = ReplayGuard(self.data_dir / "replay.sqlite", int(opts["replay_window"]), self.keys)
+        self.replay = ReplayGuard(self.data_dir / "replay.sqlite", cfg.replay_window, self.keys)
         if self.replay.loss is not None:  # lost, empty or corrupt: say so; keys that had started stay locked
             await replay_lost(self)
-        self.downlink = DownlinkStore(self.data_dir / "downlink.sqlite", max_bytes=int(opts["store_max_mb"]) << 20)
-        rate = float(opts["downlink_rate_bytes_s"])
-        self.budget = TokenBucket(rate, float(opts["downlink_burst_bytes"])) if rate > 0 else None
-        self.contact = contacts.from_config(opts["contact"], "services.ground.options.contact")
+        self.downlink = DownlinkStore(self.data_dir / "downlink.sqlite", max_bytes=cfg.store_max_mb << 20)
+        rate = cfg.downlink_rate_bytes_s
+        self.budget = TokenBucket(rate, cfg.downlink_burst_bytes) if rate > 0 else None
+        self.contact = contacts.from_config(cfg.contact.table(), "services.ground.options.contact")
         self.schedule = Schedule(self.data_dir / "schedule.sqlite")
         self.housekeeping = HousekeepingReports(self)
         self.events = EventFilter(self)
-        self.ground_addr = parse_endpoint(opts["ground_addr"], "ground_addr") if opts["ground_addr"] else None
+        self.ground_addrs = cfg.ground_addrs()
         if not self.auth:
             await self.event("telecommand authentication is DISABLED by the target (lab bench only)",
                              Severity.MEDIUM, event_id=2002)
         elif not self.keys.ids():
             await self.event(f"no telecommand keys provisioned in {keys_file}: every TC will be rejected "
                              "(flightos keys add)", Severity.MEDIUM, event_id=2003)
-        self.links.append(await UdpLink.open(parse_endpoint(opts["udp_bind"], "udp_bind"), self._on_packet))
-        if opts["tcp_bind"]:
-            self.links.append(await TcpLink.open(parse_endpoint(opts["tcp_bind"], "tcp_bind"), self._on_packet,
-                                                 self._garbage))
+        self.links.append(await UdpLink.open(endpoint(cfg.udp_bind, "udp_bind"), self._on_packet))
+        if cfg.tcp_bind:
+            limits = TcpLimits(cfg.tcp_max_connections, cfg.tcp_idle_s, cfg.tcp_buffer_bytes, cfg.tcp_stall_s)
+            self.links.append(await TcpLink.open(endpoint(cfg.tcp_bind, "tcp_bind"), self._on_packet,
+                                                 self._garbage, limits, self._tcp_notice))
+        for s in self.tables.hk.values():
+            self.subscribe(s.topic, self._on_hk_topic)
+        self.log.info("ground.listening", links=[f"{lk.name}:{getattr(lk, 'bound', '')}" for lk in self.links],
+                      apid=self.apid, auth=self.auth, keys=self.keys.ids(), functions=len(self.tables.functions))
         for s in self.tables.hk.values():
             self.subscribe(s.topic, self._on_hk_topic)
         self.log.info("ground.listening", links=[f"{lk.name}:{getattr(lk, 'bound', '')}" for lk in self.links],
@@ -165,18 +170,51 @@ class Ground(Service):
 
     # ---- receiving ---------------------------------------------------------------------------------
     def _on_packet(self, raw: bytes, addr: Address, link: Link) -> None:
-        now = time.time()
-        self.last_peer = (addr, link)
-        heard = getattr(self.contact, "heard", None)
-        if heard is not None:
-            heard(now)
+        """A packet from a link: nothing about the link changes until it is authenticated (``authenticated``)."""
         task = asyncio.get_running_loop().create_task(handle(self, raw, addr, link))
         self._inflight.add(task)  # keep a reference until it is done
         task.add_done_callback(self._inflight.discard)
 
-    def _garbage(self, reason: str) -> None:
+    def authenticated(self, addr: Address, link: Link) -> None:
+        """A telecommand from ``addr`` passed authentication (or is well formed, with auth off): ground is there."""
+        self.last_peer = (addr, link)
+        heard = getattr(self.contact, "heard", None)
+        if heard is not None:
+            heard(time.time())
+
+    def _garbage(self, reason: str, addr: Address) -> None:
         self.counters["tc_dropped"] += 1
-        self.log.warning("ground.stream_garbage", reason=reason)
+        self._note_later("malformed", "UNREADABLE", addr, reason)
+
+    def _tcp_notice(self, what: str, addr: Address) -> None:
+        self.counters[what] += 1
+        if what in TCP_NOTICES:
+            self._note_later("tcp", TCP_NOTICES[what], addr, what)
+
+    def _note_later(self, kind: str, reason: str, addr: Address | None, example: str) -> None:
+        """``reject`` from synchronous code (a link callback)."""
+        first = self.rejections.note(kind, reason, addr, example)
+        if first is not None:
+            task = asyncio.get_running_loop().create_task(self._report(first))
+            self._inflight.add(task)
+            task.add_done_callback(self._inflight.discard)
+
+    async def reject(self, kind: str, reason: str, addr: Address | None, example: str) -> None:
+        """Count a rejection towards its reason's report; the first after a quiet interval is reported now."""
+        first = self.rejections.note(kind, reason, addr, example)
+        if first is not None:
+            await self._report(first)
+
+    async def _report(self, s: Summary) -> None:
+        event_id, severity, one, many = REJECTIONS[s.kind]
+        await self.event(s.text(one, many), severity, event_id=event_id, reason=s.reason, count=s.count,
+                         sources=s.sources, seconds=round(s.seconds, 1), source=s.source)
+
+    @periodic(hz=2)
+    async def report_rejections(self) -> None:
+        """One event per rejection reason per ``reject_report_s`` while rejections keep coming."""
+        for summary in self.rejections.due():
+            await self._report(summary)
 
     # ---- what handlers use -------------------------------------------------------------------------
     def next_seq(self) -> int:
@@ -258,12 +296,31 @@ class Ground(Service):
         await self._answer(packet, ctx.addr, ctx.link, priority(service, subtype))
 
     async def verify_failure(self, service: int, subtype: int, request_id: Any, code: Failure, message: str,
-                             addr: Address | None, link: Link | None) -> None:
-        """A failure report of ST[01] (always sent), its reason as data, and a log line."""
-        packet = pus.verification(subtype, request_id, self.apid, self.next_seq(), failure=code,
-                                  data=message.encode()[:200])
-        self.log.warning("ground.tc_failed", report=f"TM[1,{subtype}]", code=code.name, reason=message)
-        await self._answer(packet, addr, link, priority(service, subtype))
+                             addr: Address | None, link: Link | None, trusted: bool = False) -> None:
+        """A failure report of ST[01], its reason as data.
+
+        For an authenticated (``trusted``) or scheduled TC it is always sent, and logged. Otherwise it goes only
+        back to the source, within the reply budget, and no larger than the packet it answers (else not at all):
+        the rejection itself is counted and reported by ``reject``.
+        """
+        if trusted or addr is None or link is None:
+            packet = pus.verification(subtype, request_id, self.apid, self.next_seq(), failure=code,
+                                      data=message.encode()[:200])
+            self.log.warning("ground.tc_failed", report=f"TM[1,{subtype}]", code=code.name, reason=message)
+            await self._answer(packet, addr, link, priority(service, subtype))
+            return
+        room = (REQUEST_SIZE.get() or 0) - self.min_failure_report
+        if not self.config.reject_replies:
+            self.counters["replies_off"] += 1
+        elif room < 0:
+            self.counters["replies_too_large"] += 1  # even an empty report would be larger than what came in
+        elif not self.reply_budget.take():
+            self.counters["replies_rate_limited"] += 1
+        else:
+            packet = pus.verification(subtype, request_id, self.apid, self.next_seq(), failure=code,
+                                      data=message.encode()[:min(200, room)])
+            if link.send(packet, addr):
+                self.counters["replies_untrusted"] += 1
 
     async def _answer(self, packet: bytes, addr: Address | None, link: Link | None, prio: int) -> None:
         if addr is not None and link is not None and link.send(packet, addr):
@@ -273,14 +330,14 @@ class Ground(Service):
 
     # ---- downlink with store-and-forward -----------------------------------------------------------------
     def destinations(self) -> list[tuple[Address, Link]]:
-        """Where spontaneous telemetry goes: the last ground peer and the configured ground address."""
+        """Where spontaneous telemetry goes: the configured ground addresses and the source of the last
+        authenticated telecommand (never an address that only sent unauthenticated input)."""
         out = []
         if self.last_peer is not None:
             out.append(self.last_peer)
-        if self.ground_addr is not None and self.links:
+        if self.links:
             udp = self.links[0]
-            if not any(a == self.ground_addr for a, _ in out):
-                out.append((self.ground_addr, udp))
+            out += [(a, udp) for a in self.ground_addrs if not any(a == b for b, _ in out)]
         return out
 
     def in_contact(self) -> bool:
@@ -374,8 +431,9 @@ class Ground(Service):
     async def link_status(self) -> dict[str, Any]:
         """Counters, contact, the store-and-forward queue and the schedule."""
         return {"counters": dict(self.counters), "in_contact": self.in_contact(),
-                "links": [{"kind": lk.name, "host": lk.bound[0], "port": lk.bound[1]}
-                          for lk in self.links if getattr(lk, "bound", None)],
+                "links": [lk.status() for lk in self.links if lk.bound is not None],
+                "peer": f"{self.last_peer[1].name}:{self.last_peer[0][0]}:{self.last_peer[0][1]}"
+                if self.last_peer else None,
                 "downlink": self.downlink.stats(), "schedule": len(self.schedule.summary()),
                 "schedule_enabled": self.schedule.enabled, "auth": self.auth, "keys": self.keys.ids()}
 

@@ -5,18 +5,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from flightos import CommandError, Severity
+from flightos import CommandError
 from flightos.ground import pus
 from flightos.ground.codes import Failure
 from flightos.ground.security import COUNTER_FREE, AuthError, open_tc
 from services.ground.handlers import HANDLERS, Reject, command_failure
 from services.ground.link import Address, Link
+from services.ground.protection import REQUEST_SIZE
 
 if TYPE_CHECKING:
     from services.ground import Ground
 
 SECURITY_EVENT = 2001
-"""Event id raised on every rejected authentication (stable)."""
+"""Event id of rejected authentication (stable): aggregated, one per reason per ``reject_report_s``."""
 
 
 @dataclass
@@ -39,14 +40,16 @@ class Context:
 async def handle(g: Ground, raw: bytes, addr: Address | None, link: Link | None, scheduled: bool = False) -> None:
     """Run one telecommand packet through the whole path; never raises."""
     g.counters["tc_received"] += 1
+    REQUEST_SIZE.set(len(raw))  # this task's answers to untrusted input are never larger than this
     try:
         tc = pus.parse_tc(raw, g.apid)
     except pus.TcError as exc:
         g.counters["tc_rejected"] += 1
         if exc.request_id is None:
             g.counters["tc_dropped"] += 1
-            g.log.warning("ground.tc_dropped", reason=exc.message, source=str(addr))
+            await g.reject("malformed", "UNREADABLE", addr, exc.message)
             return
+        await g.reject("malformed", exc.code.name, addr, exc.message)
         await g.verify_failure(1, 2, exc.request_id, exc.code, exc.message, addr, link)
         return
     ctx = Context(tc, addr, link, scheduled)
@@ -61,15 +64,16 @@ async def handle(g: Ground, raw: bytes, addr: Address | None, link: Link | None,
         except AuthError as exc:
             g.counters["tc_auth_rejected"] += 1
             await g.verify_failure(1, 2, tc.request_id, exc.code, exc.message, addr, link)
-            await g.event(f"telecommand rejected: {exc.message}", Severity.HIGH, event_id=SECURITY_EVENT,
-                          tc=tc.label, code=int(exc.code), source=str(addr))
+            await g.reject("auth", exc.code.name, addr, f"{tc.label}: {exc.message}")
             return
+    if not scheduled and addr is not None and link is not None:
+        g.authenticated(addr, link)  # only now may this source become the reply address and bring contact
     handler = HANDLERS.get(tc.service, {}).get(tc.subtype)
     if handler is None:
         code = Failure.UNKNOWN_SERVICE if tc.service not in HANDLERS else Failure.UNKNOWN_SUBTYPE
         g.counters["tc_rejected"] += 1
         await g.verify_failure(1, 2, tc.request_id, code, f"{tc.label}: not a telecommand this spacecraft serves",
-                               addr, link)
+                               addr, link, trusted=True)
         return
     g.counters["tc_accepted"] += 1
     if tc.ack_flags & 0b0001:
@@ -97,4 +101,4 @@ async def _fail(g: Ground, ctx: Context, code: Failure, message: str) -> None:
     """Start failure if the command never started, completion failure if it did; both always sent."""
     g.counters["tc_failed"] += 1
     subtype = 8 if ctx.started else 4
-    await g.verify_failure(1, subtype, ctx.tc.request_id, code, message, ctx.addr, ctx.link)
+    await g.verify_failure(1, subtype, ctx.tc.request_id, code, message, ctx.addr, ctx.link, trusted=True)

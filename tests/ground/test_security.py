@@ -40,7 +40,8 @@ async def test_bad_mac_unknown_key_and_missing_trailer_execute_nothing(link: Lin
     unknown = secure_tc(8, 1, payload, key_id=9, key=b"\x02" * 32, counter=5, apid=100, seq_count=2)
     flipped = bytearray(record_tc(g, "forged"))
     flipped[-5] ^= 0x01  # inside the MAC; the CRC then fails first, which must also reject
-    unsigned = GroundClient("127.0.0.1", link.udp_port, 100, None).build(8, 1, payload)
+    # padded: an unauthenticated TC is answered only if the failure report (28 bytes) fits in its size
+    unsigned = GroundClient("127.0.0.1", link.udp_port, 100, None).build(8, 1, payload + bytes(10))
     expected = [Failure.AUTH_BAD_MAC, Failure.AUTH_UNKNOWN_KEY, Failure.CRC_ERROR, Failure.AUTH_MISSING]
     for packet, code in zip([forged, unknown, bytes(flipped), unsigned], expected, strict=True):
         out = await g.request(packet)
