@@ -63,10 +63,12 @@ def row(status: dict, name: str = "test") -> dict:  # type: ignore[type-arg]
 
 @pytest.mark.parametrize("mode", KILL_MODES)
 async def test_children_die_with_their_service_and_count_in_its_figures(mode: str) -> None:
-    """A busy child's CPU shows in the service's row; SIGKILL, restart and stop each kill the whole tree."""
+    """A busy child's CPU shows in the service's row (even from its own session); SIGKILL, restart and stop
+    each kill the whole tree."""
     async with runtime(mode) as rt:
         assert rt.client is not None
-        busy = await rt.client.call("test", "spawn_children", {"n": 1, "busy": True, "seconds": 30})
+        # a child in a session of its own (as a daemon or a job makes): it must not escape either
+        busy = await rt.client.call("test", "spawn_children", {"n": 1, "busy": True, "seconds": 30, "session": True})
         st = await rt.wait_until(lambda s: row(s)["cpu_percent"] > 20, timeout=20,
                                  what="the child's CPU counted for test")
         assert row(st)["cpu_percent"] > 20  # the service itself idles (~1 %): this is its (niced) child

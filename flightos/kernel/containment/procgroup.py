@@ -16,9 +16,10 @@ _TICK = os.sysconf("SC_CLK_TCK")
 _PAGE = resource.getpagesize()
 
 
-def members(pgid: int) -> list[tuple[int, list[str]]]:
-    """Processes of a process group, each with the fields of ``/proc/<pid>/stat`` after the name."""
-    found: list[tuple[int, list[str]]] = []
+def tree(leader: int) -> list[tuple[int, list[str]]]:
+    """A service's processes: its process group, and descendants that left it (``setsid``), each with
+    the fields of ``/proc/<pid>/stat`` after the name."""
+    procs: dict[int, list[str]] = {}
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
@@ -27,17 +28,30 @@ def members(pgid: int) -> list[tuple[int, list[str]]]:
                 fields = f.read().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            found.append((int(entry.name), fields))
-    return found
+        if fields[0] != "Z":
+            procs[int(entry.name)] = fields
+    children: dict[int, list[int]] = {}
+    for pid, fields in procs.items():
+        children.setdefault(int(fields[1]), []).append(pid)
+    found = {pid for pid, fields in procs.items() if int(fields[2]) == leader}
+    todo, seen = [leader, *found], set()
+    while todo:
+        parent = todo.pop()
+        if parent not in seen:
+            seen.add(parent)
+            found.update(children.get(parent, []))
+            todo += children.get(parent, [])
+    return [(pid, procs[pid]) for pid in sorted(found) if pid in procs]
 
 
 class ProcessGroups(Containment):
     """Each service leads its own session; a stop or restart kills the whole process group.
 
     Memory: RLIMIT_DATA of twice ``memory_mb`` per process is the hard stop, and the kernel kills the
-    group once its resident memory passes ``memory_mb``. Tasks: the kernel counts the group's threads
-    (RLIMIT_NPROC counts every process of the user, so it cannot limit one service).
+    group once its proportional memory passes ``memory_mb``. Descendants that make a session of their
+    own are found at each sample (by parent links) and their groups killed with the service's.
+    Tasks: the kernel counts the tree's threads (RLIMIT_NPROC counts every process of the user, so it
+    cannot limit one service).
     """
 
     kind = "process-group"
@@ -45,6 +59,7 @@ class ProcessGroups(Containment):
     def __init__(self) -> None:
         super().__init__()
         self._doomed: set[int] = set()
+        self._escaped: dict[int, set[int]] = {}  # service pid -> process groups its descendants made
 
     def describe(self) -> str:
         """The backend."""
@@ -62,13 +77,15 @@ class ProcessGroups(Containment):
         self._tell(f"pg {pid}")
 
     def kill_tree(self, pid: int) -> None:
-        """SIGKILL the process group (the service leads it)."""
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pid, signal.SIGKILL)
+        """SIGKILL the process group (the service leads it) and groups its descendants made."""
+        for pgid in (pid, *self._escaped.get(pid, ())):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pgid, signal.SIGKILL)
         super().kill_tree(pid)
 
     def _release(self, spec: SpawnSpec, pid: int) -> str | None:
         self._doomed.add(pid)
+        self._doomed.update(self._escaped.pop(pid, set()))
         self.tidy()
         return None
 
@@ -103,12 +120,21 @@ class ProcessGroups(Containment):
         return reason
 
     def usage(self, pid: int) -> Usage | None:
-        """Sums over the group: CPU (plus the leader's reaped children), proportional memory, threads."""
-        group = members(pid)
+        """Sums over the tree: CPU (plus the leader's reaped children), proportional memory, threads.
+
+        Descendants found in their own process group (a job started with ``setsid``) are remembered,
+        so a stop, an exit or the janitor kills their groups too.
+        """
+        group = tree(pid)
         if not group:
             return None
+        escaped = self._escaped.setdefault(pid, set())
         cpu = mem = tasks = 0
         for member, f in group:
+            pgid = int(f[2])
+            if pgid != pid and pgid not in escaped:
+                escaped.add(pgid)
+                self._tell(f"pg {pgid}")
             cpu += int(f[11]) + int(f[12]) + (int(f[13]) + int(f[14]) if member == pid else 0)
             mem += pss(member, int(f[21]) * _PAGE)
             tasks += int(f[17])
