@@ -130,7 +130,8 @@ class Ground(Service):
         self.tables = mdb.load([Path(p) for p in cfg.mdb])
         keys_file = Path(cfg.keys_file) if cfg.keys_file else self.data_dir / "keys.json"
         self.keys = KeyStore(keys_file)
-        self.replay = ReplayGuard(self.data_dir / "replay.sqlite", cfg.replay_window, self.keys)
+        self.replay = ReplayGuard(self.data_dir / "replay.sqlite", cfg.replay_window, self.keys,
+                                  nonce_s=cfg.resync_nonce_s)
         if self.replay.loss is not None:  # lost, empty or corrupt: say so; keys that had started stay locked
             await replay_lost(self)
         self.downlink = DownlinkStore(self.data_dir / "downlink.sqlite", max_bytes=cfg.store_max_mb << 20)

@@ -305,9 +305,9 @@ async def summary(g: Ground, ctx: Context, data: bytes) -> None:
 
 
 # ---- ST[129] (flightos) replay-protection resync --------------------------------------------------------
-REPLAY_LOST_EVENT = 2021
+REPLAY_LOST_EVENT = 2030
 """HIGH: anti-replay state missing, empty or corrupt while keys had started; those keys are locked (stable id)."""
-RESYNC_EVENT = 2022
+RESYNC_EVENT = 2031
 """MEDIUM: ground resynchronised the anti-replay counters over a fresh nonce; every key unlocked (stable id)."""
 
 

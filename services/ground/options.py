@@ -72,6 +72,8 @@ class GroundOptions(Options, frozen=True):
     replay_window: Annotated[int, Meta(description="how far past the highest accepted counter one may jump")] = \
         1_000_000
     keys_file: Annotated[str, Meta(description="key file; empty: <state_dir>/ground/keys.json")] = ""
+    resync_nonce_s: Annotated[float, Meta(
+        description="how long the on-board nonce of an anti-replay resync (TC[129,1]) stays valid")] = 60.0
     mdb: Annotated[list[str], Meta(description="mission tables added to the shipped one")] = []
     downlink_rate_bytes_s: Annotated[float, Meta(description="downlink budget in bytes/s; 0: no limit")] = 0.0
     downlink_burst_bytes: Annotated[float, Meta(description="burst allowance of the downlink budget")] = 65536.0
@@ -107,7 +109,7 @@ class GroundOptions(Options, frozen=True):
         if not 1 <= self.replay_window < 2**63:
             raise self.invalid("replay_window", "an integer >= 1")
         positive = ("downlink_burst_bytes", "command_timeout_s", "reject_report_s", "tcp_idle_s", "tcp_stall_s",
-                    "ack_timeout_s")
+                    "ack_timeout_s", "resync_nonce_s")
         for key in positive:
             if getattr(self, key) <= 0:
                 raise self.invalid(key, "a number > 0")
