@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import os
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,6 +24,9 @@ from spacepackets.ecss import PusTc, PusTm
 from flightos.ground import pus
 from flightos.ground.codes import Failure
 from flightos.ground.security import NONCE_LEN, RESYNC_SERVICE, KeyStore, secure_tc
+
+RCVBUF = 4 << 20
+"""Receive buffer asked for: a contact drains the spacecraft's store in bursts."""
 
 
 class GroundError(Exception):
@@ -88,6 +92,7 @@ class GroundClient:
         self.transport: asyncio.DatagramTransport | None = None
         self.unacked: list[bytes] = []
         """Identities of telemetry received and not yet acknowledged (TC[15,130])."""
+        self._ack_requests: set[int] = set()  # reports about our own acknowledgements are not acknowledged
         self.acknowledged = 0
         self.auto_ack = auto_ack
         self._acker: asyncio.Task[None] | None = None
@@ -97,6 +102,9 @@ class GroundClient:
         loop = asyncio.get_running_loop()
         self.transport, _ = await loop.create_datagram_endpoint(lambda: _Proto(self._on_datagram),
                                                                 remote_addr=self.addr)
+        sock = self.transport.get_extra_info("socket")
+        with contextlib.suppress(OSError, AttributeError):  # absorb a drained store; capped at net.core.rmem_max
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
         if self.auto_ack is not None:
             self._acker = loop.create_task(self._ack_loop(self.auto_ack))
         return self
@@ -108,7 +116,8 @@ class GroundClient:
             self.garbage += 1
             return
         identity = pus.tm_identity(data)
-        if identity is not None:
+        if identity is not None and not (tm.service == 1 and pus.u32(bytes(tm.source_data).ljust(4, b"\0"), 0)
+                                         in self._ack_requests):
             self.unacked.append(identity)
         self.received.put_nowait(tm)
 
@@ -129,7 +138,13 @@ class GroundClient:
         """Acknowledge every telemetry packet received so far (TC[15,130], no success reports); how many."""
         out, self.unacked = self.unacked, []
         for start in range(0, len(out), pus.ACK_MAX):
-            self.send_raw(self.build(15, 130, pus.ack_data(out[start:start + pus.ACK_MAX]), ack_flags=0))
+            packet = self.build(15, 130, pus.ack_data(out[start:start + pus.ACK_MAX]), ack_flags=0)
+            rid = pus.request_id_of(packet)
+            if rid is not None:
+                if len(self._ack_requests) > 10_000:
+                    self._ack_requests.clear()
+                self._ack_requests.add(rid.as_u32())
+            self.send_raw(packet)
         self.acknowledged += len(out)
         return len(out)
 

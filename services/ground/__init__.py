@@ -19,7 +19,8 @@ from flightos.ground import mdb, pus
 from flightos.ground.codes import Failure
 from flightos.ground.security import KeyStore, ReplayGuard
 from services.ground import contact as contacts
-from services.ground.downlink import DownlinkStore, TokenBucket
+from services.ground.downlink import Notice, RateLimit, Retention, TokenBucket
+from services.ground.durable import is_corruption, open_store, quarantine
 from services.ground.handlers import Reject, command_failure, replay_lost
 from services.ground.link import Address, Link, TcpLimits, TcpLink, UdpLink
 from services.ground.options import GroundOptions, endpoint
@@ -34,6 +35,13 @@ REJECTIONS: dict[str, tuple[int, Severity, str, str]] = {
     "tcp": (2011, Severity.LOW, "TCP connection limited", "TCP connections limited"),
 }
 """Event id, severity and wording of each kind of rejection report (docs/events.md)."""
+STORE_EVENTS: dict[str, tuple[int, Severity]] = {
+    "unusable": (2020, Severity.MEDIUM), "recovered": (2021, Severity.INFO), "dropped": (2022, Severity.MEDIUM),
+    "quarantined": (2023, Severity.HIGH), "schedule_unusable": (2024, Severity.MEDIUM),
+}
+"""Event id and severity of what the ground's stores report (docs/events.md)."""
+STORE_EVENT_INTERVAL_S = 60.0
+"""At most one store event of a kind per this many seconds (counts are summed); quarantines are never held."""
 TCP_NOTICES = {"tcp_refused": "connection cap reached", "tcp_idle_closed": "idle timeout",
                "tcp_stalled_closed": "peer stopped reading"}
 """TCP link notices that are reported as events (the rest are only counted)."""
@@ -134,11 +142,18 @@ class Ground(Service):
                                   nonce_s=cfg.resync_nonce_s)
         if self.replay.loss is not None:  # lost, empty or corrupt: say so; keys that had started stay locked
             await replay_lost(self)
-        self.downlink = DownlinkStore(self.data_dir / "downlink.sqlite", max_bytes=cfg.store_max_mb << 20)
+        self.downlink = Retention(self.data_dir / "downlink.sqlite", cfg.store_max_mb << 20,
+                                  memory_bytes=cfg.store_memory_kb << 10)
+        self.ack_timeout = cfg.ack_timeout_s
+        self.store_events = RateLimit(STORE_EVENT_INTERVAL_S)
+        self._store_notices: list[Notice] = []
+        self._contact_before = False
         rate = cfg.downlink_rate_bytes_s
         self.budget = TokenBucket(rate, cfg.downlink_burst_bytes) if rate > 0 else None
         self.contact = contacts.from_config(cfg.contact.table(), "services.ground.options.contact")
-        self.schedule = Schedule(self.data_dir / "schedule.sqlite")
+        self.schedule: Schedule | None = None
+        self.schedule_cause = ""
+        self._open_schedule()
         self.housekeeping = HousekeepingReports(self)
         self.events = EventFilter(self)
         self.ground_addrs = cfg.ground_addrs()
@@ -157,17 +172,15 @@ class Ground(Service):
             self.subscribe(s.topic, self._on_hk_topic)
         self.log.info("ground.listening", links=[f"{lk.name}:{getattr(lk, 'bound', '')}" for lk in self.links],
                       apid=self.apid, auth=self.auth, keys=self.keys.ids(), functions=len(self.tables.functions))
-        for s in self.tables.hk.values():
-            self.subscribe(s.topic, self._on_hk_topic)
-        self.log.info("ground.listening", links=[f"{lk.name}:{getattr(lk, 'bound', '')}" for lk in self.links],
-                      apid=self.apid, auth=self.auth, keys=self.keys.ids(), functions=len(self.tables.functions))
+        await self.store_notices()
 
     async def on_stop(self) -> None:
         for lk in self.links:
             lk.close()
-        for closer in (self.downlink.close, self.schedule.close, self.replay.close):
+        for closer in (self.downlink.close, self.schedule.close if self.schedule else None, self.replay.close):
             with contextlib.suppress(Exception):
-                closer()
+                if closer is not None:
+                    closer()
 
     # ---- receiving ---------------------------------------------------------------------------------
     def _on_packet(self, raw: bytes, addr: Address, link: Link) -> None:
@@ -346,39 +359,95 @@ class Ground(Service):
         return bool(self.destinations()) and self.contact.in_contact(time.time(), self._position)
 
     async def downlink_tm(self, packet: bytes, prio: int) -> None:
-        """Send now if in contact and within budget; otherwise store it durably for later."""
-        if self.in_contact() and self.downlink.stats()["stored"] == 0 and self._spend(len(packet)):
-            self._send(packet)
-            return
-        if self.downlink.put(packet, prio) is None:
+        """Keep a packet until ground acknowledges it; send it at once if in contact, nothing waits, budget allows."""
+        send_now = self.in_contact() and self.downlink.pending() == 0 and self._spend(len(packet))
+        sent = send_now and self._send(packet) > 0
+        if not self.downlink.put(packet, prio, sent_at=time.monotonic() if sent else None):
             self.counters["tm_evicted"] += 1
-        else:
+        elif not sent:
             self.counters["tm_stored"] += 1
+        await self.store_notices()
 
     def _spend(self, n: int) -> bool:
         return self.budget is None or self.budget.take(n)
 
-    def _send(self, packet: bytes) -> None:
-        for addr, link in self.destinations():
-            if link.send(packet, addr):
-                self.counters["tm_sent"] += 1
+    def _send(self, packet: bytes) -> int:
+        """Send to every destination; how many took it."""
+        took = sum(1 for addr, link in self.destinations() if link.send(packet, addr))
+        self.counters["tm_sent"] += took
+        return took
 
     @periodic(hz=10)
     async def drain(self) -> None:
-        """While in contact, send stored telemetry by priority within the downlink budget."""
-        if not self.in_contact():
+        """In contact, send kept telemetry by priority within the budget: the never sent, then the unacknowledged.
+
+        A packet not acknowledged within ``ack_timeout_s`` goes again; a new contact resends all of them.
+        """
+        contact = self.in_contact()
+        if contact and not self._contact_before:
+            self.downlink.requeue()
+        self._contact_before = contact
+        if not contact:
             return
         allowance = int(self.budget.available()) if self.budget is not None else 1 << 20
-        batch = self.downlink.peek(max(allowance, 0))
+        now = time.monotonic()
+        batch = self.downlink.peek(max(allowance, 0), resend_before=now - self.ack_timeout)
         sent = []
         for row_id, packet in batch:
-            if not self._spend(len(packet)):
-                break
-            self._send(packet)
+            if not self._spend(len(packet)) or self._send(packet) == 0:
+                break  # out of budget, or no destination took it: the rest waits
             sent.append(row_id)
         if sent:
-            self.downlink.ack(sent)
+            self.downlink.mark_sent(sent, now)
             self.counters["tm_forwarded"] += len(sent)
+
+    def acknowledge(self, identities: list[bytes]) -> int:
+        """Ground has these TM packets (TC[15,130]): they leave the store; how many were found."""
+        found = self.downlink.acknowledge(identities)
+        self.counters["tm_acknowledged"] += found
+        return found
+
+    def _open_schedule(self) -> None:
+        """Open the schedule (quarantining a damaged file); while it cannot be opened, schedule TCs are refused."""
+        path = self.data_dir / "schedule.sqlite"
+        opened = open_store(path, "schedule", lambda: Schedule(path))
+        if opened.incident:
+            self._store_notices.append(Notice("quarantined", opened.incident, fields={"file": str(path)}))
+        self.schedule = opened.store
+        if opened.store is None and not self.schedule_cause:
+            self._store_notices.append(Notice("schedule_unusable", f"schedule {path} cannot be used "
+                                              f"({opened.unusable}): schedule telecommands are refused until it can",
+                                              fields={"file": str(path), "cause": opened.unusable}))
+        self.schedule_cause = opened.unusable
+
+    def schedule_failed(self, exc: Exception) -> None:
+        """A schedule operation failed at run time: close it and open it again (quarantined if damaged)."""
+        if self.schedule is not None:
+            with contextlib.suppress(Exception):
+                self.schedule.close()
+        self.schedule = None
+        if is_corruption(exc):
+            kept = quarantine(self.data_dir / "schedule.sqlite")
+            self._store_notices.append(Notice(
+                "quarantined", f"schedule {self.data_dir / 'schedule.sqlite'} cannot be used ({exc})"
+                + (f"; kept as {kept.name}" if kept else "") + "; starting afresh",
+                fields={"file": str(self.data_dir / "schedule.sqlite")}))
+        self._open_schedule()
+
+    async def store_notices(self) -> None:
+        """Events for what the stores reported: a quarantine at once, the rest at most once per kind a minute."""
+        notices, self._store_notices = self.downlink.take_notices() + self._store_notices, []
+        for n in notices:
+            out = n if n.kind == "quarantined" else self.store_events.offer(n)
+            if out is not None:
+                await self._store_event(out)
+        for n in self.store_events.due():
+            await self._store_event(n)
+
+    async def _store_event(self, n: Notice) -> None:
+        event_id, severity = STORE_EVENTS[n.kind]
+        more = f" ({n.count} since the last report)" if n.count > 1 else ""
+        await self.event(n.message + more, severity, event_id=event_id, count=n.count, **n.fields)
 
     # ---- spontaneous reports ----------------------------------------------------------------------------
     @subscribe("ev.")
@@ -422,8 +491,18 @@ class Ground(Service):
         for sid in self.housekeeping.due(now):
             await self.downlink_tm(pus.tm(3, 25, self.housekeeping.report(sid), self.apid, self.next_seq()),
                                    priority(3, 25))
-        for act in self.schedule.due(now):
+        self.downlink.retry()
+        if self.schedule is None:
+            self._open_schedule()
+        due = []
+        if self.schedule is not None:
+            try:
+                due = self.schedule.due(now)
+            except Exception as exc:  # a full disk or a damaged file: never the end of the ground link
+                self.schedule_failed(exc)
+        for act in due:
             await handle(self, act.tc, None, None, scheduled=True)
+        await self.store_notices()
         await self.publish("link", {**self.counters, "in_contact": self.in_contact(),
                                     "stored": self.downlink.stats()["stored"]})
 
@@ -435,8 +514,17 @@ class Ground(Service):
                 "links": [lk.status() for lk in self.links if lk.bound is not None],
                 "peer": f"{self.last_peer[1].name}:{self.last_peer[0][0]}:{self.last_peer[0][1]}"
                 if self.last_peer else None,
-                "downlink": self.downlink.stats(), "schedule": len(self.schedule.summary()),
-                "schedule_enabled": self.schedule.enabled, "auth": self.auth, "keys": self.keys.ids()}
+                "downlink": self.downlink.stats(), **self._schedule_status(), "auth": self.auth,
+                "keys": self.keys.ids()}
+
+    def _schedule_status(self) -> dict[str, Any]:
+        """The schedule's part of link_status (None while its store cannot be used)."""
+        try:
+            if self.schedule is not None:
+                return {"schedule": len(self.schedule.summary()), "schedule_enabled": self.schedule.enabled}
+        except Exception as exc:
+            self.schedule_failed(exc)
+        return {"schedule": None, "schedule_enabled": None, "schedule_cause": self.schedule_cause}
 
     @command()
     async def reload_keys(self) -> list[int]:

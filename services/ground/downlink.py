@@ -242,7 +242,8 @@ class DownlinkStore(DurableFile):
         try:
             yield
         except BaseException:
-            self._db.execute("ROLLBACK")
+            if self._db.in_transaction:  # SQLITE_FULL and I/O errors may have rolled it back already
+                self._db.execute("ROLLBACK")
             self._load_state()
             raise
         self._db.execute("COMMIT")
