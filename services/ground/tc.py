@@ -66,8 +66,9 @@ async def handle(g: Ground, raw: bytes, addr: Address | None, link: Link | None,
             await g.verify_failure(1, 2, tc.request_id, exc.code, exc.message, addr, link)
             await g.reject("auth", exc.code.name, addr, f"{tc.label}: {exc.message}")
             return
-    if not scheduled and addr is not None and link is not None:
-        g.authenticated(addr, link)  # only now may this source become the reply address and bring contact
+    if not scheduled and addr is not None and link is not None and (tc.service, tc.subtype) not in COUNTER_FREE:
+        g.authenticated(addr, link)  # only now (and not for a replayable nonce request) may this source become
+        #                              the downlink destination and bring contact
     handler = HANDLERS.get(tc.service, {}).get(tc.subtype)
     if handler is None:
         code = Failure.UNKNOWN_SERVICE if tc.service not in HANDLERS else Failure.UNKNOWN_SUBTYPE

@@ -22,7 +22,7 @@ import pytest
 
 from flightos.ground import pus
 from flightos.ground.console import GroundClient
-from flightos.ground.security import secure_tc
+from flightos.ground.security import RESYNC_SERVICE, secure_tc
 from flightos.sdk.options import OptionsError, check_options
 from flightos.testing import RuntimeProcess
 from services.ground.options import GroundOptions
@@ -73,9 +73,9 @@ def fds(pid: int) -> int:
 
 
 async def test_unknown_sender_gets_nothing_and_changes_nothing() -> None:
-    """7 zero bytes and a forged TC from an unknown address: no contact, no destination, the store stays full;
-    the next authenticated ground gets every stored event, the stranger only a failure report no larger than
-    its own TC."""
+    """7 zero bytes, a forged TC and a replayed (signed, counter-free) nonce request from an unknown address: no
+    contact, no destination, the store stays full; the next authenticated ground gets every stored event, the
+    stranger only the answers to its own packets (the failure report no larger than the forged TC)."""
     rt, keys = await start(services=["ground", "test"])
     try:
         assert rt.client is not None
@@ -89,14 +89,16 @@ async def test_unknown_sender_gets_nothing_and_changes_nothing() -> None:
         before = await status(rt)
         stranger = udp_socket()
         bad = forged(1)
+        captured = GroundClient("127.0.0.1", p["udp"], 100, keys).build(RESYNC_SERVICE, 1)  # signed, replayable
         stranger.sendto(b"\0" * 7, ("127.0.0.1", p["udp"]))
         stranger.sendto(bad, ("127.0.0.1", p["udp"]))
+        stranger.sendto(captured, ("127.0.0.1", p["udp"]))
 
-        async def both_handled() -> bool:
+        async def all_handled() -> bool:
             c = (await status(rt))["counters"]
             return int(c.get("tc_dropped", 0)) + int(c.get("tc_rejected", 0)) >= 1 \
-                and int(c.get("tc_auth_rejected", 0)) >= 1
-        await until(both_handled, "the stranger's two packets handled")
+                and int(c.get("tc_auth_rejected", 0)) >= 1 and int(c.get("tc_completed", 0)) >= 1
+        await until(all_handled, "the stranger's three packets handled")
         after = await status(rt)
         assert after["in_contact"] is False and after["peer"] is None
         assert after["downlink"]["stored"] >= before["downlink"]["stored"]  # nothing was drained to the stranger
@@ -111,8 +113,9 @@ async def test_unknown_sender_gets_nothing_and_changes_nothing() -> None:
                     seen.add(message)
         assert seen == {f"stored {i}" for i in range(9)}
         got = drain(stranger)  # anything sent to it would have been sent before the ground's copy arrived
-        assert [(pus.parse_tm(d).service, pus.parse_tm(d).message_subtype) for d in got] == [(1, 2)]
-        assert all(len(d) <= len(bad) for d in got)  # the 7 zero bytes got nothing: a report is 28 bytes
+        kinds = [(pus.parse_tm(d).service, pus.parse_tm(d).message_subtype) for d in got]
+        assert kinds[0] == (1, 2) and len(got[0]) <= len(bad)  # the 7 zero bytes got nothing: a report is 28 bytes
+        assert {k[0] for k in kinds[1:]} <= {1, RESYNC_SERVICE}  # answers to the captured TC, no telemetry
         stranger.close()
     finally:
         await rt.stop()
