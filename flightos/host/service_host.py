@@ -33,6 +33,7 @@ from flightos.bus.errors import (
     UnknownCommand,
 )
 from flightos.bus.pubsub import KernelChannel, Publisher, RejectCounter, Subscriber
+from flightos.hardening import forbid_ptrace
 from flightos.host.periodic import PeriodicStats, run_periodic
 from flightos.host.spawn_spec import SpawnSpec
 from flightos.kernel.events import EventId
@@ -54,6 +55,7 @@ class ServiceHost:
     def __init__(self, service: Service, spec: SpawnSpec) -> None:
         self.service = service
         self.spec = spec
+        forbid_ptrace()  # another service of the same user cannot attach to this one and act as it
         self.shape = ServiceShape.of(type(service))
         self.endpoints = Endpoints(Path(spec.runtime_dir))
         self.ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context(io_threads=1)

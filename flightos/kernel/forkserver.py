@@ -15,6 +15,7 @@ import socket
 import sys
 from typing import Any
 
+from flightos.hardening import forbid_ptrace
 from flightos.kernel.framing import Unpacker, pack
 from flightos.runner import die_with_parent, run_service
 
@@ -177,6 +178,7 @@ def main() -> None:
     """``python -m flightos.kernel.forkserver FD KERNEL_PID``."""
     fd, kernel_pid = int(sys.argv[1]), int(sys.argv[2])
     die_with_parent(kernel_pid)
+    forbid_ptrace()  # services cannot attach to the fork server; its forked children inherit this
     _become_subreaper()
     _preload()
     conn = socket.socket(fileno=fd)

@@ -27,6 +27,7 @@ from flightos.bus.errors import BadArguments, ServiceUnavailable, UnknownCommand
 from flightos.bus.proxy import Proxy
 from flightos.bus.pubsub import Publisher, RejectCounter, Subscriber
 from flightos.config.target import Target
+from flightos.hardening import forbid_ptrace
 from flightos.host import exit_cause
 from flightos.host.spawn_spec import SpawnSpec
 from flightos.kernel.events import EventId
@@ -183,6 +184,7 @@ class Kernel:
 
     async def run(self) -> int:
         """Run until stopped; return the process exit code (0 after a clean stop)."""
+        forbid_ptrace()  # no process of our user (a compromised service) may attach to the kernel or read its memory
         self._acquire()
         if self.target.link.enabled:
             self.link = Link(self)
