@@ -182,9 +182,8 @@ class CgroupV1(_Cgroups):
                 fs.write(d / "memory.memsw.limit_in_bytes", str(spec.memory_mb << 20))
         elif ctrl == "pids" and spec.tasks:
             fs.write(d / "pids.max", str(spec.tasks))
-        elif ctrl == "cpuset" and spec.cpus:
-            with contextlib.suppress(OSError):  # cores outside the container's set: keep the parent's
-                fs.write(d / "cpuset.cpus", ",".join(str(c) for c in spec.cpus))
+        # cpuset keeps the kernel's CPUs: placement moves a running service by affinity, which a narrower
+        # cpuset would refuse (the service would be restarted instead of moved)
 
     def breach(self, spec: SpawnSpec, dirs: dict[str, Path]) -> str | None:
         """memory.oom_control's oom_kill, then pids.events' max."""
