@@ -217,6 +217,8 @@ class Keys(Protocol):
     def mark_started(self, key_id: int, key: bytes) -> None: ...
 
 
+WAL_PAGES = 8
+"""Pages in the anti-replay WAL before a checkpoint (then it is rewritten from its start)."""
 NONCE_LEN = 16
 RESYNC_SERVICE = 129
 """flightos private service: TC[129,1] asks for a nonce (TM[129,2]), TC[129,3] resyncs counters (TM[129,4])."""
@@ -224,6 +226,10 @@ COUNTER_FREE = frozenset({(RESYNC_SERVICE, 1), (RESYNC_SERVICE, 3)})
 """Telecommands that need a valid MAC but no fresh counter: their freshness comes from the on-board nonce."""
 MAX_FLOOR = (1 << 62) - 1
 """SQLite integers are signed 64-bit; a floor stays well inside them, a counter above it is out of any window."""
+
+
+class _Corrupt(sqlite3.DatabaseError):
+    """The anti-replay database is damaged (not merely unavailable): it is kept aside and replaced."""
 
 
 class ReplayGuard:
@@ -241,30 +247,39 @@ class ReplayGuard:
         self.nonce_s = nonce_s
         self._nonce: tuple[bytes, float] | None = None
         self.loss: str | None = None
-        """Why counters were found missing at open (None if the database was intact or new)."""
+        """Why counters were found missing or unusable at open (None if the database was intact or new)."""
         self.quarantined: Path | None = None
-        path.parent.mkdir(parents=True, exist_ok=True)
-        existed = path.exists()
-        empty = existed and path.stat().st_size == 0
+        self.unavailable: str | None = None
+        """Why the database cannot be opened now (a full disk, an I/O error): every counter TC is refused."""
+        self._db: sqlite3.Connection | None = None
+        self._retry_at = 0.0
+        self._attach()
+
+    def _attach(self) -> None:
+        """Open (or create) the database and find what was lost; on an error that is not corruption, stay detached."""
+        path = self.path
         try:
-            self._db = self._open(path)
-        except sqlite3.DatabaseError as exc:
-            self.quarantined = self._quarantine(path)
-            self._db = self._open(path)
-            self.loss = f"corrupt ({exc}); kept as {self.quarantined.name}"
-        had_table = self._db.execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'counters'").fetchone() is not None
-        self._db.execute("CREATE TABLE IF NOT EXISTS counters (key_id INTEGER PRIMARY KEY, highest INTEGER NOT NULL, "
-                         "fingerprint TEXT NOT NULL DEFAULT '')")
-        columns = [r[1] for r in self._db.execute("PRAGMA table_info(counters)")]
-        if "fingerprint" not in columns:  # a database of an earlier flightos: its rows belong to today's keys
-            self._db.execute("ALTER TABLE counters ADD COLUMN fingerprint TEXT NOT NULL DEFAULT ''")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            existed = path.exists()
+            empty = existed and path.stat().st_size == 0
+            try:
+                db = self._open(path)
+            except _Corrupt as exc:
+                self.quarantined = self._quarantine(path)
+                db = self._open(path)
+                self.loss = f"corrupt ({exc}); kept as {self.quarantined.name}"
+            had_table = self._init_schema(db)
+        except (sqlite3.Error, OSError) as exc:
+            self.unavailable = f"{type(exc).__name__}: {exc}"
+            self.loss = f"unavailable ({self.unavailable})"
+            self._retry_at = time.monotonic() + 1.0
+            return
+        self._db, self.unavailable = db, None
         if not existed or self.quarantined is not None:
             fsync_dir(path.parent)  # the new file's directory entry survives a power cut too
-        if self.loss is None and existed and (empty or not had_table):
-            self.loss = "empty (no counters table)" if not empty else "empty (0 bytes)"
-        elif self.loss is None and not existed:
-            self.loss = "missing"
+        if self.loss is None or self.loss.startswith("unavailable"):
+            self.loss = "missing" if not existed else "empty (0 bytes)" if empty else \
+                "empty (no counters table)" if not had_table else None
         for kid in self.keys.ids() if self.keys is not None else []:
             key = self.keys.get(kid) if self.keys is not None else None
             if key is not None and self._row(kid, key) is not None and self.keys is not None \
@@ -282,14 +297,41 @@ class ReplayGuard:
         try:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=FULL")
-            db.execute("PRAGMA wal_autocheckpoint=16")  # a small WAL, rewritten in place: no growth per TC
+            db.execute(f"PRAGMA wal_autocheckpoint={WAL_PAGES}")  # a small WAL, rewritten in place
             check = db.execute("PRAGMA quick_check").fetchone()
             if check is None or check[0] != "ok":
-                raise sqlite3.DatabaseError(f"quick_check: {check[0] if check else 'no answer'}")
-        except sqlite3.DatabaseError:
+                raise _Corrupt(f"quick_check: {check[0] if check else 'no answer'}")
+        except sqlite3.DatabaseError as exc:
             db.close()
+            text = str(exc).lower()
+            if isinstance(exc, _Corrupt) or "not a database" in text or "malformed" in text:
+                raise _Corrupt(str(exc)) from None
             raise
         return db
+
+    @staticmethod
+    def _init_schema(db: sqlite3.Connection) -> bool:
+        """Create what is missing; grow the WAL to its working size now. Return whether counters existed."""
+        had_table = db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'counters'").fetchone() is not None
+        db.execute("CREATE TABLE IF NOT EXISTS counters (key_id INTEGER PRIMARY KEY, highest INTEGER NOT NULL, "
+                   "fingerprint TEXT NOT NULL DEFAULT '')")
+        columns = [r[1] for r in db.execute("PRAGMA table_info(counters)")]
+        if "fingerprint" not in columns:  # a database of an earlier flightos: its rows belong to today's keys
+            db.execute("ALTER TABLE counters ADD COLUMN fingerprint TEXT NOT NULL DEFAULT ''")
+        db.execute("CREATE TABLE IF NOT EXISTS opens (id INTEGER PRIMARY KEY CHECK (id = 1), n INTEGER NOT NULL)")
+        for _ in range(WAL_PAGES + 4):  # the WAL is reused from its start after each checkpoint: once it has
+            db.execute("INSERT INTO opens VALUES (1, 1) ON CONFLICT(id) DO UPDATE SET n = n + 1")  # its size,
+        return had_table  # accepting a counter needs no new disk space (a full disk still takes TCs)
+
+    def _live(self) -> sqlite3.Connection:
+        """The open database, reopened (at most once a second) after it was unavailable; else AuthError."""
+        if self._db is None and time.monotonic() >= self._retry_at:
+            self._attach()
+        if self._db is None:
+            raise AuthError(Failure.INTERNAL, f"anti-replay state {self.path} unavailable ({self.unavailable}): "
+                            "refused, nothing ran")
+        return self._db
 
     @staticmethod
     def _quarantine(path: Path) -> Path:
@@ -305,7 +347,8 @@ class ReplayGuard:
 
     def _row(self, key_id: int, key: bytes | None) -> int | None:
         """The highest counter stored for this key material, or None (no row, or a row of other material)."""
-        row = self._db.execute("SELECT highest, fingerprint FROM counters WHERE key_id = ?", (key_id,)).fetchone()
+        row = self._live().execute("SELECT highest, fingerprint FROM counters WHERE key_id = ?",
+                                   (key_id,)).fetchone()
         if row is None:
             return None
         if key is not None and row[1] not in ("", fingerprint(key)):
@@ -316,6 +359,8 @@ class ReplayGuard:
         """Keys whose counters started but are not here: every TC under them is refused until a resync."""
         if self.keys is None:
             return []
+        if self._db is None:  # unavailable: nothing can be checked
+            return [kid for kid in self.keys.ids() if self.keys.started(kid)]
         return [kid for kid in self.keys.ids()
                 if self.keys.started(kid) and self._row(kid, self.keys.get(kid)) is None]
 
@@ -343,7 +388,7 @@ class ReplayGuard:
     def _store(self, key_id: int, key: bytes | None, counter: int) -> None:
         """Commit a counter (synchronous=FULL), then mark the key started; both before any command runs."""
         try:
-            self._db.execute("INSERT INTO counters(key_id, highest, fingerprint) VALUES (?, ?, ?) "
+            self._live().execute("INSERT INTO counters(key_id, highest, fingerprint) VALUES (?, ?, ?) "
                              "ON CONFLICT(key_id) DO UPDATE SET highest = excluded.highest, "
                              "fingerprint = excluded.fingerprint",
                              (key_id, counter, fingerprint(key) if key is not None else ""))
@@ -389,4 +434,5 @@ class ReplayGuard:
 
     def close(self) -> None:
         """Close the database."""
-        self._db.close()
+        if self._db is not None:
+            self._db.close()

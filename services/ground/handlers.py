@@ -316,6 +316,8 @@ async def replay_lost(g: Ground) -> None:
     locked = g.replay.locked_ids()
     what = f"keys {', '.join(map(str, locked))} locked until ground resyncs (flightos ground resync)" if locked \
         else "no key had started: nothing locked"
+    if g.replay.unavailable:
+        what = "every counter TC is refused until it opens (retried each second)"
     await g.event(f"anti-replay state {g.replay.path} {g.replay.loss}: {what}", Severity.HIGH,
                   event_id=REPLAY_LOST_EVENT, file=str(g.replay.path), cause=g.replay.loss, locked=locked,
                   kept=str(g.replay.quarantined) if g.replay.quarantined else None)

@@ -50,7 +50,9 @@ async def test_captured_tc_never_runs_twice_after_the_replay_database_is_deleted
             assert code(await g.request(captured)) == Failure.AUTH_RESYNC_REQUIRED
             with pytest.raises(GroundError, match="AUTH_RESYNC_REQUIRED"):
                 await g.ping()  # a fresh counter too: nothing counter-based until the resync
+            t1 = time.monotonic()
             floors = await g.resync()
+            resync_ms = (time.monotonic() - t1) * 1000
             unlocked_s = time.monotonic() - t0
             assert set(floors) == {1} and floors[1] > 10**12  # a time-based floor, past anything ground used
             assert code(await g.request(captured)) == Failure.AUTH_REPLAY
@@ -59,7 +61,7 @@ async def test_captured_tc_never_runs_twice_after_the_replay_database_is_deleted
         assert "event_id=2030" in log and f"{db} missing" in log and "event_id=2031" in log
         assert rt.client is not None
         assert (await rt.client.call("test", "executions"))["captured"] == 1
-        print(f"locked at restart, unlocked by resync {unlocked_s:.2f} s after the restart began")
+        print(f"locked at restart; resync {resync_ms:.1f} ms; commandable {unlocked_s:.2f} s after the restart began")
     finally:
         await rt.stop()
         rt.cleanup()
@@ -153,8 +155,8 @@ def test_counter_is_committed_durably_before_accept_returns(tmp_path: Path) -> N
     keys = KeyStore(tmp_path / "keys.json")
     keys.add(1)
     guard = ReplayGuard(tmp_path / "replay.sqlite", 1000, keys)
-    assert guard._db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
-    assert guard._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert guard._live().execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    assert guard._live().execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     guard.accept(1, 7)
     other = sqlite3.connect(str(tmp_path / "replay.sqlite"))
     assert other.execute("SELECT highest FROM counters WHERE key_id = 1").fetchone()[0] == 7
@@ -172,4 +174,23 @@ def test_key_file_writers_keep_each_others_changes(tmp_path: Path) -> None:
     cli.add(2)  # cli's in-memory view predates the mark
     after = KeyStore(tmp_path / "keys.json")
     assert after.started(1) and not after.started(2)
+    guard.close()
+
+
+def test_an_unavailable_database_refuses_every_counter_and_recovers_by_itself(tmp_path: Path) -> None:
+    """A database that cannot be opened (not corrupt: here its directory is a file) is not quarantined; counter
+    TCs are refused with a clear reason, and the guard reopens it once it can."""
+    keys = KeyStore(tmp_path / "keys.json")
+    keys.add(1)
+    blocked = tmp_path / "ground"
+    blocked.write_text("not a directory")
+    guard = ReplayGuard(blocked / "replay.sqlite", 1000, keys)
+    assert guard.unavailable is not None and guard.loss is not None and guard.loss.startswith("unavailable")
+    with pytest.raises(AuthError) as refused:
+        guard.accept(1, 1)
+    assert refused.value.code == Failure.INTERNAL and "unavailable" in refused.value.message
+    blocked.unlink()
+    guard._retry_at = 0.0  # the next TC retries at once (normally at most once a second)
+    guard.accept(1, 1)
+    assert guard.unavailable is None and guard.highest(1) == 1
     guard.close()
