@@ -23,7 +23,7 @@ from spacepackets.ecss import PusTc, PusTm
 
 from flightos.ground import pus
 from flightos.ground.codes import Failure
-from flightos.ground.security import NONCE_LEN, RESYNC_SERVICE, KeyStore, secure_tc
+from flightos.ground.security import NONCE_LEN, RESYNC_PADDING, RESYNC_SERVICE, KeyStore, secure_tc
 
 RCVBUF = 4 << 20
 """Receive buffer asked for: a contact drains the spacecraft's store in bursts."""
@@ -274,11 +274,13 @@ class GroundClient:
             return lambda o: o.failure() is not None or any(
                 r.service == RESYNC_SERVICE and r.message_subtype == subtype for r in o.reports)
 
-        out = await self.request(self.build(RESYNC_SERVICE, 1, counter=0), timeout, until=answered(2))
+        # no success reports asked for (ack flags 0), padding: a captured copy replayed is no reflector
+        out = await self.request(self.build(RESYNC_SERVICE, 1, bytes(RESYNC_PADDING), ack_flags=0, counter=0),
+                                 timeout, until=answered(2))
         self._raise(out)
         nonce = next(bytes(r.source_data[:NONCE_LEN]) for r in out.reports if r.service == RESYNC_SERVICE)
         floor = floor if floor is not None else self.resync_floor()
-        packet = self.build(RESYNC_SERVICE, 3, nonce + floor.to_bytes(8, "big"), counter=0)
+        packet = self.build(RESYNC_SERVICE, 3, nonce + floor.to_bytes(8, "big"), ack_flags=0, counter=0)
         try:
             out = await self.request(packet, timeout, until=answered(4))
         except GroundError:  # no answer: the board may have applied it; never reuse a counter below the floor

@@ -222,6 +222,8 @@ WAL_PAGES = 8
 NONCE_LEN = 16
 RESYNC_SERVICE = 129
 """flightos private service: TC[129,1] asks for a nonce (TM[129,2]), TC[129,3] resyncs counters (TM[129,4])."""
+RESYNC_PADDING = 16
+"""Bytes of padding a nonce request carries, so that its answer is never larger than it (no reflector)."""
 COUNTER_FREE = frozenset({(RESYNC_SERVICE, 1), (RESYNC_SERVICE, 3)})
 """Telecommands that need a valid MAC but no fresh counter: their freshness comes from the on-board nonce."""
 MAX_FLOOR = (1 << 62) - 1
@@ -415,11 +417,9 @@ class ReplayGuard:
         current = self._nonce
         if current is None or current[1] <= t:
             self._nonce = None
-            raise AuthError(Failure.AUTH_BAD_NONCE, "no resync nonce outstanding (expired or never asked for): "
-                            "ask for a fresh one (TC[129,1])")
+            raise AuthError(Failure.AUTH_BAD_NONCE, "no nonce (expired?)")  # short: answers a replay
         if not hmac.compare_digest(current[0], nonce):
-            raise AuthError(Failure.AUTH_BAD_NONCE, "resync nonce is not the current one: a replayed or stale "
-                            "resync")
+            raise AuthError(Failure.AUTH_BAD_NONCE, "stale nonce")
         self._nonce = None  # single use, spent before anything changes
         if not 0 < floor <= MAX_FLOOR:
             raise AuthError(Failure.BAD_APP_DATA, f"counter floor {floor} is outside 1..{MAX_FLOOR}")

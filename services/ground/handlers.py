@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from flightos import CommandError, Severity
 from flightos.ground import pus
 from flightos.ground.codes import COMMAND_ERRORS, Failure
-from flightos.ground.security import NONCE_LEN, RESYNC_SERVICE, AuthError
+from flightos.ground.security import NONCE_LEN, RESYNC_PADDING, RESYNC_SERVICE, AuthError
 from services.ground.reports import value_report
 
 if TYPE_CHECKING:
@@ -324,9 +324,12 @@ async def replay_lost(g: Ground) -> None:
 
 
 async def resync_nonce(g: Ground, ctx: Context, data: bytes) -> None:
-    """TC[129,1] (MAC only, no fresh counter) -> TM[129,2]: the current nonce (16 bytes), validity ms (u32)."""
-    if data:
-        raise Reject(Failure.BAD_APP_DATA, f"TC[129,1] carries no data, got {len(data)} byte(s)")
+    """TC[129,1] (MAC only, no fresh counter; 16+ bytes of padding) -> TM[129,2]: the nonce (16 bytes), validity ms.
+
+    The padding keeps the answer smaller than the request: a replayed request is no reflector.
+    """
+    if len(data) < RESYNC_PADDING:
+        raise Reject(Failure.BAD_APP_DATA, f"TC[129,1] needs {RESYNC_PADDING} bytes of padding")
     nonce, valid_s = g.replay.nonce()
     await g.reply(ctx, 129, 2, nonce + pus.pack_u32(int(valid_s * 1000)))
 
@@ -339,8 +342,9 @@ async def resync_counters(g: Ground, ctx: Context, data: bytes) -> None:
     floor = int.from_bytes(data[NONCE_LEN:], "big")
     try:
         floors = g.replay.resync(data[:NONCE_LEN], floor)
-    except AuthError as exc:
+    except AuthError as exc:  # a replayed or stale resync: counted and reported with the other rejections
         g.counters["resync_refused"] += 1
+        await g.reject("auth", exc.code.name, ctx.addr, f"{ctx.tc.label}: {exc.message}")
         raise Reject(exc.code, exc.message) from None
     g.counters["resyncs"] += 1
     await g.event(f"anti-replay counters resynchronised by ground (key {ctx.extra.get('key_id')}): floor {floor} "

@@ -16,7 +16,7 @@ import pytest
 from flightos.ground import pus
 from flightos.ground.codes import Failure
 from flightos.ground.console import GroundClient, GroundError
-from flightos.ground.security import RESYNC_SERVICE, AuthError, KeyStore, ReplayGuard
+from flightos.ground.security import RESYNC_PADDING, RESYNC_SERVICE, AuthError, KeyStore, ReplayGuard
 from tests.ground.conftest import ports, start
 
 RECORD = 3  # test.record in the shipped mission database
@@ -75,12 +75,16 @@ async def test_a_captured_resync_cannot_be_replayed_and_a_new_key_starts_fresh()
         p = await ports(rt)
         async with GroundClient("127.0.0.1", p["udp"], 100, keys) as g:
             assert await g.ping() > 0
-            nonce_out = await g.request(g.build(RESYNC_SERVICE, 1, counter=0),
-                                        until=lambda o: any(r.service == RESYNC_SERVICE for r in o.reports))
+            ask = g.build(RESYNC_SERVICE, 1, bytes(RESYNC_PADDING), ack_flags=0, counter=0)
+            nonce_out = await g.request(ask, until=lambda o: any(r.service == RESYNC_SERVICE for r in o.reports))
             nonce = next(bytes(r.source_data[:16]) for r in nonce_out.reports if r.service == RESYNC_SERVICE)
-            resync = g.build(RESYNC_SERVICE, 3, nonce + (2 * 10**12).to_bytes(8, "big"), counter=0)
-            assert code(await g.request(resync)) is None
-            assert code(await g.request(resync)) == Failure.AUTH_BAD_NONCE  # the same bytes again: nonce spent
+            assert all(len(r.pack()) <= len(ask) for r in nonce_out.reports)  # a replayed ask is no reflector
+            resync = g.build(RESYNC_SERVICE, 3, nonce + (2 * 10**12).to_bytes(8, "big"), ack_flags=0, counter=0)
+            assert code(await g.request(resync, until=lambda o: any(r.service in (1, RESYNC_SERVICE)
+                                                                    for r in o.reports))) is None
+            replayed = await g.request(resync)
+            assert code(replayed) == Failure.AUTH_BAD_NONCE  # the same bytes again: the nonce is spent
+            assert all(len(r.pack()) <= len(resync) for r in replayed.reports)
         assert await rt.stop() == 0
         (rt.state_dir / "ground" / "replay.sqlite").write_bytes(b"")  # an empty file, as a truncation leaves it
         for side in ("replay.sqlite-wal", "replay.sqlite-shm"):
