@@ -120,10 +120,10 @@ def prepare_runtime_dir(path: Path) -> bool:
 
 
 def release_runtime_dir(path: Path, own_files: list[Path]) -> None:
-    """Remove what a stopping kernel leaves: the whole directory if flightos created it, else only ``own_files``."""
-    if (path / CREATED_MARKER).is_file():
-        shutil.rmtree(path, ignore_errors=True)
-        return
+    """Remove what a stopping kernel leaves: ``own_files`` first (the pid file among them, so no client takes
+    the kernel for alive while the rest goes), then the whole directory if flightos created it."""
     for f in own_files:
         with contextlib.suppress(FileNotFoundError):
             f.unlink()
+    if (path / CREATED_MARKER).is_file():
+        shutil.rmtree(path, ignore_errors=True)

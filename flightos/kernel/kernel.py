@@ -177,7 +177,7 @@ class Kernel:
                 os.ftruncate(state_fd, 0)  # nobody holds it now
             os.close(state_fd)
             self._state_lock_fd = None
-        release_runtime_dir(self.endpoints.runtime_dir, [*self.endpoints.socket_files(), self.endpoints.pidfile])
+        release_runtime_dir(self.endpoints.runtime_dir, [self.endpoints.pidfile, *self.endpoints.socket_files()])
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None

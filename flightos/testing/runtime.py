@@ -139,7 +139,13 @@ class RuntimeProcess:
                 raise RuntimeStartError(f"runtime not up within {timeout} s:\n{self.log_tail()}")
             if self.client is None:
                 await asyncio.sleep(0.02)
-        await self.wait_ready(timeout=max(1.0, deadline - loop.time()))
+        try:
+            await self.wait_ready(timeout=max(1.0, deadline - loop.time()))
+        except Exception:
+            code = self.proc.poll()
+            if code is not None:  # it exited just after taking the runtime directory (a late config error)
+                raise RuntimeStartError(f"runtime exited with code {code}:\n{self.log_tail()}") from None
+            raise
         return self
 
     async def status(self) -> dict[str, Any]:
