@@ -28,9 +28,13 @@ KILL_MODES = MODES + (["cgroup-v2"] if _V2 is not None and os.access(_V2, os.W_O
 """Forced v2 also where it has no controllers (no limits there, but cgroup.kill and the janitor are exercised)."""
 
 
+QUIET_CORES = ["cores.selftest_period_s=0", "cores.suspect_after=500", "cores.degrade_after=1000"]
+"""Drills that load the host (busy children, 300 forks) must not make core health shed the test service."""
+
+
 def runtime(mode: str, overrides: list[str] | None = None) -> RuntimeProcess:
-    """The test service alone, under a containment mode."""
-    return make_runtime(["test"], overrides, env={"FLIGHTOS_CONTAINMENT": mode})
+    """The test service alone, under a containment mode, its cores kept HEALTHY."""
+    return make_runtime(["test"], [*QUIET_CORES, *(overrides or [])], env={"FLIGHTOS_CONTAINMENT": mode})
 
 
 def is_event(name: str, service: str = "test") -> Callable[[Envelope], bool]:
@@ -98,11 +102,13 @@ async def test_limits_restart_the_service_and_name_the_limit(mode: str) -> None:
         try:
             forks = await rt.client.call("test", "fork_bomb", {"n": 300, "seconds": 20}, timeout=15)
         except CommandError:
-            forks = None  # killed while forking: the event below says why
-        if mode != "process-group":  # the cgroup refuses forks; the fallback counts them after the fact
-            assert forks is not None and forks["started"] < 32 and forks["refused"] > 250, forks
+            forks = None  # killed while still forking (a slow host): the event below says why
         exited = await rt.client.wait_for("ev.kernel", is_event("SERVICE_EXITED"), timeout=15, sub=events)
-        assert "killed at the task limit (tasks=32" in exited.payload["data"]["cause"], exited.payload
+        cause = exited.payload["data"]["cause"]
+        assert cause.startswith("killed at the task limit (tasks=32"), exited.payload
+        if mode != "process-group":  # the cgroup refuses forks; the fallback counts the tree after the fact
+            assert "forks refused" in cause, cause
+            assert forks is None or (forks["started"] < 32 and forks["refused"] > 250), forks
         await rt.client.wait_for("ev.kernel", is_event("SERVICE_READY"), timeout=15, sub=events)
 
         with pytest.raises(CommandError):
@@ -132,7 +138,7 @@ async def test_kernel_sigkill_takes_the_services_children_and_groups(mode: str) 
 
 def _janitors(kernel_pid: int) -> list[tuple[int, str]]:
     """The kernel's janitor, while it runs."""
-    return [p for p in tagged_processes() if f"containment.janitor --kernel={kernel_pid} " in p[1] + " "]
+    return [p for p in tagged_processes() if f"janitor.py --kernel={kernel_pid} " in p[1] + " "]
 
 
 def _kernel_groups(kernel_pid: int) -> list[Path]:

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 from flightos.host.spawn_spec import SpawnSpec
 
@@ -113,7 +114,8 @@ class Containment:
         r, w = os.pipe()
         try:
             self._janitor = subprocess.Popen(
-                [sys.executable, "-m", "flightos.kernel.containment.janitor", f"--kernel={os.getpid()}", *args],
+                [sys.executable, "-I", "-S", str(Path(__file__).with_name("janitor.py")), f"--kernel={os.getpid()}",
+                 *args],
                 stdin=r, stdout=subprocess.DEVNULL, close_fds=True)
         except OSError:
             os.close(w)
