@@ -96,7 +96,8 @@ class KeyStore:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._keys: dict[int, bytes] = {}
-        self._started: dict[int, bool] = {}
+        self._started: dict[int, float | None] = {}
+        """When counters started under each key (None: never; 0: a key file from before this was recorded)."""
         self.reload()
 
     def reload(self) -> None:
@@ -109,7 +110,7 @@ class KeyStore:
         except (OSError, ValueError) as exc:
             raise ValueError(f"{self.path}: unreadable key file: {exc}") from None
         keys: dict[int, bytes] = {}
-        started: dict[int, bool] = {}
+        started: dict[int, float | None] = {}
         for k, v in raw.get("keys", {}).items():
             try:
                 key = bytes.fromhex(v["key"])
@@ -119,7 +120,8 @@ class KeyStore:
                 raise ValueError(f"{self.path}: key {k}: expected {KEY_LEN} bytes, got {len(key)}")
             keys[int(k)] = key
             # a key written before "started" existed may have been used: it counts as started (fail secure)
-            started[int(k)] = v.get("started", True) is not None
+            mark = v.get("started", 0.0)
+            started[int(k)] = None if mark is None else float(mark) if isinstance(mark, (int, float)) else 0.0
         self._keys, self._started = keys, started
 
     def get(self, key_id: int) -> bytes | None:
@@ -132,7 +134,7 @@ class KeyStore:
 
     def started(self, key_id: int) -> bool:
         """Whether a counter was ever accepted under this key (so its counters must exist on board)."""
-        return self._started.get(key_id, False)
+        return self._started.get(key_id) is not None
 
     def add(self, key_id: int | None = None, key: bytes | None = None) -> tuple[int, bytes]:
         """Provision a key (random unless given) under a new or given id; return (id, key)."""
@@ -147,7 +149,7 @@ class KeyStore:
             if len(k) != KEY_LEN:
                 raise ValueError(f"a key has {KEY_LEN} bytes, got {len(k)}")
             if self._keys.get(kid) != k:
-                self._started[kid] = False  # new key material: no counter was ever accepted under it
+                self._started[kid] = None  # new key material: no counter was ever accepted under it
             self._keys[kid] = k
             self._save()
         return kid, k
@@ -165,10 +167,11 @@ class KeyStore:
         """Record durably that counters started under this key (only if the file still holds the same key)."""
         with self._locked():
             self.reload()
-            if self._keys.get(key_id) == key and not self._started.get(key_id, False):
-                self._started[key_id] = True
+            if self._keys.get(key_id) == key and self._started.get(key_id) is None:
+                self._started[key_id] = time.time()
                 self._save()
-        self._started[key_id] = True  # in memory at least, even if the file changed under us
+        if self._started.get(key_id) is None:
+            self._started[key_id] = time.time()  # in memory at least, even if the file changed under us
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
@@ -186,7 +189,7 @@ class KeyStore:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         now = time.time()
         with os.fdopen(fd, "w") as f:
-            json.dump({"keys": {str(k): {"key": v.hex(), "started": now if self._started.get(k) else None}
+            json.dump({"keys": {str(k): {"key": v.hex(), "started": self._started.get(k)}
                                 for k, v in self._keys.items()}, "updated": now}, f, indent=1)
             f.flush()
             os.fsync(f.fileno())

@@ -20,6 +20,8 @@ from flightos.ground.security import RESYNC_PADDING, RESYNC_SERVICE, AuthError, 
 from tests.ground.conftest import ports, start
 
 RECORD = 3  # test.record in the shipped mission database
+CALM = ["cores.selftest_period_s=0"]
+"""Core self-tests off: on a saturated test host they can take the board to SAFE, which sheds ``test``."""
 
 
 def record_tc(g: GroundClient, key: str) -> bytes:
@@ -33,7 +35,7 @@ def code(out: object) -> Failure | None:
 
 async def test_captured_tc_never_runs_twice_after_the_replay_database_is_deleted() -> None:
     """Delete replay.sqlite and restart: the captured TC, every counter TC and a replayed resync are refused."""
-    rt, keys = await start(services=["ground", "test"])
+    rt, keys = await start(CALM, services=["ground", "test"])
     try:
         p = await ports(rt)
         async with GroundClient("127.0.0.1", p["udp"], 100, keys) as g:
@@ -70,7 +72,7 @@ async def test_captured_tc_never_runs_twice_after_the_replay_database_is_deleted
 async def test_a_captured_resync_cannot_be_replayed_and_a_new_key_starts_fresh() -> None:
     """The resync TC is single-use (its nonce is spent); a key added after the loss works at once, old ones stay
     locked until a resync under any key."""
-    rt, keys = await start(services=["ground", "test"])
+    rt, keys = await start(CALM, services=["ground", "test"])
     try:
         p = await ports(rt)
         async with GroundClient("127.0.0.1", p["udp"], 100, keys) as g:
