@@ -93,9 +93,10 @@ def run_keys(args: argparse.Namespace) -> int:
                 raise ConfigError(f"no key {args.key_id} in {ks.path}")
             print(ks.get(args.key_id).hex())  # type: ignore[union-attr]
         elif args.json:
-            emit_json({"file": str(ks.path), "key_ids": ks.ids()})
-        else:
-            print(f"{ks.path}: " + (", ".join(map(str, ks.ids())) or "no keys"))
+            emit_json({"file": str(ks.path), "key_ids": ks.ids(), "started": [k for k in ks.ids() if ks.started(k)]})
+        else:  # "started": the board accepted counters under it, so lost counters lock it (docs/ground.md)
+            print(f"{ks.path}: " + (", ".join(f"{k}{' (started)' if ks.started(k) else ''}" for k in ks.ids())
+                                    or "no keys"))
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     return ec.OK

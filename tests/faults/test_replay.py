@@ -7,6 +7,8 @@ ground resyncs over a fresh on-board nonce, and the captured TC is refused befor
 
 from __future__ import annotations
 
+import asyncio
+import json
 import sqlite3
 import time
 from pathlib import Path
@@ -18,6 +20,7 @@ from flightos.ground.codes import Failure
 from flightos.ground.console import GroundClient, GroundError
 from flightos.ground.security import RESYNC_PADDING, RESYNC_SERVICE, AuthError, KeyStore, ReplayGuard
 from tests.ground.conftest import ports, start
+from tests.ground.test_console_cli import cli
 
 RECORD = 3  # test.record in the shipped mission database
 CALM = ["cores.selftest_period_s=0"]
@@ -53,17 +56,20 @@ async def test_captured_tc_never_runs_twice_after_the_replay_database_is_deleted
             with pytest.raises(GroundError, match="AUTH_RESYNC_REQUIRED"):
                 await g.ping()  # a fresh counter too: nothing counter-based until the resync
             t1 = time.monotonic()
-            floors = await g.resync()
+            res = await asyncio.to_thread(cli, "--json", "ground", "resync", "--to", f"127.0.0.1:{p['udp']}",
+                                          "--key-file", str(keys.path))  # what the operator runs
             resync_ms = (time.monotonic() - t1) * 1000
             unlocked_s = time.monotonic() - t0
-            assert set(floors) == {1} and floors[1] > 10**12  # a time-based floor, past anything ground used
+            assert res.returncode == 0, res.stderr
+            floors = json.loads(res.stdout)["floors"]
+            assert set(floors) == {"1"} and floors["1"] > 10**12  # a time-based floor, past anything ground used
             assert code(await g.request(captured)) == Failure.AUTH_REPLAY
             assert await g.ping() > 0
         log = rt.log_path.read_text()
         assert "event_id=2030" in log and f"{db} missing" in log and "event_id=2031" in log
         assert rt.client is not None
         assert (await rt.client.call("test", "executions"))["captured"] == 1
-        print(f"locked at restart; resync {resync_ms:.1f} ms; commandable {unlocked_s:.2f} s after the restart began")
+        print(f"locked; `flightos ground resync` {resync_ms:.0f} ms; commandable {unlocked_s:.2f} s after restart")
     finally:
         await rt.stop()
         rt.cleanup()
