@@ -289,7 +289,8 @@ class ReplayGuard:
             key = self.keys.get(kid) if self.keys is not None else None
             if key is not None and self._row(kid, key) is not None and self.keys is not None \
                     and not self.keys.started(kid):
-                self.keys.mark_started(kid, key)  # counters that exist here mean the key started
+                with contextlib.suppress(OSError, ValueError):  # else the first TC under it tries again (or refuses)
+                    self.keys.mark_started(kid, key)  # counters that exist here mean the key started
         locked = self.locked_ids()
         if locked and self.loss is None:
             self.loss = "no counters for key(s) " + ", ".join(map(str, locked))
