@@ -233,6 +233,14 @@ MAX_FLOOR = (1 << 62) - 1
 """SQLite integers are signed 64-bit; a floor stays well inside them, a counter above it is out of any window."""
 
 
+SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def _header(path: Path) -> bytes:
+    with open(path, "rb") as f:
+        return f.read(len(SQLITE_MAGIC))
+
+
 class _Corrupt(sqlite3.DatabaseError):
     """The anti-replay database is damaged (not merely unavailable): it is kept aside and replaced."""
 
@@ -268,6 +276,8 @@ class ReplayGuard:
             existed = path.exists()
             empty = existed and path.stat().st_size == 0
             try:
+                if not empty and existed and _header(path) != SQLITE_MAGIC:  # before SQLite touches its WAL
+                    raise _Corrupt("not a SQLite database (damaged header)")
                 db = self._open(path)
             except _Corrupt as exc:
                 self.quarantined = self._quarantine(path)
