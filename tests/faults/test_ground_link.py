@@ -22,7 +22,7 @@ import pytest
 
 from flightos.ground import pus
 from flightos.ground.console import GroundClient
-from flightos.ground.security import RESYNC_SERVICE, secure_tc
+from flightos.ground.security import RESYNC_PADDING, RESYNC_SERVICE, secure_tc
 from flightos.sdk.options import OptionsError, check_options
 from flightos.testing import RuntimeProcess
 from services.ground.options import GroundOptions
@@ -89,7 +89,8 @@ async def test_unknown_sender_gets_nothing_and_changes_nothing() -> None:
         before = await status(rt)
         stranger = udp_socket()
         bad = forged(1)
-        captured = GroundClient("127.0.0.1", p["udp"], 100, keys).build(RESYNC_SERVICE, 1)  # signed, replayable
+        # signed, replayable (no counter); carries the padding a nonce request needs
+        captured = GroundClient("127.0.0.1", p["udp"], 100, keys).build(RESYNC_SERVICE, 1, bytes(RESYNC_PADDING))
         stranger.sendto(b"\0" * 7, ("127.0.0.1", p["udp"]))
         stranger.sendto(bad, ("127.0.0.1", p["udp"]))
         stranger.sendto(captured, ("127.0.0.1", p["udp"]))
