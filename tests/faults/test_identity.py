@@ -255,3 +255,91 @@ async def test_kernel_events_come_only_from_the_kernel(rogue_site: dict[str, str
         assert watched["count"] >= 1 and watched["sources"] == ["kernel"]
         bus = await _bus(c)
         assert bus["identity"]["forged_kernel_topics"] >= 21
+
+
+# ---- the resolver on its own, over a made-up process tree ------------------------------------------
+class _Rec:
+    def __init__(self, pid: int | None) -> None:
+        self.pid = pid
+
+
+TREE = {1: 0, 10: 1, 100: 10, 200: 100, 201: 200, 202: 201, 300: 200, 400: 10, 500: 400}
+"""pid -> parent: init 1; a shell 10; the kernel 100 (child of the shell); the fork server 200; services
+201 (test) and 300 (unrecorded, a spawn in flight); 202 a child of test; 400/500 the operator's CLI."""
+
+
+def _ids(records: dict[str, _Rec]) -> Any:
+    from flightos.kernel.identity import Identities
+
+    return Identities(records, kernel_pid=100, spawners=lambda: [200], parent=TREE.get)
+
+
+def test_the_sender_is_named_by_its_process_not_its_claim() -> None:
+    """A service (or its child) is itself under any routing id; others are the operator, refused, or held."""
+    from flightos.kernel.identity import Kind as PeerKind
+
+    ids = _ids({"test": _Rec(201), "ground": _Rec(None)})
+    peer = "localhost:1000:1000:{}".format
+    assert ids.resolve(b"s/ground/3", peer(201)).name == "test"  # a claimed routing id changes nothing
+    child = ids.resolve(b"c/x", peer(202))
+    assert (child.kind, child.name, child.service_pid) == (PeerKind.SERVICE, "test", 201)
+    assert ids.resolve(b"c/cli/500/ab", peer(500)).kind is PeerKind.OPERATOR
+    assert ids.resolve(b"x", peer(100)).kind is PeerKind.OPERATOR  # the kernel itself
+    assert ids.resolve(b"s/test/1", peer(200)).kind is PeerKind.REFUSED  # the fork server is no service
+    assert ids.resolve(b"s/ground/1", peer(300)).kind is PeerKind.PENDING  # its spawn is not recorded yet
+    assert ids.resolve(b"s/test/1", peer(999)).kind is PeerKind.GONE
+    assert ids.resolve(b"s/test/1", None).kind is PeerKind.REFUSED  # no credentials: fail secure
+
+
+def test_a_new_incarnation_is_judged_again() -> None:
+    """A cached answer holds only while that service process lives: after a restart the pid is judged anew."""
+    from flightos.kernel.identity import Kind as PeerKind
+
+    rec = _Rec(201)
+    ids = _ids({"test": rec})
+    assert ids.resolve(b"s/test/1", "h:0:0:202").name == "test"
+    rec.pid = 300  # test restarted as pid 300: 202 (a child of the old incarnation) is now nobody's
+    assert ids.resolve(b"s/test/1", "h:0:0:202").kind is PeerKind.REFUSED
+    assert ids.resolve(b"s/test/2", "h:0:0:300").name == "test"
+
+
+async def test_frames_of_a_spawn_in_flight_wait_for_its_pid_in_order() -> None:
+    """Frames from a child of the fork server are held until the kernel records the pid, then delivered in order."""
+    from flightos.kernel.identity import Gate, Peer
+
+    rec = _Rec(None)
+    ids = _ids({"ground": rec})
+    got: list[tuple[str, bytes]] = []
+    done = asyncio.Event()
+
+    def deliver(who: Peer, ident: bytes, frame: bytes) -> None:
+        got.append((who.name or who.kind.value, frame))
+        if len(got) == 3:
+            done.set()
+
+    gate = Gate(ids, deliver, hold_s=5.0)
+    for frame in (b"attach", b"ready", b"heartbeat"):
+        gate.feed(b"s/ground/1", "h:0:0:300", frame)
+    assert got == []
+    rec.pid = 300  # the fork server's answer arrives
+    await asyncio.wait_for(done.wait(), 5)
+    assert got == [("ground", b"attach"), ("ground", b"ready"), ("ground", b"heartbeat")]
+    gate.close()
+
+
+async def test_frames_of_an_unclaimed_child_are_refused_after_the_hold() -> None:
+    """An orphan the fork server adopted is never a service: after the hold its frames are refused."""
+    from flightos.kernel.identity import Gate, Peer
+
+    ids = _ids({"ground": _Rec(None)})
+    got: list[str] = []
+    done = asyncio.Event()
+
+    def deliver(who: Peer, ident: bytes, frame: bytes) -> None:
+        got.append(who.kind.value)
+        done.set()
+
+    gate = Gate(ids, deliver, hold_s=0.2)
+    gate.feed(b"c/x", "h:0:0:300", b"command")
+    await asyncio.wait_for(done.wait(), 5)
+    assert got == ["refused"]
