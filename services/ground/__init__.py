@@ -148,6 +148,7 @@ class Ground(Service):
         self.store_events = RateLimit(STORE_EVENT_INTERVAL_S)
         self._store_notices: list[Notice] = []
         self._contact_before = False
+        self._heard_before: set[Address] = set()
         rate = cfg.downlink_rate_bytes_s
         self.budget = TokenBucket(rate, cfg.downlink_burst_bytes) if rate > 0 else None
         self.contact = contacts.from_config(cfg.contact.table(), "services.ground.options.contact")
@@ -381,12 +382,14 @@ class Ground(Service):
     async def drain(self) -> None:
         """In contact, send kept telemetry by priority within the budget: the never sent, then the unacknowledged.
 
-        A packet not acknowledged within ``ack_timeout_s`` goes again; a new contact resends all of them.
+        A packet not acknowledged within ``ack_timeout_s`` goes again; a new contact (or a new ground address:
+        another station, a restarted ground tool) resends all of them.
         """
         contact = self.in_contact()
-        if contact and not self._contact_before:
+        heard = {addr for addr, _ in self.destinations()}
+        if contact and (not self._contact_before or not heard <= self._heard_before):
             self.downlink.requeue()
-        self._contact_before = contact
+        self._contact_before, self._heard_before = contact, heard
         if not contact:
             return
         allowance = int(self.budget.available()) if self.budget is not None else 1 << 20

@@ -295,7 +295,7 @@ async def test_full_state_disk_ground_answers_and_recovers_by_itself(tmp_path: P
             await rt.client.call("kernel", "restart", {"service": "ground"})  # it must start on a full disk
             await rt.wait_ready("ground", timeout=30)
             p = await ports(rt)
-            async with GroundClient("127.0.0.1", p["udp"], 100, keys, counter_file=counters, auto_ack=0.2) as g:
+            async with GroundClient("127.0.0.1", p["udp"], 100, keys, counter_file=counters) as g:  # acks nothing
                 answers.append(await answered(g))
                 await until(lambda: _not(status(rt), "in_contact"), "contact to lapse", 10)
                 await send_products(rt, 500)
@@ -318,7 +318,9 @@ async def test_full_state_disk_ground_answers_and_recovers_by_itself(tmp_path: P
                 while (answer := await answered(g)) != "ok":
                     assert time.monotonic() - freed < 30, f"not commandable 30 s after space returned: {answer}"
                 commandable_s = time.monotonic() - freed
-                names: set[str] = set()
+            names: set[str] = set()
+            async with GroundClient("127.0.0.1", p["udp"], 100, keys, counter_file=counters, auto_ack=0.2) as g:
+                await g.ping()  # a new ground address: everything not acknowledged goes again
                 await products(g, names, 500, timeout=40)
 
                 async def emptied() -> bool:
@@ -382,6 +384,49 @@ async def test_products_sent_into_a_stalled_tcp_peer_stay_until_acknowledged() -
         assert st["downlink"]["delivered"] >= 500 and st["counters"]["tm_acknowledged"] >= 500
         print(f"\nstalled TCP peer: {taken} packets taken by its socket, 500 of 500 products kept; all reached a UDP "
               f"ground {took:.1f} s after it talked, and left the store once acknowledged")
+    finally:
+        await rt.stop()
+        rt.cleanup()
+
+
+async def test_unacknowledged_telemetry_goes_again_after_the_ack_timeout() -> None:
+    """Within one contact, to the same ground: what is not acknowledged within ack_timeout_s is sent again
+    (the same packets, same identities); once acknowledged it leaves the store and is not sent again."""
+    rt, keys = await start(["services.ground.options.ack_timeout_s=1"], services=["ground", "test"])
+    try:
+        assert rt.client is not None
+        p = await ports(rt)
+        async with GroundClient("127.0.0.1", p["udp"], 100, keys) as g:
+            await g.ping()
+            await send_products(rt, 20, size=50)
+
+            async def receive(n: int) -> list[bytes]:
+                got: list[bytes] = []
+                while len(got) < n:
+                    tm = await g.next_tm(10)
+                    if tm.service == 128:
+                        got.append(bytes(tm.pack()))
+                return got
+            first = await receive(20)
+            t0 = time.monotonic()
+            again = await receive(20)
+            waited = time.monotonic() - t0
+            assert sorted(again) == sorted(first) and waited >= 0.5  # the same packets, after the timeout
+            assert (await status(rt))["downlink"]["unacked"] >= 20
+            g.acknowledge()
+
+            async def emptied() -> bool:
+                return int((await status(rt))["downlink"]["stored"]) == 0
+            await until(emptied, "acknowledged products to leave the store")
+            await asyncio.sleep(0)
+            while not g.received.empty():
+                g.received.get_nowait()
+            with pytest.raises(asyncio.TimeoutError):
+                while True:  # nothing acknowledged comes back (housekeeping and events may still come)
+                    tm = await g.next_tm(2.5)
+                    assert tm.service != 128, "an acknowledged product was sent again"
+        print(f"\nack timeout 1 s: 20 of 20 unacknowledged products sent again after {waited:.1f} s; "
+              "none after the acknowledgement")
     finally:
         await rt.stop()
         rt.cleanup()
