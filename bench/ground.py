@@ -23,7 +23,7 @@ GROUND = ['services.ground.options.udp_bind="127.0.0.1:0"', "services.ground.hea
 async def _client(rt: object, keys: KeyStore) -> GroundClient:
     status = await rt.client.call("ground", "link_status")  # type: ignore[attr-defined]
     port = next(lk["port"] for lk in status["links"] if lk["kind"] == "udp")
-    return await GroundClient("127.0.0.1", port, 100, keys).open()
+    return await GroundClient("127.0.0.1", port, 100, keys, auto_ack=0.2).open()  # stored TM leaves once acknowledged
 
 
 async def run_async(quick: bool) -> list[Row]:

@@ -183,14 +183,16 @@ async def bus(request: pytest.FixtureRequest) -> AsyncIterator[Bus]:
 
 @_async_fixture
 async def ground(request: pytest.FixtureRequest, bus: Bus) -> AsyncIterator[Any]:
-    """A PUS ground client on the runtime's ground service, with the key the fixture provisioned."""
+    """A PUS ground client on the runtime's ground service, with the key the fixture provisioned; it
+    acknowledges the telemetry it receives (TC[15,130]) twice a second, as a ground station would."""
     from flightos.ground.console import GroundClient
     from flightos.ground.security import KeyStore
 
     rt = _runtime_of(request)
     status = await bus.call("ground", "link_status")
     port = next(lk["port"] for lk in status["links"] if lk["kind"] == "udp")
-    async with GroundClient("127.0.0.1", port, 100, KeyStore(rt.state_dir / "ground" / "keys.json")) as g:
+    async with GroundClient("127.0.0.1", port, 100, KeyStore(rt.state_dir / "ground" / "keys.json"),
+                            auto_ack=0.5) as g:
         yield g
 
 
