@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -149,3 +150,36 @@ def _kernel_groups(kernel_pid: int) -> list[Path]:
         if d is not None and d.is_dir():
             found += list(d.glob(f"{cgroupfs.KERNEL_PREFIX}{kernel_pid}-*"))
     return found
+
+
+async def test_a_new_kernel_removes_the_groups_of_a_dead_one() -> None:
+    """Groups a dead kernel left (its janitor killed too) are emptied and removed when the next kernel starts."""
+    parent = cgroupfs.own_dir("pids")
+    if parent is None or not os.access(parent, os.W_OK):
+        pytest.skip("no writable v1 pids hierarchy here: the fallback has no groups to leave behind")
+    stale, orphan = _plant_stale_group(parent)
+    try:
+        async with runtime("cgroup-v1"):
+            assert orphan.wait(timeout=5) == -signal.SIGKILL  # killed before the kernel was up
+            assert not stale.parent.exists()
+    finally:
+        _unplant(stale, orphan)
+
+
+def _plant_stale_group(parent: Path) -> tuple[Path, subprocess.Popen[bytes]]:
+    """A group as a dead kernel leaves it (owner pid above pid_max: no process can have it), a process inside."""
+    dead = int(Path("/proc/sys/kernel/pid_max").read_text()) + 1
+    stale = parent / f"{cgroupfs.KERNEL_PREFIX}{dead}-1" / "svc-test.1"
+    stale.mkdir(parents=True)
+    orphan = subprocess.Popen(["sleep", "600"])
+    (stale / "cgroup.procs").write_text(str(orphan.pid))
+    return stale, orphan
+
+
+def _unplant(stale: Path, orphan: subprocess.Popen[bytes]) -> None:
+    if orphan.poll() is None:
+        orphan.kill()
+        orphan.wait()
+    for d in (stale, stale.parent):
+        if d.exists():
+            d.rmdir()

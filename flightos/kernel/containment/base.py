@@ -116,7 +116,8 @@ class Containment:
             self._janitor = subprocess.Popen(
                 [sys.executable, "-I", "-S", str(Path(__file__).with_name("janitor.py")), f"--kernel={os.getpid()}",
                  *args],
-                stdin=r, stdout=subprocess.DEVNULL, close_fds=True)
+                stdin=r, stdout=subprocess.DEVNULL, close_fds=True,
+                start_new_session=True)  # a signal for the kernel's process group must not take it first
         except OSError:
             os.close(w)
             return

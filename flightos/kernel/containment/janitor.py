@@ -30,7 +30,7 @@ def _cgroupfs() -> ModuleType:
 def main(argv: list[str]) -> None:
     """Read the kernel's pipe until it closes; then kill and remove everything named."""
     fs: Any = _cgroupfs()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C for the kernel must not take the janitor first
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # (it leads its own session too) a Ctrl-C is for the kernel
     groups = [Path(a.split("=", 1)[1]) for a in argv if a.startswith("--group=")]
     freezer = next((Path(a.split("=", 1)[1]) for a in argv if a.startswith("--freezer=")), None)
     pgroups: set[int] = set()
