@@ -500,7 +500,12 @@ class Ground(Service):
         due = []
         if self.schedule is not None:
             try:
+                corrupt = self.schedule.corrupt
                 due = self.schedule.due(now)
+                if self.schedule.corrupt > corrupt:
+                    lost = self.schedule.corrupt - corrupt
+                    self._store_notices.append(Notice("dropped", f"{lost} scheduled telecommand(s) failed their "
+                                                      "checksum and were dropped", lost, {"where": "schedule"}))
             except Exception as exc:  # a full disk or a damaged file: never the end of the ground link
                 self.schedule_failed(exc)
         for act in due:

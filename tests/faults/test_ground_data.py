@@ -178,6 +178,23 @@ def test_a_store_that_cannot_be_written_degrades_to_memory_and_recovers(tmp_path
     r.close()
 
 
+def test_a_packet_failing_its_checksum_is_dropped_counted_and_told(tmp_path: Path) -> None:
+    """A flipped bit in a stored packet: it is not sent, it is counted, and a 'dropped' notice says so."""
+    path = tmp_path / "downlink.sqlite"
+    r = Retention(path, 1 << 20)
+    good = tm(2)
+    assert r.put(tm(1), 5) and r.put(good, 5)
+    raw = sqlite3.connect(path)
+    raw.execute("UPDATE packets SET data = ? WHERE id = 1", (tm(9),))
+    raw.commit()
+    raw.close()
+    assert [p for _, p in r.peek(10**6)] == [good]
+    (n,) = r.take_notices()
+    assert n.kind == "dropped" and n.count == 1 and "checksum" in n.message
+    assert r.stats()["corrupt"] == 1
+    r.close()
+
+
 def test_rate_limit_reports_the_first_at_once_and_sums_the_rest() -> None:
     """One event per kind per interval, with the count of everything held meanwhile."""
     from services.ground.downlink import Notice
