@@ -58,6 +58,7 @@ class ExecSpawner:
             proc = subprocess.Popen([sys.executable, "-m", "flightos.runner"], env=env,
                                     stdin=subprocess.DEVNULL, close_fds=True)
         except OSError as exc:
+            self.containment.discard(spec)
             raise SpawnError(f"cannot start {spec.name}: {exc}") from exc
         self.containment.started(spec, proc.pid)
         pidfd = os.pidfd_open(proc.pid)
@@ -186,8 +187,10 @@ class ForkServerSpawner:
             reply = await asyncio.wait_for(fut, 10)
         except asyncio.TimeoutError:
             self._waiting.pop(req, None)
+            self.containment.discard(spec)
             raise SpawnError(f"the fork server did not answer a spawn of {spec.name}") from None
         if reply.get("op") != "spawned":
+            self.containment.discard(spec)
             raise SpawnError(f"the fork server could not start {spec.name}: {reply.get('error')}")
         pid = int(reply["pid"])
         self.containment.started(spec, pid)

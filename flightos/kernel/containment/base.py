@@ -63,6 +63,9 @@ class Containment:
         """The service process of ``spec`` is ``pid``."""
         self._names[pid] = spec
 
+    def discard(self, spec: SpawnSpec) -> None:
+        """The spawn of a prepared spec failed: free what prepare() made."""
+
     def kill_tree(self, pid: int) -> None:
         """SIGKILL a service process and everything it started."""
         with contextlib.suppress(ProcessLookupError):

@@ -138,7 +138,7 @@ def kill_group(group: Path, freezer: Path | None = None, timeout_s: float = 2.0)
             return True
         if time.monotonic() > deadline and timeout_s > 0:
             return False
-        frozen = freezer is not None and _set_frozen(freezer, True)
+        frozen = freezer is not None and _set_frozen(freezer, True, 0.5 if timeout_s > 0 else 0.05)
         for pid in pids:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGKILL)
@@ -157,14 +157,14 @@ def _tree_procs(group: Path) -> list[int]:
     return pids
 
 
-def _set_frozen(freezer: Path, frozen: bool) -> bool:
+def _set_frozen(freezer: Path, frozen: bool, wait_s: float = 0.5) -> bool:
     """Freeze or thaw a v1 freezer group (or a v2 group through cgroup.freeze); True when it took effect."""
     try:
         if (freezer / "freezer.state").exists():
             write(freezer / "freezer.state", "FROZEN" if frozen else "THAWED")
             if not frozen:
                 return True
-            deadline = time.monotonic() + 0.5
+            deadline = time.monotonic() + wait_s
             while read(freezer / "freezer.state").strip() != "FROZEN" and time.monotonic() < deadline:
                 time.sleep(0.002)
             return True

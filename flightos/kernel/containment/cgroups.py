@@ -68,12 +68,14 @@ class _Cgroups(Containment):
         if not self.kernel_dirs:
             self.setup()
         self.tidy()
+        name = _group_name(spec)
+        n = 1
+        while any((kdir / name).exists() for kdir in self.kernel_dirs.values()):
+            n += 1  # an incarnation number seen before, its group not gone yet: never reuse its counters
+            name = f"{_group_name(spec)}-{n}"
         dirs: dict[str, Path] = {}
         for ctrl, kdir in self.kernel_dirs.items():
-            d = kdir / _group_name(spec)
-            if d.exists():  # a stuck incarnation's: never reuse its counters
-                fs.kill_group(d, None, 0)
-                fs.remove_tree(d, 0)
+            d = kdir / name
             d.mkdir()
             self._init_dir(ctrl, d, kdir)
             self._limit(ctrl, d, spec)
@@ -89,6 +91,13 @@ class _Cgroups(Containment):
         """Bind the prepared group to the pid."""
         super().started(spec, pid)
         self.groups[pid] = self._pending.pop((spec.name, spec.incarnation), {})
+
+    def discard(self, spec: SpawnSpec) -> None:
+        """Remove the group of a spawn that failed."""
+        dirs = self._pending.pop((spec.name, spec.incarnation), None)
+        if dirs:
+            self._doomed.append(dirs)
+            self.tidy()
 
     def kill_tree(self, pid: int) -> None:
         """SIGKILL every process in the service's group."""
