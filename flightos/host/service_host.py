@@ -36,7 +36,6 @@ from flightos.bus.pubsub import KernelChannel, Publisher, RejectCounter, Subscri
 from flightos.hardening import forbid_ptrace
 from flightos.host.periodic import PeriodicStats, run_periodic
 from flightos.host.spawn_spec import SpawnSpec
-from flightos.kernel.events import EventId
 from flightos.sdk.service import Message, Service, ServiceShape
 from flightos.sdk.severity import Severity
 from flightos.sdk.store import Store
@@ -165,7 +164,9 @@ class ServiceHost:
                                   "commands": sorted(self.shape.commands), "interest": self.interest()})
         self._ready_sent = True
         for incident in self.store.incidents:  # a damaged store was kept aside and replaced: say so, loudly
-            self.raise_event(incident, Severity.HIGH, int(EventId.STORE_QUARANTINED), {"file": str(self.store.path)})
+            log.error("service.store_quarantined", service=self.spec.name, message=incident)
+            await self._send_control({"op": "incident", "kind": "store_quarantined", "message": incident,
+                                      "file": str(self.store.path)})  # lossless: the kernel raises the event
         log.info("service.ready", service=self.spec.name, incarnation=self.spec.incarnation,
                  pid=os.getpid(), cpus=sorted(os.sched_getaffinity(0)))
         await self._stop.wait()

@@ -495,12 +495,20 @@ class Kernel:
             if op == "publish_denied" and isinstance(env.payload.get("topic"), str):
                 self.publish_denied(rec.name, env.payload["topic"], self.target.link.board or "local",
                                     "refused by the SDK")
+            if op == "incident" and isinstance(env.payload.get("message"), str):
+                self._incident(rec, env.payload)
             if op == "ready":
                 rec.ctl_ready = True
                 self.supervisor.heartbeat(rec, None)
                 self.supervisor.mark_ready_part(rec)
         else:
             self.ctl_rejects.reject(FrameError("unexpected_kind", f"kind {env.kind} on control"))
+
+    def _incident(self, rec: ServiceRecord, payload: dict[str, Any]) -> None:
+        """A service's host reports damage it found and worked around (a store kept aside): raise it, loudly."""
+        if payload.get("kind") == "store_quarantined":
+            self.emit(EventId.STORE_QUARANTINED, Severity.HIGH, f"{rec.name}: {payload['message'][:400]}",
+                      service=rec.name, file=str(payload.get("file", ""))[:300])
 
     def publish_denied(self, publisher: str, topic: str, board: str, how: str) -> None:
         """Raise PUBLISH_DENIED once per publisher and topic (a flood of refusals is one event each)."""

@@ -108,6 +108,7 @@ class HealthMonitor:
         loop = asyncio.get_running_loop()
         next_t = loop.time()
         while True:
+            self.k.supervisor.lag.note(loop.time(), loop.time() - next_t)  # woke late: the host is busy
             t0 = time.perf_counter()
             try:
                 await self.tick()
@@ -177,7 +178,7 @@ class HealthMonitor:
                 elif state in ("failed", "offline"):
                     out[c].append(Evidence(Ev.FATAL, f"core {state}"))
             for cpu in self.k.board.host_cpus(c):
-                verdict = self.selftest.verdict(cpu, self.cfg["selftest_timeout_s"])
+                verdict = self.selftest.verdict(cpu, self.cfg["selftest_timeout_s"], self.k.supervisor.lag.since)
                 if verdict:
                     out[c].append(Evidence(Ev.SEVERE, verdict))
         for core in getattr(reading, "cores", []):

@@ -13,11 +13,18 @@ from typing import Any
 from flightos import BadArguments, Message, Options, Parameter, Service, Severity, command, periodic
 
 
+class TestOptions(Options):
+    """The test service's drills that are set in the target rather than commanded."""
+
+    fail_start_while: str = ""
+    """A path: while a file exists there, every start fails (a cause that clears, like a full disk)."""
+
+
 class TestService(Service):
     """Answers pings and misbehaves on command, so the kernel's supervision can be exercised."""
 
     name = "test"
-    options_schema = Options  # reads no options: any key under [services.test.options] is a typo
+    options_schema = TestOptions
     greeting = Parameter("pong", doc="what ping answers with")
     duty_pct = Parameter(0.0, min=0.0, max=95.0, doc="CPU burnt by the payload drill; honours the throttle level")
 
@@ -26,6 +33,12 @@ class TestService(Service):
         self._leak: list[bytearray] = []
         self._seen: dict[str, dict[str, Any]] = {}
         self._children: list[subprocess.Popen[bytes]] = []
+
+    async def on_start(self) -> None:
+        """Fail the start while the drill's file exists (``fail_start_while``)."""
+        blocker = self.config.fail_start_while
+        if blocker and os.path.exists(blocker):
+            raise RuntimeError(f"start refused by the drill: {blocker} exists")
 
     @periodic(hz=10)
     async def payload(self) -> None:
