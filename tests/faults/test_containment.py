@@ -183,3 +183,49 @@ def _unplant(stale: Path, orphan: subprocess.Popen[bytes]) -> None:
     for d in (stale, stale.parent):
         if d.exists():
             d.rmdir()
+
+
+def test_breaches_and_figures_are_read_from_the_cgroup_files(tmp_path: Path) -> None:
+    """v2 and v1 control files as the kernel writes them: which limit was hit, and the tree's figures.
+
+    (This machine's v2 has no controllers, so the v2 files are laid out by hand here.)
+    """
+    from flightos.host.spawn_spec import SpawnSpec
+    from flightos.kernel.containment.cgroups import CgroupV1, CgroupV2
+
+    spec = SpawnSpec(name="test", incarnation=1, runtime_dir="", state_dir="", heartbeat_period_s=1.0,
+                     memory_mb=256, tasks=64)
+    v2 = tmp_path / "v2"
+    v2.mkdir()
+    (v2 / "memory.events").write_text("low 0\nhigh 0\nmax 12\noom 1\noom_kill 1\noom_group_kill 0\n")
+    (v2 / "pids.events").write_text("max 0\n")
+    (v2 / "cpu.stat").write_text("usage_usec 2500000\nuser_usec 2000000\nsystem_usec 500000\n")
+    (v2 / "memory.current").write_text(str(300 << 20))
+    (v2 / "memory.stat").write_text(f"anon {250 << 20}\ninactive_file {50 << 20}\n")
+    (v2 / "pids.current").write_text("7\n")
+    backend2 = CgroupV2({"": tmp_path}, ["memory", "pids"])
+    assert backend2.breach(spec, {"": v2}) == "killed by the memory limit (memory_mb=256)"
+    (v2 / "memory.events").write_text("oom_kill 0\n")
+    (v2 / "pids.events").write_text("max 241\n")
+    assert backend2.breach(spec, {"": v2}) == "killed at the task limit (tasks=64; 241 forks refused)"
+    backend2.groups[4242] = {"": v2}
+    use = backend2.usage(4242)
+    assert use is not None and (use.cpu_s, use.memory_bytes, use.tasks) == (2.5, 250 << 20, 7)
+
+    mem, pids, acct = (tmp_path / n for n in ("memory", "pids", "cpuacct"))
+    for d in (mem, pids, acct):
+        d.mkdir()
+    (mem / "memory.oom_control").write_text("oom_kill_disable 0\nunder_oom 0\noom_kill 0\n")
+    (pids / "pids.events").write_text("max 0\n")
+    backend1 = CgroupV1({"memory": tmp_path, "pids": tmp_path})
+    dirs = {"memory": mem, "pids": pids, "cpuacct": acct}
+    assert backend1.breach(spec, dirs) is None
+    (mem / "memory.oom_control").write_text("oom_kill_disable 0\nunder_oom 0\noom_kill 2\n")
+    assert backend1.breach(spec, dirs) == "killed by the memory limit (memory_mb=256)"
+    (acct / "cpuacct.usage").write_text("1500000000\n")
+    (mem / "memory.usage_in_bytes").write_text(str(100 << 20))
+    (mem / "memory.stat").write_text(f"total_inactive_file {20 << 20}\n")
+    (pids / "pids.current").write_text("3\n")
+    backend1.groups[4243] = dirs
+    use = backend1.usage(4243)
+    assert use is not None and (use.cpu_s, use.memory_bytes, use.tasks) == (1.5, 80 << 20, 3)

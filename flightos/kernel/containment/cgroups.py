@@ -258,9 +258,10 @@ class CgroupV2(_Cgroups):
             raise CgroupError(f"cannot enable memory and pids below {base}")
 
     def _enable(self, d: Path) -> None:
-        if self.controllers:
+        """Enable the controllers for the groups below ``d``, one by one (one refused must not stop the rest)."""
+        for c in self.controllers:
             with contextlib.suppress(OSError):
-                fs.write(d / "cgroup.subtree_control", " ".join("+" + c for c in self.controllers))
+                fs.write(d / "cgroup.subtree_control", "+" + c)
 
     def _init_dir(self, ctrl: str, d: Path, parent: Path) -> None:
         if d.name.startswith(fs.KERNEL_PREFIX):
