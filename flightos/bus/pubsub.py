@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import heapq
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -25,8 +24,12 @@ _utc_ns = time.time_ns
 PUB_HWM = 10_000
 KERNEL = "kernel"
 KERNEL_TOPICS = ("ev.kernel", "tm.kernel.", "tm.hal.")
-"""The kernel's topics: they come only from the kernel's own endpoint (``kev.sock``), never through the proxy."""
+"""The kernel's topics: delivered only when the kernel's own endpoint (``kev.sock``) vouches for them."""
 PEER_ADDRESS = "Peer-Address"
+TWIN_WAIT_S = 0.5
+"""How long a kernel frame waits for its other copy (proxy or kernel endpoint) before it is judged alone."""
+TWIN_MAX = 10_000
+"""Kernel frames held at once per subscriber; past it a proxy copy without its twin is dropped at once."""
 
 
 def kernel_topic(topic: str, source: str) -> bool:
@@ -73,20 +76,29 @@ class Publisher:
     """Publishes envelopes under dotted topics through the kernel proxy, numbering each topic."""
 
     def __init__(self, ctx: zmq.Context[zmq.Socket[bytes]], endpoint: str, source: str, *,
-                 bind: bool = False) -> None:
+                 mirror: str | None = None) -> None:
         self.source = source
         self.sock: zmq.Socket[bytes] = ctx.socket(zmq.PUB)
         self.sock.setsockopt(zmq.SNDHWM, PUB_HWM)
         self.sock.setsockopt(zmq.LINGER, LINGER_MS)
-        if bind:  # the kernel's own endpoint: subscribers connect to it directly, not through the proxy
-            self.sock.bind(endpoint)
-        else:
-            self.sock.connect(endpoint)
+        self.sock.connect(endpoint)
+        self.mirror: zmq.Socket[bytes] | None = None
+        if mirror is not None:  # the kernel: every frame also on its own endpoint, which only it binds
+            self.mirror = ctx.socket(zmq.PUB)
+            self.mirror.setsockopt(zmq.SNDHWM, PUB_HWM)
+            self.mirror.setsockopt(zmq.LINGER, LINGER_MS)
+            self.mirror.bind(mirror)
         self._seq: dict[str, int] = {}
         self._prefix: dict[str, bytes] = {}
         self._encode = msgspec.msgpack.Encoder().encode
-        self._send = self.sock.send
+        self._send = self.sock.send if self.mirror is None else self._send_both
         self.sent = 0
+
+    def _send_both(self, frame: bytes) -> None:
+        """The mirror first: a subscriber then usually holds the authentic copy when the proxy's arrives."""
+        assert self.mirror is not None
+        self.mirror.send(frame)
+        self.sock.send(frame)
 
     def publish(self, topic: str, payload: object, kind: int = Kind.TELEMETRY.value) -> int:
         """Send one message now (never blocks; at the HWM ZeroMQ drops, which the seq reveals)."""
@@ -106,6 +118,8 @@ class Publisher:
     def close(self) -> None:
         """Close with bounded linger."""
         self.sock.close(linger=LINGER_MS)
+        if self.mirror is not None:
+            self.mirror.close(linger=LINGER_MS)
 
 
 Handler = Callable[[Envelope], Awaitable[None] | None]
@@ -114,10 +128,13 @@ Handler = Callable[[Envelope], Awaitable[None] | None]
 class Subscriber:
     """Receives topics by prefix, counts sequence gaps (dropped messages) and rejected frames.
 
-    The kernel's topics (``KERNEL_TOPICS``, or any frame whose source is ``kernel``) are taken only
-    from the kernel's own endpoint, checked to be bound by the kernel's pid; the same topics arriving
-    through the shared proxy are forgeries and are dropped and counted (``forged``). Without a
-    ``kernel`` channel the subscriber receives no kernel topics at all.
+    The kernel's topics (``KERNEL_TOPICS``, or any frame whose source is ``kernel``) arrive through
+    the shared proxy, in the proxy's order as every other topic, but one is delivered only when the
+    same bytes also came from the kernel's own endpoint (which only the kernel binds; every frame
+    there is checked to come from the kernel's pid). A proxy copy without that twin is a forgery:
+    held ``TWIN_WAIT_S`` in case the twin is late, then dropped and counted (``forged``). An
+    authentic frame whose proxy copy never comes (the proxy dropped it) is delivered after the
+    wait. Without a ``kernel`` channel the subscriber delivers no kernel topics at all.
     """
 
     def __init__(self, ctx: zmq.Context[zmq.Socket[bytes]], endpoint: str, where: str,
@@ -134,14 +151,18 @@ class Subscriber:
             self.ksock.setsockopt(zmq.LINGER, 0)
             self.ksock.connect(kernel.endpoint)
         self._kpeer_ok: set[str] = set()
+        self._twins: dict[bytes, float] = {}
+        """Authentic kernel frames (from kev.sock) waiting for their proxy copy, with a deadline."""
+        self._early: dict[bytes, tuple[float, Envelope]] = {}
+        """Proxy copies of kernel topics still without an authentic twin, with a deadline."""
         self._ready = asyncio.Event()
         self._asock: AsyncSocket | None = None
         self._kasock: AsyncSocket | None = None
-        self.forged = 0
-        """Frames refused for claiming to be the kernel's: kernel topics through the proxy, or a stranger on kev."""
         self._last: dict[tuple[str, str], int] = {}
         self.received = 0
         self.dropped = 0
+        self.forged = 0
+        """Kernel topics refused: no authentic twin on the kernel's endpoint, or a stranger bound there."""
         self.rejects = RejectCounter(where)
         self._backlog: collections.deque[Envelope] = collections.deque()
 
@@ -164,6 +185,11 @@ class Subscriber:
             self.dropped += env.seq - last - 1
         self._last[key] = env.seq  # a restarted publisher starts again at 1: no gap counted
 
+    def _forgery(self, topic: str, source: str) -> None:
+        self.forged += 1
+        self.rejects.reject(FrameError("not_from_kernel", f"{topic} from {source!r} through the shared proxy, "
+                                       "never sent by the kernel"))
+
     def decode_batch(self, frames: list[bytes]) -> list[Envelope]:
         """Decode a drained batch from the proxy, counting gaps, rejecting bad frames and forgeries (never raising)."""
         out: list[Envelope] = []
@@ -173,20 +199,25 @@ class Subscriber:
             except FrameError as err:
                 self.rejects.reject(err)
                 continue
-            if kernel_topic(topic, env.source):
-                self.forged += 1
-                self.rejects.reject(FrameError("not_from_kernel", f"{topic} from {env.source!r} through the "
-                                               "shared proxy: the kernel publishes only on its own endpoint"))
+            if kernel_topic(topic, env.source) and self._twins.pop(frame, None) is None:
+                # no authentic copy (yet): hold it (never stalling the rest), or drop it without a kernel channel
+                if self.kernel is not None:
+                    if len(self._early) < TWIN_MAX:
+                        self._early[frame] = (time.monotonic() + TWIN_WAIT_S, env)
+                    else:
+                        self._forgery(topic, env.source)
                 continue
             self._account(env)
             out.append(env)
         self.received += len(out)
         return out
 
-    def decode_kernel_batch(self, frames: list[zmq.Frame]) -> list[Envelope]:
-        """Decode frames from the kernel's endpoint, refusing any not sent by the kernel's process."""
+    def take_kernel_frames(self, frames: list[zmq.Frame]) -> list[Envelope]:
+        """Frames from the kernel's endpoint: checked to come from the kernel's pid, then matched with their
+        proxy copies; returns those whose proxy copy came first (delivered now, a little late)."""
         assert self.kernel is not None
         out: list[Envelope] = []
+        deadline = time.monotonic() + TWIN_WAIT_S
         for frame in frames:
             peer = _peer(frame)
             if peer not in self._kpeer_ok:
@@ -198,28 +229,50 @@ class Subscriber:
                         f"(pid {self.kernel.pid})"))
                     continue
                 self._kpeer_ok.add(peer)
-            try:
-                _, env = wire.decode_topic_frame(frame.bytes)
-            except FrameError as err:
-                self.rejects.reject(err)
-                continue
-            self._account(env)
-            out.append(env)
+            data = frame.bytes
+            early = self._early.pop(data, None)
+            if early is not None:
+                self._account(early[1])
+                out.append(early[1])
+            elif len(self._twins) < TWIN_MAX:
+                self._twins[data] = deadline
         self.received += len(out)
         return out
 
+    def _expire(self, now: float) -> list[Envelope]:
+        """Forgeries whose wait is over are dropped; authentic frames whose proxy copy never came are delivered."""
+        out: list[Envelope] = []
+        for frame, (deadline, env) in list(self._early.items()):
+            if deadline <= now:
+                del self._early[frame]
+                self._forgery(env.topic, env.source)
+        for frame, deadline in list(self._twins.items()):
+            if deadline <= now:
+                del self._twins[frame]
+                try:
+                    _, env = wire.decode_topic_frame(frame)
+                except FrameError as err:
+                    self.rejects.reject(err)
+                    continue
+                self._account(env)
+                out.append(env)
+        self.received += len(out)
+        return out
+
+    def _next_deadline(self) -> float | None:
+        times = [d for d in self._twins.values()] + [d for d, _ in self._early.values()]
+        return min(times) if times else None
+
     def _drain(self) -> list[Envelope]:
-        """Everything ready on both sockets, kernel messages merged in by send time (each source in its order)."""
+        """Everything ready: the kernel's endpoint first (so its frames can vouch for their proxy copies)."""
         assert self._asock is not None
+        late: list[Envelope] = []
+        if self._kasock is not None:
+            late = self.take_kernel_frames(self._kasock.drain_frames())
         batch = self.decode_batch(self._asock.drain())
-        if self._kasock is None:
-            return batch
-        kbatch = self.decode_kernel_batch(self._kasock.drain_frames())
-        if not kbatch:
-            return batch
-        if not batch:
-            return kbatch
-        return list(heapq.merge(batch, kbatch, key=_sent_at))
+        if self._twins or self._early:
+            late += self._expire(time.monotonic())
+        return batch + late if late else batch
 
     async def next(self) -> Envelope:
         """The next message, one at a time (what a batch held beyond it waits for the next call)."""
@@ -244,7 +297,12 @@ class Subscriber:
             self._ready.clear()
             if self._asock.has_input or (self._kasock is not None and self._kasock.has_input):
                 continue
-            await self._ready.wait()
+            deadline = self._next_deadline()
+            if deadline is None:
+                await self._ready.wait()
+            else:
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._ready.wait(), max(0.0, deadline - time.monotonic()) + 0.001)
 
     async def run(self, handler: Handler) -> None:
         """Forever: hand each message to ``handler``; a handler error is logged, not fatal."""
@@ -268,10 +326,6 @@ class Subscriber:
             elif sock is not None:
                 with contextlib.suppress(zmq.ZMQError):
                     sock.close(linger=0)
-
-
-def _sent_at(env: Envelope) -> int:
-    return env.mono_ns
 
 
 def _peer(frame: zmq.Frame) -> str:

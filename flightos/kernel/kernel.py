@@ -25,7 +25,7 @@ from flightos.bus.endpoints import Endpoints, RuntimeDirError, prepare_runtime_d
 from flightos.bus.envelope import FrameError, Kind
 from flightos.bus.errors import BadArguments, ServiceUnavailable, UnknownCommand, UnknownService
 from flightos.bus.proxy import Proxy
-from flightos.bus.pubsub import Publisher, RejectCounter, Subscriber
+from flightos.bus.pubsub import KernelChannel, Publisher, RejectCounter, Subscriber
 from flightos.config.target import Target
 from flightos.hardening import forbid_ptrace
 from flightos.host import exit_cause
@@ -210,9 +210,10 @@ class Kernel:
         self.ctl_sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
         self.ctl_sock.setsockopt(zmq.MAXMSGSIZE, frame_cap(max_frame))
         self.ctl_sock.bind(self.endpoints.control)
-        # The kernel's own topics go out on an endpoint only it binds: subscribers take ev.kernel, tm.kernel.*
-        # and tm.hal.* from there alone (checked by pid), so no process on the bus can publish as the kernel.
-        self.publisher = Publisher(self.ctx, self.endpoints.kernel_events, "kernel", bind=True)
+        # The kernel's topics go through the proxy as every other (so subscribers see them in order) and also
+        # out on an endpoint only the kernel binds: a subscriber delivers a proxy copy of ev.kernel, tm.kernel.*
+        # or tm.hal.* only when that endpoint (checked by pid) sent the same bytes, so nobody can publish as us.
+        self.publisher = Publisher(self.ctx, self.endpoints.publish, "kernel", mirror=self.endpoints.kernel_events)
         acmd, actl = AsyncSocket(self.cmd_sock), AsyncSocket(self.ctl_sock)
         self.router = CommandRouter(acmd, self.records,
                                     int(self.target.runtime["command_queue"]),
@@ -248,7 +249,8 @@ class Kernel:
             lost=lost, total=total, reason=why)
         if self.target.runtime["record_runs"]:
             self.recorder.start()
-        self.events_sub = Subscriber(self.ctx, self.endpoints.subscribe, "kernel:events")
+        self.events_sub = Subscriber(self.ctx, self.endpoints.subscribe, "kernel:events",
+                                     kernel=KernelChannel(self.endpoints.kernel_events, os.getpid()))
         self.events_sub.rejects.on_report = self._rejected  # e.g. a forged ev.kernel on the proxy: raised, counted
         self.events_sub.subscribe("ev.")
         await self.supervisor.start()
