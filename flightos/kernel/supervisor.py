@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -53,6 +54,8 @@ class Supervisor:
         self.exec_spawner = ExecSpawner(self._on_exit, self.containment)
         self.fork_spawner: ForkServerSpawner | None = None
         self._by_pid: dict[int, ServiceRecord] = {}
+        self._early_exits: dict[int, tuple[int | None, str | None, float]] = {}
+        """Exits reported before spawn() recorded the pid, by pid: (code, limit broken, when)."""
         self._exited: dict[int, asyncio.Event] = {}
         self._wake = asyncio.Event()
         self._stopping = False
@@ -114,6 +117,9 @@ class Supervisor:
         self.emit(EventId.SERVICE_SPAWNED, Severity.INFO, f"{rec.name} started", service=rec.name,
                   pid=pid, incarnation=rec.incarnation, cores=rec.cores, host_cpus=rec.host_cpus)
         self._wake.set()
+        early = self._early_exits.pop(pid, None)
+        if early is not None and time.monotonic() - early[2] < 10.0:  # older: another process with a reused pid
+            self._settle_exit(pid, early[0], early[1])
 
     def mark_ready_part(self, rec: ServiceRecord) -> None:
         """Called when the command channel attaches or the control channel says ready."""
@@ -133,6 +139,15 @@ class Supervisor:
     # ---- exits -------------------------------------------------------------------------------
     def _on_exit(self, pid: int, code: int | None) -> None:
         limit = self.containment.exited(pid)  # kills what the service left behind; a limit it broke
+        if pid not in self._by_pid and pid not in self._exited:
+            # Died before spawn() recorded it (a start that fails within milliseconds): settle it there.
+            self._early_exits[pid] = (code, limit, time.monotonic())
+            while len(self._early_exits) > 64:
+                self._early_exits.pop(next(iter(self._early_exits)))
+            return
+        self._settle_exit(pid, code, limit)
+
+    def _settle_exit(self, pid: int, code: int | None, limit: str | None) -> None:
         rec = self._by_pid.pop(pid, None)
         ev = self._exited.pop(pid, None)
         if ev is not None:
