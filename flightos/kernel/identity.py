@@ -76,6 +76,26 @@ def proc_parent(pid: int) -> int | None:
         return None
 
 
+def proc_cgroups(pid: int) -> str:
+    """The text of ``/proc/<pid>/cgroup`` ("" if unreadable)."""
+    try:
+        with open(f"/proc/{pid}/cgroup") as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+def service_group(cgroups: str) -> tuple[str, int] | None:
+    """The (service, incarnation) of a ``svc-<name>.<incarnation>`` group in ``/proc/<pid>/cgroup`` text."""
+    for line in cgroups.splitlines():
+        for part in line.rsplit(":", 1)[-1].split("/"):
+            if part.startswith("svc-") and "." in part:
+                name, _, inc = part[4:].rpartition(".")
+                if inc.isdigit():
+                    return name, int(inc)
+    return None
+
+
 def peer_address(frame: zmq.Frame) -> str | None:
     """A received frame's ``Peer-Address`` (``host:uid:gid:pid`` on ipc), or None when libzmq has none."""
     try:
@@ -104,6 +124,9 @@ class Identities:
     spawners: Callable[[], Iterable[int]] = tuple
     """Processes that start services besides the kernel (the fork server): their children are services."""
     parent: Callable[[int], int | None] = proc_parent
+    cgroups: Callable[[int], str] = proc_cgroups
+    """A process's cgroups: one that left the runtime's tree (re-parented to init) but is still in a
+    service's group (``svc-<name>.<incarnation>``, flightos.kernel.containment) is still that service."""
     stats: dict[str, int] = field(default_factory=lambda: {"services": 0, "operators": 0, "refused": 0,
                                                            "held": 0, "forged": 0})
     _cache: dict[tuple[bytes, str], Peer] = field(default_factory=dict)
@@ -149,10 +172,22 @@ class Identities:
                 if depth == 0 or not again:
                     return Peer(Kind.GONE, pid=pid, reason=f"process {pid} has exited")
                 return self._judge(pid, again=False)
-            if parent == 0:  # the top of the tree, not through this runtime: the operator
-                return Peer(Kind.OPERATOR, pid=pid)
+            if parent == 0:  # the top of the tree, not through this runtime: the operator, unless contained
+                return self._by_group(pid)
             p = parent
         return Peer(Kind.REFUSED, pid=pid, reason=f"process {pid}: ancestry deeper than {MAX_DEPTH}")
+
+    def _by_group(self, pid: int) -> Peer:
+        """A process outside the runtime's tree: still a service if it sits in a service's group."""
+        group = service_group(self.cgroups(pid))
+        if group is None:
+            return Peer(Kind.OPERATOR, pid=pid)
+        name, inc = group
+        rec = self.records.get(name)
+        if rec is not None and rec.pid and getattr(rec, "incarnation", inc) == inc:
+            return Peer(Kind.SERVICE, name, pid, rec.pid)
+        return Peer(Kind.REFUSED, pid=pid, reason=f"process {pid} is in the group of {name} incarnation {inc}, "
+                    "which no longer runs")
 
 
 Deliver = Callable[[Peer, bytes, bytes], None]

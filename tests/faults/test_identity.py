@@ -265,19 +265,23 @@ async def test_kernel_events_come_only_from_the_kernel(rogue_site: dict[str, str
 
 # ---- the resolver on its own, over a made-up process tree ------------------------------------------
 class _Rec:
-    def __init__(self, pid: int | None) -> None:
+    def __init__(self, pid: int | None, incarnation: int = 1) -> None:
         self.pid = pid
+        self.incarnation = incarnation
 
 
-TREE = {1: 0, 10: 1, 100: 10, 200: 100, 201: 200, 202: 201, 300: 200, 400: 10, 500: 400}
+TREE = {1: 0, 10: 1, 100: 10, 200: 100, 201: 200, 202: 201, 300: 200, 400: 10, 500: 400, 600: 1}
 """pid -> parent: init 1; a shell 10; the kernel 100 (child of the shell); the fork server 200; services
-201 (test) and 300 (unrecorded, a spawn in flight); 202 a child of test; 400/500 the operator's CLI."""
+201 (test) and 300 (unrecorded, a spawn in flight); 202 a child of test; 400/500 the operator's CLI;
+600 a grandchild of test re-parented to init, still in test's group."""
+GROUPS = {600: "0::/flightos/k-100/svc-test.1\n", 500: "0::/user.slice/session-1.scope\n"}
 
 
 def _ids(records: dict[str, _Rec]) -> Any:
     from flightos.kernel.identity import Identities
 
-    return Identities(records, kernel_pid=100, spawners=lambda: [200], parent=TREE.get)
+    return Identities(records, kernel_pid=100, spawners=lambda: [200], parent=TREE.get,
+                      cgroups=lambda pid: GROUPS.get(pid, ""))
 
 
 def test_the_sender_is_named_by_its_process_not_its_claim() -> None:
@@ -307,6 +311,17 @@ def test_a_new_incarnation_is_judged_again() -> None:
     rec.pid = 300  # test restarted as pid 300: 202 (a child of the old incarnation) is now nobody's
     assert ids.resolve(b"s/test/1", "h:0:0:202").kind is PeerKind.REFUSED
     assert ids.resolve(b"s/test/2", "h:0:0:300").name == "test"
+
+
+def test_a_descendant_that_left_the_tree_is_still_its_service_by_its_group() -> None:
+    """Re-parented to init (exec mode has no subreaper), a service's descendant is named by its cgroup."""
+    from flightos.kernel.identity import Kind as PeerKind
+
+    rec = _Rec(201, incarnation=1)
+    assert _ids({"test": rec}).resolve(b"c/x", "h:0:0:600").name == "test"
+    rec.incarnation = 2  # that incarnation is gone: its leftovers are refused, not the operator
+    assert _ids({"test": rec}).resolve(b"c/x", "h:0:0:600").kind is PeerKind.REFUSED
+    assert _ids({"test": rec}).resolve(b"c/x", "h:0:0:500").kind is PeerKind.OPERATOR
 
 
 async def test_frames_of_a_spawn_in_flight_wait_for_its_pid_in_order() -> None:
