@@ -37,7 +37,7 @@ class TestService(Service):
     async def on_start(self) -> None:
         """Fail the start while the drill's file exists (``fail_start_while``)."""
         blocker = self.config.fail_start_while
-        if blocker and os.path.exists(blocker):
+        if blocker and await asyncio.to_thread(os.path.exists, blocker):
             raise RuntimeError(f"start refused by the drill: {blocker} exists")
 
     @periodic(hz=10)

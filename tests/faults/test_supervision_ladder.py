@@ -29,7 +29,7 @@ def kernel_event(name: str, service: str | None = None) -> Callable[[Envelope], 
 async def _block_starts(rt: RuntimeProcess, blocker: Path) -> None:
     """Make every later start of ``test`` fail (the drill's file exists), then crash the running one."""
     assert rt.client is not None
-    blocker.write_text("full disk stand-in")
+    await asyncio.to_thread(blocker.write_text, "full disk stand-in")
     with pytest.raises(ServiceFailed):
         await rt.client.call("test", "crash", {"code": 3})
 
