@@ -23,9 +23,7 @@ from flightos.config.schema import ConfigError
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     p = argparse.ArgumentParser(prog="flightos", description="Onboard runtime for satellites.")
-    p.add_argument("--runtime-dir", help="runtime directory of the kernel (default: $FLIGHTOS_RUNTIME_DIR, "
-                   "$XDG_RUNTIME_DIR/flightos or /tmp/flightos-UID)")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
+    _add_global_options(p, default_json=False, default_dir=None)
     sub = p.add_subparsers(dest="cmd", metavar="COMMAND")
     sub.required = True
 
@@ -92,7 +90,27 @@ def build_parser() -> argparse.ArgumentParser:
     n = sub.add_parser("new-service", help="scaffold a service package with its entry point and a test")
     n.add_argument("name")
     n.add_argument("--dir", default=".", help="where to create the package folder")
+    _accept_global_options_everywhere(p)
     return p
+
+
+def _add_global_options(p: argparse.ArgumentParser, default_json: Any, default_dir: Any) -> None:
+    """``--json`` and ``--runtime-dir``; a subcommand's copies default to SUPPRESS: they never undo the top's."""
+    names = p._option_string_actions
+    if "--runtime-dir" not in names:
+        p.add_argument("--runtime-dir", default=default_dir, help="runtime directory of the kernel (default: "
+                       "$FLIGHTOS_RUNTIME_DIR, $XDG_RUNTIME_DIR/flightos or /tmp/flightos-UID)")
+    if "--json" not in names:
+        p.add_argument("--json", action="store_true", default=default_json, help="machine-readable output")
+
+
+def _accept_global_options_everywhere(p: argparse.ArgumentParser) -> None:
+    """Let every subcommand (nested ones too) take the global options after its name, as the README promises."""
+    for action in p._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in set(action.choices.values()):
+                _add_global_options(child, default_json=argparse.SUPPRESS, default_dir=argparse.SUPPRESS)
+                _accept_global_options_everywhere(child)
 
 
 def main(argv: list[str] | None = None) -> None:

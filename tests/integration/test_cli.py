@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import signal
@@ -101,6 +102,46 @@ def test_probe_reads_the_board_and_names_what_is_missing() -> None:
     doc = json.loads(cli("--json", "probe", "--settle", "0").stdout)
     assert doc["detection"]["backend"] in ("linux", "rpi", "jetson")
     assert isinstance(doc["missing"], list)
+
+
+def test_global_options_are_accepted_after_the_subcommand_too(tmp_path: Path) -> None:
+    """`--json` and `--runtime-dir` work before or after every subcommand, as README and docs show them."""
+    from flightos.cli.main import build_parser
+
+    parser = build_parser()
+
+    def subparsers(p: argparse.ArgumentParser) -> list[tuple[str, argparse.ArgumentParser]]:
+        found = []
+        for action in p._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, child in action.choices.items():
+                    found += [(name, child), *subparsers(child)]
+        return found
+
+    for name, child in subparsers(parser):
+        assert {"--json", "--runtime-dir"} <= set(child._option_string_actions), name
+    for argv in (["status"], ["probe"], ["cmd", "test", "ping", "a=1"], ["tm", "ev."], ["jobs", "list"],
+                 ["report", "latest"], ["targets"]):
+        after = parser.parse_args([*argv, "--json", "--runtime-dir", "/r"])
+        before = parser.parse_args(["--json", "--runtime-dir", "/r", *argv])
+        neither = parser.parse_args(argv)
+        assert (after.json, after.runtime_dir) == (before.json, before.runtime_dir) == (True, "/r"), argv
+        assert (neither.json, neither.runtime_dir) == (False, None), argv
+    assert parser.parse_args(["--runtime-dir", "/a", "status", "--runtime-dir", "/b"]).runtime_dir == "/b"
+    one_line_error(cli("status", "--json", "--runtime-dir", str(tmp_path / "none")), 3, "no flightos runtime")
+    doc = json.loads(cli("probe", "--json", "--settle", "0").stdout)
+    assert doc["detection"]["backend"] in ("linux", "rpi", "jetson")
+    assert isinstance(json.loads(cli("targets", "--json").stdout), list)
+
+
+async def test_status_and_tm_with_options_after_the_subcommand(runtime: RuntimeProcess) -> None:
+    """`flightos status --json --runtime-dir DIR` is the form docs/health.md shows: it talks to that runtime."""
+    rd = str(runtime.runtime_dir)
+    res = await asyncio.to_thread(cli, "status", "--json", "--runtime-dir", rd)
+    assert res.returncode == 0, res.stderr
+    assert "test" in {s["name"] for s in json.loads(res.stdout)["services"]}
+    res = await asyncio.to_thread(cli, "cmd", "test", "ping", "--runtime-dir", rd, "--json")
+    assert res.returncode == 0 and json.loads(res.stdout)["reply"] == "pong"
 
 
 def test_inject_without_runtime_and_bad_scenario_are_one_line_errors(tmp_path: Path) -> None:
