@@ -13,8 +13,8 @@ from bench.report import Row
 from bench.runtime import running
 from bench.stats import median, percentile
 from flightos.ground import mdb, pus
-from flightos.ground.console import GroundClient
 from flightos.ground.security import KeyStore
+from flightos.groundtools.console import GroundClient
 
 DOWNLINK_RATE = 100_000
 GROUND = ['services.ground.options.udp_bind="127.0.0.1:0"', "services.ground.heartbeat_period_s=0.5"]

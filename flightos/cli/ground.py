@@ -16,8 +16,8 @@ from flightos.cli.values import parse_pairs, parse_value
 from flightos.config import target as tgt
 from flightos.config.schema import ConfigError
 from flightos.ground import mdb, pus
-from flightos.ground.console import GroundClient, GroundError
 from flightos.ground.security import KeyStore
+from flightos.groundtools.console import GroundClient, GroundError
 
 
 def add_parsers(sub: Any) -> None:
@@ -328,7 +328,7 @@ def _print_tm(tm: Any) -> None:
 
 def run_mdb(args: argparse.Namespace) -> int:
     """export / show / assign."""
-    from flightos.ground import mdb_export
+    from flightos.groundtools import mdb_export
 
     try:
         tables = mdb.load([Path(p) for p in args.table if args.action != "assign" or Path(p).exists()])

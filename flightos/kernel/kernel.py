@@ -30,6 +30,7 @@ from flightos.config.target import Target
 from flightos.hardening import forbid_ptrace
 from flightos.host import exit_cause
 from flightos.host.spawn_spec import SpawnSpec
+from flightos.kernel.command_docs import KERNEL_COMMANDS
 from flightos.kernel.events import EventId
 from flightos.kernel.faults import FAULTS, SimEffects
 from flightos.kernel.identity import Gate, Peer, peer_address
@@ -700,21 +701,3 @@ DECISIONS = {
     EventId.THERMAL_LEVEL, EventId.POWER_OVER_BUDGET, EventId.WATCHDOG_RESET, EventId.SERVICE_PLACED,
 }
 """Events that record a decision of the kernel, listed by `flightos status` with their reasons."""
-
-KERNEL_COMMANDS = {
-    "ping": "answer at once (liveness of the kernel)",
-    "status": "the service table, the cores and the bus counters",
-    "describe": "the kernel's commands",
-    "restart": "stop a service gracefully and start it again (service=NAME)",
-    "stop": "stop a service gracefully; it stays stopped (service=NAME)",
-    "start": "start a stopped, disabled or FAILED service (service=NAME)",
-    "kill": "send a signal to a service process, for fault drills (service=NAME signal=KILL|STOP|...)",
-    "inject": "inject a fault into a simulated board (fault=seu|sefi|reset|sel|power-cycle|core-fail|"
-              "thermal-step|saa|sun, see `faults`)",
-    "faults": "the faults `inject` knows, with their arguments",
-    "core": "hold a core out of service or return it (core=N action=disable|enable)",
-    "block": "drill: stall the kernel's loop for seconds=S (simulated boards only; tests the watchdog)",
-    "mode": "hold a mode or return to automatic (mode=safe|degraded|nominal|auto)",
-    "shutdown": "stop every service and the kernel",
-    "link": "the links to other boards: peers, their services, counters and refusals",
-}

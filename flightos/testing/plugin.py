@@ -185,8 +185,8 @@ async def bus(request: pytest.FixtureRequest) -> AsyncIterator[Bus]:
 async def ground(request: pytest.FixtureRequest, bus: Bus) -> AsyncIterator[Any]:
     """A PUS ground client on the runtime's ground service, with the key the fixture provisioned; it
     acknowledges the telemetry it receives (TC[15,130]) twice a second, as a ground station would."""
-    from flightos.ground.console import GroundClient
     from flightos.ground.security import KeyStore
+    from flightos.groundtools.console import GroundClient
 
     rt = _runtime_of(request)
     status = await bus.call("ground", "link_status")

@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 
 from flightos.ground import pus
-from flightos.ground.console import GroundClient
+from flightos.groundtools.console import GroundClient
 from flightos.testing import RuntimeProcess
 from flightos.testing.bus import Bus
 from services.ground.downlink import DownlinkStore, RateLimit, Retention

@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 
 from flightos.ground import pus
-from flightos.ground.console import GroundClient
 from flightos.ground.security import RESYNC_PADDING, RESYNC_SERVICE, secure_tc
+from flightos.groundtools.console import GroundClient
 from flightos.sdk.options import OptionsError, check_options
 from flightos.testing import RuntimeProcess
 from services.ground.options import GroundOptions

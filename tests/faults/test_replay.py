@@ -17,8 +17,8 @@ import pytest
 
 from flightos.ground import pus
 from flightos.ground.codes import Failure
-from flightos.ground.console import GroundClient, GroundError
 from flightos.ground.security import RESYNC_PADDING, RESYNC_SERVICE, AuthError, KeyStore, ReplayGuard
+from flightos.groundtools.console import GroundClient, GroundError
 from tests.ground.conftest import ports, start
 from tests.ground.test_console_cli import cli
 

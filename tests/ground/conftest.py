@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 import pytest_asyncio
 
-from flightos.ground.console import GroundClient
 from flightos.ground.security import KeyStore
+from flightos.groundtools.console import GroundClient
 from flightos.testing import RuntimeProcess
 from tests.integration.conftest import make_runtime
 

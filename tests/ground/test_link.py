@@ -12,7 +12,7 @@ import pytest
 
 from flightos.ground import mdb, pus
 from flightos.ground.codes import Failure
-from flightos.ground.console import GroundClient, GroundError
+from flightos.groundtools.console import GroundClient, GroundError
 from services.ground.reports import decode_hk
 from tests.ground.conftest import Link
 

@@ -6,8 +6,8 @@ import pytest
 
 from flightos.ground import mdb, pus
 from flightos.ground.codes import Failure
-from flightos.ground.console import GroundClient
 from flightos.ground.security import KeyStore, secure_tc
+from flightos.groundtools.console import GroundClient
 from tests.ground.conftest import Link, ports, start
 
 RECORD = mdb.load().function_id("test", "record")

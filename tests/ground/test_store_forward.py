@@ -6,7 +6,7 @@ import asyncio
 import time
 
 from flightos.ground import pus
-from flightos.ground.console import GroundClient
+from flightos.groundtools.console import GroundClient
 from tests.ground.conftest import ports, start
 
 SAF = ['services.ground.options.contact={mode = "after_tc", hold_s = 0.5}',

@@ -15,7 +15,7 @@ from spacepackets.ecss import PusTc
 from flightos import Parameter, Service, command, plugins
 from flightos.ground import mdb, pus
 from flightos.ground.codes import Failure
-from flightos.ground.mdb_export import XTCE_NS, as_json, assign_missing, xtce
+from flightos.groundtools.mdb_export import XTCE_NS, as_json, assign_missing, xtce
 from services.ground import reports
 
 X = f"{{{XTCE_NS}}}"

@@ -27,6 +27,7 @@ from flightos import __version__, plugins
 from flightos.config import toml
 from flightos.ground import mdb
 from flightos.ground.codes import Failure
+from flightos.kernel.command_docs import KERNEL_COMMANDS
 from flightos.kernel.events import EventId
 from flightos.sdk.service import ServiceShape
 
@@ -116,10 +117,6 @@ def _plain(value: Any) -> Any:
 
 
 def _kernel_docs() -> dict[str, str]:
-    try:
-        from flightos.kernel.kernel import KERNEL_COMMANDS
-    except ImportError:  # pragma: no cover - a ground install without the kernel's dependencies
-        return {}
     return dict(KERNEL_COMMANDS)
 
 
