@@ -20,11 +20,20 @@ description = "The {name} mission service for flightos"
 requires-python = ">=3.10"
 dependencies = ["flightos"]
 
+[project.optional-dependencies]
+test = ["pytest>=8", "pytest-asyncio>=0.23"]
+
 [project.entry-points."flightos.services"]
 {name} = "{pkg}:{cls}"
 
 [tool.setuptools]
 packages = ["{pkg}"]
+
+# The service guide's tests are `async def` on the flightos fixtures: pytest-asyncio runs them.
+[tool.pytest.ini_options]
+testpaths = ["tests"]
+asyncio_mode = "auto"
+asyncio_default_fixture_loop_scope = "function"
 '''
 
 SERVICE = '''"""The ``{name}`` mission service."""
@@ -57,38 +66,50 @@ class {cls}(Service):
         await self.publish("status", {{"ticks": self.ticks}})
 '''
 
-TEST = '''"""The {name} service in a real runtime: it starts, answers, and publishes telemetry."""
+TEST = '''"""The {name} service in a real runtime, with the fixtures of the service guide (docs/testing.md).
 
-import asyncio
+`pytest` runs these against the simulated sim-radhard board; `pytest --target rpi5` on a Raspberry Pi.
+"""
 
-from flightos.testing import RuntimeProcess
+import pytest
+from flightos.testing.bus import Bus
+from flightos.testing.faults import Faults
+
+pytestmark = pytest.mark.flightos(services=["{name}"])  # what the runtime fixtures start
 
 
-def test_{pkg}_answers_and_publishes() -> None:
-    """hello answers, and tm.{name}.status arrives with a growing tick count."""
+async def test_hello_answers(bus: Bus) -> None:
+    """The command answers through the kernel."""
+    assert await bus.call("{name}", "hello", {{"who": "test"}}) == "hello test from {name}"
 
-    async def scenario() -> None:
-        async with RuntimeProcess("sim-radhard", services=["{name}"]) as rt:
-            assert rt.client is not None
-            assert await rt.client.call("{name}", "hello", {{"who": "test"}}) == "hello test from {name}"
-            first = await rt.client.wait_for("tm.{name}.status", timeout=10)
-            later = await rt.client.wait_for(
-                "tm.{name}.status", lambda e: e.payload["ticks"] > first.payload["ticks"], timeout=10)
-            assert later.payload["ticks"] > first.payload["ticks"]
 
-    asyncio.run(scenario())
+async def test_status_ticks(bus: Bus) -> None:
+    """tm.{name}.status arrives with a growing tick count."""
+    first = await bus.telemetry("tm.{name}.status", timeout=10)
+    later = await bus.telemetry("tm.{name}.status", lambda p: p["ticks"] > first["ticks"], timeout=10)
+    assert later["ticks"] > first["ticks"]
+
+
+async def test_restarts_after_a_kill_and_keeps_its_count(bus: Bus, faults: Faults) -> None:
+    """Killed, the service is restarted by the kernel; the store carries the tick count over."""
+    before = await bus.telemetry("tm.{name}.status", timeout=10)
+    await faults.kill("{name}")
+    await bus.event("SERVICE_READY", service="{name}", timeout=10)
+    after = await bus.telemetry("tm.{name}.status", timeout=10)
+    assert after["ticks"] > before["ticks"]
 '''
 
 README = '''# flightos-{name}
 
 A flightos mission service. Install it next to flightos and run it:
 
-    pip install -e .
+    pip install -e '.[test]'
     flightos run --set services.{name}.enabled=true
     flightos cmd {name} hello who=me
     flightos tm tm.{name}
 
-Test it (starts a real runtime): `pytest tests`.
+Test it: `pytest` (each test starts a real runtime on the simulated board; the fixtures
+`bus`, `faults`, `ground` and `flightos_runtime` are described in flightos's docs/testing.md).
 '''
 
 

@@ -47,7 +47,7 @@ async def test_out_of_tree_plugin_runs_like_a_built_in(tmp_path: Path) -> None:
 
 
 def test_scaffolded_service_passes_its_own_test(tmp_path: Path) -> None:
-    """`flightos new-service` writes a package whose own test passes once it is installed."""
+    """`flightos new-service` writes a package whose own tests (the guide's async fixtures) pass once installed."""
     subprocess.run([sys.executable, "-m", "flightos.cli.main", "new-service", "startracker", "--dir",
                     str(tmp_path)], check=True, capture_output=True, timeout=60)
     pkg = tmp_path / "flightos-startracker"
@@ -57,7 +57,7 @@ def test_scaffolded_service_passes_its_own_test(tmp_path: Path) -> None:
     res = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(pkg / "tests")],
                          cwd=pkg, env=env, capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stdout + res.stderr
-    assert "1 passed" in res.stdout
+    assert "3 passed" in res.stdout
 
 
 def test_scaffold_refuses_bad_names(tmp_path: Path) -> None:
