@@ -25,8 +25,8 @@ USABLE = {CoreState.HEALTHY, CoreState.SUSPECT}
 """Cores that still count as capacity (a SUSPECT core gets no new work, but is not lost yet)."""
 
 
-class Severity(enum.IntEnum):
-    """How strongly one observation speaks against a core."""
+class Weight(enum.IntEnum):
+    """How strongly one observation speaks against a core (not an event's ``flightos.Severity``)."""
 
     MILD = 1
     SEVERE = 2
@@ -37,7 +37,7 @@ class Severity(enum.IntEnum):
 class Evidence:
     """One observation against a core, with a reason a person can read."""
 
-    severity: Severity
+    weight: Weight
     reason: str
 
 
@@ -70,8 +70,8 @@ class CoreHealth:
         """Feed one monitoring period; return (old, new, reason) when the state changes."""
         if self.forced is not None:
             return None
-        worst = max((e.severity for e in evidence), default=None)
-        reason = "; ".join(e.reason for e in sorted(evidence, key=lambda e: -e.severity))
+        worst = max((e.weight for e in evidence), default=None)
+        reason = "; ".join(e.reason for e in sorted(evidence, key=lambda e: -e.weight))
         s = self.settings
         if worst is None:
             self.clean_streak += 1
@@ -85,9 +85,9 @@ class CoreHealth:
         self.clean_streak = 0
         self.bad_streak += 1
         self.last_bad = now
-        if worst >= Severity.FATAL and self.state != CoreState.OFFLINE:
+        if worst >= Weight.FATAL and self.state != CoreState.OFFLINE:
             return self._go(now, CoreState.OFFLINE, reason)
-        if worst >= Severity.SEVERE and self.state in (CoreState.HEALTHY, CoreState.SUSPECT):
+        if worst >= Weight.SEVERE and self.state in (CoreState.HEALTHY, CoreState.SUSPECT):
             return self._go(now, CoreState.DEGRADED, reason)
         if self.state == CoreState.HEALTHY and self.bad_streak >= s.suspect_after:
             return self._go(now, CoreState.SUSPECT, reason)

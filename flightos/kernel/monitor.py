@@ -19,8 +19,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 import hal
-from flightos.kernel.core_health import USABLE, CoreHealth, CoreState, Evidence, HealthSettings
-from flightos.kernel.core_health import Severity as Ev
+from flightos.kernel.core_health import USABLE, CoreHealth, CoreState, Evidence, HealthSettings, Weight
 from flightos.kernel.events import EventId
 from flightos.kernel.governor import PowerAccount, ThermalGovernor, board_power_w, junction
 from flightos.kernel.modes import Candidate, Mode, capacity_mode, plan, worse
@@ -174,30 +173,31 @@ class HealthMonitor:
             if effects.is_sim:
                 state = self.k.effects.core_state(c)
                 if state == "hung":
-                    out[c].append(Evidence(Ev.SEVERE, "core hung (functional interrupt)"))
+                    out[c].append(Evidence(Weight.SEVERE, "core hung (functional interrupt)"))
                 elif state in ("failed", "offline"):
-                    out[c].append(Evidence(Ev.FATAL, f"core {state}"))
+                    out[c].append(Evidence(Weight.FATAL, f"core {state}"))
             for cpu in self.k.board.host_cpus(c):
                 verdict = self.selftest.verdict(cpu, self.cfg["selftest_timeout_s"], self.k.supervisor.lag.since)
                 if verdict:
-                    out[c].append(Evidence(Ev.SEVERE, verdict))
+                    out[c].append(Evidence(Weight.SEVERE, verdict))
         for core in getattr(reading, "cores", []):
             if core.id in out and not core.online and not effects.is_sim:
-                out[core.id].append(Evidence(Ev.FATAL, "core offline"))
+                out[core.id].append(Evidence(Weight.FATAL, "core offline"))
         for z in getattr(reading, "zones", []):
             m = _CORE_ZONE.fullmatch(z.name.split("-")[0]) if z.name else None
             if m is None or int(m.group(1)) not in out or z.temp_c is None:
                 continue  # chip-wide zones are the governor's business, not one core's
             trips = [t.temp_c for t in z.trips if t.kind in ("passive", "hot")]
             if trips and z.temp_c >= min(trips) - self.cfg["temp_margin_c"]:
-                out[int(m.group(1))].append(Evidence(Ev.MILD, f"{z.name} at {z.temp_c:.1f} C near {min(trips):g} C"))
+                near = f"{z.name} at {z.temp_c:.1f} C near {min(trips):g} C"
+                out[int(m.group(1))].append(Evidence(Weight.MILD, near))
         late = self.cfg["heartbeat_late_factor"]
         loop_now = asyncio.get_running_loop().time()
         for c in out:
             on_core = [r for r in self.k.records.values() if r.state == State.READY and c in r.cores]
             slow = [r.name for r in on_core if loop_now - r.last_heartbeat > late * r.cfg.heartbeat_period_s]
             if len(on_core) >= 2 and len(slow) * 2 >= len(on_core):
-                out[c].append(Evidence(Ev.MILD, f"heartbeats late from {', '.join(slow)}"))
+                out[c].append(Evidence(Weight.MILD, f"heartbeats late from {', '.join(slow)}"))
         return out
 
     def _core_changed(self, core: int, old: CoreState, new: CoreState, reason: str) -> None:

@@ -22,7 +22,7 @@ from services.ground import contact as contacts
 from services.ground.downlink import Notice, RateLimit, Retention, TokenBucket
 from services.ground.durable import is_corruption, open_store, quarantine
 from services.ground.handlers import Reject, command_failure, replay_lost
-from services.ground.link import Address, Link, TcpLimits, TcpLink, UdpLink
+from services.ground.link import Address, TcpLimits, TcpTransport, Transport, UdpTransport
 from services.ground.options import GroundOptions, endpoint
 from services.ground.protection import REQUEST_SIZE, Bucket, RejectionLog, Summary
 from services.ground.reports import SEVERITY_SUBTYPE, event_data, hk_data, priority
@@ -114,8 +114,8 @@ class Ground(Service):
 
     def __init__(self) -> None:
         super().__init__()
-        self.links: list[Link] = []
-        self.last_peer: tuple[Address, Link] | None = None
+        self.links: list[Transport] = []
+        self.last_peer: tuple[Address, Transport] | None = None
         """Where the last authenticated telecommand came from: replies and telemetry go there."""
         self.ground_addrs: list[Address] = []
         self.counters: Counter[str] = Counter()
@@ -164,10 +164,10 @@ class Ground(Service):
         elif not self.keys.ids():
             await self.event(f"no telecommand keys provisioned in {keys_file}: every TC will be rejected "
                              "(flightos keys add)", Severity.MEDIUM, event_id=2003)
-        self.links.append(await UdpLink.open(endpoint(cfg.udp_bind, "udp_bind"), self._on_packet))
+        self.links.append(await UdpTransport.open(endpoint(cfg.udp_bind, "udp_bind"), self._on_packet))
         if cfg.tcp_bind:
             limits = TcpLimits(cfg.tcp_max_connections, cfg.tcp_idle_s, cfg.tcp_buffer_bytes, cfg.tcp_stall_s)
-            self.links.append(await TcpLink.open(endpoint(cfg.tcp_bind, "tcp_bind"), self._on_packet,
+            self.links.append(await TcpTransport.open(endpoint(cfg.tcp_bind, "tcp_bind"), self._on_packet,
                                                  self._garbage, limits, self._tcp_notice))
         for s in self.tables.hk.values():
             self.subscribe(s.topic, self._on_hk_topic)
@@ -184,13 +184,13 @@ class Ground(Service):
                     closer()
 
     # ---- receiving ---------------------------------------------------------------------------------
-    def _on_packet(self, raw: bytes, addr: Address, link: Link) -> None:
+    def _on_packet(self, raw: bytes, addr: Address, link: Transport) -> None:
         """A packet from a link: nothing about the link changes until it is authenticated (``authenticated``)."""
         task = asyncio.get_running_loop().create_task(handle(self, raw, addr, link))
         self._inflight.add(task)  # keep a reference until it is done
         task.add_done_callback(self._inflight.discard)
 
-    def authenticated(self, addr: Address, link: Link) -> None:
+    def authenticated(self, addr: Address, link: Transport) -> None:
         """A telecommand from ``addr`` passed authentication (or is well formed, with auth off): ground is there."""
         self.last_peer = (addr, link)
         heard = getattr(self.contact, "heard", None)
@@ -311,7 +311,7 @@ class Ground(Service):
         await self._answer(packet, ctx.addr, ctx.link, priority(service, subtype))
 
     async def verify_failure(self, service: int, subtype: int, request_id: Any, code: Failure, message: str,
-                             addr: Address | None, link: Link | None, trusted: bool = False) -> None:
+                             addr: Address | None, link: Transport | None, trusted: bool = False) -> None:
         """A failure report of ST[01], its reason as data.
 
         For an authenticated (``trusted``) or scheduled TC it is always sent, and logged. Otherwise it goes only
@@ -337,14 +337,14 @@ class Ground(Service):
             if link.send(packet, addr):
                 self.counters["replies_untrusted"] += 1
 
-    async def _answer(self, packet: bytes, addr: Address | None, link: Link | None, prio: int) -> None:
+    async def _answer(self, packet: bytes, addr: Address | None, link: Transport | None, prio: int) -> None:
         if addr is not None and link is not None and link.send(packet, addr):
             self.counters["tm_sent"] += 1
         else:
             await self.downlink_tm(packet, prio)
 
     # ---- downlink with store-and-forward -----------------------------------------------------------------
-    def destinations(self) -> list[tuple[Address, Link]]:
+    def destinations(self) -> list[tuple[Address, Transport]]:
         """Where spontaneous telemetry goes: the configured ground addresses and the source of the last
         authenticated telecommand (never an address that only sent unauthenticated input)."""
         out = []

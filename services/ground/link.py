@@ -25,7 +25,7 @@ except ImportError:  # not POSIX: the kernel's queue is not counted
     fcntl = termios = None  # type: ignore[assignment]
 
 Address = tuple[str, int]
-OnPacket = Callable[[bytes, Address, "Link"], None]
+OnPacket = Callable[[bytes, Address, "Transport"], None]
 OnNotice = Callable[[str, Address], None]
 """A link's report of something it did to a peer: (counter name, peer), e.g. ("tcp_refused", addr)."""
 MAX_PACKET = 65542  # CCSDS: 6-byte header + up to 65536 bytes of data
@@ -42,8 +42,8 @@ def parse_endpoint(text: str, what: str) -> Address:
     return host.strip("[]"), int(port)
 
 
-class Link:
-    """A transport that can send a packet to an address."""
+class Transport:
+    """A ground transport that can send a packet to an address (not ``flightos.link``, links between boards)."""
 
     name = "link"
     bound: Address | None = None
@@ -61,7 +61,7 @@ class Link:
         return {"kind": self.name, "host": host, "port": port}
 
 
-class UdpLink(asyncio.DatagramProtocol, Link):
+class UdpTransport(asyncio.DatagramProtocol, Transport):
     """One space packet per datagram; replies go back to the datagram's source."""
 
     name = "udp"
@@ -72,7 +72,7 @@ class UdpLink(asyncio.DatagramProtocol, Link):
         self.bound: Address | None = None
 
     @classmethod
-    async def open(cls, bind: Address, on_packet: OnPacket) -> UdpLink:
+    async def open(cls, bind: Address, on_packet: OnPacket) -> UdpTransport:
         """Bind and start receiving."""
         link = cls(on_packet)
         loop = asyncio.get_running_loop()
@@ -145,7 +145,7 @@ class _Connection:
             self.writer.transport.abort()  # drops what is buffered: it was never counted as sent
 
 
-class TcpLink(Link):
+class TcpTransport(Transport):
     """A TCP server; each connection is a byte stream of space packets, framed by their length field."""
 
     name = "tcp"
@@ -167,7 +167,7 @@ class TcpLink(Link):
 
     @classmethod
     async def open(cls, bind: Address, on_packet: OnPacket, on_garbage: Callable[[str, Address], None],
-                   limits: TcpLimits | None = None, on_notice: OnNotice | None = None) -> TcpLink:
+                   limits: TcpLimits | None = None, on_notice: OnNotice | None = None) -> TcpTransport:
         """Listen and serve connections."""
         link = cls(on_packet, on_garbage, limits, on_notice)
         link.server = await asyncio.start_server(link._serve, bind[0], bind[1])

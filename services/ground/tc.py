@@ -10,7 +10,7 @@ from flightos.ground import pus
 from flightos.ground.codes import Failure
 from flightos.ground.security import COUNTER_FREE, AuthError, open_tc
 from services.ground.handlers import HANDLERS, Reject, command_failure
-from services.ground.link import Address, Link
+from services.ground.link import Address, Transport
 from services.ground.protection import REQUEST_SIZE
 
 if TYPE_CHECKING:
@@ -26,7 +26,7 @@ class Context:
 
     tc: pus.Telecommand
     addr: Address | None
-    link: Link | None
+    link: Transport | None
     scheduled: bool = False
     started: bool = False
     extra: dict[str, object] = field(default_factory=dict)
@@ -37,7 +37,7 @@ class Context:
         return self.tc.label + (" (scheduled)" if self.scheduled else "")
 
 
-async def handle(g: Ground, raw: bytes, addr: Address | None, link: Link | None, scheduled: bool = False) -> None:
+async def handle(g: Ground, raw: bytes, addr: Address | None, link: Transport | None, scheduled: bool = False) -> None:
     """Run one telecommand packet through the whole path; never raises."""
     g.counters["tc_received"] += 1
     REQUEST_SIZE.set(len(raw))  # this task's answers to untrusted input are never larger than this

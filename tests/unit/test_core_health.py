@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from flightos.kernel.core_health import CoreHealth, CoreState, Evidence, HealthSettings, Severity
+from flightos.kernel.core_health import CoreHealth, CoreState, Evidence, HealthSettings, Weight
 
-MILD = [Evidence(Severity.MILD, "hot")]
-SEVERE = [Evidence(Severity.SEVERE, "self-test: no answer")]
-FATAL = [Evidence(Severity.FATAL, "core failed")]
+MILD = [Evidence(Weight.MILD, "hot")]
+SEVERE = [Evidence(Weight.SEVERE, "self-test: no answer")]
+FATAL = [Evidence(Weight.FATAL, "core failed")]
 
 
 def run(h: CoreHealth, periods: list[list[Evidence]], t0: float = 0.0, dt: float = 0.5) -> list[str]:
