@@ -32,6 +32,8 @@ MARKER_STYLES: dict[str, tuple[str, Style, float]] = {
 }
 CHAR_WIDTH = 0.0042  # of the time span, for an 8.5 pt label: a label that would overlap the previous is skipped
 MIN_WIDTH = 0.005  # of the time span: the narrowest interval drawn
+#: Runs longer than this get a last panel with the core states of their last ZOOM_S seconds, enlarged.
+LONG_RUN_S, ZOOM_S = 300.0, 60.0
 
 
 def _figure_class() -> type[Figure]:
@@ -60,20 +62,35 @@ def draw(fig: Figure, run: Run) -> None:
     """Draw every panel of a run onto an empty figure."""
     span = max(run.duration, 1.0)
     has_power = any(s.power_w is not None for s in run.samples)
-    ratios = [max(1.8, 0.6 * len(run.cores)), 3.0, 0.6] + ([2.0] if has_power else [])
-    axes: Sequence[Axes] = fig.subplots(len(ratios), 1, sharex=True, gridspec_kw={"height_ratios": ratios})
-    for ax in axes:
+    zoom = run.duration > LONG_RUN_S
+    core_ratio = max(1.8, 0.6 * len(run.cores))
+    ratios = [core_ratio, 3.0, 0.6] + ([2.0] if has_power else []) + ([core_ratio] if zoom else [])
+    axes: Sequence[Axes] = fig.subplots(len(ratios), 1, gridspec_kw={"height_ratios": ratios})
+    timeline = axes[:len(axes) - 1] if zoom else axes
+    for ax in timeline:
+        if ax is not timeline[0]:
+            ax.sharex(timeline[0])
+        if ax is not timeline[-1]:
+            ax.tick_params(labelbottom=False)
         ax.set_xlim(0, span)
+    for ax in axes:
         ax.grid(axis="x", color="#e0e0e0", linewidth=0.8)
         ax.set_axisbelow(True)
-    _cores(axes[0], run, span)
+    _cores(axes[0], run, (0.0, span))
+    axes[0].set_title("core state (text: services placed on the core where it changes)", fontsize=10, loc="left")
     _temperature(axes[1], run, span)
     _mode(axes[2], run, span)
     if has_power:
         _power(axes[3], run)
+    if zoom:  # a long run's last minute would be a few pixels wide on the shared axis
+        window = (span - ZOOM_S, span)
+        axes[-1].set_xlim(*window)
+        _cores(axes[-1], run, window)
+        axes[-1].set_title(f"core state in the last {ZOOM_S:.0f} s, enlarged", fontsize=10, loc="left")
+        axes[-1].set_xlabel("seconds since start", fontsize=10)
     counts = _markers(axes, run)
     started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(run.start))
-    axes[-1].set_xlabel(f"seconds since start ({started})", fontsize=11)
+    timeline[-1].set_xlabel(f"seconds since start ({started})", fontsize=11)
     _legend(fig, run, counts)
     m = run.meta
     state = "" if run.ended is not None else " · INCOMPLETE: no ended_utc (kernel killed or still running)"
@@ -81,38 +98,43 @@ def draw(fig: Figure, run: Run) -> None:
                  f"run {run.run_id} · {fmt_duration(run.duration)}{state}", fontsize=15)
 
 
-def _bands(ax: Axes, row: float, ivs: list[tl.Interval], colours: dict[str, str], run: Run, span: float,
-           label: Any) -> None:
-    """One horizontal band of coloured intervals; ``label(value)`` gives the text drawn in wide ones."""
+def _bands(ax: Axes, row: float, ivs: list[tl.Interval], colours: dict[str, str], run: Run,
+           window: tuple[float, float], label: Any) -> None:
+    """One horizontal band of coloured intervals in ``window`` (seconds since start); ``label(value)`` gives the
+    text drawn in wide ones."""
+    x0, x1 = window
+    span = x1 - x0
+    shown = [tl.Interval(max(iv.start, run.start + x0), min(iv.end, run.start + x1), iv.value) for iv in ivs]
+    shown = [iv for iv in shown if iv.end > iv.start]
     # Short intervals (a core SUSPECT for 0.7 s) are widened to MIN_WIDTH and drawn on top, so they show.
-    drawn = sorted(ivs, key=lambda iv: -iv.length)
+    drawn = sorted(shown, key=lambda iv: -iv.length)
     ax.broken_barh([(run.rel(iv.start), max(iv.length, MIN_WIDTH * span)) for iv in drawn], (row - 0.4, 0.8),
                    facecolors=[colours.get(iv.value, UNKNOWN_COLOUR) for iv in drawn], linewidth=0)
-    for iv in ivs:
+    for iv in shown:
         text = label(iv.value)
         if text and iv.length > 0.05 * span:
             ax.text(run.rel(iv.start) + iv.length / 2, row + 0.18, text, ha="center", va="center",
                     fontsize=9, fontweight="bold", color="#212121", clip_on=True)
 
 
-def _cores(ax: Axes, run: Run, span: float) -> None:
+def _cores(ax: Axes, run: Run, window: tuple[float, float]) -> None:
+    """One band per core over ``window`` (seconds since start), with ticks and labels where placement changes."""
+    x0, x1 = window
+    span = x1 - x0
     cores = run.cores
     for row, core in enumerate(cores):
-        _bands(ax, row, tl.core_intervals(run, core), CORE_COLOURS, run, span,
+        _bands(ax, row, tl.core_intervals(run, core), CORE_COLOURS, run, window,
                lambda v: "" if v == tl.HEALTHY else v)
-        free_from = -span  # where the previous label on this band ends (estimated)
         changes = tl.core_services(run, core)
-        ax.vlines([run.rel(t) for t, _ in changes], row - 0.4, row + 0.4, colors="#212121", linewidth=0.9)
-        for t, names in changes:
-            x = run.rel(t)
-            text = ", ".join(names) or "(no services)"
-            if x >= free_from:
-                ax.text(x + 0.003 * span, row - 0.34, text, ha="left", va="top", fontsize=8.5, color="#102027",
-                        clip_on=True)
-                free_from = x + (0.006 + CHAR_WIDTH * len(text)) * span
+        ax.vlines([x for x in (run.rel(t) for t, _ in changes) if x0 <= x <= x1], row - 0.4, row + 0.4,
+                  colors="#212121", linewidth=0.9)
+        labels = tl.placement_labels(changes, run.start + x0, lambda text: (0.006 + CHAR_WIDTH * len(text)) * span)
+        for t, text in labels:
+            if run.rel(t) <= x1:
+                ax.text(run.rel(t) + 0.003 * span, row - 0.34, text, ha="left", va="top", fontsize=8.5,
+                        color="#102027", clip_on=True)
     ax.set_yticks(range(len(cores)), [f"core {c}" for c in cores], fontsize=10)
     ax.set_ylim(len(cores) - 0.5, -0.5)
-    ax.set_title("core state (text: services placed on the core where it changes)", fontsize=10, loc="left")
     if not cores:
         _no_data(ax, "no cores recorded")
 
@@ -145,7 +167,7 @@ def _temperature(ax: Axes, run: Run, span: float) -> None:
 
 def _mode(ax: Axes, run: Run, span: float) -> None:
     ivs = tl.mode_intervals(run)
-    _bands(ax, 0, ivs, MODE_COLOURS, run, span, lambda v: v)
+    _bands(ax, 0, ivs, MODE_COLOURS, run, (0.0, span), lambda v: v)
     ax.set_yticks([0], ["mode"], fontsize=10)
     ax.set_ylim(0.5, -0.5)
     if not ivs:

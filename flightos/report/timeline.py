@@ -7,6 +7,7 @@ first change is the ``old`` of that change, else the first sample's.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from flightos.report.model import Event, Run
@@ -131,9 +132,14 @@ def unhealthy_episodes(run: Run, core: int) -> list[Episode]:
 
 
 def core_services(run: Run, core: int) -> list[tuple[float, tuple[str, ...]]]:
-    """When the services on a core change: from telemetry, else from SERVICE_PLACED/SERVICE_MIGRATED."""
+    """When the services on a core change: from telemetry, else from SERVICE_PLACED/SERVICE_MIGRATED.
+
+    Samples taken before the kernel placed any service (the first one precedes the spawns) say nothing
+    about placement and are skipped, unless no sample ever shows a placement.
+    """
     out: list[tuple[float, tuple[str, ...]]] = []
-    for s in run.samples:
+    first = next((i for i, s in enumerate(run.samples) if any(c.services for c in s.cores)), 0)
+    for s in run.samples[first:]:
         for c in s.cores:
             if c.id == core and (not out or out[-1][1] != c.services):
                 out.append((s.t, c.services))
@@ -150,6 +156,25 @@ def core_services(run: Run, core: int) -> list[tuple[float, tuple[str, ...]]]:
         if not out or out[-1][1] != here:
             out.append((e.t, here))
     return out
+
+
+def placement_labels(changes: list[tuple[float, tuple[str, ...]]], start: float,
+                     width: Callable[[str], float]) -> list[tuple[float, str]]:
+    """The labels drawn for a core's placement changes, as (time, text); ``width(text)`` is its extent in seconds.
+
+    A change before ``start`` is drawn at ``start``. A change that would overlap the previous label replaces
+    that label's text, so a burst of changes (services spawning one by one) shows where it settled instead
+    of hiding every later placement behind the first label.
+    """
+    labels: list[tuple[float, str]] = []
+    for t, names in changes:
+        text = ", ".join(names) or "(no services)"
+        t = max(t, start)
+        if labels and t < labels[-1][0] + width(labels[-1][1]):
+            labels[-1] = (labels[-1][0], text)
+        else:
+            labels.append((t, text))
+    return labels
 
 
 def markers(run: Run) -> dict[str, list[Event]]:

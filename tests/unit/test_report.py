@@ -40,7 +40,7 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, ReportResult
     if not HAS_MATPLOTLIB:
         pytest.skip("matplotlib is not importable: pip install 'flightos[report]' to draw the PNG")
     tmp = tmp_path_factory.mktemp("reports")
-    return {name: render(copy_run(name, tmp)) for name in ("core-failure", "crash-loop", "killed")}
+    return {name: render(copy_run(name, tmp)) for name in ("core-failure", "crash-loop", "killed", "long-run")}
 
 
 def png_size(data: bytes) -> tuple[int, int]:
@@ -68,6 +68,79 @@ def test_png_is_a_1600_by_1000_png(rendered: dict[str, ReportResult]) -> None:
     """Every timeline is a real PNG of 1600 x 1000 pixels, with or without a power panel."""
     for result in rendered.values():
         assert png_size(result.png.read_bytes()) == (1600, 1000)
+
+
+def test_placement_skips_the_sample_taken_before_the_services_started() -> None:
+    """The first sample precedes the spawns: it is no placement, so no core reads "(no services)" from t=0."""
+    from flightos.report import timeline as tl
+
+    run = load_run(RUNS / "long-run")
+    assert all(not c.services for c in run.samples[0].cores)
+    assert tl.core_services(run, 0)[0] == (START + 1.0, ("test",))
+    assert tl.core_services(run, 3)[:2] == [(START + 1.0, ()), (START + 5.0, ("sar",))]  # sar is up at 2.4 s
+    assert tl.core_services(run, 2)[0] == (START + 1.0, ())  # a core that really is empty still says so
+
+
+def test_a_burst_of_placement_changes_is_labelled_where_it_settled() -> None:
+    """A change that would overlap the previous label replaces its text instead of being hidden behind it."""
+    from flightos.report import timeline as tl
+
+    def width(text: str) -> float:
+        return float(len(text))  # one second per character
+
+    changes = [(0.0, ()), (1.0, ("a", "b")), (2.0, ("a", "b", "c")), (100.0, ("b",)), (103.0, ("c",))]
+    settled = [(0.0, "a, b, c"), (100.0, "b"), (103.0, "c")]
+    assert tl.placement_labels(changes, 0.0, width) == settled
+    assert tl.placement_labels(changes, 50.0, width) == [(50.0, "a, b, c"), *settled[1:]]  # earlier: at the start
+    assert tl.placement_labels([(0.0, ("a",)), (0.5, ("b",))], 0.0, width) == [(0.0, "b")]
+
+
+def _texts(ax: object) -> dict[str, float]:
+    """Each text drawn on the axes, with the x of its first occurrence."""
+    out: dict[str, float] = {}
+    for t in ax.texts:  # type: ignore[attr-defined]
+        out.setdefault(t.get_text(), t.get_position()[0])
+    return out
+
+
+@needs_matplotlib
+def test_the_timeline_names_the_real_placement_from_the_start() -> None:
+    """On a 12-minute run, core 0's label at the start names its services (it once read "(no services)" until 380 s)."""
+    from matplotlib.figure import Figure
+
+    from flightos.report.plot import draw
+
+    fig = Figure()
+    draw(fig, load_run(RUNS / "long-run"))
+    texts = _texts(fig.axes[0])
+    assert texts["test, ground"] < 5 and texts["ground"] > 379 and texts["sar"] < 10
+    assert "housekeeping, sar" in texts  # core 1 after core 3 failed
+    assert texts["(no services)"] < 5  # core 2, empty until the move at 380 s
+
+
+@needs_matplotlib
+def test_a_long_run_gets_its_last_minute_enlarged() -> None:
+    """Past LONG_RUN_S the figure ends with the core states of the last minute on an axis of their own."""
+    from matplotlib.figure import Figure
+
+    from flightos.report import timeline as tl
+    from flightos.report.plot import LONG_RUN_S, ZOOM_S, draw
+
+    fig = Figure()
+    run = load_run(RUNS / "long-run")
+    draw(fig, run)
+    zoom = fig.axes[-1]
+    assert run.duration > LONG_RUN_S and zoom.get_xlim() == (run.duration - ZOOM_S, run.duration)
+    assert fig.axes[0].get_xlim() == (0.0, run.duration)
+    assert [t.get_text() for t in zoom.get_yticklabels()] == ["core 0", "core 1", "core 2", "core 3"]
+    texts = _texts(zoom)
+    assert texts["OFFLINE"] > 681 and texts["housekeeping, sar"] > 681 and texts["sar"] == pytest.approx(660.18)
+    # the 0.7 s SUSPECT spell is 1 % of the enlarged axis, against 0.1 % of the whole run
+    suspect = [iv for iv in tl.core_intervals(run, 3) if iv.value == "SUSPECT"]
+    assert len(suspect) == 1 and suspect[0].length / ZOOM_S > 0.01
+    short = Figure()
+    draw(short, load_run(RUNS / "core-failure"))  # 300 s: no extra panel (cores, temperature, mode, power)
+    assert len(short.axes) == 4
 
 
 @needs_matplotlib
