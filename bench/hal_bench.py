@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import hal
-
-_TREES = Path(__file__).resolve().parent.parent / "tests" / "hal"
 
 
 def _per_call_us(fn: Callable[[], object], min_time_s: float = 0.3) -> float:
@@ -28,8 +25,7 @@ def _per_call_us(fn: Callable[[], object], min_time_s: float = 0.3) -> float:
 
 def run() -> list[tuple[str, float, str]]:
     """Measure and return (name, value, unit) rows."""
-    sys.path.insert(0, str(_TREES))
-    import hal_trees as t  # the recorded trees live with the tests
+    from hal.testing import trees as t
 
     rows: list[tuple[str, float, str]] = []
     with tempfile.TemporaryDirectory() as tmp:

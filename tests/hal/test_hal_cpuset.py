@@ -7,10 +7,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from hal_trees import write
 
 import hal
 from hal import cpuset
+from hal.testing.trees import write
 
 REAL = cpuset.probe("/")
 

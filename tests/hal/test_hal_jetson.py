@@ -5,7 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from hal_trees import (
+from hypothesis import given
+from hypothesis import strategies as st
+
+import hal
+from hal.backends.jetson.nvpmodel import parse_nvpmodel
+from hal.backends.jetson.tegrastats import parse_line
+from hal.testing.trees import (
     FIXTURES,
     NANO_OUTPUTS,
     ORIN_OUTPUTS,
@@ -13,12 +19,6 @@ from hal_trees import (
     build_nano,
     build_orin_nano,
 )
-from hypothesis import given
-from hypothesis import strategies as st
-
-import hal
-from hal.backends.jetson.nvpmodel import parse_nvpmodel
-from hal.backends.jetson.tegrastats import parse_line
 
 SAMPLES = sorted(p.name for p in FIXTURES.glob("tegrastats_*.txt"))
 

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import msgpack
 import pytest
-from hal_trees import build_generic, proc_stat, write
 
 import hal
 from hal.backends.linux.procstat import LoadTracker, parse_proc_stat
 from hal.backends.linux.topology import format_cpu_list, parse_cpu_list
+from hal.testing.trees import build_generic, proc_stat, write
 
 
 def test_cpu_list_syntax_round_trips() -> None:

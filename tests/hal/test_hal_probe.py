@@ -8,7 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hal_trees import (
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import hal
+import hal.backends.sim
+from hal.probe import jetson_family, parse_tegra_release, pi_generation
+from hal.testing.trees import (
     NANO_OUTPUTS,
     ORIN_OUTPUTS,
     PI_OUTPUTS_PI4,
@@ -22,12 +28,6 @@ from hal_trees import (
     proc_stat,
     write,
 )
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
-import hal
-import hal.backends.sim
-from hal.probe import jetson_family, parse_tegra_release, pi_generation
 
 TREES: dict[str, tuple[Callable[[Path], Path], Mapping[tuple[str, ...], str], str, str, int | None]] = {
     "pi4": (build_pi4, PI_OUTPUTS_PI4, "rpi", "pi4", None),

@@ -6,14 +6,6 @@ import re
 from pathlib import Path
 
 import pytest
-from hal_trees import (
-    PI_OUTPUTS_PI4,
-    PI_OUTPUTS_PI5,
-    RecordedRunner,
-    build_pi4,
-    build_pi5,
-    fixture,
-)
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -23,6 +15,14 @@ from hal.backends.rpi.vcgencmd import (
     parse_measure_volts,
     parse_pmic_read_adc,
     parse_throttled,
+)
+from hal.testing.trees import (
+    PI_OUTPUTS_PI4,
+    PI_OUTPUTS_PI5,
+    RecordedRunner,
+    build_pi4,
+    build_pi5,
+    fixture,
 )
 
 

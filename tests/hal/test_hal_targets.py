@@ -8,7 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hal_trees import (
+
+import hal
+from hal.testing.trees import (
     NANO_OUTPUTS,
     ORIN_OUTPUTS,
     PI_OUTPUTS_PI4,
@@ -20,8 +22,6 @@ from hal_trees import (
     build_pi4,
     build_pi5,
 )
-
-import hal
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -1,4 +1,4 @@
-"""Builders of recorded sysfs/procfs trees (generic Linux, Pi 4, Pi 5, Orin Nano, Nano) for tests."""
+"""Builders of recorded sysfs/procfs trees (generic Linux, Pi 4, Pi 5, Orin Nano, Nano) for tests and benchmarks."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ FIXTURES = Path(__file__).parent / "fixtures"
 
 
 def fixture(name: str) -> str:
-    """Text of a verbatim sample from tests/hal/fixtures."""
+    """Text of a verbatim sample from hal/testing/fixtures."""
     return (FIXTURES / name).read_text()
 
 

@@ -1,0 +1,1 @@
+"""HAL tests over recorded board trees (``hal.testing``)."""
