@@ -1,1 +1,4 @@
-"""flightos benchmarks: `python -m bench` prints every figure of DESIGN.md §10 against a same-run baseline."""
+"""flightos benchmarks: `python -m bench` prints every figure of the README's benchmark table with its budget.
+
+Each figure is measured against a baseline taken in the same run.
+"""

@@ -1,4 +1,4 @@
-"""Restart backoff and intensity, as DESIGN §6 sets them."""
+"""Restart backoff and intensity, with the defaults docs/targets.md lists for `[restart]`."""
 
 from __future__ import annotations
 

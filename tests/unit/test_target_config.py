@@ -28,7 +28,7 @@ def test_shipped_targets_all_load() -> None:
 
 
 def test_defaults_follow_the_design(tmp_path: Path) -> None:
-    """Unset keys take DESIGN §6 defaults; critical services get faster heartbeats."""
+    """Unset keys take the defaults docs/targets.md lists; critical services get faster heartbeats."""
     t = tgt.load(write(tmp_path, BASE + '[services.hk]\ncriticality = "critical"\n'))
     assert t.health["heartbeat_period_s"] == 1.0 and t.restart["max_restarts"] == 5
     assert (t.services["test"].heartbeat_period_s, t.services["test"].heartbeat_misses) == (1.0, 3)
