@@ -61,7 +61,10 @@ def run(args: argparse.Namespace) -> int:
     try:
         return asyncio.run(kernel.run())
     except RuntimeBusy as exc:
-        error(str(exc))
+        hint = "" if "state directory" in str(exc) else (
+            ": stop it first (Ctrl-C where it runs, or `flightos cmd kernel shutdown`), or give this one a "
+            "--runtime-dir and a state directory ($FLIGHTOS_STATE_DIR) of its own")
+        error(f"{exc}{hint}")
         return ec.RUNTIME_BUSY
     except RuntimeDirError as exc:
         raise ConfigError(str(exc)) from None

@@ -70,6 +70,7 @@ async def test_second_kernel_in_same_runtime_dir_is_refused(runtime: RuntimeProc
     """Starting a kernel where one already runs fails with exit code 6 and names the running pid."""
     res = await asyncio.to_thread(cli, "run", runtime_dir=runtime.runtime_dir)
     one_line_error(res, 6, "a runtime is already running")
+    assert "stop it first" in res.stderr and "--runtime-dir" in res.stderr  # what to do about it (the tour)
 
 
 async def test_run_exits_zero_on_sigint_after_a_clean_stop() -> None:
