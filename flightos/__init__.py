@@ -28,6 +28,7 @@ from flightos.sdk.severity import Severity
 from flightos.sdk.store import Store, StoreError
 
 __version__ = "0.1.0"
+"""The one place the version is written: pyproject.toml reads it from here (setuptools dynamic version)."""
 
 __all__ = [
     "AccessDenied",

@@ -151,8 +151,12 @@ class Service:
     async def event(
         self, message: str, severity: Severity = Severity.INFO, *, event_id: int = 0, **data: Any
     ) -> None:
-        """Raise an event on ``ev.<service>`` and in the log (PUS ST[05] severities)."""
-        self._host.raise_event(message, severity, event_id, data)
+        """Raise an event on ``ev.<service>`` and in the log (PUS ST[05] severities).
+
+        ``event_id`` is a stable number, best a member of the service's own ``IntEnum`` (docs/events.md);
+        it travels as a plain int.
+        """
+        self._host.raise_event(message, severity, int(event_id), data)
 
     async def call(
         self,

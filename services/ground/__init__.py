@@ -21,6 +21,7 @@ from flightos.ground.security import KeyStore, ReplayGuard
 from services.ground import contact as contacts
 from services.ground.downlink import Notice, RateLimit, Retention, TokenBucket
 from services.ground.durable import is_corruption, open_store, quarantine
+from services.ground.events import GroundEvent
 from services.ground.handlers import Reject, command_failure, replay_lost
 from services.ground.link import Address, TcpLimits, TcpTransport, Transport, UdpTransport
 from services.ground.options import GroundOptions, endpoint
@@ -29,15 +30,19 @@ from services.ground.reports import SEVERITY_SUBTYPE, event_data, hk_data, prior
 from services.ground.schedule import Schedule
 from services.ground.tc import Context, handle
 
-REJECTIONS: dict[str, tuple[int, Severity, str, str]] = {
-    "auth": (2001, Severity.HIGH, "telecommand rejected", "telecommands rejected"),
-    "malformed": (2010, Severity.LOW, "malformed packet rejected", "malformed packets rejected"),
-    "tcp": (2011, Severity.LOW, "TCP connection limited", "TCP connections limited"),
+REJECTIONS: dict[str, tuple[GroundEvent, Severity, str, str]] = {
+    "auth": (GroundEvent.TC_REJECTED, Severity.HIGH, "telecommand rejected", "telecommands rejected"),
+    "malformed": (GroundEvent.PACKETS_MALFORMED, Severity.LOW, "malformed packet rejected",
+                  "malformed packets rejected"),
+    "tcp": (GroundEvent.TCP_LIMITED, Severity.LOW, "TCP connection limited", "TCP connections limited"),
 }
 """Event id, severity and wording of each kind of rejection report (docs/events.md)."""
-STORE_EVENTS: dict[str, tuple[int, Severity]] = {
-    "unusable": (2020, Severity.MEDIUM), "recovered": (2021, Severity.INFO), "dropped": (2022, Severity.MEDIUM),
-    "quarantined": (2023, Severity.HIGH), "schedule_unusable": (2024, Severity.MEDIUM),
+STORE_EVENTS: dict[str, tuple[GroundEvent, Severity]] = {
+    "unusable": (GroundEvent.DOWNLINK_STORE_UNUSABLE, Severity.MEDIUM),
+    "recovered": (GroundEvent.DOWNLINK_STORE_RECOVERED, Severity.INFO),
+    "dropped": (GroundEvent.TELEMETRY_DROPPED, Severity.MEDIUM),
+    "quarantined": (GroundEvent.GROUND_STORE_QUARANTINED, Severity.HIGH),
+    "schedule_unusable": (GroundEvent.SCHEDULE_UNUSABLE, Severity.MEDIUM),
 }
 """Event id and severity of what the ground's stores report (docs/events.md)."""
 STORE_EVENT_INTERVAL_S = 60.0
@@ -142,8 +147,8 @@ class Ground(Service):
                                   nonce_s=cfg.resync_nonce_s)
         if self.replay.loss is not None:  # lost, empty or corrupt: say so; keys that had started stay locked
             await replay_lost(self)
-        self.downlink = Retention(self.data_dir / "downlink.sqlite", cfg.store_max_mb << 20,
-                                  memory_bytes=cfg.store_memory_kb << 10)
+        self.store_forward = Retention(self.data_dir / "downlink.sqlite", cfg.store_max_mb << 20,
+                                       memory_bytes=cfg.store_memory_kb << 10)
         self.ack_timeout = cfg.ack_timeout_s
         self.store_events = RateLimit(STORE_EVENT_INTERVAL_S)
         self._store_notices: list[Notice] = []
@@ -160,10 +165,10 @@ class Ground(Service):
         self.ground_addrs = cfg.ground_addrs()
         if not self.auth:
             await self.event("telecommand authentication is DISABLED by the target (lab bench only)",
-                             Severity.MEDIUM, event_id=2002)
+                             Severity.MEDIUM, event_id=GroundEvent.AUTH_DISABLED)
         elif not self.keys.ids():
             await self.event(f"no telecommand keys provisioned in {keys_file}: every TC will be rejected "
-                             "(flightos keys add)", Severity.MEDIUM, event_id=2003)
+                             "(flightos keys add)", Severity.MEDIUM, event_id=GroundEvent.NO_KEYS)
         self.links.append(await UdpTransport.open(endpoint(cfg.udp_bind, "udp_bind"), self._on_packet))
         if cfg.tcp_bind:
             limits = TcpLimits(cfg.tcp_max_connections, cfg.tcp_idle_s, cfg.tcp_buffer_bytes, cfg.tcp_stall_s)
@@ -178,7 +183,7 @@ class Ground(Service):
     async def on_stop(self) -> None:
         for lk in self.links:
             lk.close()
-        for closer in (self.downlink.close, self.schedule.close if self.schedule else None, self.replay.close):
+        for closer in (self.store_forward.close, self.schedule.close if self.schedule else None, self.replay.close):
             with contextlib.suppress(Exception):
                 if closer is not None:
                     closer()
@@ -237,9 +242,10 @@ class Ground(Service):
         self._seq = (self._seq + 1) & 0x3FFF
         return self._seq
 
-    async def call(self, service: str, command_name: str, args: dict[str, Any], timeout: float = 5.0) -> Any:
+    async def call(self, service: str, command: str, args: dict[str, Any] | None = None, *,
+                   timeout: float = 5.0) -> Any:
         """A bus command (typed errors propagate)."""
-        return await super().call(service, command_name, args, timeout=timeout)
+        return await super().call(service, command, args, timeout=timeout)
 
     async def run_command(self, service: str, command_name: str, args: dict[str, Any]) -> Any:
         """A bus command whose typed error becomes an ST[01] failure."""
@@ -361,9 +367,9 @@ class Ground(Service):
 
     async def downlink_tm(self, packet: bytes, prio: int) -> None:
         """Keep a packet until ground acknowledges it; send it at once if in contact, nothing waits, budget allows."""
-        send_now = self.in_contact() and self.downlink.pending() == 0 and self._spend(len(packet))
+        send_now = self.in_contact() and self.store_forward.pending() == 0 and self._spend(len(packet))
         sent = send_now and self._send(packet) > 0
-        if not self.downlink.put(packet, prio, sent_at=time.monotonic() if sent else None):
+        if not self.store_forward.put(packet, prio, sent_at=time.monotonic() if sent else None):
             self.counters["tm_evicted"] += 1
         elif not sent:
             self.counters["tm_stored"] += 1
@@ -388,25 +394,25 @@ class Ground(Service):
         contact = self.in_contact()
         heard = {addr for addr, _ in self.destinations()}
         if contact and (not self._contact_before or not heard <= self._heard_before):
-            self.downlink.requeue()
+            self.store_forward.requeue()
         self._contact_before, self._heard_before = contact, heard
         if not contact:
             return
         allowance = int(self.budget.available()) if self.budget is not None else 1 << 20
         now = time.monotonic()
-        batch = self.downlink.peek(max(allowance, 0), resend_before=now - self.ack_timeout)
+        batch = self.store_forward.peek(max(allowance, 0), resend_before=now - self.ack_timeout)
         sent = []
         for row_id, packet in batch:
             if not self._spend(len(packet)) or self._send(packet) == 0:
                 break  # out of budget, or no destination took it: the rest waits
             sent.append(row_id)
         if sent:
-            self.downlink.mark_sent(sent, now)
+            self.store_forward.mark_sent(sent, now)
             self.counters["tm_forwarded"] += len(sent)
 
     def acknowledge(self, identities: list[bytes]) -> int:
         """Ground has these TM packets (TC[15,130]): they leave the store; how many were found."""
-        found = self.downlink.acknowledge(identities)
+        found = self.store_forward.acknowledge(identities)
         self.counters["tm_acknowledged"] += found
         return found
 
@@ -439,7 +445,7 @@ class Ground(Service):
 
     async def store_notices(self) -> None:
         """Events for what the stores reported: a quarantine at once, the rest at most once per kind a minute."""
-        notices, self._store_notices = self.downlink.take_notices() + self._store_notices, []
+        notices, self._store_notices = self.store_forward.take_notices() + self._store_notices, []
         for n in notices:
             out = n if n.kind == "quarantined" else self.store_events.offer(n)
             if out is not None:
@@ -494,7 +500,7 @@ class Ground(Service):
         for sid in self.housekeeping.due(now):
             await self.downlink_tm(pus.tm(3, 25, self.housekeeping.report(sid), self.apid, self.next_seq()),
                                    priority(3, 25))
-        self.downlink.retry()
+        self.store_forward.retry()
         if self.schedule is None:
             self._open_schedule()
         due = []
@@ -512,7 +518,7 @@ class Ground(Service):
             await handle(self, act.tc, None, None, scheduled=True)
         await self.store_notices()
         await self.publish("link", {**self.counters, "in_contact": self.in_contact(),
-                                    "stored": self.downlink.stats()["stored"]})
+                                    "stored": self.store_forward.stats()["stored"]})
 
     # ---- commands on the bus ------------------------------------------------------------------------------
     @command()
@@ -522,7 +528,7 @@ class Ground(Service):
                 "links": [lk.status() for lk in self.links if lk.bound is not None],
                 "peer": f"{self.last_peer[1].name}:{self.last_peer[0][0]}:{self.last_peer[0][1]}"
                 if self.last_peer else None,
-                "downlink": self.downlink.stats(), **self._schedule_status(), "auth": self.auth,
+                "downlink": self.store_forward.stats(), **self._schedule_status(), "auth": self.auth,
                 "keys": self.keys.ids()}
 
     def _schedule_status(self) -> dict[str, Any]:

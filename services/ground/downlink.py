@@ -537,12 +537,12 @@ class Retention:
         if self.store is not None:
             try:
                 corrupt = self.store.stats()["corrupt"]
-                out = self.store.peek(budget_bytes, limit, resend_before)
+                stored = self.store.peek(budget_bytes, limit, resend_before)
                 lost = self.store.stats()["corrupt"] - corrupt
                 if lost:
                     self.notices.append(Notice("dropped", f"telemetry dropped, {lost} packet(s) in the downlink "
                                                "store failed their checksum", lost, {"where": "checksum"}))
-                return out
+                return stored
             except (sqlite3.Error, DownlinkStoreError) as exc:
                 self._failed(exc)
         floor = -math.inf if resend_before is None else resend_before

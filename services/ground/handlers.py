@@ -16,6 +16,7 @@ from flightos import CommandError, Severity
 from flightos.ground import pus
 from flightos.ground.codes import COMMAND_ERRORS, Failure
 from flightos.ground.security import NONCE_LEN, RESYNC_PADDING, RESYNC_SERVICE, AuthError
+from services.ground.events import GroundEvent
 from services.ground.reports import value_report
 
 if TYPE_CHECKING:
@@ -305,10 +306,6 @@ async def summary(g: Ground, ctx: Context, data: bytes) -> None:
 
 
 # ---- ST[129] (flightos) replay-protection resync --------------------------------------------------------
-REPLAY_LOST_EVENT = 2030
-"""HIGH: anti-replay state missing, empty or corrupt while keys had started; those keys are locked (stable id)."""
-RESYNC_EVENT = 2031
-"""MEDIUM: ground resynchronised the anti-replay counters over a fresh nonce; every key unlocked (stable id)."""
 
 
 async def replay_lost(g: Ground) -> None:
@@ -319,7 +316,7 @@ async def replay_lost(g: Ground) -> None:
     if g.replay.unavailable:
         what = "every counter TC is refused until it opens (retried each second)"
     await g.event(f"anti-replay state {g.replay.path} {g.replay.loss}: {what}", Severity.HIGH,
-                  event_id=REPLAY_LOST_EVENT, file=str(g.replay.path), cause=g.replay.loss, locked=locked,
+                  event_id=GroundEvent.REPLAY_STATE_LOST, file=str(g.replay.path), cause=g.replay.loss, locked=locked,
                   kept=str(g.replay.quarantined) if g.replay.quarantined else None)
 
 
@@ -349,7 +346,8 @@ async def resync_counters(g: Ground, ctx: Context, data: bytes) -> None:
     g.counters["resyncs"] += 1
     await g.event(f"anti-replay counters resynchronised by ground (key {ctx.extra.get('key_id')}): floor {floor} "
                   f"for keys {', '.join(map(str, floors)) or 'none'}; link unlocked", Severity.MEDIUM,
-                  event_id=RESYNC_EVENT, key_id=ctx.extra.get("key_id"), floor=floor, keys=sorted(floors))
+                  event_id=GroundEvent.REPLAY_RESYNCED, key_id=ctx.extra.get("key_id"), floor=floor,
+                  keys=sorted(floors))
     body = b"".join(pus.pack_u16(kid) + value.to_bytes(8, "big") for kid, value in sorted(floors.items()))
     await g.reply(ctx, 129, 4, pus.pack_u16(len(floors)) + body)
 

@@ -16,9 +16,6 @@ from services.ground.protection import REQUEST_SIZE
 if TYPE_CHECKING:
     from services.ground import Ground
 
-SECURITY_EVENT = 2001
-"""Event id of rejected authentication (stable): aggregated, one per reason per ``reject_report_s``."""
-
 
 @dataclass
 class Context:
@@ -86,8 +83,8 @@ async def handle(g: Ground, raw: bytes, addr: Address | None, link: Transport | 
         await _fail(g, ctx, rej.code, rej.message)
         return
     except CommandError as err:
-        rej = command_failure(err)
-        await _fail(g, ctx, rej.code, rej.message)
+        failure = command_failure(err)
+        await _fail(g, ctx, failure.code, failure.message)
         return
     except Exception as exc:  # a bug here must not take the link down
         g.log.exception("ground.handler_failed", tc=tc.label)

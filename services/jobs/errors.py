@@ -17,10 +17,13 @@ class UnknownJob(CommandError):
     code = "unknown_job"
 
 
-class AccessDenied(CommandError):
-    """A store path that escapes the tenant's own store (``..``, an absolute path, a symlink out)."""
+class OutsideStore(CommandError):
+    """A store path that escapes the tenant's own store (``..``, an absolute path, a symlink out).
 
-    code = "access_denied"
+    Its own code, not the kernel's ``access_denied`` (which means the target's ACL refused a command).
+    """
+
+    code = "outside_store"
 
 
 class UnknownProcessor(CommandError):

@@ -24,6 +24,7 @@ from flightos.sdk.jobs import PROCESSOR_GROUP
 from services.jobs import policy
 from services.jobs.budget import Budget, energy_increment_mj, over_budget
 from services.jobs.errors import JobRefused, UnknownJob, UnknownProcessor
+from services.jobs.events import JobsEvent
 from services.jobs.ledger import Job, Ledger
 from services.jobs.process import JobProcess
 from services.jobs.store import TenantStore, check_tenant
@@ -82,12 +83,14 @@ class Notice:
 
     message: str
     severity: Severity
-    event_id: int
+    event_id: JobsEvent
     job: Job
 
 
-EVENT_IDS = {"started": 3001, "done": 3002, "failed": 3003, "over_budget": 3004, "cancelled": 3005,
-             "stopped": 3006, "refused": 3007}
+EVENT_IDS = {"started": JobsEvent.JOB_STARTED, "done": JobsEvent.JOB_DONE, "failed": JobsEvent.JOB_FAILED,
+             "over_budget": JobsEvent.JOB_OVER_BUDGET, "cancelled": JobsEvent.JOB_CANCELLED,
+             "stopped": JobsEvent.JOB_STOPPED, "refused": JobsEvent.JOB_REFUSED}
+"""The event each job state announces (docs/events.md)."""
 
 
 class JobManager:
@@ -352,7 +355,7 @@ class JobManager:
         sev = {"done": Severity.INFO, "cancelled": Severity.INFO, "stopped": Severity.MEDIUM}.get(job.state,
                                                                                                    Severity.LOW)
         what = f"job {job.id} {job.state}" + (f": {job.reason}" if job.reason else "")
-        self.notices.append(Notice(what, sev, EVENT_IDS.get(job.state, 3000), job))
+        self.notices.append(Notice(what, sev, EVENT_IDS.get(job.state, JobsEvent.JOB_OTHER), job))
 
     async def shutdown(self, reason: str, grace_s: float = KILL_GRACE_S) -> None:
         """Stop every running job (marked ``stopped`` with ``reason``); queued jobs stay queued for next time."""

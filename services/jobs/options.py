@@ -19,7 +19,7 @@ MaxDownlink = Annotated[float | None, Meta(description="the most downlink bytes 
 MaxDeadline = Annotated[float | None, Meta(description="the longest deadline (s) a submission may ask for" + _UNSET)]
 
 
-class JobsOptions(Options):
+class JobsOptions(Options, frozen=True):
     """What ``[services.jobs.options]`` may hold."""
 
     power_w: Annotated[float, Meta(description="board power used for energy where the board reports none")] = 5.0

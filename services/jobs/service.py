@@ -19,6 +19,7 @@ from typing import Any
 from flightos import Message, Parameter, Service, Severity, command, periodic, subscribe
 from services.jobs import policy
 from services.jobs.downlink import Outbox
+from services.jobs.events import JobsEvent
 from services.jobs.manager import Config, JobManager
 from services.jobs.options import JobsOptions
 from services.jobs.store import check_tenant
@@ -98,7 +99,7 @@ class Jobs(Service):
         if me is not None and me.get("criticality") != "elastic":
             await self.event(f"the jobs service runs as {me.get('criticality')}; it should be elastic "
                              "([services.jobs] criticality = \"elastic\") so jobs never displace other services",
-                             Severity.LOW, event_id=3008)
+                             Severity.LOW, event_id=JobsEvent.NOT_ELASTIC)
 
     def _apply_health(self, health: dict[str, Any]) -> None:
         if isinstance(health.get("mode"), str):
@@ -190,7 +191,8 @@ class Jobs(Service):
             out = self._m().submit(processor, params, inputs, budget, tenant)
         except Exception as exc:
             if getattr(exc, "code", "") == "job_refused":
-                await self.event(f"job refused for {tenant}: {exc}", Severity.LOW, event_id=3007, tenant=tenant,
+                await self.event(f"job refused for {tenant}: {exc}", Severity.LOW, event_id=JobsEvent.JOB_REFUSED,
+                                 tenant=tenant,
                                  processor=processor)
             raise
         await self._drain()

@@ -1,7 +1,7 @@
 """The on-board store: one directory per tenant, ``<data_dir>/store/<tenant>/``.
 
 A tenant names files relative to its own directory. Absolute paths, ``..`` and symlinks that
-lead out of it are refused with ``access_denied``; nothing a tenant names can reach another's.
+lead out of it are refused with ``outside_store``; nothing a tenant names can reach another's.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from flightos import BadArguments
-from services.jobs.errors import AccessDenied
+from services.jobs.errors import OutsideStore
 
 TENANT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
@@ -40,17 +40,17 @@ class TenantStore:
         return path
 
     def resolve(self, tenant: str, name: str, must_exist: bool = True) -> Path:
-        """The absolute path of ``name`` in the tenant's store; AccessDenied if it would leave it."""
+        """The absolute path of ``name`` in the tenant's store; OutsideStore if it would leave it."""
         if not isinstance(name, str) or not name or "\0" in name:
             raise BadArguments(f"store path {name!r}: expected a non-empty relative path")
         pure = PurePosixPath(name)
         if pure.is_absolute() or ".." in pure.parts:
-            raise AccessDenied(f"store path {name!r}: escapes the store of tenant {tenant!r} "
+            raise OutsideStore(f"store path {name!r}: escapes the store of tenant {tenant!r} "
                                "(paths are relative to it; '..' and absolute paths are refused)")
         base = self.dir(tenant).resolve()
         path = (base / pure).resolve()
         if path != base and not path.is_relative_to(base):
-            raise AccessDenied(f"store path {name!r}: leads out of the store of tenant {tenant!r}")
+            raise OutsideStore(f"store path {name!r}: leads out of the store of tenant {tenant!r}")
         if must_exist and not path.is_file():
             raise BadArguments(f"store path {name!r}: no such file in the store of tenant {tenant!r}")
         return path

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from flightos import Message, Options, Parameter, Service, Severity, command, periodic, subscribe
+from services.sar.events import SarEvent
 
 
 class Sar(Service):
@@ -93,8 +94,8 @@ class Sar(Service):
             "recall": round(recall, 3), "throttle": self.throttle, "kept_raw": bool(self.keep_raw)}
         await self.publish("scene", figures)
         if detections:
-            await self.event(f"{len(detections)} ship(s) in {scene_id}", Severity.INFO, event_id=7001,
-                             scene=scene_id, ships=len(detections))
+            await self.event(f"{len(detections)} ship(s) in {scene_id}", Severity.INFO,
+                             event_id=SarEvent.SHIPS_DETECTED, scene=scene_id, ships=len(detections))
         return figures
 
     def _detect(self, det: Any, scene: Any) -> list[Any]:

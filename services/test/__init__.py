@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import signal
 import subprocess
@@ -11,9 +12,10 @@ import time
 from typing import Any
 
 from flightos import BadArguments, Message, Options, Parameter, Service, Severity, command, periodic
+from services.test.events import TestEvent
 
 
-class TestOptions(Options):
+class TestOptions(Options, frozen=True):
     """The test service's drills that are set in the target rather than commanded."""
 
     fail_start_while: str = ""
@@ -81,7 +83,7 @@ class TestService(Service):
         """Subscribe to a topic prefix (from this board or, through the link, from others); return all watched."""
         if prefix not in self._seen:
             self._seen[prefix] = {"count": 0, "last": None, "sources": []}
-            self.subscribe(prefix, lambda msg, p=prefix: self._saw(p, msg))
+            self.subscribe(prefix, functools.partial(self._saw, prefix))
         return sorted(self._seen)
 
     async def _saw(self, prefix: str, msg: Message) -> None:
@@ -108,7 +110,7 @@ class TestService(Service):
     @command()
     async def announce(self, message: str, severity: int = 1) -> None:
         """Raise an event with the given message and severity (1 INFO … 4 HIGH)."""
-        await self.event(message, Severity(severity), event_id=17001)
+        await self.event(message, Severity(severity), event_id=TestEvent.ANNOUNCED)
 
     @command()
     async def product(self, name: str, data: Any, priority: int = 5) -> None:

@@ -27,6 +27,7 @@ from flightos.bus.endpoints import Endpoints
 from flightos.bus.envelope import Kind, new_id
 from flightos.bus.errors import FrameTooLarge, QueueFull, ServiceFailed, ServiceUnavailable
 from flightos.client import Client, kernel_pid
+from flightos.testing import eventually
 from tests.integration.conftest import make_runtime
 
 LIMIT = 65_536
@@ -34,19 +35,6 @@ LIMIT = 65_536
 
 async def _stats(c: Client) -> dict[str, int]:
     return dict((await c.call("kernel", "status"))["bus"]["commands"])
-
-
-async def _until(check: Any, timeout: float = 20.0, what: str = "condition") -> Any:
-    """Poll an async check until it returns something truthy (a condition on the runtime, not a sleep)."""
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while True:
-        got = await check()
-        if got:
-            return got
-        if loop.time() > end:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 def _pid(status: dict[str, Any], name: str) -> int:
@@ -72,11 +60,11 @@ async def test_a_refusal_is_not_remembered_so_the_retry_runs() -> None:
 
         # Queue full: the first restart is at once, the second waits 30 s; one command queues, the next is refused.
         os.kill(_pid(await rt.wait_ready("test"), "test"), signal.SIGKILL)
-        await _until(lambda: _test_is(c, "READY", restarts=1), what="test restarted once")
+        await eventually(lambda: _test_is(c, "READY", restarts=1), timeout=20, what="test restarted once")
         os.kill(_pid(await c.call("kernel", "status"), "test"), signal.SIGKILL)
-        await _until(lambda: _test_is(c, "BACKOFF", restarts=2), what="test waiting 30 s to restart")
+        await eventually(lambda: _test_is(c, "BACKOFF", restarts=2), timeout=20, what="test waiting 30 s to restart")
         queued = asyncio.ensure_future(c.call("test", "record", {"key": "queued"}, command_id="Q1", timeout=60))
-        await _until(lambda: _queued(c), what="one command queued")
+        await eventually(lambda: _queued(c), timeout=20, what="one command queued")
         with pytest.raises(QueueFull):
             await c.call("test", "record", {"key": "full"}, command_id="Q2", timeout=60)
         await c.call("kernel", "start", {"service": "test"})  # start now instead of after the backoff
@@ -116,7 +104,7 @@ async def test_service_failed_says_whether_the_command_had_started() -> None:
         async def delivered() -> bool:
             return (await _stats(c))["delivered"] >= before + len(ids)
 
-        await _until(delivered, what="20 commands delivered to the frozen service")
+        await eventually(delivered, timeout=20, what="20 commands delivered to the frozen service")
         with contextlib.suppress(ProcessLookupError):  # the kernel may already have killed it as hung
             os.kill(pid, signal.SIGKILL)
         answers = await asyncio.gather(*calls, return_exceptions=True)
@@ -210,7 +198,7 @@ async def test_the_result_cache_is_bounded_in_bytes_and_emptied_after_the_retry_
             s = await _stats(c)
             return s["results_expired"] + s["results_evicted_early"] >= 100
 
-        await _until(emptied, timeout=30, what="results past their retry time dropped")
+        await eventually(emptied, timeout=30, what="results past their retry time dropped")
         after = psutil.Process(kpid).memory_info().rss
         print(f"kernel RSS {rss0 >> 20} -> {peak >> 20} MB after 100 x 0.9 MB echoes, {after >> 20} MB later")
         assert peak - rss0 < 50 << 20  # the results alone are 90 MB

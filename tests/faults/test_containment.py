@@ -19,7 +19,7 @@ import pytest
 from flightos.bus.envelope import Envelope
 from flightos.bus.errors import CommandError
 from flightos.kernel.containment import cgroupfs
-from flightos.testing import RuntimeProcess
+from flightos.testing import RuntimeProcess, eventually
 from tests.conftest import tagged_processes
 from tests.integration.conftest import make_runtime
 
@@ -129,10 +129,8 @@ async def test_kernel_sigkill_takes_the_services_children_and_groups(mode: str) 
         kernel_pid = rt.proc.pid
         rt.proc.kill()
         assert await survivors(kids) == [], "children outlived the SIGKILLed kernel"
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 5
-        while (_kernel_groups(kernel_pid) or _janitors(kernel_pid)) and loop.time() < deadline:
-            await asyncio.sleep(0.05)
+        await eventually(lambda: (_kernel_groups(kernel_pid), _janitors(kernel_pid)), until=lambda gj: gj == ([], []),
+                         timeout=5, what="the kernel's groups and janitors to be gone")
         assert _kernel_groups(kernel_pid) == []
         assert _janitors(kernel_pid) == [], "the janitor did not finish"
 

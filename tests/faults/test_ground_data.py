@@ -19,7 +19,7 @@ import socket
 import sqlite3
 import subprocess
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from flightos.ground import pus
 from flightos.groundtools.console import GroundClient
 from flightos.testing import RuntimeProcess
 from flightos.testing.bus import Bus
+from flightos.testing.eventually import eventually
 from services.ground.downlink import DownlinkStore, RateLimit, Retention
 from tests.ground.conftest import ports, start
 
@@ -44,14 +45,6 @@ def tm(i: int, size: int = 40) -> bytes:
 async def status(rt: RuntimeProcess) -> dict[str, Any]:
     assert rt.client is not None
     return dict(await rt.client.call("ground", "link_status"))
-
-
-async def until(check: Callable[[], Awaitable[bool]], what: str, timeout: float = 30.0) -> None:
-    """Poll ``check`` until it is true; fail naming ``what`` after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while not await check():
-        assert time.monotonic() < deadline, f"timed out after {timeout} s waiting for {what}"
-        await asyncio.sleep(0.05)
 
 
 async def products(g: GroundClient, names: set[str], want: int, timeout: float) -> None:
@@ -314,12 +307,12 @@ async def test_full_state_disk_ground_answers_and_recovers_by_itself(tmp_path: P
             p = await ports(rt)
             async with GroundClient("127.0.0.1", p["udp"], 100, keys, counter_file=counters) as g:  # acks nothing
                 answers.append(await answered(g))
-                await until(lambda: _not(status(rt), "in_contact"), "contact to lapse", 10)
+                await eventually(lambda: _not(status(rt), "in_contact"), timeout=10, what="contact to lapse")
                 await send_products(rt, 500)
 
                 async def held() -> bool:
                     return int((await status(rt))["downlink"]["memory"]["packets"]) >= 500
-                await until(held, "the products to wait in memory", 20)
+                await eventually(held, timeout=20, what="the products to wait in memory")
                 st = await status(rt)
                 assert st["downlink"]["usable"] is False and "full" in st["downlink"]["cause"], st["downlink"]
                 assert st["downlink"]["memory"]["dropped"] == 0
@@ -343,7 +336,7 @@ async def test_full_state_disk_ground_answers_and_recovers_by_itself(tmp_path: P
                 async def emptied() -> bool:
                     d = (await status(rt))["downlink"]
                     return bool(d["usable"]) and d["stored"] == 0 and d["memory"]["packets"] == 0
-                await until(emptied, "every product to be acknowledged and leave the store", 30)
+                await eventually(emptied, timeout=30, what="every product to be acknowledged and leave the store")
             st = await rt.service("ground")
             assert st["state"] == "READY"
             assert all(answers), answers  # every TC was answered (a failure report counts: it is an answer)
@@ -377,12 +370,12 @@ async def test_products_sent_into_a_stalled_tcp_peer_stay_until_acknowledged() -
 
         async def is_peer() -> bool:
             return str((await status(rt))["peer"]).startswith("tcp:")
-        await until(is_peer, "the TCP ground to be the peer")
+        await eventually(is_peer, timeout=30, what="the TCP ground to be the peer")
         await send_products(rt, 500)
 
         async def all_in() -> bool:
             return int((await status(rt))["counters"].get("products", 0)) == 500
-        await until(all_in, "the 500 products to reach ground")
+        await eventually(all_in, timeout=30, what="the 500 products to reach ground")
         st = await status(rt)
         taken = next(lk for lk in st["links"] if lk["kind"] == "tcp")["sent"]
         assert taken > 0 and st["downlink"]["stored"] >= 500, st  # taken by the socket or not, all are kept
@@ -396,7 +389,7 @@ async def test_products_sent_into_a_stalled_tcp_peer_stay_until_acknowledged() -
 
             async def emptied() -> bool:
                 return int((await status(rt))["downlink"]["stored"]) == 0
-            await until(emptied, "the acknowledged products to leave the store")
+            await eventually(emptied, timeout=30, what="the acknowledged products to leave the store")
         st = await status(rt)
         assert st["downlink"]["delivered"] >= 500 and st["counters"]["tm_acknowledged"] >= 500
         print(f"\nstalled TCP peer: {taken} packets taken by its socket, 500 of 500 products kept; all reached a UDP "
@@ -434,7 +427,7 @@ async def test_unacknowledged_telemetry_goes_again_after_the_ack_timeout() -> No
 
             async def emptied() -> bool:
                 return int((await status(rt))["downlink"]["stored"]) == 0
-            await until(emptied, "acknowledged products to leave the store")
+            await eventually(emptied, timeout=30, what="acknowledged products to leave the store")
             await asyncio.sleep(0)
             while not g.received.empty():
                 g.received.get_nowait()
@@ -461,9 +454,9 @@ async def test_corrupt_and_truncated_ground_stores_are_quarantined_loudly() -> N
             out = await g.request(g.build(11, 4, pus.pack_u16(1) + pus.unix_to_cds(time.time() + 3600)
                                           + g.build(17, 1)))
             assert out.failure() is None
-        await until(lambda: _not(status(rt), "in_contact"), "contact to lapse", 10)
+        await eventually(lambda: _not(status(rt), "in_contact"), timeout=10, what="contact to lapse")
         await rt.client.call("test", "product", {"name": "kept", "data": "x", "priority": 5})
-        await until(lambda: _stored(rt), "the product to be stored")
+        await eventually(lambda: _stored(rt), timeout=30, what="the product to be stored")
         assert await rt.stop() == 0
         ground = rt.state_dir / "ground"
         _corrupt_header(ground / "schedule.sqlite")

@@ -15,7 +15,6 @@ import asyncio
 import os
 import socket
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -25,6 +24,7 @@ from flightos.ground.security import RESYNC_PADDING, RESYNC_SERVICE, secure_tc
 from flightos.groundtools.console import GroundClient
 from flightos.sdk.options import OptionsError, check_options
 from flightos.testing import RuntimeProcess
+from flightos.testing.eventually import eventually
 from services.ground.options import GroundOptions
 from tests.ground.conftest import ports, start
 
@@ -41,14 +41,6 @@ def forged(counter: int) -> bytes:
 async def status(rt: RuntimeProcess) -> dict[str, Any]:
     assert rt.client is not None
     return dict(await rt.client.call("ground", "link_status"))
-
-
-async def until(check: Callable[[], Awaitable[bool]], what: str, timeout: float = 30.0) -> None:
-    """Poll ``check`` until it is true; fail naming ``what`` after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while not await check():
-        assert time.monotonic() < deadline, f"timed out after {timeout} s waiting for {what}"
-        await asyncio.sleep(0.05)
 
 
 def udp_socket() -> socket.socket:
@@ -85,7 +77,7 @@ async def test_unknown_sender_gets_nothing_and_changes_nothing() -> None:
 
         async def stored_nine() -> bool:
             return int((await status(rt))["downlink"]["stored"]) >= 9
-        await until(stored_nine, "9 events stored for the ground")
+        await eventually(stored_nine, timeout=30, what="9 events stored for the ground")
         before = await status(rt)
         stranger = udp_socket()
         bad = forged(1)
@@ -99,7 +91,7 @@ async def test_unknown_sender_gets_nothing_and_changes_nothing() -> None:
             c = (await status(rt))["counters"]
             return int(c.get("tc_dropped", 0)) + int(c.get("tc_rejected", 0)) >= 1 \
                 and int(c.get("tc_auth_rejected", 0)) >= 1 and int(c.get("tc_completed", 0)) >= 1
-        await until(all_handled, "the stranger's three packets handled")
+        await eventually(all_handled, timeout=30, what="the stranger's three packets handled")
         after = await status(rt)
         assert after["in_contact"] is False and after["peer"] is None
         assert after["downlink"]["stored"] >= before["downlink"]["stored"]  # nothing was drained to the stranger
@@ -143,7 +135,7 @@ async def test_flood_of_forged_tcs_is_counted_exactly_reported_once_per_interval
 
             async def caught_up(target: int = start_at + 250) -> bool:
                 return int((await status(rt))["counters"].get("tc_auth_rejected", 0)) >= target
-            await until(caught_up, f"{start_at + 250} rejections counted")
+            await eventually(caught_up, timeout=30, what=f"{start_at + 250} rejections counted")
         elapsed = time.monotonic() - t0
         counters = (await status(rt))["counters"]
         assert counters["tc_auth_rejected"] == n and counters.get("tc_completed", 0) == 0
@@ -154,7 +146,7 @@ async def test_flood_of_forged_tcs_is_counted_exactly_reported_once_per_interval
                 if isinstance(env.payload, dict) and env.payload.get("id") == 2001:
                     reported.append(env.payload)
             return sum(int(e["data"]["count"]) for e in reported) >= n
-        await until(all_reported, "rejection reports adding up to the flood", timeout=30)
+        await eventually(all_reported, timeout=30, what="rejection reports adding up to the flood")
         total_s = time.monotonic() - t0
         assert sum(int(e["data"]["count"]) for e in reported) == n
         assert all(e["severity"] == 4 and e["data"]["reason"] == "AUTH_BAD_MAC" for e in reported)
@@ -205,11 +197,11 @@ async def test_tcp_connections_are_capped_and_idle_ones_closed() -> None:
                 except OSError:
                     closed.add(i)
             return len(closed) >= count
-        await until(lambda: eof_on(192), "192 connections over the cap closed")
+        await eventually(lambda: eof_on(192), timeout=30, what="192 connections over the cap closed")
         held = fds(pid)
         assert held <= base + 8 + 2, (base, held)
         t_idle = time.monotonic()
-        await until(lambda: eof_on(200), "the 8 admitted connections closed when idle")
+        await eventually(lambda: eof_on(200), timeout=30, what="the 8 admitted connections closed when idle")
         idle_s = time.monotonic() - t_idle
         for s in conns:
             s.close()
@@ -273,13 +265,13 @@ async def test_tcp_peer_that_never_reads_is_cut_off_and_nothing_untaken_counts_a
 
         async def is_peer() -> bool:
             return str((await status(rt))["peer"]).startswith("tcp:")
-        await until(is_peer, "the TCP ground to be the peer")
+        await eventually(is_peer, timeout=30, what="the TCP ground to be the peer")
         for i in range(40):
             await rt.client.call("test", "product", {"name": f"p{i}", "data": "x" * 4000, "priority": 5})
 
         async def cut_off() -> bool:
             return int((await status(rt))["counters"].get("tcp_stalled_closed", 0)) == 1
-        await until(cut_off, "the stalled peer to be disconnected")
+        await eventually(cut_off, timeout=30, what="the stalled peer to be disconnected")
         st = await status(rt)
         tcp = next(lk for lk in st["links"] if lk["kind"] == "tcp")
         assert tcp["connections"] == 0 and st["counters"]["tcp_send_refused"] >= 1

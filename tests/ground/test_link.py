@@ -13,6 +13,7 @@ import pytest
 from flightos.ground import mdb, pus
 from flightos.ground.codes import Failure
 from flightos.groundtools.console import GroundClient, GroundError
+from flightos.testing import eventually
 from services.ground.reports import decode_hk
 from tests.ground.conftest import Link
 
@@ -139,10 +140,8 @@ async def test_schedule_releases_at_its_time_and_survives_a_restart(link: Link) 
     await link.rt.wait_until(lambda s: next(r for r in s["services"] if r["name"] == "ground")["restarts"] >= 1
                              and next(r for r in s["services"] if r["name"] == "ground")["state"] == "READY",
                              what="ground restarted")
-    deadline = time.monotonic() + 10
-    while (await c.call("test", "executions")).get("scheduled") != 1:
-        assert time.monotonic() < deadline, "the scheduled command did not run"
-        await asyncio.sleep(0.1)
+    await eventually(lambda: c.call("test", "executions"), until=lambda e: e.get("scheduled") == 1, timeout=10,
+                     interval=0.1, what="the scheduled command to run")
     p = {lk["kind"]: lk["port"] for lk in (await c.call("ground", "link_status"))["links"]}
     async with GroundClient("127.0.0.1", p["udp"], 100, link.keys) as g2:
         out = await g2.request(g2.build(11, 16))

@@ -11,7 +11,7 @@ import pytest
 
 from flightos.bus.envelope import Envelope
 from flightos.bus.errors import ServiceFailed, ServiceUnavailable
-from flightos.testing import RuntimeProcess, active
+from flightos.testing import RuntimeProcess, active, eventually
 from tests.integration.conftest import make_runtime
 
 
@@ -102,14 +102,8 @@ async def test_kernel_sigkill_leaves_no_orphans() -> None:
         pids = [s["pid"] for s in active(st)]
         assert rt.proc is not None
         rt.proc.kill()
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 2.0
-        alive = pids
-        while alive and loop.time() < deadline:
-            alive = [p for p in pids if _alive(p)]
-            if alive:
-                await asyncio.sleep(0.02)
-        assert not alive, f"service processes outlived the kernel: {alive}"
+        await eventually(lambda: [p for p in pids if _alive(p)], until=lambda alive: not alive, timeout=2.0,
+                         interval=0.02, what="service processes to end with the kernel")
         # a new kernel in the same runtime directory adopts nothing stale and starts cleanly
         rt2 = RuntimeProcess("sim-radhard", services=["test"], base_dir=rt.workdir)
         rt2.runtime_dir = rt.runtime_dir

@@ -3,10 +3,8 @@ partial results, modes, tenants, cancellation and restart recovery."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +14,8 @@ import psutil
 import pytest
 
 from flightos import CommandError
-from services.jobs.errors import AccessDenied, JobRefused, UnknownJob, UnknownProcessor
+from flightos.testing import eventually
+from services.jobs.errors import JobRefused, OutsideStore, UnknownJob, UnknownProcessor
 from services.jobs.ledger import Ledger
 from services.jobs.manager import Config, JobManager
 
@@ -58,13 +57,17 @@ def mgr(tmp_path: Path, env: FakeEnv, plugin_env: dict[str, str]) -> Iterator[Jo
 
 async def until(m: JobManager, cond: Callable[[], bool], timeout: float = 15.0, what: str = "condition") -> None:
     """Drive the manager as the service does (tick at 20 Hz) until ``cond()``; fail after ``timeout``."""
-    end = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > end:
-            states = {j["id"]: (j["state"], j["reason"]) for j in m.list_jobs()}
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}; jobs: {states}")
+    def ticked() -> bool:
+        if cond():
+            return True
         m.tick()
-        await asyncio.sleep(0.05)
+        return False
+
+    try:
+        await eventually(ticked, timeout=timeout, what=what)
+    except TimeoutError as exc:
+        states = {j["id"]: (j["state"], j["reason"]) for j in m.list_jobs()}
+        raise AssertionError(f"{exc}; jobs: {states}") from None
 
 
 def state(m: JobManager, job_id: str, tenant: str = "a") -> str:
@@ -170,7 +173,7 @@ async def test_tenants_cannot_reach_each_other(mgr: JobManager) -> None:
             call()
         assert info.value.code == "unknown_job" and "for tenant 'b'" in info.value.message
     assert [j["id"] for j in mgr.list_jobs("b")] == []
-    with pytest.raises(AccessDenied):
+    with pytest.raises(OutsideStore):
         mgr.submit("test.spin", {}, ["../a/scene.bin"], {}, "b")
     with pytest.raises(CommandError, match="no such file"):
         mgr.submit("test.spin", {}, ["scene.bin"], {}, "b")

@@ -17,7 +17,8 @@ import pytest_asyncio
 
 from flightos import CommandError
 from flightos.client import Client
-from flightos.testing import RuntimeProcess
+from flightos.testing import RuntimeProcess, eventually
+from services.jobs.events import JobsEvent
 from tests.jobs.conftest import jobs_runtime
 
 REPO = Path(__file__).resolve().parents[2]
@@ -46,14 +47,10 @@ async def c(shared_rt: RuntimeProcess) -> AsyncIterator[Client]:
 
 async def finished(c: Client, job_id: str, tenant: str, timeout: float = 20.0) -> dict[str, Any]:
     """Poll ``result`` until the job is in a final state."""
-    end = time.monotonic() + timeout
-    while True:
-        res: dict[str, Any] = await c.call("jobs", "result", {"job_id": job_id, "tenant": tenant})
-        if res["state"] not in ("queued", "running"):
-            return res
-        if time.monotonic() > end:
-            raise AssertionError(f"job {job_id} still {res['state']} after {timeout} s: {res}")
-        await asyncio.sleep(0.05)
+    res: dict[str, Any] = await eventually(lambda: c.call("jobs", "result", {"job_id": job_id, "tenant": tenant}),
+                                           until=lambda r: r["state"] not in ("queued", "running"),
+                                           timeout=timeout, what=f"job {job_id} to end")
+    return res
 
 
 async def submit(c: Client, tenant: str, processor: str = "test.spin", params: dict[str, Any] | None = None,
@@ -83,7 +80,7 @@ async def test_over_budget_jobs_are_stopped_with_partial_results(c: Client) -> N
             jid = env.payload["data"]["job_id"] if env.topic == "ev.jobs" else env.payload["id"]
             seen.setdefault(jid, set()).add(env.topic)
             if env.topic == "ev.jobs" and jid == late["id"] and env.payload["data"]["state"] == "over_budget":
-                assert env.payload["id"] == 3004 and "deadline_s" in env.payload["message"]
+                assert env.payload["id"] == JobsEvent.JOB_OVER_BUDGET and "deadline_s" in env.payload["message"]
     assert seen.get(late["id"]) == {"ev.jobs", "tm.jobs.done"}
 
 
@@ -123,10 +120,10 @@ async def test_a_tenant_cannot_read_another_tenants_results_or_inputs(c: Client)
     for name in ("../alice/scene.bin", "/etc/passwd"):
         with pytest.raises(CommandError) as info:
             await submit(c, "mallory", inputs=[name])
-        assert info.value.code == "access_denied"
+        assert info.value.code == "outside_store"
         with pytest.raises(CommandError) as info:
             await c.call("jobs", "put", {"tenant": "mallory", "name": name, "data": b"x"})
-        assert info.value.code == "access_denied"
+        assert info.value.code == "outside_store"
     assert await c.call("jobs", "list", {"tenant": "mallory"}) == []
     assert await c.call("jobs", "files", {"tenant": "mallory"}) == []
     with pytest.raises(CommandError) as info:
@@ -176,10 +173,8 @@ async def test_safe_mode_stops_running_jobs_and_marks_them(plugin_env: dict[str,
         c = rt.client
         assert c is not None
         job = await submit(c, "safe", params={"seconds": 60})
-        end = time.monotonic() + 10
-        while (await c.call("jobs", "result", {"job_id": job["id"], "tenant": "safe"}))["progress"] is None:
-            assert time.monotonic() < end, "the job never checkpointed"
-            await asyncio.sleep(0.05)
+        await eventually(lambda: c.call("jobs", "result", {"job_id": job["id"], "tenant": "safe"}),
+                         until=lambda r: r["progress"] is not None, timeout=10, what="the job to checkpoint")
         await c.call("kernel", "mode", {"mode": "safe"})
         await rt.wait_until(lambda st: next(s for s in st["services"] if s["name"] == "jobs")["state"] == "STOPPED",
                             timeout=10, what="jobs shed")
@@ -226,7 +221,7 @@ def test_cli(shared_rt: RuntimeProcess, plugin_env: dict[str, str], tmp_path: Pa
     files = json.loads(cli(shared_rt, plugin_env, "--json", "jobs", "files", "--tenant", "cli").stdout)
     assert files == [{"name": "in.bin", "bytes": 3 << 20}]
     refused = cli(shared_rt, plugin_env, "jobs", "submit", "test.spin", "--input", "../x", "--tenant", "cli")
-    assert refused.returncode == 1 and refused.stderr.startswith("flightos: access_denied:")
+    assert refused.returncode == 1 and refused.stderr.startswith("flightos: outside_store:")
     usage = cli(shared_rt, plugin_env, "jobs", "submit", "test.spin", "oops")
     assert usage.returncode == 2 and "expected KEY=VALUE" in usage.stderr
     procs = cli(shared_rt, plugin_env, "jobs", "processors")

@@ -12,7 +12,7 @@ from flightos import BadArguments
 from services.inference import batch_size
 from services.jobs import policy
 from services.jobs.budget import DEFAULTS, Budget, Usage, energy_increment_mj, over_budget
-from services.jobs.errors import AccessDenied, JobRefused
+from services.jobs.errors import JobRefused, OutsideStore
 from services.jobs.ledger import Job, Ledger
 from services.jobs.store import TenantStore, check_tenant
 
@@ -102,12 +102,12 @@ def test_store_keeps_each_tenant_in_its_own_directory(tmp_path: Path) -> None:
     store.put("b", "sub/x.bin", b"B")
     assert store.resolve("b", "sub/x.bin") == (tmp_path / "store" / "b" / "sub" / "x.bin").resolve()
     for name in ("../a/secret.bin", "/etc/passwd", "sub/../../a/secret.bin", str(tmp_path / "store/a/secret.bin")):
-        with pytest.raises(AccessDenied):
+        with pytest.raises(OutsideStore):
             store.resolve("b", name)
-        with pytest.raises(AccessDenied):
+        with pytest.raises(OutsideStore):
             store.put("b", name, b"overwrite")
     os.symlink(tmp_path / "store" / "a" / "secret.bin", tmp_path / "store" / "b" / "link.bin")
-    with pytest.raises(AccessDenied, match="leads out"):
+    with pytest.raises(OutsideStore, match="leads out"):
         store.resolve("b", "link.bin")
     with pytest.raises(BadArguments, match="no such file"):
         store.resolve("b", "secret.bin")
