@@ -60,6 +60,8 @@ bench: $(STAMP)
 
 docs: $(STAMP)
 	$(PY) -m flightos.config.docs > docs/targets.md
+	$(PY) -m flightos.reference topics > docs/topics.md
+	$(PY) -m flightos.reference testing > docs/testing.md
 
 clean:
 	rm -rf $(VENV) $(VENV310) build *.egg-info .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,207 @@
+"""The bus topics and their payloads, as one table: docs/topics.md is rendered from it.
+
+The framework may not import services, so their topics are listed here by name; a test
+(tests/integration/test_reference.py) reads one message of each from a running runtime and checks
+that its keys are exactly the ones listed, so the page cannot drift from the publishers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Topic:
+    """One topic (or family of topics): who publishes it, when, and the keys of its payload."""
+
+    name: str
+    publisher: str
+    when: str
+    doc: str
+    fields: tuple[tuple[str, str], ...]
+    #: False where the keys depend on the service or the message (``tm.<service>.<name>``).
+    fixed: bool = True
+
+
+EVENT_FIELDS = (
+    ("id", "event id (int): the kernel's in docs/events.md, a service's own otherwise (0: none given)"),
+    ("severity", "1 INFO, 2 LOW, 3 MEDIUM, 4 HIGH (PUS ST[05] severities)"),
+    ("severity_name", "the same as text"),
+    ("message", "one line saying what happened and why"),
+    ("data", "the event's fields (dict); for kernel events docs/events.md lists them per event"),
+)
+
+TOPICS: tuple[Topic, ...] = (
+    Topic("tm.kernel.services", "kernel", "`runtime.telemetry_hz` (1 Hz)",
+          "every service as `flightos status` shows it", (
+              ("services", "list, one dict per service: `name`, `state` (STARTING, READY, BACKOFF, HUNG, FAILED, "
+                           "STOPPED, DISABLED, ...), `pid`, `incarnation`, `criticality`, `restart`, `cores` "
+                           "(virtual), `host_cpus`, `restarts`, `last_exit`, `heartbeat_age_ms`, "
+                           "`heartbeat_limit_ms`, `cpu_percent`, `rss_mb`, `memory_limit_mb`, `tasks_limit`, "
+                           "`queued`, `inflight`, `reason`, `stats` (the service's last heartbeat counters)"),
+          )),
+    Topic("tm.kernel.health", "kernel", "`runtime.telemetry_hz` (1 Hz)",
+          "core health, mode, thermal and power: what docs/health.md describes", (
+              ("mode", "NOMINAL, DEGRADED or SAFE"),
+              ("forced_mode", "the mode ground holds (`flightos mode`), or null"),
+              ("hold_safe", "true while a watchdog reset holds the board in SAFE"),
+              ("watchdog", "`armed`, `resets`"),
+              ("junction_c", "junction temperature in °C, or null"),
+              ("trip_c", "the trip point in °C, or null"),
+              ("thermal_level", "0 (none) to 3: how hard the thermal governor throttles"),
+              ("power_w", "board power in W, or null"),
+              ("budget_w", "the power budget in W, or null"),
+              ("cores", "list, one dict per core: `id`, `state` (HEALTHY, SUSPECT, DEGRADED, OFFLINE), `reason`, "
+                        "`load_pct`, `forced` (held by ground), `services`"),
+              ("energy_mj", "energy per service since start, mJ (dict)"),
+              ("monitor", "`period_s`, `ticks`, `mean_tick_ms` of the health monitor"),
+              ("throttles", "the throttle level per throttled service"),
+              ("shed", "services stopped by the mode"),
+              ("decisions", "the last decisions: `t`, `event`, `message`"),
+          )),
+    Topic("tm.kernel.bus", "kernel", "`runtime.telemetry_hz` (1 Hz)", "the router's counters", (
+        ("commands", "counters of the command path: `received`, `delivered`, `completed`, `duplicates`, "
+                     "`queue_full`, `deadline_exceeded`, `service_lost`, `denied`, `too_large`, ..."),
+        ("rejected", "`commands` and `control`: refused frames by reason"),
+        ("identity", "caller identities: `services`, `operators`, `refused`, `held`, `forged`, "
+                     "`forged_kernel_topics`"),
+        ("pending", "commands waiting for their result"),
+    )),
+    Topic("tm.kernel.self", "kernel", "`runtime.telemetry_hz` (1 Hz)", "the kernel process itself", (
+        ("cpu_percent", "kernel CPU %"),
+        ("rss_mb", "kernel resident memory, MB"),
+    )),
+    Topic("tm.hal.reading", "kernel", "`runtime.telemetry_hz` (1 Hz)",
+          "the HAL's reading of the board (`hal.BoardReading.to_dict()`, hal/README.md); a field the board "
+          "cannot read is null and named in `missing`", (
+              ("t_mono_ns", "monotonic time of the reading"),
+              ("cores", "list: `id`, `online`, `load_pct`, `freq_mhz`, `cluster`"),
+              ("zones", "list of thermal zones: `name`, `temp_c`, `trips` (`kind`, `temp_c`), `sysfs`"),
+              ("throttle", "the firmware's throttling flags (Raspberry Pi), or null"),
+              ("rails_mw", "power per rail, mW (dict)"),
+              ("edac", "`corrected`, `uncorrected` memory error counts, or null"),
+              ("watchdog", "the hardware watchdog: `identity`, `timeout_s`, `max_timeout_s`, or null"),
+              ("missing", "fields this board cannot read, with the reason (dict)"),
+              ("extras", "backend-specific values (dict): the simulator's `sim_time_s`, `sunlit`, `in_saa`, "
+                         "`coreN_state`, `sel_ma`, ..."),
+          )),
+    Topic("tm.hal.timeline", "kernel", "on a simulated board, when the simulator logged something",
+          "the simulator's own events since the last message. Each entry is also raised as `HAL_EVENT` on "
+          "`ev.kernel`, which is the one to follow: the health monitor usually takes the new entries on its "
+          "own tick first, so this topic seldom carries them (a known limit)", (
+              ("entries", "list of the simulator's timeline entries: `t_s` (simulated time), `kind` (seu, sefi, "
+                          "core_reset, sel, limiter_trip, power_cycle, core_failed, ...), `detail`"),
+          )),
+    Topic("ev.kernel", "kernel", "when the kernel decides or sees something",
+          "a kernel event; docs/events.md lists every one with its data",
+          (("name", "the event's name, e.g. SERVICE_RESTART_SCHEDULED, CORE_STATE_CHANGED"), *EVENT_FIELDS)),
+    Topic("ev.<service>", "each service (`Service.event()`)", "when the service raises one",
+          "a service event (the kernel checks the service is the one sending it)", EVENT_FIELDS),
+    Topic("tm.<service>.<name>", "each service (`Service.publish(name, payload)`)", "as the service publishes",
+          "a service's telemetry: the payload is whatever the service passes (msgpack-able)", (), fixed=False),
+    Topic("dl.<service>.<name>", "each service (`Service.downlink(name, payload, priority)`)",
+          "as the service downlinks",
+          "a product for the ground: the ground service sends it as TM[128,1], queued by priority while there "
+          "is no contact", (
+              ("priority", "0..7 (7 first)"),
+              ("data", "the product, as the service passed it"),
+          )),
+    Topic("tm.housekeeping.system", "housekeeping", "`params.rate_hz` (1 Hz)", "the host's resources", (
+        ("core_load_pct", "load per virtual core, % (dict)"),
+        ("memory", "`used_pct`, `available_mb`"),
+        ("disk", "`path`, `used_pct`, `free_mb`"),
+        ("load_avg", "1, 5 and 15 minute load averages"),
+    )),
+    Topic("tm.housekeeping.services", "housekeeping", "`params.rate_hz` (1 Hz)", "a short service table", (
+        ("services", "list: `name`, `state`, `pid`, `cores`, `cpu_percent`, `rss_mb`, `restarts`"),
+    )),
+    Topic("tm.ground.link", "ground", "every tick of the ground link (1 Hz)", "the ground link's counters "
+          "(docs/ground.md)", (
+              ("in_contact", "true while the ground is heard"),
+              ("stored", "telemetry packets waiting in store-and-forward"),
+              ("…", "one counter per thing that happened so far (`tm_sent`, `tc_dropped`, `products`, ...); "
+                    "a counter appears once it is not zero"),
+          ), fixed=False),
+    Topic("tm.sar.scene", "sar", "after each processed scene", "one scene's figures (docs/sar.md)", (
+        ("scene", "scene id"),
+        ("pixels", "pixels in the scene"),
+        ("ships_true", "ships in the simulated truth"),
+        ("ships_found", "ships detected"),
+        ("raw_bytes", "size of the raw scene"),
+        ("downlinked_bytes", "size of the alerts sent down"),
+        ("ratio", "raw_bytes / downlinked_bytes"),
+        ("acquire_s", "time to acquire the scene"),
+        ("detect_s", "time to detect"),
+        ("megapixels_per_s", "detection speed"),
+        ("energy_mj", "energy the processing used"),
+        ("precision", "against the truth"),
+        ("recall", "against the truth"),
+        ("throttle", "the throttle level it ran at"),
+        ("kept_raw", "whether the raw scene was kept"),
+    )),
+    Topic("tm.jobs.status", "jobs", "every tick (1 Hz)", "the job queue (docs/jobs.md)", (
+        ("mode", "the kernel's mode as the jobs service sees it"),
+        ("throttle", "its throttle level"),
+        ("paused", "why new jobs do not start, or null"),
+        ("max_concurrent", "jobs run at once"),
+        ("queued", "jobs waiting"),
+        ("queue_limit", "the queue's size"),
+        ("running", "the running jobs"),
+        ("power_w", "board power"),
+        ("n_cpus", "CPUs the jobs may use"),
+        ("tenants", "usage per tenant"),
+        ("downlink_pending", "job products waiting to be downlinked"),
+    )),
+    Topic("tm.jobs.done", "jobs", "when a job ends", "the job's record (`flightos jobs result`)", (
+        ("id", "job id"), ("tenant", "who submitted it"), ("processor", "e.g. `sar.detect`"),
+        ("state", "done, failed, cancelled, over_budget, ..."), ("reason", "why it ended so"),
+        ("exceeded", "the budget it ran over, or null"), ("partial", "whether the results are partial"),
+        ("submitted_at", "UTC s"), ("started_at", "UTC s"), ("ended_at", "UTC s"),
+        ("cpu_s", "CPU seconds used"), ("energy_mj", "energy used"), ("downlink_bytes", "bytes downlinked"),
+        ("wall_s", "wall time"), ("budget", "`cpu_s`, `energy_mj`, `downlink_bytes`, `deadline_s`"),
+        ("params", "the processor's parameters"), ("inputs", "input files from the tenant's store"),
+        ("exit_code", "the job process's exit code"), ("result", "the processor's summary"),
+        ("error", "the error, or null"),
+    )),
+    Topic("tm.test.<name>", "test", "`flightos cmd test emit name=N count=K`", "a drill telemetry source", (
+        ("i", "0..count-1"), ("value", "the `payload` argument"),
+    )),
+)
+
+
+def field_names(topic: Topic) -> set[str]:
+    """The payload keys the table lists for a topic (``…`` stands for counters that come and go)."""
+    return {name for name, _ in topic.fields if name != "…"}
+
+
+def render_markdown() -> str:
+    """docs/topics.md."""
+    out = [
+        "# Bus topics and their payloads",
+        "",
+        "Every message on the bus has a topic, a source, a sequence number and a payload (MessagePack).",
+        "`tm.` is telemetry, `ev.` an event, `dl.` a product for the ground. Subscribe by prefix: "
+        "`flightos tm tm.kernel`, `@subscribe(\"tm.hal.reading\")` in a service, or "
+        "`bus.telemetry(topic, predicate)` in a test ([testing.md](testing.md)). Only the kernel "
+        "publishes `tm.kernel.*`, `tm.hal.*` and `ev.kernel`; a service publishes under its own name, "
+        "within the target's `[acl] publish` ([targets.md](targets.md)).",
+        "",
+        "This page is generated from `flightos/reference/topics.py` by "
+        "`python -m flightos.reference topics`; a test reads one message of each fixed topic from a "
+        "running runtime and checks its keys against this table.",
+        "",
+        "| topic | publisher | when |",
+        "|---|---|---|",
+    ]
+    out += [f"| [`{t.name}`](#{_anchor(t.name)}) | {t.publisher} | {t.when} |" for t in TOPICS]
+    for t in TOPICS:
+        out += ["", f"## `{t.name}`", "", t.doc[0].upper() + t.doc[1:] + "."]
+        if t.fields:
+            out += ["", "| key | what it holds |", "|---|---|"]
+            out += [f"| `{name}` | {doc} |" if name != "…" else f"| … | {doc} |" for name, doc in t.fields]
+    return "\n".join(out) + "\n"
+
+
+def _anchor(name: str) -> str:
+    """The GitHub anchor of a ``## `name` `` heading."""
+    return "".join(ch for ch in name.lower() if ch.isalnum() or ch in "-_")
