@@ -25,6 +25,9 @@ PUB_HWM = 10_000
 KERNEL = "kernel"
 KERNEL_TOPICS = ("ev.kernel", "tm.kernel.", "tm.hal.")
 """The kernel's topics: delivered only when the kernel's own endpoint (``kev.sock``) vouches for them."""
+VOUCHED_PREFIXES = ("ev.", "dl.")
+"""Events and downlink products of services: the kernel checks who sent each one (its pid, its namespace,
+its ``[acl]``) and vouches for it on ``kev.sock``, so no service can raise events or products as another."""
 PEER_ADDRESS = "Peer-Address"
 TWIN_WAIT_S = 0.5
 """How long a kernel frame waits for its other copy (proxy or kernel endpoint) before it is judged alone."""
@@ -33,9 +36,13 @@ TWIN_MAX = 10_000
 
 
 def kernel_topic(topic: str, source: str) -> bool:
-    """Whether a publication claims to be the kernel's, by its source or its topic."""
-    return source == KERNEL or topic == "ev.kernel" or topic.startswith(KERNEL_TOPICS[1:]) \
-        or topic.startswith("ev.kernel.")
+    """Whether a publication needs the kernel's word: the kernel's own, or a service's event or product."""
+    return source == KERNEL or topic.startswith(VOUCHED_PREFIXES) or topic.startswith(KERNEL_TOPICS[1:])
+
+
+def vouched_namespace(topic: str, service: str) -> bool:
+    """Whether ``topic`` is one of ``service``'s own events or products (``ev.<name>[.…]``, ``dl.<name>.…``)."""
+    return topic == f"ev.{service}" or topic.startswith((f"ev.{service}.", f"dl.{service}."))
 
 
 @dataclass(frozen=True)
@@ -93,6 +100,8 @@ class Publisher:
         self._encode = msgspec.msgpack.Encoder().encode
         self._send = self.sock.send if self.mirror is None else self._send_both
         self.sent = 0
+        self.vouch: Callable[[bytes], None] | None = None
+        """A service's host: also hands each event or product frame to the kernel, which vouches for it."""
 
     def _send_both(self, frame: bytes) -> None:
         """The mirror first: a subscriber then usually holds the authentic copy when the proxy's arrives."""
@@ -111,9 +120,17 @@ class Publisher:
             prefix = self._prefix[topic] = topic.encode() + wire.TOPIC_SEPARATOR
         # The envelope is built inline: this is the hottest path of the bus.
         env = Envelope(wire.VERSION, kind, topic, self.source, seq, _mono_ns(), _utc_ns(), "", payload)
-        self._send(prefix + self._encode(env))
+        frame = prefix + self._encode(env)
+        self._send(frame)
+        if self.vouch is not None and topic.startswith(VOUCHED_PREFIXES):
+            self.vouch(frame)
         self.sent += 1
         return seq
+
+    def mirror_frame(self, frame: bytes) -> None:
+        """The kernel vouches for a frame someone else published (a checked service event, an imported one)."""
+        if self.mirror is not None:
+            self.mirror.send(frame)
 
     def close(self) -> None:
         """Close with bounded linger."""

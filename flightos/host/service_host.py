@@ -85,6 +85,9 @@ class ServiceHost:
         self.throttle = 0
         self.commands_run = 0
         self.commands_failed = 0
+        self.unvouched = 0
+        """Events and products the kernel could not be asked to vouch for (control channel full)."""
+        self.publisher.vouch = self._vouch
         self._hb_seq = 0
         self.exit_code = 0
         service._host = self
@@ -108,6 +111,17 @@ class ServiceHost:
         if ok is None:
             ok = self._publish_ok[topic] = any(fnmatch.fnmatchcase(topic, p) for p in allowed)
         return ok
+
+    def _vouch(self, frame: bytes) -> None:
+        """Hand an event or product frame to the kernel, which checks it is ours and vouches for it."""
+        data = wire.encode(wire.make(Kind.CONTROL, "kernel", self.spec.identity, {"op": "vouch", "frame": frame}))
+        try:
+            if self._actl is not None:
+                self._actl.send_multipart_nowait([data])
+            else:
+                self._ctl.send(data, zmq.NOBLOCK)
+        except zmq.ZMQError:  # the control channel is full: this event reaches no subscriber (counted)
+            self.unvouched += 1
 
     def raise_event(self, message: str, severity: Severity, event_id: int, data: dict[str, Any]) -> None:
         """Publish an event and log it at a matching level."""

@@ -25,7 +25,7 @@ from flightos.bus.endpoints import Endpoints, RuntimeDirError, prepare_runtime_d
 from flightos.bus.envelope import FrameError, Kind
 from flightos.bus.errors import BadArguments, ServiceUnavailable, UnknownCommand, UnknownService
 from flightos.bus.proxy import Proxy
-from flightos.bus.pubsub import KernelChannel, Publisher, RejectCounter, Subscriber
+from flightos.bus.pubsub import KernelChannel, Publisher, RejectCounter, Subscriber, vouched_namespace
 from flightos.config.target import Target
 from flightos.hardening import forbid_ptrace
 from flightos.host import exit_cause
@@ -500,12 +500,30 @@ class Kernel:
                                     "refused by the SDK")
             if op == "incident" and isinstance(env.payload.get("message"), str):
                 self._incident(rec, env.payload)
+            if op == "vouch" and isinstance(env.payload.get("frame"), bytes):
+                self._vouch(rec, env.payload["frame"])
             if op == "ready":
                 rec.ctl_ready = True
                 self.supervisor.heartbeat(rec, None)
                 self.supervisor.mark_ready_part(rec)
         else:
             self.ctl_rejects.reject(FrameError("unexpected_kind", f"kind {env.kind} on control"))
+
+    def _vouch(self, rec: ServiceRecord, frame: bytes) -> None:
+        """A service's event or product: vouched for on kev.sock if it is its own, so subscribers accept it."""
+        try:
+            topic, env = wire.decode_topic_frame(frame)
+        except FrameError as err:
+            self.ctl_rejects.reject(err)
+            return
+        if env.source != rec.name or not vouched_namespace(topic, rec.name):
+            self.ctl_rejects.reject(FrameError("not_its_own", f"{rec.name} asked the kernel to vouch for {topic} "
+                                               f"from {env.source!r}"))
+            return
+        if not self.target.acl.allows_publish(rec.name, topic):
+            self.publish_denied(rec.name, topic, self.target.link.board or "local", "not vouched by the kernel")
+            return
+        self.publisher.mirror_frame(frame)
 
     def _incident(self, rec: ServiceRecord, payload: dict[str, Any]) -> None:
         """A service's host reports damage it found and worked around (a store kept aside): raise it, loudly."""

@@ -26,7 +26,7 @@ from flightos.bus.aiozmq import LINGER_MS, AsyncSocket
 from flightos.bus.commands import error_payload
 from flightos.bus.envelope import FrameError, Kind
 from flightos.bus.errors import ServiceFailed
-from flightos.bus.pubsub import RejectCounter
+from flightos.bus.pubsub import VOUCHED_PREFIXES, RejectCounter
 from flightos.config.target import ServiceConfig
 from flightos.kernel.events import EventId
 from flightos.kernel.records import PendingCommand, ServiceRecord, State
@@ -160,13 +160,20 @@ class Link:
         self.import_pub.setsockopt(zmq.LINGER, LINGER_MS)
         self.import_pub.connect(self.k.endpoints.publish)
         self._export = AsyncSocket(self.export_sub)
+        # Events and products are exported from the kernel's own endpoint, where only vouched frames go.
+        self.export_vouched = ctx.socket(zmq.SUB)
+        self.export_vouched.setsockopt(zmq.RCVHWM, 100_000)
+        self.export_vouched.setsockopt(zmq.LINGER, 0)
+        self.export_vouched.connect(self.k.endpoints.kernel_events)
+        self._export_vouched = AsyncSocket(self.export_vouched)
 
     def attach(self) -> None:
         """Start handling what arrives (once the kernel's router and publisher exist)."""
         self.server.on_messages(self._on_server, multipart=True, copy=False)
         for b, d in self._dealers.items():
             d.on_messages(lambda batch, b=b: self._on_dealer(b, batch), multipart=True)  # type: ignore[misc]
-        self._export.on_messages(self._on_export)
+        self._export.on_messages(lambda frames: self._on_export(frames, vouched=False))
+        self._export_vouched.on_messages(lambda frames: self._on_export(frames, vouched=True))
 
     def _tune(self, s: zmq.Socket[bytes]) -> None:
         s.setsockopt(zmq.SNDHWM, HWM)
@@ -223,6 +230,7 @@ class Link:
         self.server.close()
         self._export.close(0)
         self.import_pub.close(linger=LINGER_MS)
+        self._export_vouched.close(0)
         if self.gate is not None:
             self.gate.close()
 
@@ -498,19 +506,27 @@ class Link:
     def _sync_exports(self) -> None:
         wanted = {p for peer in self.peers.values() if peer.up and peer.hello for p in peer.hello.interest}
         for prefix in wanted - self._exported:
-            self.export_sub.setsockopt(zmq.SUBSCRIBE, prefix.encode())
+            for sub in (self.export_sub, self.export_vouched):
+                sub.setsockopt(zmq.SUBSCRIBE, prefix.encode())
         for prefix in self._exported - wanted:
-            self.export_sub.setsockopt(zmq.UNSUBSCRIBE, prefix.encode())
+            for sub in (self.export_sub, self.export_vouched):
+                sub.setsockopt(zmq.UNSUBSCRIBE, prefix.encode())
         self._exported = wanted
 
-    def _on_export(self, frames: list[bytes]) -> None:
-        """Local telemetry a peer wants: sent on if a service here published it and may publish it."""
+    def _on_export(self, frames: list[bytes], *, vouched: bool) -> None:
+        """Local telemetry a peer wants: sent on if a service here published it and may publish it.
+
+        Events and products go only from the kernel's endpoint (``vouched``), where the kernel put them after
+        checking their sender; their copies through the shared proxy are not exported (they may be forged).
+        """
         acl = self.k.target.acl
         for frame in frames:
             try:
                 topic, env = wire.decode_topic_frame(frame)
             except FrameError:
                 continue  # the kernel's own subscribers count malformed frames; not ours to count twice
+            if topic.startswith(VOUCHED_PREFIXES) != vouched:
+                continue
             rec = self.k.records.get(env.source)
             if rec is None or rec.state in (State.REMOTE, State.DISABLED):
                 continue  # imported from a peer, or the kernel's own: each board keeps its kernel telemetry
@@ -535,6 +551,8 @@ class Link:
             self._publish_denied(env.source, topic, peer.board)
             return
         self.import_pub.send(frame)
+        if topic.startswith(VOUCHED_PREFIXES):  # a peer kernel vouched for it; this kernel does so here
+            self.k.publisher.mirror_frame(frame)
         self.stats["telemetry_in"] += 1
 
     def _publish_denied(self, source: str, topic: str, board: str) -> None:

@@ -263,6 +263,39 @@ async def test_kernel_events_come_only_from_the_kernel(rogue_site: dict[str, str
         assert bus["identity"]["forged_kernel_topics"] >= 21
 
 
+async def test_a_service_cannot_raise_events_or_products_as_another(rogue_site: dict[str, str]) -> None:
+    """ev.test and dl.test.* forged by another process on the shared proxy reach no subscriber (the ground's
+    downlink included); test's own events, which the kernel vouched for, do."""
+    async with make_runtime(["test", "rogue"], env=rogue_site) as rt:
+        c = rt.client
+        assert c is not None
+        await rt.wait_ready("test", "rogue")
+        sub = c.subscriber("ev.test", "dl.test.")
+        for _ in range(20):  # until our subscription has reached the proxy (a slow joiner misses the first)
+            await c.call("test", "announce", {"message": "joined"})
+            with contextlib.suppress(asyncio.TimeoutError):
+                await c.wait_for("ev.test", lambda e: e.payload["message"] == "joined", timeout=0.5, sub=sub)
+                break
+        forged_event = {"id": 1, "severity": 4, "severity_name": "HIGH", "message": "forged", "data": {}}
+        assert await c.call("rogue", "publish_as", {"topic": "ev.test", "source": "test",
+                                                     "payload": forged_event, "count": 5}) == 5
+        assert await c.call("rogue", "publish_as", {"topic": "dl.test.alert", "source": "test",
+                                                     "payload": {"priority": 7, "data": "forged"}}) == 1
+        await c.call("test", "announce", {"message": "genuine"})
+        await c.call("test", "product", {"name": "alert", "data": "genuine", "priority": 5})
+        seen: list[Any] = []
+
+        async def collect() -> None:
+            while sub.forged < 6 or not any(e.topic.startswith("dl.") for e in seen):
+                with contextlib.suppress(asyncio.TimeoutError):
+                    seen.extend(await asyncio.wait_for(sub.batches(), 0.2))
+
+        await asyncio.wait_for(collect(), 15)
+        messages = [e.payload.get("message") or e.payload.get("data") for e in seen]
+        assert "forged" not in messages and "genuine" in messages, messages
+        assert [e.payload["data"] for e in seen if e.topic == "dl.test.alert"] == ["genuine"]
+
+
 # ---- the resolver on its own, over a made-up process tree ------------------------------------------
 class _Rec:
     def __init__(self, pid: int | None, incarnation: int = 1) -> None:
