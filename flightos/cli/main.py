@@ -172,7 +172,7 @@ def dispatch(args: argparse.Namespace) -> int:
         from flightos.cli.scaffold import scaffold
 
         path = scaffold(args.name, Path(args.dir))
-        print(f"created {path}; install it with: pip install -e {path}")
+        print(f"created {path}; install it with: pip install -e '{path}[test]', then test it with: cd {path} && pytest")
         return ec.OK
     return asyncio.run(_client_command(args))
 

@@ -54,7 +54,7 @@ def test_scaffolded_service_passes_its_own_test(tmp_path: Path) -> None:
     site = tmp_path / "site"
     pip_install(pkg, site)
     env = {**os.environ, **with_path(site), "FLIGHTOS_TEST_BASE": str(base())}
-    res = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(pkg / "tests")],
+    res = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],  # as `new-service` says
                          cwd=pkg, env=env, capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stdout + res.stderr
     assert "3 passed" in res.stdout
