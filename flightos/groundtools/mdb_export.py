@@ -1,10 +1,11 @@
 """The mission database for ground systems: a JSON description, an XTCE 1.2 document, and id assignment.
 
 ``as_json`` and ``xtce`` describe what the tables say, with argument and parameter types taken
-from the table where it gives them (the kernel's commands) and otherwise from the installed
-service plugins, exactly as the ground service decodes them on board (a declared type outside
-``mdb.VALUE_TYPES`` is ``any``). A service that is not installed never breaks an export: its
-entries are listed as unresolved (JSON) or left out with a comment (XTCE).
+from the table where it gives them, otherwise from the kernel's command table
+(``flightos.kernel.command_docs``, which its ``describe`` reads too) or the installed service plugins,
+exactly as the ground service decodes them on board (a declared type outside ``mdb.VALUE_TYPES`` is
+``any``). A service that is not installed never breaks an export: its entries are listed as unresolved
+(JSON) or left out with a comment (XTCE).
 
 ``assign_missing`` gives every ``@command`` and ``Parameter`` of the installed plugins that has no
 id yet a new one, appended to a mission table file; ids are never renumbered.
@@ -27,7 +28,7 @@ from flightos import __version__, plugins
 from flightos.config import toml
 from flightos.ground import mdb
 from flightos.ground.codes import Failure
-from flightos.kernel.command_docs import KERNEL_COMMANDS
+from flightos.kernel.command_docs import KERNEL_ARGUMENTS, KERNEL_COMMANDS
 from flightos.kernel.events import EventId
 from flightos.sdk.service import ServiceShape
 
@@ -135,16 +136,17 @@ class _Signature:
 
 
 def _signature(fn: mdb.Function, found: _Plugins, kernel_docs: dict[str, str]) -> _Signature:
-    shape = found.shape(fn.service) if fn.service != "kernel" else None
+    kernel = fn.service == "kernel"
+    shape = found.shape(fn.service) if not kernel else None
     bound = shape.commands.get(fn.command) if shape is not None else None
-    kernel_doc = kernel_docs.get(fn.command, "") if fn.service == "kernel" else ""
-    doc = bound.spec.doc if bound is not None else kernel_doc
+    doc = bound.spec.doc if bound is not None else kernel_docs.get(fn.command, "") if kernel else ""
     if fn.args is not None:
         return _Signature(tuple(_Arg(n, t, True, None) for n, t in fn.args), doc)
-    if bound is None:
+    declared = bound.arguments if bound is not None else KERNEL_ARGUMENTS.get(fn.command) if kernel else None
+    if declared is None:
         return _Signature(None, doc)
     return _Signature(tuple(_Arg(a.name, _wire_type(a.type_name), a.required, None if a.required else a.default)
-                            for a in bound.arguments), doc)
+                            for a in declared), doc)
 
 
 def _parameter(p: mdb.ParameterDef, found: _Plugins) -> dict[str, Any] | None:

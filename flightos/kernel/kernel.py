@@ -23,19 +23,17 @@ from flightos.bus.aiozmq import AsyncSocket
 from flightos.bus.commands import frame_cap
 from flightos.bus.endpoints import Endpoints, RuntimeDirError, prepare_runtime_dir, release_runtime_dir
 from flightos.bus.envelope import FrameError, Kind
-from flightos.bus.errors import BadArguments, ServiceUnavailable, UnknownCommand, UnknownService
 from flightos.bus.proxy import Proxy
 from flightos.bus.pubsub import KernelChannel, Publisher, RejectCounter, Subscriber, vouched_namespace
 from flightos.config.target import Target
 from flightos.hardening import forbid_ptrace
 from flightos.host import exit_cause
 from flightos.host.spawn_spec import SpawnSpec
-from flightos.kernel.command_docs import KERNEL_COMMANDS
+from flightos.kernel import commands as kernel_commands
 from flightos.kernel.events import EventId
-from flightos.kernel.faults import FAULTS, SimEffects
+from flightos.kernel.faults import SimEffects
 from flightos.kernel.identity import Gate, Peer, peer_address
 from flightos.kernel.identity import Kind as PeerKind
-from flightos.kernel.modes import Mode
 from flightos.kernel.monitor import HealthMonitor
 from flightos.kernel.notify import SdNotify
 from flightos.kernel.placement import place
@@ -620,97 +618,8 @@ class Kernel:
 
     # ---- the kernel's own commands ------------------------------------------------------------
     async def _kernel_command(self, name: str, args: Any) -> Any:
-        if not isinstance(args, dict):
-            raise BadArguments("arguments must be a map")
-        if name == "ping":
-            return {"pong": True, "pid": os.getpid(), "max_frame_bytes": self.router.max_frame_bytes}
-        if name == "status":
-            return self.status()
-        if name == "describe":
-            return {"service": "kernel", "commands": {k: {"doc": v} for k, v in KERNEL_COMMANDS.items()}}
-        if name == "link":
-            if self.link is None:
-                raise ServiceUnavailable(f"target {self.target.name!r} has no [link]: this kernel is not linked")
-            return self.link.status()
-        if name in ("restart", "stop", "start"):
-            rec = self._service_arg(args)
-            if rec.state == State.REMOTE:
-                raise ServiceUnavailable(f"service {rec.name!r} {rec.reason}; command that board's kernel "
-                                         f"(kernel@<board>)")
-            grace = float(self.target.runtime["shutdown_grace_s"])
-            if name in ("restart", "stop") and rec.pid is not None:
-                await self.supervisor.stop_service(rec, grace)
-            if name in ("restart", "start"):
-                if rec.pid is not None:
-                    return {"service": rec.name, "state": rec.state.value, "note": "already running"}
-                if rec.restart_handle is not None:
-                    rec.restart_handle.cancel()
-                rec.tracker.history.clear()
-                rec.tracker.consecutive = 0
-                await self.supervisor.spawn(rec)
-            return {"service": rec.name, "state": rec.state.value, "pid": rec.pid}
-        if name == "kill":
-            rec = self._service_arg(args)
-            if rec.pid is None:
-                raise BadArguments(f"service {rec.name!r} has no process")
-            sig = args.get("signal", "KILL")
-            try:
-                signum = signal.Signals[f"SIG{str(sig).upper().removeprefix('SIG')}"]
-            except KeyError:
-                raise BadArguments(f"unknown signal {sig!r}") from None
-            os.kill(rec.pid, signum)
-            return {"service": rec.name, "pid": rec.pid, "signal": signum.name}
-        if name == "inject":
-            fault = args.get("fault")
-            if not isinstance(fault, str):
-                raise BadArguments("missing argument 'fault' (one of " + ", ".join(FAULTS) + ")")
-            try:
-                what = self.effects.inject(fault, {k: v for k, v in args.items() if k != "fault"})
-            except hal.HalError as exc:
-                raise BadArguments(f"{fault}: {exc}") from None
-            return {"injected": what, "cores": dict(self.effects.states)}
-        if name == "faults":
-            return dict(FAULTS)
-        if name == "block":
-            # A drill for the kernel itself: stall its loop so the watchdog path can be tested on a simulator.
-            if not self.effects.is_sim:
-                raise ServiceUnavailable("the kernel block drill runs only on simulated boards")
-            seconds = args.get("seconds")
-            if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or not 0 < seconds <= 60:
-                raise BadArguments(f"seconds: expected a number in (0, 60], got {seconds!r}")
-            time.sleep(float(seconds))  # noqa: ASYNC251 - stalling the loop is the drill
-            return {"blocked_s": float(seconds)}
-        if name == "core":
-            core, action = args.get("core"), args.get("action")
-            if not isinstance(core, int) or isinstance(core, bool) or core not in self.monitor.health:
-                raise BadArguments(f"core: expected one of {sorted(self.monitor.health)}, got {core!r}")
-            if action not in ("enable", "disable"):
-                raise BadArguments(f"action: expected 'enable' or 'disable', got {action!r}")
-            state = self.monitor.force_core(core, action == "enable")
-            return {"core": core, "state": state}
-        if name == "mode":
-            wanted = str(args.get("mode", "")).upper()
-            if wanted == "AUTO":
-                self.monitor.force_mode(None)
-            elif wanted in Mode.__members__:
-                self.monitor.force_mode(Mode[wanted])
-            else:
-                raise BadArguments(f"mode: expected safe, degraded, nominal or auto, got {args.get('mode')!r}")
-            await self.monitor.tick()
-            return {"mode": self.monitor.mode.value, "forced": wanted != "AUTO"}
-        if name == "shutdown":
-            asyncio.get_running_loop().call_soon(self.request_stop)
-            return {"stopping": True}
-        raise UnknownCommand(f"the kernel has no command {name!r}", available=sorted(KERNEL_COMMANDS))
-
-    def _service_arg(self, args: dict[str, Any]) -> ServiceRecord:
-        name = args.get("service")
-        if not isinstance(name, str):
-            raise BadArguments("missing argument 'service' (str)")
-        rec = self.records.get(name)
-        if rec is None:
-            raise UnknownService(f"no service {name!r} in this runtime", available=sorted(self.records))
-        return rec
+        """Run a kernel command from its table, with the same argument checks a service's commands get."""
+        return await kernel_commands.dispatch(self, name, args)
 
 
 DECISIONS = {

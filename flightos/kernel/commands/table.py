@@ -1,0 +1,67 @@
+"""The kernel's command table: declared with the SDK's ``CommandSpec`` and checked by its ``validate``."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from flightos.bus.errors import UnknownCommand
+from flightos.kernel.commands.port import KernelPort
+from flightos.sdk.decorators import CommandSpec
+from flightos.sdk.validation import Argument, signature_of, validate
+
+Handler = Callable[..., Awaitable[Any]]
+H = TypeVar("H", bound=Handler)
+
+
+@dataclass(frozen=True)
+class KernelCommand:
+    """One kernel command: its spec (name, one-line doc), its handler and its declared arguments."""
+
+    spec: CommandSpec
+    handler: Handler
+    arguments: list[Argument]
+
+
+TABLE: dict[str, KernelCommand] = {}
+"""Command name -> declaration, in declaration order; filled by ``flightos.kernel.commands.handlers``."""
+
+
+def kernel_command(fn: H) -> H:
+    """Declare ``async def name(k: KernelPort, ...)`` as a kernel command, as ``@command`` does for a service.
+
+    The SDK's ``@command`` reserves ``describe``, which the kernel answers from this table too.
+    """
+    declared: Any = fn  # checked without narrowing ``fn``, which is returned as given
+    if not inspect.iscoroutinefunction(declared):
+        raise TypeError(f"a kernel command needs an 'async def' function, got {fn.__qualname__}")
+    doc = inspect.getdoc(fn) or ""
+    name = fn.__name__.rstrip("_")
+    TABLE[name] = KernelCommand(CommandSpec(name, doc.splitlines()[0] if doc else ""), fn, signature_of(fn))
+    return fn
+
+
+async def dispatch(port: KernelPort, name: str, args: Any) -> Any:
+    """Run a kernel command: unknown names and bad arguments are refused exactly as a service refuses them."""
+    cmd = TABLE.get(name)
+    if cmd is None:
+        raise UnknownCommand(f"the kernel has no command {name!r}", available=sorted(TABLE))
+    return await cmd.handler(port, **validate(f"kernel.{name}", cmd.arguments, args))
+
+
+def describe() -> dict[str, Any]:
+    """The kernel's ``describe``, in the shape of a service's: each command with its doc and typed arguments."""
+    return {
+        "service": "kernel",
+        "commands": {
+            name: {"doc": c.spec.doc,
+                   "args": [{"name": a.name, "type": a.type_name, "required": a.required,
+                             "default": a.default if not a.required else None} for a in c.arguments]}
+            for name, c in sorted(TABLE.items())
+        },
+        "periodic": {},
+        "subscriptions": [],
+        "parameters": [],
+    }
