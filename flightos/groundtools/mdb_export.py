@@ -2,7 +2,7 @@
 
 ``as_json`` and ``xtce`` describe what the tables say, with argument and parameter types taken
 from the table where it gives them, otherwise from the kernel's command table
-(``flightos.kernel.command_docs``, which its ``describe`` reads too) or the installed service plugins,
+(``flightos.kernel.command_docs``, a view of the table its ``describe`` reads) or the installed service plugins,
 exactly as the ground service decodes them on board (a declared type outside ``mdb.VALUE_TYPES`` is
 ``any``). A service that is not installed never breaks an export: its entries are listed as unresolved
 (JSON) or left out with a comment (XTCE).
