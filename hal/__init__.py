@@ -8,11 +8,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from hal import affinity, cpuset, scenario
+from hal import affinity, cpuset, injection, scenario
 from hal.board import Board
 from hal.config import validate
 from hal.errors import HalConfigError, HalCoreHung, HalError, HalParseError, HalUnsupported
 from hal.fs import Runner
+from hal.injection import FaultInjection, NoFaultInjection, fault_injection
 from hal.probe import Detection, ProbeReport, detect, probe_report
 from hal.types import (
     BoardIdentity,
@@ -21,6 +22,7 @@ from hal.types import (
     EdacCounts,
     ThermalZone,
     ThrottleFlags,
+    TimelineEvent,
     TripPoint,
     WatchdogInfo,
 )
@@ -88,15 +90,18 @@ __all__ = [
     "CoreReading",
     "Detection",
     "EdacCounts",
+    "FaultInjection",
     "HalConfigError",
     "HalCoreHung",
     "HalError",
     "HalParseError",
     "HalUnsupported",
+    "NoFaultInjection",
     "ProbeReport",
     "Runner",
     "ThermalZone",
     "ThrottleFlags",
+    "TimelineEvent",
     "TripPoint",
     "Watchdog",
     "WatchdogInfo",
@@ -104,6 +109,8 @@ __all__ = [
     "check_config",
     "cpuset",
     "detect",
+    "fault_injection",
+    "injection",
     "open_board",
     "probe_report",
     "scenario",

@@ -108,6 +108,19 @@ class WatchdogInfo:
 
 
 @dataclass(frozen=True)
+class TimelineEvent:
+    """One entry of a board's own fault/event timeline (the simulator's): board time, kind, details."""
+
+    t_s: float
+    kind: str
+    detail: dict[str, Extra] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain msgpack-able dict."""
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
 class BoardReading:
     """One full snapshot of a board. Fields that could not be read are None and named in missing."""
 

@@ -1,38 +1,32 @@
-"""Simulated faults made real: injection commands, and hung or failed virtual cores freezing their processes.
+"""What a board's faults mean for the kernel: its timeline raised as events, hung cores freezing their processes.
 
-On a sim target a SEFI really stops the services placed on that core (SIGSTOP), so the kernel's
-own hang detection and placement must cope — the same path a real hung core takes.
+The board's side (injecting faults, its timeline and core states) is the HAL's ``hal.FaultInjection``
+capability, which the simulator has; real boards get its null behaviour, so nothing here asks which board
+it is. On a sim target a SEFI really stops the services placed on that core (SIGSTOP), so the kernel's own
+hang detection and placement must cope — the same path a real hung core takes.
 """
 
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import signal
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 import structlog
 
+import hal
 from flightos.bus.errors import BadArguments, ServiceUnavailable
 from flightos.kernel.events import EventId
 from flightos.kernel.records import ServiceRecord
 from flightos.sdk.severity import Severity
+from hal.injection import FAULTS, FaultArgumentError, fault_injection
+
+__all__ = ["FAULTS", "FULL_READ_S", "HAL_EVENT_SEVERITY", "BoardEffects", "SimEffects"]
 
 log = structlog.get_logger("flightos.kernel")
-
-FAULTS = {
-    "seu": "flip bits in memory: count=N [address=WORD]",
-    "sefi": "hang a core until reset: core=N (random if omitted)",
-    "reset": "reset a hung core: core=N",
-    "sel": "latch-up current step until power cycle: delta_ma=MA (default 200)",
-    "power-cycle": "cut and restore power: clears hangs, latch-ups and unscrubbed upsets",
-    "core-fail": "a permanent core failure: core=N",
-    "thermal-step": "extra heat: delta_w=W and/or an instant junction step delta_c=C",
-    "saa": "force the South Atlantic Anomaly: on=true|false|none (none follows the orbit)",
-    "sun": "force sun or eclipse: on=true|false|none",
-}
 
 HAL_EVENT_SEVERITY = {
     "sefi": Severity.MEDIUM,
@@ -47,113 +41,63 @@ HAL_EVENT_SEVERITY = {
     "sun_override": Severity.INFO,
     "thermal_step": Severity.LOW,
 }
-"""Sim timeline entries raised as kernel events; SEUs and scrubs go to telemetry only, unless uncorrectable."""
+"""Board timeline entries raised as kernel events; SEUs and scrubs go to telemetry only, unless uncorrectable."""
+
+FULL_READ_S = 1.0
+"""On a board with its own timeline (the simulator renders a sysfs tree per read), a full reading at most this
+often; its core states are still checked every tick."""
+
+MAX_TIMELINE_QUEUE = 10_000
+"""Timeline entries kept for telemetry between two telemetry ticks (the oldest go first past it)."""
 
 Emit = Callable[..., None]
-MAX_SEU_BURST = 10_000
-"""Upsets one `inject seu` may ask for: enough for any drill, small enough not to stall the kernel."""
 
 
-def _opt_bool(v: Any) -> bool | None:
-    if v is None or v in ("none", "auto"):
-        return None
-    if isinstance(v, bool):
-        return v
-    raise BadArguments(f"on: expected true, false or none, got {v!r}")
+class BoardEffects:
+    """Bridges the board's fault-injection capability (or its null behaviour) and the service processes."""
 
-
-def _int(args: dict[str, Any], key: str, default: int | None = None) -> int | None:
-    v = args.get(key, default)
-    if v is None:
-        return None
-    if isinstance(v, bool) or not isinstance(v, int):
-        raise BadArguments(f"{key}: expected an integer, got {v!r}")
-    return v
-
-
-def _num(args: dict[str, Any], key: str) -> float | None:
-    v = args.get(key)
-    if v is None:
-        return None
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-        raise BadArguments(f"{key}: expected a finite number, got {v!r}")
-    return float(v)
-
-
-class SimEffects:
-    """Bridges the simulated board and the real service processes placed on its cores."""
-
-    def __init__(self, board: Any, records: dict[str, ServiceRecord], emit: Emit) -> None:
+    def __init__(self, board: hal.Board, records: dict[str, ServiceRecord], emit: Emit) -> None:
         self.board = board
+        self.sim: hal.FaultInjection = fault_injection(board)
+        self.injects_faults = isinstance(board, hal.FaultInjection)
+        """Whether the board has the capability (the kernel's ``block`` drill runs only there)."""
         self.records = records
         self.emit = emit
-        self.is_sim = callable(getattr(board, "core_state", None)) and callable(
-            getattr(board, "inject_sefi", None))
         self.states: dict[int, str] = {c: "ok" for c in board.core_ids()}
         self.frozen: dict[int, int] = {}  # pid -> core it was frozen for
-        self._events_from = 0.0
+        self.full_read_s = FULL_READ_S if self.injects_faults else 0.0
+        """How often the monitor takes a full board reading (0: every tick)."""
+        self._events_from = 0.0  # board time of the newest entry taken, and how many were taken at that time
+        self._taken_at_from = 0
+        self._unpublished: deque[dict[str, Any]] = deque(maxlen=MAX_TIMELINE_QUEUE)
         self.on_watchdog_reset: Callable[[], None] | None = None
+
+    @property
+    def is_sim(self) -> bool:
+        """The older name of ``injects_faults``."""
+        return self.injects_faults
 
     # ---- injection ---------------------------------------------------------------------------
     def inject(self, fault: str, args: dict[str, Any]) -> str:
-        """Inject one fault into the simulated board; return what was done."""
-        if not self.is_sim:
-            raise ServiceUnavailable(
-                f"fault injection needs a simulated board; this target's backend is "
-                f"{self.board.identity.backend!r} (use kill/stop drills on real boards)")
-        b = self.board
-        if fault == "seu":
-            count = _int(args, "count", 1) or 1
-            if not 1 <= count <= MAX_SEU_BURST:
-                raise BadArguments(f"count: expected 1..{MAX_SEU_BURST} upsets in one injection, got {count}")
-            b.inject_seu(count=count, address=_int(args, "address"))
-            what = f"{count} bit flip(s)"
-        elif fault == "sefi":
-            b.inject_sefi(_int(args, "core"))
-            what = "SEFI" + (f" on core {args['core']}" if "core" in args else " on a random core")
-        elif fault == "reset":
-            core = _int(args, "core")
-            if core is None:
-                raise BadArguments("reset needs core=N")
-            b.reset_core(core)
-            what = f"core {core} reset"
-        elif fault == "sel":
-            delta = _num(args, "delta_ma") or 200.0
-            b.inject_sel(delta_ma=delta)
-            what = f"latch-up of {delta:g} mA"
-        elif fault == "power-cycle":
-            b.power_cycle(reason="commanded")
-            what = "power cycle"
-        elif fault == "core-fail":
-            core = _int(args, "core")
-            if core is None:
-                raise BadArguments("core-fail needs core=N")
-            b.fail_core(core)
-            what = f"core {core} failed permanently"
-        elif fault == "thermal-step":
-            dw, dc = _num(args, "delta_w"), _num(args, "delta_c")
-            if dw is None and dc is None:
-                raise BadArguments("thermal-step needs delta_w=W and/or delta_c=C")
-            b.thermal_step(delta_w=dw, delta_c=dc)
-            what = f"thermal step (delta_w={dw}, delta_c={dc})"
-        elif fault in ("saa", "sun"):
-            on = _opt_bool(args.get("on"))
-            (b.set_saa if fault == "saa" else b.set_sun)(on)
-            what = f"{fault} forced {'on' if on else 'off' if on is False else 'back to the orbit'}"
-        else:
-            raise BadArguments(f"unknown fault {fault!r}; known: {', '.join(FAULTS)}")
+        """Inject one fault into the board (ServiceUnavailable where it cannot); return what was done."""
+        try:
+            what = self.sim.inject(fault, args)
+        except FaultArgumentError as exc:
+            raise BadArguments(str(exc)) from None
+        except hal.HalUnsupported as exc:
+            raise ServiceUnavailable(str(exc)) from None
         self.emit(EventId.HAL_FAULT_INJECTED, Severity.LOW, f"injected: {what}", fault=fault, args=args)
         self.update()
         return what
 
     # ---- effects on processes ----------------------------------------------------------------
     def update(self) -> list[dict[str, Any]]:
-        """Raise new sim timeline events, make core states real for their processes; return the new entries."""
-        if not self.is_sim:
-            return []
-        new = self.board.events_since(self._events_from)
+        """Raise new timeline entries as events, make core states real for their processes; return the entries.
+
+        The entries are also queued for ``take_timeline`` (telemetry), whoever called this first.
+        """
+        new = self._new_entries()
         for ev in new:
-            self._events_from = max(self._events_from, ev.t_s + 1e-9)
             sev = HAL_EVENT_SEVERITY.get(ev.kind)
             if ev.kind == "edac_scrub" and ev.detail.get("uncorrected"):
                 sev = Severity.HIGH
@@ -164,13 +108,50 @@ class SimEffects:
             if ev.kind == "watchdog_reset" and self.on_watchdog_reset is not None:
                 self.on_watchdog_reset()
         for core in self.states:
-            self.states[core] = self.board.core_state(core)
+            self.states[core] = self.sim.core_state(core)
         self.enforce()
-        return [e.to_dict() for e in new]
+        entries = [e.to_dict() for e in new]
+        self._unpublished.extend(entries)
+        return entries
+
+    def _new_entries(self) -> list[hal.TimelineEvent]:
+        """Entries not seen before, by board time and by count at the newest time (several may share one)."""
+        already = self._taken_at_from  # the first entries at exactly _events_from were taken before
+        new: list[hal.TimelineEvent] = []
+        for ev in self.sim.events_since(self._events_from):
+            if ev.t_s == self._events_from and already > 0:
+                already -= 1
+            else:
+                new.append(ev)
+        for ev in new:
+            if ev.t_s > self._events_from:
+                self._events_from, self._taken_at_from = ev.t_s, 0
+            if ev.t_s == self._events_from:
+                self._taken_at_from += 1
+        return new
+
+    def take_timeline(self) -> list[dict[str, Any]]:
+        """Timeline entries not yet handed out for telemetry, oldest first: each is handed out once."""
+        out = list(self._unpublished)
+        self._unpublished.clear()
+        return out
 
     def core_state(self, core: int) -> str:
-        """The simulated core's own state ('ok', 'hung', 'failed', 'offline'); 'ok' on real boards."""
-        return str(self.board.core_state(core)) if self.is_sim else "ok"
+        """The board's own state of a core ('ok', 'hung', 'failed', 'offline'); 'ok' on boards without one."""
+        return str(self.sim.core_state(core))
+
+    def hw_state(self, core: int, reading: hal.BoardReading | None) -> str:
+        """A core's hardware state: the board's own where it keeps one, else offline/ok from the reading."""
+        if self.injects_faults:
+            return self.core_state(core)
+        r = reading.core(core) if reading is not None else None
+        return "offline" if r is not None and not r.online else "ok"
+
+    def feed_load(self, loads: Callable[[int], float]) -> None:
+        """On a board whose core loads are its services' CPU, set each core's load from ``loads(core)``."""
+        if self.sim.load_from_services:
+            for core in self.states:
+                self.sim.set_load(core, min(100.0, loads(core)))
 
     def hung_cores(self) -> set[int]:
         """Cores that stopped executing (a SEFI): work placed only there is frozen."""
@@ -207,3 +188,7 @@ class SimEffects:
     def _signal(pid: int, sig: int) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, sig)
+
+
+SimEffects = BoardEffects
+"""The older name."""

@@ -31,7 +31,7 @@ from flightos.host import exit_cause
 from flightos.host.spawn_spec import SpawnSpec
 from flightos.kernel import commands as kernel_commands
 from flightos.kernel.events import EventId
-from flightos.kernel.faults import SimEffects
+from flightos.kernel.faults import BoardEffects
 from flightos.kernel.identity import Gate, Peer, peer_address
 from flightos.kernel.identity import Kind as PeerKind
 from flightos.kernel.monitor import HealthMonitor
@@ -90,7 +90,7 @@ class Kernel:
         """Load a fault scenario for this board, or raise ScenarioError naming the problem."""
         from hal import scenario as sc
 
-        if not callable(getattr(self.board, "inject_sefi", None)):
+        if not isinstance(self.board, hal.FaultInjection):
             raise sc.ScenarioError(f"{path}: scenarios drive a simulated board; target "
                                    f"{self.target.name!r} uses the {self.board.identity.backend!r} backend")
         sim: Any = self.board  # a SimBoard: checked above by capability, not by importing the backend
@@ -234,7 +234,7 @@ class Kernel:
         self.sampler.on_breach = self.supervisor.limit_breached
         self.supervisor.exit_cause = lambda rec, code: exit_cause.take(self.endpoints.runtime_dir, rec.name,
                                                                         rec.incarnation)
-        self.effects = SimEffects(self.board, self.records, self.emit)
+        self.effects = BoardEffects(self.board, self.records, self.emit)
         self.monitor = HealthMonitor(self)
         self.effects.on_watchdog_reset = self._watchdog_reset
         self.recorder = RunRecorder(self.state_dir / "runs", {
@@ -575,7 +575,7 @@ class Kernel:
 
     def _cores(self) -> list[dict[str, Any]]:
         reading = self.monitor.reading
-        hw = {c.id: c for c in getattr(reading, "cores", [])}
+        hw = {c.id: c for c in reading.cores} if reading is not None else {}
         out = []
         for c in self.monitor.snapshot()["cores"]:
             r = hw.get(c["id"])
@@ -603,7 +603,8 @@ class Kernel:
             try:
                 if self.monitor.reading is not None:
                     self.publisher.publish("tm.hal.reading", self.monitor.reading.to_dict())
-                timeline = self.effects.update()
+                self.effects.update()
+                timeline = self.effects.take_timeline()  # entries the monitor's tick took count too
                 if timeline:
                     self.publisher.publish("tm.hal.timeline", {"entries": timeline})
                 snap = self.monitor.snapshot()

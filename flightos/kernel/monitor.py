@@ -33,8 +33,6 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("flightos.kernel")
 _CORE_ZONE = re.compile(r"(?:cpu|core)[-_]?(\d+)", re.I)
-FULL_READ_S = 1.0
-"""On a simulator, a full board reading (thermal, power, load) is taken at most this often."""
 
 
 class HealthMonitor:
@@ -61,7 +59,7 @@ class HealthMonitor:
         self.under_periods = 0
         self.shed: dict[str, str] = {}
         self.throttles: dict[str, int] = {}
-        self.reading: Any = None
+        self.reading: hal.BoardReading | None = None
         self.junction_c: float | None = None
         self.trip_c: float | None = None
         self._last_selftest = 0.0
@@ -127,12 +125,12 @@ class HealthMonitor:
         now = time.monotonic()
         dt = now - self._last_tick if self._last_tick else 0.0
         self._last_tick = now
-        full = self.reading is None or not self.k.effects.is_sim or now - self._last_full >= FULL_READ_S
+        full = self.reading is None or now - self._last_full >= self.k.effects.full_read_s
         if full:  # the simulator renders a sysfs tree per read: its state is checked every tick, its tree 1/s
             self._last_full = now
             for rec in self.k.records.values():
                 self.k.sampler.sample(rec)
-            self._feed_sim_load()
+            self.k.effects.feed_load(self._core_load)
             self.reading = self.k.board.read()
         self.k.effects.update()
         self._selftests(now)
@@ -146,16 +144,10 @@ class HealthMonitor:
         self._account(dt)
         self._pet(now)
 
-    def _feed_sim_load(self) -> None:
-        """On a simulator driven by service load, each virtual core's load is what its services burn."""
-        board: Any = self.k.board
-        settings = getattr(board, "settings", None)
-        if not self.k.effects.is_sim or not isinstance(settings, dict) or settings.get("load_source") != "sim":
-            return
-        for core in self.health:
-            pct = sum(r.cpu_percent / max(1, len(r.cores)) for r in self.k.records.values()
-                      if r.pid is not None and core in r.cores)
-            board.set_load(core, min(100.0, pct))
+    def _core_load(self, core: int) -> float:
+        """What the services placed on a core burn there (%): a simulator driven by service load shows it."""
+        return sum(r.cpu_percent / max(1, len(r.cores)) for r in self.k.records.values()
+                   if r.pid is not None and core in r.cores)
 
     # ---- evidence -----------------------------------------------------------------------------------
     def _selftests(self, now: float) -> None:
@@ -168,22 +160,17 @@ class HealthMonitor:
     def _evidence(self, now: float) -> dict[int, list[Evidence]]:
         out: dict[int, list[Evidence]] = {c: [] for c in self.health}
         reading = self.reading
-        effects = self.k.effects
         for c in self.health:
-            if effects.is_sim:
-                state = self.k.effects.core_state(c)
-                if state == "hung":
-                    out[c].append(Evidence(Weight.SEVERE, "core hung (functional interrupt)"))
-                elif state in ("failed", "offline"):
-                    out[c].append(Evidence(Weight.FATAL, f"core {state}"))
+            state = self.k.effects.hw_state(c, reading)
+            if state == "hung":
+                out[c].append(Evidence(Weight.SEVERE, "core hung (functional interrupt)"))
+            elif state in ("failed", "offline"):
+                out[c].append(Evidence(Weight.FATAL, f"core {state}"))
             for cpu in self.k.board.host_cpus(c):
                 verdict = self.selftest.verdict(cpu, self.cfg["selftest_timeout_s"], self.k.supervisor.lag.since)
                 if verdict:
                     out[c].append(Evidence(Weight.SEVERE, verdict))
-        for core in getattr(reading, "cores", []):
-            if core.id in out and not core.online and not effects.is_sim:
-                out[core.id].append(Evidence(Weight.FATAL, "core offline"))
-        for z in getattr(reading, "zones", []):
+        for z in reading.zones if reading is not None else []:
             m = _CORE_ZONE.fullmatch(z.name.split("-")[0]) if z.name else None
             if m is None or int(m.group(1)) not in out or z.temp_c is None:
                 continue  # chip-wide zones are the governor's business, not one core's
@@ -263,7 +250,7 @@ class HealthMonitor:
         """A process on a hung core cannot be moved, only restarted elsewhere."""
         if not rec.cores or rec.pid is None:
             return False
-        if self.k.effects.is_sim and all(self.k.effects.core_state(c) == "hung" for c in rec.cores):
+        if all(self.k.effects.core_state(c) == "hung" for c in rec.cores):
             return True
         return all(any("no answer" in (self.selftest.verdict(cpu, self.cfg["selftest_timeout_s"]) or "")
                        for cpu in self.k.board.host_cpus(c)) for c in rec.cores)
@@ -308,10 +295,11 @@ class HealthMonitor:
 
     # ---- thermal and power --------------------------------------------------------------------------
     def _govern(self) -> None:
-        j = junction(getattr(self.reading, "zones", []), self.trip_fallback)
+        reading = self.reading
+        j = junction(reading.zones if reading is not None else [], self.trip_fallback)
         self.junction_c, self.trip_c = j.temp_c, j.trip_c
-        flags = getattr(self.reading, "throttle", None)
-        hw = flags is not None and bool(getattr(flags, "throttled", False) or getattr(flags, "soft_temp_limit", False))
+        flags = reading.throttle if reading is not None else None
+        hw = flags is not None and (flags.throttled or flags.soft_temp_limit)
         change = self.governor.update(j, hw)
         if change is not None:
             self._decide(f"thermal level {change[0]}: {change[1]}", EventId.THERMAL_LEVEL, Severity.LOW,
@@ -338,7 +326,7 @@ class HealthMonitor:
         return float(value) if value is not None else None
 
     def _account(self, dt: float) -> None:
-        rails = getattr(self.reading, "rails_mw", {}) or {}
+        rails = (self.reading.rails_mw or {}) if self.reading is not None else {}
         self.power.update(dt, board_power_w(rails), {r.name: r.cpu_percent for r in self.k.records.values()
                                                      if r.pid is not None})
         budget = self.budget_w()
@@ -383,8 +371,7 @@ class HealthMonitor:
         saved = self._load_state().get("watchdog_resets", 0)
         if isinstance(saved, bool) or not isinstance(saved, int) or saved < 0:
             saved = 0
-        simulated = callable(getattr(self.k.board, "inject_sefi", None))
-        if simulated and not getattr(self.k.board, "resume", False):
+        if not self.k.effects.sim.resume:  # a real board (no fault injection) always keeps its state
             if saved:
                 log.info("simulated_board_fresh", resets_not_carried=saved, state_file=str(self.state_file),
                          msg=f"simulated board starts fresh: {saved} watchdog reset(s) of earlier runs not carried "
@@ -412,7 +399,7 @@ class HealthMonitor:
     def snapshot(self) -> dict[str, Any]:
         """Cores, mode, thermal and power state, for status, telemetry and the run record."""
         reading = self.reading
-        loads = {c.id: c.load_pct for c in getattr(reading, "cores", [])}
+        loads = {c.id: c.load_pct for c in reading.cores} if reading is not None else {}
         return {
             "mode": self.mode.value,
             "forced_mode": self.forced_mode.value if self.forced_mode else None,

@@ -86,9 +86,8 @@ TOPICS: tuple[Topic, ...] = (
                          "`coreN_state`, `sel_ma`, ..."),
           )),
     Topic("tm.hal.timeline", "kernel", "on a simulated board, when the simulator logged something",
-          "the simulator's own events since the last message. Each entry is also raised as `HAL_EVENT` on "
-          "`ev.kernel`, which is the one to follow: the health monitor usually takes the new entries on its "
-          "own tick first, so this topic seldom carries them (a known limit)", (
+          "the simulator's own events since the last message, each entry once. Entries of note are also "
+          "raised as `HAL_EVENT` on `ev.kernel` (SEUs and scrubs are not, unless uncorrectable)", (
               ("entries", "list of the simulator's timeline entries: `t_s` (simulated time), `kind` (seu, sefi, "
                           "core_reset, sel, limiter_trip, power_cycle, core_failed, ...), `detail`"),
           )),

@@ -26,8 +26,8 @@ async def test_every_topic_carries_the_keys_docs_topics_md_lists() -> None:
         await c.call("jobs", "submit", {"processor": "test.spin", "params": {"seconds": 0.1},
                                         "budget": {"cpu_s": 5}})
         first: dict[str, Any] = {}
-        # tm.hal.timeline is left out: the health monitor usually consumes the entries first (docs/topics.md)
         wanted = {"tm.kernel.services", "tm.kernel.health", "tm.kernel.bus", "tm.kernel.self", "tm.hal.reading",
+                  "tm.hal.timeline",
                   "ev.kernel", "ev.test", "tm.test.drill", "dl.test.summary",
                   "tm.housekeeping.system", "tm.housekeeping.services", "tm.ground.link", "tm.sar.scene",
                   "tm.jobs.status", "tm.jobs.done"}

@@ -10,7 +10,7 @@ import time
 import weakref
 from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
@@ -19,6 +19,7 @@ from hal.backends.linux.board import LinuxBoard
 from hal.backends.linux.procstat import LoadTracker, parse_proc_stat
 from hal.backends.sim.edac import Edac
 from hal.backends.sim.faults import PoissonProcess, stream
+from hal.backends.sim.inject import inject
 from hal.backends.sim.orbit import Orbit
 from hal.backends.sim.render import USER_HZ, TreeState, render
 from hal.backends.sim.settings import sim_settings
@@ -27,7 +28,7 @@ from hal.backends.sim.watchdog import SimWatchdog
 from hal.board import Board
 from hal.errors import HalCoreHung, HalError, HalUnsupported
 from hal.fs import Fs, Probe
-from hal.types import BoardIdentity, BoardReading, Extra, ThrottleFlags
+from hal.types import BoardIdentity, BoardReading, Extra, ThrottleFlags, TimelineEvent
 from hal.watchdog import Watchdog
 
 T = TypeVar("T")
@@ -35,17 +36,8 @@ DAY_S = 86400.0
 MAX_EVENTS = 100_000
 
 
-@dataclass(frozen=True)
-class SimEvent:
-    """One entry of the fault/event timeline: sim time, kind, details."""
-
-    t_s: float
-    kind: str
-    detail: dict[str, Extra] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain msgpack-able dict."""
-        return asdict(self)
+SimEvent = TimelineEvent
+"""One entry of the simulator's timeline (the HAL's TimelineEvent, under its older name)."""
 
 
 @dataclass
@@ -289,7 +281,16 @@ class SimBoard(Board):
             raise HalError(f"load must be within 0..100 %, got {pct!r}")
         self._cores[core_id].load = pct / 100.0
 
-    # ---- fault injection (called by `flightos inject`) ------------------------------------
+    # ---- fault injection (the hal.FaultInjection capability; `flightos inject`) ---------------
+    @property
+    def load_from_services(self) -> bool:
+        """Whether core loads are set by the caller from its services' CPU (``load_source = 'sim'``)."""
+        return bool(self.settings.get("load_source") == "sim")
+
+    def inject(self, fault: str, args: Mapping[str, Any]) -> str:
+        """Inject one fault of ``hal.injection.FAULTS`` from command arguments; return what was done."""
+        return inject(self, fault, args)
+
     def inject_seu(self, count: int = 1, address: int | None = None) -> None:
         """Flip ``count`` bits: all in the word at ``address`` (distinct bits), or random words."""
         if count < 1:

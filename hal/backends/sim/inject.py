@@ -1,0 +1,84 @@
+"""Fault injection on the simulated board from command arguments (``flightos inject <fault> key=value``)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from hal.injection import FAULTS, FaultArgumentError
+
+if TYPE_CHECKING:
+    from hal.backends.sim.board import SimBoard
+
+MAX_SEU_BURST = 10_000
+"""Upsets one `inject seu` may ask for: enough for any drill, small enough not to stall the caller."""
+
+
+def _opt_bool(v: Any) -> bool | None:
+    if v is None or v in ("none", "auto"):
+        return None
+    if isinstance(v, bool):
+        return v
+    raise FaultArgumentError(f"on: expected true, false or none, got {v!r}")
+
+
+def _int(args: Mapping[str, Any], key: str, default: int | None = None) -> int | None:
+    v = args.get(key, default)
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise FaultArgumentError(f"{key}: expected an integer, got {v!r}")
+    return v
+
+
+def _num(args: Mapping[str, Any], key: str) -> float | None:
+    v = args.get(key)
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        raise FaultArgumentError(f"{key}: expected a finite number, got {v!r}")
+    return float(v)
+
+
+def inject(b: SimBoard, fault: str, args: Mapping[str, Any]) -> str:
+    """Inject one fault into the simulated board; return what was done (FaultArgumentError if bad)."""
+    if fault == "seu":
+        count = _int(args, "count", 1) or 1
+        if not 1 <= count <= MAX_SEU_BURST:
+            raise FaultArgumentError(f"count: expected 1..{MAX_SEU_BURST} upsets in one injection, got {count}")
+        b.inject_seu(count=count, address=_int(args, "address"))
+        return f"{count} bit flip(s)"
+    if fault == "sefi":
+        b.inject_sefi(_int(args, "core"))
+        return "SEFI" + (f" on core {args['core']}" if "core" in args else " on a random core")
+    if fault == "reset":
+        core = _int(args, "core")
+        if core is None:
+            raise FaultArgumentError("reset needs core=N")
+        b.reset_core(core)
+        return f"core {core} reset"
+    if fault == "sel":
+        delta = _num(args, "delta_ma") or 200.0
+        b.inject_sel(delta_ma=delta)
+        return f"latch-up of {delta:g} mA"
+    if fault == "power-cycle":
+        b.power_cycle(reason="commanded")
+        return "power cycle"
+    if fault == "core-fail":
+        core = _int(args, "core")
+        if core is None:
+            raise FaultArgumentError("core-fail needs core=N")
+        b.fail_core(core)
+        return f"core {core} failed permanently"
+    if fault == "thermal-step":
+        dw, dc = _num(args, "delta_w"), _num(args, "delta_c")
+        if dw is None and dc is None:
+            raise FaultArgumentError("thermal-step needs delta_w=W and/or delta_c=C")
+        b.thermal_step(delta_w=dw, delta_c=dc)
+        return f"thermal step (delta_w={dw}, delta_c={dc})"
+    if fault in ("saa", "sun"):
+        on = _opt_bool(args.get("on"))
+        (b.set_saa if fault == "saa" else b.set_sun)(on)
+        return f"{fault} forced {'on' if on else 'off' if on is False else 'back to the orbit'}"
+    raise FaultArgumentError(f"unknown fault {fault!r}; known: {', '.join(FAULTS)}")
