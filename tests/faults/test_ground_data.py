@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import errno
 import os
-import socket
 import sqlite3
 import subprocess
 import time
@@ -31,7 +30,7 @@ from flightos.testing import RuntimeProcess
 from flightos.testing.bus import Bus
 from flightos.testing.eventually import eventually
 from services.ground.downlink import DownlinkStore, RateLimit, Retention
-from tests.ground.conftest import ports, start
+from tests.ground.conftest import ports, start, tcp_ground
 
 QUIET = ["services.ground.options.contact={mode = \"after_tc\", hold_s = 1.0}"]
 """Contact lapses 1 s after the last TC, so products are kept for later, not sent at once."""
@@ -362,15 +361,7 @@ async def test_products_sent_into_a_stalled_tcp_peer_stay_until_acknowledged() -
     try:
         assert rt.client is not None
         p = await ports(rt)
-        peer = socket.socket()
-        peer.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a small window: the stall comes soon
-        peer.connect(("127.0.0.1", p["tcp"]))
-        g = GroundClient("127.0.0.1", p["udp"], 100, keys)
-        peer.sendall(g.build(17, 1))  # authenticated: this connection becomes the downlink destination
-
-        async def is_peer() -> bool:
-            return str((await status(rt))["peer"]).startswith("tcp:")
-        await eventually(is_peer, timeout=30, what="the TCP ground to be the peer")
+        peer = await tcp_ground(rt, keys)
         await send_products(rt, 500)
 
         async def all_in() -> bool:

@@ -26,7 +26,7 @@ from flightos.sdk.options import OptionsError, check_options
 from flightos.testing import RuntimeProcess
 from flightos.testing.eventually import eventually
 from services.ground.options import GroundOptions
-from tests.ground.conftest import ports, start
+from tests.ground.conftest import ports, start, tcp_ground
 
 RECORD = 3  # test.record in the shipped mission database
 FORGED_KEY = b"\x05" * 32
@@ -257,15 +257,7 @@ async def test_tcp_peer_that_never_reads_is_cut_off_and_nothing_untaken_counts_a
     try:
         assert rt.client is not None
         p = await ports(rt)
-        peer = socket.socket()
-        peer.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a small window: the stall comes soon
-        peer.connect(("127.0.0.1", p["tcp"]))
-        g = GroundClient("127.0.0.1", p["udp"], 100, keys)
-        peer.sendall(g.build(17, 1))  # authenticated: this connection becomes the downlink destination
-
-        async def is_peer() -> bool:
-            return str((await status(rt))["peer"]).startswith("tcp:")
-        await eventually(is_peer, timeout=30, what="the TCP ground to be the peer")
+        peer = await tcp_ground(rt, keys)
         for i in range(40):
             await rt.client.call("test", "product", {"name": f"p{i}", "data": "x" * 4000, "priority": 5})
 

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest_asyncio
 
 from flightos.ground.security import KeyStore
 from flightos.groundtools.console import GroundClient
 from flightos.testing import RuntimeProcess
+from flightos.testing.eventually import eventually
 from tests.integration.conftest import make_runtime
 
 GROUND = ['services.ground.options.udp_bind="127.0.0.1:0"', 'services.ground.options.tcp_bind="127.0.0.1:0"',
@@ -41,6 +44,26 @@ async def ports(rt: RuntimeProcess) -> dict[str, int]:
     assert rt.client is not None
     status = await rt.client.call("ground", "link_status")
     return {lk["kind"]: lk["port"] for lk in status["links"]}
+
+
+async def link_status(rt: RuntimeProcess) -> dict[str, Any]:
+    """The ground service's counters, contact, links and store."""
+    assert rt.client is not None
+    return dict(await rt.client.call("ground", "link_status"))
+
+
+async def tcp_ground(rt: RuntimeProcess, keys: KeyStore) -> socket.socket:
+    """A TCP ground with a small receive window that authenticated itself and is now the downlink peer."""
+    p = await ports(rt)
+    peer = socket.socket()
+    peer.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a small window: a stall comes soon
+    peer.connect(("127.0.0.1", p["tcp"]))
+    peer.sendall(GroundClient("127.0.0.1", p["udp"], 100, keys).build(17, 1))  # authenticated: the new peer
+
+    async def is_peer() -> bool:
+        return str((await link_status(rt))["peer"]).startswith("tcp:")
+    await eventually(is_peer, timeout=30, what="the TCP ground to be the peer")
+    return peer
 
 
 @pytest_asyncio.fixture
