@@ -28,7 +28,7 @@ from flightos.bus.envelope import Kind, new_id
 from flightos.bus.errors import FrameTooLarge, QueueFull, ServiceFailed, ServiceUnavailable
 from flightos.client import Client, kernel_pid
 from flightos.testing import eventually
-from tests.integration.conftest import make_runtime
+from tests.integration.conftest import kill_at_marks, make_runtime
 
 LIMIT = 65_536
 
@@ -235,15 +235,7 @@ async def test_chaos_every_command_that_did_not_run_is_retried_and_runs_once() -
                     retried += 1
                     await asyncio.sleep(0.05 * (attempt + 1))
 
-        async def killer() -> None:
-            for mark in (250, 500, 750):
-                while len(answers) < mark:
-                    await asyncio.sleep(0.001)
-                row = await rt.service("test")
-                if row["pid"]:
-                    os.kill(row["pid"], signal.SIGKILL)
-
-        kill_task = asyncio.ensure_future(killer())
+        kill_task = asyncio.ensure_future(kill_at_marks(rt, answers))
         await asyncio.gather(*(one(i) for i in range(total)))
         await kill_task
         await rt.wait_ready("test")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
-from collections.abc import AsyncIterator
+import signal
+from collections.abc import AsyncIterator, Sized
 from pathlib import Path
 
 import pytest_asyncio
@@ -35,3 +37,14 @@ async def runtime() -> AsyncIterator[RuntimeProcess]:
     """The default target with the test service on fast heartbeats; torn down after the test."""
     async with make_runtime(["test", "housekeeping"]) as rt:
         yield rt
+
+
+async def kill_at_marks(rt: RuntimeProcess, answers: Sized, marks: tuple[int, ...] = (250, 500, 750),
+                        service: str = "test") -> None:
+    """SIGKILL ``service`` each time ``answers`` has grown to the next mark (a chaos test's killer)."""
+    for mark in marks:
+        while len(answers) < mark:
+            await asyncio.sleep(0.001)  # polling a shared dict that the command tasks fill
+        row = await rt.service(service)
+        if row["pid"]:
+            os.kill(row["pid"], signal.SIGKILL)

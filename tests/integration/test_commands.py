@@ -19,7 +19,7 @@ from flightos.bus.errors import (
     UnknownService,
 )
 from flightos.testing import RuntimeProcess
-from tests.integration.conftest import make_runtime
+from tests.integration.conftest import kill_at_marks, make_runtime
 
 
 async def test_typed_errors_name_the_problem(runtime: RuntimeProcess) -> None:
@@ -102,15 +102,7 @@ async def test_thousand_commands_across_three_kills_answered_exactly_once() -> N
                 except CommandError as err:
                     answers[i] = err
 
-        async def killer() -> None:
-            for mark in (250, 500, 750):
-                while len(answers) < mark:
-                    await asyncio.sleep(0.001)
-                row = await rt.service("test")
-                if row["pid"]:
-                    os.kill(row["pid"], signal.SIGKILL)
-
-        kill_task = asyncio.ensure_future(killer())
+        kill_task = asyncio.ensure_future(kill_at_marks(rt, answers))
         await asyncio.gather(*(one(i) for i in range(total)))
         await kill_task
         assert len(answers) == total
