@@ -134,7 +134,7 @@ async def core(k: KernelPort, core: int, action: str) -> dict[str, Any]:
 @kernel_command
 async def block(k: KernelPort, seconds: float) -> dict[str, Any]:
     """drill: stall the kernel's loop for seconds=S (simulated boards only; tests the watchdog)"""
-    if not k.effects.is_sim:
+    if not k.effects.injects_faults:
         raise ServiceUnavailable("the kernel block drill runs only on simulated boards")
     if not 0 < seconds <= 60:
         raise BadArguments(f"seconds: expected a number in (0, 60], got {seconds!r}")

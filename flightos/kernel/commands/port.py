@@ -34,10 +34,10 @@ class MonitorPort(Protocol):
 
 
 class EffectsPort(Protocol):
-    """Fault injection into a simulated board and the cores' simulated states."""
+    """The board's fault-injection capability (a simulator has it) and the cores' states as the board sees them."""
 
     @property
-    def is_sim(self) -> bool: ...
+    def injects_faults(self) -> bool: ...
 
     @property
     def states(self) -> Mapping[int, str]: ...
