@@ -16,7 +16,7 @@ import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import structlog
 import zmq
@@ -34,12 +34,10 @@ from flightos.kernel.restart_policy import RestartSettings, RestartTracker
 from flightos.kernel.router import LinkRequester
 from flightos.link import keys, protocol, replication
 from flightos.link.failover import keeper, taker
+from flightos.link.ports import LinkHost
 from flightos.link.protocol import Hello, Hosted, LinkProtocolError, PeerView
 from flightos.link.zap import DOMAIN, Gatekeeper
 from flightos.sdk.severity import Severity
-
-if TYPE_CHECKING:
-    from flightos.kernel.kernel import Kernel
 
 log = structlog.get_logger("flightos.link")
 
@@ -65,7 +63,7 @@ class Outgoing:
 class Link:
     """Joins this kernel to its peers; see the module docstring."""
 
-    def __init__(self, kernel: Kernel) -> None:
+    def __init__(self, kernel: LinkHost) -> None:
         self.k = kernel
         self.cfg = kernel.target.link
         self.board = self.cfg.board
