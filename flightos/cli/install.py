@@ -373,7 +373,7 @@ def run_install(args: argparse.Namespace, *, runner: Runner | None = None, euid:
 
     # The state directory (StateDirectory= creates it too; this makes it exist before the first start).
     rw_paths = [STATE_DIR]
-    extra_state = str(target.runtime.get("state_dir") or "")
+    extra_state = target.runtime.state_dir
     if extra_state and os.path.isabs(extra_state) and extra_state.rstrip("/") != STATE_DIR:
         rw_paths.append(extra_state)
         plan.notes.append(f"{target.path}: runtime.state_dir = {extra_state!r} overrides {STATE_DIR}; "
@@ -385,13 +385,13 @@ def run_install(args: argparse.Namespace, *, runner: Runner | None = None, euid:
         plan.add(text, functools.partial(_make_state_dir, prefix, d, user, group, live, euid, plan, adopt))
 
     # The unit.
-    wd = target.section("watchdog")
-    watchdog_device = str(hal_cfg.get("watchdog_device") or "") if wd["enabled"] else ""
+    wd = target.watchdog
+    watchdog_device = str(hal_cfg.get("watchdog_device") or "") if wd.enabled else ""
     backend = str(hal_cfg.get("backend") or target.hal.get("backend", ""))
     code_paths = [python] if args.python else [python, str(Path(__file__).resolve().parents[2])]
     protect_home = "read-only" if any(_in_home(p) for p in code_paths) else "yes"
     unit = render_unit(target=name, python=python, user=user, group=group, supplementary_groups=supplementary,
-                       shutdown_grace_s=float(target.runtime["shutdown_grace_s"]),
+                       shutdown_grace_s=target.runtime.shutdown_grace_s,
                        devices=device_allow(backend, watchdog_device or None),
                        read_write_paths=rw_paths, protect_home=protect_home)
     unit_path = _under(prefix, f"{UNIT_DIR}/{UNIT_NAME}")

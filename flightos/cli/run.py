@@ -24,9 +24,9 @@ def run(args: argparse.Namespace) -> int:
     if getattr(args, "resume", False):
         overrides.append("hal.resume=true")
     target = tgt.load(args.target, overrides)
-    if getattr(args, "resume", False) and target.hal.get("backend") != "sim":
+    if getattr(args, "resume", False) and target.hal_backend != "sim":
         raise ConfigError(f"{target.path}: --resume: only a simulated board (hal.backend = \"sim\") starts fresh "
-                          f"on each run; this target's {target.hal.get('backend')!r} board always keeps its state")
+                          f"on each run; this target's {target.hal_backend!r} board always keeps its state")
     installed = plugins.installed()
     missing = [n for n, s in target.services.items() if s.enabled and s.entry_point not in installed]
     if missing:
@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     bad = plugins.check_options(target.services)
     if bad is not None:
         raise ConfigError(f"{target.path}{_via_set(bad.key, args.set)}: {bad}")
-    logs.configure(target.runtime["log_format"], target.runtime["log_level"], "kernel")
+    logs.configure(target.runtime.log_format, target.runtime.log_level, "kernel")
     from flightos.kernel.kernel import Kernel, RuntimeBusy
     from flightos.link.link import LinkSetupError
 
@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
         created = prepare_runtime_dir(runtime_dir)
     except RuntimeDirError as exc:
         raise ConfigError(str(exc)) from None
-    if target.hal.get("backend") == "sim" and "work_dir" not in target.hal:
+    if target.hal_backend == "sim" and "work_dir" not in target.hal:
         target = dataclasses.replace(target, hal={**target.hal, "work_dir": str(runtime_dir)})
     try:
         kernel = Kernel(target, runtime_dir, duration_s=args.duration, scenario=scenario)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from dataclasses import field as dc_field
+from dataclasses import fields as dc_fields
 from typing import Any
 
 
@@ -113,83 +115,139 @@ def core_list(v: Any) -> list[int]:
     return list(v)
 
 
-SECTIONS: dict[str, dict[str, Field]] = {
-    "target": {
-        "name": Field(string, "", "target name shown by `flightos targets`"),
-        "description": Field(string, "", "one line on what the target is for"),
-    },
-    "runtime": {
-        "spawn": Field(one_of("forkserver", "exec"), "forkserver",
-                       "how services start: a preloaded fork server (fast restarts) or a fresh interpreter"),
-        "shutdown_grace_s": Field(positive, 5.0, "SIGTERM to SIGKILL grace on stop"),
-        "command_queue": Field(positive_int, 64, "commands held per service while it restarts"),
-        "command_timeout_s": Field(positive, 5.0, "deadline of a command that does not carry one"),
-        "telemetry_hz": Field(positive, 1.0, "rate of the kernel's own telemetry"),
-        "state_dir": Field(string, "", "where stores live (default: $FLIGHTOS_STATE_DIR, "
-                           "~/.local/state/flightos/<target>)"),
-        "log_format": Field(one_of("console", "json"), "console", "log renderer"),
-        "log_level": Field(one_of("debug", "info", "warning", "error"), "info", "minimum log level"),
-        "record_runs": Field(boolean, True, "record events and health telemetry under <state_dir>/runs/ for reports"),
-        "runs_kept": Field(positive_int, 20, "recorded runs kept; older ones are deleted"),
-        "max_frame_bytes": Field(int_at_least(65_536), 1 << 20,
-                                 "largest command or result on the bus; larger ones are refused with "
-                                 "frame_too_large (a peer sending 64 KiB more is disconnected)"),
-        "result_cache_mb": Field(positive, 32.0, "memory for results kept so a retry gets the first answer; "
-                                 "past it the oldest go early (counted)"),
-    },
-    "health": {
-        "heartbeat_period_s": Field(positive, 1.0, "heartbeat period of a normal service"),
-        "heartbeat_misses": Field(positive_int, 3, "missed heartbeats before a normal service is hung"),
-        "critical_heartbeat_period_s": Field(positive, 0.25, "heartbeat period of a critical service"),
-        "critical_heartbeat_misses": Field(positive_int, 4, "missed heartbeats before a critical service is hung"),
-        "start_timeout_s": Field(positive, 10.0, "time from spawn to ready before a start counts as failed"),
-    },
-    "restart": {
-        "backoff_initial_s": Field(non_negative, 1.0, "delay of the second consecutive restart"),
-        "backoff_max_s": Field(non_negative, 60.0, "longest delay between restarts"),
-        "backoff_jitter": Field(fraction, 0.2, "± fraction of random jitter on each delay"),
-        "reset_after_s": Field(positive, 600.0, "healthy time after which backoff starts again at zero"),
-        "max_restarts": Field(non_negative_int, 5, "restarts allowed in the window; one more makes the service FAILED"),
-        "window_s": Field(positive, 600.0, "window of the restart-intensity limit"),
-        "critical_retry_s": Field(positive, 20.0, "a critical service past the intensity limit is never FAILED: "
-                                  "it is retried this often, and the watchdog is no longer petted"),
-    },
-    "cores": {
-        "monitor_period_s": Field(positive, 0.5, "how often core health is assessed (and services moved)"),
-        "suspect_after": Field(positive_int, 2, "consecutive bad periods before HEALTHY becomes SUSPECT"),
-        "degrade_after": Field(positive_int, 4, "consecutive bad periods before SUSPECT becomes DEGRADED"),
-        "clear_after": Field(positive_int, 6, "consecutive clean periods before SUSPECT is HEALTHY again"),
-        "rejoin_after_s": Field(non_negative, 30.0,
-                                "clean time before a DEGRADED or OFFLINE core rejoins (0: only by ground command)"),
-        "temp_margin_c": Field(non_negative, 5.0, "a per-core zone this close to its trip point is evidence"),
-        "heartbeat_late_factor": Field(positive, 1.5, "a heartbeat older than this many periods is evidence"),
-        "selftest_period_s": Field(non_negative, 5.0, "known-answer self-test per core (0: off)"),
-        "selftest_timeout_s": Field(positive, 1.0, "a self-test without an answer by then is evidence"),
-    },
-    "modes": {
-        "safe_at_usable_cores": Field(non_negative_int, 1, "SAFE when this many usable cores or fewer remain"),
-        "services_per_core": Field(positive_int, 4, "services a usable core carries before shedding begins"),
-        "degraded_throttle": Field(non_negative_int, 1, "throttle level of elastic services in DEGRADED"),
-    },
-    "thermal": {
-        "margin_c": Field(non_negative, 10.0, "keep the junction this far below its throttle trip point"),
-        "hysteresis_c": Field(non_negative, 3.0, "cool this much below the margin before easing off"),
-        "trip_c": Field(any_number, None, "throttle trip point when the board reports none"),
-        "max_level": Field(positive_int, 3, "highest throttle level the governor asks of services"),
-    },
-    "power": {
-        "budget_nominal_w": Field(positive, None, "board power budget in NOMINAL (unset: no budget)"),
-        "budget_degraded_w": Field(positive, None, "board power budget in DEGRADED"),
-        "budget_safe_w": Field(positive, None, "board power budget in SAFE"),
-        "over_budget_periods": Field(positive_int, 4, "periods over budget before shedding one service"),
-    },
-    "watchdog": {
-        "enabled": Field(boolean, True, "pet the hardware (or simulated) watchdog while healthy"),
-        "timeout_s": Field(positive, 10.0, "watchdog timeout"),
-        "pet_period_s": Field(positive, 5.0, "how often the kernel pets it while healthy"),
-        "max_resets": Field(positive_int, 3, "resets after which the system holds SAFE until ground acts"),
-    },
+def setting(check: Callable[[Any], Any], default: Any, doc: str) -> Any:
+    """One typed key of a section: its default, plus the checker and doc the loader and docs read."""
+    return dc_field(default=default, metadata={"check": check, "doc": doc})
+
+
+@dataclass(frozen=True)
+class TargetSection:
+    """``[target]``: the target's name and description."""
+
+    name: str = setting(string, "", "target name shown by `flightos targets`")
+    description: str = setting(string, "", "one line on what the target is for")
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    """``[runtime]``: how services start and stop, the bus, logging and recorded runs."""
+
+    spawn: str = setting(one_of("forkserver", "exec"), "forkserver",
+                         "how services start: a preloaded fork server (fast restarts) or a fresh interpreter")
+    shutdown_grace_s: float = setting(positive, 5.0, "SIGTERM to SIGKILL grace on stop")
+    command_queue: int = setting(positive_int, 64, "commands held per service while it restarts")
+    command_timeout_s: float = setting(positive, 5.0, "deadline of a command that does not carry one")
+    telemetry_hz: float = setting(positive, 1.0, "rate of the kernel's own telemetry")
+    state_dir: str = setting(string, "", "where stores live (default: $FLIGHTOS_STATE_DIR, "
+                             "~/.local/state/flightos/<target>)")
+    log_format: str = setting(one_of("console", "json"), "console", "log renderer")
+    log_level: str = setting(one_of("debug", "info", "warning", "error"), "info", "minimum log level")
+    record_runs: bool = setting(boolean, True, "record events and health telemetry under <state_dir>/runs/ for reports")
+    runs_kept: int = setting(positive_int, 20, "recorded runs kept; older ones are deleted")
+    max_frame_bytes: int = setting(int_at_least(65_536), 1 << 20,
+                                   "largest command or result on the bus; larger ones are refused with "
+                                   "frame_too_large (a peer sending 64 KiB more is disconnected)")
+    result_cache_mb: float = setting(positive, 32.0, "memory for results kept so a retry gets the first answer; "
+                                     "past it the oldest go early (counted)")
+
+
+@dataclass(frozen=True)
+class HealthConfig:
+    """``[health]``: heartbeat periods and misses, and the start deadline."""
+
+    heartbeat_period_s: float = setting(positive, 1.0, "heartbeat period of a normal service")
+    heartbeat_misses: int = setting(positive_int, 3, "missed heartbeats before a normal service is hung")
+    critical_heartbeat_period_s: float = setting(positive, 0.25, "heartbeat period of a critical service")
+    critical_heartbeat_misses: int = setting(positive_int, 4, "missed heartbeats before a critical service is hung")
+    start_timeout_s: float = setting(positive, 10.0, "time from spawn to ready before a start counts as failed")
+
+
+@dataclass(frozen=True)
+class RestartConfig:
+    """``[restart]``: backoff, its reset after a healthy spell, and the restart-intensity limit."""
+
+    backoff_initial_s: float = setting(non_negative, 1.0, "delay of the second consecutive restart")
+    backoff_max_s: float = setting(non_negative, 60.0, "longest delay between restarts")
+    backoff_jitter: float = setting(fraction, 0.2, "± fraction of random jitter on each delay")
+    reset_after_s: float = setting(positive, 600.0, "healthy time after which backoff starts again at zero")
+    max_restarts: int = setting(non_negative_int, 5,
+                                "restarts allowed in the window; one more makes the service FAILED")
+    window_s: float = setting(positive, 600.0, "window of the restart-intensity limit")
+    critical_retry_s: float = setting(positive, 20.0, "a critical service past the intensity limit is never FAILED: "
+                                      "it is retried this often, and the watchdog is no longer petted")
+
+
+@dataclass(frozen=True)
+class CoresConfig:
+    """``[cores]``: how core health is assessed and when a core changes state."""
+
+    monitor_period_s: float = setting(positive, 0.5, "how often core health is assessed (and services moved)")
+    suspect_after: int = setting(positive_int, 2, "consecutive bad periods before HEALTHY becomes SUSPECT")
+    degrade_after: int = setting(positive_int, 4, "consecutive bad periods before SUSPECT becomes DEGRADED")
+    clear_after: int = setting(positive_int, 6, "consecutive clean periods before SUSPECT is HEALTHY again")
+    rejoin_after_s: float = setting(non_negative, 30.0,
+                                    "clean time before a DEGRADED or OFFLINE core rejoins (0: only by ground command)")
+    temp_margin_c: float = setting(non_negative, 5.0, "a per-core zone this close to its trip point is evidence")
+    heartbeat_late_factor: float = setting(positive, 1.5, "a heartbeat older than this many periods is evidence")
+    selftest_period_s: float = setting(non_negative, 5.0, "known-answer self-test per core (0: off)")
+    selftest_timeout_s: float = setting(positive, 1.0, "a self-test without an answer by then is evidence")
+
+
+@dataclass(frozen=True)
+class ModesConfig:
+    """``[modes]``: when the system goes SAFE and how many services a usable core carries."""
+
+    safe_at_usable_cores: int = setting(non_negative_int, 1, "SAFE when this many usable cores or fewer remain")
+    services_per_core: int = setting(positive_int, 4, "services a usable core carries before shedding begins")
+    degraded_throttle: int = setting(non_negative_int, 1, "throttle level of elastic services in DEGRADED")
+
+
+@dataclass(frozen=True)
+class ThermalConfig:
+    """``[thermal]``: the thermal governor's margin, hysteresis and throttle levels."""
+
+    margin_c: float = setting(non_negative, 10.0, "keep the junction this far below its throttle trip point")
+    hysteresis_c: float = setting(non_negative, 3.0, "cool this much below the margin before easing off")
+    trip_c: float | None = setting(any_number, None, "throttle trip point when the board reports none")
+    max_level: int = setting(positive_int, 3, "highest throttle level the governor asks of services")
+
+
+@dataclass(frozen=True)
+class PowerConfig:
+    """``[power]``: the board power budget per mode."""
+
+    budget_nominal_w: float | None = setting(positive, None, "board power budget in NOMINAL (unset: no budget)")
+    budget_degraded_w: float | None = setting(positive, None, "board power budget in DEGRADED")
+    budget_safe_w: float | None = setting(positive, None, "board power budget in SAFE")
+    over_budget_periods: int = setting(positive_int, 4, "periods over budget before shedding one service")
+
+
+@dataclass(frozen=True)
+class WatchdogConfig:
+    """``[watchdog]``: the hardware (or simulated) watchdog."""
+
+    enabled: bool = setting(boolean, True, "pet the hardware (or simulated) watchdog while healthy")
+    timeout_s: float = setting(positive, 10.0, "watchdog timeout")
+    pet_period_s: float = setting(positive, 5.0, "how often the kernel pets it while healthy")
+    max_resets: int = setting(positive_int, 3, "resets after which the system holds SAFE until ground acts")
+
+
+SECTION_TYPES: dict[str, type[Any]] = {
+    "target": TargetSection, "runtime": RuntimeConfig, "health": HealthConfig, "restart": RestartConfig,
+    "cores": CoresConfig, "modes": ModesConfig, "thermal": ThermalConfig, "power": PowerConfig,
+    "watchdog": WatchdogConfig,
 }
+"""Every plain section of a target file and the typed view the loader builds of it (in docs order)."""
+
+
+def _fields_of(cls: type[Any]) -> dict[str, Field]:
+    """The schema of one section, read from its typed view's fields (so the two cannot drift)."""
+    return {f.name: Field(f.metadata["check"], f.default, f.metadata["doc"]) for f in dc_fields(cls)}
+
+
+SECTIONS: dict[str, dict[str, Field]] = {name: _fields_of(cls) for name, cls in SECTION_TYPES.items()}
+"""Checker, default and doc of every key of every plain section, derived from :data:`SECTION_TYPES`."""
+
 
 SERVICE_FIELDS: dict[str, Field] = {
     "enabled": Field(boolean, True, "run this service"),

@@ -14,11 +14,20 @@ from flightos.config import toml
 from flightos.config.schema import (
     LINK_FIELDS,
     PEER_FIELDS,
+    SECTION_TYPES,
     SECTIONS,
     SERVICE_FIELDS,
     SERVICE_TABLES,
     ConfigError,
+    CoresConfig,
     Field,
+    HealthConfig,
+    ModesConfig,
+    PowerConfig,
+    RestartConfig,
+    RuntimeConfig,
+    ThermalConfig,
+    WatchdogConfig,
 )
 
 ENV_TARGETS_DIR = "FLIGHTOS_TARGETS_DIR"
@@ -148,22 +157,28 @@ class Target:
     path: Path | None
     description: str
     hal: dict[str, Any]
-    runtime: dict[str, Any]
-    health: dict[str, Any]
-    restart: dict[str, Any]
+    """The ``[hal]`` table as written: ``hal.check_config`` validates it (hal does not import flightos)."""
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    health: HealthConfig = field(default_factory=HealthConfig)
+    restart: RestartConfig = field(default_factory=RestartConfig)
+    cores: CoresConfig = field(default_factory=CoresConfig)
+    modes: ModesConfig = field(default_factory=ModesConfig)
+    thermal: ThermalConfig = field(default_factory=ThermalConfig)
+    power: PowerConfig = field(default_factory=PowerConfig)
+    watchdog: WatchdogConfig = field(default_factory=WatchdogConfig)
     services: dict[str, ServiceConfig] = field(default_factory=dict)
     raw: dict[str, Any] = field(default_factory=dict)
-    sections: dict[str, dict[str, Any]] = field(default_factory=dict)
     acl: Acl = field(default_factory=lambda: Acl())
     link: LinkConfig = field(default_factory=lambda: LinkConfig())
 
-    def section(self, name: str) -> dict[str, Any]:
-        """A validated section with every default filled in (``cores``, ``modes``, ``thermal``, …)."""
-        return self.sections[name]
+    @property
+    def hal_backend(self) -> str:
+        """The HAL backend the target names (``linux``, ``sim``, …; checked present by the loader)."""
+        return str(self.hal.get("backend", ""))
 
     def state_dir(self) -> Path:
         """Where service stores live for this target."""
-        configured = self.runtime["state_dir"] or os.environ.get("FLIGHTOS_STATE_DIR", "")
+        configured = self.runtime.state_dir or os.environ.get("FLIGHTOS_STATE_DIR", "")
         if configured:
             return Path(configured).expanduser()
         base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
@@ -270,7 +285,7 @@ def from_dict(
                    + ", ".join(sorted([*SECTIONS, "hal", "services", "acl", "link"])) + ")")
     acl = _acl(raw.get("acl", {}), fail)
     link = _link(raw.get("link", {}), fail)
-    sections: dict[str, dict[str, Any]] = {}
+    typed: dict[str, Any] = {}
     for sname, fields in SECTIONS.items():
         table = raw.get(sname, {})
         if not isinstance(table, dict):
@@ -278,7 +293,7 @@ def from_dict(
         extra = sorted(set(table) - set(fields))
         if extra:
             raise fail(f"{sname}.{extra[0]}", "unknown key (known: " + ", ".join(sorted(fields)) + ")")
-        sections[sname] = _check_fields(table, fields, sname, fail)
+        typed[sname] = SECTION_TYPES[sname](**_check_fields(table, fields, sname, fail))
     hal_table = raw.get("hal", {})
     if not isinstance(hal_table, dict) or "backend" not in hal_table:
         raise fail("hal.backend", "missing: every target names its HAL backend (linux, sim, rpi, jetson)")
@@ -291,12 +306,12 @@ def from_dict(
             raise fail(f"services.{sname}", "service names are lower-case letters, digits, '-' and '_'")
         if not isinstance(table, dict):
             raise fail(f"services.{sname}", "expected a table")
-        services[sname] = _service(sname, table, sections["health"], fail)
-    name = sections["target"]["name"] or default_name
-    return Target(name=name, path=path, description=sections["target"]["description"],
-                  hal=dict(hal_table), runtime=sections["runtime"], health=sections["health"],
-                  restart=sections["restart"], services=services, raw=raw, sections=sections, acl=acl,
-                  link=link)
+        services[sname] = _service(sname, table, typed["health"], fail)
+    name = typed["target"].name or default_name
+    return Target(name=name, path=path, description=typed["target"].description, hal=dict(hal_table),
+                  runtime=typed["runtime"], health=typed["health"], restart=typed["restart"],
+                  cores=typed["cores"], modes=typed["modes"], thermal=typed["thermal"], power=typed["power"],
+                  watchdog=typed["watchdog"], services=services, raw=raw, acl=acl, link=link)
 
 
 def _check_fields(table: dict[str, Any], fields: dict[str, Field], where: str, fail: Any) -> dict[str, Any]:
@@ -381,7 +396,7 @@ def _link(table: Any, fail: Any) -> LinkConfig:
     return LinkConfig(peers=peers, **vals)
 
 
-def _service(name: str, table: dict[str, Any], health: dict[str, Any], fail: Any) -> ServiceConfig:
+def _service(name: str, table: dict[str, Any], health: HealthConfig, fail: Any) -> ServiceConfig:
     extra = sorted(set(table) - set(SERVICE_FIELDS) - set(SERVICE_TABLES))
     if extra:
         raise fail(f"services.{name}.{extra[0]}",
@@ -393,9 +408,9 @@ def _service(name: str, table: dict[str, Any], health: dict[str, Any], fail: Any
             raise fail(f"services.{name}.{key}", "expected a table")
     critical = vals["criticality"] == "critical"
     period = vals["heartbeat_period_s"] or (
-        health["critical_heartbeat_period_s"] if critical else health["heartbeat_period_s"])
+        health.critical_heartbeat_period_s if critical else health.heartbeat_period_s)
     misses = vals["heartbeat_misses"] or (
-        health["critical_heartbeat_misses"] if critical else health["heartbeat_misses"])
+        health.critical_heartbeat_misses if critical else health.heartbeat_misses)
     return ServiceConfig(name=name, enabled=vals["enabled"], criticality=vals["criticality"],
                          restart=vals["restart"], cores=vals["cores"], heartbeat_period_s=period,
                          heartbeat_misses=misses, params=dict(table.get("params", {})),

@@ -39,7 +39,7 @@ from flightos.kernel.notify import SdNotify
 from flightos.kernel.placement import place
 from flightos.kernel.recorder import RunRecorder
 from flightos.kernel.records import ServiceRecord, State
-from flightos.kernel.restart_policy import RestartSettings, RestartTracker
+from flightos.kernel.restart_policy import RestartTracker
 from flightos.kernel.router import CommandRouter, _parse_identity
 from flightos.kernel.supervisor import Supervisor
 from flightos.kernel.telemetry import ResourceSampler, service_row
@@ -65,7 +65,7 @@ class Kernel:
         self.board = hal.open_board(target.hal)
         self.state_dir = target.state_dir()
         self.records: dict[str, ServiceRecord] = {}
-        settings = RestartSettings(**target.restart)
+        settings = target.restart
         seed = random.Random()
         for name, cfg in target.services.items():
             rec = ServiceRecord(cfg=cfg, tracker=RestartTracker(settings, random.Random(seed.random())))
@@ -198,7 +198,7 @@ class Kernel:
             loop.add_signal_handler(sig, self.request_stop)
         self.proxy = Proxy(self.ctx, self.endpoints.publish, self.endpoints.subscribe)
         self.proxy.start()
-        max_frame = int(self.target.runtime["max_frame_bytes"])
+        max_frame = self.target.runtime.max_frame_bytes
         self.cmd_sock = self.ctx.socket(zmq.ROUTER)
         self.cmd_sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
         self.cmd_sock.setsockopt(zmq.SNDHWM, 100_000)
@@ -215,11 +215,11 @@ class Kernel:
         self.publisher = Publisher(self.ctx, self.endpoints.publish, "kernel", mirror=self.endpoints.kernel_events)
         acmd, actl = AsyncSocket(self.cmd_sock), AsyncSocket(self.ctl_sock)
         self.router = CommandRouter(acmd, self.records,
-                                    int(self.target.runtime["command_queue"]),
+                                    self.target.runtime.command_queue,
                                     self._kernel_command, self._attached, self.emit,
-                                    float(self.target.runtime["command_timeout_s"]),
+                                    self.target.runtime.command_timeout_s,
                                     max_frame_bytes=max_frame, runtime_dir=self.endpoints.runtime_dir,
-                                    result_cache_bytes=int(float(self.target.runtime["result_cache_mb"]) * (1 << 20)))
+                                    result_cache_bytes=int(self.target.runtime.result_cache_mb * (1 << 20)))
         self.router.acl = self.target.acl
         self.router.identities.spawners = self._spawner_pids
         self.ctl_gate = Gate(self.router.identities, self._on_control_frame)
@@ -227,8 +227,8 @@ class Kernel:
         self.router.rejects.on_report = self._rejected
         self.ctl_rejects.on_report = self._rejected
         self.supervisor = Supervisor(self.records, self.router, self.emit, self._spec,
-                                     self.target.runtime["spawn"],
-                                     float(self.target.health["start_timeout_s"]))
+                                     self.target.runtime.spawn,
+                                     self.target.health.start_timeout_s)
         self.supervisor.before_spawn = self._avoid_bad_cores
         self.sampler.containment = self.supervisor.containment  # figures of whole trees; limit breaches restart
         self.sampler.on_breach = self.supervisor.limit_breached
@@ -242,11 +242,11 @@ class Kernel:
             "backend": self.board.identity.backend, "cores": self.board.core_ids(),
             "services": [{"name": r.name, "criticality": r.cfg.criticality} for r in self.records.values()],
             "scenario": self.scenario.scenario.name if self.scenario is not None else None,
-            "flightos_version": __version__}, keep=int(self.target.runtime["runs_kept"]))
+            "flightos_version": __version__}, keep=self.target.runtime.runs_kept)
         self.recorder.on_drop = lambda lost, total, why: self.emit(
             EventId.RUN_RECORD_DROPPED, Severity.MEDIUM, f"run record: {lost} line(s) lost ({total} in all): {why}",
             lost=lost, total=total, reason=why)
-        if self.target.runtime["record_runs"]:
+        if self.target.runtime.record_runs:
             self.recorder.start()
         self.events_sub = Subscriber(self.ctx, self.endpoints.subscribe, "kernel:events",
                                      kernel=KernelChannel(self.endpoints.kernel_events, os.getpid()))
@@ -293,7 +293,7 @@ class Kernel:
     async def _systemd_loop(self) -> None:
         """READY=1 once start-up settled (every service READY or given up on), then WATCHDOG=1 while healthy."""
         loop = asyncio.get_running_loop()
-        settle_by = loop.time() + float(self.target.health["start_timeout_s"])
+        settle_by = loop.time() + self.target.health.start_timeout_s
         while loop.time() < settle_by and any(r.state in (State.STARTING, State.BACKOFF, State.RESTARTING)
                                               for r in self.records.values()):
             await asyncio.sleep(0.05)
@@ -311,7 +311,7 @@ class Kernel:
             await asyncio.sleep(interval)
 
     async def _shutdown(self, acmd: AsyncSocket, actl: AsyncSocket) -> None:
-        grace = float(self.target.runtime["shutdown_grace_s"])
+        grace = self.target.runtime.shutdown_grace_s
         notify = getattr(self, "notify", None)
         if notify is not None:
             notify.stopping()
@@ -399,7 +399,7 @@ class Kernel:
         """Stop a service to fit the mode, capacity or power budget (not a failure: no restart)."""
         rec.reason = f"shed: {why}"
         if rec.pid is not None or rec.state in (State.STARTING, State.BACKOFF, State.RESTARTING):
-            await self.supervisor.stop_service(rec, float(self.target.runtime["shutdown_grace_s"]), rec.reason)
+            await self.supervisor.stop_service(rec, self.target.runtime.shutdown_grace_s, rec.reason)
 
     async def restore_service(self, rec: ServiceRecord) -> None:
         """Start a shed service again, on a usable core."""
@@ -421,9 +421,9 @@ class Kernel:
         return SpawnSpec(name=rec.name, incarnation=rec.incarnation,
                          runtime_dir=str(self.endpoints.runtime_dir), state_dir=str(self.state_dir),
                          heartbeat_period_s=rec.cfg.heartbeat_period_s, cpus=rec.host_cpus,
-                         options=rec.cfg.options, params=rec.cfg.params, log_format=rt["log_format"],
-                         log_level=rt["log_level"], kernel_pid=os.getpid(), publish=self._publish_acl(rec),
-                         plugin=rec.cfg.plugin, max_frame_bytes=int(rt["max_frame_bytes"]),
+                         options=rec.cfg.options, params=rec.cfg.params, log_format=rt.log_format,
+                         log_level=rt.log_level, kernel_pid=os.getpid(), publish=self._publish_acl(rec),
+                         plugin=rec.cfg.plugin, max_frame_bytes=rt.max_frame_bytes,
                          memory_mb=rec.cfg.memory_mb, tasks=rec.cfg.tasks)
 
     def _publish_acl(self, rec: ServiceRecord) -> list[str] | None:
@@ -593,7 +593,7 @@ class Kernel:
                 "pending": len(self.router.pending)}
 
     async def _telemetry_loop(self) -> None:
-        period = 1.0 / float(self.target.runtime["telemetry_hz"])
+        period = 1.0 / self.target.runtime.telemetry_hz
         loop = asyncio.get_running_loop()
         while True:
             now = loop.time()

@@ -41,16 +41,16 @@ class HealthMonitor:
     def __init__(self, kernel: Kernel) -> None:
         self.k = kernel
         t = kernel.target
-        self.cfg = t.section("cores")
-        self.modes_cfg = t.section("modes")
-        self.power_cfg = t.section("power")
-        self.wd_cfg = t.section("watchdog")
-        th = t.section("thermal")
-        self.trip_fallback: float | None = th["trip_c"]
-        settings = HealthSettings(self.cfg["suspect_after"], self.cfg["degrade_after"], self.cfg["clear_after"],
-                                  self.cfg["rejoin_after_s"])
+        self.cfg = t.cores
+        self.modes_cfg = t.modes
+        self.power_cfg = t.power
+        self.wd_cfg = t.watchdog
+        th = t.thermal
+        self.trip_fallback: float | None = th.trip_c
+        settings = HealthSettings(self.cfg.suspect_after, self.cfg.degrade_after, self.cfg.clear_after,
+                                  self.cfg.rejoin_after_s)
         self.health = {c: CoreHealth(c, settings) for c in kernel.board.core_ids()}
-        self.governor = ThermalGovernor(th["margin_c"], th["hysteresis_c"], th["max_level"])
+        self.governor = ThermalGovernor(th.margin_c, th.hysteresis_c, th.max_level)
         self.power = PowerAccount()
         self.selftest = SelfTester()
         self.mode = Mode.NOMINAL
@@ -71,22 +71,22 @@ class HealthMonitor:
         self._last_pet = 0.0
         self.state_file = kernel.state_dir / "kernel-state.json"
         self.resets = self._initial_resets()
-        self.hold_safe = self.resets >= self.wd_cfg["max_resets"]
+        self.hold_safe = self.resets >= self.wd_cfg.max_resets
 
     # ---- lifecycle ------------------------------------------------------------------------------
     def start(self) -> None:
         """Start the self-test worker and open the watchdog (a missing one is reported, not fatal)."""
-        if self.cfg["selftest_period_s"] > 0:
+        if self.cfg.selftest_period_s > 0:
             self.selftest.start()
-        if self.wd_cfg["enabled"]:
+        if self.wd_cfg.enabled:
             try:
                 wd = self.k.board.watchdog()
-                wd.open(self.wd_cfg["timeout_s"])
+                wd.open(self.wd_cfg.timeout_s)
                 self.watchdog = wd
             except (hal.HalError, OSError) as exc:
                 self.k.emit(EventId.WATCHDOG_UNAVAILABLE, Severity.LOW, f"watchdog not armed: {exc}")
         if self.hold_safe:
-            self._decide(f"holding SAFE: {self.resets} watchdog resets (limit {self.wd_cfg['max_resets']}); "
+            self._decide(f"holding SAFE: {self.resets} watchdog resets (limit {self.wd_cfg.max_resets}); "
                          "ground must clear them", EventId.MODE_CHANGED, Severity.HIGH, old=self.mode.value,
                          new=Mode.SAFE.value, reason="watchdog resets")
             self.mode = Mode.SAFE
@@ -101,7 +101,7 @@ class HealthMonitor:
 
     async def run(self) -> None:
         """Forever: one monitoring tick per period."""
-        period = float(self.cfg["monitor_period_s"])
+        period = self.cfg.monitor_period_s
         loop = asyncio.get_running_loop()
         next_t = loop.time()
         while True:
@@ -151,7 +151,7 @@ class HealthMonitor:
 
     # ---- evidence -----------------------------------------------------------------------------------
     def _selftests(self, now: float) -> None:
-        period = self.cfg["selftest_period_s"]
+        period = self.cfg.selftest_period_s
         if period > 0 and now - self._last_selftest >= period:
             self._last_selftest = now
             cpus = {c for core in self.health for c in self.k.board.host_cpus(core)}
@@ -167,7 +167,7 @@ class HealthMonitor:
             elif state in ("failed", "offline"):
                 out[c].append(Evidence(Weight.FATAL, f"core {state}"))
             for cpu in self.k.board.host_cpus(c):
-                verdict = self.selftest.verdict(cpu, self.cfg["selftest_timeout_s"], self.k.supervisor.lag.since)
+                verdict = self.selftest.verdict(cpu, self.cfg.selftest_timeout_s, self.k.supervisor.lag.since)
                 if verdict:
                     out[c].append(Evidence(Weight.SEVERE, verdict))
         for z in reading.zones if reading is not None else []:
@@ -175,10 +175,10 @@ class HealthMonitor:
             if m is None or int(m.group(1)) not in out or z.temp_c is None:
                 continue  # chip-wide zones are the governor's business, not one core's
             trips = [t.temp_c for t in z.trips if t.kind in ("passive", "hot")]
-            if trips and z.temp_c >= min(trips) - self.cfg["temp_margin_c"]:
+            if trips and z.temp_c >= min(trips) - self.cfg.temp_margin_c:
                 near = f"{z.name} at {z.temp_c:.1f} C near {min(trips):g} C"
                 out[int(m.group(1))].append(Evidence(Weight.MILD, near))
-        late = self.cfg["heartbeat_late_factor"]
+        late = self.cfg.heartbeat_late_factor
         loop_now = asyncio.get_running_loop().time()
         for c in out:
             on_core = [r for r in self.k.records.values() if r.state == State.READY and c in r.cores]
@@ -252,7 +252,7 @@ class HealthMonitor:
             return False
         if all(self.k.effects.core_state(c) == "hung" for c in rec.cores):
             return True
-        return all(any("no answer" in (self.selftest.verdict(cpu, self.cfg["selftest_timeout_s"]) or "")
+        return all(any("no answer" in (self.selftest.verdict(cpu, self.cfg.selftest_timeout_s) or "")
                        for cpu in self.k.board.host_cpus(c)) for c in rec.cores)
 
     def _why(self, cores: set[int]) -> str:
@@ -261,7 +261,7 @@ class HealthMonitor:
     # ---- mode and shedding -----------------------------------------------------------------------------
     async def _settle_mode(self) -> None:
         usable = sum(1 for h in self.health.values() if h.state in USABLE)
-        mode = capacity_mode(usable, len(self.health), self.modes_cfg["safe_at_usable_cores"])
+        mode = capacity_mode(usable, len(self.health), self.modes_cfg.safe_at_usable_cores)
         reason = f"{usable} of {len(self.health)} cores usable"
         if self.hold_safe:
             mode, reason = Mode.SAFE, f"{self.resets} watchdog resets: holding SAFE until ground acts"
@@ -278,7 +278,7 @@ class HealthMonitor:
         candidates = [Candidate(r.name, r.cfg.criticality) for r in self.k.records.values()
                       if r.cfg.enabled and r.state not in (State.FAILED, State.REMOTE)
                       and r.name not in operator_stopped]
-        run, shed = plan(self.mode, usable, candidates, self.modes_cfg["services_per_core"], self.power_shed)
+        run, shed = plan(self.mode, usable, candidates, self.modes_cfg.services_per_core, self.power_shed)
         for name, why in shed.items():
             rec = self.k.records[name]
             if name not in self.shed:
@@ -304,7 +304,7 @@ class HealthMonitor:
         if change is not None:
             self._decide(f"thermal level {change[0]}: {change[1]}", EventId.THERMAL_LEVEL, Severity.LOW,
                          level=change[0], reason=change[1], temp_c=j.temp_c, trip_c=j.trip_c)
-        base = self.modes_cfg["degraded_throttle"] if self.mode != Mode.NOMINAL else 0
+        base = self.modes_cfg.degraded_throttle if self.mode != Mode.NOMINAL else 0
         for rec in self.k.records.values():
             crit = rec.cfg.criticality
             level = 0 if crit == "critical" else max(base, self.governor.level) if crit == "elastic" \
@@ -321,8 +321,9 @@ class HealthMonitor:
 
     def budget_w(self) -> float | None:
         """The power budget of the current mode (None: no budget set)."""
-        key = {Mode.NOMINAL: "budget_nominal_w", Mode.DEGRADED: "budget_degraded_w", Mode.SAFE: "budget_safe_w"}
-        value = self.power_cfg[key[self.mode]]
+        p = self.power_cfg
+        budgets = {Mode.NOMINAL: p.budget_nominal_w, Mode.DEGRADED: p.budget_degraded_w, Mode.SAFE: p.budget_safe_w}
+        value = budgets[self.mode]
         return float(value) if value is not None else None
 
     def _account(self, dt: float) -> None:
@@ -330,7 +331,7 @@ class HealthMonitor:
         self.power.update(dt, board_power_w(rails), {r.name: r.cpu_percent for r in self.k.records.values()
                                                      if r.pid is not None})
         budget = self.budget_w()
-        if self.power.over_budget(budget, self.power_cfg["over_budget_periods"]):
+        if self.power.over_budget(budget, self.power_cfg.over_budget_periods):
             self.power.over_periods = 0
             self.power_shed += 1
             self._decide(f"power {self.power.board_w:.2f} W over the {budget:g} W budget of {self.mode.value}: "
@@ -339,7 +340,7 @@ class HealthMonitor:
         elif self.power_shed and budget is not None and self.power.board_w is not None \
                 and self.power.board_w < 0.85 * budget:
             self.under_periods += 1
-            if self.under_periods >= 4 * self.power_cfg["over_budget_periods"]:
+            if self.under_periods >= 4 * self.power_cfg.over_budget_periods:
                 self.under_periods = 0
                 self.power_shed -= 1
         else:
@@ -347,7 +348,7 @@ class HealthMonitor:
 
     # ---- watchdog ---------------------------------------------------------------------------------------
     def _pet(self, now: float) -> None:
-        if self.watchdog is None or now - self._last_pet < self.wd_cfg["pet_period_s"]:
+        if self.watchdog is None or now - self._last_pet < self.wd_cfg.pet_period_s:
             return
         critical = [r for r in self.k.records.values() if r.cfg.criticality == "critical" and r.cfg.enabled]
         if all(r.state in (State.READY, State.REMOTE) for r in critical):
@@ -359,7 +360,7 @@ class HealthMonitor:
         """The (simulated) watchdog reset the board: count it, persist it, hold SAFE past the limit."""
         self.resets += 1
         self._save_state()
-        limit = self.wd_cfg["max_resets"]
+        limit = self.wd_cfg.max_resets
         self._decide(f"watchdog reset #{self.resets} (limit {limit})", EventId.WATCHDOG_RESET, Severity.HIGH,
                      resets=self.resets, limit=limit)
         if self.resets >= limit:
@@ -415,7 +416,7 @@ class HealthMonitor:
                        "services": [r.name for r in self.k.records.values() if c in r.cores and r.pid]}
                       for c, h in self.health.items()],
             "energy_mj": {k: round(v, 1) for k, v in self.power.energy_mj.items()},
-            "monitor": {"period_s": self.cfg["monitor_period_s"], "ticks": self.ticks,
+            "monitor": {"period_s": self.cfg.monitor_period_s, "ticks": self.ticks,
                         "mean_tick_ms": round(1000 * self.tick_cpu_s / self.ticks, 3) if self.ticks else None},
             "throttles": dict(self.throttles),
             "shed": dict(self.shed),

@@ -6,19 +6,10 @@ import random
 from collections import deque
 from dataclasses import dataclass, field
 
+from flightos.config.schema import RestartConfig
 
-@dataclass(frozen=True)
-class RestartSettings:
-    """The ``[restart]`` section of a target."""
-
-    backoff_initial_s: float = 1.0
-    backoff_max_s: float = 60.0
-    backoff_jitter: float = 0.2
-    reset_after_s: float = 600.0
-    max_restarts: int = 5
-    window_s: float = 600.0
-    critical_retry_s: float = 20.0
-    """A critical service past the intensity limit is never FAILED: it is retried this often (±jitter)."""
+RestartSettings = RestartConfig
+"""The ``[restart]`` section of a target: the typed view the loader builds, with the schema's defaults."""
 
 
 @dataclass

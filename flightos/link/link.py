@@ -30,7 +30,7 @@ from flightos.bus.pubsub import VOUCHED_PREFIXES, RejectCounter
 from flightos.config.target import ServiceConfig
 from flightos.kernel.events import EventId
 from flightos.kernel.records import PendingCommand, ServiceRecord, State
-from flightos.kernel.restart_policy import RestartSettings, RestartTracker
+from flightos.kernel.restart_policy import RestartTracker
 from flightos.kernel.router import LinkRequester
 from flightos.link import keys, protocol, replication
 from flightos.link.failover import keeper, taker
@@ -644,7 +644,7 @@ class Link:
                 self.k.emit(EventId.REPLICATION_FAILED, Severity.HIGH, f"cannot take over {name}: {exc}",
                             service=name, board=from_board)
                 return
-            settings = RestartSettings(**self.k.target.restart)
+            settings = self.k.target.restart
             rec = ServiceRecord(cfg=cfg, tracker=RestartTracker(settings))
             rec.guest_of = hosted.home
             self.k.records[name] = rec
@@ -692,7 +692,7 @@ class Link:
             self._tasks.append(asyncio.get_running_loop().create_task(self._yield(rec, peer.board)))
 
     async def _yield(self, rec: ServiceRecord, to_board: str) -> None:
-        await self.k.supervisor.stop_service(rec, float(self.k.target.runtime["shutdown_grace_s"]),
+        await self.k.supervisor.stop_service(rec, self.k.target.runtime.shutdown_grace_s,
                                              f"runs on board {to_board}")
         rec.state, rec.reason = State.REMOTE, f"runs on board {to_board}"
 

@@ -30,7 +30,7 @@ def test_shipped_targets_all_load() -> None:
 def test_defaults_follow_the_design(tmp_path: Path) -> None:
     """Unset keys take the defaults docs/targets.md lists; critical services get faster heartbeats."""
     t = tgt.load(write(tmp_path, BASE + '[services.hk]\ncriticality = "critical"\n'))
-    assert t.health["heartbeat_period_s"] == 1.0 and t.restart["max_restarts"] == 5
+    assert t.health.heartbeat_period_s == 1.0 and t.restart.max_restarts == 5
     assert (t.services["test"].heartbeat_period_s, t.services["test"].heartbeat_misses) == (1.0, 3)
     assert (t.services["hk"].heartbeat_period_s, t.services["hk"].heartbeat_misses) == (0.25, 4)
 
@@ -39,9 +39,9 @@ def test_set_overrides_are_typed_and_validated(tmp_path: Path) -> None:
     """--set takes TOML values, creates tables, and is checked like the file."""
     path = write(tmp_path, BASE)
     t = tgt.load(path, ["health.heartbeat_misses=7", "services.extra.enabled=false", "runtime.spawn=exec"])
-    assert t.health["heartbeat_misses"] == 7
+    assert t.health.heartbeat_misses == 7
     assert t.services["extra"].enabled is False
-    assert t.runtime["spawn"] == "exec"
+    assert t.runtime.spawn == "exec"
     with pytest.raises(ConfigError, match=r"\(via --set\): health.heartbeat_misses: expected an integer >= 1"):
         tgt.load(path, ["health.heartbeat_misses=zero"])
     with pytest.raises(ConfigError, match="KEY=VALUE"):

@@ -51,7 +51,7 @@ async def _lifecycle(k: KernelPort, command: str, service: str) -> dict[str, Any
     if rec.state == State.REMOTE:
         raise ServiceUnavailable(f"service {rec.name!r} {rec.reason}; command that board's kernel (kernel@<board>)")
     if command in ("restart", "stop") and rec.pid is not None:
-        await k.supervisor.stop_service(rec, float(k.target.runtime["shutdown_grace_s"]))
+        await k.supervisor.stop_service(rec, k.target.runtime.shutdown_grace_s)
     if command in ("restart", "start"):
         if rec.pid is not None:
             return {"service": rec.name, "state": rec.state.value, "note": "already running"}

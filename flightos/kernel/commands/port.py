@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Protocol
 
+from flightos.config.schema import RuntimeConfig
 from flightos.kernel.modes import Mode
 from flightos.kernel.records import ServiceRecord
 
@@ -65,7 +66,7 @@ class TargetPort(Protocol):
     def name(self) -> str: ...
 
     @property
-    def runtime(self) -> Mapping[str, Any]: ...
+    def runtime(self) -> RuntimeConfig: ...
 
 
 class KernelPort(Protocol):
