@@ -242,7 +242,8 @@ SECTION_TYPES: dict[str, type[Any]] = {
 
 def _fields_of(cls: type[Any]) -> dict[str, Field]:
     """The schema of one section, read from its typed view's fields (so the two cannot drift)."""
-    return {f.name: Field(f.metadata["check"], f.default, f.metadata["doc"]) for f in dc_fields(cls)}
+    return {f.name: Field(f.metadata["check"], f.default, f.metadata["doc"]) for f in dc_fields(cls)
+            if "check" in f.metadata}
 
 
 SECTIONS: dict[str, dict[str, Field]] = {name: _fields_of(cls) for name, cls in SECTION_TYPES.items()}
@@ -289,20 +290,45 @@ def board_name(v: Any) -> str:
     return v
 
 
-LINK_FIELDS: dict[str, Field] = {
-    "board": Field(board_name, "", "this board's name, unique in the system (empty: no link)"),
-    "listen": Field(tcp_endpoint, None, "where peers connect to this kernel, tcp://HOST:PORT"),
-    "curve": Field(boolean, True, "encrypt and authenticate every link with CURVE (false only on a lab bench)"),
-    "keys_dir": Field(string, "", "CURVE keys: <board>.key_secret, peers' <board>.key, authorized/ "
-                      "(default <state_dir>/keys/curve)"),
-    "heartbeat_s": Field(positive, 0.5, "how often a kernel tells its peers it is alive"),
-    "dead_after_s": Field(positive, 2.0, "silence after which a peer is down (link lost or board dead)"),
-    "join_timeout_s": Field(non_negative, 3.0, "how long a starting kernel waits for its peers before it starts "
-                            "services a peer may already run"),
-    "retry_s": Field(positive, 1.0, "a command sent to a peer and not answered is sent again this often"),
-    "replicate_s": Field(positive, 1.0, "how often changed data directories of failover services are sent to peers"),
-    "replicate_max_mb": Field(positive, 16.0, "a data directory larger than this is not replicated (an event says so)"),
-}
+@dataclass(frozen=True)
+class Peer:
+    """One ``[link.peers.<board>]`` table: another kernel this one links with."""
+
+    board: str
+    endpoint: str
+    public_key: str = ""
+
+
+@dataclass(frozen=True)
+class LinkConfig:
+    """``[link]``: this board's name, where it listens, its peers and the link's timing."""
+
+    board: str = setting(board_name, "", "this board's name, unique in the system (empty: no link)")
+    listen: str | None = setting(tcp_endpoint, None, "where peers connect to this kernel, tcp://HOST:PORT")
+    curve: bool = setting(boolean, True,
+                          "encrypt and authenticate every link with CURVE (false only on a lab bench)")
+    keys_dir: str = setting(string, "", "CURVE keys: <board>.key_secret, peers' <board>.key, authorized/ "
+                            "(default <state_dir>/keys/curve)")
+    heartbeat_s: float = setting(positive, 0.5, "how often a kernel tells its peers it is alive")
+    dead_after_s: float = setting(positive, 2.0, "silence after which a peer is down (link lost or board dead)")
+    join_timeout_s: float = setting(non_negative, 3.0, "how long a starting kernel waits for its peers before it "
+                                    "starts services a peer may already run")
+    retry_s: float = setting(positive, 1.0, "a command sent to a peer and not answered is sent again this often")
+    replicate_s: float = setting(positive, 1.0,
+                                 "how often changed data directories of failover services are sent to peers")
+    replicate_max_mb: float = setting(positive, 16.0,
+                                      "a data directory larger than this is not replicated (an event says so)")
+    peers: dict[str, Peer] = dc_field(default_factory=dict)
+    """The ``[link.peers.<board>]`` tables (a table of tables, not a scalar key of the schema)."""
+
+    @property
+    def enabled(self) -> bool:
+        """True when this kernel links with other boards."""
+        return bool(self.board)
+
+
+LINK_FIELDS: dict[str, Field] = {k: f for k, f in _fields_of(LinkConfig).items() if k != "peers"}
+"""The scalar keys of ``[link]``, derived from :class:`LinkConfig`."""
 PEER_FIELDS: dict[str, Field] = {
     "endpoint": Field(tcp_endpoint, None, "the peer's [link] listen endpoint"),
     "public_key": Field(string, "", "the peer kernel's CURVE public key, Z85 (default: read <keys_dir>/<peer>.key)"),

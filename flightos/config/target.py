@@ -22,7 +22,9 @@ from flightos.config.schema import (
     CoresConfig,
     Field,
     HealthConfig,
+    LinkConfig,
     ModesConfig,
+    Peer,
     PowerConfig,
     RestartConfig,
     RuntimeConfig,
@@ -71,37 +73,6 @@ class Acl:
             if len(self._publish_ok) < 100_000:
                 self._publish_ok[(publisher, topic)] = ok
         return ok
-
-
-@dataclass(frozen=True)
-class Peer:
-    """One ``[link.peers.<board>]`` table: another kernel this one links with."""
-
-    board: str
-    endpoint: str
-    public_key: str = ""
-
-
-@dataclass(frozen=True)
-class LinkConfig:
-    """``[link]``: this board's name, where it listens, its peers and the link's timing."""
-
-    board: str = ""
-    listen: str | None = None
-    curve: bool = True
-    keys_dir: str = ""
-    heartbeat_s: float = 0.5
-    dead_after_s: float = 2.0
-    join_timeout_s: float = 3.0
-    retry_s: float = 1.0
-    replicate_s: float = 1.0
-    replicate_max_mb: float = 16.0
-    peers: dict[str, Peer] = field(default_factory=dict)
-
-    @property
-    def enabled(self) -> bool:
-        """True when this kernel links with other boards."""
-        return bool(self.board)
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from flightos.config import target as tgt
-from flightos.config.schema import SECTION_TYPES, SECTIONS
+from flightos.config.schema import LINK_FIELDS, SECTION_TYPES, SECTIONS, Field, LinkConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -30,14 +30,18 @@ def _allows(annotation: Any, value: Any) -> bool:
     return isinstance(value, origin)
 
 
-@pytest.mark.parametrize("section", sorted(SECTION_TYPES))
+TYPED: dict[str, tuple[type[Any], dict[str, Field]]] = {
+    **{name: (cls, SECTIONS[name]) for name, cls in SECTION_TYPES.items()}, "link": (LinkConfig, LINK_FIELDS)}
+
+
+@pytest.mark.parametrize("section", sorted(TYPED))
 def test_every_field_has_a_typed_attribute_and_back(section: str) -> None:
     """Each schema key is an attribute of the section's typed view with the same default, and vice versa."""
-    cls = SECTION_TYPES[section]
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    assert set(fields) == set(SECTIONS[section])
+    cls, schema = TYPED[section]
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "peers"}  # [link.peers.*]: tables
+    assert set(fields) == set(schema)
     hints = typing.get_type_hints(cls)
-    for key, f in SECTIONS[section].items():
+    for key, f in schema.items():
         assert fields[key].default == f.default, f"{section}.{key}"
         assert _allows(hints[key], f.default), f"{section}.{key}: default {f.default!r} is not {hints[key]}"
         returns = typing.get_type_hints(f.check).get("return")
