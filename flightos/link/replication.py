@@ -8,14 +8,27 @@ copied with SQLite's online backup API, so a snapshot is consistent even while t
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import shutil
 import sqlite3
 import tempfile
+import time
 from pathlib import Path, PurePosixPath
 
 import msgspec
+import structlog
+
+from flightos.bus.envelope import FrameError
+from flightos.kernel.events import EventId
+from flightos.kernel.records import State
+from flightos.link import protocol
+from flightos.link.protocol import PeerView
+from flightos.link.state import LinkState
+from flightos.sdk.severity import Severity
+
+log = structlog.get_logger("flightos.link")
 
 STORE_FILE = "store.sqlite"
 REPLICAS = "replicas"
@@ -148,3 +161,80 @@ def restore(state_dir: Path, service: str) -> bool:
         shutil.rmtree(old, ignore_errors=True)
     os.replace(staging, root)
     return True
+
+
+class Replicator:
+    """Sends peers snapshots of the failover services' data directories, and keeps the peers' replicas here."""
+
+    def __init__(self, state: LinkState) -> None:
+        self.s = state
+        self.host = state.host
+        self._replicated: dict[tuple[str, str], Signature] = {}
+        self._too_big: set[str] = set()
+
+    def forget(self, board: str) -> None:
+        """A peer came (back) up: send it every replica again."""
+        for key in [k for k in self._replicated if k[0] == board]:
+            del self._replicated[key]
+
+    async def loop(self) -> None:
+        """Replicate every ``replicate_s``; a failure is logged and never stops the kernel."""
+        while True:
+            await asyncio.sleep(self.s.cfg.replicate_s)
+            try:
+                await self.replicate()
+            except Exception as exc:  # replication must never stop the kernel
+                log.warning("link.replication_failed", error=f"{type(exc).__name__}: {exc}")
+
+    async def replicate(self) -> None:
+        """Send each up peer a snapshot of every failover service's data directory that changed since."""
+        up = [b for b, p in self.s.peers.items() if p.up]
+        if not up:
+            return
+        for rec in list(self.host.records.values()):
+            if not rec.cfg.failover or rec.state in (State.REMOTE, State.DISABLED):
+                continue
+            sig = signature(self.host.state_dir, rec.name)
+            targets = [b for b in up if sig is not None and self._replicated.get((b, rec.name)) != sig]
+            if not targets or sig is None:
+                continue
+            if size(sig) > self.s.cfg.replicate_max_mb * 1e6:
+                if rec.name not in self._too_big:
+                    self._too_big.add(rec.name)
+                    self.host.emit(EventId.REPLICATION_FAILED, Severity.MEDIUM,
+                                   f"{rec.name}'s data directory is over {self.s.cfg.replicate_max_mb:g} MB; "
+                                   "not replicated", service=rec.name, bytes=size(sig))
+                continue
+            try:
+                data = await asyncio.to_thread(snapshot, self.host.state_dir, rec.name)
+            except (sqlite3.Error, OSError) as exc:
+                self.host.emit(EventId.REPLICATION_FAILED, Severity.LOW, f"cannot snapshot {rec.name}'s data: {exc}",
+                               service=rec.name, error=str(exc))
+                continue
+            body = protocol.encode(protocol.Replica(v=protocol.VERSION, board=self.s.board, service=rec.name,
+                                                    epoch=self.s.epoch, version=time.time_ns(), data=data))
+            for b in targets:
+                if self.s.send(b, [protocol.REPLICA, body]):
+                    self._replicated[(b, rec.name)] = sig
+                    self.s.stats["replicas_out"] += 1
+
+    def keep_replica(self, peer: PeerView, r: protocol.Replica) -> None:
+        """A peer's replica of a service it runs: written here (in the background) for a later take-over."""
+        if r.board != peer.board or not peer.hosts(r.service):
+            self.s.stats["spoofed"] += 1
+            self.s.rejects.reject(FrameError("spoofed", f"board {peer.board} sent a replica of {r.service}, "
+                                             "a service it does not run"))
+            return
+        self.s.tasks.append(asyncio.get_running_loop().create_task(self._write_replica(r)))
+        self.s.tasks = [t for t in self.s.tasks if not t.done()]
+
+    async def _write_replica(self, r: protocol.Replica) -> None:
+        """Write a replica on a thread (fsyncs must not stall the loop), one at a time per service."""
+        lock = self.s.replica_locks.setdefault(r.service, asyncio.Lock())
+        async with lock:
+            try:
+                await asyncio.to_thread(keep, self.host.state_dir, r.service, r.data)
+            except (ValueError, OSError) as exc:
+                self.s.rejects.reject(FrameError("bad_replica", str(exc)))
+                return
+        self.s.stats["replicas_in"] += 1
