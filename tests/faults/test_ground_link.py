@@ -12,6 +12,7 @@ when they stop reading, with nothing counted as sent that the socket did not tak
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import time
@@ -19,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from flightos.bus.pubsub import Subscriber
 from flightos.ground import pus
 from flightos.ground.security import RESYNC_PADDING, RESYNC_SERVICE, secure_tc
 from flightos.groundtools.console import GroundClient
@@ -41,6 +43,21 @@ def forged(counter: int) -> bytes:
 async def status(rt: RuntimeProcess) -> dict[str, Any]:
     assert rt.client is not None
     return dict(await rt.client.call("ground", "link_status"))
+
+
+async def subscribed(rt: RuntimeProcess, sub: Subscriber) -> None:
+    """Return once ``sub`` (subscribed to ev.test too) receives a vouched event: both its connections are live."""
+    client = rt.client
+    assert client is not None
+
+    async def heard() -> bool:
+        await client.call("test", "announce", {"message": "joined"})
+        with contextlib.suppress(asyncio.TimeoutError):
+            for env in await asyncio.wait_for(sub.batches(), 0.5):
+                if env.topic == "ev.test" and env.payload.get("message") == "joined":
+                    return True
+        return False
+    await eventually(heard, timeout=20, what="the subscription to reach the bus")
 
 
 def udp_socket() -> socket.socket:
@@ -123,7 +140,8 @@ async def test_flood_of_forged_tcs_is_counted_exactly_reported_once_per_interval
     try:
         assert rt.client is not None
         p = await ports(rt)
-        sub = rt.client.subscriber("ev.ground")
+        sub = rt.client.subscriber("ev.ground", "ev.test")
+        await subscribed(rt, sub)
         log0 = rt.log_path.stat().st_size
         flooder = udp_socket()
         flooder.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
@@ -142,9 +160,10 @@ async def test_flood_of_forged_tcs_is_counted_exactly_reported_once_per_interval
         reported: list[dict[str, Any]] = []
 
         async def all_reported() -> bool:
-            for env in await sub.batches():
-                if isinstance(env.payload, dict) and env.payload.get("id") == 2001:
-                    reported.append(env.payload)
+            with contextlib.suppress(asyncio.TimeoutError):  # nothing new yet: ask again
+                for env in await asyncio.wait_for(sub.batches(), 0.5):
+                    if env.topic == "ev.ground" and isinstance(env.payload, dict) and env.payload.get("id") == 2001:
+                        reported.append(env.payload)
             return sum(int(e["data"]["count"]) for e in reported) >= n
         await eventually(all_reported, timeout=30, what="rejection reports adding up to the flood")
         total_s = time.monotonic() - t0
