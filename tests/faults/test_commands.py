@@ -92,8 +92,15 @@ async def test_service_failed_says_whether_the_command_had_started() -> None:
         c = rt.client
         assert c is not None
         events = c.subscriber("ev.kernel")
+        first = (await _stats(c))["delivered"]
         running = asyncio.ensure_future(c.call("test", "sleep", {"seconds": 30.0}, command_id="S", timeout=40))
-        assert (await c.call("test", "ping"))["reply"] == "pong"  # taken in order: the sleep has started
+
+        async def sleep_delivered() -> bool:
+            return (await _stats(c))["delivered"] >= first + 1
+
+        await eventually(sleep_delivered, timeout=20, what="the sleep delivered")
+        # ping goes down the same pipe after the sleep, so its answer means the sleep was taken and started
+        assert (await c.call("test", "ping"))["reply"] == "pong"
         pid = _pid(await c.call("kernel", "status"), "test")
         before = (await _stats(c))["delivered"]
         os.kill(pid, signal.SIGSTOP)
