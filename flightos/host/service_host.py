@@ -39,7 +39,7 @@ from flightos.host.spawn_spec import SpawnSpec
 from flightos.sdk.service import Message, Service, ServiceShape
 from flightos.sdk.severity import Severity
 from flightos.sdk.store import Store
-from flightos.sdk.validation import validate
+from flightos.sdk.validation import describe_arguments, validate
 
 log = structlog.get_logger("flightos.service")
 
@@ -384,10 +384,7 @@ class ServiceHost:
         return {
             "service": self.spec.name,
             "commands": {
-                name: {"doc": b.spec.doc,
-                       "args": [{"name": a.name, "type": a.type_name, "required": a.required,
-                                 "default": a.default if not a.required else None}
-                                for a in b.arguments]}
+                name: {"doc": b.spec.doc, "args": describe_arguments(b.arguments)}
                 for name, b in sorted(self.shape.commands.items())
             },
             "periodic": {k: self._rate(k, v.hz)() for k, v in self.shape.periodics.items()},

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,3 +81,9 @@ def validate(command: str, spec: list[Argument], args: Any) -> dict[str, Any]:
     if problems:
         raise BadArguments(f"{command}: " + "; ".join(problems), problems=problems)
     return out
+
+
+def describe_arguments(arguments: Iterable[Argument]) -> list[dict[str, Any]]:
+    """A command's typed arguments as ``describe`` shows them (services and the kernel alike)."""
+    return [{"name": a.name, "type": a.type_name, "required": a.required,
+             "default": a.default if not a.required else None} for a in arguments]

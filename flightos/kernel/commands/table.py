@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 from flightos.bus.errors import UnknownCommand
 from flightos.kernel.commands.port import KernelPort
 from flightos.sdk.decorators import CommandSpec
-from flightos.sdk.validation import Argument, signature_of, validate
+from flightos.sdk.validation import Argument, describe_arguments, signature_of, validate
 
 Handler = Callable[..., Awaitable[Any]]
 H = TypeVar("H", bound=Handler)
@@ -56,9 +56,7 @@ def describe() -> dict[str, Any]:
     return {
         "service": "kernel",
         "commands": {
-            name: {"doc": c.spec.doc,
-                   "args": [{"name": a.name, "type": a.type_name, "required": a.required,
-                             "default": a.default if not a.required else None} for a in c.arguments]}
+            name: {"doc": c.spec.doc, "args": describe_arguments(c.arguments)}
             for name, c in sorted(TABLE.items())
         },
         "periodic": {},
