@@ -32,6 +32,14 @@ def _int(args: Mapping[str, Any], key: str, default: int | None = None) -> int |
     return v
 
 
+def _core(args: Mapping[str, Any], fault: str) -> int:
+    """The ``core=N`` a fault cannot do without."""
+    core = _int(args, "core")
+    if core is None:
+        raise FaultArgumentError(f"{fault} needs core=N")
+    return core
+
+
 def _num(args: Mapping[str, Any], key: str) -> float | None:
     v = args.get(key)
     if v is None:
@@ -53,9 +61,7 @@ def inject(b: SimBoard, fault: str, args: Mapping[str, Any]) -> str:
         b.inject_sefi(_int(args, "core"))
         return "SEFI" + (f" on core {args['core']}" if "core" in args else " on a random core")
     if fault == "reset":
-        core = _int(args, "core")
-        if core is None:
-            raise FaultArgumentError("reset needs core=N")
+        core = _core(args, fault)
         b.reset_core(core)
         return f"core {core} reset"
     if fault == "sel":
@@ -66,9 +72,7 @@ def inject(b: SimBoard, fault: str, args: Mapping[str, Any]) -> str:
         b.power_cycle(reason="commanded")
         return "power cycle"
     if fault == "core-fail":
-        core = _int(args, "core")
-        if core is None:
-            raise FaultArgumentError("core-fail needs core=N")
+        core = _core(args, fault)
         b.fail_core(core)
         return f"core {core} failed permanently"
     if fault == "thermal-step":
