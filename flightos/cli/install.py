@@ -51,6 +51,13 @@ WATCHDOG_SEC = 10
 NOLOGIN = "/usr/sbin/nologin"
 #: where a checkout or venv is hidden by ProtectHome=yes
 _HOME_DIRS = ("/home", "/root", "/run/user")
+#: where a checkout or venv is hidden by PrivateTmp=yes (the service sees an empty private /tmp)
+_TMP_DIRS = ("/tmp", "/var/tmp")
+#: RestrictAddressFamilies=: local sockets, IP, netlink and socketcan
+ADDRESS_FAMILIES = ("AF_UNIX", "AF_INET", "AF_INET6", "AF_NETLINK", "AF_CAN")
+#: MemoryMax= and TasksMax= headroom for the kernel itself, above what its services may use
+KERNEL_MEMORY_MB = 512
+KERNEL_TASKS = 256
 
 Runner = Callable[[list[str]], tuple[int, str, str]]
 
@@ -92,6 +99,8 @@ def render_unit(
     read_write_paths: Sequence[str] = (STATE_DIR,),
     protect_home: str = "yes",
     watchdog_sec: int = WATCHDOG_SEC,
+    memory_max_mb: int | None = None,
+    tasks_max: int | None = None,
 ) -> str:
     """The text of ``flightos.service`` for one target (a pure function of its arguments)."""
     exec_start = " ".join(_exec_quote(a) for a in [
@@ -144,22 +153,48 @@ def render_unit(
         "StandardError=journal",
         "SyslogIdentifier=flightos",
         "",
-        "# Hardening that leaves the runtime working.",
+        "# Hardening that leaves the runtime working (`systemd-analyze security flightos` scores it).",
         "NoNewPrivileges=yes",
+        "# No capabilities at all: the kernel pins its own children (same user) and needs none.",
+        "CapabilityBoundingSet=",
+        "AmbientCapabilities=",
         "ProtectSystem=strict",
         "ReadWritePaths=" + " ".join(read_write_paths),
         "PrivateTmp=yes",
         f"ProtectHome={protect_home}",
+        "PrivateMounts=yes",
         "ProtectKernelModules=yes",
         "ProtectKernelLogs=yes",
         "ProtectClock=yes",
         "ProtectHostname=yes",
         "LockPersonality=yes",
         "RestrictSUIDSGID=yes",
+        "RestrictNamespaces=yes",
+        "# Other users' processes are invisible; the kernel's services run as this user, so the kernel",
+        "# still reads their /proc entries, and /proc/stat, /proc/meminfo stay (no ProcSubset=pid).",
+        "ProtectProc=invisible",
+        "# The bus and journal (AF_UNIX), the ground and board links (AF_INET/6), psutil's and the",
+        "# kernel's netlink queries, and CAN payloads (socketcan).",
+        "RestrictAddressFamilies=" + " ".join(ADDRESS_FAMILIES),
+        "SystemCallArchitectures=native",
+        "# @system-service includes @resources: sched_setaffinity (placement), setrlimit/prlimit64",
+        "# (service limits), setpriority and sched_setscheduler (background jobs). A refused call fails",
+        "# with EPERM instead of killing the process.",
+        "SystemCallFilter=@system-service",
+        "SystemCallFilter=~@privileged",
+        "SystemCallErrorNumber=EPERM",
         "# Not ProtectKernelTunables= nor ProtectControlGroups=: they make /sys read-only, and the HAL",
-        "# can take cores offline (/sys/devices/system/cpu/cpuN/online) and pin work with cgroup-v2",
-        "# cpusets (/sys/fs/cgroup). Both also need root, which this unit does not have; see docs/boards.md.",
+        "# can take cores offline (/sys/devices/system/cpu/cpuN/online) and pin work with cpusets in the",
+        "# delegated cgroup subtree (/sys/fs/cgroup). Not PrivateDevices=: it hides the watchdog and the",
+        "# payload devices that DeviceAllow= grants below. Not MemoryDenyWriteExecute= nor",
+        "# RestrictRealtime=: payloads may JIT (CUDA, numba) or need real-time scheduling.",
     ]
+    if memory_max_mb:
+        lines.append(f"# The services' memory_mb summed, plus {KERNEL_MEMORY_MB} MiB for the kernel.")
+        lines.append(f"MemoryMax={memory_max_mb}M")
+    if tasks_max:
+        lines.append(f"# The services' tasks summed, plus {KERNEL_TASKS} for the kernel.")
+        lines.append(f"TasksMax={tasks_max}")
     if devices:
         lines.append("# Devices: the watchdog, GPIO/I2C, and vcgencmd on a Pi; add others with a drop-in.")
         lines.append("DevicePolicy=closed")
@@ -385,15 +420,17 @@ def run_install(args: argparse.Namespace, *, runner: Runner | None = None, euid:
         plan.add(text, functools.partial(_make_state_dir, prefix, d, user, group, live, euid, plan, adopt))
 
     # The unit.
-    wd = target.watchdog
-    watchdog_device = str(hal_cfg.get("watchdog_device") or "") if wd.enabled else ""
-    backend = str(hal_cfg.get("backend") or target.hal.get("backend", ""))
+    watchdog_device = _watchdog_device(target, hal_cfg)
+    backend = target.hal_backend
     code_paths = [python] if args.python else [python, str(Path(__file__).resolve().parents[2])]
     protect_home = "read-only" if any(_in_home(p) for p in code_paths) else "yes"
+    plan.notes += hidden_path_notes(code_paths, protect_home)
+    memory_max_mb, tasks_max = unit_limits(target)
     unit = render_unit(target=name, python=python, user=user, group=group, supplementary_groups=supplementary,
                        shutdown_grace_s=target.runtime.shutdown_grace_s,
-                       devices=device_allow(backend, watchdog_device or None),
-                       read_write_paths=rw_paths, protect_home=protect_home)
+                       devices=device_allow(backend, watchdog_device or None) + _target_devices(target),
+                       read_write_paths=rw_paths, protect_home=protect_home,
+                       memory_max_mb=memory_max_mb, tasks_max=tasks_max)
     unit_path = _under(prefix, f"{UNIT_DIR}/{UNIT_NAME}")
     existed = unit_path.exists()
     plan.add(f"install -m 0644 /dev/stdin {UNIT_DIR}/{UNIT_NAME}  # the unit above",
@@ -449,6 +486,65 @@ def run_install(args: argparse.Namespace, *, runner: Runner | None = None, euid:
               f"  sudo -u {user} {shlex.quote(str(Path(python).parent / 'flightos'))} --runtime-dir {rt} status")
     _print_notes(plan)
     return ec.OK
+
+
+def _watchdog_device(target: Any, hal_cfg: dict[str, Any]) -> str:
+    """The watchdog device the kernel will open ('' when the target leaves the watchdog off).
+
+    ``hal_cfg`` is the HAL's own validated view of ``[hal]`` (the HAL fills in the backend's default
+    device); the flightos side of the target is read through its typed sections.
+    """
+    if not target.watchdog.enabled or target.hal_backend == "sim":
+        return ""
+    return str(hal_cfg.get("watchdog_device") or "")
+
+
+def _target_devices(target: Any) -> list[str]:
+    """``DeviceAllow=`` entries for the ``[devices.*]`` the target configures (when the target has them)."""
+    out: list[str] = []
+    for dev in (getattr(target, "devices", None) or {}).values():
+        for path in _device_paths(dev):
+            entry = f"{path} rw"
+            if entry not in out:
+                out.append(entry)
+    return out
+
+
+def _device_paths(dev: Any) -> list[str]:
+    """The character devices one configured device opens: its /dev path, or its kind's device class."""
+    paths = [str(v) for k in ("path", "port", "device", "chip") if isinstance(v := getattr(dev, k, None), str)
+             and v.startswith("/dev/")]
+    if paths:
+        return paths
+    kind = str(getattr(dev, "kind", ""))
+    return {"i2c": ["char-i2c"], "gpio": ["char-gpiochip"], "spi": ["char-spidev"],
+            "uart": ["char-ttyS", "char-ttyAMA", "char-ttyTHS", "char-ttyUSB", "char-ttyACM"]}.get(kind, [])
+
+
+def unit_limits(target: Any) -> tuple[int | None, int | None]:
+    """``MemoryMax=`` (MiB) and ``TasksMax=`` for the whole unit: the enabled services' limits plus the
+    kernel's headroom; None where a service has no limit (0), so the unit's limit would be a guess."""
+    services = [s for s in target.services.values() if s.enabled]
+    mem = [s.memory_mb for s in services]
+    tasks = [s.tasks for s in services]
+    memory_max = sum(mem) + KERNEL_MEMORY_MB if all(m > 0 for m in mem) else None
+    tasks_max = sum(tasks) + KERNEL_TASKS if all(t > 0 for t in tasks) else None
+    return memory_max, tasks_max
+
+
+def hidden_path_notes(code_paths: Sequence[str], protect_home: str) -> list[str]:
+    """Warn when the interpreter or checkout lives where the unit hides or narrows the file system."""
+    notes: list[str] = []
+    for p in code_paths:
+        a = os.path.abspath(p)
+        tmp = next((d for d in _TMP_DIRS if a == d or a.startswith(d + "/")), None)
+        if tmp is not None:
+            notes.append(f"{p} lives under {tmp}, which PrivateTmp=yes replaces with an empty private directory: "
+                         "the service cannot start; install the checkout and its venv under /opt")
+        elif _in_home(a) and protect_home != "yes":
+            notes.append(f"{p} lives under a home directory, which ProtectHome=yes would hide: the unit uses "
+                         f"ProtectHome={protect_home} instead (weaker); install under /opt to keep it hidden")
+    return notes
 
 
 def _check_services_installed(target: Any) -> None:

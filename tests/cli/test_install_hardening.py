@@ -1,0 +1,116 @@
+"""The hardened unit: ``systemd-analyze security`` scores it, and install warns about paths the unit hides."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from flightos.cli import exit_codes as ec
+from flightos.cli import install
+
+REPO = Path(__file__).resolve().parents[2]
+MAX_EXPOSURE = 4.0
+
+
+def _offline_analyze() -> str:
+    """'' when ``systemd-analyze security --offline=true`` works here, else why it cannot run."""
+    exe = shutil.which("systemd-analyze")
+    if exe is None:
+        return "systemd-analyze is not installed (Debian/Ubuntu package 'systemd')"
+    out = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=30).stdout
+    m = re.match(r"systemd (\d+)", out)
+    if m is None or int(m.group(1)) < 252:
+        return f"systemd-analyze {m.group(1) if m else '?'} has no 'security --offline' (needs systemd >= 252)"
+    return ""
+
+
+OFFLINE = _offline_analyze()
+
+
+def parse(*argv: str) -> argparse.Namespace:
+    p = argparse.ArgumentParser()
+    p.add_argument("--json", action="store_true")
+    sub = p.add_subparsers(dest="cmd")
+    install.add_parsers(sub)
+    return p.parse_args(list(argv))
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    """A board's /etc with the groups Raspberry Pi OS has."""
+    r = tmp_path / "root"
+    (r / "etc").mkdir(parents=True)
+    (r / "etc/passwd").write_text("root:x:0:0:root:/root:/bin/bash\n")
+    (r / "etc/group").write_text("root:x:0:\nvideo:x:44:\ni2c:x:998:\ngpio:x:997:\n")
+    return r
+
+
+def dry_run(root: Path, capsys: pytest.CaptureFixture[str], *extra: str,
+            python: str = "/opt/flightos/.venv/bin/python") -> dict[str, object]:
+    """``flightos install --dry-run --json`` into ``root``: the unit text, the steps and the notes."""
+    args = parse("--json", "install", "--prefix", str(root), "--python", python, "--dry-run", *extra)
+    assert install.run_install(args, runner=lambda argv: (0, "", ""), euid=0) == ec.OK
+    out: dict[str, object] = json.loads(capsys.readouterr().out)
+    return out
+
+
+def keys(unit: str, key: str) -> list[str]:
+    return [line.partition("=")[2] for line in unit.splitlines() if line.startswith(key + "=")]
+
+
+@pytest.mark.skipif(bool(OFFLINE), reason=OFFLINE)
+@pytest.mark.parametrize("target", ["rpi5", "jetson-orin-nano", "linux"])
+def test_rendered_unit_scores_at_most_4_in_systemd_analyze_security(
+        target: str, root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The unit `flightos install` writes is rated exposure <= 4.0 by systemd's own scorer (7.3 before)."""
+    unit = str(dry_run(root, capsys, "--target", target)["unit"])
+    path = tmp_path / "flightos.service"
+    path.write_text(unit)
+    proc = subprocess.run(["systemd-analyze", "security", "--offline=true", "--no-pager", str(path)],
+                          capture_output=True, text=True, timeout=60)
+    m = re.search(r"Overall exposure level for flightos\.service: (\d+\.\d+)", proc.stdout + proc.stderr)
+    assert m is not None, proc.stdout + proc.stderr
+    print(f"{target}: exposure {m.group(1)}")
+    assert float(m.group(1)) <= MAX_EXPOSURE, proc.stdout
+
+
+def test_unit_confines_capabilities_syscalls_families_and_proc(root: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """No capabilities, a system-call allow list, the five socket families (CAN included), own processes only."""
+    unit = str(dry_run(root, capsys, "--target", "rpi5")["unit"])
+    assert keys(unit, "CapabilityBoundingSet") == [""]
+    assert keys(unit, "SystemCallFilter") == ["@system-service", "~@privileged"]
+    assert keys(unit, "RestrictAddressFamilies") == ["AF_UNIX AF_INET AF_INET6 AF_NETLINK AF_CAN"]
+    assert keys(unit, "ProtectProc") == ["invisible"]
+    assert keys(unit, "RestrictNamespaces") == ["yes"]
+    assert keys(unit, "Delegate") == ["yes"]
+    assert "/dev/watchdog rw" in keys(unit, "DeviceAllow")
+
+
+def test_memory_and_tasks_limits_follow_the_services(root: Path, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """MemoryMax/TasksMax = the services' memory_mb/tasks summed plus the kernel's headroom; none if one is 0."""
+    target = tmp_path / "two.toml"
+    target.write_text('[hal]\nbackend = "linux"\n[services.a]\nmemory_mb = 100\ntasks = 10\n'
+                      "[services.b]\nmemory_mb = 200\ntasks = 20\n[services.c]\nenabled = false\nmemory_mb = 0\n")
+    unit = str(dry_run(root, capsys, "--target", str(target))["unit"])
+    assert keys(unit, "MemoryMax") == [f"{300 + install.KERNEL_MEMORY_MB}M"]
+    assert keys(unit, "TasksMax") == [str(30 + install.KERNEL_TASKS)]
+    target.write_text('[hal]\nbackend = "linux"\n[services.a]\nmemory_mb = 0\n')
+    unit = str(dry_run(root, capsys, "--target", str(target))["unit"])
+    assert keys(unit, "MemoryMax") == [] and keys(unit, "TasksMax") == [f"{256 + install.KERNEL_TASKS}"]
+
+
+def test_an_interpreter_under_tmp_is_warned_about(root: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """PrivateTmp=yes gives the service an empty /tmp: a venv there could not start, and install says so."""
+    notes = str(dry_run(root, capsys, "--target", "rpi5", python="/tmp/venv/bin/python")["notes"])
+    assert "/tmp/venv/bin/python lives under /tmp, which PrivateTmp=yes" in notes
+    notes = str(dry_run(root, capsys, "--target", "rpi5", python="/home/pi/venv/bin/python")["notes"])
+    assert "ProtectHome=read-only" in notes
+    unit = str(dry_run(root, capsys, "--target", "rpi5", python="/home/pi/venv/bin/python")["unit"])
+    assert keys(unit, "ProtectHome") == ["read-only"]
