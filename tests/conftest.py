@@ -9,6 +9,9 @@ from pathlib import Path
 
 import pytest
 
+# The runtime fixtures (real processes and sockets) serve every component folder.
+pytest_plugins = ["tests.runtimes"]
+
 SESSION_TAG = "FLIGHTOS_TEST_SESSION"
 
 

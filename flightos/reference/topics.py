@@ -1,7 +1,7 @@
 """The bus topics and their payloads, as one table: docs/topics.md is rendered from it.
 
 The framework may not import services, so their topics are listed here by name; a test
-(tests/integration/test_reference.py) reads one message of each from a running runtime and checks
+(tests/reference/test_reference.py) reads one message of each from a running runtime and checks
 that its keys are exactly the ones listed, so the page cannot drift from the publishers.
 """
 

@@ -28,7 +28,7 @@ from flightos.bus.envelope import Kind, new_id
 from flightos.bus.errors import FrameTooLarge, QueueFull, ServiceFailed, ServiceUnavailable
 from flightos.client import Client, kernel_pid
 from flightos.testing import eventually
-from tests.integration.conftest import kill_at_marks, make_runtime
+from tests.runtimes import kill_at_marks, make_runtime
 
 LIMIT = 65_536
 

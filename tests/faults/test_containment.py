@@ -18,10 +18,10 @@ import pytest
 
 from flightos.bus.envelope import Envelope
 from flightos.bus.errors import CommandError
-from flightos.kernel.containment import cgroupfs
+from flightos.kernel.supervision.containment import cgroupfs
 from flightos.testing import RuntimeProcess, eventually
 from tests.conftest import tagged_processes
-from tests.integration.conftest import make_runtime
+from tests.runtimes import make_runtime
 
 MODES = ["auto", "process-group"]
 _V2 = cgroupfs.own_dir("")
@@ -189,7 +189,7 @@ def test_breaches_and_figures_are_read_from_the_cgroup_files(tmp_path: Path) -> 
     (This machine's v2 has no controllers, so the v2 files are laid out by hand here.)
     """
     from flightos.host.spawn_spec import SpawnSpec
-    from flightos.kernel.containment.cgroups import CgroupV1, CgroupV2
+    from flightos.kernel.supervision.containment.cgroups import CgroupV1, CgroupV2
 
     spec = SpawnSpec(name="test", incarnation=1, runtime_dir="", state_dir="", heartbeat_period_s=1.0,
                      memory_mb=256, tasks=64)

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from flightos.testing import RuntimeProcess
-from tests.integration.conftest import make_runtime
+from tests.runtimes import make_runtime
 
 
 def cli(*args: str, runtime_dir: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:

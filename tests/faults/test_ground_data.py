@@ -284,7 +284,7 @@ async def test_full_state_disk_ground_answers_and_recovers_by_itself(tmp_path: P
     every product reaches the ground and leaves the store once acknowledged."""
     from flightos.ground.security import KeyStore
     from tests.ground.conftest import GROUND
-    from tests.integration.conftest import make_runtime
+    from tests.runtimes import make_runtime
 
     rt = make_runtime(["ground", "test"], [*GROUND, *QUIET, "services.ground.options.store_memory_kb=2048"])
     with small_disk(rt.state_dir / "ground") as disk:

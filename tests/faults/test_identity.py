@@ -22,7 +22,7 @@ import pytest
 from flightos.bus.envelope import Kind
 from flightos.client import Client
 from flightos.testing import RuntimeProcess
-from tests.integration.conftest import make_runtime
+from tests.runtimes import make_runtime
 
 ROGUE = '''
 """A compromised service: opens its own sockets to act as the operator, another service or the kernel."""
@@ -311,7 +311,7 @@ GROUPS = {600: "0::/flightos/k-100/svc-test.1\n", 500: "0::/user.slice/session-1
 
 
 def _ids(records: dict[str, _Rec]) -> Any:
-    from flightos.kernel.identity import Identities
+    from flightos.kernel.routing.identity import Identities
 
     return Identities(records, kernel_pid=100, spawners=lambda: [200], parent=TREE.get,
                       cgroups=lambda pid: GROUPS.get(pid, ""))
@@ -319,7 +319,7 @@ def _ids(records: dict[str, _Rec]) -> Any:
 
 def test_the_sender_is_named_by_its_process_not_its_claim() -> None:
     """A service (or its child) is itself under any routing id; others are the operator, refused, or held."""
-    from flightos.kernel.identity import Kind as PeerKind
+    from flightos.kernel.routing.identity import Kind as PeerKind
 
     ids = _ids({"test": _Rec(201), "ground": _Rec(None)})
     peer = "localhost:1000:1000:{}".format
@@ -336,7 +336,7 @@ def test_the_sender_is_named_by_its_process_not_its_claim() -> None:
 
 def test_a_new_incarnation_is_judged_again() -> None:
     """A cached answer holds only while that service process lives: after a restart the pid is judged anew."""
-    from flightos.kernel.identity import Kind as PeerKind
+    from flightos.kernel.routing.identity import Kind as PeerKind
 
     rec = _Rec(201)
     ids = _ids({"test": rec})
@@ -348,7 +348,7 @@ def test_a_new_incarnation_is_judged_again() -> None:
 
 def test_a_descendant_that_left_the_tree_is_still_its_service_by_its_group() -> None:
     """Re-parented to init (exec mode has no subreaper), a service's descendant is named by its cgroup."""
-    from flightos.kernel.identity import Kind as PeerKind
+    from flightos.kernel.routing.identity import Kind as PeerKind
 
     rec = _Rec(201, incarnation=1)
     assert _ids({"test": rec}).resolve(b"c/x", "h:0:0:600").name == "test"
@@ -359,7 +359,7 @@ def test_a_descendant_that_left_the_tree_is_still_its_service_by_its_group() -> 
 
 async def test_frames_of_a_spawn_in_flight_wait_for_its_pid_in_order() -> None:
     """Frames from a child of the fork server are held until the kernel records the pid, then delivered in order."""
-    from flightos.kernel.identity import Gate, Peer
+    from flightos.kernel.routing.identity import Gate, Peer
 
     rec = _Rec(None)
     ids = _ids({"ground": rec})
@@ -383,7 +383,7 @@ async def test_frames_of_a_spawn_in_flight_wait_for_its_pid_in_order() -> None:
 
 async def test_frames_of_an_unclaimed_child_are_refused_after_the_hold() -> None:
     """An orphan the fork server adopted is never a service: after the hold its frames are refused."""
-    from flightos.kernel.identity import Gate, Peer
+    from flightos.kernel.routing.identity import Gate, Peer
 
     ids = _ids({"ground": _Rec(None)})
     got: list[str] = []

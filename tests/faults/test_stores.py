@@ -8,7 +8,7 @@ import pytest
 
 from flightos.kernel.recorder import RunRecorder
 from flightos.sdk.store import Store
-from tests.integration.conftest import make_runtime
+from tests.runtimes import make_runtime
 
 
 def _corrupt_header(path: Path) -> None:

@@ -17,7 +17,7 @@ import pytest
 from flightos.bus.envelope import Envelope
 from flightos.bus.errors import ServiceFailed
 from flightos.testing import RuntimeProcess
-from tests.integration.conftest import make_runtime
+from tests.runtimes import make_runtime
 
 
 def kernel_event(name: str, service: str | None = None) -> Callable[[Envelope], bool]:

@@ -13,7 +13,7 @@ from flightos.ground.security import KeyStore
 from flightos.groundtools.console import GroundClient
 from flightos.testing import RuntimeProcess
 from flightos.testing.eventually import eventually
-from tests.integration.conftest import make_runtime
+from tests.runtimes import make_runtime
 
 GROUND = ['services.ground.options.udp_bind="127.0.0.1:0"', 'services.ground.options.tcp_bind="127.0.0.1:0"',
           "services.ground.heartbeat_period_s=0.5"]

@@ -18,7 +18,7 @@ import pytest
 import pytest_asyncio
 
 from flightos.testing import RuntimeProcess
-from tests.integration.conftest import base
+from tests.runtimes import base
 
 ENTRY_POINTS = {
     "flightos.services": {"jobs": "services.jobs:Jobs"},

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.integration.conftest import make_runtime
+from tests.runtimes import make_runtime
 
 SO_TIMESTAMP = getattr(socket, "SO_TIMESTAMP", 29)
 """Linux's number for it; Python's socket module does not always export the name."""

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import base, make_runtime
+from tests.runtimes import base, make_runtime
 
 HERE = Path(__file__).resolve().parent.parent
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flightos.kernel.core_health import CoreHealth, CoreState, Evidence, HealthSettings, Weight
+from flightos.kernel.health.core_health import CoreHealth, CoreState, Evidence, HealthSettings, Weight
 
 MILD = [Evidence(Weight.MILD, "hot")]
 SEVERE = [Evidence(Weight.SEVERE, "self-test: no answer")]

@@ -68,7 +68,7 @@ async def test_runtime_directory_is_private(runtime: RuntimeProcess) -> None:
 async def test_acl_refuses_a_command_and_raises_a_security_event() -> None:
     """With [acl], a service may call only what it is allowed: a refusal is access_denied and nothing runs."""
     from flightos.bus.errors import AccessDenied
-    from tests.integration.conftest import make_runtime
+    from tests.runtimes import make_runtime
 
     overrides = ['acl.default="deny"', 'acl.commands.test=["housekeeping.sample", "kernel.ping"]']
     async with make_runtime(["test", "housekeeping"], overrides) as rt:

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from flightos.testing import RuntimeProcess
-from tests.integration.conftest import base, make_runtime
+from tests.runtimes import base, make_runtime
 
 
 def cli(*args: str, runtime_dir: Path | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:

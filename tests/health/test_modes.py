@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flightos.kernel.modes import Candidate, Mode, capacity_mode, plan, worse
+from flightos.kernel.health.modes import Candidate, Mode, capacity_mode, plan, worse
 
 SERVICES = [Candidate("ground", "critical"), Candidate("adcs", "critical"), Candidate("hk", "essential"),
             Candidate("store", "essential"), Candidate("sar", "elastic"), Candidate("ml", "elastic")]

@@ -6,7 +6,7 @@ import asyncio
 import hashlib
 import os
 
-from flightos.kernel.selftest import BUFFER, KNOWN_ANSWER, SelfTester
+from flightos.kernel.health.selftest import BUFFER, KNOWN_ANSWER, SelfTester
 from flightos.testing import eventually
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace as NS
 
-from flightos.kernel.governor import Junction, PowerAccount, ThermalGovernor, board_power_w, junction
+from flightos.kernel.health.governor import Junction, PowerAccount, ThermalGovernor, board_power_w, junction
 
 
 def zone(name: str, temp: float | None, **trips: float) -> NS:

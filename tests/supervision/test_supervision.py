@@ -12,7 +12,7 @@ import pytest
 from flightos.bus.envelope import Envelope
 from flightos.bus.errors import ServiceFailed, ServiceUnavailable
 from flightos.testing import RuntimeProcess, active, eventually
-from tests.integration.conftest import make_runtime
+from tests.runtimes import make_runtime
 
 
 def is_event(name: str, service: str) -> Callable[[Envelope], bool]:

@@ -6,7 +6,7 @@ from typing import Any
 
 from flightos.reference.topics import TOPICS, field_names
 from flightos.testing import eventually
-from tests.integration.conftest import make_runtime
+from tests.runtimes import make_runtime
 
 SERVICES = ["test", "housekeeping", "ground", "jobs", "sar"]
 

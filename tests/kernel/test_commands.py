@@ -19,7 +19,7 @@ from flightos.bus.errors import (
     UnknownService,
 )
 from flightos.testing import RuntimeProcess
-from tests.integration.conftest import kill_at_marks, make_runtime
+from tests.runtimes import kill_at_marks, make_runtime
 
 
 async def test_typed_errors_name_the_problem(runtime: RuntimeProcess) -> None:

@@ -8,7 +8,7 @@ import pytest
 
 from flightos import BadArguments, ServiceUnavailable
 from flightos.testing import RuntimeProcess
-from tests.integration.conftest import make_runtime
+from tests.runtimes import make_runtime
 
 
 async def test_sefi_hangs_the_core_and_the_service_restarts_elsewhere(runtime: RuntimeProcess) -> None:

@@ -71,7 +71,7 @@ async def test_the_ground_fixture_speaks_pus(ground: object, bus: Bus) -> None:
     assert pus.TIMESTAMP_LEN == 7
 
 
-SCENARIO = Path(__file__).with_name("fixtures") / "sefi-then-reset.toml"
+SCENARIO = Path(__file__).with_name("sefi-then-reset.toml")
 
 
 @pytest.mark.board("sim")

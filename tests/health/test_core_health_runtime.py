@@ -10,7 +10,7 @@ from typing import Any
 from flightos import CommandError
 from flightos.bus.envelope import Envelope
 from flightos.testing import RuntimeProcess, active
-from tests.integration.conftest import make_runtime
+from tests.runtimes import make_runtime
 
 ON_CORE_2 = ["services.test.cores=[2]", "services.housekeeping.cores=[2]"]
 

@@ -1,4 +1,7 @@
-"""Fixtures that start real runtimes (real processes, real sockets) in private directories."""
+"""Fixtures that start real runtimes (real processes, real sockets) in private directories.
+
+A pytest plugin of the whole suite (``pytest_plugins`` in ``tests/conftest.py``), and helpers any test imports.
+"""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flightos.kernel.placement import place
+from flightos.kernel.health.placement import place
 
 
 def test_spreads_and_keeps_critical_apart() -> None:

@@ -11,7 +11,7 @@ import pytest
 import hal
 from flightos.bus.errors import BadArguments, ServiceUnavailable
 from flightos.kernel.events import EventId
-from flightos.kernel.faults import BoardEffects
+from flightos.kernel.health.faults import BoardEffects
 
 
 @pytest.fixture
