@@ -92,7 +92,21 @@ class ServiceHost:
         self.exit_code = 0
         service._host = self
 
-    # ---- bus helpers used by Service -------------------------------------------------------
+    # ---- the port a Service uses (flightos.sdk.port.HostPort) ------------------------------
+    @property
+    def state_dir(self) -> Path:
+        """The runtime's state directory (the service's files live in ``state_dir / <name>``)."""
+        return Path(self.spec.state_dir)
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """The service's table from the target file."""
+        return self.spec.options
+
+    async def call(self, service: str, command: str, args: dict[str, Any], *, timeout: float) -> Any:
+        """Run another service's command through this process's command channel."""
+        return await self.commands.call(service, command, args, timeout=timeout)
+
     def publish(self, topic: str, payload: Any, kind: Kind = Kind.TELEMETRY) -> None:
         """Publish one message on the bus; raise PublishDenied if the target's ``[acl]`` forbids the topic."""
         allowed = self.spec.publish

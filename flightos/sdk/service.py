@@ -17,7 +17,7 @@ from flightos.sdk.severity import Severity
 from flightos.sdk.validation import Argument, signature_of
 
 if TYPE_CHECKING:
-    from flightos.host.service_host import ServiceHost
+    from flightos.sdk.port import HostPort
     from flightos.sdk.store import Store
 
 Message = Envelope
@@ -78,7 +78,8 @@ class Service:
     """The typed schema of ``[services.<name>.options]`` (an :class:`Options` subclass); the kernel checks
     the table against it when the target loads, and ``self.config`` is the checked instance."""
 
-    _host: ServiceHost
+    _host: HostPort
+    """The hosting process, set by it before ``on_start`` (any object with :class:`HostPort`'s members)."""
     _config: Options | None = None
     log: Any
     """A structlog logger bound to this service (``self.log.info("event", key=value)``)."""
@@ -105,14 +106,14 @@ class Service:
     @property
     def data_dir(self) -> Path:
         """A directory of this service's own for files it keeps (its store lives there too)."""
-        path = Path(self._host.spec.state_dir) / self.name
+        path = self._host.state_dir / self.name
         path.mkdir(parents=True, exist_ok=True)
         return path
 
     @property
     def options(self) -> dict[str, Any]:
         """This service's table from the target file (``[services.<name>]``)."""
-        return self._host.spec.options
+        return self._host.options
 
     @property
     def config(self) -> Any:
@@ -167,7 +168,7 @@ class Service:
         timeout: float = 5.0,
     ) -> Any:
         """Run another service's command and return its value, or raise its typed CommandError."""
-        return await self._host.commands.call(service, command, args or {}, timeout=timeout)
+        return await self._host.call(service, command, args or {}, timeout=timeout)
 
     def subscribe(self, prefix: str, handler: Callable[[Message], Awaitable[None]]) -> None:
         """Call ``handler`` with every message whose topic starts with ``prefix``."""

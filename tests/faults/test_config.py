@@ -141,11 +141,8 @@ def test_options_convert_with_defaults_and_stay_frozen() -> None:
 
 
 def test_service_config_is_the_checked_instance_converted_once() -> None:
-    class Spec:
+    class Host:  # the one member of flightos.sdk.port.HostPort that config and options read
         options: ClassVar[dict[str, Any]] = {"exposure_ms": 42}
-
-    class Host:
-        spec = Spec()
 
     class Cam(Service):
         name = "cam"
