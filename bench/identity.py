@@ -23,8 +23,8 @@ from typing import Any
 import msgspec
 import zmq
 
-from flightos.kernel.identity import Identities, peer_address
-from flightos.kernel.router import _parse_identity
+from flightos.kernel.routing.identity import Identities, peer_address
+from flightos.kernel.routing.router import _parse_identity
 
 N_CMD = 50_000
 N_PUB = {64: 100_000, 1024: 100_000, 65536: 10_000}

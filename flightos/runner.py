@@ -80,7 +80,7 @@ def main() -> None:
         sys.exit(2)
     spec = SpawnSpec.decode(base64.b64decode(blob))
     die_with_parent(spec.kernel_pid)
-    from flightos.kernel.containment.child import enter
+    from flightos.kernel.supervision.containment.child import enter
 
     enter(spec)
     if spec.cpus:

@@ -31,18 +31,18 @@ from flightos.host import exit_cause
 from flightos.host.spawn_spec import SpawnSpec
 from flightos.kernel import commands as kernel_commands
 from flightos.kernel.events import EventId
-from flightos.kernel.faults import BoardEffects
-from flightos.kernel.identity import Gate, Peer, peer_address
-from flightos.kernel.identity import Kind as PeerKind
-from flightos.kernel.monitor import HealthMonitor
+from flightos.kernel.health.faults import BoardEffects
+from flightos.kernel.health.monitor import HealthMonitor
+from flightos.kernel.health.placement import place
 from flightos.kernel.notify import SdNotify
-from flightos.kernel.placement import place
 from flightos.kernel.recorder import RunRecorder
 from flightos.kernel.records import ServiceRecord, State
 from flightos.kernel.restart_policy import RestartTracker
-from flightos.kernel.router import CommandRouter, _parse_identity
-from flightos.kernel.supervisor import Supervisor
-from flightos.kernel.telemetry import ResourceSampler, service_row
+from flightos.kernel.routing.identity import Gate, Peer, peer_address
+from flightos.kernel.routing.identity import Kind as PeerKind
+from flightos.kernel.routing.router import CommandRouter, _parse_identity
+from flightos.kernel.supervision.resources import ResourceSampler, service_row
+from flightos.kernel.supervision.supervisor import Supervisor
 from flightos.link.link import Link, LinkSetupError
 from flightos.sdk.severity import Severity
 

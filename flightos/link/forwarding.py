@@ -18,7 +18,7 @@ from flightos.bus.envelope import FrameError, Kind
 from flightos.bus.errors import ServiceFailed
 from flightos.kernel.events import EventId
 from flightos.kernel.records import PendingCommand, State
-from flightos.kernel.router import LinkRequester
+from flightos.kernel.routing.router import LinkRequester
 from flightos.link import protocol
 from flightos.link.sockets import LinkSockets
 from flightos.link.state import LinkState

@@ -19,7 +19,7 @@ import asyncio
 from typing import Any
 
 from flightos.kernel.records import PendingCommand
-from flightos.kernel.router import LinkRequester
+from flightos.kernel.routing.router import LinkRequester
 from flightos.link.failover import Failover
 from flightos.link.forwarding import Forwarding, Outgoing
 from flightos.link.inbound import Inbound

@@ -17,7 +17,7 @@ from flightos.bus.endpoints import Endpoints
 from flightos.config.target import Target
 from flightos.kernel.events import EventId
 from flightos.kernel.records import PendingCommand, ServiceRecord
-from flightos.kernel.router import LinkRequester
+from flightos.kernel.routing.router import LinkRequester
 from flightos.sdk.severity import Severity
 
 

@@ -16,7 +16,7 @@ from flightos.bus.errors import BadArguments, ServiceUnavailable, UnknownService
 from flightos.kernel.commands import table
 from flightos.kernel.commands.port import KernelPort
 from flightos.kernel.commands.table import kernel_command
-from flightos.kernel.modes import Mode
+from flightos.kernel.health.modes import Mode
 from flightos.kernel.records import ServiceRecord, State
 
 
@@ -116,7 +116,7 @@ async def inject(k: KernelPort, fault: str, count: Any = None, address: Any = No
 @kernel_command
 async def faults(k: KernelPort) -> dict[str, str]:
     """the faults `inject` knows, with their arguments"""
-    from flightos.kernel.faults import FAULTS  # the HAL's catalogue; imported here so the table stays light
+    from flightos.kernel.health.faults import FAULTS  # the HAL's catalogue; imported here so the table stays light
 
     return dict(FAULTS)
 

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 from flightos.config.schema import RuntimeConfig
-from flightos.kernel.modes import Mode
+from flightos.kernel.health.modes import Mode
 from flightos.kernel.records import ServiceRecord
 
 

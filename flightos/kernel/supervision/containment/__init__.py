@@ -11,9 +11,9 @@ import os
 
 import structlog
 
-from flightos.kernel.containment.base import Containment, Usage
-from flightos.kernel.containment.cgroups import CgroupError, CgroupV1, CgroupV2
-from flightos.kernel.containment.procgroup import ProcessGroups
+from flightos.kernel.supervision.containment.base import Containment, Usage
+from flightos.kernel.supervision.containment.cgroups import CgroupError, CgroupV1, CgroupV2
+from flightos.kernel.supervision.containment.procgroup import ProcessGroups
 
 __all__ = ["ENV_MODE", "MODES", "Containment", "Usage", "detect"]
 

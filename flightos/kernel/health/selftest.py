@@ -1,6 +1,6 @@
 """Known-answer self-tests pinned to each CPU: a core that hangs or computes wrong is found out.
 
-One small worker process (``python -m flightos.kernel.selftest``) keeps one thread per CPU, pinned
+One small worker process (``python -m flightos.kernel.health.selftest``) keeps one thread per CPU, pinned
 there; each test hashes a fixed 256 KiB buffer and must produce a constant digest. hashlib drops
 the GIL while hashing, so the threads really run on their own cores.
 """
@@ -87,7 +87,7 @@ class SelfTester:
 
     def start(self) -> None:
         """Start the worker process (it dies with the kernel)."""
-        self.proc = subprocess.Popen([sys.executable, "-m", "flightos.kernel.selftest", str(os.getpid())],
+        self.proc = subprocess.Popen([sys.executable, "-m", "flightos.kernel.health.selftest", str(os.getpid())],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True)
         assert self.proc.stdout is not None
         os.set_blocking(self.proc.stdout.fileno(), False)

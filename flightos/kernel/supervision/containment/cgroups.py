@@ -9,9 +9,9 @@ from pathlib import Path
 import msgspec
 
 from flightos.host.spawn_spec import SpawnSpec
-from flightos.kernel.containment import cgroupfs as fs
-from flightos.kernel.containment.base import Containment, Usage, memory_reason, tasks_reason
-from flightos.kernel.containment.procgroup import pss
+from flightos.kernel.supervision.containment import cgroupfs as fs
+from flightos.kernel.supervision.containment.base import Containment, Usage, memory_reason, tasks_reason
+from flightos.kernel.supervision.containment.procgroup import pss
 
 
 class CgroupError(Exception):

@@ -23,7 +23,7 @@ def enter(spec: SpawnSpec) -> None:
         except OSError:
             pass  # already a group leader
     if spec.rlimits:
-        from flightos.kernel.containment.procgroup import apply_rlimits
+        from flightos.kernel.supervision.containment.procgroup import apply_rlimits
 
         try:
             apply_rlimits(spec)

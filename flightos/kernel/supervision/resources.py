@@ -1,4 +1,4 @@
-"""The kernel's own telemetry: the service table, the cores, and the bus counters."""
+"""What each service uses (CPU, memory, limits from its group) and its row in the kernel's service table."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Any
 
 import psutil
 
-from flightos.kernel.containment import Containment
 from flightos.kernel.records import ServiceRecord
+from flightos.kernel.supervision.containment import Containment
 
 
 class ResourceSampler:

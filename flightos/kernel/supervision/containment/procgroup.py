@@ -10,7 +10,7 @@ import signal
 import msgspec
 
 from flightos.host.spawn_spec import SpawnSpec
-from flightos.kernel.containment.base import Containment, Usage, memory_reason, tasks_reason
+from flightos.kernel.supervision.containment.base import Containment, Usage, memory_reason, tasks_reason
 
 _TICK = os.sysconf("SC_CLK_TCK")
 _PAGE = resource.getpagesize()

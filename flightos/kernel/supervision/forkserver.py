@@ -16,7 +16,7 @@ import sys
 from typing import Any
 
 from flightos.hardening import forbid_ptrace
-from flightos.kernel.framing import Unpacker, pack
+from flightos.kernel.supervision.framing import Unpacker, pack
 from flightos.runner import die_with_parent, run_service
 
 _PR_SET_CHILD_SUBREAPER = 36
@@ -98,7 +98,7 @@ class ForkServer:
 
     def _fork(self, spec_blob: bytes, cpus: list[int]) -> int:
         from flightos.host.spawn_spec import SpawnSpec
-        from flightos.kernel.containment.child import enter
+        from flightos.kernel.supervision.containment.child import enter
 
         spec = SpawnSpec.decode(spec_blob)
         parent = os.getpid()
@@ -175,7 +175,7 @@ def _become_subreaper() -> None:
 
 
 def main() -> None:
-    """``python -m flightos.kernel.forkserver FD KERNEL_PID``."""
+    """``python -m flightos.kernel.supervision.forkserver FD KERNEL_PID``."""
     fd, kernel_pid = int(sys.argv[1]), int(sys.argv[2])
     die_with_parent(kernel_pid)
     forbid_ptrace()  # services cannot attach to the fork server; its forked children inherit this

@@ -126,7 +126,7 @@ class Identities:
     parent: Callable[[int], int | None] = proc_parent
     cgroups: Callable[[int], str] = proc_cgroups
     """A process's cgroups: one that left the runtime's tree (re-parented to init) but is still in a
-    service's group (``svc-<name>.<incarnation>``, flightos.kernel.containment) is still that service."""
+    service's group (``svc-<name>.<incarnation>``, flightos.kernel.supervision.containment) is still that service."""
     stats: dict[str, int] = field(default_factory=lambda: {"services": 0, "operators": 0, "refused": 0,
                                                            "held": 0, "forged": 0})
     _cache: dict[tuple[bytes, str], Peer] = field(default_factory=dict)

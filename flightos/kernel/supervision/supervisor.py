@@ -14,12 +14,12 @@ import structlog
 
 from flightos.aio import TaskSet
 from flightos.host.spawn_spec import SpawnSpec
-from flightos.kernel.containment import Containment, detect
 from flightos.kernel.events import EventId
-from flightos.kernel.lag import LoopLag, runqueue_wait_s
 from flightos.kernel.records import ServiceRecord, State
-from flightos.kernel.router import CommandRouter
-from flightos.kernel.spawn import ExecSpawner, ForkServerSpawner, SpawnError
+from flightos.kernel.routing.router import CommandRouter
+from flightos.kernel.supervision.containment import Containment, detect
+from flightos.kernel.supervision.lag import LoopLag, runqueue_wait_s
+from flightos.kernel.supervision.spawn import ExecSpawner, ForkServerSpawner, SpawnError
 from flightos.sdk.severity import Severity
 
 log = structlog.get_logger("flightos.kernel")
@@ -50,7 +50,7 @@ class Supervisor:
         self.spawn_mode = spawn_mode
         self.start_timeout_s = start_timeout_s
         self.containment = containment if containment is not None else detect()
-        """Each service's group and limits (cgroup v2, v1 or process groups); see flightos.kernel.containment."""
+        """Each service's group and limits (cgroup v2, v1 or process groups); see kernel.supervision.containment."""
         self.exec_spawner = ExecSpawner(self._on_exit, self.containment)
         self.fork_spawner: ForkServerSpawner | None = None
         self._by_pid: dict[int, ServiceRecord] = {}

@@ -41,9 +41,9 @@ from flightos.bus.errors import (
 from flightos.bus.pubsub import RejectCounter
 from flightos.config.target import Acl
 from flightos.kernel.events import EventId
-from flightos.kernel.identity import Gate, Identities, Peer, peer_address
-from flightos.kernel.identity import Kind as PeerKind
 from flightos.kernel.records import ACCEPTS_QUEUED, PendingCommand, ServiceRecord, State
+from flightos.kernel.routing.identity import Gate, Identities, Peer, peer_address
+from flightos.kernel.routing.identity import Kind as PeerKind
 from flightos.sdk.severity import Severity
 
 log = structlog.get_logger("flightos.kernel")

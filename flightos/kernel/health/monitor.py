@@ -19,13 +19,13 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 import hal
-from flightos.kernel.core_health import USABLE, CoreHealth, CoreState, Evidence, HealthSettings, Weight
 from flightos.kernel.events import EventId
-from flightos.kernel.governor import PowerAccount, ThermalGovernor, board_power_w, junction
-from flightos.kernel.modes import Candidate, Mode, capacity_mode, plan, worse
-from flightos.kernel.placement import place
+from flightos.kernel.health.core_health import USABLE, CoreHealth, CoreState, Evidence, HealthSettings, Weight
+from flightos.kernel.health.governor import PowerAccount, ThermalGovernor, board_power_w, junction
+from flightos.kernel.health.modes import Candidate, Mode, capacity_mode, plan, worse
+from flightos.kernel.health.placement import place
+from flightos.kernel.health.selftest import SelfTester
 from flightos.kernel.records import ServiceRecord, State
-from flightos.kernel.selftest import SelfTester
 from flightos.sdk.severity import Severity
 
 if TYPE_CHECKING:

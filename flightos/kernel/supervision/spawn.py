@@ -15,8 +15,8 @@ from typing import Any
 import structlog
 
 from flightos.host.spawn_spec import SpawnSpec
-from flightos.kernel.containment import Containment
-from flightos.kernel.framing import Unpacker, pack
+from flightos.kernel.supervision.containment import Containment
+from flightos.kernel.supervision.framing import Unpacker, pack
 from flightos.runner import ENV_SPAWN
 
 log = structlog.get_logger("flightos.kernel")
@@ -106,7 +106,7 @@ class ForkServerSpawner:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             self._proc = subprocess.Popen(
-                [sys.executable, "-m", "flightos.kernel.forkserver", str(theirs.fileno()),
+                [sys.executable, "-m", "flightos.kernel.supervision.forkserver", str(theirs.fileno()),
                  str(os.getpid())],
                 pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, close_fds=True)
         except OSError as exc:

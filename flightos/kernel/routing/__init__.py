@@ -1,0 +1,1 @@
+"""Routing: the command router and the identity of the processes that talk to it."""

@@ -1,0 +1,1 @@
+"""Supervision: spawning service processes (fork server or exec), containing them, restarting them."""
