@@ -5,7 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from types import TracebackType
 
-from hal.types import BoardIdentity, BoardReading
+from hal.types import BoardIdentity, BoardReading, WatchdogInfo
 from hal.watchdog import Watchdog
 
 
@@ -37,6 +37,10 @@ class Board(ABC):
     @abstractmethod
     def watchdog(self, device: str | None = None) -> Watchdog:
         """The board's watchdog (not yet opened)."""
+
+    def watchdog_info(self) -> WatchdogInfo | None:
+        """What sysfs says about the configured watchdog device (nowayout, last reset...); None if nothing."""
+        return None
 
     def close(self) -> None:
         """Release resources (the simulator's rendered tree)."""

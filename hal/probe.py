@@ -14,6 +14,7 @@ from hal.cpuset import probe as cpuset_probe
 from hal.errors import HalError
 from hal.fs import Fs, Runner, default_runner
 from hal.types import BoardIdentity, BoardReading, ThrottleFlags
+from hal.watchdog import pc_chipset_warning, sysfs_dir
 
 DT_MODEL_PATHS = ("/proc/device-tree/model", "/sys/firmware/devicetree/base/model")
 TEGRA_RELEASE = "/etc/nv_tegra_release"
@@ -226,6 +227,11 @@ class WatchdogReport:
     identity: str | None
     timeout_s: float | None
     max_timeout_s: float | None
+    nowayout: bool | None = None
+    bootstatus: int | None = None
+    reset_reason: str | None = None
+    warning: str | None = None
+    """Set for a PC chipset watchdog (iTCO, SP5100...), which resets the whole machine."""
 
 
 @dataclass(frozen=True)
@@ -303,7 +309,12 @@ class ProbeReport:
         out.append(
             f"watchdog: {wd.device or 'none'}{'' if wd.present else ' (absent)'} identity {wd.identity or '?'}"
             f" timeout {_num(wd.timeout_s, ' s', 'g')} max {_num(wd.max_timeout_s, ' s', 'g')}"
+            f" nowayout {'?' if wd.nowayout is None else ('yes' if wd.nowayout else 'no')}"
         )
+        if wd.reset_reason is not None:
+            out.append(f"  last reset: {wd.reset_reason} (bootstatus 0x{wd.bootstatus or 0:x})")
+        if wd.warning:
+            out.append(f"  WARNING: {wd.warning}")
         out.append("hotplug:")
         for h in self.hotplug:
             off = "yes" if h.can_offline else "no"
@@ -401,7 +412,7 @@ def _watchdog(board: Board, reading: BoardReading) -> WatchdogReport:
     max_s = info.max_timeout_s if info is not None and info.max_timeout_s else board.identity.watchdog_max_s
     identity = info.identity if info is not None else None
     if isinstance(board, LinuxBoard):
-        device = str(board.settings.get("watchdog_device") or "/dev/watchdog")
+        device = board.watchdog_device()
         present = board.fs.exists(device)
     else:
         device, present = "simulated", True
@@ -412,6 +423,10 @@ def _watchdog(board: Board, reading: BoardReading) -> WatchdogReport:
         identity=identity,
         timeout_s=info.timeout_s if info is not None else None,
         max_timeout_s=max_s,
+        nowayout=info.nowayout if info is not None else None,
+        bootstatus=info.bootstatus if info is not None else None,
+        reset_reason=info.reset_reason if info is not None else None,
+        warning=pc_chipset_warning(identity, device),
     )
 
 
@@ -479,7 +494,7 @@ def _missing(
         why = "usual on Raspberry Pi and Jetson" if backend in ("rpi", "jetson") else "no ECC memory controller"
         add("edac", f"no /sys/devices/system/edac/mc* ({why})")
     if reading.watchdog is None and backend != "sim":
-        add("watchdog.info", "no /sys/class/watchdog/watchdog0 (identity and timeouts unknown)")
+        add("watchdog.info", f"no {sysfs_dir(watchdog.device or '/dev/watchdog')} (identity and timeouts unknown)")
     if not watchdog.present:
         add("watchdog.device", f"{watchdog.device} does not exist (no watchdog driver loaded?)")
     # Per-core and per-zone gaps.

@@ -105,6 +105,14 @@ class WatchdogInfo:
     identity: str | None
     timeout_s: float | None
     max_timeout_s: float | None
+    device: str = ""
+    """The ``/sys/class/watchdog/watchdogN`` directory these values come from."""
+    nowayout: bool | None = None
+    """True when the driver ignores the magic close: once opened, only a reboot stops it."""
+    bootstatus: int | None = None
+    """``WDIOF_*`` bits of the last reset (``WDIOF_CARDRESET``: the watchdog reset the board)."""
+    reset_reason: str | None = None
+    """``bootstatus`` in words ("watchdog reset", "normal boot"...), or None when unreadable."""
 
 
 @dataclass(frozen=True)

@@ -4,18 +4,92 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
 import struct
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from types import TracebackType
 
 from hal.errors import HalError
+from hal.fs import Fs
+from hal.types import WatchdogInfo
 
 WDIOC_KEEPALIVE = 0x80045705  # _IOR('W', 5, int)
 WDIOC_SETTIMEOUT = 0xC0045706  # _IOWR('W', 6, int)
 WDIOC_GETTIMEOUT = 0x80045707  # _IOR('W', 7, int)
 
 Ioctl = Callable[[int, int, bytes], bytes]
+
+#: ``bootstatus`` bits (linux/watchdog.h ``WDIOF_*``) and what each says about the last reset.
+BOOTSTATUS_BITS: tuple[tuple[int, str], ...] = (
+    (0x0020, "watchdog reset (WDIOF_CARDRESET)"),
+    (0x0001, "overheat (WDIOF_OVERHEAT)"),
+    (0x0002, "fan fault (WDIOF_FANFAULT)"),
+    (0x0004, "external relay 1 (WDIOF_EXTERN1)"),
+    (0x0008, "external relay 2 (WDIOF_EXTERN2)"),
+    (0x0010, "power under-voltage (WDIOF_POWERUNDER)"),
+    (0x0040, "power over-voltage (WDIOF_POWEROVER)"),
+)
+WDIOF_CARDRESET = 0x0020
+
+#: Identities of PC chipset watchdogs (``/sys/class/watchdog/watchdogN/identity``, lower case): they reset
+#: the whole machine, so a debugger pause of the kernel longer than the timeout reboots a workstation.
+PC_CHIPSET_WATCHDOGS = ("itco", "sp5100", "wdat", "it87", "w836", "f718", "nct6", "sch311", "ib700", "i6300esb")
+
+
+def sysfs_dir(device: str) -> str:
+    """The sysfs directory describing a watchdog device: ``/dev/watchdogN`` -> ``watchdogN``, and the
+    legacy ``/dev/watchdog`` (or any other name) -> ``watchdog0``, the device the legacy node opens."""
+    m = re.fullmatch(r"/dev/watchdog(\d+)", device)
+    return f"/sys/class/watchdog/watchdog{m.group(1) if m else 0}"
+
+
+def reset_reason(bootstatus: int) -> str:
+    """The ``WDIOF_*`` bits of ``bootstatus`` in words; 0 is a normal (power-on or software) boot."""
+    words = [text for bit, text in BOOTSTATUS_BITS if bootstatus & bit]
+    unknown = bootstatus & ~sum(bit for bit, _ in BOOTSTATUS_BITS)
+    if unknown:
+        words.append(f"other bits 0x{unknown:x}")
+    return ", ".join(words) if words else "normal boot (no watchdog reset recorded)"
+
+
+def read_info(fs: Fs, device: str) -> WatchdogInfo | None:
+    """What sysfs says about ``device``: identity, timeouts, nowayout and the last reset; None without sysfs."""
+    base = sysfs_dir(device)
+    if not fs.exists(base):
+        return None
+    timeout = fs.read_int(f"{base}/timeout")
+    max_timeout = fs.read_int(f"{base}/max_timeout")
+    nowayout = fs.read_int(f"{base}/nowayout")
+    bootstatus = fs.read_int(f"{base}/bootstatus")
+    return WatchdogInfo(
+        identity=fs.read_text(f"{base}/identity"),
+        timeout_s=float(timeout) if timeout is not None else None,
+        max_timeout_s=float(max_timeout) if max_timeout is not None else None,
+        device=base,
+        nowayout=bool(nowayout) if nowayout is not None else None,
+        bootstatus=bootstatus,
+        reset_reason=reset_reason(bootstatus) if bootstatus is not None else None,
+    )
+
+
+def pc_chipset_warning(identity: str | None, device: str) -> str | None:
+    """A warning when ``identity`` names a PC chipset watchdog (iTCO_wdt, SP5100 TCO...), else None."""
+    if identity is None or not any(tag in identity.lower() for tag in PC_CHIPSET_WATCHDOGS):
+        return None
+    return (f"{device} is a PC chipset watchdog ({identity}): it resets the whole machine when the kernel is not "
+            "petting it, e.g. while a debugger pauses it; enable it only on a dedicated machine")
+
+
+def check_periods(timeout_s: float, pet_period_s: float, max_timeout_s: float | None) -> str | None:
+    """Why ``pet_period_s`` < ``timeout_s`` <= ``max_timeout_s`` does not hold (the key first), or None."""
+    if max_timeout_s is not None and timeout_s > max_timeout_s:
+        return (f"watchdog.timeout_s: expected at most this watchdog's maximum of {max_timeout_s:g} s "
+                f"(max_timeout in sysfs), got {timeout_s:g}")
+    if not pet_period_s < timeout_s:
+        return (f"watchdog.pet_period_s: expected less than watchdog.timeout_s ({timeout_s:g} s), "
+                f"got {pet_period_s:g}")
+    return None
 
 
 class Watchdog(ABC):

@@ -7,6 +7,8 @@ import asyncio
 import dataclasses
 from pathlib import Path
 
+import structlog
+
 import hal
 from flightos import logs, plugins
 from flightos.bus.endpoints import RuntimeDirError, default_runtime_dir, prepare_runtime_dir, release_runtime_dir
@@ -14,6 +16,7 @@ from flightos.cli import exit_codes as ec
 from flightos.cli.output import error
 from flightos.config import target as tgt
 from flightos.config.schema import ConfigError
+from hal.watchdog import check_periods, pc_chipset_warning
 
 
 def run(args: argparse.Namespace) -> int:
@@ -50,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
         target = dataclasses.replace(target, hal={**target.hal, "work_dir": str(runtime_dir)})
     try:
         kernel = Kernel(target, runtime_dir, duration_s=args.duration, scenario=scenario)
+        check_watchdog(target, kernel.board)
     except BaseException as exc:
         if created:
             release_runtime_dir(runtime_dir, [])
@@ -70,6 +74,20 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(str(exc)) from None
     except LinkSetupError as exc:
         raise ConfigError(f"{target.path}: {exc}") from None
+
+
+def check_watchdog(target: tgt.Target, board: hal.Board) -> None:
+    """Refuse a watchdog timeout beyond the device's maximum (ConfigError), and warn before arming a PC's."""
+    wd = target.watchdog
+    if not wd.enabled:
+        return
+    problem = check_periods(wd.timeout_s, wd.pet_period_s, board.identity.watchdog_max_s)
+    if problem is not None:
+        raise ConfigError(f"{target.path}: {problem}")
+    info = board.watchdog_info()
+    warning = pc_chipset_warning(info.identity, info.device) if info is not None else None
+    if warning is not None:
+        structlog.get_logger("kernel").warning(f"watchdog.enabled = true: {warning}")
 
 
 def _via_set(key: str, overrides: list[str]) -> str:

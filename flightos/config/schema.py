@@ -226,10 +226,25 @@ class PowerConfig:
 class WatchdogConfig:
     """``[watchdog]``: the hardware (or simulated) watchdog."""
 
-    enabled: bool = setting(boolean, True, "pet the hardware (or simulated) watchdog while healthy")
-    timeout_s: float = setting(positive, 10.0, "watchdog timeout")
-    pet_period_s: float = setting(positive, 5.0, "how often the kernel pets it while healthy")
+    enabled: bool = setting(boolean, True, "pet the hardware (or simulated) watchdog while healthy (default false "
+                            "on the generic `linux` backend: a PC's chipset watchdog resets the machine when a "
+                            "debugger pauses the kernel; set true to opt in)")
+    timeout_s: float = setting(positive, 10.0, "watchdog timeout (at most the device's max_timeout)")
+    pet_period_s: float = setting(positive, 5.0, "how often the kernel pets it while healthy (less than timeout_s)")
     max_resets: int = setting(positive_int, 3, "resets after which the system holds SAFE until ground acts")
+
+    def problem(self) -> tuple[str, str] | None:
+        """The key and message of a contradiction between keys (pet_period_s must be < timeout_s), or None."""
+        if self.pet_period_s >= self.timeout_s:
+            return "pet_period_s", f"expected less than watchdog.timeout_s ({self.timeout_s:g} s), " \
+                                   f"got {self.pet_period_s:g}"
+        return None
+
+
+BACKEND_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
+    "linux": {"watchdog": {"enabled": False}},
+}
+"""Defaults that differ by HAL backend: backend -> section -> key -> default (a key written in the file wins)."""
 
 
 SECTION_TYPES: dict[str, type[Any]] = {

@@ -12,6 +12,7 @@ from typing import Any
 
 from flightos.config import toml
 from flightos.config.schema import (
+    BACKEND_DEFAULTS,
     LINK_FIELDS,
     PEER_FIELDS,
     SECTION_TYPES,
@@ -264,7 +265,13 @@ def from_dict(
         extra = sorted(set(table) - set(fields))
         if extra:
             raise fail(f"{sname}.{extra[0]}", "unknown key (known: " + ", ".join(sorted(fields)) + ")")
-        typed[sname] = SECTION_TYPES[sname](**_check_fields(table, fields, sname, fail))
+        backend = raw.get("hal", {}).get("backend") if isinstance(raw.get("hal"), dict) else None
+        defaults = BACKEND_DEFAULTS.get(str(backend), {}).get(sname, {})
+        typed[sname] = SECTION_TYPES[sname](**{**_check_fields(table, fields, sname, fail),
+                                               **{k: v for k, v in defaults.items() if k not in table}})
+        problem = getattr(typed[sname], "problem", lambda: None)()
+        if problem is not None:
+            raise fail(f"{sname}.{problem[0]}", problem[1])
     hal_table = raw.get("hal", {})
     if not isinstance(hal_table, dict) or "backend" not in hal_table:
         raise fail("hal.backend", "missing: every target names its HAL backend (linux, sim, rpi, jetson)")

@@ -80,7 +80,9 @@ TOPICS: tuple[Topic, ...] = (
               ("throttle", "the firmware's throttling flags (Raspberry Pi), or null"),
               ("rails_mw", "power per rail, mW (dict)"),
               ("edac", "`corrected`, `uncorrected` memory error counts, or null"),
-              ("watchdog", "the hardware watchdog: `identity`, `timeout_s`, `max_timeout_s`, or null"),
+              ("watchdog", "the configured hardware watchdog: `identity`, `timeout_s`, `max_timeout_s`, `device` "
+                           "(its sysfs directory), `nowayout`, `bootstatus` and `reset_reason` (the last reset), "
+                           "or null"),
               ("missing", "fields this board cannot read, with the reason (dict)"),
               ("extras", "backend-specific values (dict): the simulator's `sim_time_s`, `sunlit`, `in_saa`, "
                          "`coreN_state`, `sel_ma`, ..."),

@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 from hal.backends.linux.cpufreq import Policy, read_policies
 from hal.backends.linux.edac import read_edac
-from hal.backends.linux.hwmon import read_hwmon_power, read_watchdog_info
+from hal.backends.linux.hwmon import read_hwmon_power
 from hal.backends.linux.procstat import LoadTracker, parse_proc_stat
 from hal.backends.linux.thermal import read_zones
 from hal.backends.linux.topology import CPU_DIR, read_topology, static_core_ids
@@ -24,8 +24,10 @@ from hal.types import (
     Extra,
     ThermalZone,
     ThrottleFlags,
+    WatchdogInfo,
 )
 from hal.watchdog import DeviceWatchdog, Watchdog
+from hal.watchdog import read_info as read_watchdog_sysfs
 
 T = TypeVar("T")
 
@@ -99,7 +101,7 @@ class LinuxBoard(Board):
         throttle = _guard(probe, "throttle", lambda: self.read_throttle(probe), None)
         rails = _guard(probe, "rails", lambda: self.read_rails(probe), no_rails)
         edac = _guard(probe, "edac", lambda: self.read_edac(probe), None)
-        wd = _guard(probe, "watchdog", lambda: read_watchdog_info(probe), None)
+        wd = _guard(probe, "watchdog", lambda: read_watchdog_sysfs(self.fs, self.watchdog_device()), None)
         extras = _guard(probe, "extras", lambda: self.read_extras(probe), no_extras)
         return BoardReading(
             t_mono_ns=time.monotonic_ns(),
@@ -181,14 +183,21 @@ class LinuxBoard(Board):
             raise HalError(f"cannot set cpu{core_id} {state}: {exc.strerror or exc}") from exc
 
     # ---- watchdog -------------------------------------------------------------------------
+    def watchdog_device(self) -> str:
+        """The configured watchdog device (``hal.watchdog_device``)."""
+        return str(self.settings.get("watchdog_device") or "/dev/watchdog")
+
     def _watchdog_max(self) -> float | None:
-        info = read_watchdog_info(Probe(self.fs))
+        info = read_watchdog_sysfs(self.fs, self.watchdog_device())
         if info is not None and info.max_timeout_s:
             return info.max_timeout_s
         return self.WATCHDOG_MAX_S
 
+    def watchdog_info(self) -> WatchdogInfo | None:
+        return read_watchdog_sysfs(self.fs, self.watchdog_device())
+
     def watchdog(self, device: str | None = None) -> Watchdog:
-        path = device or str(self.settings.get("watchdog_device") or "/dev/watchdog")
+        path = device or self.watchdog_device()
         return DeviceWatchdog(str(self.fs.path(path)), max_timeout_s=self._watchdog_max())
 
 
