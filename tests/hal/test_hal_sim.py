@@ -155,25 +155,39 @@ def test_same_seed_same_timeline_regardless_of_stepping() -> None:
     assert [e.to_dict() for e in c.events_since(0)] != [e.to_dict() for e in a.events_since(0)]
 
 
+def test_a_simulated_day_has_the_stated_orbit_average_of_upsets() -> None:
+    """A COTS day over 256 MiB gives bits x 2e-7 upsets (429) within 4 sigma, SAA included (it gave 1,505)."""
+    board = sim(profile="cots", seed=1)
+    board.step(86400)
+    stated = 2**31 * 2e-7
+    count = natural_seus(board)
+    print(f"upsets in one simulated day: {count} (stated {stated:.0f}; SAA share {board.saa_fraction:.3f})")
+    assert abs(count - stated) < 4 * math.sqrt(stated)
+    in_saa = sum(1 for e in board.events_since(0) if e.kind == "seu" and e.detail["saa"])
+    assert in_saa > count * board.saa_fraction * 2  # the SAA still takes far more than its share of time
+
+
 def test_seu_count_within_poisson_interval() -> None:
-    """Outside the SAA, SEUs over 10 days match bits x rate x days within a 4-sigma interval."""
+    """Outside the SAA, SEUs over 10 days match bits x the quiet rate x days within a 4-sigma interval."""
     bits, days = 2**28, 10
     board = sim(profile="cots", memory_bits=bits, step_s=60.0, seed=3)
     board.set_saa(False)
     board.step(days * 86400)
-    expected = bits * 2e-7 * days
+    share = board.saa_fraction
+    expected = bits * 2e-7 * days / (1 - share + share * 20.0)
     assert abs(natural_seus(board) - expected) < 4 * math.sqrt(expected)
 
 
 def test_saa_multiplies_the_rate() -> None:
-    """Inside the SAA the SEU rate is saa_multiplier times the quiet rate."""
+    """Inside the SAA the SEU rate is saa_multiplier times the rate outside it."""
     bits = 2**24
     board = sim(profile="cots", memory_bits=bits, saa_multiplier=20.0, seed=5)
     board.set_saa(True)
     board.step(86400)
-    expected = bits * 2e-7 * 20.0
+    share = board.saa_fraction
+    expected = bits * 2e-7 * 20.0 / (1 - share + share * 20.0)
     assert abs(natural_seus(board) - expected) < 4 * math.sqrt(expected)
-    follow = sim(profile="cots", memory_bits=bits, seed=5, step_s=60.0)
+    follow = sim(profile="cots", memory_bits=2**28, seed=5, step_s=60.0)
     follow.step(5 * 86400)
     in_saa = [e for e in follow.events_since(0) if e.kind == "seu" and e.detail["saa"]]
     saa_share = sum(follow.orbit.in_saa(t) for t in range(0, 5 * 86400, 60)) / (5 * 1440)

@@ -11,7 +11,7 @@ import weakref
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from functools import partial
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -91,6 +91,17 @@ def remove_stale_trees(work_dir: Path) -> None:
             continue
 
 
+@lru_cache(maxsize=32)
+def saa_rate_factors(orbit: Orbit, multiplier: float, step_s: float) -> tuple[float, float, float]:
+    """(SAA time share, rate factor outside, inside): the SAA raises the rate ``multiplier``-fold over the
+    rate outside, while the time-weighted orbit average stays the stated rate (hal-readings §4: the
+    stated rates are orbit averages; most upsets happen in the SAA, not on top of them)."""
+    sample = max(step_s, 10.0)  # the board decides SAA per step_s cell; finer than 10 s changes nothing
+    share = orbit.saa_fraction(sample, max(DAY_S, 1000 * sample))
+    outside = 1.0 / (1.0 - share + share * multiplier)
+    return share, outside, outside * multiplier
+
+
 class SimBoard(Board):
     """The simulated target. Drive it with step()/advance_to(), or let read() follow wall time."""
 
@@ -125,6 +136,8 @@ class SimBoard(Board):
         self._sel_marks = stream(seed, "sel-marks")
         self._inject_rng = stream(seed, "inject")
         self._next_scrub = float(s["scrub_period_s"])
+        self.saa_fraction, self._rate_out, self._rate_in = saa_rate_factors(
+            self.orbit, float(s["saa_multiplier"]), float(s["step_s"]))
         self._saa_override: bool | None = None
         self._sun_override: bool | None = None
         self.sel_ma = 0.0
@@ -163,7 +176,8 @@ class SimBoard(Board):
             cores=self._n,
             hotplug=True,
             watchdog_max_s=float(s["watchdog_max_s"]),
-            details={"profile": s["profile"], "seed": str(seed), "tree": str(self._root)},
+            details={"profile": s["profile"], "seed": str(seed), "tree": str(self._root),
+                     "saa_time_share": f"{self.saa_fraction:.3f}"},
         )
 
     @classmethod
@@ -483,7 +497,7 @@ class SimBoard(Board):
         s = self.settings
         dt = t1 - t0
         saa = self.in_saa(cell_t)
-        factor = s["saa_multiplier"] if saa else 1.0
+        factor = self._rate_in if saa else self._rate_out
         seu_rate = s["memory_bits"] * s["seu_rate_per_bit_day"] / DAY_S * factor
         timeline: list[tuple[float, int, Callable[[], None]]] = []
         for te in self._seu.advance(seu_rate, t0, t1):

@@ -60,3 +60,8 @@ class Orbit:
         """True inside the South Atlantic Anomaly box."""
         lat, lon = self.ground_track(t_s)
         return SAA_LAT[0] <= lat <= SAA_LAT[1] and SAA_LON[0] <= lon <= SAA_LON[1]
+
+    def saa_fraction(self, sample_s: float = 10.0, duration_s: float = 86400.0) -> float:
+        """Share of time inside the SAA box, sampled every ``sample_s`` over ``duration_s`` from t = 0."""
+        samples = max(1, int(duration_s // sample_s))
+        return sum(self.in_saa(i * sample_s) for i in range(samples)) / samples
