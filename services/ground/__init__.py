@@ -22,13 +22,15 @@ from services.ground import contact as contacts
 from services.ground.downlink import Notice, RateLimit, Retention, TokenBucket
 from services.ground.durable import is_corruption, open_store, quarantine
 from services.ground.events import GroundEvent
+from services.ground.generation import EventFilter, HousekeepingReports
 from services.ground.handlers import Reject, command_failure, replay_lost
 from services.ground.link import Address, TcpLimits, TcpTransport, Transport, UdpTransport
 from services.ground.options import GroundOptions, endpoint
+from services.ground.ports import Context
 from services.ground.protection import REQUEST_SIZE, Bucket, RejectionLog, Summary
-from services.ground.reports import SEVERITY_SUBTYPE, event_data, hk_data, priority
+from services.ground.reports import SEVERITY_SUBTYPE, event_data, priority
 from services.ground.schedule import Schedule
-from services.ground.tc import Context, handle
+from services.ground.tc import handle
 
 REJECTIONS: dict[str, tuple[GroundEvent, Severity, str, str]] = {
     "auth": (GroundEvent.TC_REJECTED, Severity.HIGH, "telecommand rejected", "telecommands rejected"),
@@ -50,65 +52,6 @@ STORE_EVENT_INTERVAL_S = 60.0
 TCP_NOTICES = {"tcp_refused": "connection cap reached", "tcp_idle_closed": "idle timeout",
                "tcp_stalled_closed": "peer stopped reading"}
 """TCP link notices that are reported as events (the rest are only counted)."""
-
-
-class HousekeepingReports:
-    """ST[03]: the latest payload of each structure's topic, and when each structure is due."""
-
-    def __init__(self, ground: Ground) -> None:
-        self.g = ground
-        self.latest: dict[str, Any] = {}
-        self.enabled = {sid: s.enabled for sid, s in ground.tables.hk.items()}
-        self.interval = {sid: s.interval_s for sid, s in ground.tables.hk.items()}
-        self.next_due = dict.fromkeys(ground.tables.hk, 0.0)
-        saved = ground.store.get("hk", {}) or {}
-        for sid_text, (on, interval) in saved.items():
-            sid = int(sid_text)
-            if sid in self.enabled:
-                self.enabled[sid], self.interval[sid] = bool(on), float(interval)
-
-    def _save(self) -> None:
-        self.g.store.set("hk", {str(s): [self.enabled[s], self.interval[s]] for s in self.enabled})
-
-    def set_enabled(self, sids: list[int], on: bool) -> None:
-        """Enable or disable periodic generation (persisted)."""
-        for sid in sids:
-            self.enabled[sid] = on
-            self.next_due[sid] = 0.0
-        self._save()
-
-    def set_interval(self, sid: int, seconds: float) -> None:
-        """Change a structure's collection interval (persisted)."""
-        self.interval[sid] = seconds
-        self.next_due[sid] = 0.0
-        self._save()
-
-    def report(self, sid: int) -> bytes:
-        """The data of one TM[3,25] from the latest values."""
-        s = self.g.tables.hk[sid]
-        return hk_data(s, self.latest.get(s.topic))
-
-    def due(self, now: float) -> list[int]:
-        """Enabled structures whose interval has passed (and that have data)."""
-        out = []
-        for sid, on in self.enabled.items():
-            if on and now >= self.next_due[sid] and self.g.tables.hk[sid].topic in self.latest:
-                self.next_due[sid] = now + self.interval[sid]
-                out.append(sid)
-        return out
-
-
-class EventFilter:
-    """ST[05]: which event ids are reported (every one, unless disabled; persisted)."""
-
-    def __init__(self, ground: Ground) -> None:
-        self.g = ground
-        self.disabled: set[int] = set(ground.store.get("events_disabled", []) or [])
-
-    def enable(self, ids: list[int], on: bool) -> None:
-        """Enable or disable report generation for event ids."""
-        (self.disabled.difference_update if on else self.disabled.update)(ids)
-        self.g.store.set("events_disabled", sorted(self.disabled))
 
 
 class Ground(Service):
@@ -160,8 +103,8 @@ class Ground(Service):
         self.schedule: Schedule | None = None
         self.schedule_cause = ""
         self._open_schedule()
-        self.housekeeping = HousekeepingReports(self)
-        self.events = EventFilter(self)
+        self.housekeeping = HousekeepingReports(self.tables.hk, self.store)
+        self.events = EventFilter(self.store)
         self.ground_addrs = cfg.ground_addrs()
         if not self.auth:
             await self.event("telecommand authentication is DISABLED by the target (lab bench only)",

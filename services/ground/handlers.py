@@ -1,4 +1,4 @@
-"""Telecommand handlers, one per PUS service, each a small function of (ground, telecommand, data).
+"""Telecommand handlers, one per PUS service, each a small function of (port, telecommand, data).
 
 A handler returns normally for success or raises ``Reject`` with an ST[01] failure code; what it
 reports besides (values, HK, summaries) it sends itself.
@@ -10,20 +10,16 @@ import asyncio
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from flightos import CommandError, Severity
 from flightos.ground import pus
 from flightos.ground.codes import COMMAND_ERRORS, Failure
 from flightos.ground.security import NONCE_LEN, RESYNC_PADDING, RESYNC_SERVICE, AuthError
 from services.ground.events import GroundEvent
+from services.ground.ports import Context, OnBoard, Stores, TcPort
 from services.ground.reports import value_report
-
-if TYPE_CHECKING:
-    from services.ground import Ground
-    from services.ground.schedule import Schedule
-    from services.ground.tc import Context
-
+from services.ground.schedule import Schedule
 
 PROGRESS_S = 1.0
 """How often a running function reports progress (when its TC asked for progress reports)."""
@@ -38,7 +34,7 @@ class Reject(Exception):
         self.message = message
 
 
-Handler = Callable[["Ground", "Context", bytes], Awaitable[None]]
+Handler = Callable[[TcPort, Context, bytes], Awaitable[None]]
 
 
 def _count_list(data: bytes, item: int, what: str) -> list[int]:
@@ -54,37 +50,37 @@ def _count_list(data: bytes, item: int, what: str) -> list[int]:
 
 
 # ---- ST[17] test -----------------------------------------------------------------------------------
-async def are_you_alive(g: Ground, ctx: Context, data: bytes) -> None:
+async def are_you_alive(port: TcPort, ctx: Context, data: bytes) -> None:
     """TC[17,1] -> TM[17,2]."""
-    await g.reply(ctx, 17, 2, b"")
+    await port.reply(ctx, 17, 2, b"")
 
 
-async def connection_test(g: Ground, ctx: Context, data: bytes) -> None:
+async def connection_test(port: TcPort, ctx: Context, data: bytes) -> None:
     """TC[17,3] with a target APID: checks the on-board bus to the kernel too -> TM[17,4]."""
     try:
         apid = pus.u16(data, 0)
     except ValueError as exc:
         raise Reject(Failure.BAD_APP_DATA, str(exc)) from None
-    if apid != g.apid:
-        raise Reject(Failure.WRONG_APID, f"no application process {apid} on board (this is {g.apid})")
+    if apid != port.apid:
+        raise Reject(Failure.WRONG_APID, f"no application process {apid} on board (this is {port.apid})")
     try:
-        await g.call("kernel", "ping", {}, timeout=2.0)
+        await port.call("kernel", "ping", {}, timeout=2.0)
     except CommandError as err:
         raise Reject(Failure.SERVICE_UNAVAILABLE, f"on-board bus: {err.message}") from None
-    await g.reply(ctx, 17, 4, pus.pack_u16(apid))
+    await port.reply(ctx, 17, 4, pus.pack_u16(apid))
 
 
 # ---- ST[08] function management ----------------------------------------------------------------------
-async def perform_function(g: Ground, ctx: Context, data: bytes) -> None:
+async def perform_function(port: TcPort, ctx: Context, data: bytes) -> None:
     """TC[8,1]: function id (u16) then its arguments by declared type; the value comes back as TM[8,130]."""
     try:
         fid = pus.u16(data, 0)
     except ValueError as exc:
         raise Reject(Failure.BAD_APP_DATA, str(exc)) from None
-    fn = g.tables.functions.get(fid)
+    fn = port.tables.functions.get(fid)
     if fn is None:
         raise Reject(Failure.UNKNOWN_FUNCTION, f"no function {fid} in the mission database")
-    args = await g.signature(fn)
+    args = await port.signature(fn)
     if args is None:
         raise Reject(Failure.SERVICE_UNAVAILABLE, f"function {fid} ({fn.name}): cannot learn its arguments")
     try:
@@ -96,85 +92,85 @@ async def perform_function(g: Ground, ctx: Context, data: bytes) -> None:
         # a tenant is whoever signed the telecommand: no key can act for another tenant
         key_id = ctx.extra.get("key_id")
         kwargs["tenant"] = f"k{key_id}" if key_id is not None else "ground"
-    await g.start(ctx)
-    call = g.run_command(fn.service, fn.command, kwargs)
+    await port.start(ctx)
+    call = port.run_command(fn.service, fn.command, kwargs)
     run: asyncio.Task[Any] = asyncio.get_running_loop().create_task(call)
     step = 0
     while not run.done():  # a long function reports progress (TM[1,5], step n) each PROGRESS_S while it runs
         await asyncio.wait([run], timeout=PROGRESS_S)
         if not run.done():
             step += 1
-            await g.progress(ctx, step)
+            await port.progress(ctx, step)
     value = run.result()
     if value is not None:
-        await g.reply(ctx, 8, 130, value_report(fid, value))
+        await port.reply(ctx, 8, 130, value_report(fid, value))
 
 
 # ---- ST[20] parameters ----------------------------------------------------------------------------------
-async def report_parameters(g: Ground, ctx: Context, data: bytes) -> None:
+async def report_parameters(port: TcPort, ctx: Context, data: bytes) -> None:
     """TC[20,1]: N (u16) parameter ids (u16) -> TM[20,2]: N then (id, value) pairs."""
     out = b""
     ids = _count_list(data, 2, "parameter ids")
     for pid in ids:
-        p = g.tables.parameters.get(pid)
+        p = port.tables.parameters.get(pid)
         if p is None:
             raise Reject(Failure.UNKNOWN_PARAMETER, f"no parameter {pid} in the mission database")
-        ptype = await g.parameter_type(p)
-        value = await g.run_command(p.service, "get_param", {"name": p.name})
+        ptype = await port.parameter_type(p)
+        value = await port.run_command(p.service, "get_param", {"name": p.name})
         out += pus.pack_u16(pid) + pus.encode_value(ptype, value)
-    await g.reply(ctx, 20, 2, pus.pack_u16(len(ids)) + out)
+    await port.reply(ctx, 20, 2, pus.pack_u16(len(ids)) + out)
 
 
-async def set_parameters(g: Ground, ctx: Context, data: bytes) -> None:
+async def set_parameters(port: TcPort, ctx: Context, data: bytes) -> None:
     """TC[20,3]: N (u16) then (id u16, value) pairs; every value is checked by its service."""
     try:
         n, offset = pus.u16(data, 0), 2
         pairs = []
         for _ in range(n):
             pid = pus.u16(data, offset)
-            p = g.tables.parameters.get(pid)
+            p = port.tables.parameters.get(pid)
             if p is None:
                 raise Reject(Failure.UNKNOWN_PARAMETER, f"no parameter {pid} in the mission database")
-            value, offset = pus.decode_value(await g.parameter_type(p), data, offset + 2)
+            value, offset = pus.decode_value(await port.parameter_type(p), data, offset + 2)
             pairs.append((p, value))
         if offset != len(data):
             raise ValueError(f"{len(data) - offset} unexpected trailing byte(s)")
     except ValueError as exc:
         raise Reject(Failure.BAD_APP_DATA, str(exc)) from None
-    await g.start(ctx)
+    await port.start(ctx)
     for p, value in pairs:
         try:
-            await g.call(p.service, "set_param", {"name": p.name, "value": value})
+            await port.call(p.service, "set_param", {"name": p.name, "value": value})
         except CommandError as err:
             raise Reject(Failure.BAD_PARAMETER_VALUE, f"{p.service}.{p.name}: {err.message}") from None
 
 
 # ---- ST[03] housekeeping --------------------------------------------------------------------------------
-def _sids(g: Ground, data: bytes) -> list[int]:
+def _sids(port: OnBoard, data: bytes) -> list[int]:
     sids = _count_list(data, 2, "structure ids")
     for sid in sids:
-        if sid not in g.tables.hk:
+        if sid not in port.tables.hk:
             raise Reject(Failure.UNKNOWN_STRUCTURE, f"no housekeeping structure {sid}")
     return sids
 
 
-async def enable_hk(g: Ground, ctx: Context, data: bytes) -> None:
+async def enable_hk(port: TcPort, ctx: Context, data: bytes) -> None:
     """TC[3,5]: enable periodic generation of the listed structures."""
-    g.housekeeping.set_enabled(_sids(g, data), True)
+    port.housekeeping.set_enabled(_sids(port, data), True)
 
 
-async def disable_hk(g: Ground, ctx: Context, data: bytes) -> None:
+async def disable_hk(port: TcPort, ctx: Context, data: bytes) -> None:
     """TC[3,6]: disable periodic generation of the listed structures."""
-    g.housekeeping.set_enabled(_sids(g, data), False)
+    port.housekeeping.set_enabled(_sids(port, data), False)
 
 
-async def one_shot_hk(g: Ground, ctx: Context, data: bytes) -> None:
+async def one_shot_hk(port: TcPort, ctx: Context, data: bytes) -> None:
     """TC[3,27]: generate one report of each listed structure now."""
-    for sid in _sids(g, data):
-        await g.reply(ctx, 3, 25, g.housekeeping.report(sid))
+    for sid in _sids(port, data):
+        await port.reply(ctx, 3, 25, port.housekeeping.report(sid))
 
 
-async def modify_hk_interval(g: Ground, ctx: Context, data: bytes) -> None:
+async def modify_hk_interval(port: TcPort, ctx: Context, data: bytes) -> None:
     """TC[3,31]: N then (structure id u16, interval ms u32) pairs."""
     try:
         n = pus.u16(data, 0)
@@ -184,71 +180,71 @@ async def modify_hk_interval(g: Ground, ctx: Context, data: bytes) -> None:
     except ValueError as exc:
         raise Reject(Failure.BAD_APP_DATA, str(exc)) from None
     for sid, ms in pairs:
-        if sid not in g.tables.hk:
+        if sid not in port.tables.hk:
             raise Reject(Failure.UNKNOWN_STRUCTURE, f"no housekeeping structure {sid}")
         if ms < 100:
             raise Reject(Failure.BAD_APP_DATA, f"structure {sid}: interval {ms} ms is below 100 ms")
     for sid, ms in pairs:
-        g.housekeeping.set_interval(sid, ms / 1000.0)
+        port.housekeeping.set_interval(sid, ms / 1000.0)
 
 
 # ---- ST[05] events -------------------------------------------------------------------------------------
-async def enable_events(g: Ground, ctx: Context, data: bytes) -> None:
+async def enable_events(port: TcPort, ctx: Context, data: bytes) -> None:
     """TC[5,5]: report the listed event ids again."""
-    g.events.enable(_count_list(data, 2, "event ids"), True)
+    port.events.enable(_count_list(data, 2, "event ids"), True)
 
 
-async def disable_events(g: Ground, ctx: Context, data: bytes) -> None:
+async def disable_events(port: TcPort, ctx: Context, data: bytes) -> None:
     """TC[5,6]: stop reporting the listed event ids."""
-    g.events.enable(_count_list(data, 2, "event ids"), False)
+    port.events.enable(_count_list(data, 2, "event ids"), False)
 
 
 # ---- ST[09] time ---------------------------------------------------------------------------------------
-async def report_time(g: Ground, ctx: Context, data: bytes) -> None:
+async def report_time(port: TcPort, ctx: Context, data: bytes) -> None:
     """TC[9,1] (flightos) -> TM[9,2]: the on-board time as a CDS short time code."""
-    await g.reply(ctx, 9, 2, pus.unix_to_cds(time.time()))
+    await port.reply(ctx, 9, 2, pus.unix_to_cds(time.time()))
 
 
 # ---- ST[11] time-based scheduling -------------------------------------------------------------------------
-def _schedule(g: Ground) -> Schedule:
+def _schedule(port: Stores) -> Schedule:
     """The schedule, or a refusal naming why its store cannot be used now (disk full, damaged file)."""
-    if g.schedule is None:
-        raise Reject(Failure.SCHEDULE_REFUSED, f"the schedule cannot be used now: {g.schedule_cause}")
-    return g.schedule
+    if port.schedule is None:
+        raise Reject(Failure.SCHEDULE_REFUSED, f"the schedule cannot be used now: {port.schedule_cause}")
+    return port.schedule
 
 
 def _schedule_store(fn: Handler) -> Handler:
     """A schedule handler whose store failing (a full disk) refuses the TC with SCHEDULE_REFUSED and its cause."""
-    async def run(g: Ground, ctx: Context, data: bytes) -> None:
+    async def run(port: TcPort, ctx: Context, data: bytes) -> None:
         try:
-            await fn(g, ctx, data)
+            await fn(port, ctx, data)
         except sqlite3.Error as exc:
-            g.schedule_failed(exc)
+            port.schedule_failed(exc)
             raise Reject(Failure.SCHEDULE_REFUSED, f"schedule store: {type(exc).__name__}: {exc}") from None
     run.__doc__ = fn.__doc__
     return run
 
 
 @_schedule_store
-async def enable_schedule(g: Ground, ctx: Context, data: bytes) -> None:
+async def enable_schedule(port: TcPort, ctx: Context, data: bytes) -> None:
     """TC[11,1]: release activities when they fall due."""
-    _schedule(g).set_enabled(True)
+    _schedule(port).set_enabled(True)
 
 
 @_schedule_store
-async def disable_schedule(g: Ground, ctx: Context, data: bytes) -> None:
+async def disable_schedule(port: TcPort, ctx: Context, data: bytes) -> None:
     """TC[11,2]: hold every activity (they stay in the schedule)."""
-    _schedule(g).set_enabled(False)
+    _schedule(port).set_enabled(False)
 
 
 @_schedule_store
-async def reset_schedule(g: Ground, ctx: Context, data: bytes) -> None:
+async def reset_schedule(port: TcPort, ctx: Context, data: bytes) -> None:
     """TC[11,3]: delete every activity."""
-    _schedule(g).reset()
+    _schedule(port).reset()
 
 
 @_schedule_store
-async def insert_activities(g: Ground, ctx: Context, data: bytes) -> None:
+async def insert_activities(port: TcPort, ctx: Context, data: bytes) -> None:
     """TC[11,4]: N (u16), then N x (release time CDS short, embedded telecommand packet)."""
     try:
         n, offset = pus.u16(data, 0), 2
@@ -261,7 +257,7 @@ async def insert_activities(g: Ground, ctx: Context, data: bytes) -> None:
                 raise ValueError(f"activity at byte {offset}: no embedded telecommand")
             length = int.from_bytes(data[offset + 4:offset + 6], "big") + 7
             raw = data[offset:offset + length]
-            pus.parse_tc(raw, g.apid)  # CRC and APID checked now, not at release
+            pus.parse_tc(raw, port.apid)  # CRC and APID checked now, not at release
             acts.append((release, raw, inner.as_u32()))
             offset += length
         if offset != len(data):
@@ -273,87 +269,88 @@ async def insert_activities(g: Ground, ctx: Context, data: bytes) -> None:
     now = time.time()
     try:
         for release, raw, rid in acts:
-            _schedule(g).insert(release, raw, rid, ctx.label, now)
+            _schedule(port).insert(release, raw, rid, ctx.label, now)
     except ValueError as exc:
         raise Reject(Failure.SCHEDULE_REFUSED, str(exc)) from None
 
 
 @_schedule_store
-async def delete_activities(g: Ground, ctx: Context, data: bytes) -> None:
+async def delete_activities(port: TcPort, ctx: Context, data: bytes) -> None:
     """TC[11,5]: N (u16) then request ids (u32) of activities to delete."""
-    _schedule(g).delete(_count_list(data, 4, "request ids"))
+    _schedule(port).delete(_count_list(data, 4, "request ids"))
 
 
 @_schedule_store
-async def time_shift(g: Ground, ctx: Context, data: bytes) -> None:
+async def time_shift(port: TcPort, ctx: Context, data: bytes) -> None:
     """TC[11,15]: shift every activity by a signed number of milliseconds (i64)."""
     try:
         (ms,), _ = pus.decode_values(["int"], data)
     except ValueError as exc:
         raise Reject(Failure.BAD_APP_DATA, str(exc)) from None
     try:
-        _schedule(g).time_shift(ms / 1000.0, time.time())
+        _schedule(port).time_shift(ms / 1000.0, time.time())
     except ValueError as exc:
         raise Reject(Failure.SCHEDULE_REFUSED, str(exc)) from None
 
 
 @_schedule_store
-async def summary(g: Ground, ctx: Context, data: bytes) -> None:
+async def summary(port: TcPort, ctx: Context, data: bytes) -> None:
     """TC[11,16] -> TM[11,13]: N, then (release CDS, request id u32) for each activity."""
-    acts = _schedule(g).summary()
+    acts = _schedule(port).summary()
     body = b"".join(pus.unix_to_cds(a.release_utc) + pus.pack_u32(a.request_id & 0xFFFFFFFF) for a in acts)
-    await g.reply(ctx, 11, 13, pus.pack_u16(len(acts)) + body)
+    await port.reply(ctx, 11, 13, pus.pack_u16(len(acts)) + body)
 
 
 # ---- ST[129] (flightos) replay-protection resync --------------------------------------------------------
 
 
-async def replay_lost(g: Ground) -> None:
+async def replay_lost(port: TcPort) -> None:
     """At start: say loudly which anti-replay file was lost, why, and which keys are locked until a resync."""
-    locked = g.replay.locked_ids()
+    replay = port.replay
+    locked = replay.locked_ids()
     what = f"keys {', '.join(map(str, locked))} locked until ground resyncs (flightos ground resync)" if locked \
         else "no key had started: nothing locked"
-    if g.replay.unavailable:
+    if replay.unavailable:
         what = "every counter TC is refused until it opens (retried each second)"
-    await g.event(f"anti-replay state {g.replay.path} {g.replay.loss}: {what}", Severity.HIGH,
-                  event_id=GroundEvent.REPLAY_STATE_LOST, file=str(g.replay.path), cause=g.replay.loss, locked=locked,
-                  kept=str(g.replay.quarantined) if g.replay.quarantined else None)
+    await port.event(f"anti-replay state {replay.path} {replay.loss}: {what}", Severity.HIGH,
+                     event_id=GroundEvent.REPLAY_STATE_LOST, file=str(replay.path), cause=replay.loss, locked=locked,
+                     kept=str(replay.quarantined) if replay.quarantined else None)
 
 
-async def resync_nonce(g: Ground, ctx: Context, data: bytes) -> None:
+async def resync_nonce(port: TcPort, ctx: Context, data: bytes) -> None:
     """TC[129,1] (MAC only, no fresh counter; 16+ bytes of padding) -> TM[129,2]: the nonce (16 bytes), validity ms.
 
     The padding keeps the answer smaller than the request: a replayed request is no reflector.
     """
     if len(data) < RESYNC_PADDING:
         raise Reject(Failure.BAD_APP_DATA, f"TC[129,1] needs {RESYNC_PADDING} bytes of padding")
-    nonce, valid_s = g.replay.nonce()
-    await g.reply(ctx, 129, 2, nonce + pus.pack_u32(int(valid_s * 1000)))
+    nonce, valid_s = port.replay.nonce()
+    await port.reply(ctx, 129, 2, nonce + pus.pack_u32(int(valid_s * 1000)))
 
 
-async def resync_counters(g: Ground, ctx: Context, data: bytes) -> None:
+async def resync_counters(port: TcPort, ctx: Context, data: bytes) -> None:
     """TC[129,3]: nonce (16 bytes) + counter floor (u64) -> every key's floor; TM[129,4]: N, (key id, floor)."""
     if len(data) != NONCE_LEN + 8:
         raise Reject(Failure.BAD_APP_DATA, f"TC[129,3] needs a {NONCE_LEN}-byte nonce and a u64 floor, "
                      f"got {len(data)} bytes")
     floor = int.from_bytes(data[NONCE_LEN:], "big")
     try:
-        floors = g.replay.resync(data[:NONCE_LEN], floor)
+        floors = port.replay.resync(data[:NONCE_LEN], floor)
     except AuthError as exc:  # a replayed or stale resync: counted and reported with the other rejections
-        g.counters["resync_refused"] += 1
-        await g.reject("auth", exc.code.name, ctx.addr, f"{ctx.tc.label}: {exc.message}")
+        port.counters["resync_refused"] += 1
+        await port.reject("auth", exc.code.name, ctx.addr, f"{ctx.tc.label}: {exc.message}")
         raise Reject(exc.code, exc.message) from None
-    g.counters["resyncs"] += 1
-    await g.event(f"anti-replay counters resynchronised by ground (key {ctx.extra.get('key_id')}): floor {floor} "
+    port.counters["resyncs"] += 1
+    await port.event(f"anti-replay counters resynchronised by ground (key {ctx.extra.get('key_id')}): floor {floor} "
                   f"for keys {', '.join(map(str, floors)) or 'none'}; link unlocked", Severity.MEDIUM,
                   event_id=GroundEvent.REPLAY_RESYNCED, key_id=ctx.extra.get("key_id"), floor=floor,
                   keys=sorted(floors))
     body = b"".join(pus.pack_u16(kid) + value.to_bytes(8, "big") for kid, value in sorted(floors.items()))
-    await g.reply(ctx, 129, 4, pus.pack_u16(len(floors)) + body)
+    await port.reply(ctx, 129, 4, pus.pack_u16(len(floors)) + body)
 
 
 # ---- ST[15] on-board storage: acknowledging telemetry (flightos) ------------------------------------------
-async def acknowledge_tm(g: Ground, ctx: Context, data: bytes) -> None:
+async def acknowledge_tm(port: TcPort, ctx: Context, data: bytes) -> None:
     """TC[15,130] (flightos): ground has these TM packets (N u16, then N x (sequence count u16, CDS time)).
 
     What it names leaves the store; kept telemetry is sent again until acknowledged. Unknown identities are
@@ -363,7 +360,7 @@ async def acknowledge_tm(g: Ground, ctx: Context, data: bytes) -> None:
         identities = pus.parse_ack(data)
     except ValueError as exc:
         raise Reject(Failure.BAD_APP_DATA, str(exc)) from None
-    g.acknowledge(identities)
+    port.acknowledge(identities)
 
 
 HANDLERS: dict[int, dict[int, Handler]] = {
