@@ -7,6 +7,8 @@ The public SDK for mission-service authors is everything importable from this mo
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from flightos.bus.errors import (
     AccessDenied,
     BadArguments,
@@ -27,6 +29,20 @@ from flightos.sdk.service import Message, Service
 from flightos.sdk.severity import Severity
 from flightos.sdk.store import Store, StoreError
 
+if TYPE_CHECKING:
+    from flightos.sdk.devices import DeviceError, DeviceNotGranted, DeviceTimeout
+
+_DEVICE_NAMES = ("DeviceError", "DeviceNotGranted", "DeviceTimeout")
+"""Exported lazily: they live in the HAL's device layer, which ``import flightos`` does not load."""
+
+
+def __getattr__(name: str) -> Any:
+    if name in _DEVICE_NAMES:
+        from flightos.sdk import devices
+
+        return getattr(devices, name)
+    raise AttributeError(f"module 'flightos' has no attribute {name!r}")
+
 __version__ = "0.1.0"
 """The one place the version is written: pyproject.toml reads it from here (setuptools dynamic version)."""
 
@@ -35,6 +51,9 @@ __all__ = [
     "BadArguments",
     "CommandError",
     "DeadlineExceeded",
+    "DeviceError",
+    "DeviceNotGranted",
+    "DeviceTimeout",
     "JobContext",
     "Message",
     "Options",

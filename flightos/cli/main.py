@@ -60,8 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--timeout", type=float, help="stop after this many seconds")
 
     i = sub.add_parser("inject", help="inject a fault into a simulated target (through the kernel)")
-    i.add_argument("fault", help="seu, sefi, reset, sel, power-cycle, core-fail, thermal-step, saa, sun")
-    i.add_argument("args", nargs="*", metavar="KEY=VALUE", help="e.g. core=2, count=10, delta_w=3, on=true")
+    i.add_argument("fault", help="seu, sefi, reset, sel, power-cycle, core-fail, thermal-step, saa, sun; devices: "
+                   "i2c-nack, i2c-hang, uart-bit-errors, uart-dropout, gpio-stuck, can-bus-off, device-clear")
+    i.add_argument("args", nargs="*", metavar="KEY=VALUE", help="e.g. core=2, count=10, delta_w=3, on=true, device=imu")
 
     co = sub.add_parser("core", help="hold a core out of service, or return it (ground command)")
     co.add_argument("action", choices=["disable", "enable"])
@@ -323,6 +324,10 @@ async def _inject(client: Client, args: argparse.Namespace) -> int:
     result = await client.call("kernel", "inject", kwargs, timeout=5.0)
     if args.json:
         emit_json(result)
+    from hal.devices.sim.faults import DEVICE_FAULTS
+
+    if args.fault in DEVICE_FAULTS:
+        return _inject_device(client, args, kwargs)
     else:
         states = ", ".join(f"core {c}: {s}" for c, s in result["cores"].items())
         print(f"injected {result['injected']} ({states})")
@@ -332,6 +337,23 @@ async def _inject(client: Client, args: argparse.Namespace) -> int:
 async def _tm(client: Client, args: argparse.Namespace) -> int:
     sub = client.subscriber(args.prefix)
     seen = 0
+def _inject_device(client: Client, args: argparse.Namespace, kwargs: dict[str, Any]) -> int:
+    """A device fault goes to the simulated devices' shared state in the runtime directory (docs/devices.md)."""
+    from flightos.bus.errors import BadArguments
+    from hal.devices.sim import SimBench, inject
+    from hal.injection import FaultArgumentError
+
+    try:
+        what = inject(SimBench(client.runtime_dir), args.fault, {k: v for k, v in kwargs.items() if k != "fault"})
+    except FaultArgumentError as exc:
+        raise BadArguments(str(exc)) from None
+    if args.json:
+        emit_json({"injected": what})
+    else:
+        print(f"injected {what}")
+    return ec.OK
+
+
     end = time.monotonic() + args.timeout if args.timeout else None
     while args.count is None or seen < args.count:
         remaining = None if end is None else end - time.monotonic()

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from flightos.config import toml
+from flightos.config.devices import DeviceConfig, parse_devices, to_wire
 from flightos.config.schema import (
     BACKEND_DEFAULTS,
     LINK_FIELDS,
@@ -143,6 +144,12 @@ class Target:
     acl: Acl = field(default_factory=lambda: Acl())
     link: LinkConfig = field(default_factory=lambda: LinkConfig())
 
+    devices: dict[str, DeviceConfig] = field(default_factory=dict)
+    """The ``[devices.<name>]`` tables: payload devices and the services granted each (docs/devices.md)."""
+
+    def devices_for(self, service: str) -> dict[str, dict[str, Any]]:
+        """The devices granted to ``service``, as the tables its process receives at spawn."""
+        return {name: to_wire(d) for name, d in self.devices.items() if service in d.services}
     @property
     def hal_backend(self) -> str:
         """The HAL backend the target names (``linux``, ``sim``, …; checked present by the loader)."""
@@ -251,10 +258,10 @@ def from_dict(
         src = f"{where} (via --set)" if key in origin else where
         return ConfigError(f"{src}: {key}: {msg}")
 
-    unknown = sorted(set(raw) - set(SECTIONS) - {"hal", "services", "acl", "link"})
+    unknown = sorted(set(raw) - set(SECTIONS) - {"hal", "services", "acl", "link", "devices"})
     if unknown:
         raise fail(unknown[0], "unknown section (known: "
-                   + ", ".join(sorted([*SECTIONS, "hal", "services", "acl", "link"])) + ")")
+                   + ", ".join(sorted([*SECTIONS, "hal", "services", "acl", "link", "devices"])) + ")")
     acl = _acl(raw.get("acl", {}), fail)
     link = _link(raw.get("link", {}), fail)
     typed: dict[str, Any] = {}
@@ -286,10 +293,11 @@ def from_dict(
             raise fail(f"services.{sname}", "expected a table")
         services[sname] = _service(sname, table, typed["health"], fail)
     name = typed["target"].name or default_name
+    devices = parse_devices(raw.get("devices", {}), set(services), fail)
     return Target(name=name, path=path, description=typed["target"].description, hal=dict(hal_table),
                   runtime=typed["runtime"], health=typed["health"], restart=typed["restart"],
                   cores=typed["cores"], modes=typed["modes"], thermal=typed["thermal"], power=typed["power"],
-                  watchdog=typed["watchdog"], services=services, raw=raw, acl=acl, link=link)
+                  watchdog=typed["watchdog"], services=services, raw=raw, acl=acl, link=link, devices=devices)
 
 
 def _check_fields(table: dict[str, Any], fields: dict[str, Field], where: str, fail: Any) -> dict[str, Any]:

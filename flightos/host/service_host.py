@@ -11,7 +11,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 import zmq
@@ -40,6 +40,9 @@ from flightos.sdk.service import Message, Service, ServiceShape
 from flightos.sdk.severity import Severity
 from flightos.sdk.store import Store
 from flightos.sdk.validation import describe_arguments, validate
+
+if TYPE_CHECKING:
+    from flightos.sdk.devices import DeviceGrants
 
 log = structlog.get_logger("flightos.service")
 
@@ -102,6 +105,14 @@ class ServiceHost:
     def options(self) -> dict[str, Any]:
         """The service's table from the target file."""
         return self.spec.options
+
+    @property
+    def device_grants(self) -> DeviceGrants:
+        """The payload devices the target grants this service (simulated on sim targets)."""
+        from flightos.sdk.devices import DeviceGrants  # loads the HAL's device layer only when a service asks
+
+        return DeviceGrants(self.spec.name, self.spec.devices, Path(self.spec.runtime_dir),
+                            self.spec.devices_simulated)
 
     async def call(self, service: str, command: str, args: dict[str, Any], *, timeout: float) -> Any:
         """Run another service's command through this process's command channel."""

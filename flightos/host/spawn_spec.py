@@ -36,6 +36,10 @@ class SpawnSpec(msgspec.Struct, frozen=True):
     rlimits: bool = False
     """Apply the fallback rlimits (no cgroups on this host)."""
     max_frame_bytes: int = 1 << 20
+    devices: dict[str, dict[str, Any]] = {}
+    """The ``[devices.<name>]`` tables the target grants this service (``kind`` included)."""
+    devices_simulated: bool = False
+    """The target's board is simulated: so are its devices (state shared under ``runtime_dir/devices``)."""
     """The runtime's ``runtime.max_frame_bytes``: larger commands and results get ``frame_too_large``."""
 
     @property

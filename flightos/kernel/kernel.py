@@ -424,7 +424,9 @@ class Kernel:
                          options=rec.cfg.options, params=rec.cfg.params, log_format=rt.log_format,
                          log_level=rt.log_level, kernel_pid=os.getpid(), publish=self._publish_acl(rec),
                          plugin=rec.cfg.plugin, max_frame_bytes=rt.max_frame_bytes,
-                         memory_mb=rec.cfg.memory_mb, tasks=rec.cfg.tasks)
+                         memory_mb=rec.cfg.memory_mb, tasks=rec.cfg.tasks,
+                         devices=self.target.devices_for(rec.name),
+                         devices_simulated=self.target.hal_backend == "sim")
 
     def _publish_acl(self, rec: ServiceRecord) -> list[str] | None:
         """The topic patterns a service may publish, or None when the ``[acl]`` does not restrict it."""

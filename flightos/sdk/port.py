@@ -7,11 +7,14 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from flightos.bus.envelope import Envelope
 from flightos.sdk.severity import Severity
 from flightos.sdk.store import Store
+
+if TYPE_CHECKING:
+    from flightos.sdk.devices import DeviceGrants
 
 
 class HostPort(Protocol):
@@ -28,6 +31,10 @@ class HostPort(Protocol):
     @property
     def options(self) -> dict[str, Any]:
         """The service's table from the target file (``[services.<name>]``)."""
+
+    @property
+    def device_grants(self) -> DeviceGrants:
+        """The payload devices the target grants the service (``[devices.<name>] services``)."""
 
     @property
     def throttle(self) -> int:

@@ -17,6 +17,7 @@ from flightos.sdk.severity import Severity
 from flightos.sdk.validation import Argument, signature_of
 
 if TYPE_CHECKING:
+    from flightos.sdk.devices import Devices
     from flightos.sdk.port import HostPort
     from flightos.sdk.store import Store
 
@@ -81,6 +82,7 @@ class Service:
     _host: HostPort
     """The hosting process, set by it before ``on_start`` (any object with :class:`HostPort`'s members)."""
     _config: Options | None = None
+    _devices: Devices | None = None
     log: Any
     """A structlog logger bound to this service (``self.log.info("event", key=value)``)."""
 
@@ -129,6 +131,16 @@ class Service:
                 raise TypeError(f"service {self.name!r} declares no options_schema; read self.options")
             self._config = load_options(schema, self.options, self.name)
         return self._config
+
+    @property
+    def devices(self) -> Devices:
+        """The payload devices the target grants this service: ``self.devices.i2c("imu")``, ``.uart``, ``.gpio``,
+        ``.spi``, ``.can`` (docs/devices.md); any other device raises DeviceNotGranted."""
+        if self._devices is None:
+            from flightos.sdk.devices import Devices  # the HAL's device layer loads only for services that use it
+
+            self._devices = Devices(self._host.device_grants)
+        return self._devices
 
     @property
     def throttle(self) -> int:
