@@ -1,8 +1,10 @@
-"""Scenarios: a TOML timeline of faults and environment changes applied to a SimBoard (reproducible HIL).
+"""Scenarios: a TOML timeline of faults and environment changes applied to a board (reproducible HIL).
 
 ``load(path)`` validates a file (errors name the file, the event and the key), ``Scenario.due``
 lists the events of a time window, ``Scenario.apply`` does one, and ``ScenarioRunner.advance``
-applies everything that has come due; the kernel calls it from its telemetry loop.
+applies everything that has come due; the kernel calls it from its telemetry loop. The board is
+reached through capabilities, never a backend: ``hal.FaultInjection`` does the faults, and
+``SimulatedClock`` gives simulated time; a board without them is refused by name.
 """
 
 from __future__ import annotations
@@ -14,10 +16,11 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
-from hal.backends.sim.board import SimBoard
+from hal.board import Board
 from hal.errors import HalError
+from hal.injection import FaultInjection, fault_injection
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -123,6 +126,25 @@ ACTIONS: dict[str, ActionSpec] = {
 }
 
 
+#: The ``hal.FaultInjection`` fault each injecting action is (``load`` sets core loads instead).
+FAULT_OF = {
+    "seu": "seu", "sefi": "sefi", "reset_core": "reset", "sel": "sel", "power_cycle": "power-cycle",
+    "core_fail": "core-fail", "thermal_step": "thermal-step", "saa": "saa", "sun": "sun",
+}  # fmt: skip
+
+
+@runtime_checkable
+class SimulatedClock(Protocol):
+    """A board whose time is simulated: what ``time = "sim"`` counts, and what ``run_until`` steps."""
+
+    @property
+    def sim_time(self) -> float:
+        """Seconds of simulated time since the board was opened."""
+
+    def advance_to(self, t_s: float) -> None:
+        """Advance simulated time to ``t_s``, running the board's physics and faults."""
+
+
 @dataclass(frozen=True)
 class Event:
     """One timeline entry: when (seconds in the scenario's time base), what, with which arguments."""
@@ -158,8 +180,16 @@ class Scenario:
         """Time of the last event (0 for an empty scenario)."""
         return self.events[-1].at if self.events else 0.0
 
-    def check(self, board: SimBoard) -> None:
-        """Raise ScenarioError if an event names a core the board does not have."""
+    def check(self, board: Board) -> None:
+        """Raise ScenarioError, naming the board, if it cannot run this scenario: it has no fault injection,
+        no simulated time for ``time = "sim"``, or not a core an event names."""
+        named = f"the {board.identity.backend!r} board ({board.identity.model})"
+        if self.events and not isinstance(board, FaultInjection):
+            raise ScenarioError(f"{self.source}: {self.events[0].label} needs fault injection, which {named} "
+                                "does not have: scenarios drive a simulated board (hal.backend = 'sim')")
+        if self.time == "sim" and not isinstance(board, SimulatedClock):
+            raise ScenarioError(f"{self.source}: scenario.time: 'sim' counts simulated time, which {named} "
+                                "does not have (time = 'wall' counts seconds since the scenario started)")
         cores = board.core_ids()
         for e in self.events:
             wanted = list(e.args.get("cores", []))
@@ -172,62 +202,62 @@ class Scenario:
                         f"(cores {cores[0]}..{cores[-1]})"
                     )
 
-    def apply(self, event: Event, board: SimBoard) -> str:
+    def apply(self, event: Event, board: Board) -> str:
         """Do one event on the board; return a one-line description (a failure is described, not raised)."""
         try:
-            what = _apply(event, board)
+            what = _apply(event, board.core_ids(), fault_injection(board), _board_time(board))
         except HalError as exc:
             return f"{event.label}: failed: {exc}"
         return f"{event.label}: {what}"
 
 
-def _apply(event: Event, board: SimBoard) -> str:
+def _board_time(board: Board) -> float:
+    """The board's simulated time (0 on a board without one: its timeline is then read from the start)."""
+    return board.sim_time if isinstance(board, SimulatedClock) else 0.0
+
+
+def _apply(event: Event, cores: list[int], board: FaultInjection, now: float) -> str:
     a = event.args
     action = event.action
+    before = {c: board.core_state(c) for c in cores} if action == "sefi" else {}
+    if action in FAULT_OF:
+        board.inject(FAULT_OF[action], {"reason": "scenario", **a} if action == "power_cycle" else a)
     if action == "seu":
         count = int(a.get("count", 1))
         address = a.get("address")
-        board.inject_seu(count, address)
         where = f"in word {address}" if address is not None else "in random words"
         return f"{count} SEU bit flip(s) {where}"
     if action == "sefi":
-        before = {c: board.core_state(c) for c in board.core_ids()}
-        board.inject_sefi(a.get("core"))
-        hung = [c for c in board.core_ids() if before[c] != "hung" and board.core_state(c) == "hung"]
+        hung = [c for c in cores if before[c] != "hung" and board.core_state(c) == "hung"]
         if "core" in a and not hung:
             return f"SEFI on core {a['core']} (core is {board.core_state(a['core'])}: no effect)"
         return f"SEFI: core {hung[0] if hung else a.get('core')} hung"
     if action == "reset_core":
-        board.reset_core(a["core"])
         return f"core {a['core']} reset (now {board.core_state(a['core'])})"
     if action == "sel":
         delta = float(a.get("delta_ma", 200.0))
-        board.inject_sel(delta)
-        return f"latch-up: +{delta:g} mA (total {board.sel_ma:g} mA)"
+        latched = [e for e in board.events_since(now) if e.kind == "sel"]
+        total = latched[-1].detail.get("total_ma") if latched else None
+        return f"latch-up: +{delta:g} mA" + (f" (total {total:g} mA)" if isinstance(total, (int, float)) else "")
     if action == "power_cycle":
-        board.power_cycle(reason=str(a.get("reason", "scenario")))
         return "power cycled"
     if action == "core_fail":
-        board.fail_core(a["core"])
         return f"core {a['core']} failed permanently"
     if action == "thermal_step":
         delta_w = a.get("delta_w")
         delta_c = a.get("delta_c")
-        board.thermal_step(delta_w=delta_w, delta_c=delta_c)
         parts = [f"{delta_w:+g} W" if delta_w is not None else "", f"{delta_c:+g} C" if delta_c is not None else ""]
         return "thermal step " + " ".join(p for p in parts if p)
     if action == "saa":
-        board.set_saa(a["on"])
         return {True: "SAA forced on", False: "SAA forced off", None: "SAA follows the orbit"}[a["on"]]
     if action == "sun":
-        board.set_sun(a["on"])
         return {True: "sunlight forced", False: "eclipse forced", None: "sun follows the orbit"}[a["on"]]
     if action == "load":
-        cores = list(a["cores"]) if "cores" in a else [a["core"]]
-        for core in cores:
+        targets = list(a["cores"]) if "cores" in a else [a["core"]]
+        for core in targets:
             board.set_load(core, a["pct"])
-        text = f"load {a['pct']:g} % on core(s) {', '.join(str(c) for c in cores)}"
-        if board.settings.get("load_source") != "sim":
+        text = f"load {a['pct']:g} % on core(s) {', '.join(str(c) for c in targets)}"
+        if not board.load_from_services:
             text += " (no effect on readings: hal.load_source is not 'sim')"
         return text
     raise HalError(f"unknown action {action!r}")  # unreachable: load() rejects it
@@ -330,7 +360,7 @@ class Applied:
 
 
 class ScenarioRunner:
-    """Applies a scenario's events to a SimBoard as time passes; ``advance(now)`` from any loop.
+    """Applies a scenario's events to a board that injects faults as time passes; ``advance(now)`` from any loop.
 
     ``now`` is in the scenario's time base: seconds of simulated time (``board.sim_time``) for
     ``time = "sim"``, seconds since the runner started for ``time = "wall"``. Omit it and the
@@ -340,13 +370,14 @@ class ScenarioRunner:
     def __init__(
         self,
         scenario: Scenario,
-        board: SimBoard,
+        board: Board,
         *,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        scenario.check(board)
+        scenario.check(board)  # ScenarioError naming the board if it lacks fault injection or simulated time
         self.scenario = scenario
         self.board = board
+        self._sim = board if isinstance(board, SimulatedClock) else None
         self._clock = clock
         self._start = clock()
         self._next = 0
@@ -355,8 +386,14 @@ class ScenarioRunner:
     def now(self) -> float:
         """The current time in the scenario's time base."""
         if self.scenario.time == "sim":
-            return self.board.sim_time
+            return self._simulated().sim_time
         return self._clock() - self._start
+
+    def _simulated(self) -> SimulatedClock:
+        """The board's simulated clock (``check`` refused a 'sim' scenario on a board without one)."""
+        if self._sim is None:
+            raise HalError(f"the {self.board.identity.backend!r} board has no simulated time")
+        return self._sim
 
     @property
     def done(self) -> bool:
@@ -385,13 +422,14 @@ class ScenarioRunner:
         """Sim time only: step the board to each event's exact time, apply it, and end at ``t_s``."""
         if self.scenario.time != "sim":
             raise HalError("run_until drives simulated time: the scenario must have time = 'sim'")
+        sim = self._simulated()
         out: list[str] = []
         events = self.scenario.events
         while self._next < len(events) and events[self._next].at <= t_s:
             at = events[self._next].at
-            if at > self.board.sim_time:
-                self.board.advance_to(at)
-            out += self.advance(max(at, self.board.sim_time))
-        if t_s > self.board.sim_time:
-            self.board.advance_to(t_s)
+            if at > sim.sim_time:
+                sim.advance_to(at)
+            out += self.advance(max(at, sim.sim_time))
+        if t_s > sim.sim_time:
+            sim.advance_to(t_s)
         return out

@@ -107,6 +107,23 @@ def test_unreadable_file_and_cores_checked_against_the_board(tmp_path: Path, boa
         ScenarioRunner(scenario, board)
 
 
+def test_board_without_fault_injection_is_refused_by_name(tmp_path: Path) -> None:
+    """Scenarios reach the board through hal.FaultInjection: a real board is refused, naming it, before anything."""
+    linux = hal.open_board({"backend": "linux", "root": str(tmp_path)})
+    try:
+        with pytest.raises(ScenarioError, match=r"t.toml: event\[0\] sefi at 5 s needs fault injection, which "
+                           r"the 'linux' board \(generic Linux\) does not have"):
+            ScenarioRunner(scenario_of({"at": 5, "action": "sefi", "core": 0}), linux)
+        with pytest.raises(ScenarioError, match=r"t\.toml: scenario\.time: 'sim' counts simulated time, which "
+                           r"the 'linux' board"):
+            ScenarioRunner(scenario_of(), linux)
+        assert ScenarioRunner(scenario_of(time="wall"), linux).advance() == []  # nothing to inject: it runs
+        s = scenario_of({"at": 0, "action": "seu"})
+        assert "failed: fault injection needs a simulated board" in s.apply(s.events[0], linux)
+    finally:
+        linux.close()
+
+
 def test_defaults_and_every_action_documented() -> None:
     """Name defaults to the file stem, time to 'sim'; an empty scenario has no events."""
     s = loads("", "/x/quiet.toml")
@@ -181,6 +198,7 @@ def test_apply_sel_trips_the_limiter(board: SimBoard) -> None:
 def test_apply_power_cycle_and_core_fail(board: SimBoard) -> None:
     apply(board, action="power_cycle", reason="test")
     assert board.read().extras["power_cycles"] == 1
+    assert board.events_since(0)[-1].detail["reason"] == "test"  # the board's timeline says who cycled it
     assert apply(board, action="core_fail", core=3).endswith("core 3 failed permanently")
     reading = board.read()
     assert not reading.cores[3].online and reading.extras["core3_state"] == "failed"

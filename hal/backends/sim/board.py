@@ -488,7 +488,7 @@ class SimBoard(Board):
 
     def _latch(self, t_s: float, delta_ma: float, injected: bool) -> None:
         self.sel_ma += delta_ma
-        self._event("sel", t_s, delta_ma=round(delta_ma, 3), injected=injected)
+        self._event("sel", t_s, delta_ma=round(delta_ma, 3), total_ma=round(self.sel_ma, 3), injected=injected)
         # The limiter compares supply current with what the load explains (load-aware threshold).
         if self.sel_ma > self.settings["limiter_margin_ma"] and self._trip_at is None:
             self._trip_at = t_s + self.settings["limiter_trip_ms"] / 1000.0

@@ -69,7 +69,7 @@ def inject(b: SimBoard, fault: str, args: Mapping[str, Any]) -> str:
         b.inject_sel(delta_ma=delta)
         return f"latch-up of {delta:g} mA"
     if fault == "power-cycle":
-        b.power_cycle(reason="commanded")
+        b.power_cycle(reason=str(args.get("reason", "commanded")))  # a scenario names itself
         return "power cycle"
     if fault == "core-fail":
         core = _core(args, fault)
