@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from hal.board import Board
@@ -13,6 +13,7 @@ from hal.cpuset import CpusetSupport
 from hal.cpuset import probe as cpuset_probe
 from hal.errors import HalError
 from hal.fs import Fs, Runner, default_runner
+from hal.health import BoardHealth, read_health, sources_for
 from hal.types import BoardIdentity, BoardReading, ThrottleFlags
 from hal.watchdog import pc_chipset_warning, sysfs_dir
 
@@ -249,6 +250,7 @@ class ProbeReport:
     detection: Detection | None = None
     throttle_now: list[str] = field(default_factory=list)
     throttle_sticky: list[str] = field(default_factory=list)
+    health: BoardHealth | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Nested dicts/lists of str, int, float, bool and None (JSON- and msgpack-able)."""
@@ -270,6 +272,7 @@ class ProbeReport:
             "extras": dict(self.reading.extras),
             "missing": [asdict(m) for m in self.missing],
             "missing_fields": list(self.reading.missing),
+            "board_health": self.health.to_dict() if self.health is not None else None,
         }
 
     def lines(self) -> list[str]:
@@ -328,6 +331,8 @@ class ProbeReport:
             out.append(f"cpuset: unavailable ({self.cpuset.reason})")
         if self.reading.extras:
             out.append("extras: " + ", ".join(f"{k}={v}" for k, v in self.reading.extras.items()))
+        if self.health is not None:
+            out += self.health.lines()
         out.append("MISSING:" if self.missing else "MISSING: nothing")
         out += [f"  {m.field}: {m.reason}" for m in self.missing]
         return out
@@ -348,6 +353,8 @@ def probe_report(
     detection: Detection | None = None,
     cpuset_root: str | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    health: bool = True,
+    state_dir: str | None = None,
 ) -> ProbeReport:
     """Read ``board`` (twice, ``settle_s`` apart, so load is known; once if ``settle_s`` is 0).
 
@@ -384,7 +391,19 @@ def probe_report(
         detection=detection,
         throttle_now=now,
         throttle_sticky=sticky,
+        health=_health(board, state_dir, watchdog) if health else None,
     )
+
+
+def _health(board: Board, state_dir: str | None, watchdog: WatchdogReport) -> BoardHealth | None:
+    """Board health (hal.health) with the watchdog's bootstatus as the probe read it; None only on a bug."""
+    try:
+        sources = sources_for(board, state_dir)
+        if watchdog.bootstatus is not None:
+            sources = replace(sources, bootstatus=watchdog.bootstatus)
+        return read_health(sources)
+    except Exception:  # a probe must finish; every source already reports its own failures
+        return None
 
 
 def _board_root(board: Board) -> str:

@@ -41,6 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     pr = sub.add_parser("probe", help="detect the board and print everything the HAL can read")
     pr.add_argument("--root", default="/", help="filesystem root to read (a recorded tree)")
     pr.add_argument("--settle", type=float, default=0.5, help="seconds between the two reads (for load)")
+    pr.add_argument("--state-dir", default=os.environ.get("FLIGHTOS_STATE_DIR") or None,
+                    help="also measure this directory's file system (default $FLIGHTOS_STATE_DIR)")
 
     s = sub.add_parser("status", help="the service and core tables")
     s.add_argument("--watch", nargs="?", type=float, const=1.0, metavar="SECONDS",
@@ -208,7 +210,8 @@ def _probe(args: argparse.Namespace) -> int:
     except hal.HalError as exc:
         raise ConfigError(f"probe: {exc}") from None
     try:
-        report = hal.probe_report(board, settle_s=max(0.0, args.settle), detection=detection)
+        report = hal.probe_report(board, settle_s=max(0.0, args.settle), detection=detection,
+                                  state_dir=args.state_dir)
     finally:
         board.close()
     if args.json:

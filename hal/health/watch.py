@@ -44,6 +44,8 @@ class HealthSources:
     disks: Mapping[str, str] = field(default_factory=lambda: {"root": "/"})
     kmsg: str | None = None
     watchdog: str = "watchdog0"
+    bootstatus: int | None = None
+    """The watchdog's bootstatus where the caller already read it (else read from sysfs)."""
 
     @property
     def kmsg_path(self) -> str:
@@ -100,7 +102,8 @@ class HealthWatch:
             memory=read_memory(self._proc),
             disks=disks,
             read_only_mounts=ro_mounts,
-            boot=read_boot(self._proc, self._sys, watchdog=self.sources.watchdog, now=now),
+            boot=read_boot(self._proc, self._sys, watchdog=self.sources.watchdog,
+                           bootstatus=self.sources.bootstatus, now=now),
             kernel_log=self.kmsg.summary(),
             emmc=read_emmc(self._sys),
             clock=read_clock(self._sys, self._adjtimex, self._clock),
