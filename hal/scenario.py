@@ -185,15 +185,11 @@ class Scenario:
         no simulated time for ``time = "sim"``, or not a core an event names."""
         named = f"the {board.identity.backend!r} board ({board.identity.model})"
         if self.events and not isinstance(board, FaultInjection):
-            raise ScenarioError(
-                f"{self.source}: {self.events[0].label} needs fault injection, which {named} "
-                "does not have: scenarios drive a simulated board (hal.backend = 'sim')"
-            )
+            raise ScenarioError(f"{self.source}: {self.events[0].label} needs fault injection, which {named} "
+                                "does not have: scenarios drive a simulated board (hal.backend = 'sim')")
         if self.time == "sim" and not isinstance(board, SimulatedClock):
-            raise ScenarioError(
-                f"{self.source}: scenario.time: 'sim' counts simulated time, which {named} "
-                "does not have (time = 'wall' counts seconds since the scenario started)"
-            )
+            raise ScenarioError(f"{self.source}: scenario.time: 'sim' counts simulated time, which {named} "
+                                "does not have (time = 'wall' counts seconds since the scenario started)")
         cores = board.core_ids()
         for e in self.events:
             wanted = list(e.args.get("cores", []))

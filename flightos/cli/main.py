@@ -228,7 +228,7 @@ def _targets(args: argparse.Namespace) -> int:
     for name, path in tgt.available_targets().items():
         try:
             t = tgt.load(str(path))
-            rows.append({"name": name, "backend": t.hal.get("backend"), "description": t.description,
+            rows.append({"name": name, "backend": t.hal_backend, "description": t.description,
                          "path": str(path)})
         except ConfigError as exc:
             rows.append({"name": name, "error": str(exc), "path": str(path)})

@@ -265,24 +265,31 @@ SECTIONS: dict[str, dict[str, Field]] = {name: _fields_of(cls) for name, cls in 
 """Checker, default and doc of every key of every plain section, derived from :data:`SECTION_TYPES`."""
 
 
-SERVICE_FIELDS: dict[str, Field] = {
-    "enabled": Field(boolean, True, "run this service"),
-    "plugin": Field(string, "", "the installed service to run under this name (default: the table's name); "
-                    "lets one plugin run twice, e.g. a housekeeping instance per board"),
-    "criticality": Field(one_of("critical", "essential", "elastic"), "essential",
-                         "critical services get faster heartbeats and the healthiest cores"),
-    "restart": Field(one_of("permanent", "transient", "temporary"), "permanent",
-                     "permanent: always restart; transient: only after an abnormal exit; temporary: never"),
-    "cores": Field(core_list, None, "board cores the service may run on (default: placement decides)"),
-    "heartbeat_period_s": Field(positive, None, "override the health section's period"),
-    "heartbeat_misses": Field(positive_int, None, "override the health section's misses"),
-    "failover": Field(boolean, None, "start on a surviving board when this board dies "
-                      "(default: true for critical services; needs [link])"),
-    "memory_mb": Field(non_negative_int, 1024, "memory limit of the service with everything it starts, in MiB "
-                       "(cgroup memory; over it the service is killed and restarted; 0: no limit)"),
-    "tasks": Field(non_negative_int, 256, "most processes and threads the service and its children may have "
-                   "(cgroup pids.max; a refused fork restarts the service; 0: no limit)"),
-}
+@dataclass(frozen=True)
+class ServiceSection:
+    """The scalar keys of one ``[services.<name>]`` table as written (the loader resolves the ``None``s)."""
+
+    enabled: bool = setting(boolean, True, "run this service")
+    plugin: str = setting(string, "", "the installed service to run under this name (default: the table's name); "
+                          "lets one plugin run twice, e.g. a housekeeping instance per board")
+    criticality: str = setting(one_of("critical", "essential", "elastic"), "essential",
+                               "critical services get faster heartbeats and the healthiest cores")
+    restart: str = setting(one_of("permanent", "transient", "temporary"), "permanent",
+                           "permanent: always restart; transient: only after an abnormal exit; temporary: never")
+    cores: list[int] | None = setting(  # noqa: RUF009 - setting() is a dataclasses.field(), no shared default
+        core_list, None, "board cores the service may run on (default: placement decides)")
+    heartbeat_period_s: float | None = setting(positive, None, "override the health section's period")
+    heartbeat_misses: int | None = setting(positive_int, None, "override the health section's misses")
+    failover: bool | None = setting(boolean, None, "start on a surviving board when this board dies "
+                                    "(default: true for critical services; needs [link])")
+    memory_mb: int = setting(non_negative_int, 1024, "memory limit of the service with everything it starts, in MiB "
+                             "(cgroup memory; over it the service is killed and restarted; 0: no limit)")
+    tasks: int = setting(non_negative_int, 256, "most processes and threads the service and its children may have "
+                         "(cgroup pids.max; a refused fork restarts the service; 0: no limit)")
+
+
+SERVICE_FIELDS: dict[str, Field] = _fields_of(ServiceSection)
+"""Checker, default and doc of every scalar key of a ``[services.<name>]`` table, from :class:`ServiceSection`."""
 SERVICE_TABLES = ("params", "options")
 """Free-form tables of a service: initial parameter values, and options the service itself reads."""
 
@@ -310,8 +317,10 @@ class Peer:
     """One ``[link.peers.<board>]`` table: another kernel this one links with."""
 
     board: str
-    endpoint: str
-    public_key: str = ""
+    """The peer's name: the table's key, not a key inside it."""
+    endpoint: str = setting(tcp_endpoint, "", "the peer's [link] listen endpoint (required)")
+    public_key: str = setting(string, "", "the peer kernel's CURVE public key, Z85 "
+                              "(default: read <keys_dir>/<peer>.key)")
 
 
 @dataclass(frozen=True)
@@ -344,7 +353,5 @@ class LinkConfig:
 
 LINK_FIELDS: dict[str, Field] = {k: f for k, f in _fields_of(LinkConfig).items() if k != "peers"}
 """The scalar keys of ``[link]``, derived from :class:`LinkConfig`."""
-PEER_FIELDS: dict[str, Field] = {
-    "endpoint": Field(tcp_endpoint, None, "the peer's [link] listen endpoint"),
-    "public_key": Field(string, "", "the peer kernel's CURVE public key, Z85 (default: read <keys_dir>/<peer>.key)"),
-}
+PEER_FIELDS: dict[str, Field] = _fields_of(Peer)
+"""The keys of a ``[link.peers.<board>]`` table, derived from :class:`Peer`."""

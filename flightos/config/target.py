@@ -30,6 +30,7 @@ from flightos.config.schema import (
     PowerConfig,
     RestartConfig,
     RuntimeConfig,
+    ServiceSection,
     ThermalConfig,
     WatchdogConfig,
 )
@@ -364,12 +365,12 @@ def _link(table: Any, fail: Any) -> LinkConfig:
         pextra = sorted(set(ptable) - set(PEER_FIELDS))
         if pextra:
             raise fail(f"link.peers.{board}.{pextra[0]}", "unknown key (known: " + ", ".join(sorted(PEER_FIELDS)) + ")")
-        pvals = _check_fields(ptable, PEER_FIELDS, f"link.peers.{board}", fail)
-        if pvals["endpoint"] is None:
+        peer = Peer(board, **_check_fields(ptable, PEER_FIELDS, f"link.peers.{board}", fail))
+        if "endpoint" not in ptable:
             raise fail(f"link.peers.{board}.endpoint", "missing: where this peer listens, tcp://HOST:PORT")
-        if pvals["public_key"] and len(pvals["public_key"]) != 40:
+        if peer.public_key and len(peer.public_key) != 40:
             raise fail(f"link.peers.{board}.public_key", "expected a 40-character Z85 CURVE public key")
-        peers[board] = Peer(board, pvals["endpoint"], pvals["public_key"])
+        peers[board] = peer
     if (peers or vals["listen"]) and not vals["board"]:
         raise fail("link.board", "missing: a linked kernel names its board")
     if vals["board"] and vals["listen"] is None:
@@ -388,18 +389,18 @@ def _service(name: str, table: dict[str, Any], health: HealthConfig, fail: Any) 
         raise fail(f"services.{name}.{extra[0]}",
                    "unknown key (known: " + ", ".join(sorted([*SERVICE_FIELDS, *SERVICE_TABLES]))
                    + "; service-specific settings go under [services." + name + ".options])")
-    vals = _check_fields(table, SERVICE_FIELDS, f"services.{name}", fail)
+    sec = ServiceSection(**_check_fields(table, SERVICE_FIELDS, f"services.{name}", fail))
     for key in SERVICE_TABLES:
         if not isinstance(table.get(key, {}), dict):
             raise fail(f"services.{name}.{key}", "expected a table")
-    critical = vals["criticality"] == "critical"
-    period = vals["heartbeat_period_s"] or (
+    critical = sec.criticality == "critical"
+    period = sec.heartbeat_period_s or (
         health.critical_heartbeat_period_s if critical else health.heartbeat_period_s)
-    misses = vals["heartbeat_misses"] or (
+    misses = sec.heartbeat_misses or (
         health.critical_heartbeat_misses if critical else health.heartbeat_misses)
-    return ServiceConfig(name=name, enabled=vals["enabled"], criticality=vals["criticality"],
-                         restart=vals["restart"], cores=vals["cores"], heartbeat_period_s=period,
+    return ServiceConfig(name=name, enabled=sec.enabled, criticality=sec.criticality,
+                         restart=sec.restart, cores=sec.cores, heartbeat_period_s=period,
                          heartbeat_misses=misses, params=dict(table.get("params", {})),
                          options=dict(table.get("options", {})),
-                         failover=critical if vals["failover"] is None else vals["failover"],
-                         plugin=vals["plugin"], memory_mb=vals["memory_mb"], tasks=vals["tasks"])
+                         failover=critical if sec.failover is None else sec.failover,
+                         plugin=sec.plugin, memory_mb=sec.memory_mb, tasks=sec.tasks)

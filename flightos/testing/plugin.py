@@ -74,7 +74,7 @@ def _choice(config: pytest.Config) -> TargetChoice:
 
     name = str(config.getoption("flightos_target"))
     overrides = list(config.getoption("flightos_set") or [])
-    backend = str(tgt.load(name, overrides).hal.get("backend", "sim"))
+    backend = tgt.load(name, overrides).hal_backend
     return TargetChoice(name, overrides, backend)
 
 

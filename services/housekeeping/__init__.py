@@ -5,14 +5,15 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from flightos import Message, Options, Parameter, Service, command, periodic, subscribe
+from flightos import Message, Parameter, Service, command, periodic, subscribe
+from services.housekeeping.options import HousekeepingOptions
 
 
 class Housekeeping(Service):
     """Publishes the board's resource figures and a per-service resource table."""
 
     name = "housekeeping"
-    options_schema = Options  # reads no options: any key under [services.housekeeping.options] is a typo
+    options_schema = HousekeepingOptions
     disk_path = Parameter("/", doc="file system whose usage is reported")
     rate_hz = Parameter(1.0, min=0.01, max=50.0, doc="reports per second")
 

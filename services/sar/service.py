@@ -14,15 +14,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from flightos import Message, Options, Parameter, Service, Severity, command, periodic, subscribe
+from flightos import Message, Parameter, Service, Severity, command, periodic, subscribe
 from services.sar.events import SarEvent
+from services.sar.options import SarOptions
 
 
 class Sar(Service):
     """Ship detection in synthetic SAR scenes; elastic, and it honours the thermal throttle."""
 
     name = "sar"
-    options_schema = Options  # reads no options: any key under [services.sar.options] is a typo
+    options_schema = SarOptions
     scene_px = Parameter(2048, min=256, max=16384, doc="scene side in pixels (float32 intensity)")
     ships = Parameter(12, min=0, max=500, doc="ships placed in each synthetic scene")
     pfa = Parameter(1e-6, min=1e-12, max=1e-2, doc="CFAR false-alarm probability per pixel")

@@ -11,15 +11,9 @@ import sys
 import time
 from typing import Any
 
-from flightos import BadArguments, Message, Options, Parameter, Service, Severity, command, periodic
+from flightos import BadArguments, Message, Parameter, Service, Severity, command, periodic
 from services.test.events import TestEvent
-
-
-class TestOptions(Options, frozen=True):
-    """The test service's drills that are set in the target rather than commanded."""
-
-    fail_start_while: str = ""
-    """A path: while a file exists there, every start fails (a cause that clears, like a full disk)."""
+from services.test.options import TestOptions
 
 
 class TestService(Service):

@@ -12,7 +12,17 @@ from typing import Any
 import pytest
 
 from flightos.config import target as tgt
-from flightos.config.schema import LINK_FIELDS, SECTION_TYPES, SECTIONS, Field, LinkConfig
+from flightos.config.schema import (
+    LINK_FIELDS,
+    PEER_FIELDS,
+    SECTION_TYPES,
+    SECTIONS,
+    SERVICE_FIELDS,
+    Field,
+    LinkConfig,
+    Peer,
+    ServiceSection,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -31,14 +41,16 @@ def _allows(annotation: Any, value: Any) -> bool:
 
 
 TYPED: dict[str, tuple[type[Any], dict[str, Field]]] = {
-    **{name: (cls, SECTIONS[name]) for name, cls in SECTION_TYPES.items()}, "link": (LinkConfig, LINK_FIELDS)}
+    **{name: (cls, SECTIONS[name]) for name, cls in SECTION_TYPES.items()}, "link": (LinkConfig, LINK_FIELDS),
+    "services.NAME": (ServiceSection, SERVICE_FIELDS), "link.peers.BOARD": (Peer, PEER_FIELDS)}
 
 
 @pytest.mark.parametrize("section", sorted(TYPED))
 def test_every_field_has_a_typed_attribute_and_back(section: str) -> None:
     """Each schema key is an attribute of the section's typed view with the same default, and vice versa."""
     cls, schema = TYPED[section]
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "peers"}  # [link.peers.*]: tables
+    # [link.peers.*] are tables, and a peer's board is its table's name: neither is a key with a checker
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.name not in ("peers", "board") or "check" in f.metadata}
     assert set(fields) == set(schema)
     hints = typing.get_type_hints(cls)
     for key, f in schema.items():
@@ -81,8 +93,10 @@ def test_loaded_values_have_their_declared_types(tmp_path: Path) -> None:
 
 
 def test_no_string_key_reads_of_config_sections_outside_config() -> None:
-    """Sections are read by attribute everywhere but flightos/config (the ``[hal]`` dict goes to hal as is)."""
-    pattern = re.compile(r"(\b(?:cfg|runtime|health|restart|cores|modes|thermal|power|watchdog)\[\"|\.section\()")
+    """Sections are read by attribute everywhere but flightos/config (the ``[hal]`` dict goes to hal as is,
+    its backend is ``Target.hal_backend``)."""
+    pattern = re.compile(r"(\b(?:cfg|runtime|health|restart|cores|modes|thermal|power|watchdog)\[\"|\.section\("
+                         r"|\.hal\.get\(|\.hal\[)")
     offenders = [f"{p.relative_to(ROOT)}:{n}" for p in (ROOT / "flightos").rglob("*.py")
                  if "config" not in p.relative_to(ROOT).parts
                  for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1) if pattern.search(line)]
