@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from hal.backends.rpi.model import pi_generation
 from hal.board import Board
 from hal.cpuset import CpusetSupport
 from hal.cpuset import probe as cpuset_probe
@@ -38,17 +39,6 @@ JETSON_FAMILIES = (
     ("TX1", "tx1"),
     ("Nano", "nano"),
 )
-#: Raspberry Pi generations by a device-tree model substring (BCM2712 = pi5, BCM2711 = pi4).
-PI_GENERATIONS = (
-    ("Raspberry Pi 500", "pi5"),
-    ("Raspberry Pi 5", "pi5"),
-    ("Compute Module 5", "pi5"),
-    ("Raspberry Pi 400", "pi4"),
-    ("Raspberry Pi 4", "pi4"),
-    ("Compute Module 4", "pi4"),
-)
-
-
 def _no_commands(argv: Sequence[str]) -> tuple[int, str, str]:
     return 127, "", f"{argv[0]}: not run (detecting a recorded tree)"
 
@@ -102,14 +92,6 @@ def jetson_family(model: str) -> str:
         if needle.lower() in model.lower():
             return family
     return "jetson"
-
-
-def pi_generation(model: str) -> str | None:
-    """``'Raspberry Pi 5 Model B Rev 1.0'`` -> ``'pi5'``; None for other (or older) Pis."""
-    for needle, gen in PI_GENERATIONS:
-        if needle in model:
-            return gen
-    return None
 
 
 def detect(root: str = "/", runner: Runner | None = None) -> Detection:
@@ -250,6 +232,7 @@ class ProbeReport:
     detection: Detection | None = None
     throttle_now: list[str] = field(default_factory=list)
     throttle_sticky: list[str] = field(default_factory=list)
+    excluded_cpus: dict[int, str] = field(default_factory=dict)
     health: BoardHealth | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -270,6 +253,7 @@ class ProbeReport:
             "hotplug": [asdict(h) for h in self.hotplug],
             "cpuset": asdict(self.cpuset),
             "extras": dict(self.reading.extras),
+            "excluded_cpus": {str(c): why for c, why in sorted(self.excluded_cpus.items())},
             "missing": [asdict(m) for m in self.missing],
             "missing_fields": list(self.reading.missing),
             "board_health": self.health.to_dict() if self.health is not None else None,
@@ -291,6 +275,8 @@ class ProbeReport:
                 f"  cpu{c.id}: {state} load {_num(c.load_pct, '%', '.1f')} freq {_num(c.freq_mhz, ' MHz', '.0f')}"
                 f" cluster {_num(c.cluster)}"
             )
+        for cpu, why in sorted(self.excluded_cpus.items()):
+            out.append(f"  cpu{cpu}: excluded ({why})")
         out.append("thermal zones:" if self.reading.zones else "thermal zones: none")
         for z in self.reading.zones:
             trips = ", ".join(f"{t.kind} {t.temp_c:g} C" for t in z.trips) or "no trips"
@@ -378,7 +364,8 @@ def probe_report(
         cpuset = CpusetSupport(False, f"probe failed: {exc}", None)
     watchdog = _watchdog(board, reading)
     now, sticky = throttle_names(reading.throttle) if reading.throttle is not None else ([], [])
-    missing = _missing(board, reading, reads, hotplug, cpuset, watchdog)
+    excluded = _excluded(board)
+    missing = _missing(board, reading, reads, hotplug, cpuset, watchdog, excluded)
     return ProbeReport(
         identity=ident,
         reading=reading,
@@ -391,8 +378,16 @@ def probe_report(
         detection=detection,
         throttle_now=now,
         throttle_sticky=sticky,
+        excluded_cpus=excluded,
         health=_health(board, state_dir, watchdog) if health else None,
     )
+
+
+def _excluded(board: Board) -> dict[int, str]:
+    """Present CPUs this process may not place work on (affinity mask, cpuset), with the reason."""
+    from hal.backends.linux.board import LinuxBoard
+
+    return dict(board.cpus.excluded) if isinstance(board, LinuxBoard) else {}
 
 
 def _health(board: Board, state_dir: str | None, watchdog: WatchdogReport) -> BoardHealth | None:
@@ -451,7 +446,13 @@ def _watchdog(board: Board, reading: BoardReading) -> WatchdogReport:
 
 #: Why a field named in ``BoardReading.missing`` could not be read, by name prefix.
 _MISSING_REASONS = (
+    ("pending.", "the command has not answered yet: it runs in the background, and a hung one ends at "
+                 "command_timeout_s; reads meanwhile carry its last answer and its age"),
     ("vcgencmd.", "vcgencmd failed: not installed, or this user is not in the 'video' group"),
+    ("throttle.sysfs", "the firmware driver's get_throttled file could not be read or parsed"),
+    ("throttle.rpi_volt", "rpi_volt in0_lcrit_alarm could not be read"),
+    ("throttle.soctherm_oc", "the soctherm_oc hwmon has no readable ocN_event_cnt"),
+    ("throttle.oc", "a soctherm_oc event counter could not be read"),
     ("nvpmodel", "nvpmodel -q failed: not installed or not permitted"),
     ("proc_stat", "/proc/stat unreadable"),
     ("cpufreq", "no cpufreq policies (a VM, or no cpufreq driver loaded)"),
@@ -469,6 +470,19 @@ def _reason_for(name: str) -> str:
     return "could not be read"
 
 
+def _no_throttle(backend: str, reading: BoardReading) -> str:
+    """Why a board gave no throttle flags."""
+    if backend == "rpi" and "pending.vcgencmd.get_throttled" in reading.missing:
+        return "vcgencmd get_throttled has not answered yet (no sysfs get_throttled or rpi_volt here)"
+    if backend == "rpi":
+        return ("no sysfs get_throttled or rpi_volt hwmon, and vcgencmd get_throttled failed: "
+                "not installed, or not in the 'video' group")
+    if backend == "jetson":
+        return ("no soctherm_oc hwmon: under-voltage/over-current events are read on Orin (JetPack 5/6) only; "
+                "compare cpufreq with the nvpmodel clocks")
+    return "generic Linux has no throttle flags"
+
+
 def _missing(
     board: Board,
     reading: BoardReading,
@@ -476,6 +490,7 @@ def _missing(
     hotplug: list[Hotplug],
     cpuset: CpusetSupport,
     watchdog: WatchdogReport,
+    excluded: dict[int, str],
 ) -> list[Missing]:
     ident = board.identity
     backend = ident.backend
@@ -494,12 +509,7 @@ def _missing(
     if not reading.zones:
         add("zones", "no thermal zones under /sys/class/thermal")
     if reading.throttle is None:
-        if backend == "rpi":
-            add("throttle", "vcgencmd get_throttled failed: not installed, or not in the 'video' group")
-        elif backend == "jetson":
-            add("throttle", "Jetson has no throttle flags (compare cpufreq with the nvpmodel clocks)")
-        else:
-            add("throttle", "generic Linux has no throttle flags")
+        add("throttle", _no_throttle(backend, reading))
     if not reading.rails_mw:
         if backend == "rpi" and gen == "pi4":
             add("rails", "Pi 4 has no power telemetry (add an INA2xx on hwmon)")
@@ -516,6 +526,8 @@ def _missing(
         add("watchdog.info", f"no {sysfs_dir(watchdog.device or '/dev/watchdog')} (identity and timeouts unknown)")
     if not watchdog.present:
         add("watchdog.device", f"{watchdog.device} does not exist (no watchdog driver loaded?)")
+    for cpu, why in sorted(excluded.items()):
+        add(f"cpu{cpu}", f"excluded: {why}")
     # Per-core and per-zone gaps.
     for c in reading.cores:
         if c.online and c.load_pct is None:
@@ -529,7 +541,9 @@ def _missing(
         if c.online and c.freq_mhz is None:
             add(f"cpu{c.id}.freq_mhz", "no cpufreq policy covers it")
         if c.cluster is None:
-            add(f"cpu{c.id}.cluster", "no cpufreq policy covers it")
+            why = "offline, and its cpufreq policy answers EBUSY while all its CPUs are" if not c.online \
+                else "no cpufreq policy covers it"
+            add(f"cpu{c.id}.cluster", why)
     for z in reading.zones:
         if z.temp_c is None:
             add(f"zone.{z.name}", "temperature unreadable (zone powered off?)")

@@ -13,18 +13,23 @@ from hypothesis import strategies as st
 
 import hal
 import hal.backends.sim
-from hal.probe import jetson_family, parse_tegra_release, pi_generation
+from hal.backends.linux.board import LinuxBoard
+from hal.backends.rpi.model import pi_generation
+from hal.probe import jetson_family, parse_tegra_release
 from hal.testing.trees import (
     NANO_OUTPUTS,
     ORIN_OUTPUTS,
     PI_OUTPUTS_PI4,
     PI_OUTPUTS_PI5,
     RecordedRunner,
+    build_agx_orin,
     build_generic,
     build_nano,
     build_orin_nano,
     build_pi4,
     build_pi5,
+    build_xavier_nx,
+    cgroup,
     proc_stat,
     write,
 )
@@ -34,6 +39,8 @@ TREES: dict[str, tuple[Callable[[Path], Path], Mapping[tuple[str, ...], str], st
     "pi5": (build_pi5, PI_OUTPUTS_PI5, "rpi", "pi5", None),
     "orin-nano": (build_orin_nano, ORIN_OUTPUTS, "jetson", "orin-nano", 6),
     "nano": (build_nano, NANO_OUTPUTS, "jetson", "nano", 4),
+    "agx-orin": (build_agx_orin, {}, "jetson", "agx-orin", 6),
+    "xavier-nx": (build_xavier_nx, NANO_OUTPUTS, "jetson", "xavier-nx", 5),
     "generic": (build_generic, {}, "linux", "", None),
 }
 
@@ -172,18 +179,107 @@ def test_pi5_report(tmp_path: Path) -> None:
 
 
 def test_orin_nano_report(tmp_path: Path) -> None:
-    """Orin Nano: INA3221 rails, powered-off CV zones, cpu4-5 offline, no throttle flags, GPU extras."""
+    """Orin Nano: INA3221 rails, soctherm_oc flags, cpu4-5 offline (cluster unknown for cpu5), GPU extras."""
     r = report_of("orin-nano", tmp_path)
     m = missing(r)
-    assert "Jetson has no throttle flags" in m["throttle"]
-    assert "zone.cv0-thermal" in m and "zone.cv1-thermal" in m
-    assert not any(k.startswith("zone.cv0-thermal.") for k in m)  # no duplicate of the same gap
+    assert "throttle" not in m and r.reading.throttle is not None and r.throttle_now == []
+    assert not any(k.startswith("zone.") for k in m)
     assert set(r.reading.rails_mw) == {"VDD_IN", "VDD_CPU_GPU_CV", "VDD_SOC"}
     assert [c.online for c in r.reading.cores] == [True] * 4 + [False] * 2
-    assert [c.cluster for c in r.reading.cores] == [0] * 4 + [4] * 2
+    assert [c.cluster for c in r.reading.cores] == [0] * 4 + [4, None]
+    assert "EBUSY" in m["cpu5.cluster"]
     assert r.reading.extras["nvpmodel"] == "15W" and r.reading.extras["gpu_load_pct"] == 12.3
+    assert r.reading.extras["under_voltage_events"] == 0
     assert "watchdog.device" in m and "watchdog.info" in m
     assert r.detection is not None and r.detection.jetpack == 6
+
+
+def test_agx_orin_powered_off_zones(tmp_path: Path) -> None:
+    """AGX Orin: CV0-2 and GPU zones powered off are named once each; NC INA3221 channels are not rails."""
+    r = report_of("agx-orin", tmp_path)
+    m = missing(r)
+    assert {"zone.cv0-thermal", "zone.cv1-thermal", "zone.cv2-thermal", "zone.gpu-thermal"} <= set(m)
+    assert not any(k.startswith("zone.cv0-thermal.") for k in m)  # no duplicate of the same gap
+    assert set(r.reading.rails_mw) == {"VDD_GPU_SOC", "VDD_CPU_CV", "VIN_SYS_5V0", "VDDQ_VDD2_1V8AO"}
+    assert [c.cluster for c in r.reading.cores] == [0] * 4 + [4] * 4 + [8] * 4
+
+
+def test_xavier_has_no_throttle_flags_and_says_why(tmp_path: Path) -> None:
+    """Xavier NX (JetPack 5): gv11b GPU found; no soctherm_oc hwmon, and the probe says what is read where."""
+    r = report_of("xavier-nx", tmp_path)
+    assert r.reading.extras["gpu_load_pct"] == 37.0
+    assert "soctherm_oc" in missing(r)["throttle"]
+
+
+def test_excluded_cpus_are_named_with_the_reason(tmp_path: Path) -> None:
+    """A cpuset of 0-1 on a 4-CPU box: cores are 0-1, and probe names cpu2/cpu3 and the cpuset file."""
+    build_pi4(tmp_path)
+    cgroup(tmp_path, allowed="0-3", v2_group="/system.slice/flightos.service", effective="0-1")
+    board = hal.open_board({"backend": "rpi", "root": str(tmp_path)}, runner=RecordedRunner(PI_OUTPUTS_PI4))
+    assert board.core_ids() == [0, 1] and board.identity.cores == 2
+    assert [c.id for c in board.read().cores] == [0, 1]
+    with pytest.raises(hal.HalError, match="cpu3 is not usable by this process: not in this process's cpuset"):
+        board.host_cpus(3)
+    r = hal.probe_report(board, settle_s=0)
+    m = missing(r)
+    assert m["cpu3"].startswith("excluded: not in this process's cpuset (/sys/fs/cgroup/system.slice/")
+    assert "cpu2" in m and "cpu1" not in m
+    assert "  cpu3: excluded (not in this process's cpuset" in "\n".join(r.lines())
+    assert json.loads(json.dumps(r.to_dict()))["excluded_cpus"]["2"].startswith("not in this process's cpuset")
+
+
+def test_affinity_mask_and_v1_cpuset(tmp_path: Path) -> None:
+    """Hybrid cgroups (JetPack 5): a v1 cpuset of 0-2 and an affinity mask of 0,2: only cpu0 and cpu2 remain."""
+    build_generic(tmp_path)  # cpu2 is offline there: bring it up for this test
+    write(tmp_path, "/sys/devices/system/cpu/online", "0-3\n")
+    cgroup(tmp_path, allowed="0,2", v2_group="/", v1_group="/flightos", v1_cpus="0-2")
+    board = hal.open_board({"backend": "linux", "root": str(tmp_path)})
+    assert isinstance(board, LinuxBoard)
+    assert board.core_ids() == [0, 2]
+    assert "affinity mask" in board.cpus.excluded[1]
+    assert "cpuset" in board.cpus.excluded[3] and board.cpus.cpuset is not None
+    assert board.cpus.cpuset.path == "/sys/fs/cgroup/cpuset/flightos/cpuset.effective_cpus"
+
+
+def test_offline_cpu_stays_unless_the_configured_cpuset_leaves_it_out(tmp_path: Path) -> None:
+    """An offline CPU is in no effective set; it stays a (offline) core unless the configured cpuset excludes it."""
+    build_orin_nano(tmp_path)
+    cgroup(tmp_path, allowed="0-3", v2_group="/flightos", effective="0-3")
+    assert hal.open_board({"backend": "jetson", "root": str(tmp_path)}).core_ids() == [0, 1, 2, 3, 4, 5]
+    write(tmp_path, "/sys/fs/cgroup/flightos/cpuset.cpus", "0-4\n")
+    board = hal.open_board({"backend": "jetson", "root": str(tmp_path)})
+    assert isinstance(board, LinuxBoard)
+    assert board.core_ids() == [0, 1, 2, 3, 4] and "configured cpuset" in board.cpus.excluded[5]
+
+
+def test_cores_on_this_machine_are_affinity_and_cpuset() -> None:
+    """On the real host, the linux board's cores are sched_getaffinity(0) ∩ the cgroup's effective cpuset."""
+    import os
+
+    board = hal.open_board({"backend": "linux"})
+    assert isinstance(board, LinuxBoard)
+    allowed = set(os.sched_getaffinity(0))
+    if board.cpus.cpuset is not None:
+        allowed &= board.cpus.cpuset.effective
+    assert set(board.core_ids()) == allowed or not allowed
+
+
+def test_read_only_online_file_is_not_offline_yes(tmp_path: Path) -> None:
+    """cpuN/online exists but is not writable (a read-only /sys, or not root): probe says offline no, and why."""
+    board = hal.open_board({"backend": "linux", "root": str(build_generic(tmp_path))})
+    assert isinstance(board, LinuxBoard)
+    assert board.can_offline(1)[0]
+    board.access = lambda path, mode: False  # what os.access answers for a non-root user or a read-only mount
+    ok, reason = board.can_offline(1)
+    assert not ok and "not writable" in reason
+    r = hal.probe_report(board, settle_s=0)
+    assert not any(h.can_offline for h in r.hotplug)
+    by_core = {h.core: h for h in r.hotplug}
+    assert "not writable" in by_core[1].offline_reason and "hotplug" in missing(r)
+    assert any(line.startswith("  cpu1: offline no (/sys/devices/system/cpu/cpu1/online is not writable")
+               for line in r.lines())
+    with pytest.raises(hal.HalUnsupported, match="not writable"):
+        board.set_core_online(1, False)
 
 
 def test_nano_report(tmp_path: Path) -> None:

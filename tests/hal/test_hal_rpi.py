@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import re
+import shutil
+import threading
+import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -10,6 +14,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import hal
+from hal.backends.rpi import RpiBoard
+from hal.backends.rpi.throttle import parse_sysfs_throttled
 from hal.backends.rpi.vcgencmd import (
     parse_measure_temp,
     parse_measure_volts,
@@ -23,6 +29,7 @@ from hal.testing.trees import (
     build_pi4,
     build_pi5,
     fixture,
+    write,
 )
 
 
@@ -99,7 +106,7 @@ def test_fuzz_pmic_line_mixes(lines: list[str]) -> None:
 
 
 def test_pi4_board(tmp_path: Path) -> None:
-    """A Pi 4 reads temp, trips, one cluster, throttle flags; it has no rails and no hotplug."""
+    """A Pi 4 reads temp, trips, one cluster, throttle flags from sysfs; it has no rails and no hotplug."""
     runner = RecordedRunner(PI_OUTPUTS_PI4)
     board = hal.open_board({"backend": "rpi", "root": str(build_pi4(tmp_path))}, runner=runner)
     assert board.identity.details["generation"] == "pi4" and not board.identity.hotplug
@@ -109,9 +116,11 @@ def test_pi4_board(tmp_path: Path) -> None:
     assert {c.freq_mhz for c in reading.cores} == {1500.0}
     assert {c.cluster for c in reading.cores} == {0}
     assert reading.throttle is not None and reading.throttle.raw == 0
+    assert reading.extras["throttle_source"] == "sysfs get_throttled"
     assert reading.rails_mw == {}
     assert reading.extras["vc_temp_c"] == 39.5 and reading.extras["core_volts"] == 0.72
     assert ("vcgencmd", "pmic_read_adc") not in runner.calls
+    assert ("vcgencmd", "get_throttled") not in runner.calls  # sysfs has it
     ok, reason = board.can_offline(2)
     assert not ok and "no CPU hotplug" in reason
     with pytest.raises(hal.HalUnsupported, match="Raspberry Pi 4"):
@@ -119,6 +128,65 @@ def test_pi4_board(tmp_path: Path) -> None:
     assert board.identity.watchdog_max_s == 15.0
     with pytest.raises(hal.HalError, match="maximum of 15 s"):
         board.watchdog().open(20)
+
+
+def test_sysfs_get_throttled_is_hex_without_prefix(tmp_path: Path) -> None:
+    """The firmware driver prints '%x': '50005' is under-voltage and throttled, now and since the last poll."""
+    build_pi4(tmp_path)
+    write(tmp_path, "/sys/devices/platform/soc/soc:firmware/get_throttled", "50005\n")
+    reading = hal.open_board({"backend": "rpi", "root": str(tmp_path)}, runner=RecordedRunner({})).read()
+    assert reading.throttle is not None and reading.throttle.raw == 0x50005
+    assert parse_sysfs_throttled("a0002").freq_capped
+    for bad in ("", "0x", "zz", "123456789"):
+        with pytest.raises(hal.HalParseError):
+            parse_sysfs_throttled(bad)
+
+
+def test_rpi_volt_alarm_is_under_voltage(tmp_path: Path) -> None:
+    """rpi_volt in0_lcrit_alarm = 1 sets under-voltage on top of whatever else reported the flags."""
+    build_pi5(tmp_path)
+    write(tmp_path, "/sys/class/hwmon/hwmon0/in0_lcrit_alarm", "1\n")
+    outputs = {**PI_OUTPUTS_PI5, ("vcgencmd", "get_throttled"): "throttled=0x0\n"}
+    reading = hal.open_board({"backend": "rpi", "root": str(tmp_path)}, runner=RecordedRunner(outputs)).read()
+    assert reading.throttle is not None and reading.throttle.under_voltage and not reading.throttle.throttled
+    assert reading.extras["throttle_source"] == "vcgencmd get_throttled"
+
+
+def test_compute_module_5_is_a_pi5_in_probe_and_backend(tmp_path: Path) -> None:
+    """model = "auto" on a CM5: the backend is a Pi 5 (PMIC rails, hotplug), as detect() says."""
+    build_pi5(tmp_path, model="Raspberry Pi Compute Module 5 Rev 1.0")
+    detection = hal.detect(str(tmp_path))
+    board = hal.open_board({"backend": "rpi", "root": str(tmp_path)}, runner=RecordedRunner(PI_OUTPUTS_PI5))
+    assert isinstance(board, RpiBoard)
+    assert detection.variant == board.generation == "pi5"
+    assert board.identity.hotplug and board.can_offline(2)[0]
+    assert "VDD_CORE" in board.read().rails_mw
+
+
+def test_hung_vcgencmd_never_blocks_a_read(tmp_path: Path) -> None:
+    """vcgencmd hanging: reads return at once with the flags missing as pending, then carry its answer and age."""
+    release = threading.Event()
+
+    def hanging(argv: Sequence[str]) -> tuple[int, str, str]:
+        release.wait(10)
+        return RecordedRunner(PI_OUTPUTS_PI5)(argv)
+
+    board = hal.open_board({"backend": "rpi", "root": str(build_pi5(tmp_path))}, runner=hanging)
+    assert isinstance(board, RpiBoard)
+    board.commands.first_wait_s = 0.1
+    t0 = time.monotonic()
+    reading = board.read()
+    board.read()
+    elapsed = time.monotonic() - t0
+    assert elapsed < 1.0, f"two reads took {elapsed:.2f} s while vcgencmd hung"
+    assert "pending.vcgencmd.get_throttled" in reading.missing
+    assert reading.throttle is not None and str(reading.extras["throttle_source"]).startswith("rpi_volt")
+    release.set()
+    assert board.commands.wait_idle(5.0)
+    later = board.read()
+    assert later.throttle is not None and later.throttle.raw == 0x50005
+    age = later.extras["throttle_age_s"]
+    assert isinstance(age, float) and age >= 0.0
 
 
 def test_pi5_board(tmp_path: Path) -> None:
@@ -147,12 +215,15 @@ def test_pi5_board(tmp_path: Path) -> None:
 
 
 def test_pi_without_vcgencmd(tmp_path: Path) -> None:
-    """With no vcgencmd binary a Pi still reads sysfs; throttle is None and listed missing."""
+    """With no vcgencmd binary a Pi 5 reads sysfs: under-voltage only (rpi_volt), vcgencmd listed missing."""
     board = hal.open_board({"backend": "rpi", "root": str(build_pi5(tmp_path))}, runner=RecordedRunner({}))
     reading = board.read()
-    assert reading.throttle is None and reading.rails_mw == {}
+    assert reading.throttle is not None and reading.throttle.raw == 0 and reading.rails_mw == {}
+    assert reading.extras["throttle_source"] == "rpi_volt in0_lcrit_alarm (under-voltage only)"
     assert "vcgencmd.get_throttled" in reading.missing
     assert reading.zone("cpu-thermal") is not None
+    shutil.rmtree(tmp_path / "sys/class/hwmon")
+    assert hal.open_board({"backend": "rpi", "root": str(tmp_path)}, runner=RecordedRunner({})).read().throttle is None
 
 
 def test_pi_garbage_outputs(tmp_path: Path) -> None:
@@ -160,7 +231,8 @@ def test_pi_garbage_outputs(tmp_path: Path) -> None:
     outputs = {k: "\x00garbage\n" for k in PI_OUTPUTS_PI5}
     board = hal.open_board({"backend": "rpi", "root": str(build_pi5(tmp_path))}, runner=RecordedRunner(outputs))
     reading = board.read()
-    assert reading.throttle is None and reading.extras["vc_temp_c"] is None
+    assert reading.throttle is not None and str(reading.extras["throttle_source"]).startswith("rpi_volt")
+    assert reading.extras["vc_temp_c"] is None
     assert {"throttle", "rails.pmic", "vc_temp_c", "core_volts"} <= set(reading.missing)
 
 

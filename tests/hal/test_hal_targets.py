@@ -31,7 +31,8 @@ else:  # pragma: no cover - exercised on 3.10
 TARGETS = Path(__file__).resolve().parents[2] / "targets"
 FILES = sorted(p.name for p in TARGETS.glob("*.toml"))
 #: Sections the kernel's target schema knows (flightos/config/schema.py plus hal and services).
-SECTIONS = {"target", "runtime", "health", "restart", "hal", "services", "link", "acl"}
+SECTIONS = {"target", "runtime", "health", "restart", "cores", "modes", "thermal", "power", "watchdog", "hal",
+            "services", "link", "acl", "devices"}
 SERVICE_KEYS = {
     "enabled", "criticality", "restart", "cores", "heartbeat_period_s", "heartbeat_misses", "params", "options",
     "failover", "plugin",
@@ -120,3 +121,14 @@ def test_check_config_names_the_key() -> None:
         hal.check_config({})
     with pytest.raises(hal.HalConfigError):
         hal.check_config({"backend": "vax"})
+
+
+@pytest.mark.parametrize("name", ["rpi4.toml", "rpi5.toml"])
+def test_pi_targets_govern_against_the_firmware_soft_throttle(name: str, tmp_path: Path) -> None:
+    """A Pi zone has no passive trip (only critical 110 C and fan trips): the target supplies 80 C."""
+    raw = read(name)
+    assert raw["thermal"]["trip_c"] == 80.0
+    build, outputs = tree_for(raw["hal"])
+    board = hal.open_board({**raw["hal"], "root": str(build(tmp_path))}, runner=RecordedRunner(outputs))
+    zone = board.read().zone("cpu-thermal")
+    assert zone is not None and zone.trip("passive") is None and zone.trip("hot") is None

@@ -8,13 +8,14 @@ from dataclasses import replace
 from typing import Any
 
 from hal.backends.jetson.gpu import read_gpu
-from hal.backends.jetson.nvpmodel import parse_nvpmodel
+from hal.backends.jetson.nvpmodel import mode_from_files, parse_nvpmodel
+from hal.backends.jetson.overcurrent import EVENTS, OcTracker, find_soctherm_oc, read_oc
 from hal.backends.jetson.power import read_ina3221_hwmon, read_ina3221_iio
 from hal.backends.linux.board import LinuxBoard
 from hal.config import Key, choice
 from hal.errors import HalParseError
 from hal.fs import Fs, Probe
-from hal.types import Extra
+from hal.types import BoardReading, Extra, ThrottleFlags
 
 _L4T = re.compile(r"#\s*R(\d+)")
 _L4T_TO_JETPACK = {32: 4, 34: 5, 35: 5, 36: 6}
@@ -35,6 +36,24 @@ class JetsonBoard(LinuxBoard):
         self.jetpack = self._jetpack()
         details = {"jetpack": str(self.jetpack) if self.jetpack else "unknown"}
         self.identity = replace(self.identity, details=details)
+        self._oc = OcTracker()
+        self._extras: dict[str, Extra] = {}
+
+    def read(self) -> BoardReading:
+        self._extras = {}  # event counters found by read_throttle, reported by read_extras
+        return super().read()
+
+    def read_throttle(self, probe: Probe) -> ThrottleFlags | None:
+        """Orin: the ``soctherm_oc`` event counters as flags (None where the board has no such hwmon)."""
+        hwmon = find_soctherm_oc(probe)
+        if hwmon is None:
+            return None
+        oc = read_oc(probe, hwmon)
+        if oc is None:
+            return None
+        for n, count in oc.counts.items():
+            self._extras[EVENTS[n][1]] = count
+        return self._oc.flags(oc)
 
     def _jetpack(self) -> int | None:
         forced = self.settings.get("jetpack", "auto")
@@ -56,18 +75,24 @@ class JetsonBoard(LinuxBoard):
         return rails
 
     def read_extras(self, probe: Probe) -> dict[str, Extra]:
-        load, mhz = read_gpu(probe, self.jetpack)
-        extras: dict[str, Extra] = {"gpu_load_pct": load, "gpu_freq_mhz": mhz}
-        out = probe.run(["nvpmodel", "-q"], "nvpmodel")
+        load, mhz = read_gpu(probe)
+        extras: dict[str, Extra] = {"gpu_load_pct": load, "gpu_freq_mhz": mhz, **self._extras}
         name: str | None = None
         mode_id: int | None = None
-        if out is not None:
-            try:
-                name, mode_id = parse_nvpmodel(out)
-            except HalParseError:
-                probe.miss("nvpmodel")
+        age: float | None = 0.0
+        from_files = mode_from_files(self.fs)
+        if from_files is not None:
+            name, mode_id = from_files
+        else:
+            out, age = self.command(probe, ["nvpmodel", "-q"], "nvpmodel")
+            if out is not None:
+                try:
+                    name, mode_id = parse_nvpmodel(out)
+                except HalParseError:
+                    probe.miss("nvpmodel")
         extras["nvpmodel"] = name
         extras["nvpmodel_id"] = mode_id
+        extras["nvpmodel_age_s"] = age if name is not None else None
         return extras
 
     def can_offline(self, core_id: int, *, online: bool = False) -> tuple[bool, str]:

@@ -196,7 +196,7 @@ def parse_line(line: str) -> TegrastatsSample:
                 engines[tok] = None
                 i += 2
                 continue
-            if nxt.isdigit():
+            if nxt.isascii() and nxt.isdigit():  # "²".isdigit() is True, float("²") fails
                 engines[tok] = float(nxt)
                 i += 2
                 continue

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
+from hal.backends.linux.commands import CommandCache
 from hal.backends.linux.cpufreq import Policy, read_policies
+from hal.backends.linux.cpus import CpuAccess, cpu_access
 from hal.backends.linux.edac import read_edac
 from hal.backends.linux.hwmon import read_hwmon_power
 from hal.backends.linux.procstat import LoadTracker, parse_proc_stat
@@ -49,7 +53,14 @@ class LinuxBoard(Board):
         self.settings = dict(settings)
         self.fs = fs
         self._load = LoadTracker()
-        self._core_ids = static_core_ids(fs)
+        #: Board commands run off the caller's thread; read() takes their last answer.
+        first_wait_s = min(0.5, float(settings.get("command_timeout_s", 2.0)))
+        self.commands = CommandCache(fs.runner, refresh_s=1.0, first_wait_s=first_wait_s)
+        #: Checks write access to a sysfs path (``os.access``); tests swap it to model a read-only /sys.
+        self.access: Callable[[Path, int], bool] = os.access
+        present = static_core_ids(fs)
+        self.cpus: CpuAccess = cpu_access(fs, present, read_topology(Probe(fs)).online or present)
+        self._core_ids = self.cpus.usable
         self.identity = self._identity()
 
     @classmethod
@@ -86,10 +97,24 @@ class LinuxBoard(Board):
         return frozenset({core_id})
 
     def _check_core(self, core_id: int) -> None:
+        if core_id in self.cpus.excluded:
+            raise HalError(f"cpu{core_id} is not usable by this process: {self.cpus.excluded[core_id]}")
         if core_id not in self._core_ids:
             raise HalError(f"no core {core_id} on this board (cores: {self._core_ids})")
 
     # ---- reading --------------------------------------------------------------------------
+    def command(self, probe: Probe, argv: Sequence[str], name: str) -> tuple[str | None, float | None]:
+        """A board command's last stdout from the background cache and its age in s; gaps are recorded.
+
+        ``pending.<name>`` is missing while the command has not answered yet, ``<name>`` when it failed.
+        """
+        result = self.commands.get(argv)
+        if result.pending:
+            probe.miss(f"pending.{name}")
+        elif result.stdout is None:
+            probe.miss(name)
+        return result.stdout, (round(result.age_s, 3) if result.age_s is not None else None)
+
     def read(self) -> BoardReading:
         probe = Probe(self.fs)
         no_cores: list[CoreReading] = []
@@ -163,8 +188,11 @@ class LinuxBoard(Board):
     # ---- hotplug --------------------------------------------------------------------------
     def can_offline(self, core_id: int, *, online: bool = False) -> tuple[bool, str]:
         self._check_core(core_id)
-        if not self.fs.exists(f"{CPU_DIR}/cpu{core_id}/online"):
+        control = f"{CPU_DIR}/cpu{core_id}/online"
+        if not self.fs.exists(control):
             return False, f"cpu{core_id} has no 'online' file: the kernel cannot hotplug it"
+        if not self.access(self.fs.path(control), os.W_OK):
+            return False, f"{control} is not writable by this process (needs root, and /sys mounted read-write)"
         if not online:
             probe = Probe(self.fs)
             topo = read_topology(probe)

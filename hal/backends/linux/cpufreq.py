@@ -39,7 +39,8 @@ def read_policies(probe: Probe) -> list[Policy] | None:
         if khz is None:
             khz = probe.fs.read_int(f"{path}/cpuinfo_cur_freq")
         if khz is None or khz < 0:
-            probe.miss(f"cpufreq.policy{number}.freq")
+            if cpus_text is not None:  # an inactive policy (all its CPUs offline) answers EBUSY to everything
+                probe.miss(f"cpufreq.policy{number}.freq")
             mhz = None
         else:
             mhz = khz / 1000.0

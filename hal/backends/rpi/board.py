@@ -8,6 +8,13 @@ from typing import Any
 
 from hal.backends.linux.board import LinuxBoard
 from hal.backends.linux.topology import read_topology
+from hal.backends.rpi.model import pi_generation
+from hal.backends.rpi.throttle import (
+    get_throttled_path,
+    parse_sysfs_throttled,
+    read_under_voltage,
+    rpi_volt_hwmon,
+)
 from hal.backends.rpi.vcgencmd import (
     parse_measure_temp,
     parse_measure_volts,
@@ -17,7 +24,7 @@ from hal.backends.rpi.vcgencmd import (
 from hal.config import Key, choice, string
 from hal.errors import HalConfigError, HalParseError
 from hal.fs import Fs, Probe
-from hal.types import BoardIdentity, Extra, ThrottleFlags
+from hal.types import BoardIdentity, BoardReading, Extra, ThrottleFlags
 
 #: bcm2835_wdt: WDOG_TICKS_TO_SECS(0xfffff) = 15 s.
 BCM2835_WDT_MAX_S = 15.0
@@ -38,13 +45,13 @@ class RpiBoard(LinuxBoard):
         super().__init__(settings, fs)
         self.generation = self._generation()
         self.identity = self._identity_with_generation()
+        self._extras: dict[str, Extra] = {}
 
     def _generation(self) -> str:
         forced = self.settings.get("model", "auto")
         if forced != "auto":
             return str(forced)
-        model = self.device_tree_model() or ""
-        return "pi5" if "Raspberry Pi 5" in model else "pi4"
+        return pi_generation(self.device_tree_model() or "") or "pi4"
 
     def _identity_with_generation(self) -> BoardIdentity:
         hotplug = self.generation == "pi5"
@@ -55,25 +62,49 @@ class RpiBoard(LinuxBoard):
             details={"generation": self.generation},
         )
 
-    def _vc(self, probe: Probe, *args: str) -> str | None:
+    def _vc(self, probe: Probe, *args: str) -> tuple[str | None, float | None]:
         cmd = str(self.settings.get("vcgencmd") or "vcgencmd")
-        return probe.run([cmd, *args], f"vcgencmd.{args[0]}")
+        return self.command(probe, [cmd, *args], f"vcgencmd.{args[0]}")
+
+    def read(self) -> BoardReading:
+        self._extras = {}  # sources and ages found by read_throttle/read_rails, reported by read_extras
+        return super().read()
 
     def read_throttle(self, probe: Probe) -> ThrottleFlags | None:
-        out = self._vc(probe, "get_throttled")
-        if out is None:
-            return None
-        try:
-            return parse_throttled(out)
-        except HalParseError:
-            probe.miss("throttle")
-            return None
+        """sysfs ``get_throttled`` where the kernel has it, else ``vcgencmd`` (cached); ``rpi_volt`` adds
+        under-voltage."""
+        hwmon = rpi_volt_hwmon(probe)
+        under = read_under_voltage(probe, hwmon) if hwmon is not None else None
+        flags: ThrottleFlags | None = None
+        path = get_throttled_path(probe)
+        if path is not None:
+            text = probe.text(path, "throttle.sysfs")
+            try:
+                flags = parse_sysfs_throttled(text) if text is not None else None
+            except HalParseError:
+                probe.miss("throttle.sysfs")
+            if flags is not None:
+                self._extras.update(throttle_source="sysfs get_throttled", throttle_age_s=0.0)
+        if flags is None:
+            out, age = self._vc(probe, "get_throttled")
+            if out is not None:
+                try:
+                    flags = parse_throttled(out)
+                    self._extras.update(throttle_source="vcgencmd get_throttled", throttle_age_s=age)
+                except HalParseError:
+                    probe.miss("throttle")
+        if flags is None and under is not None:
+            self._extras.update(throttle_source="rpi_volt in0_lcrit_alarm (under-voltage only)", throttle_age_s=0.0)
+            return ThrottleFlags.from_bits(0x10001 if under else 0)
+        if flags is not None and under:
+            flags = ThrottleFlags.from_bits(flags.raw | 0x10001)
+        return flags
 
     def read_rails(self, probe: Probe) -> dict[str, float]:
         rails = super().read_rails(probe)
         if self.generation != "pi5":
             return rails  # Pi 4 has no power telemetry (add an INA2xx on hwmon)
-        out = self._vc(probe, "pmic_read_adc")
+        out, age = self._vc(probe, "pmic_read_adc")
         if out is None:
             return rails
         try:
@@ -82,12 +113,13 @@ class RpiBoard(LinuxBoard):
             probe.miss("rails.pmic")
             return rails
         rails.update(pmic.rails_mw)
+        self._extras["rails_age_s"] = age
         return rails
 
     def read_extras(self, probe: Probe) -> dict[str, Extra]:
-        extras: dict[str, Extra] = {}
-        temp = self._vc(probe, "measure_temp")
-        volts = self._vc(probe, "measure_volts", "core")
+        extras: dict[str, Extra] = dict(self._extras)
+        temp, temp_age = self._vc(probe, "measure_temp")
+        volts, volts_age = self._vc(probe, "measure_volts", "core")
         try:
             extras["vc_temp_c"] = parse_measure_temp(temp) if temp is not None else None
         except HalParseError:
@@ -98,6 +130,8 @@ class RpiBoard(LinuxBoard):
         except HalParseError:
             extras["core_volts"] = None
             probe.miss("core_volts")
+        extras["vc_temp_c_age_s"] = temp_age
+        extras["core_volts_age_s"] = volts_age
         return extras
 
     def can_offline(self, core_id: int, *, online: bool = False) -> tuple[bool, str]:
