@@ -312,7 +312,7 @@ class ProbeReport:
             line += f"; online {on}" + _opt(" (", h.online_reason, ")")
             out.append(line)
         if self.cpuset.available:
-            out.append(f"cpuset: available at {self.cpuset.mount}")
+            out.append(f"cpuset: available ({self.cpuset.version}) below {self.cpuset.base}")
         else:
             out.append(f"cpuset: unavailable ({self.cpuset.reason})")
         if self.reading.extras:

@@ -65,6 +65,15 @@ def _address(where: str, value: Any) -> int:
     return value
 
 
+def _bits(where: str, value: Any) -> list[int]:
+    if not isinstance(value, list) or not value:
+        raise _fail(where, "a non-empty list of bit numbers of one word, e.g. [0, 8]", value)
+    for i, v in enumerate(value):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+            raise _fail(f"{where}[{i}]", "a bit number >= 0", v)
+    return list(value)
+
+
 def _number(where: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise _fail(where, "a number", value)
@@ -113,7 +122,8 @@ class ActionSpec:
 
 #: Every action a scenario event may name, with its arguments.
 ACTIONS: dict[str, ActionSpec] = {
-    "seu": ActionSpec({}, {"count": _count, "address": _address}, "flip `count` bits (all in word `address` if given)"),
+    "seu": ActionSpec({}, {"count": _count, "address": _address, "bits": _bits},
+                      "flip `count` bits (all in word `address` if given), or exactly the bit numbers `bits`"),
     "sefi": ActionSpec({}, {"core": _core}, "hang `core` (a random running core if omitted)"),
     "reset_core": ActionSpec({"core": _core}, {}, "reset `core` (clears a SEFI hang)"),
     "sel": ActionSpec({}, {"delta_ma": _positive}, "latch-up current step of `delta_ma` mA (default 200)"),
@@ -185,11 +195,15 @@ class Scenario:
         no simulated time for ``time = "sim"``, or not a core an event names."""
         named = f"the {board.identity.backend!r} board ({board.identity.model})"
         if self.events and not isinstance(board, FaultInjection):
-            raise ScenarioError(f"{self.source}: {self.events[0].label} needs fault injection, which {named} "
-                                "does not have: scenarios drive a simulated board (hal.backend = 'sim')")
+            raise ScenarioError(
+                f"{self.source}: {self.events[0].label} needs fault injection, which {named} "
+                "does not have: scenarios drive a simulated board (hal.backend = 'sim')"
+            )
         if self.time == "sim" and not isinstance(board, SimulatedClock):
-            raise ScenarioError(f"{self.source}: scenario.time: 'sim' counts simulated time, which {named} "
-                                "does not have (time = 'wall' counts seconds since the scenario started)")
+            raise ScenarioError(
+                f"{self.source}: scenario.time: 'sim' counts simulated time, which {named} "
+                "does not have (time = 'wall' counts seconds since the scenario started)"
+            )
         cores = board.core_ids()
         for e in self.events:
             wanted = list(e.args.get("cores", []))
@@ -223,7 +237,7 @@ def _apply(event: Event, cores: list[int], board: FaultInjection, now: float) ->
     if action in FAULT_OF:
         board.inject(FAULT_OF[action], {"reason": "scenario", **a} if action == "power_cycle" else a)
     if action == "seu":
-        count = int(a.get("count", 1))
+        count = len(a["bits"]) if "bits" in a else int(a.get("count", 1))
         address = a.get("address")
         where = f"in word {address}" if address is not None else "in random words"
         return f"{count} SEU bit flip(s) {where}"

@@ -34,8 +34,12 @@ from services.ground.tc import handle
 
 REJECTIONS: dict[str, tuple[GroundEvent, Severity, str, str]] = {
     "auth": (GroundEvent.TC_REJECTED, Severity.HIGH, "telecommand rejected", "telecommands rejected"),
-    "malformed": (GroundEvent.PACKETS_MALFORMED, Severity.LOW, "malformed packet rejected",
-                  "malformed packets rejected"),
+    "malformed": (
+        GroundEvent.PACKETS_MALFORMED,
+        Severity.LOW,
+        "malformed packet rejected",
+        "malformed packets rejected",
+    ),
     "tcp": (GroundEvent.TCP_LIMITED, Severity.LOW, "TCP connection limited", "TCP connections limited"),
 }
 """Event id, severity and wording of each kind of rejection report (docs/events.md)."""
@@ -49,8 +53,11 @@ STORE_EVENTS: dict[str, tuple[GroundEvent, Severity]] = {
 """Event id and severity of what the ground's stores report (docs/events.md)."""
 STORE_EVENT_INTERVAL_S = 60.0
 """At most one store event of a kind per this many seconds (counts are summed); quarantines are never held."""
-TCP_NOTICES = {"tcp_refused": "connection cap reached", "tcp_idle_closed": "idle timeout",
-               "tcp_stalled_closed": "peer stopped reading"}
+TCP_NOTICES = {
+    "tcp_refused": "connection cap reached",
+    "tcp_idle_closed": "idle timeout",
+    "tcp_stalled_closed": "peer stopped reading",
+}
 """TCP link notices that are reported as events (the rest are only counted)."""
 
 
@@ -81,17 +88,20 @@ class Ground(Service):
         self.command_timeout = cfg.command_timeout_s
         self.reply_budget = Bucket(cfg.reject_reply_rate_hz, cfg.reject_reply_burst)
         self.rejections = RejectionLog(cfg.reject_report_s)
-        self.min_failure_report = len(pus.verification(2, pus.request_id_of(bytes(6)), self.apid, 0,
-                                                       failure=Failure.INTERNAL))  # with no reason text
+        self.min_failure_report = len(
+            pus.verification(2, pus.request_id_of(bytes(6)), self.apid, 0, failure=Failure.INTERNAL)
+        )  # with no reason text
         self.tables = mdb.load([Path(p) for p in cfg.mdb])
         keys_file = Path(cfg.keys_file) if cfg.keys_file else self.data_dir / "keys.json"
         self.keys = KeyStore(keys_file)
-        self.replay = ReplayGuard(self.data_dir / "replay.sqlite", cfg.replay_window, self.keys,
-                                  nonce_s=cfg.resync_nonce_s)
+        self.replay = ReplayGuard(
+            self.data_dir / "replay.sqlite", cfg.replay_window, self.keys, nonce_s=cfg.resync_nonce_s
+        )
         if self.replay.loss is not None:  # lost, empty or corrupt: say so; keys that had started stay locked
             await replay_lost(self)
-        self.store_forward = Retention(self.data_dir / "downlink.sqlite", cfg.store_max_mb << 20,
-                                       memory_bytes=cfg.store_memory_kb << 10)
+        self.store_forward = Retention(
+            self.data_dir / "downlink.sqlite", cfg.store_max_mb << 20, memory_bytes=cfg.store_memory_kb << 10
+        )
         self.ack_timeout = cfg.ack_timeout_s
         self.store_events = RateLimit(STORE_EVENT_INTERVAL_S)
         self._store_notices: list[Notice] = []
@@ -107,20 +117,35 @@ class Ground(Service):
         self.events = EventFilter(self.store)
         self.ground_addrs = cfg.ground_addrs()
         if not self.auth:
-            await self.event("telecommand authentication is DISABLED by the target (lab bench only)",
-                             Severity.MEDIUM, event_id=GroundEvent.AUTH_DISABLED)
+            await self.event(
+                "telecommand authentication is DISABLED by the target (lab bench only)",
+                Severity.MEDIUM,
+                event_id=GroundEvent.AUTH_DISABLED,
+            )
         elif not self.keys.ids():
-            await self.event(f"no telecommand keys provisioned in {keys_file}: every TC will be rejected "
-                             "(flightos keys add)", Severity.MEDIUM, event_id=GroundEvent.NO_KEYS)
+            await self.event(
+                f"no telecommand keys provisioned in {keys_file}: every TC will be rejected (flightos keys add)",
+                Severity.MEDIUM,
+                event_id=GroundEvent.NO_KEYS,
+            )
         self.links.append(await UdpTransport.open(endpoint(cfg.udp_bind, "udp_bind"), self._on_packet))
         if cfg.tcp_bind:
             limits = TcpLimits(cfg.tcp_max_connections, cfg.tcp_idle_s, cfg.tcp_buffer_bytes, cfg.tcp_stall_s)
-            self.links.append(await TcpTransport.open(endpoint(cfg.tcp_bind, "tcp_bind"), self._on_packet,
-                                                 self._garbage, limits, self._tcp_notice))
+            self.links.append(
+                await TcpTransport.open(
+                    endpoint(cfg.tcp_bind, "tcp_bind"), self._on_packet, self._garbage, limits, self._tcp_notice
+                )
+            )
         for s in self.tables.hk.values():
             self.subscribe(s.topic, self._on_hk_topic)
-        self.log.info("ground.listening", links=[f"{lk.name}:{getattr(lk, 'bound', '')}" for lk in self.links],
-                      apid=self.apid, auth=self.auth, keys=self.keys.ids(), functions=len(self.tables.functions))
+        self.log.info(
+            "ground.listening",
+            links=[f"{lk.name}:{getattr(lk, 'bound', '')}" for lk in self.links],
+            apid=self.apid,
+            auth=self.auth,
+            keys=self.keys.ids(),
+            functions=len(self.tables.functions),
+        )
         await self.store_notices()
 
     async def on_stop(self) -> None:
@@ -170,8 +195,16 @@ class Ground(Service):
 
     async def _report(self, s: Summary) -> None:
         event_id, severity, one, many = REJECTIONS[s.kind]
-        await self.event(s.text(one, many), severity, event_id=event_id, reason=s.reason, count=s.count,
-                         sources=s.sources, seconds=round(s.seconds, 1), source=s.source)
+        await self.event(
+            s.text(one, many),
+            severity,
+            event_id=event_id,
+            reason=s.reason,
+            count=s.count,
+            sources=s.sources,
+            seconds=round(s.seconds, 1),
+            source=s.source,
+        )
 
     @periodic(hz=2)
     async def report_rejections(self) -> None:
@@ -185,8 +218,9 @@ class Ground(Service):
         self._seq = (self._seq + 1) & 0x3FFF
         return self._seq
 
-    async def call(self, service: str, command: str, args: dict[str, Any] | None = None, *,
-                   timeout: float = 5.0) -> Any:
+    async def call(
+        self, service: str, command: str, args: dict[str, Any] | None = None, *, timeout: float = 5.0
+    ) -> Any:
         """A bus command (typed errors propagate)."""
         return await super().call(service, command, args, timeout=timeout)
 
@@ -207,8 +241,11 @@ class Ground(Service):
             except CommandError:
                 return None  # not cached: ask again next time
             spec = desc.get("commands", {}).get(fn.command)
-            self._signatures[fn.name] = None if spec is None else [
-                (a["name"], a["type"] if a["type"] in mdb.VALUE_TYPES else "any") for a in spec["args"]]
+            self._signatures[fn.name] = (
+                None
+                if spec is None
+                else [(a["name"], a["type"] if a["type"] in mdb.VALUE_TYPES else "any") for a in spec["args"]]
+            )
             for p in desc.get("parameters", []):
                 self._param_types[f"{fn.service}.{p['name']}"] = p["type"] if p["type"] in mdb.VALUE_TYPES else "any"
         sig = self._signatures[fn.name]
@@ -259,8 +296,17 @@ class Ground(Service):
         packet = pus.verification(subtype, ctx.tc.request_id, self.apid, self.next_seq())
         await self._answer(packet, ctx.addr, ctx.link, priority(service, subtype))
 
-    async def verify_failure(self, service: int, subtype: int, request_id: Any, code: Failure, message: str,
-                             addr: Address | None, link: Transport | None, trusted: bool = False) -> None:
+    async def verify_failure(
+        self,
+        service: int,
+        subtype: int,
+        request_id: Any,
+        code: Failure,
+        message: str,
+        addr: Address | None,
+        link: Transport | None,
+        trusted: bool = False,
+    ) -> None:
         """A failure report of ST[01], its reason as data.
 
         For an authenticated (``trusted``) or scheduled TC it is always sent, and logged. Otherwise it goes only
@@ -268,8 +314,9 @@ class Ground(Service):
         the rejection itself is counted and reported by ``reject``.
         """
         if trusted or addr is None or link is None:
-            packet = pus.verification(subtype, request_id, self.apid, self.next_seq(), failure=code,
-                                      data=message.encode()[:200])
+            packet = pus.verification(
+                subtype, request_id, self.apid, self.next_seq(), failure=code, data=message.encode()[:200]
+            )
             self.log.warning("ground.tc_failed", report=f"TM[1,{subtype}]", code=code.name, reason=message)
             await self._answer(packet, addr, link, priority(service, subtype))
             return
@@ -281,8 +328,9 @@ class Ground(Service):
         elif not self.reply_budget.take():
             self.counters["replies_rate_limited"] += 1
         else:
-            packet = pus.verification(subtype, request_id, self.apid, self.next_seq(), failure=code,
-                                      data=message.encode()[:min(200, room)])
+            packet = pus.verification(
+                subtype, request_id, self.apid, self.next_seq(), failure=code, data=message.encode()[: min(200, room)]
+            )
             if link.send(packet, addr):
                 self.counters["replies_untrusted"] += 1
 
@@ -367,9 +415,14 @@ class Ground(Service):
             self._store_notices.append(Notice("quarantined", opened.incident, fields={"file": str(path)}))
         self.schedule = opened.store
         if opened.store is None and not self.schedule_cause:
-            self._store_notices.append(Notice("schedule_unusable", f"schedule {path} cannot be used "
-                                              f"({opened.unusable}): schedule telecommands are refused until it can",
-                                              fields={"file": str(path), "cause": opened.unusable}))
+            self._store_notices.append(
+                Notice(
+                    "schedule_unusable",
+                    f"schedule {path} cannot be used "
+                    f"({opened.unusable}): schedule telecommands are refused until it can",
+                    fields={"file": str(path), "cause": opened.unusable},
+                )
+            )
         self.schedule_cause = opened.unusable
 
     def schedule_failed(self, exc: Exception) -> None:
@@ -380,10 +433,15 @@ class Ground(Service):
         self.schedule = None
         if is_corruption(exc):
             kept = quarantine(self.data_dir / "schedule.sqlite")
-            self._store_notices.append(Notice(
-                "quarantined", f"schedule {self.data_dir / 'schedule.sqlite'} cannot be used ({exc})"
-                + (f"; kept as {kept.name}" if kept else "") + "; starting afresh",
-                fields={"file": str(self.data_dir / "schedule.sqlite")}))
+            self._store_notices.append(
+                Notice(
+                    "quarantined",
+                    f"schedule {self.data_dir / 'schedule.sqlite'} cannot be used ({exc})"
+                    + (f"; kept as {kept.name}" if kept else "")
+                    + "; starting afresh",
+                    fields={"file": str(self.data_dir / "schedule.sqlite")},
+                )
+            )
         self._open_schedule()
 
     async def store_notices(self) -> None:
@@ -421,8 +479,9 @@ class Ground(Service):
         prio = p.get("priority", 5)
         prio = prio if isinstance(prio, int) and 0 <= prio <= 7 else 5
         name = msg.topic.split(".", 2)[-1]
-        data = pus.encode_value("str", msg.source) + pus.encode_value("str", name) + pus.encode_value(
-            "any", p.get("data"))
+        data = (
+            pus.encode_value("str", msg.source) + pus.encode_value("str", name) + pus.encode_value("any", p.get("data"))
+        )
         self.counters["products"] += 1
         await self.downlink_tm(pus.tm(128, 1, data, self.apid, self.next_seq()), prio)
 
@@ -441,8 +500,9 @@ class Ground(Service):
         """Periodic housekeeping reports, and release of scheduled telecommands that fell due."""
         now = time.time()
         for sid in self.housekeeping.due(now):
-            await self.downlink_tm(pus.tm(3, 25, self.housekeeping.report(sid), self.apid, self.next_seq()),
-                                   priority(3, 25))
+            await self.downlink_tm(
+                pus.tm(3, 25, self.housekeeping.report(sid), self.apid, self.next_seq()), priority(3, 25)
+            )
         self.store_forward.retry()
         if self.schedule is None:
             self._open_schedule()
@@ -453,26 +513,39 @@ class Ground(Service):
                 due = self.schedule.due(now)
                 if self.schedule.corrupt > corrupt:
                     lost = self.schedule.corrupt - corrupt
-                    self._store_notices.append(Notice("dropped", f"{lost} scheduled telecommand(s) failed their "
-                                                      "checksum and were dropped", lost, {"where": "schedule"}))
+                    self._store_notices.append(
+                        Notice(
+                            "dropped",
+                            f"{lost} scheduled telecommand(s) failed their checksum and were dropped",
+                            lost,
+                            {"where": "schedule"},
+                        )
+                    )
             except Exception as exc:  # a full disk or a damaged file: never the end of the ground link
                 self.schedule_failed(exc)
         for act in due:
             await handle(self, act.tc, None, None, scheduled=True)
         await self.store_notices()
-        await self.publish("link", {**self.counters, "in_contact": self.in_contact(),
-                                    "stored": self.store_forward.stats()["stored"]})
+        await self.publish(
+            "link", {**self.counters, "in_contact": self.in_contact(), "stored": self.store_forward.stats()["stored"]}
+        )
 
     # ---- commands on the bus ------------------------------------------------------------------------------
     @command()
     async def link_status(self) -> dict[str, Any]:
         """Counters, contact, the store-and-forward queue and the schedule."""
-        return {"counters": dict(self.counters), "in_contact": self.in_contact(),
-                "links": [lk.status() for lk in self.links if lk.bound is not None],
-                "peer": f"{self.last_peer[1].name}:{self.last_peer[0][0]}:{self.last_peer[0][1]}"
-                if self.last_peer else None,
-                "downlink": self.store_forward.stats(), **self._schedule_status(), "auth": self.auth,
-                "keys": self.keys.ids()}
+        return {
+            "counters": dict(self.counters),
+            "in_contact": self.in_contact(),
+            "links": [lk.status() for lk in self.links if lk.bound is not None],
+            "peer": f"{self.last_peer[1].name}:{self.last_peer[0][0]}:{self.last_peer[0][1]}"
+            if self.last_peer
+            else None,
+            "downlink": self.store_forward.stats(),
+            **self._schedule_status(),
+            "auth": self.auth,
+            "keys": self.keys.ids(),
+        }
 
     def _schedule_status(self) -> dict[str, Any]:
         """The schedule's part of link_status (None while its store cannot be used)."""

@@ -77,8 +77,10 @@ class DownlinkStore(DurableFile):
 
     def put_many(self, items: Iterable[tuple[bytes, int] | tuple[bytes, int, float | None]]) -> list[int | None]:
         """Store several packets in one transaction (one fsync); per packet as ``put`` would, in order."""
-        batch = [(_check_packet(item[0], self.max_bytes), _check_priority(item[1]),
-                  item[2] if len(item) > 2 else None) for item in items]
+        batch = [
+            (_check_packet(item[0], self.max_bytes), _check_priority(item[1]), item[2] if len(item) > 2 else None)
+            for item in items
+        ]
         if not batch:
             return []
         with self._lock, self._transaction():
@@ -144,9 +146,11 @@ class DownlinkStore(DurableFile):
                 chunk = unique[start : start + _CHUNK]
                 marks = ",".join("?" * len(chunk))
                 (fresh,) = self._db.execute(
-                    f"SELECT COUNT(*) FROM packets WHERE sent_at IS NULL AND id IN ({marks})", chunk).fetchone()
-                self._db.execute(f"UPDATE packets SET sent_at = ?, sends = sends + 1 WHERE id IN ({marks})",
-                                 [now, *chunk])
+                    f"SELECT COUNT(*) FROM packets WHERE sent_at IS NULL AND id IN ({marks})", chunk
+                ).fetchone()
+                self._db.execute(
+                    f"UPDATE packets SET sent_at = ?, sends = sends + 1 WHERE id IN ({marks})", [now, *chunk]
+                )
                 self._unacked += int(fresh)
 
     def acknowledge(self, identities: Iterable[bytes]) -> int:
@@ -216,8 +220,10 @@ class DownlinkStore(DurableFile):
                 for column in ("ident BLOB", "sent_at REAL", "sends INTEGER NOT NULL DEFAULT 0"):
                     self._db.execute(f"ALTER TABLE packets ADD COLUMN {column}")
                 rows = self._db.execute("SELECT id, data FROM packets").fetchall()
-                self._db.executemany("UPDATE packets SET ident = ? WHERE id = ?",
-                                     [(tm_identity(bytes(data)), row_id) for row_id, data in rows])
+                self._db.executemany(
+                    "UPDATE packets SET ident = ? WHERE id = ?",
+                    [(tm_identity(bytes(data)), row_id) for row_id, data in rows],
+                )
             self._db.execute("CREATE INDEX IF NOT EXISTS packets_by_priority ON packets (priority, id)")
             self._db.execute("CREATE INDEX IF NOT EXISTS packets_by_ident ON packets (ident)")
             self._db.execute("CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL)")
@@ -226,7 +232,8 @@ class DownlinkStore(DurableFile):
     def _load_state(self) -> None:
         """Read the totals and counters from the database (at open, and after a failed transaction)."""
         count, size, unacked = self._db.execute(
-            "SELECT COUNT(*), COALESCE(SUM(size), 0), COALESCE(SUM(sent_at IS NOT NULL), 0) FROM packets").fetchone()
+            "SELECT COUNT(*), COALESCE(SUM(size), 0), COALESCE(SUM(sent_at IS NOT NULL), 0) FROM packets"
+        ).fetchone()
         self._count = int(count)
         self._bytes = int(size)
         self._unacked = int(unacked)
@@ -294,7 +301,8 @@ class DownlinkStore(DurableFile):
             marks = ",".join("?" * len(chunk))
             n, b, s = self._db.execute(
                 f"SELECT COUNT(*), COALESCE(SUM(size), 0), COALESCE(SUM(sent_at IS NOT NULL), 0) FROM packets "
-                f"WHERE id IN ({marks})", chunk
+                f"WHERE id IN ({marks})",
+                chunk,
             ).fetchone()
             self._db.execute(f"DELETE FROM packets WHERE id IN ({marks})", chunk)
             count += int(n)
@@ -409,8 +417,14 @@ class Retention:
     ``notices`` for the service to raise as events.
     """
 
-    def __init__(self, path: Path, max_bytes: int, memory_bytes: int = 1 << 20, retry_s: float = 2.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        path: Path,
+        max_bytes: int,
+        memory_bytes: int = 1 << 20,
+        retry_s: float = 2.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.path = Path(path)
         self.max_bytes = max_bytes
         self.memory_bytes = memory_bytes
@@ -426,8 +440,17 @@ class Retention:
         self._acked_meanwhile: set[bytes] = set()
         self._dropped = [0] * len(PRIORITIES)
         self._last_stats: dict[str, Any] = {
-            "stored": 0, "pending": 0, "unacked": 0, "bytes": 0, "evicted": 0, "evicted_by_priority": [0] * 8,
-            "delivered": 0, "corrupt": 0, "max_packets": 0, "max_bytes": max_bytes}
+            "stored": 0,
+            "pending": 0,
+            "unacked": 0,
+            "bytes": 0,
+            "evicted": 0,
+            "evicted_by_priority": [0] * 8,
+            "delivered": 0,
+            "corrupt": 0,
+            "max_packets": 0,
+            "max_bytes": max_bytes,
+        }
         self._open()
 
     # ------------------------------------------------------------------ opening and failing
@@ -449,9 +472,14 @@ class Retention:
         self.cause = cause or "unknown error"
         self._next_retry = self._clock() + self.retry_s
         if first:
-            self.notices.append(Notice("unusable", f"downlink store {self.path} cannot be written ({self.cause}): "
-                                       "telemetry waits in memory, lowest priority dropped first, until it can",
-                                       fields={"file": str(self.path), "cause": self.cause}))
+            self.notices.append(
+                Notice(
+                    "unusable",
+                    f"downlink store {self.path} cannot be written ({self.cause}): "
+                    "telemetry waits in memory, lowest priority dropped first, until it can",
+                    fields={"file": str(self.path), "cause": self.cause},
+                )
+            )
 
     def _failed(self, exc: BaseException) -> None:
         """A store operation failed: quarantine a damaged file and start afresh, else retry later."""
@@ -466,9 +494,15 @@ class Retention:
             except OSError as err:
                 self._unusable(f"{exc}; cannot be set aside: {err}")
                 return
-            self.notices.append(Notice(
-                "quarantined", f"downlink store {self.path} cannot be used ({exc})"
-                + (f"; kept as {kept.name}" if kept else "") + "; starting afresh", fields={"file": str(self.path)}))
+            self.notices.append(
+                Notice(
+                    "quarantined",
+                    f"downlink store {self.path} cannot be used ({exc})"
+                    + (f"; kept as {kept.name}" if kept else "")
+                    + "; starting afresh",
+                    fields={"file": str(self.path)},
+                )
+            )
             if self._open():
                 self._flush()
             return
@@ -506,9 +540,13 @@ class Retention:
         self._memory.clear()
         self._memory_size = 0
         if self.cause:
-            self.notices.append(Notice("recovered", f"downlink store {self.path} usable again: {held} packet(s) "
-                                       "moved from memory", fields={"file": str(self.path), "moved": held,
-                                                                    "was": self.cause}))
+            self.notices.append(
+                Notice(
+                    "recovered",
+                    f"downlink store {self.path} usable again: {held} packet(s) moved from memory",
+                    fields={"file": str(self.path), "moved": held, "was": self.cause},
+                )
+            )
         self.cause = ""
 
     # ------------------------------------------------------------------ what the service does
@@ -540,8 +578,14 @@ class Retention:
                 stored = self.store.peek(budget_bytes, limit, resend_before)
                 lost = self.store.stats()["corrupt"] - corrupt
                 if lost:
-                    self.notices.append(Notice("dropped", f"telemetry dropped, {lost} packet(s) in the downlink "
-                                               "store failed their checksum", lost, {"where": "checksum"}))
+                    self.notices.append(
+                        Notice(
+                            "dropped",
+                            f"telemetry dropped, {lost} packet(s) in the downlink store failed their checksum",
+                            lost,
+                            {"where": "checksum"},
+                        )
+                    )
                 return stored
             except (sqlite3.Error, DownlinkStoreError) as exc:
                 self._failed(exc)
@@ -610,10 +654,20 @@ class Retention:
             except Exception as exc:
                 self._failed(exc)
         held_pending = sum(1 for h in self._memory if h.sent_at is None)
-        return {**self._last_stats, "usable": self.store is not None, "cause": self.cause,
-                "memory": {"packets": len(self._memory), "bytes": self._memory_size, "pending": held_pending,
-                           "unacked": len(self._memory) - held_pending, "max_bytes": self.memory_bytes,
-                           "dropped": sum(self._dropped), "dropped_by_priority": list(self._dropped)}}
+        return {
+            **self._last_stats,
+            "usable": self.store is not None,
+            "cause": self.cause,
+            "memory": {
+                "packets": len(self._memory),
+                "bytes": self._memory_size,
+                "pending": held_pending,
+                "unacked": len(self._memory) - held_pending,
+                "max_bytes": self.memory_bytes,
+                "dropped": sum(self._dropped),
+                "dropped_by_priority": list(self._dropped),
+            },
+        }
 
     def close(self) -> None:
         """Close the store (what memory holds is lost: it could not be written)."""
@@ -656,8 +710,14 @@ class Retention:
             self._dropped[p] += n
         n = sum(by_priority.values())
         detail = ", ".join(f"{c} of priority {p}" for p, c in sorted(by_priority.items()))
-        self.notices.append(Notice("dropped", f"telemetry dropped, {where} full: {detail}", n,
-                                   {"where": where, "by_priority": {str(p): c for p, c in by_priority.items()}}))
+        self.notices.append(
+            Notice(
+                "dropped",
+                f"telemetry dropped, {where} full: {detail}",
+                n,
+                {"where": where, "by_priority": {str(p): c for p, c in by_priority.items()}},
+            )
+        )
         return False
 
     def _note_evictions(self, before: list[int]) -> None:

@@ -59,8 +59,9 @@ class DurableFile:
     def __enter__(self) -> DurableFile:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()
 
 
@@ -158,8 +159,9 @@ def open_store(path: Path, what: str, factory: Callable[[], T]) -> Opened[T]:
             kept = quarantine(path)
         except OSError as err:
             return Opened(None, incident, f"{exc}; and it cannot be set aside: {err}")
-        incident = f"{what} {path} cannot be used ({exc})" + (f"; kept as {kept.name}" if kept else "") \
-            + "; starting afresh"
+        incident = (
+            f"{what} {path} cannot be used ({exc})" + (f"; kept as {kept.name}" if kept else "") + "; starting afresh"
+        )
     try:
         return Opened(factory(), incident)
     except Exception as exc:

@@ -215,12 +215,14 @@ def _schedule(port: Stores) -> Schedule:
 
 def _schedule_store(fn: Handler) -> Handler:
     """A schedule handler whose store failing (a full disk) refuses the TC with SCHEDULE_REFUSED and its cause."""
+
     async def run(port: TcPort, ctx: Context, data: bytes) -> None:
         try:
             await fn(port, ctx, data)
         except sqlite3.Error as exc:
             port.schedule_failed(exc)
             raise Reject(Failure.SCHEDULE_REFUSED, f"schedule store: {type(exc).__name__}: {exc}") from None
+
     run.__doc__ = fn.__doc__
     return run
 
@@ -250,13 +252,13 @@ async def insert_activities(port: TcPort, ctx: Context, data: bytes) -> None:
         n, offset = pus.u16(data, 0), 2
         acts = []
         for _ in range(n):
-            release = pus.cds_to_unix(data[offset:offset + pus.TIMESTAMP_LEN])
+            release = pus.cds_to_unix(data[offset : offset + pus.TIMESTAMP_LEN])
             offset += pus.TIMESTAMP_LEN
             inner = pus.request_id_of(data[offset:])
             if inner is None or offset + 6 > len(data):
                 raise ValueError(f"activity at byte {offset}: no embedded telecommand")
-            length = int.from_bytes(data[offset + 4:offset + 6], "big") + 7
-            raw = data[offset:offset + length]
+            length = int.from_bytes(data[offset + 4 : offset + 6], "big") + 7
+            raw = data[offset : offset + length]
             pus.parse_tc(raw, port.apid)  # CRC and APID checked now, not at release
             acts.append((release, raw, inner.as_u32()))
             offset += length
@@ -308,13 +310,22 @@ async def replay_lost(port: TcPort) -> None:
     """At start: say loudly which anti-replay file was lost, why, and which keys are locked until a resync."""
     replay = port.replay
     locked = replay.locked_ids()
-    what = f"keys {', '.join(map(str, locked))} locked until ground resyncs (flightos ground resync)" if locked \
+    what = (
+        f"keys {', '.join(map(str, locked))} locked until ground resyncs (flightos ground resync)"
+        if locked
         else "no key had started: nothing locked"
+    )
     if replay.unavailable:
         what = "every counter TC is refused until it opens (retried each second)"
-    await port.event(f"anti-replay state {replay.path} {replay.loss}: {what}", Severity.HIGH,
-                     event_id=GroundEvent.REPLAY_STATE_LOST, file=str(replay.path), cause=replay.loss, locked=locked,
-                     kept=str(replay.quarantined) if replay.quarantined else None)
+    await port.event(
+        f"anti-replay state {replay.path} {replay.loss}: {what}",
+        Severity.HIGH,
+        event_id=GroundEvent.REPLAY_STATE_LOST,
+        file=str(replay.path),
+        cause=replay.loss,
+        locked=locked,
+        kept=str(replay.quarantined) if replay.quarantined else None,
+    )
 
 
 async def resync_nonce(port: TcPort, ctx: Context, data: bytes) -> None:
@@ -331,8 +342,9 @@ async def resync_nonce(port: TcPort, ctx: Context, data: bytes) -> None:
 async def resync_counters(port: TcPort, ctx: Context, data: bytes) -> None:
     """TC[129,3]: nonce (16 bytes) + counter floor (u64) -> every key's floor; TM[129,4]: N, (key id, floor)."""
     if len(data) != NONCE_LEN + 8:
-        raise Reject(Failure.BAD_APP_DATA, f"TC[129,3] needs a {NONCE_LEN}-byte nonce and a u64 floor, "
-                     f"got {len(data)} bytes")
+        raise Reject(
+            Failure.BAD_APP_DATA, f"TC[129,3] needs a {NONCE_LEN}-byte nonce and a u64 floor, got {len(data)} bytes"
+        )
     floor = int.from_bytes(data[NONCE_LEN:], "big")
     try:
         floors = port.replay.resync(data[:NONCE_LEN], floor)
@@ -341,10 +353,15 @@ async def resync_counters(port: TcPort, ctx: Context, data: bytes) -> None:
         await port.reject("auth", exc.code.name, ctx.addr, f"{ctx.tc.label}: {exc.message}")
         raise Reject(exc.code, exc.message) from None
     port.counters["resyncs"] += 1
-    await port.event(f"anti-replay counters resynchronised by ground (key {ctx.extra.get('key_id')}): floor {floor} "
-                  f"for keys {', '.join(map(str, floors)) or 'none'}; link unlocked", Severity.MEDIUM,
-                  event_id=GroundEvent.REPLAY_RESYNCED, key_id=ctx.extra.get("key_id"), floor=floor,
-                  keys=sorted(floors))
+    await port.event(
+        f"anti-replay counters resynchronised by ground (key {ctx.extra.get('key_id')}): floor {floor} "
+        f"for keys {', '.join(map(str, floors)) or 'none'}; link unlocked",
+        Severity.MEDIUM,
+        event_id=GroundEvent.REPLAY_RESYNCED,
+        key_id=ctx.extra.get("key_id"),
+        floor=floor,
+        keys=sorted(floors),
+    )
     body = b"".join(pus.pack_u16(kid) + value.to_bytes(8, "big") for kid, value in sorted(floors.items()))
     await port.reply(ctx, 129, 4, pus.pack_u16(len(floors)) + body)
 
@@ -368,8 +385,15 @@ HANDLERS: dict[int, dict[int, Handler]] = {
     5: {5: enable_events, 6: disable_events},
     8: {1: perform_function},
     9: {1: report_time},
-    11: {1: enable_schedule, 2: disable_schedule, 3: reset_schedule, 4: insert_activities, 5: delete_activities,
-         15: time_shift, 16: summary},
+    11: {
+        1: enable_schedule,
+        2: disable_schedule,
+        3: reset_schedule,
+        4: insert_activities,
+        5: delete_activities,
+        15: time_shift,
+        16: summary,
+    },
     15: {130: acknowledge_tm},
     17: {1: are_you_alive, 3: connection_test},
     20: {1: report_parameters, 3: set_parameters},

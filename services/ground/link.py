@@ -150,9 +150,14 @@ class TcpTransport(Transport):
 
     name = "tcp"
 
-    def __init__(self, on_packet: OnPacket, on_garbage: Callable[[str, Address], None],
-                 limits: TcpLimits | None = None, on_notice: OnNotice | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        on_packet: OnPacket,
+        on_garbage: Callable[[str, Address], None],
+        limits: TcpLimits | None = None,
+        on_notice: OnNotice | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.on_packet = on_packet
         self.on_garbage = on_garbage
         self.limits = limits or TcpLimits()
@@ -166,8 +171,14 @@ class TcpTransport(Transport):
         self._sweeper: asyncio.Task[None] | None = None
 
     @classmethod
-    async def open(cls, bind: Address, on_packet: OnPacket, on_garbage: Callable[[str, Address], None],
-                   limits: TcpLimits | None = None, on_notice: OnNotice | None = None) -> TcpTransport:
+    async def open(
+        cls,
+        bind: Address,
+        on_packet: OnPacket,
+        on_garbage: Callable[[str, Address], None],
+        limits: TcpLimits | None = None,
+        on_notice: OnNotice | None = None,
+    ) -> TcpTransport:
         """Listen and serve connections."""
         link = cls(on_packet, on_garbage, limits, on_notice)
         link.server = await asyncio.start_server(link._serve, bind[0], bind[1])

@@ -53,8 +53,17 @@ class Verifier(Protocol):
     async def verify_success(self, service: int, subtype: int, ctx: Context) -> None:
         """A success report of ST[01] (acceptance 1, completion 7)."""
 
-    async def verify_failure(self, service: int, subtype: int, request_id: Any, code: Failure, message: str,
-                             addr: Address | None, link: Transport | None, trusted: bool = False) -> None:
+    async def verify_failure(
+        self,
+        service: int,
+        subtype: int,
+        request_id: Any,
+        code: Failure,
+        message: str,
+        addr: Address | None,
+        link: Transport | None,
+        trusted: bool = False,
+    ) -> None:
         """A failure report of ST[01] (2, 4 or 8) with its reason."""
 
 
@@ -89,8 +98,9 @@ class OnBoard(Protocol):
     @property
     def tables(self) -> mdb.Tables: ...
 
-    async def call(self, service: str, command: str, args: dict[str, Any] | None = None, *,
-                   timeout: float = 5.0) -> Any:
+    async def call(
+        self, service: str, command: str, args: dict[str, Any] | None = None, *, timeout: float = 5.0
+    ) -> Any:
         """A bus command (typed errors propagate)."""
 
     async def run_command(self, service: str, command_name: str, args: dict[str, Any]) -> Any:
@@ -131,6 +141,5 @@ class TcPort(Verifier, Gate, OnBoard, Stores, Protocol):
     @property
     def log(self) -> Any: ...
 
-    async def event(self, message: str, severity: Severity = Severity.INFO, *, event_id: int = 0,
-                    **data: Any) -> None:
+    async def event(self, message: str, severity: Severity = Severity.INFO, *, event_id: int = 0, **data: Any) -> None:
         """Raise an event (ST[05])."""

@@ -61,8 +61,10 @@ class Summary:
             return f"{one} ({self.reason}) from {self.source}: {self.example}"
         more = "+" if self.sources >= MAX_SOURCES else ""
         plural = "" if self.sources == 1 and not more else "s"
-        return (f"{self.count} {one if self.count == 1 else many} ({self.reason}) from {self.sources}{more} "
-                f"source{plural} in {self.seconds:.0f} s; last from {self.source}: {self.example}")
+        return (
+            f"{self.count} {one if self.count == 1 else many} ({self.reason}) from {self.sources}{more} "
+            f"source{plural} in {self.seconds:.0f} s; last from {self.source}: {self.example}"
+        )
 
 
 @dataclass
@@ -108,8 +110,18 @@ class RejectionLog:
             if window.count == 0:
                 del self._open[key]
                 continue
-            out.append(Summary(key[0], key[1], window.count, len(window.sources), now - window.started,
-                               window.example, window.source, first=False))
+            out.append(
+                Summary(
+                    key[0],
+                    key[1],
+                    window.count,
+                    len(window.sources),
+                    now - window.started,
+                    window.example,
+                    window.source,
+                    first=False,
+                )
+            )
             self._open[key] = _Window(now)
         return out
 

@@ -25,8 +25,12 @@ def priority(service: int, subtype: int) -> int:
 
 def event_data(event_id: int, source: str, message: str, data: Any) -> bytes:
     """ST[05] report data: event id (u16), source (str), message (str), details (MessagePack)."""
-    return (pus.pack_u16(event_id & 0xFFFF) + pus.encode_value("str", source[:200])
-            + pus.encode_value("str", message[:1000]) + pus.encode_value("any", data))
+    return (
+        pus.pack_u16(event_id & 0xFFFF)
+        + pus.encode_value("str", source[:200])
+        + pus.encode_value("str", message[:1000])
+        + pus.encode_value("any", data)
+    )
 
 
 def hk_data(structure: HkStructure, payload: Any) -> bytes:
@@ -41,8 +45,10 @@ def decode_hk(structure: HkStructure, data: bytes) -> dict[str, Any]:
     if sid != structure.sid:
         raise ValueError(f"structure {sid}, expected {structure.sid}")
     values, _ = pus.decode_values([f.type for f in structure.fields], data, 2)
-    return {f.path: (None if isinstance(v, float) and math.isnan(v) else v) for f, v in zip(structure.fields, values,
-                                                                                              strict=True)}
+    return {
+        f.path: (None if isinstance(v, float) and math.isnan(v) else v)
+        for f, v in zip(structure.fields, values, strict=True)
+    }
 
 
 def value_report(fid: int, value: Any) -> bytes:

@@ -194,8 +194,9 @@ class Schedule(DurableFile):
         """Create the tables on first use (enabled by default); refuse an unknown schema version."""
         version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
         if version not in (0, _SCHEMA_VERSION):
-            raise ScheduleError(f"schedule {self.path}: schema version {version}, expected {_SCHEMA_VERSION}") \
-                from Corrupt(f"schema version {version}")
+            raise ScheduleError(
+                f"schedule {self.path}: schema version {version}, expected {_SCHEMA_VERSION}"
+            ) from Corrupt(f"schema version {version}")
         if version == _SCHEMA_VERSION:
             return  # nothing to write: a schedule on a full disk still opens (and is read)
         with self._transaction():
@@ -264,5 +265,3 @@ class Schedule(DurableFile):
 def _is_time(value: float) -> bool:
     """A finite int or float (bools and NaN are not times)."""
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-

@@ -12,8 +12,9 @@ from services.ground.ports import Context, TcPort
 from services.ground.protection import REQUEST_SIZE
 
 
-async def handle(port: TcPort, raw: bytes, addr: Address | None, link: Transport | None,
-                 scheduled: bool = False) -> None:
+async def handle(
+    port: TcPort, raw: bytes, addr: Address | None, link: Transport | None, scheduled: bool = False
+) -> None:
     """Run one telecommand packet through the whole path; never raises."""
     port.counters["tc_received"] += 1
     REQUEST_SIZE.set(len(raw))  # this task's answers to untrusted input are never larger than this
@@ -49,8 +50,9 @@ async def handle(port: TcPort, raw: bytes, addr: Address | None, link: Transport
     if handler is None:
         code = Failure.UNKNOWN_SERVICE if tc.service not in HANDLERS else Failure.UNKNOWN_SUBTYPE
         port.counters["tc_rejected"] += 1
-        await port.verify_failure(1, 2, tc.request_id, code, f"{tc.label}: not a telecommand this spacecraft serves",
-                               addr, link, trusted=True)
+        await port.verify_failure(
+            1, 2, tc.request_id, code, f"{tc.label}: not a telecommand this spacecraft serves", addr, link, trusted=True
+        )
         return
     port.counters["tc_accepted"] += 1
     if tc.ack_flags & 0b0001:

@@ -166,7 +166,7 @@ def kinds(board: SimBoard) -> list[str]:
 def test_apply_seu_shows_in_edac(board: SimBoard) -> None:
     text = apply(board, action="seu", count=5)
     assert text == "event[0] seu at 0 s: 5 SEU bit flip(s) in random words"
-    apply(board, action="seu", count=2, address=10)
+    apply(board, action="seu", address=10, bits=[0, 8])  # two nibbles of one RS codeword
     board.step(60)  # one scrub
     edac = board.read().edac
     assert edac is not None and edac.corrected == 5 and edac.uncorrected == 1

@@ -197,19 +197,59 @@ def test_saa_multiplies_the_rate() -> None:
 
 
 def test_single_upset_corrected_at_scrub_double_uncorrectable() -> None:
-    """One upset shows as corrected after the next scrub; two on one word as uncorrectable."""
+    """One upset shows as corrected after the next scrub; two in one codeword as uncorrectable."""
     board = sim()
     board.inject_seu(address=5)
     assert board.read().edac == hal.EdacCounts(0, 0)  # not seen before the scrub
+    assert board.next_scrub_in_s == 60.0
     board.step(60)
     assert board.read().edac == hal.EdacCounts(1, 0)
-    board.inject_seu(count=2, address=7)
+    board.inject_seu(address=7, bits=[0, 8])  # nibbles 0 and 2: both in RS codeword 0
     board.step(60)
     assert board.read().edac == hal.EdacCounts(1, 1)
     kinds = [e.kind for e in board.events_since(0)]
     assert kinds == ["seu", "edac_scrub", "seu", "edac_scrub"]
     with pytest.raises(hal.HalError):
         board.inject_seu(address=-1)
+    with pytest.raises(hal.HalError, match="bits must be"):
+        board.inject_seu(address=1, bits=[32])
+
+
+@pytest.mark.parametrize(
+    ("bits", "rs", "secded"),
+    [
+        ([4, 5, 6, 7], "corrected", "uncorrectable"),  # a burst inside one 4-bit symbol
+        ([3, 4], "corrected", "uncorrectable"),  # adjacent nibbles lie in different codewords
+        ([0, 8], "uncorrectable", "uncorrectable"),  # two symbols of one codeword
+        ([9], "corrected", "corrected"),
+    ],
+)
+def test_reed_solomon_corrects_a_burst_in_a_symbol_that_secded_cannot(bits: list[int], rs: str, secded: str) -> None:
+    """The GR740-like target's SDRAM code corrects any error inside one nibble per codeword; SECDED one bit."""
+    outcomes = {}
+    for code in ("rs", "secded"):
+        board = sim(edac_code=code)
+        board.inject(fault="seu", args={"address": 42, "bits": bits})
+        board.step(60)
+        edac = board.read().edac
+        assert edac is not None and edac.corrected + edac.uncorrected == 1
+        outcomes[code] = "corrected" if edac.corrected else "uncorrectable"
+    assert outcomes == {"rs": rs, "secded": secded}
+
+
+def test_edac_code_follows_the_profile_and_natural_double_hits() -> None:
+    """radhard has RS, cots SECDED; a natural double-bit hit (neighbouring cells) is corrected only by RS."""
+    assert sim().edac.code.name == "rs" and sim(profile="cots").edac.code.name == "secded"
+    outcomes = {}
+    for code in ("rs", "secded"):
+        board = sim(profile="cots", edac_code=code, memory_bits=2**28, double_bit_fraction=1.0, seed=4)
+        board.set_saa(False)
+        board.step(86400)
+        outcomes[code] = board.read().edac
+    rs, secded = outcomes["rs"], outcomes["secded"]
+    assert rs is not None and secded is not None
+    assert rs.uncorrected == 0 and rs.corrected > 5
+    assert secded.corrected == 0 and secded.uncorrected == rs.corrected
 
 
 def test_sefi_hangs_core_until_reset() -> None:
@@ -258,6 +298,22 @@ def test_cots_profile_has_latchups() -> None:
     assert not any(e.kind == "sel" for e in radhard.events_since(0))
 
 
+def test_cots_profile_hangs_a_core_about_every_hundred_days() -> None:
+    """COTS SEFIs (Linux hangs) come about once per 100 device-days; the rad-hard rate is ~6,700x lower."""
+    days = 1000
+    cots = sim(profile="cots", memory_bits=2**10, step_s=3600.0, seed=2, sel_rate_per_day=0)
+    assert cots.settings["sefi_rate_per_day"] == 1e-2
+    cots.step(days * 86400)
+    hangs = [e for e in cots.events_since(0) if e.kind == "sefi"]
+    print(f"COTS SEFIs in {days} simulated days: {len(hangs)} (expected {days * 1e-2:g})")
+    assert 3 <= len(hangs) <= 20  # Poisson(10): outside this range < 0.5 % of seeds
+    assert any(cots.core_state(c) == "hung" for c in cots.core_ids())  # nothing resets them here
+    radhard = sim(memory_bits=2**10, step_s=3600.0, seed=2)
+    assert radhard.settings["sefi_rate_per_day"] == 1.5e-6
+    radhard.step(days * 86400)
+    assert not any(e.kind == "sefi" for e in radhard.events_since(0))
+
+
 def test_fail_core_and_hotplug() -> None:
     """A failed core goes offline for good; other cores can be offlined and brought back."""
     board = sim()
@@ -303,6 +359,9 @@ def test_sim_watchdog_resets_when_not_petted() -> None:
         ({"time_scale": -2}, "time_scale", "hal.time_scale:"),
         ({"seu_rate_per_bit_day": "lots"}, "seu_rate_per_bit_day", "hal.seu_rate_per_bit_day:"),
         ({"sel_min_ma": 600}, "sel_max_ma", "hal.sel_max_ma:"),
+        ({"edac_code": "hamming"}, "edac_code", "hal.edac_code:"),
+        ({"word_bits": 30}, "word_bits", "hal.word_bits:"),
+        ({"word_bits": 128}, "edac_interleave", "hal.edac_interleave:"),
     ],
 )
 def test_sim_config_errors_name_the_key(config: dict[str, Any], key: str, text: str) -> None:

@@ -9,7 +9,7 @@ import tempfile
 import time
 import weakref
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache, partial
 from pathlib import Path
@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from hal.backends.linux.board import LinuxBoard
 from hal.backends.linux.procstat import LoadTracker, parse_proc_stat
-from hal.backends.sim.edac import Edac
+from hal.backends.sim.edac import Edac, edac_code
 from hal.backends.sim.faults import PoissonProcess, stream
 from hal.backends.sim.inject import inject
 from hal.backends.sim.orbit import Orbit
@@ -126,7 +126,8 @@ class SimBoard(Board):
             earth_view_factor=s["earth_view_factor"],
         )
         self.thermal = ThermalModel(self.thermal_params, s["initial_temp_c"])
-        self.edac = Edac(s["memory_bits"] // s["word_bits"], s["word_bits"])
+        code = edac_code(s["edac_code"], s["word_bits"], s["edac_symbol_bits"], s["edac_interleave"])
+        self.edac = Edac(s["memory_bits"] // s["word_bits"], s["word_bits"], code)
         seed = int(s["seed"])
         self._seu = PoissonProcess(stream(seed, "seu"))
         self._seu_marks = stream(seed, "seu-marks")
@@ -265,6 +266,11 @@ class SimBoard(Board):
             self._substep(self.t, t_next, cell * grid)
         self._check_watchdog()
 
+    @property
+    def next_scrub_in_s(self) -> float:
+        """Simulated seconds until the scrubber next reads memory (when pending upsets reach the counters)."""
+        return max(0.0, self._next_scrub - self.t)
+
     # ---- environment ----------------------------------------------------------------------
     def sunlit(self, t_s: float | None = None) -> bool:
         """True in sunlight (or as forced by set_sun)."""
@@ -305,8 +311,17 @@ class SimBoard(Board):
         """Inject one fault of ``hal.injection.FAULTS`` from command arguments; return what was done."""
         return inject(self, fault, args)
 
-    def inject_seu(self, count: int = 1, address: int | None = None) -> None:
-        """Flip ``count`` bits: all in the word at ``address`` (distinct bits), or random words."""
+    def inject_seu(self, count: int = 1, address: int | None = None, bits: Sequence[int] | None = None) -> None:
+        """Flip ``count`` bits in random words; or, in the word at ``address``, ``count`` distinct random bits
+        or exactly ``bits`` (a random word when no address is given)."""
+        if bits is not None:
+            bits = sorted(set(bits))
+            if not bits or not all(0 <= b < self.edac.word_bits for b in bits):
+                raise HalError(f"bits must be distinct bit numbers within 0..{self.edac.word_bits - 1}, "
+                               f"got {bits}")
+            count = len(bits)
+            if address is None:
+                address = self._inject_rng.randrange(self.edac.words)
         if count < 1:
             raise HalError(f"count must be >= 1, got {count}")
         if address is not None:
@@ -314,7 +329,8 @@ class SimBoard(Board):
                 raise HalError(f"address {address} outside 0..{self.edac.words - 1}")
             if count > self.edac.word_bits:
                 raise HalError(f"a word has only {self.edac.word_bits} bits")
-            bits = self._inject_rng.sample(range(self.edac.word_bits), count)
+            if bits is None:
+                bits = self._inject_rng.sample(range(self.edac.word_bits), count)
             for bit in bits:
                 self.edac.upset(address, bit)
             self._event("seu", injected=True, word=address, bits=count)
@@ -503,7 +519,8 @@ class SimBoard(Board):
         for te in self._seu.advance(seu_rate, t0, t1):
             word = self._seu_marks.randrange(self.edac.words)
             nbits = 2 if self._seu_marks.random() < s["double_bit_fraction"] else 1
-            bits = self._seu_marks.sample(range(self.edac.word_bits), nbits)
+            start = self._seu_marks.randrange(self.edac.word_bits - nbits + 1)
+            bits = list(range(start, start + nbits))  # a multiple-bit upset hits neighbouring cells
             timeline.append((te, 0, self._upset_later(te, word, bits, saa)))
         for te in self._sefi.advance(s["sefi_rate_per_day"] / DAY_S * factor, t0, t1):
             core = self._sefi_marks.randrange(self._n)

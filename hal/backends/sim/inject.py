@@ -40,6 +40,26 @@ def _core(args: Mapping[str, Any], fault: str) -> int:
     return core
 
 
+def _bits(args: Mapping[str, Any]) -> list[int] | None:
+    """``bits=[0, 1, 2]``: exactly these bit numbers of one word (a burst), instead of ``count`` random ones."""
+    v = args.get("bits")
+    if v is None:
+        return None
+    if "count" in args:
+        raise FaultArgumentError("bits: give either bits=[...] or count=N, not both")
+    if not isinstance(v, list) or not v or any(isinstance(x, bool) or not isinstance(x, int) for x in v):
+        raise FaultArgumentError(f"bits: expected a non-empty list of bit numbers, e.g. bits=[0,1,2,3], got {v!r}")
+    return list(v)
+
+
+def _next_scrub(b: SimBoard) -> str:
+    """When the upsets will show: EDAC counts change only when the scrubber reads the word."""
+    scale = float(b.settings["time_scale"])
+    wall = f", {b.next_scrub_in_s / scale:.0f} s of wall time" if scale > 0 else ""
+    return (f"; EDAC ({b.edac.code.name}) sees them at the next scrub, in {b.next_scrub_in_s:.0f} simulated s{wall} "
+            f"(hal.scrub_period_s = {b.settings['scrub_period_s']:g})")
+
+
 def _num(args: Mapping[str, Any], key: str) -> float | None:
     v = args.get(key)
     if v is None:
@@ -52,11 +72,14 @@ def _num(args: Mapping[str, Any], key: str) -> float | None:
 def inject(b: SimBoard, fault: str, args: Mapping[str, Any]) -> str:
     """Inject one fault into the simulated board; return what was done (FaultArgumentError if bad)."""
     if fault == "seu":
-        count = _int(args, "count", 1) or 1
+        bits = _bits(args)
+        count = len(bits) if bits is not None else _int(args, "count", 1) or 1
         if not 1 <= count <= MAX_SEU_BURST:
             raise FaultArgumentError(f"count: expected 1..{MAX_SEU_BURST} upsets in one injection, got {count}")
-        b.inject_seu(count=count, address=_int(args, "address"))
-        return f"{count} bit flip(s)"
+        address = _int(args, "address")
+        b.inject_seu(count=count, address=address, bits=bits)
+        where = f" in word {address}" if address is not None else ""
+        return f"{count} bit flip(s){where}{_next_scrub(b)}"
     if fault == "sefi":
         b.inject_sefi(_int(args, "core"))
         return "SEFI" + (f" on core {args['core']}" if "core" in args else " on a random core")

@@ -6,6 +6,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+from hal.backends.sim.edac import edac_code
 from hal.config import (
     COMMON,
     Key,
@@ -23,10 +24,23 @@ from hal.config import (
 )
 from hal.errors import HalConfigError
 
+COTS_SEFI_PER_DAY = 1e-2
+"""SEFIs (a hang that needs a reset) of a COTS SoC running Linux, per device per orbit-average LEO day: one
+per 100 device-days. An assumption, not a measurement. Basis: in proton tests of COTS SoCs, Linux hangs and
+crashes are the main failure mode (Memon et al., "Where Linux Breaks Under Radiation", arXiv:2503.03722:
+133 Linux failures on a Pi Zero 2 W, an i.MX 8M Plus and a soft core; the 14 nm part about 10x fewer).
+A rough cross-section x fluence product (assumed ~1e-9 cm^2 per board, ~1e6 trapped protons/cm^2/day at
+550 km) gives ~1e-3 per day before heavy ions and non-ECC DRAM, so 1e-2 is a deliberately pessimistic round
+figure. Set ``hal.sefi_rate_per_day`` from your part's test data (cross-section x orbit fluence)."""
+
 #: Values that differ by profile; an explicit key always wins.
-PROFILES: dict[str, dict[str, float]] = {
-    "radhard": {"seu_rate_per_bit_day": 1e-10, "sel_rate_per_day": 0.0},
-    "cots": {"seu_rate_per_bit_day": 2e-7, "sel_rate_per_day": 1 / 300},
+PROFILES: dict[str, dict[str, float | str]] = {
+    # rad-hard SEFI: 1.5e-6 per device-day (SpaceCube PPC405, hal-readings S23), one per ~1,800 years.
+    # EDAC: the GR740's SDRAM has Reed-Solomon EDAC (hal-readings S12); COTS boards at best SECDED.
+    "radhard": {"seu_rate_per_bit_day": 1e-10, "sel_rate_per_day": 0.0, "sefi_rate_per_day": 1.5e-6,
+                "edac_code": "rs"},
+    "cots": {"seu_rate_per_bit_day": 2e-7, "sel_rate_per_day": 1 / 300, "sefi_rate_per_day": COTS_SEFI_PER_DAY,
+             "edac_code": "secded"},
 }
 
 SIM_KEYS: tuple[Key, ...] = (
@@ -44,8 +58,14 @@ SIM_KEYS: tuple[Key, ...] = (
     Key("seu_rate_per_bit_day", non_negative_float, None, "SEU rate (profile)", "float"),
     Key("double_bit_fraction", fraction, 0.012, "share of SEUs hitting 2 bits of a word", "float"),
     Key("saa_multiplier", positive_float, 20.0, "SEU/SEFI rate factor inside the SAA", "float"),
-    Key("scrub_period_s", positive_float, 60.0, "EDAC scrub period", "float"),
-    Key("sefi_rate_per_day", non_negative_float, 1.5e-6, "SEFI per device per day", "float"),
+    Key("edac_code", choice("rs", "secded"), None, "memory EDAC code: rs (interleaved Reed-Solomon, corrects "
+        "one symbol per codeword; radhard) or secded (one bit per word; cots)", "str"),
+    Key("edac_symbol_bits", positive_int, 4, "Reed-Solomon symbol size in bits", "int"),
+    Key("edac_interleave", positive_int, 2, "Reed-Solomon codewords interleaved symbol-wise in a word", "int"),
+    Key("scrub_period_s", positive_float, 60.0, "EDAC scrub period: upsets show in the counters at the next "
+        "scrub", "float"),
+    Key("sefi_rate_per_day", non_negative_float, None, "SEFI per device per day (profile: radhard 1.5e-6, "
+        "cots 1e-2)", "float"),
     Key("sel_rate_per_day", non_negative_float, None, "SEL per device per day (profile)", "float"),
     Key("sel_min_ma", non_negative_float, 50.0, "smallest latch-up current step", "float"),
     Key("sel_max_ma", non_negative_float, 500.0, "largest latch-up current step", "float"),
@@ -92,4 +112,5 @@ def sim_settings(config: Mapping[str, Any]) -> dict[str, Any]:
         raise HalConfigError("trip_critical_c", "must be >= trip_passive_c")
     if out["memory_bits"] < out["word_bits"]:
         raise HalConfigError("memory_bits", "must hold at least one word")
+    edac_code(out["edac_code"], out["word_bits"], out["edac_symbol_bits"], out["edac_interleave"])
     return out
