@@ -122,8 +122,11 @@ class ActionSpec:
 
 #: Every action a scenario event may name, with its arguments.
 ACTIONS: dict[str, ActionSpec] = {
-    "seu": ActionSpec({}, {"count": _count, "address": _address, "bits": _bits},
-                      "flip `count` bits (all in word `address` if given), or exactly the bit numbers `bits`"),
+    "seu": ActionSpec(
+        {},
+        {"count": _count, "address": _address, "bits": _bits},
+        "flip `count` bits (all in word `address` if given), or exactly the bit numbers `bits`",
+    ),
     "sefi": ActionSpec({}, {"core": _core}, "hang `core` (a random running core if omitted)"),
     "reset_core": ActionSpec({"core": _core}, {}, "reset `core` (clears a SEFI hang)"),
     "sel": ActionSpec({}, {"delta_ma": _positive}, "latch-up current step of `delta_ma` mA (default 200)"),
