@@ -23,11 +23,17 @@ def _tids(pid: int) -> list[int]:
 
 
 def _usable_cpus() -> str:
+    """The CPUs this process may use (its affinity mask, within its cpuset) and those online."""
+    try:
+        allowed = ",".join(str(c) for c in sorted(os.sched_getaffinity(0)))
+    except OSError:
+        allowed = "unknown"
     try:
         with open("/sys/devices/system/cpu/online") as fh:
-            return fh.read().strip()
+            online = fh.read().strip()
     except OSError:
-        return "unknown"
+        online = "unknown"
+    return f"this process may use CPUs {allowed}; online: {online}"
 
 
 def set_process_affinity(pid: int, cpus: Iterable[int]) -> None:
@@ -51,7 +57,7 @@ def set_process_affinity(pid: int, cpus: Iterable[int]) -> None:
                 if exc.errno == errno.EINVAL:
                     raise HalError(
                         f"cannot pin process {pid} to CPUs {sorted(mask)}: none of them is usable "
-                        f"(online CPUs: {_usable_cpus()}; a cpuset may restrict it further)"
+                        f"({_usable_cpus()}; a container or cpuset limits the first)"
                     ) from exc
                 if exc.errno == errno.ESRCH:
                     continue

@@ -89,8 +89,10 @@ def test_threads_exiting_mid_walk_are_tolerated() -> None:
 
 def test_unusable_cpu_is_a_clear_error(child: subprocess.Popen[str]) -> None:
     """Pinning to a CPU that does not exist raises HalError saying no CPU is usable."""
-    with pytest.raises(hal.HalError, match="none of them is usable"):
+    with pytest.raises(hal.HalError, match="none of them is usable") as info:
         set_process_affinity(child.pid, [4095])
+    allowed = ",".join(str(c) for c in sorted(os.sched_getaffinity(0)))
+    assert f"this process may use CPUs {allowed}; online: " in str(info.value)
     with pytest.raises(hal.HalError, match="empty"):
         set_process_affinity(child.pid, [])
 
