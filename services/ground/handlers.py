@@ -1,5 +1,8 @@
 """Telecommand handlers, one per PUS service, each a small function of (port, telecommand, data).
 
+Each is handed the narrowest port it uses (``services.ground.ports``): ``Verifier`` to answer,
+``Stores`` to change what is kept on board, or the whole ``TcPort``; never the ground service itself.
+
 A handler returns normally for success or raises ``Reject`` with an ST[01] failure code; what it
 reports besides (values, HK, summaries) it sends itself.
 """
@@ -17,7 +20,7 @@ from flightos.ground import pus
 from flightos.ground.codes import COMMAND_ERRORS, Failure
 from flightos.ground.security import NONCE_LEN, RESYNC_PADDING, RESYNC_SERVICE, AuthError
 from services.ground.events import GroundEvent
-from services.ground.ports import Context, OnBoard, Stores, TcPort
+from services.ground.ports import Context, OnBoard, Stores, TcPort, Verifier
 from services.ground.reports import value_report
 from services.ground.schedule import Schedule
 
@@ -50,7 +53,7 @@ def _count_list(data: bytes, item: int, what: str) -> list[int]:
 
 
 # ---- ST[17] test -----------------------------------------------------------------------------------
-async def are_you_alive(port: TcPort, ctx: Context, data: bytes) -> None:
+async def are_you_alive(port: Verifier, ctx: Context, data: bytes) -> None:
     """TC[17,1] -> TM[17,2]."""
     await port.reply(ctx, 17, 2, b"")
 
@@ -189,18 +192,18 @@ async def modify_hk_interval(port: TcPort, ctx: Context, data: bytes) -> None:
 
 
 # ---- ST[05] events -------------------------------------------------------------------------------------
-async def enable_events(port: TcPort, ctx: Context, data: bytes) -> None:
+async def enable_events(port: Stores, ctx: Context, data: bytes) -> None:
     """TC[5,5]: report the listed event ids again."""
     port.events.enable(_count_list(data, 2, "event ids"), True)
 
 
-async def disable_events(port: TcPort, ctx: Context, data: bytes) -> None:
+async def disable_events(port: Stores, ctx: Context, data: bytes) -> None:
     """TC[5,6]: stop reporting the listed event ids."""
     port.events.enable(_count_list(data, 2, "event ids"), False)
 
 
 # ---- ST[09] time ---------------------------------------------------------------------------------------
-async def report_time(port: TcPort, ctx: Context, data: bytes) -> None:
+async def report_time(port: Verifier, ctx: Context, data: bytes) -> None:
     """TC[9,1] (flightos) -> TM[9,2]: the on-board time as a CDS short time code."""
     await port.reply(ctx, 9, 2, pus.unix_to_cds(time.time()))
 
@@ -228,19 +231,19 @@ def _schedule_store(fn: Handler) -> Handler:
 
 
 @_schedule_store
-async def enable_schedule(port: TcPort, ctx: Context, data: bytes) -> None:
+async def enable_schedule(port: Stores, ctx: Context, data: bytes) -> None:
     """TC[11,1]: release activities when they fall due."""
     _schedule(port).set_enabled(True)
 
 
 @_schedule_store
-async def disable_schedule(port: TcPort, ctx: Context, data: bytes) -> None:
+async def disable_schedule(port: Stores, ctx: Context, data: bytes) -> None:
     """TC[11,2]: hold every activity (they stay in the schedule)."""
     _schedule(port).set_enabled(False)
 
 
 @_schedule_store
-async def reset_schedule(port: TcPort, ctx: Context, data: bytes) -> None:
+async def reset_schedule(port: Stores, ctx: Context, data: bytes) -> None:
     """TC[11,3]: delete every activity."""
     _schedule(port).reset()
 
@@ -277,13 +280,13 @@ async def insert_activities(port: TcPort, ctx: Context, data: bytes) -> None:
 
 
 @_schedule_store
-async def delete_activities(port: TcPort, ctx: Context, data: bytes) -> None:
+async def delete_activities(port: Stores, ctx: Context, data: bytes) -> None:
     """TC[11,5]: N (u16) then request ids (u32) of activities to delete."""
     _schedule(port).delete(_count_list(data, 4, "request ids"))
 
 
 @_schedule_store
-async def time_shift(port: TcPort, ctx: Context, data: bytes) -> None:
+async def time_shift(port: Stores, ctx: Context, data: bytes) -> None:
     """TC[11,15]: shift every activity by a signed number of milliseconds (i64)."""
     try:
         (ms,), _ = pus.decode_values(["int"], data)
@@ -367,7 +370,7 @@ async def resync_counters(port: TcPort, ctx: Context, data: bytes) -> None:
 
 
 # ---- ST[15] on-board storage: acknowledging telemetry (flightos) ------------------------------------------
-async def acknowledge_tm(port: TcPort, ctx: Context, data: bytes) -> None:
+async def acknowledge_tm(port: Stores, ctx: Context, data: bytes) -> None:
     """TC[15,130] (flightos): ground has these TM packets (N u16, then N x (sequence count u16, CDS time)).
 
     What it names leaves the store; kept telemetry is sent again until acknowledged. Unknown identities are
