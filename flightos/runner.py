@@ -8,6 +8,7 @@ import ctypes
 import os
 import signal
 import sys
+from pathlib import Path
 
 from flightos.host.spawn_spec import SpawnSpec
 
@@ -38,7 +39,7 @@ def run_service(spec: SpawnSpec) -> int:
     from flightos.host.service_host import ServiceHost
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the kernel; it stops us in order
-    logs.configure(spec.log_format, spec.log_level, spec.name)
+    logs.configure(spec.log_format, spec.log_level, spec.name, log_dir=Path(spec.state_dir) / "logs")
     import structlog
 
     log = structlog.get_logger("flightos.service")

@@ -83,10 +83,12 @@ def build_parser() -> argparse.ArgumentParser:
     from flightos.cli import ground as ground_cli
     from flightos.cli import install as install_cli
     from flightos.cli import jobs as jobs_cli
+    from flightos.cli import logs as logs_cli
 
     ground_cli.add_parsers(sub)
     install_cli.add_parsers(sub)
     jobs_cli.add_parsers(sub)
+    logs_cli.add_parsers(sub)
 
     sub.add_parser("targets", help="list the target files found")
 
@@ -162,6 +164,10 @@ def dispatch(args: argparse.Namespace) -> int:
         from flightos.cli import jobs as jobs_cli
 
         return int(jobs_cli.run_jobs(args))
+    if args.cmd == "logs":
+        from flightos.cli import logs as logs_cli
+
+        return logs_cli.run_logs(args)
     if args.cmd in ("install", "uninstall"):
         from flightos.cli import install as install_cli
 

@@ -39,7 +39,8 @@ def run(args: argparse.Namespace) -> int:
     bad = plugins.check_options(target.services)
     if bad is not None:
         raise ConfigError(f"{target.path}{_via_set(bad.key, args.set)}: {bad}")
-    logs.configure(target.runtime.log_format, target.runtime.log_level, "kernel")
+    log_dir = target.state_dir() / "logs"
+    sink = logs.configure(target.runtime.log_format, target.runtime.log_level, "kernel", log_dir=log_dir)
     from flightos.kernel.kernel import Kernel, RuntimeBusy
     from flightos.link.link import LinkSetupError
 
@@ -49,6 +50,8 @@ def run(args: argparse.Namespace) -> int:
         created = prepare_runtime_dir(runtime_dir)
     except RuntimeDirError as exc:
         raise ConfigError(str(exc)) from None
+    if sink != "journal":  # `flightos logs` finds the services' log files through the runtime directory
+        logs.link_log_dir(runtime_dir, log_dir)
     if target.hal_backend == "sim" and "work_dir" not in target.hal:
         target = dataclasses.replace(target, hal={**target.hal, "work_dir": str(runtime_dir)})
     try:

@@ -1,0 +1,51 @@
+"""`flightos logs SERVICE [--follow]` against a running simulated runtime: one service's lines, live."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+
+from flightos.testing import RuntimeProcess
+from tests.runtimes import make_runtime
+
+
+def logs_cli(rt: RuntimeProcess, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "flightos.cli.main", "--runtime-dir", str(rt.runtime_dir), "logs",
+                           *args], capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+
+
+async def test_logs_shows_one_service_and_follows_its_restart() -> None:
+    """The test service's own lines (not housekeeping's), an unknown name lists the known ones (exit 2), and
+    --follow prints the restarted incarnation's lines as they are written."""
+    async with make_runtime(["test", "housekeeping"]) as rt:
+        shown = logs_cli(rt, "test")
+        assert shown.returncode == 0, shown.stderr
+        lines = shown.stdout.splitlines()
+        assert any("service.ready" in line and "incarnation=1" in line for line in lines), shown.stdout
+        assert any("service_ready: test ready" in line for line in lines), shown.stdout  # the kernel's line
+        assert all("service=housekeeping" not in line for line in lines)
+
+        unknown = logs_cli(rt, "camera")
+        assert unknown.returncode == 2 and "Traceback" not in unknown.stderr
+        assert "unknown service 'camera' (known: housekeeping, kernel, test)" in unknown.stderr
+
+        follow = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "flightos.cli.main", "--runtime-dir", str(rt.runtime_dir), "logs", "test",
+            "--follow", "--lines", "0", stdout=asyncio.subprocess.PIPE, stdin=asyncio.subprocess.DEVNULL)
+        try:
+            assert follow.stdout is not None
+            os.kill((await rt.service("test"))["pid"], signal.SIGKILL)
+            seen: list[str] = []
+            async def restarted() -> None:
+                while not any("service.ready" in s and "incarnation=2" in s for s in seen):
+                    seen.append((await follow.stdout.readline()).decode())  # type: ignore[union-attr]
+            try:
+                await asyncio.wait_for(restarted(), timeout=20)
+            except asyncio.TimeoutError:
+                raise AssertionError(f"no incarnation=2 line followed; saw: {seen}") from None
+        finally:
+            follow.terminate()
+            await follow.wait()
