@@ -140,7 +140,8 @@ class CanDevice:
 
     interface: str = setting(interface_name, None, "required: the socketcan interface, e.g. can0")
     bitrate: int = setting(choice_int(CAN_BITRATES, "a CAN bit rate"), 500_000,
-                           "the bus's bit rate (documents the network file; checked on the sim)")
+                           "the bus's bit rate, as the system configures the interface "
+                           "(flightos records it, never sets it)")
     services: tuple[str, ...] = setting(service_names, (), SERVICES_DOC)
     timeout_s: float = setting(positive, 1.0, TIMEOUT_DOC)
 
@@ -208,14 +209,14 @@ def parse_devices(raw: Any, services: set[str], fail: Callable[[str, str], Excep
         fields = fields_of(kind)
         extra = sorted(set(table) - set(fields) - {"kind"})
         if extra:
-            raise fail(f"{key}.{extra[0]}", f"unknown key for a {kind} device (known: "
+            raise fail(f"{key}.{extra[0]}", f"unknown key for kind = {kind!r} (known: "
                        + ", ".join(sorted([*fields, "kind"])) + ")")
         vals: dict[str, Any] = {}
         for fname, f in fields.items():
             if fname not in table:
                 if f.default is None:
                     need = f.doc.removeprefix("required: ")
-                    raise fail(f"{key}.{fname}", f"missing: required for a {kind} device ({need})")
+                    raise fail(f"{key}.{fname}", f"missing: every {kind} device needs it ({need})")
                 vals[fname] = f.default
                 continue
             try:
@@ -254,3 +255,26 @@ def _no_shared_addresses(devices: dict[str, DeviceConfig], fail: Callable[[str, 
         if ident in seen:
             raise fail(f"devices.{name}", f"is the same device as devices.{seen[ident]}")
         seen[ident] = name
+
+
+DOCS = """## `[devices.NAME]`
+
+Payload devices (I2C, UART, GPIO, SPI, CAN) that services open by name (`self.devices.i2c("plate")`, see
+[devices.md](devices.md)). `kind` chooses the table's keys. A device is opened only by the services its
+`services` list names; any other gets `DeviceNotGranted`. On a `sim` target every device is simulated;
+on a board the hardware libraries come with `pip install 'flightos[devices]'`.
+"""
+
+
+def render_docs() -> list[str]:
+    """The ``[devices.NAME]`` part of docs/targets.md, one table per kind."""
+    out = [DOCS]
+    for kind, cls in DEVICE_TYPES.items():
+        what = (cls.__doc__ or "").split(":", 1)[-1].strip()
+        out += [f"`kind = {kind!r}`: {what}", "",
+                "| key | default | meaning |", "|---|---|---|"]
+        for key, f in fields_of(kind).items():
+            default = "required" if f.default is None else "`[]`" if f.default == () else f"`{f.default!r}`"
+            out.append(f"| `{key}` | {default} | {f.doc.removeprefix('required: ')} |")
+        out.append("")
+    return out

@@ -13,6 +13,7 @@ from typing import Any
 import msgspec
 import msgspec.inspect
 
+from flightos.config.devices import render_docs as render_devices
 from flightos.config.schema import LINK_FIELDS, PEER_FIELDS, SECTIONS, SERVICE_FIELDS
 
 OPTIONS = """## `[services.NAME.options]`
@@ -169,6 +170,7 @@ def render_markdown() -> str:
     out += ["", "`[link.peers.<board>]`, one table per peer:", "", "| key | default | meaning |", "|---|---|---|"]
     out += [f"| `{k}` | `{f.default!r}` | {f.doc} |" for k, f in PEER_FIELDS.items()]
     out.append("")
+    out += render_devices()
     out += [ACL, SERVICES, "| key | default | meaning |", "|---|---|---|"]
     out += [f"| `{k}` | `{f.default!r}` | {f.doc} |" for k, f in SERVICE_FIELDS.items()]
     out.append(TAIL)

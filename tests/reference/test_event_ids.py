@@ -14,6 +14,7 @@ from services.ground import events as ground_events
 from services.jobs import events as jobs_events
 from services.sar import events as sar_events
 from services.test import events as test_events
+from services.thermwatch import events as thermwatch_events
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "events.md"
 
@@ -22,10 +23,12 @@ SERVICE_EVENTS: dict[str, type[enum.IntEnum]] = {
     "jobs": jobs_events.JobsEvent,
     "sar": sar_events.SarEvent,
     "test": test_events.TestEvent,
+    "thermwatch": thermwatch_events.ThermwatchEvent,
 }
 """Each shipped service that raises events with ids, and its enum."""
 
-RANGES = {"ground": (2000, 3000), "jobs": (3000, 4000), "sar": (7000, 8000), "test": (17000, 18000)}
+RANGES = {"ground": (2000, 3000), "jobs": (3000, 4000), "sar": (7000, 8000), "thermwatch": (8000, 9000),
+          "test": (17000, 18000)}
 """The id range each service owns (docs/events.md): no two services share one, none overlaps the kernel's."""
 
 
