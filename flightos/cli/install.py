@@ -462,6 +462,8 @@ def run_install(args: argparse.Namespace, *, runner: Runner | None = None, euid:
     if watchdog_device and _systemd_owns_watchdog(prefix):
         plan.notes.append("systemd's RuntimeWatchdogSec is set in /etc/systemd/system.conf: systemd holds the "
                           f"watchdog device and the kernel cannot open {watchdog_device} (one opener only)")
+    if watchdog_device:
+        plan.notes += watchdog_notes(prefix, watchdog_device, target.watchdog.timeout_s)
     if live:
         plan.notes += _reachability(code_paths, user)
 
@@ -500,25 +502,28 @@ def _watchdog_device(target: Any, hal_cfg: dict[str, Any]) -> str:
 
 
 def _target_devices(target: Any) -> list[str]:
-    """``DeviceAllow=`` entries for the ``[devices.*]`` the target configures (when the target has them)."""
+    """``DeviceAllow=`` entries for the ``[devices.*]`` the target configures (CAN needs none: it is a socket)."""
     out: list[str] = []
-    for dev in (getattr(target, "devices", None) or {}).values():
-        for path in _device_paths(dev):
-            entry = f"{path} rw"
-            if entry not in out:
-                out.append(entry)
+    for dev in target.devices.values():
+        for path in device_nodes(dev):
+            if f"{path} rw" not in out:
+                out.append(f"{path} rw")
     return out
 
 
-def _device_paths(dev: Any) -> list[str]:
-    """The character devices one configured device opens: its /dev path, or its kind's device class."""
-    paths = [str(v) for k in ("path", "port", "device", "chip") if isinstance(v := getattr(dev, k, None), str)
-             and v.startswith("/dev/")]
-    if paths:
-        return paths
-    kind = str(getattr(dev, "kind", ""))
-    return {"i2c": ["char-i2c"], "gpio": ["char-gpiochip"], "spi": ["char-spidev"],
-            "uart": ["char-ttyS", "char-ttyAMA", "char-ttyTHS", "char-ttyUSB", "char-ttyACM"]}.get(kind, [])
+def device_nodes(dev: Any) -> list[str]:
+    """The character devices one configured device opens, or its device class when the node is not known."""
+    from flightos.config.devices import GpioDevice, I2CDevice, SpiDevice, UartDevice
+
+    if isinstance(dev, I2CDevice):
+        return [f"/dev/i2c-{dev.bus}"]
+    if isinstance(dev, UartDevice):
+        return [dev.port]
+    if isinstance(dev, SpiDevice):
+        return [f"/dev/spidev{dev.bus}.{dev.cs}"]
+    if isinstance(dev, GpioDevice):  # a chip named by its label is found at run time: allow the class
+        return [dev.chip] if dev.chip.startswith("/dev/") else ["char-gpiochip"]
+    return []
 
 
 def unit_limits(target: Any) -> tuple[int | None, int | None]:
@@ -544,6 +549,22 @@ def hidden_path_notes(code_paths: Sequence[str], protect_home: str) -> list[str]
         elif _in_home(a) and protect_home != "yes":
             notes.append(f"{p} lives under a home directory, which ProtectHome=yes would hide: the unit uses "
                          f"ProtectHome={protect_home} instead (weaker); install under /opt to keep it hidden")
+    return notes
+
+
+def watchdog_notes(prefix: Path, device: str, timeout_s: float) -> list[str]:
+    """What the board's sysfs says the service should know about its watchdog: a PC chipset watchdog resets
+    the whole machine, and with nowayout a stop does not disarm it."""
+    from hal.fs import Fs
+    from hal.watchdog import pc_chipset_warning, read_info
+
+    info = read_info(Fs(prefix), device)
+    if info is None:
+        return []
+    notes = [w for w in [pc_chipset_warning(info.identity, device)] if w]
+    if info.nowayout:
+        notes.append(f"{device} has nowayout set: once the kernel opens it, `systemctl stop {SERVICE}` cannot "
+                     f"disarm it, and the board resets {timeout_s:g} s after a stop unless the service starts again")
     return notes
 
 

@@ -114,3 +114,36 @@ def test_an_interpreter_under_tmp_is_warned_about(root: Path, capsys: pytest.Cap
     assert "ProtectHome=read-only" in notes
     unit = str(dry_run(root, capsys, "--target", "rpi5", python="/home/pi/venv/bin/python")["unit"])
     assert keys(unit, "ProtectHome") == ["read-only"]
+
+
+def test_install_warns_about_a_pc_chipset_watchdog_and_nowayout(root: Path, tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """A linux target that opts in to an iTCO watchdog with nowayout is told both things before installing."""
+    wd = root / "sys/class/watchdog/watchdog0"
+    wd.mkdir(parents=True)
+    (wd / "identity").write_text("iTCO_wdt\n")
+    (wd / "nowayout").write_text("1\n")
+    target = tmp_path / "pc.toml"
+    target.write_text('[hal]\nbackend = "linux"\n[watchdog]\nenabled = true\n')
+    notes = str(dry_run(root, capsys, "--target", str(target))["notes"])
+    assert "/dev/watchdog is a PC chipset watchdog (iTCO_wdt): it resets the whole machine" in notes
+    assert "nowayout set: once the kernel opens it, `systemctl stop flightos` cannot disarm it" in notes
+    target.write_text('[hal]\nbackend = "linux"\n')  # the default on linux: no watchdog, no warning
+    unit = dry_run(root, capsys, "--target", str(target))
+    assert "watchdog" not in str(unit["notes"]) and "/dev/watchdog rw" not in keys(str(unit["unit"]), "DeviceAllow")
+
+
+def test_device_allow_lists_the_targets_devices(root: Path, tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """Each [devices.*] entry is allowed by its node (I2C bus, UART port, SPI bus.cs, a GPIO chip by path)."""
+    target = tmp_path / "payload.toml"
+    target.write_text('[hal]\nbackend = "rpi"\n[services.test]\n'
+                      '[devices.imu]\nkind = "i2c"\nbus = 1\naddress = 0x68\nservices = ["test"]\n'
+                      '[devices.radio]\nkind = "uart"\nport = "/dev/ttyAMA0"\nservices = ["test"]\n'
+                      '[devices.adc]\nkind = "spi"\nbus = 0\ncs = 1\nservices = ["test"]\n'
+                      '[devices.led]\nkind = "gpio"\nchip = "pinctrl-rp1"\nline = "GPIO17"\ndirection = "output"\n'
+                      'services = ["test"]\n'
+                      '[devices.bus]\nkind = "can"\ninterface = "can0"\nservices = ["test"]\n')
+    allowed = keys(str(dry_run(root, capsys, "--target", str(target))["unit"]), "DeviceAllow")
+    for node in ("/dev/i2c-1 rw", "/dev/ttyAMA0 rw", "/dev/spidev0.1 rw", "char-gpiochip rw"):
+        assert node in allowed, allowed
