@@ -77,7 +77,9 @@ TOPICS: tuple[Topic, ...] = (
               ("t_mono_ns", "monotonic time of the reading"),
               ("cores", "list: `id`, `online`, `load_pct`, `freq_mhz`, `cluster`"),
               ("zones", "list of thermal zones: `name`, `temp_c`, `trips` (`kind`, `temp_c`), `sysfs`"),
-              ("throttle", "the firmware's throttling flags (Raspberry Pi), or null"),
+              ("throttle", "throttling flags in the Pi's get_throttled layout (`raw`, `under_voltage`, `throttled`, ... "
+                           "and their `*_occurred` since boot): the Pi firmware's, or on a Jetson Orin its "
+                           "soctherm_oc under-voltage and over-current events; null where the board has none"),
               ("rails_mw", "power per rail, mW (dict)"),
               ("edac", "`corrected`, `uncorrected` memory error counts, or null"),
               ("watchdog", "the configured hardware watchdog: `identity`, `timeout_s`, `max_timeout_s`, `device` "
@@ -85,7 +87,9 @@ TOPICS: tuple[Topic, ...] = (
                            "or null"),
               ("missing", "fields this board cannot read, with the reason (dict)"),
               ("extras", "backend-specific values (dict): the simulator's `sim_time_s`, `sunlit`, `in_saa`, "
-                         "`coreN_state`, `sel_ma`, ..."),
+                         "`coreN_state`, `sel_ma`, ...; a Pi's `throttle_source` and the age in s of each command's "
+                         "answer (`throttle_age_s`, `vc_temp_c_age_s`, ...); a Jetson's `gpu_load_pct`, `nvpmodel` "
+                         "and Orin event counts (`under_voltage_events`, `over_current_avg_events`, ...)"),
           )),
     Topic("tm.hal.timeline", "kernel", "on a simulated board, when the simulator logged something",
           "the simulator's own events since the last message, each entry once. Entries of note are also "
