@@ -204,3 +204,11 @@ class DeviceWatchdog(Watchdog):
 
 def _real_ioctl(fd: int, request: int, arg: bytes) -> bytes:
     return fcntl.ioctl(fd, request, arg)
+
+
+def status_fields(info: WatchdogInfo | None) -> dict[str, str | int | bool | None]:
+    """The configured device's sysfs facts for a status document: device, nowayout, the last reset."""
+    if info is None:
+        return {}
+    return {"device": info.device, "nowayout": info.nowayout, "bootstatus": info.bootstatus,
+            "reset_reason": info.reset_reason}

@@ -22,6 +22,8 @@ def render(status: dict[str, Any]) -> str:
         (f" of {h['budget_w']:g} W" if h.get("budget_w") else "")
     wd = h.get("watchdog", {})
     head += f"\n{mode}{temp}{power}  watchdog {'armed' if wd.get('armed') else 'off'}, resets {wd.get('resets', 0)}"
+    if wd.get("reset_reason"):
+        head += f", last reset: {wd['reset_reason']}" + (", nowayout" if wd.get("nowayout") else "")
     svc_rows = [
         (s["name"], s["state"], s["pid"], s["criticality"], ",".join(map(str, s["cores"])),
          s["restarts"], _ms(s["heartbeat_age_ms"]), f"{s['cpu_percent']:.1f}", s["rss_mb"],

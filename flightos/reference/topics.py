@@ -45,7 +45,8 @@ TOPICS: tuple[Topic, ...] = (
               ("mode", "NOMINAL, DEGRADED or SAFE"),
               ("forced_mode", "the mode ground holds (`flightos mode`), or null"),
               ("hold_safe", "true while a watchdog reset holds the board in SAFE"),
-              ("watchdog", "`armed`, `resets`"),
+              ("watchdog", "`armed`, `resets`; on a board with a watchdog in sysfs also `device`, `nowayout`, "
+                           "`bootstatus` and `reset_reason` (the last reset)"),
               ("junction_c", "junction temperature in °C, or null"),
               ("trip_c", "the trip point in °C, or null"),
               ("thermal_level", "0 (none) to 3: how hard the thermal governor throttles"),

@@ -81,6 +81,7 @@ class HealthMonitor:
         if self.wd_cfg.enabled:
             try:
                 wd = self.k.board.watchdog()
+        self.watchdog_facts = hal.watchdog.status_fields(self.board.watchdog_info())  # nowayout, last reset
                 wd.open(self.wd_cfg.timeout_s)
                 self.watchdog = wd
             except (hal.HalError, OSError) as exc:
@@ -405,7 +406,7 @@ class HealthMonitor:
             "mode": self.mode.value,
             "forced_mode": self.forced_mode.value if self.forced_mode else None,
             "hold_safe": self.hold_safe,
-            "watchdog": {"armed": self.watchdog is not None, "resets": self.resets},
+            "watchdog": {"armed": self.watchdog is not None, "resets": self.resets, **self.watchdog_facts},
             "junction_c": self.junction_c,
             "trip_c": self.trip_c,
             "thermal_level": self.governor.level,
