@@ -3,7 +3,7 @@
 Inputs (from the job's ``inputs``): one ``.onnx`` model and one ``.npy`` array whose first axis is
 the batch axis (name them with ``params.model`` / ``params.input`` when there are several).
 
-Parameters:
+Parameters (checked against ``InferenceParams`` in params.py; a wrong one fails the job naming the key):
 - ``memory_mb`` (default 64): the memory a batch may take; the batch size is
   ``memory_mb / (2 x (input + output bytes per sample))``, the factor 2 leaving room for the
   model's intermediate tensors.
@@ -28,6 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from flightos import JobContext
+from flightos.sdk.options import OptionsError, check_options
+from services.inference.params import InferenceParams
 
 EXTRA = "inference"
 MISSING = (f"inference.run needs onnxruntime and numpy, which are not installed: install the "
@@ -47,9 +49,17 @@ def batch_size(per_sample_bytes: int, memory_mb: float, throttle: int, max_batch
     return max(1, min(max_batch, by_memory) >> max(0, min(int(throttle), 16)))
 
 
-def _pick(ctx: JobContext, suffix: str, param: str) -> Path:
-    """The one input with ``suffix``, or the one named by ``params[param]``."""
-    want = ctx.params.get(param)
+def job_params(ctx: JobContext) -> InferenceParams:
+    """The job's ``params`` checked against :class:`InferenceParams`; InferenceError naming the key if not."""
+    checked = check_options(InferenceParams, ctx.params, "inference")
+    if isinstance(checked, OptionsError):
+        raise InferenceError(f"params.{checked.path}: {checked.detail}" if checked.path else
+                             f"params: {checked.detail}")
+    return checked
+
+
+def _pick(ctx: JobContext, suffix: str, param: str, want: str) -> Path:
+    """The one input with ``suffix``, or the one named ``want`` (the job's ``params[param]``)."""
     found = [p for p in ctx.inputs if p.suffix.lower() == suffix]
     if want:
         found = [p for p in found if p.name == want or p.as_posix().endswith("/" + str(want))]
@@ -87,14 +97,11 @@ def run(ctx: JobContext) -> dict[str, Any]:
     except ImportError as exc:
         raise InferenceError(f"{MISSING} ({exc})") from None
 
-    model_path = _pick(ctx, ".onnx", "model")
-    data_path = _pick(ctx, ".npy", "input")
-    memory_mb = float(ctx.params.get("memory_mb", 64))
-    max_batch = int(ctx.params.get("max_batch", 256))
-    threads = int(ctx.params.get("threads", 1))
-    if memory_mb <= 0 or max_batch < 1 or threads < 1:
-        raise InferenceError("memory_mb must be > 0, max_batch and threads >= 1")
-    out_dir = ctx.out_dir / "downlink" if ctx.params.get("downlink") else ctx.out_dir
+    params = job_params(ctx)
+    model_path = _pick(ctx, ".onnx", "model", params.model)
+    data_path = _pick(ctx, ".npy", "input", params.input)
+    memory_mb, max_batch, threads = params.memory_mb, params.max_batch, params.threads
+    out_dir = ctx.out_dir / "downlink" if params.downlink else ctx.out_dir
     out_dir.mkdir(parents=True, exist_ok=True)
 
     opts = ort.SessionOptions()
