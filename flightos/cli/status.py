@@ -48,7 +48,46 @@ def render(status: dict[str, Any]) -> str:
                  for d in h.get("decisions", [])[-6:]]
     tail = ["", "last decisions:", *decisions] if decisions else []
     link = _link(status["link"]) if "link" in status else []
-    return "\n".join([head, "", services, "", cores, "", bus + f"; rejected frames {nrej}", *link, *tail])
+    board = board_health_lines(status.get("board_health"))
+    return "\n".join([head, *board, "", services, "", cores, "", bus + f"; rejected frames {nrej}", *link, *tail])
+
+
+def board_health_lines(bh: dict[str, Any] | None) -> list[str]:
+    """Board health (``tm.hal.health``) in three lines: resources, boot and kernel log, storage wear and clock."""
+    if not bh:
+        return ["board health: not read yet"]
+
+    def why(section: dict[str, Any]) -> str:
+        return f"unavailable ({section.get('reason', '?')})"
+
+    m = bh["memory"]
+    mem = (f"ram {m['used_pct']:g}% used ({m['available_mb']} MiB free), swap "
+           + (f"{m['swap_used_pct']:g}%" if m["swap_used_pct"] is not None else "none")) if m["available"] \
+        else f"ram {why(m)}"
+    disks = [f"{d['label']} {d['used_pct']:g}% ({d['free_mb']} MiB free{', READ-ONLY' if d['read_only'] else ''})"
+             if d["available"] else f"disk {why(d)}" for d in bh["disks"]]
+    b = bh["boot"]
+    boot = (f"up {_duration(b['uptime_s'])}, last reset {b['reset_reason']}" if b["available"] else f"boot {why(b)}")
+    k = bh["kernel_log"]
+    klog = ("kernel log: " + (", ".join(f"{kind} {n}" for kind, n in k["counts"].items() if n) or "nothing of note")
+            if k["available"] else f"kernel log {why(k)}")
+    e = bh["emmc"]
+    emmc = ("eMMC " + ", ".join(f"{c['card']} {c['level']}" for c in e["cards"])) if e["available"] else \
+        f"eMMC {why(e)}"
+    c = bh["clock"]
+    clock = f"clock synchronised {c['synchronised']}, " + (f"rtc {c['rtc_offset_s']:+g} s" if c["rtc_offset_s"]
+                                                          is not None else "no rtc")
+    ro = bh["read_only_mounts"]
+    ro_text = [f"read-only: {', '.join(ro['mounts'])}"] if ro.get("available") and ro.get("mounts") else []
+    return [f"board: {mem}; disk {', '.join(disks) or 'none'}", f"       {boot}; {klog}",
+            f"       {emmc}; {clock}" + ("; " + ro_text[0] if ro_text else "")]
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    s = int(seconds)
+    return (f"{s // 86400} d " if s >= 86400 else "") + f"{s % 86400 // 3600:02d}:{s % 3600 // 60:02d}:{s % 60:02d}"
 
 
 def _link(link: dict[str, Any]) -> list[str]:

@@ -31,6 +31,7 @@ from flightos.host import exit_cause
 from flightos.host.spawn_spec import SpawnSpec
 from flightos.kernel import commands as kernel_commands
 from flightos.kernel.events import EventId
+from flightos.kernel.health.board_health import BoardHealthLoop
 from flightos.kernel.health.faults import BoardEffects
 from flightos.kernel.health.monitor import HealthMonitor
 from flightos.kernel.health.placement import place
@@ -213,6 +214,8 @@ class Kernel:
         # out on an endpoint only the kernel binds: a subscriber delivers a proxy copy of ev.kernel, tm.kernel.*
         # or tm.hal.* only when that endpoint (checked by pid) sent the same bytes, so nobody can publish as us.
         self.publisher = Publisher(self.ctx, self.endpoints.publish, "kernel", mirror=self.endpoints.kernel_events)
+        self.board_health = BoardHealthLoop.for_board(self.board, str(self.state_dir), self.publisher.publish,
+                                                      self.emit)
         acmd, actl = AsyncSocket(self.cmd_sock), AsyncSocket(self.ctl_sock)
         self.router = CommandRouter(acmd, self.records,
                                     self.target.runtime.command_queue,
@@ -269,6 +272,7 @@ class Kernel:
             loop.create_task(self.monitor.run()),
             loop.create_task(self.events_sub.run(self._record_event)),
             loop.create_task(self._telemetry_loop()),
+            loop.create_task(self.board_health.run()),
         ]
         if self.scenario is not None:
             self._tasks.append(loop.create_task(self._scenario_loop()))
@@ -570,6 +574,7 @@ class Kernel:
             "services": [service_row(r, now) for r in self.records.values()],
             "cores": self._cores(),
             "health": {k: v for k, v in self.monitor.snapshot().items() if k != "cores"},
+            "board_health": self.board_health.latest,
             "run": {"id": self.recorder.run_id, "dir": str(self.recorder.dir)},
             "bus": self.bus_stats(),
             **({"link": self.link.status()} if self.link is not None else {}),

@@ -92,6 +92,24 @@ TOPICS: tuple[Topic, ...] = (
                          "answer (`throttle_age_s`, `vc_temp_c_age_s`, ...); a Jetson's `gpu_load_pct`, `nvpmodel` "
                          "and Orin event counts (`under_voltage_events`, `over_current_avg_events`, ...)"),
           )),
+    Topic("tm.hal.health", "kernel", "every 5 s",
+          "board health (`hal.health`, docs/health.md \"Board health\"): each section has `available`, and "
+          "`reason` when it could not be read", (
+              ("t", "wall time of the reading (UTC s)"),
+              ("memory", "`total_mb`, `available_mb`, `used_pct`, `swap_total_mb`, `swap_used_mb`, `swap_used_pct`"),
+              ("disks", "list, one per file system measured (`root` /, `state` the state directory): `label`, "
+                        "`path`, `mount`, `device`, `fstype`, `total_mb`, `free_mb`, `used_pct`, `read_only`"),
+              ("read_only_mounts", "`mounts`: block-device file systems of a writable kind mounted read-only"),
+              ("boot", "`uptime_s`, `booted_at`, `boot_id`, `reset_reason` (`unknown` when no source says), "
+                       "`reset_source`, `evidence`"),
+              ("kernel_log", "from /dev/kmsg: `counts` per kind (under_voltage, edac_ce, edac_ue, oops, bug, panic, "
+                             "fs_read_only, fs_error, mmc_error), `last` events, `records`, `overruns`, `missed`, "
+                             "`source`, `reason`"),
+              ("emmc", "`cards`: `card`, `name`, `life_time_a`, `life_time_b`, `pre_eol`, `level` (ok, warning, "
+                       "urgent, exceeded, unknown), `raw`"),
+              ("clock", "`synchronised` (yes, no, unknown), `sync_reason`, `max_error_ms`, `rtc`, `rtc_time`, "
+                        "`rtc_offset_s` (RTC minus system clock), `rtc_reason`"),
+          )),
     Topic("tm.hal.timeline", "kernel", "on a simulated board, when the simulator logged something",
           "the simulator's own events since the last message, each entry once. Entries of note are also "
           "raised as `HAL_EVENT` on `ev.kernel` (SEUs and scrubs are not, unless uncorrectable)", (
@@ -118,6 +136,27 @@ TOPICS: tuple[Topic, ...] = (
         ("disk", "`path`, `used_pct`, `free_mb`"),
         ("load_avg", "1, 5 and 15 minute load averages"),
     )),
+    Topic("tm.housekeeping.board", "housekeeping", "`params.rate_hz` (1 Hz), once the kernel has read board "
+          "health", "board health as flat values for ST[03] housekeeping (from `tm.hal.health`); a value that "
+          "could not be read is null", (
+              ("ram_used_pct", "RAM used, %"), ("ram_available_mb", "RAM available, MiB"),
+              ("swap_used_pct", "swap used, % (null: no swap)"),
+              ("root_used_pct", "/ used, %"), ("root_free_mb", "/ free, MiB"), ("root_read_only", "/ is read-only"),
+              ("state_used_pct", "the state directory's file system used, %"),
+              ("state_free_mb", "its free space, MiB"), ("state_read_only", "it is read-only"),
+              ("uptime_s", "seconds since boot"), ("reset_reason", "the last reset's reason, or `unknown`"),
+              ("kernel_log", "`ok`, or `unavailable` (the reason is in `unavailable`)"),
+              ("under_voltage", "under-voltage reports in the kernel log"),
+              ("edac_ce", "EDAC corrected-error reports"), ("edac_ue", "EDAC uncorrected-error reports"),
+              ("oops", "kernel oopses"), ("bug", "kernel BUG reports"), ("panic", "kernel panics"),
+              ("mmc_errors", "MMC/SD errors"), ("fs_errors", "file-system errors"),
+              ("fs_read_only", "file systems the kernel remounted read-only"),
+              ("emmc_level", "the most worn eMMC card: ok, unknown, warning, urgent, exceeded"),
+              ("emmc_life_a", "its life used, type A cells (e.g. `0-10%`)"), ("emmc_life_b", "type B cells"),
+              ("emmc_pre_eol", "its pre-EOL state"), ("clock_synchronised", "yes, no or unknown"),
+              ("rtc_offset_s", "RTC minus system clock, s"),
+              ("unavailable", "the sources that could not be read, and why (dict)"),
+          )),
     Topic("tm.housekeeping.services", "housekeeping", "`params.rate_hz` (1 Hz)", "a short service table", (
         ("services", "list: `name`, `state`, `pid`, `cores`, `cpu_percent`, `rss_mb`, `restarts`"),
     )),

@@ -166,7 +166,7 @@ class KmsgReader:
         if exc.errno in (errno.EPERM, errno.EACCES):
             self.reason = (f"{self.path}: not permitted ({exc.strerror}): reading the kernel log needs "
                            "CAP_SYSLOG while kernel.dmesg_restrict = 1")
-        elif exc.errno == errno.ENOENT:
+        elif exc.errno == errno.ENOENT and self.path == KMSG:
             self.reason = f"{self.path}: no such device (a container, or a kernel without printk)"
         else:
             self.reason = f"{self.path}: {exc.strerror or exc}"

@@ -132,7 +132,7 @@ class HealthWatch:
                              f"kernel log: {len(held)} {what} report(s), the last at {last.t_boot_s:.1f} s after boot: "
                              f"{last.message}",
                              {"log_kind": kind, "count": len(held), "total": self.kmsg.counts[kind],
-                              "message": last.message, "t_boot_s": last.t_boot_s}))
+                              "line": last.message, "t_boot_s": last.t_boot_s}))
             self._said_at[kind] = now
             self._held[kind] = []
         return out

@@ -6,6 +6,7 @@ import os
 from typing import Any
 
 from flightos import Message, Parameter, Service, command, periodic, subscribe
+from services.housekeeping.board import flatten
 from services.housekeeping.options import HousekeepingOptions
 
 
@@ -21,6 +22,7 @@ class Housekeeping(Service):
         super().__init__()
         self._services: list[dict[str, Any]] = []
         self._cores: list[dict[str, Any]] = []
+        self._board: dict[str, Any] | None = None
         self.samples = 0
 
     @subscribe("tm.kernel.services")
@@ -35,14 +37,27 @@ class Housekeeping(Service):
         if isinstance(msg.payload, dict):
             self._cores = list(msg.payload.get("cores", []))
 
+    @subscribe("tm.hal.health")
+    async def on_board_health(self, msg: Message) -> None:
+        """Keep the kernel's latest board health (hal.health) as flat housekeeping values."""
+        if isinstance(msg.payload, dict):
+            self._board = flatten(msg.payload)
+
     @periodic(hz="rate_hz")
     async def report(self) -> None:
-        """Publish ``tm.housekeeping.system`` and ``tm.housekeeping.services``."""
+        """Publish ``tm.housekeeping.system``, ``tm.housekeeping.services`` and ``tm.housekeeping.board``."""
         await self.publish("system", self.snapshot())
         await self.publish("services", {"services": [
             {k: s.get(k) for k in ("name", "state", "pid", "cores", "cpu_percent", "rss_mb", "restarts")}
             for s in self._services]})
+        if self._board is not None:
+            await self.publish("board", self._board)
         self.samples += 1
+
+    @command()
+    async def board(self) -> dict[str, Any] | None:
+        """The board's health as housekeeping values (None until the kernel's first reading)."""
+        return self._board
 
     @command()
     async def sample(self) -> dict[str, Any]:

@@ -83,7 +83,7 @@ def test_under_voltage_alerts_once_per_interval_with_the_count(tmp_path: Path) -
     clock.t += 31
     _, alerts = watch.poll()
     assert [(a.kind, a.data["count"], a.data["total"]) for a in alerts] == [("under_voltage", 1, 11)]
-    assert "Undervoltage detected!" in alerts[0].message
+    assert "Undervoltage detected!" in alerts[0].message and alerts[0].data["line"].endswith("detected!")
     watch.close()
 
 

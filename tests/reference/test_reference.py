@@ -27,7 +27,7 @@ async def test_every_topic_carries_the_keys_docs_topics_md_lists() -> None:
                                         "budget": {"cpu_s": 5}})
         first: dict[str, Any] = {}
         wanted = {"tm.kernel.services", "tm.kernel.health", "tm.kernel.bus", "tm.kernel.self", "tm.hal.reading",
-                  "tm.hal.timeline",
+                  "tm.hal.timeline", "tm.hal.health", "tm.housekeeping.board",
                   "ev.kernel", "ev.test", "tm.test.drill", "dl.test.summary",
                   "tm.housekeeping.system", "tm.housekeeping.services", "tm.ground.link", "tm.sar.scene",
                   "tm.jobs.status", "tm.jobs.done"}

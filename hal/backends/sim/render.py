@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,3 +94,19 @@ def render(root: Path, s: TreeState, cache: dict[str, str] | None = None) -> Non
     _write(root, f"{wd}/identity", "SimRadHard watchdog\n")
     _write(root, f"{wd}/timeout", f"{s.watchdog_timeout_s}\n")
     _write(root, f"{wd}/max_timeout", f"{s.watchdog_max_s}\n")
+    _board_health_files(root, _write)
+
+
+def _board_health_files(root: Path, write: _Writer) -> None:
+    """What hal.health reads: a healthy eMMC, an RTC on the host's clock, and an (empty) kernel log."""
+    card = "sys/class/mmc_host/mmc0/mmc0:0001"
+    write(root, f"{card}/type", "MMC\n")
+    write(root, f"{card}/name", "SIMMC\n")
+    write(root, f"{card}/life_time", "0x01 0x01\n")
+    write(root, f"{card}/pre_eol_info", "0x01\n")
+    write(root, "sys/class/rtc/rtc0/name", "sim-rtc\n")
+    write(root, "sys/class/rtc/rtc0/since_epoch", f"{int(time.time())}\n")
+    kmsg = root / "dev" / "kmsg"
+    if not kmsg.exists():  # appended to by tests and tools, never rewritten
+        kmsg.parent.mkdir(parents=True, exist_ok=True)
+        kmsg.touch()

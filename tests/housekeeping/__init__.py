@@ -1,0 +1,1 @@
+"""Tests of the housekeeping service: its telemetry on a running runtime."""
