@@ -144,7 +144,7 @@ def build_generic(root: Path, *, edac: bool = True) -> Path:
     return root
 
 
-def _pi_common(root: Path, model: str, khz: int) -> None:
+def _pi_common(root: Path, model: str, khz: int, firmware: str) -> None:
     write(root, "/proc/device-tree/model", model + "\x00")
     write(root, "/proc/stat", proc_stat({c: (100 * c, 1000) for c in range(4)}))
     policy(root, 0, "0 1 2 3", khz)
@@ -153,12 +153,12 @@ def _pi_common(root: Path, model: str, khz: int) -> None:
     write(root, "/sys/class/watchdog/watchdog0/max_timeout", "15\n")
     write(root, "/dev/watchdog", "")
     # raspberrypi-hwmon: polls the firmware every 2 s; in0_lcrit_alarm is its under-voltage alarm.
-    hwmon(root, 0, "/sys/devices/platform/soc/soc:firmware/raspberrypi-hwmon", "rpi_volt", {"in0_lcrit_alarm": 0})
+    hwmon(root, 0, f"{firmware}/raspberrypi-hwmon", "rpi_volt", {"in0_lcrit_alarm": 0})
 
 
 def build_pi4(root: Path) -> Path:
     """Raspberry Pi 4: no cpuN/online files (no PSCI), one policy, cpu-thermal with one trip."""
-    _pi_common(root, "Raspberry Pi 4 Model B Rev 1.4", 1_500_000)
+    _pi_common(root, "Raspberry Pi 4 Model B Rev 1.4", 1_500_000, "/sys/devices/platform/soc/soc:firmware")
     cpus(root, "0-3", "0-3", hotplug=[])
     zone(root, 0, "cpu-thermal", 39_500, [("critical", 110_000)])
     # The firmware driver's (deprecated) throttle word, hex without 0x.
@@ -168,7 +168,7 @@ def build_pi4(root: Path) -> Path:
 
 def build_pi5(root: Path, model: str = "Raspberry Pi 5 Model B Rev 1.0") -> Path:
     """Raspberry Pi 5 (or a CM5): hotplug files on cpu1-3, fan trips at 50/60/67.5/75 C, no sysfs get_throttled."""
-    _pi_common(root, model, 2_400_000)
+    _pi_common(root, model, 2_400_000, "/sys/devices/platform/soc@107c000000/soc@107c000000:firmware")
     cpus(root, "0-3", "0-3", hotplug=[1, 2, 3])
     trips = [
         ("critical", 110_000),

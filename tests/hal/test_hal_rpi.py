@@ -137,6 +137,13 @@ def test_sysfs_get_throttled_is_hex_without_prefix(tmp_path: Path) -> None:
     reading = hal.open_board({"backend": "rpi", "root": str(tmp_path)}, runner=RecordedRunner({})).read()
     assert reading.throttle is not None and reading.throttle.raw == 0x50005
     assert parse_sysfs_throttled("a0002").freq_capped
+    pi5 = build_pi5(tmp_path / "pi5")  # a Pi 5 kernel that still has the file: under its own firmware node
+    write(pi5, "/sys/devices/platform/soc@107c000000/soc@107c000000:firmware/get_throttled", "50000\n")
+    runner = RecordedRunner(PI_OUTPUTS_PI5)
+    on_pi5 = hal.open_board({"backend": "rpi", "root": str(pi5)}, runner=runner).read()
+    assert on_pi5.throttle is not None and on_pi5.throttle.raw == 0x50000
+    assert on_pi5.extras["throttle_source"] == "sysfs get_throttled"
+    assert ("vcgencmd", "get_throttled") not in runner.calls
     for bad in ("", "0x", "zz", "123456789"):
         with pytest.raises(hal.HalParseError):
             parse_sysfs_throttled(bad)
