@@ -14,7 +14,8 @@ from hal.errors import HalError, HalUnsupported
 from hal.types import TimelineEvent
 
 FAULTS = {
-    "seu": "flip bits in memory: count=N [address=WORD]",
+    "seu": "flip bits in memory: count=N [address=WORD], or bits=[B,...] (exact bits of one word); "
+           "EDAC counts them at the next scrub",
     "sefi": "hang a core until reset: core=N (random if omitted)",
     "reset": "reset a hung core: core=N",
     "sel": "latch-up current step until power cycle: delta_ma=MA (default 200)",

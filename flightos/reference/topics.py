@@ -50,6 +50,8 @@ TOPICS: tuple[Topic, ...] = (
               ("junction_c", "junction temperature in °C, or null"),
               ("trip_c", "the trip point in °C, or null"),
               ("thermal_level", "0 (none) to 3: how hard the thermal governor throttles"),
+              ("edac", "`corrected`, `uncorrected` memory error counts (null without EDAC); on the simulator also "
+                       "`code` (rs, secded), `scrub_period_s`, `next_scrub_in_s`: upsets count at the next scrub"),
               ("power_w", "board power in W, or null"),
               ("budget_w", "the power budget in W, or null"),
               ("cores", "list, one dict per core: `id`, `state` (HEALTHY, SUSPECT, DEGRADED, OFFLINE), `reason`, "
@@ -112,7 +114,7 @@ TOPICS: tuple[Topic, ...] = (
           )),
     Topic("tm.hal.timeline", "kernel", "on a simulated board, when the simulator logged something",
           "the simulator's own events since the last message, each entry once. Entries of note are also "
-          "raised as `HAL_EVENT` on `ev.kernel` (SEUs and scrubs are not, unless uncorrectable)", (
+          "raised as `HAL_EVENT` on `ev.kernel` (single SEUs are not; the EDAC scrub that finds them is)", (
               ("entries", "list of the simulator's timeline entries: `t_s` (simulated time), `kind` (seu, sefi, "
                           "core_reset, sel, limiter_trip, power_cycle, core_failed, ...), `detail`"),
           )),

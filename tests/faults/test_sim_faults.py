@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -80,3 +84,41 @@ async def test_an_absurd_upset_burst_is_refused(runtime: RuntimeProcess) -> None
     """A burst too large to inject without stalling the kernel is refused with the limit named."""
     with pytest.raises(BadArguments, match=r"count: expected 1\.\.10000"):
         await runtime.client.call("kernel", "inject", {"fault": "seu", "count": 10**9})  # type: ignore[union-attr]
+
+
+async def _cli(rt: RuntimeProcess, *args: str) -> subprocess.CompletedProcess[str]:
+    """``flightos --runtime-dir RT ARGS`` as a user runs it, off the event loop."""
+    argv = [sys.executable, "-m", "flightos.cli.main", "--runtime-dir", str(rt.runtime_dir), *args]
+    return await asyncio.to_thread(subprocess.run, argv, capture_output=True, text=True, timeout=30,
+                                   stdin=subprocess.DEVNULL)
+
+
+async def test_injected_upsets_show_at_the_next_scrub_as_an_event_and_in_status() -> None:
+    """`flightos inject seu count=100` says when the scrub comes; the scrub is an event; status counts 100.
+
+    Before: no event, and `edac.corrected` was still 0 (nor in status at all) ten seconds later.
+    """
+    async with make_runtime(["test"], overrides=["hal.scrub_period_s=3"]) as rt:
+        c = rt.client
+        assert c is not None
+        events = c.subscriber("ev.kernel")
+        await c.call("kernel", "ping")
+        injected = await _cli(rt, "inject", "seu", "count=100")
+        assert injected.returncode == 0, injected.stderr
+        assert "100 bit flip(s); EDAC (rs) sees them at the next scrub" in injected.stdout
+        assert "hal.scrub_period_s = 3" in injected.stdout
+        scrub = await c.wait_for("ev.kernel", lambda e: e.payload["name"] == "HAL_EVENT"
+                                 and e.payload["data"]["kind"] == "edac_scrub", timeout=15, sub=events)
+        assert scrub.payload["severity_name"] == "LOW"
+        assert scrub.payload["message"] == "EDAC scrub: 100 word(s) corrected, 0 uncorrectable"
+        status = await _cli(rt, "status", "--json")
+        edac = json.loads(status.stdout)["health"]["edac"]
+        assert edac["corrected"] == 100 and edac["uncorrected"] == 0
+        assert edac["code"] == "rs" and edac["scrub_period_s"] == 3.0
+        text = (await _cli(rt, "status")).stdout
+        assert "edac 100 corrected, 0 uncorrectable (rs; scrub every 3 s" in text
+        burst = await _cli(rt, "inject", "seu", "address=7", "bits=[0,8]")  # two nibbles of one RS codeword
+        assert "2 bit flip(s) in word 7" in burst.stdout, burst.stderr
+        bad = await c.wait_for("ev.kernel", lambda e: e.payload["name"] == "HAL_EVENT"
+                               and e.payload["data"]["kind"] == "edac_scrub", timeout=15, sub=events)
+        assert bad.payload["severity_name"] == "HIGH" and bad.payload["data"]["uncorrected"] == 1

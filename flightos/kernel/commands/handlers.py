@@ -97,7 +97,8 @@ async def kill(k: KernelPort, service: str, signal: str = "KILL") -> dict[str, A
 
 @kernel_command
 async def inject(k: KernelPort, fault: str, count: Any = None, address: Any = None, core: Any = None,
-                 delta_ma: Any = None, delta_w: Any = None, delta_c: Any = None, on: Any = None) -> dict[str, Any]:
+                 delta_ma: Any = None, delta_w: Any = None, delta_c: Any = None, on: Any = None,
+                 bits: Any = None) -> dict[str, Any]:
     """inject a fault into a simulated board (fault=seu|sefi|reset|sel|power-cycle|core-fail|thermal-step|saa|sun, see `faults`)
 
     The fault's own arguments are checked by the fault, which names the one it refuses (``faults`` lists them).
@@ -105,7 +106,7 @@ async def inject(k: KernelPort, fault: str, count: Any = None, address: Any = No
     import hal  # the HAL's error type only; imported here so the table stays light for ground tools
 
     given = {"count": count, "address": address, "core": core, "delta_ma": delta_ma, "delta_w": delta_w,
-             "delta_c": delta_c, "on": on}
+             "delta_c": delta_c, "on": on, "bits": bits}
     try:
         what = k.effects.inject(fault, {n: v for n, v in given.items() if v is not None})
     except hal.HalError as exc:

@@ -41,7 +41,16 @@ HAL_EVENT_SEVERITY = {
     "sun_override": Severity.INFO,
     "thermal_step": Severity.LOW,
 }
-"""Board timeline entries raised as kernel events; SEUs and scrubs go to telemetry only, unless uncorrectable."""
+"""Board timeline entries raised as kernel events; single SEUs go to telemetry only, the scrub that finds them
+is an event (edac_scrub: LOW when it corrected every word, HIGH when some were uncorrectable)."""
+
+
+def _message(ev: hal.TimelineEvent) -> str:
+    """The event's one-line text: an EDAC scrub says what it found."""
+    if ev.kind == "edac_scrub":
+        return (f"EDAC scrub: {ev.detail.get('corrected', 0)} word(s) corrected, "
+                f"{ev.detail.get('uncorrected', 0)} uncorrectable")
+    return f"board: {ev.kind}"
 
 FULL_READ_S = 1.0
 """On a board with its own timeline (the simulator renders a sysfs tree per read), a full reading at most this
@@ -99,10 +108,10 @@ class BoardEffects:
         new = self._new_entries()
         for ev in new:
             sev = HAL_EVENT_SEVERITY.get(ev.kind)
-            if ev.kind == "edac_scrub" and ev.detail.get("uncorrected"):
-                sev = Severity.HIGH
+            if ev.kind == "edac_scrub":  # the scrub that found upsets: LOW if it corrected all, HIGH if not
+                sev = Severity.HIGH if ev.detail.get("uncorrected") else Severity.LOW
             if sev is not None:
-                self.emit(EventId.HAL_EVENT, sev, f"board: {ev.kind}", kind=ev.kind, sim_t_s=round(ev.t_s, 3),
+                self.emit(EventId.HAL_EVENT, sev, _message(ev), kind=ev.kind, sim_t_s=round(ev.t_s, 3),
                           **{k: v for k, v in ev.detail.items() if k not in ("kind",)})
         for ev in new:
             if ev.kind == "watchdog_reset" and self.on_watchdog_reset is not None:

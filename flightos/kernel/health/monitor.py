@@ -21,6 +21,7 @@ import structlog
 import hal
 from flightos.kernel.events import EventId
 from flightos.kernel.health.core_health import USABLE, CoreHealth, CoreState, Evidence, HealthSettings, Weight
+from flightos.kernel.health.edac import edac_status
 from flightos.kernel.health.governor import PowerAccount, ThermalGovernor, board_power_w, junction
 from flightos.kernel.health.modes import Candidate, Mode, capacity_mode, plan, worse
 from flightos.kernel.health.placement import place
@@ -410,6 +411,7 @@ class HealthMonitor:
             "junction_c": self.junction_c,
             "trip_c": self.trip_c,
             "thermal_level": self.governor.level,
+            "edac": edac_status(reading),
             "power_w": self.power.board_w,
             "budget_w": self.budget_w(),
             "cores": [{"id": c, "state": h.state.value, "reason": h.reason, "load_pct": loads.get(c),

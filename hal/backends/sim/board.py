@@ -463,6 +463,9 @@ class SimBoard(Board):
             "sel_ma": self.sel_ma,
             "power_cycles": self.power_cycles,
             "edac_pending_words": self.edac.pending_words,
+            "edac_code": self.edac.code.name,
+            "scrub_period_s": float(self.settings["scrub_period_s"]),
+            "next_scrub_in_s": round(self.next_scrub_in_s, 3),
         }
         for i in range(self._n):
             out[f"core{i}_state"] = self.core_state(i)
