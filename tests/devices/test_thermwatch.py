@@ -33,14 +33,14 @@ async def plant() -> AsyncIterator[tuple[RuntimeProcess, Bus]]:
             bus.close()
 
 
-async def inject(rt: RuntimeProcess, *argv: str) -> str:
-    """``flightos inject ...`` as a user types it; its output line."""
+async def inject(rt: RuntimeProcess, *argv: str, code: int = 0) -> str:
+    """``flightos inject ...`` as a user types it; its output line (its error line when ``code`` is not 0)."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "flightos.cli.main", "--runtime-dir", str(rt.runtime_dir), "inject", *argv,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     out, err = await asyncio.wait_for(proc.communicate(), 30)
-    assert proc.returncode == 0, err.decode()
-    return out.decode().strip()
+    assert proc.returncode == code, err.decode()
+    return (out if code == 0 else err).decode().strip()
 
 
 async def fault_event(bus: Bus, event: ThermwatchEvent, device: str, timeout: float = 10.0) -> dict[str, Any]:
@@ -87,5 +87,7 @@ async def test_device_faults_are_typed_events_and_never_crash_the_service(plant:
     silent = await fault_event(bus, ThermwatchEvent.DEVICE_FAULT, "radio")
     assert (silent["errno"], silent["kind"]) == (110, "DeviceTimeout")
 
+    refused = await inject(rt, "uart-dropout", "device=plate", code=1)
+    assert refused == "flightos: bad_arguments: uart-dropout: plate is declared kind = 'i2c', not 'uart'"
     row = await rt.service("thermwatch")
     assert row["state"] == "READY" and row["restarts"] == 0
