@@ -14,6 +14,7 @@ from collections import deque
 from dataclasses import dataclass
 
 KMSG = "/dev/kmsg"
+DMESG_RESTRICT = "/proc/sys/kernel/dmesg_restrict"
 READ_SIZE = 16384
 MAX_PER_POLL = 20000
 
@@ -69,6 +70,23 @@ class KmsgSummary:
     missed: int
     available: bool = True
     reason: str = ""
+
+
+def dmesg_restrict() -> str | None:
+    """The live ``kernel.dmesg_restrict`` (``'0'`` or ``'1'``), or None where it cannot be read."""
+    try:
+        with open(DMESG_RESTRICT, encoding="ascii") as fh:
+            return fh.read().strip()
+    except OSError:
+        return None
+
+
+def _why_not_permitted(restrict: str | None) -> str:
+    if restrict == "0":
+        return ("kernel.dmesg_restrict is 0, so a sandbox hides the log (systemd ProtectKernelLogs=yes, "
+                "or a container)")
+    return ("reading the kernel log needs CAP_SYSLOG while kernel.dmesg_restrict = 1 (the Debian, Ubuntu and "
+            "Raspberry Pi OS default), and under systemd also ProtectKernelLogs=no")
 
 
 def parse_record(line: bytes | str) -> KmsgRecord | None:
@@ -164,8 +182,7 @@ class KmsgReader:
 
     def _fail(self, exc: OSError) -> None:
         if exc.errno in (errno.EPERM, errno.EACCES):
-            self.reason = (f"{self.path}: not permitted ({exc.strerror}): reading the kernel log needs "
-                           "CAP_SYSLOG while kernel.dmesg_restrict = 1")
+            self.reason = f"{self.path}: not permitted ({exc.strerror}): " + _why_not_permitted(dmesg_restrict())
         elif exc.errno == errno.ENOENT and self.path == KMSG:
             self.reason = f"{self.path}: no such device (a container, or a kernel without printk)"
         else:

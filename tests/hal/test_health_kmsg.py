@@ -112,17 +112,24 @@ def test_overrun_epipe_is_counted_and_reading_goes_on(tmp_path: Path, monkeypatc
     assert (s.overruns, s.missed, s.records) == (1, 79, 2)
 
 
-@pytest.mark.parametrize("code", [errno.EPERM, errno.EACCES])
-def test_not_permitted_is_unavailable_with_the_reason(monkeypatch: pytest.MonkeyPatch, code: int) -> None:
-    """Without CAP_SYSLOG under dmesg_restrict the open fails: unavailable, and why; never raises."""
+@pytest.mark.parametrize(("code", "restrict", "says"), [
+    (errno.EPERM, "1", "needs CAP_SYSLOG while kernel.dmesg_restrict = 1"),
+    (errno.EACCES, None, "needs CAP_SYSLOG"),
+    (errno.EACCES, "0", "a sandbox hides the log (systemd ProtectKernelLogs=yes"),
+])
+def test_not_permitted_is_unavailable_with_the_reason(
+    monkeypatch: pytest.MonkeyPatch, code: int, restrict: str | None, says: str
+) -> None:
+    """The open is refused: unavailable, with the likely cause from kernel.dmesg_restrict; never raises."""
     def refuse(path: str, flags: int) -> int:
         raise PermissionError(code, os.strerror(code))
 
     monkeypatch.setattr(kmsg.os, "open", refuse)
+    monkeypatch.setattr(kmsg, "dmesg_restrict", lambda: restrict)
     reader = KmsgReader("/dev/kmsg")
     assert reader.poll() == []
     s = reader.summary()
-    assert not s.available and "CAP_SYSLOG" in s.reason and "dmesg_restrict" in s.reason
+    assert not s.available and says in s.reason and s.reason.startswith("/dev/kmsg: not permitted (")
     assert reader.poll() == []  # does not retry and fail every poll
 
 
