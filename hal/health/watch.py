@@ -30,6 +30,8 @@ KMSG_ALERTS = {
     "mmc_error": ("kernel_error", "medium"),
 }
 EMMC_RANK = {"unknown": 0, "ok": 0, "warning": 1, "urgent": 2, "exceeded": 3}
+FULL_PCT = 95.0
+"""A measured file system this full raises ``disk_full``; it re-arms once below ``FULL_PCT - 5``."""
 
 
 @dataclass(frozen=True)
@@ -55,7 +57,7 @@ class HealthSources:
 
 @dataclass(frozen=True)
 class Alert:
-    """Something got worse: ``kind`` (under_voltage, read_only, emmc_wear, kernel_error), how bad, and why."""
+    """Something got worse: ``kind`` (under_voltage, read_only, disk_full, emmc_wear, kernel_error), how bad, why."""
 
     kind: str
     severity: str
@@ -90,6 +92,7 @@ class HealthWatch:
         self._ro_labels: set[str] = set()
         self._ro_mounts: set[str] | None = None
         self._emmc_rank: dict[str, int] = {}
+        self._full: set[str] = set()
 
     def poll(self) -> tuple[BoardHealth, list[Alert]]:
         """Read every source once (never raises for a source that fails); the alerts since the last poll."""
@@ -108,7 +111,8 @@ class HealthWatch:
             emmc=read_emmc(self._sys),
             clock=read_clock(self._sys, self._adjtimex, self._clock),
         )
-        alerts = self._kmsg_alerts(events, now) + self._read_only_alerts(health) + self._emmc_alerts(health)
+        alerts = (self._kmsg_alerts(events, now) + self._read_only_alerts(health) + self._space_alerts(health)
+                  + self._emmc_alerts(health))
         self.last = health
         return health, alerts
 
@@ -158,6 +162,21 @@ class HealthWatch:
                 out += [Alert("read_only", "high", f"{m} was remounted read-only", {"mount": m})
                         for m in sorted(now_ro - self._ro_mounts)]
             self._ro_mounts = now_ro
+        return out
+
+    def _space_alerts(self, health: BoardHealth) -> list[Alert]:
+        """A measured file system at FULL_PCT or more (once, until it drops 5 points below)."""
+        out = []
+        for d in health.disks:
+            if isinstance(d, Unavailable):
+                continue
+            if d.used_pct >= FULL_PCT and d.label not in self._full:
+                self._full.add(d.label)
+                out.append(Alert("disk_full", "high" if d.label == "state" else "medium",
+                                 f"the {d.label} file system ({d.path}) is {d.used_pct:g}% full, {d.free_mb} MiB free",
+                                 {"label": d.label, "path": d.path, "used_pct": d.used_pct, "free_mb": d.free_mb}))
+            elif d.used_pct < FULL_PCT - 5:
+                self._full.discard(d.label)
         return out
 
     def _emmc_alerts(self, health: BoardHealth) -> list[Alert]:

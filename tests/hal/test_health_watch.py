@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 from hal.health import HealthSources, HealthWatch, read_health
+from hal.health.storage import Statvfs
 from hal.testing.trees import write
 
 MEMINFO = "MemTotal: 8000000 kB\nMemAvailable: 6000000 kB\nSwapTotal: 0 kB\nSwapFree: 0 kB\n"
@@ -134,3 +135,36 @@ def test_this_host_reads_without_error() -> None:
     doc = health.to_dict()
     assert doc["memory"]["available"] and doc["disks"][0]["available"]
     assert doc["boot"]["available"] and doc["boot"]["uptime_s"] > 0
+
+
+def _statvfs_at(used_pct: list[float]) -> Statvfs:
+    """A statvfs whose file system is ``used_pct[0]`` % full (1 GiB, 4 KiB blocks); change the list to refill it."""
+    def fake(path: str) -> os.statvfs_result:
+        blocks = 262144
+        free = round(blocks * (100.0 - used_pct[0]) / 100.0)
+        return os.statvfs_result((4096, 4096, blocks, free, free, 1000, 500, 500, 0, 255))
+
+    return fake
+
+
+def test_a_full_file_system_alerts_once_and_rearms_below_90_percent(tmp_path: Path) -> None:
+    """95 % full is one alert (HIGH for the state directory); again only after it dropped below 90 %."""
+    root, state = tmp_path / "board", tmp_path / "state"
+    state.mkdir()
+    _board(root)
+    used = [50.0]
+    watch = HealthWatch(HealthSources(sys_root=str(root), proc_root=str(root), disks={"state": str(state)}),
+                        adjtimex=lambda: (0, 0, 0), statvfs=_statvfs_at(used))
+    assert watch.poll()[1] == []
+    used[0] = 96.0
+    _, alerts = watch.poll()
+    assert [(a.kind, a.severity, a.data["used_pct"], a.data["free_mb"]) for a in alerts] == [
+        ("disk_full", "high", 96.0, 40)]
+    used[0] = 92.0
+    assert watch.poll()[1] == []
+    used[0] = 97.0
+    assert watch.poll()[1] == []  # never dropped below 90 %: still the same episode
+    used[0] = 80.0
+    watch.poll()
+    used[0] = 99.0
+    assert [a.kind for a in watch.poll()[1]] == ["disk_full"]

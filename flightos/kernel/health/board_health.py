@@ -30,6 +30,7 @@ ALERT_EVENTS = {
     "read_only": EventId.FILESYSTEM_READ_ONLY,
     "emmc_wear": EventId.EMMC_WEAR,
     "kernel_error": EventId.KERNEL_LOG_ERROR,
+    "disk_full": EventId.DISK_NEARLY_FULL,
 }
 SEVERITIES = {"low": Severity.LOW, "medium": Severity.MEDIUM, "high": Severity.HIGH}
 
