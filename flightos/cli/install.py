@@ -2,7 +2,7 @@
 
 ``install`` writes ``/etc/systemd/system/flightos.service`` (``Type=notify`` with a systemd
 watchdog, restart on failure, a dedicated user, the runtime directory ``/run/flightos``, the store
-under ``/var/lib/flightos``, JSON logs to the journal), creates that user where missing, copies the
+under ``/var/lib/flightos``, logs in the journal with native fields), creates that user where missing, copies the
 target file to ``/etc/flightos/targets/`` and enables the service. ``uninstall`` reverses it and
 keeps the state (and the user) unless ``--purge``.
 
@@ -484,7 +484,7 @@ def run_install(args: argparse.Namespace, *, runner: Runner | None = None, euid:
         rt = RUNTIME_DIR
         print(f"installed {SERVICE} for target {name}. Check it with:\n"
               f"  systemctl status {SERVICE}\n"
-              f"  journalctl -u {SERVICE} -f\n"
+              f"  journalctl -u {SERVICE} -f      (or one service: flightos logs SERVICE -f)\n"
               f"  sudo -u {user} {shlex.quote(str(Path(python).parent / 'flightos'))} --runtime-dir {rt} status")
     _print_notes(plan)
     return ec.OK
