@@ -140,7 +140,7 @@ class Ground(Service):
             self.subscribe(s.topic, self._on_hk_topic)
         self.log.info(
             "ground.listening",
-            links=[f"{lk.name}:{getattr(lk, 'bound', '')}" for lk in self.links],
+            links=[f"{lk.name}:{lk.bound}" for lk in self.links],
             apid=self.apid,
             auth=self.auth,
             keys=self.keys.ids(),
@@ -166,9 +166,8 @@ class Ground(Service):
     def authenticated(self, addr: Address, link: Transport) -> None:
         """A telecommand from ``addr`` passed authentication (or is well formed, with auth off): ground is there."""
         self.last_peer = (addr, link)
-        heard = getattr(self.contact, "heard", None)
-        if heard is not None:
-            heard(time.time())
+        if isinstance(self.contact, contacts.Heeds):
+            self.contact.heard(time.time())
 
     def _garbage(self, reason: str, addr: Address) -> None:
         self.counters["tc_dropped"] += 1

@@ -9,7 +9,7 @@ import bisect
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 EARTH_RADIUS_KM = 6371.0
 """Mean Earth radius of the spherical model used for station visibility."""
@@ -19,6 +19,13 @@ class Contact(Protocol):
     """A contact policy: given UTC seconds and the sub-satellite point (lat, lon degrees) if known."""
 
     def in_contact(self, now_utc: float, position: tuple[float, float] | None) -> bool: ...
+
+
+@runtime_checkable
+class Heeds(Protocol):
+    """A contact policy that telecommands bring (``after_tc``): told when an authenticated one arrives."""
+
+    def heard(self, now_utc: float) -> None: ...
 
 
 class Always:
