@@ -330,22 +330,19 @@ async def _inject(client: Client, args: argparse.Namespace) -> int:
         if not sep or not key:
             raise UsageError(f"argument {item!r}: expected KEY=VALUE")
         kwargs[key] = parse_value(value)
-    result = await client.call("kernel", "inject", kwargs, timeout=5.0)
-    if args.json:
-        emit_json(result)
     from hal.devices.sim.faults import DEVICE_FAULTS
 
     if args.fault in DEVICE_FAULTS:
         return _inject_device(client, args, kwargs)
+    result = await client.call("kernel", "inject", kwargs, timeout=5.0)
+    if args.json:
+        emit_json(result)
     else:
         states = ", ".join(f"core {c}: {s}" for c, s in result["cores"].items())
         print(f"injected {result['injected']} ({states})")
     return ec.OK
 
 
-async def _tm(client: Client, args: argparse.Namespace) -> int:
-    sub = client.subscriber(args.prefix)
-    seen = 0
 def _inject_device(client: Client, args: argparse.Namespace, kwargs: dict[str, Any]) -> int:
     """A device fault goes to the simulated devices' shared state in the runtime directory (docs/devices.md)."""
     from flightos.bus.errors import BadArguments
@@ -363,6 +360,9 @@ def _inject_device(client: Client, args: argparse.Namespace, kwargs: dict[str, A
     return ec.OK
 
 
+async def _tm(client: Client, args: argparse.Namespace) -> int:
+    sub = client.subscriber(args.prefix)
+    seen = 0
     end = time.monotonic() + args.timeout if args.timeout else None
     while args.count is None or seen < args.count:
         remaining = None if end is None else end - time.monotonic()

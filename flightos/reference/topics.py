@@ -186,6 +186,17 @@ TOPICS: tuple[Topic, ...] = (
         ("throttle", "the throttle level it ran at"),
         ("kept_raw", "whether the raw scene was kept"),
     )),
+    Topic("tm.thermwatch.status", "thermwatch", "`params.rate_hz` (2 Hz)", "the plate, its heater and the radio "
+          "(docs/devices.md)", (
+              ("temp_c", "the plate's temperature, or null when the sensor failed"),
+              ("heater", "the heater line's level, 0 or 1"),
+              ("setpoint_c", "the set-point it holds"),
+              ("reports", "reports sent over the radio"),
+              ("echo_ok", "reports whose loopback echo came back intact"),
+              ("echo_bad", "echoes that came back corrupted"),
+              ("echo_missing", "echoes that did not come back"),
+              ("faults", "failing devices: name -> `errno`, `error`"),
+          )),
     Topic("tm.jobs.status", "jobs", "every tick (1 Hz)", "the job queue (docs/jobs.md)", (
         ("mode", "the kernel's mode as the jobs service sees it"),
         ("throttle", "its throttle level"),
@@ -227,17 +238,6 @@ def render_markdown() -> str:
         "# Bus topics and their payloads",
         "",
         "Every message on the bus has a topic, a source, a sequence number and a payload (MessagePack).",
-    Topic("tm.thermwatch.status", "thermwatch", "`params.rate_hz` (2 Hz)", "the plate, its heater and the radio "
-          "(docs/devices.md)", (
-              ("temp_c", "the plate's temperature, or null when the sensor failed"),
-              ("heater", "the heater line's level, 0 or 1"),
-              ("setpoint_c", "the set-point it holds"),
-              ("reports", "reports sent over the radio"),
-              ("echo_ok", "reports whose loopback echo came back intact"),
-              ("echo_bad", "echoes that came back corrupted"),
-              ("echo_missing", "echoes that did not come back"),
-              ("faults", "failing devices: name -> `errno`, `error`"),
-          )),
         "`tm.` is telemetry, `ev.` an event, `dl.` a product for the ground. Subscribe by prefix: "
         "`flightos tm tm.kernel`, `@subscribe(\"tm.hal.reading\")` in a service, or "
         "`bus.telemetry(topic, predicate)` in a test ([testing.md](testing.md)). Only the kernel "
