@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,8 @@ import pytest
 import pytest_asyncio
 
 from flightos import CommandError
+from flightos.bus.envelope import Envelope
+from flightos.bus.pubsub import Subscriber
 from flightos.client import Client
 from flightos.testing import RuntimeProcess, eventually
 from services.jobs.events import JobsEvent
@@ -53,6 +54,14 @@ async def finished(c: Client, job_id: str, tenant: str, timeout: float = 20.0) -
     return res
 
 
+async def next_batch(sub: Subscriber, wait_s: float = 0.5) -> list[Envelope]:
+    """The next batch of messages, or none if nothing arrives within ``wait_s`` (eventually() asks again)."""
+    try:
+        return await asyncio.wait_for(sub.batches(), wait_s)
+    except asyncio.TimeoutError:
+        return []
+
+
 async def submit(c: Client, tenant: str, processor: str = "test.spin", params: dict[str, Any] | None = None,
                  inputs: list[str] | None = None, budget: dict[str, Any] | None = None) -> dict[str, Any]:
     job: dict[str, Any] = await c.call("jobs", "submit", {"processor": processor, "params": params or {},
@@ -74,14 +83,18 @@ async def test_over_budget_jobs_are_stopped_with_partial_results(c: Client) -> N
     res = await finished(c, late["id"], "ob")
     assert res["state"] == "over_budget" and res["exceeded"] == "deadline_s" and res["partial"] is True
     seen: dict[str, set[str]] = {}
-    end = time.monotonic() + 5
-    while len(seen.get(late["id"], set())) < 2 and time.monotonic() < end:
-        for env in await asyncio.wait_for(events.batches(), max(0.01, end - time.monotonic())):
+
+    async def topics_of_late_job() -> set[str]:
+        for env in await next_batch(events):
             jid = env.payload["data"]["job_id"] if env.topic == "ev.jobs" else env.payload["id"]
             seen.setdefault(jid, set()).add(env.topic)
             if env.topic == "ev.jobs" and jid == late["id"] and env.payload["data"]["state"] == "over_budget":
                 assert env.payload["id"] == JobsEvent.JOB_OVER_BUDGET and "deadline_s" in env.payload["message"]
-    assert seen.get(late["id"]) == {"ev.jobs", "tm.jobs.done"}
+        return seen.get(late["id"], set())
+
+    topics = await eventually(topics_of_late_job, until=lambda t: len(t) >= 2, timeout=5, interval=0,
+                              what="the late job's ev.jobs event and tm.jobs.done")
+    assert topics == {"ev.jobs", "tm.jobs.done"}
 
 
 async def test_ledger_totals_equal_the_metered_jobs(c: Client) -> None:
@@ -238,16 +251,22 @@ async def test_downlink_files_and_records_go_to_the_ground_link(c: Client) -> No
     job = await submit(c, "dl", params={"seconds": 0.05, "downlink_bytes": 70_000}, budget={"downlink_bytes": 80_000})
     res = await finished(c, job["id"], "dl")
     assert res["state"] == "done" and res["downlink_bytes"] == 70_000
-    record, chunks = None, []
-    end = time.monotonic() + 10
-    while (record is None or sum(len(ch["data"]) for ch in chunks) < 70_000) and time.monotonic() < end:
-        for env in await asyncio.wait_for(sub.batches(), max(0.01, end - time.monotonic())):
+    record: dict[str, Any] | None = None
+    chunks: list[dict[str, Any]] = []
+
+    async def downlinked() -> int:
+        nonlocal record
+        for env in await next_batch(sub):
             p = env.payload["data"]
             if p.get("id") == job["id"] and env.topic == "dl.jobs.job":
                 record = p
             elif p.get("job_id") == job["id"]:
                 chunks.append(p)
             assert env.payload["priority"] == 3
+        return sum(len(ch["data"]) for ch in chunks) if record is not None else -1
+
+    await eventually(downlinked, until=lambda n: n >= 70_000, timeout=10, interval=0,
+                     what="the job's record and 70,000 bytes of chunks on dl.jobs")
     assert record is not None and record["state"] == "done" and record["downlink"]["bytes"] == 70_000
     assert [ch["offset"] for ch in chunks] == [0, 32768, 65536] and {ch["file"] for ch in chunks} == {"spin.bin"}
     assert b"".join(ch["data"] for ch in chunks) == b"\xa5" * 70_000
