@@ -152,7 +152,8 @@ class _JournalLogger:
         try:
             self.sender.send(payload)
         except OSError as exc:
-            print(f"flightos: journal unavailable ({exc.strerror or exc}): {payload!r}", file=sys.stderr)
+            text = payload.decode("utf-8", "replace").replace("\n", " | ")
+            print(f"flightos: journal unavailable ({exc.strerror or exc}): {text}", file=sys.stderr)
 
     log = debug = info = warn = warning = error = err = critical = exception = fatal = failure = msg
 

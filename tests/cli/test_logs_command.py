@@ -12,14 +12,16 @@ from flightos.testing import RuntimeProcess
 from tests.runtimes import make_runtime
 
 
-def logs_cli(rt: RuntimeProcess, *args: str) -> subprocess.CompletedProcess[str]:
+def logs_cli(rt: RuntimeProcess, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "flightos.cli.main", "--runtime-dir", str(rt.runtime_dir), "logs",
-                           *args], capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+                           *args], capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+                          env={**os.environ, **(env or {})})
 
 
 async def test_logs_shows_one_service_and_follows_its_restart() -> None:
-    """The test service's own lines (not housekeeping's), an unknown name lists the known ones (exit 2), and
-    --follow prints the restarted incarnation's lines as they are written."""
+    """The test service's own lines (not housekeeping's), an unknown name lists the known ones (exit 2),
+    --follow prints the restarted incarnation's lines as they are written, and after the stop the target's
+    state directory still has them (--target), while without a runtime or a target it is exit 3."""
     async with make_runtime(["test", "housekeeping"]) as rt:
         shown = logs_cli(rt, "test")
         assert shown.returncode == 0, shown.stderr
@@ -49,3 +51,11 @@ async def test_logs_shows_one_service_and_follows_its_restart() -> None:
         finally:
             follow.terminate()
             await follow.wait()
+
+        # stopped: its runtime directory is gone, the target's state directory keeps the files
+        assert await rt.stop() == 0
+        after = logs_cli(rt, "test", "--target", "sim-radhard", "-n", "0",
+                         env={"FLIGHTOS_STATE_DIR": str(rt.state_dir)})
+        assert after.returncode == 0 and "incarnation=2" in after.stdout, after.stderr
+        gone = logs_cli(rt, "test")
+        assert gone.returncode == 3 and "name a target with --target" in gone.stderr
