@@ -346,11 +346,13 @@ async def _inject(client: Client, args: argparse.Namespace) -> int:
 def _inject_device(client: Client, args: argparse.Namespace, kwargs: dict[str, Any]) -> int:
     """A device fault goes to the simulated devices' shared state in the runtime directory (docs/devices.md)."""
     from flightos.bus.errors import BadArguments
+    from flightos.client import kernel_pid
     from hal.devices.sim import SimBench, inject
     from hal.injection import FaultArgumentError
 
+    bench = SimBench(client.runtime_dir, kernel_pid(client.runtime_dir) or 0)
     try:
-        what = inject(SimBench(client.runtime_dir), args.fault, {k: v for k, v in kwargs.items() if k != "fault"})
+        what = inject(bench, args.fault, {k: v for k, v in kwargs.items() if k != "fault"})
     except FaultArgumentError as exc:
         raise BadArguments(str(exc)) from None
     if args.json:

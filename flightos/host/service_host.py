@@ -112,7 +112,7 @@ class ServiceHost:
         from flightos.sdk.devices import DeviceGrants  # loads the HAL's device layer only when a service asks
 
         return DeviceGrants(self.spec.name, self.spec.devices, Path(self.spec.runtime_dir),
-                            self.spec.devices_simulated)
+                            self.spec.devices_simulated, self.spec.kernel_pid)
 
     async def call(self, service: str, command: str, args: dict[str, Any], *, timeout: float) -> Any:
         """Run another service's command through this process's command channel."""

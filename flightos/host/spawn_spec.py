@@ -39,7 +39,7 @@ class SpawnSpec(msgspec.Struct, frozen=True):
     devices: dict[str, dict[str, Any]] = {}
     """The ``[devices.<name>]`` tables the target grants this service (``kind`` included)."""
     devices_simulated: bool = False
-    """The target's board is simulated: so are its devices (state shared under ``runtime_dir/devices``)."""
+    """The target's board is simulated: so are its devices (state shared under ``runtime_dir/devices-<kernel pid>``)."""
     """The runtime's ``runtime.max_frame_bytes``: larger commands and results get ``frame_too_large``."""
 
     @property

@@ -47,7 +47,9 @@ class DeviceGrants:
     """Device name -> its checked ``[devices.NAME]`` table, ``kind`` included."""
     runtime_dir: Path | None = None
     simulated: bool = False
-    """True on sim targets: the devices are simulated, sharing their state through ``runtime_dir/devices``."""
+    """True on sim targets: the devices are simulated, sharing their state under ``runtime_dir``."""
+    kernel_pid: int = 0
+    """The kernel of this run: simulated devices keep their state in ``runtime_dir/devices-<kernel_pid>``."""
 
 
 class _Handle(Generic[D]):
@@ -205,7 +207,8 @@ class Devices:
         if self._bench is None:
             from hal.devices.sim import SimBench
 
-            self._bench = SimBench(self.grants.runtime_dir or Path("."))
+            self._bench = SimBench(self.grants.runtime_dir or Path("."), self.grants.kernel_pid)
+            self._bench.sweep()
         return self._bench
 
     def _handle(self, name: str, kind: str, cls: type[H], opener: Callable[[dict[str, Any]], Any]) -> H:

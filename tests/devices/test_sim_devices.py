@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import errno
+import os
 import sys
 import time
 from pathlib import Path
@@ -17,13 +19,20 @@ from hal.devices.sim import SimBench, inject
 from hal.devices.sim.i2c import HEATER_RISE_C, TAU_S, decode_c, encode_c
 from hal.injection import FaultArgumentError
 
+KERNEL = os.getpid()
+
 
 def devices(tmp_path: Path, service: str = "thermwatch", simulated: bool = True, **timeouts: float) -> Devices:
     """The devices sim-devices grants ``service``, simulated under ``tmp_path`` (timeouts shortened)."""
     tables = tgt.load("sim-devices").devices_for(service)
     for name, t in timeouts.items():
         tables[name]["timeout_s"] = t
-    return Devices(DeviceGrants(service, tables, tmp_path, simulated))
+    return Devices(DeviceGrants(service, tables, tmp_path, simulated, KERNEL))
+
+
+def bench_at(tmp_path: Path) -> SimBench:
+    """The shared state the devices of this "run" keep (this test process stands in for the kernel)."""
+    return SimBench(tmp_path, KERNEL)
 
 
 def test_tmp102_encoding_round_trips_to_the_part_resolution() -> None:
@@ -44,7 +53,7 @@ async def test_a_service_opens_only_what_the_target_grants_it(tmp_path: Path) ->
 
 async def test_the_plate_warms_towards_ambient_plus_the_heater_rise(tmp_path: Path) -> None:
     devs = devices(tmp_path)
-    bench = SimBench(tmp_path)
+    bench = bench_at(tmp_path)
     ambient = bench.ambient_c()
     assert decode_c(await devs.i2c("plate").read(0x00, 2)) == pytest.approx(ambient, abs=0.0625)
     await devs.gpio("heater").set(1)
@@ -60,7 +69,7 @@ async def test_i2c_nack_and_bus_hang_reach_the_service_as_typed_errors(tmp_path:
     devs = devices(tmp_path, plate=0.2)
     plate = devs.i2c("plate")
     await plate.read(0, 2)  # opened: now a fault can be injected into it
-    bench = SimBench(tmp_path)
+    bench = bench_at(tmp_path)
     assert inject(bench, "i2c-nack", {"device": "plate"}) == "i2c-nack on plate"
     with pytest.raises(DeviceError) as err:
         await plate.read(0, 2)
@@ -80,7 +89,7 @@ async def test_a_stuck_heater_line_fails_the_verified_set(tmp_path: Path) -> Non
     heater = devs.gpio("heater")
     await heater.set(1)
     assert await heater.get() == 1
-    inject(SimBench(tmp_path), "gpio-stuck", {"device": "heater", "value": 0})
+    inject(bench_at(tmp_path), "gpio-stuck", {"device": "heater", "value": 0})
     with pytest.raises(DeviceError) as err:
         await heater.set(1)
     assert err.value.errno == errno.EIO and "stuck at 0" in str(err.value)
@@ -91,7 +100,7 @@ async def test_a_stuck_heater_line_fails_the_verified_set(tmp_path: Path) -> Non
 async def test_the_radio_loops_back_and_keeps_a_transcript_through_its_faults(tmp_path: Path) -> None:
     devs = devices(tmp_path, radio=0.2)
     radio = devs.uart("radio")
-    bench = SimBench(tmp_path)
+    bench = bench_at(tmp_path)
     await radio.write(b"hello")
     assert await radio.read_exactly(5) == b"hello"
     inject(bench, "uart-bit-errors", {"device": "radio", "rate": 1.0})
@@ -112,7 +121,7 @@ async def test_can_loops_back_until_bus_off_and_spi_echoes(tmp_path: Path) -> No
     await bus.send(0x123, b"\x01\x02")
     frame = await bus.recv()
     assert frame is not None and (frame.arbitration_id, frame.data) == (0x123, b"\x01\x02")
-    inject(SimBench(tmp_path), "can-bus-off", {"device": "canbus"})
+    inject(bench_at(tmp_path), "can-bus-off", {"device": "canbus"})
     with pytest.raises(DeviceError) as err:
         await bus.send(0x123, b"\x01")
     assert err.value.errno == errno.ENETDOWN and "bus-off" in str(err.value)
@@ -133,7 +142,7 @@ async def test_a_bad_injection_names_what_is_wrong(tmp_path: Path, fault: str, a
                                                    message: str) -> None:
     await devices(tmp_path).i2c("plate").read(0, 2)
     with pytest.raises(FaultArgumentError) as err:
-        inject(SimBench(tmp_path), fault, args)
+        inject(bench_at(tmp_path), fault, args)
     assert str(err.value).startswith(message)
 
 
@@ -142,9 +151,9 @@ async def test_bad_fault_values_are_refused(tmp_path: Path) -> None:
     await devs.gpio("heater").get()
     await devs.uart("radio").write(b"x")
     with pytest.raises(FaultArgumentError, match=r"value: expected 0 or 1, got 2"):
-        inject(SimBench(tmp_path), "gpio-stuck", {"device": "heater", "value": 2})
+        inject(bench_at(tmp_path), "gpio-stuck", {"device": "heater", "value": 2})
     with pytest.raises(FaultArgumentError, match=r"rate: expected a fraction in \(0, 1\], got 1.5"):
-        inject(SimBench(tmp_path), "uart-bit-errors", {"device": "radio", "rate": 1.5})
+        inject(bench_at(tmp_path), "uart-bit-errors", {"device": "radio", "rate": 1.5})
 
 
 async def test_hardware_without_the_extra_names_the_pip_extra(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -160,3 +169,13 @@ async def test_hardware_without_the_extra_names_the_pip_extra(tmp_path: Path, mo
             await open_and_use()
         assert err.value.package == package and "pip install 'flightos[devices]'" in str(err.value)
     await devs.close()
+
+
+async def test_a_new_run_starts_with_fresh_devices_and_sweeps_a_dead_kernels(tmp_path: Path) -> None:
+    dead = await asyncio.create_subprocess_exec(sys.executable, "-c", "pass")
+    await dead.wait()
+    stale = SimBench(tmp_path, dead.pid)
+    stale.register("plate", "i2c")
+    stale.set_fault("plate", {"fault": "i2c-nack"})  # injected in a run whose kernel is gone
+    assert len(await devices(tmp_path).i2c("plate").read(0, 2)) == 2
+    assert not stale.root.exists() and bench_at(tmp_path).devices()["plate"] == "i2c"

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest_asyncio
 
+from flightos.client import kernel_pid
 from flightos.testing import RuntimeProcess
 from flightos.testing.bus import Bus
 from hal.devices.sim import SimBench
@@ -62,7 +63,7 @@ async def test_thermwatch_heats_the_plate_and_reports_over_the_radio(plant: tupl
     off = await bus.wait_for("ev.thermwatch", lambda p: p["id"] == ThermwatchEvent.HEATER_SWITCHED
                              and p["data"]["heater"] == 0, what="the heater switched off")
     assert off.payload["data"]["temp_c"] > -40
-    sent = SimBench(rt.runtime_dir).transcript("radio")  # what the ground would have heard
+    sent = SimBench(rt.runtime_dir, kernel_pid(rt.runtime_dir) or 0).transcript("radio")  # what ground heard
     reports = [sent[i:i + frames.SIZE] for i in range(0, len(sent) - frames.SIZE + 1, frames.SIZE)]
     assert reports and all(frames.intact(f) for f in reports)
     assert any(frames.decode(f)[2] == 1 for f in reports)

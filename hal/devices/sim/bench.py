@@ -1,15 +1,17 @@
-"""The simulated devices' shared state: small files in ``<runtime_dir>/devices`` that every process sees.
+"""The simulated devices' shared state: small files in ``<runtime_dir>/devices-<kernel pid>``.
 
 Services are separate processes and ``flightos inject`` is yet another, so a simulated device keeps
 what must be shared on disk: its kind (``NAME.json``), its injected fault (``NAME.fault``), a GPIO
 line's level (``NAME.line``), a sensor's physical state (``NAME.model``) and what a radio sent
-(``NAME.tx``). Every write is atomic (write, then rename).
+(``NAME.tx``). Every write is atomic (write, then rename). The directory is named after the kernel's
+pid (``devices-<pid>``): a new run starts with fresh devices, and a dead kernel's are swept.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +20,28 @@ BOARD_TREE_GLOB = "sim-*/sys/class/thermal/thermal_zone1/temp"
 DEFAULT_AMBIENT_C = 20.0
 
 
-class SimBench:
-    """Where the simulated devices of one runtime keep their shared state."""
+PREFIX = "devices-"
 
-    def __init__(self, runtime_dir: Path) -> None:
+
+class SimBench:
+    """Where the simulated devices of one run (one kernel, ``kernel_pid``) keep their shared state."""
+
+    def __init__(self, runtime_dir: Path, kernel_pid: int) -> None:
         self.runtime_dir = Path(runtime_dir)
-        self.root = self.runtime_dir / "devices"
+        self.root = self.runtime_dir / f"{PREFIX}{kernel_pid}"
+
+    def sweep(self) -> None:
+        """Remove the device state of kernels that are gone (earlier runs in this runtime directory)."""
+        for d in self.runtime_dir.glob(f"{PREFIX}*"):
+            pid = d.name[len(PREFIX):]
+            if not pid.isdigit() or d == self.root:
+                continue
+            try:
+                os.kill(int(pid), 0)
+            except ProcessLookupError:
+                shutil.rmtree(d, ignore_errors=True)
+            except PermissionError:  # alive, someone else's
+                continue
 
     def _write(self, path: Path, text: str) -> None:
         self.root.mkdir(mode=0o700, exist_ok=True)

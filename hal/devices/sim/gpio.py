@@ -1,4 +1,4 @@
-"""A simulated GPIO line whose level every process of the runtime sees (``devices/NAME.line``).
+"""A simulated GPIO line whose level every process of the runtime sees (``devices-<kernel pid>/NAME.line``).
 
 Injected fault: ``gpio-stuck value=V``: the line reads V whatever it is driven to (a shorted pad).
 """

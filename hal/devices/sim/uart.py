@@ -1,6 +1,6 @@
 """A simulated radio on a UART in loopback: what a service sends comes back to it, through the faults.
 
-Every byte sent is also appended to the radio's transcript (``devices/NAME.tx``), which is what the
+Every byte sent is also appended to the radio's transcript (``devices-<pid>/NAME.tx``), which is what the
 ground would have heard. Injected faults: ``uart-bit-errors rate=R`` (a fraction R of the bytes that
 come back have one bit flipped) and ``uart-dropout`` (nothing comes back).
 """
