@@ -78,4 +78,5 @@ def read_clock(sys: Fs, adjtimex: AdjTimex = libc_adjtimex, now: Callable[[], fl
     since = sys.read_int(f"{RTC}/since_epoch")
     if since is None:
         return ClockState(synced, why, max_ms, name, None, None, f"{RTC}/since_epoch unreadable (RTC never set?)")
-    return ClockState(synced, why, max_ms, name, since, round(since - now(), 1), "")
+    # since_epoch counts whole seconds: compare the middle of that second, to the second (its resolution).
+    return ClockState(synced, why, max_ms, name, since, float(round(since + 0.5 - now())), "")

@@ -181,11 +181,11 @@ def test_emmc_unavailable_on_sd_only_and_without_cards(tmp_path: Path) -> None:
 
 
 def test_clock_synchronised_and_rtc_offset(tmp_path: Path) -> None:
-    """adjtimex's state decides yes/no; the RTC's offset is since_epoch minus the system time."""
+    """adjtimex's state decides yes/no; the RTC's offset is since_epoch (mid-second) minus the system time, to 1 s."""
     write(tmp_path, "/sys/class/rtc/rtc0/name", "rtc-rpi rtc-rpi\n")
     write(tmp_path, "/sys/class/rtc/rtc0/since_epoch", "1765100000\n")
     synced = read_clock(Fs(tmp_path), lambda: (0, 0x2001, 16500), lambda: 1765100002.5)
-    assert (synced.synchronised, synced.max_error_ms, synced.rtc_offset_s) == ("yes", 16.5, -2.5)
+    assert (synced.synchronised, synced.max_error_ms, synced.rtc_offset_s) == ("yes", 16.5, -2.0)
     unsynced = read_clock(Fs(tmp_path), lambda: (5, 0x0041, 16_000_000), lambda: 1765100000.0)
     assert unsynced.synchronised == "no" and "STA_UNSYNC" in unsynced.sync_reason
     assert unsynced.max_error_ms is None
