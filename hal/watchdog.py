@@ -44,6 +44,11 @@ def sysfs_dir(device: str) -> str:
     return f"/sys/class/watchdog/watchdog{m.group(1) if m else 0}"
 
 
+def device_node(sysfs: str) -> str:
+    """The device node of a ``/sys/class/watchdog/watchdogN`` directory: ``/dev/watchdogN``."""
+    return "/dev/" + sysfs.rstrip("/").rsplit("/", 1)[-1]
+
+
 def reset_reason(bootstatus: int) -> str:
     """The ``WDIOF_*`` bits of ``bootstatus`` in words; 0 is a normal (power-on or software) boot."""
     words = [text for bit, text in BOOTSTATUS_BITS if bootstatus & bit]

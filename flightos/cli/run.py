@@ -16,7 +16,7 @@ from flightos.cli import exit_codes as ec
 from flightos.cli.output import error
 from flightos.config import target as tgt
 from flightos.config.schema import ConfigError
-from hal.watchdog import check_periods, pc_chipset_warning
+from hal.watchdog import check_periods, device_node, pc_chipset_warning
 
 
 def run(args: argparse.Namespace) -> int:
@@ -88,9 +88,9 @@ def check_watchdog(target: tgt.Target, board: hal.Board) -> None:
     if problem is not None:
         raise ConfigError(f"{target.path}: {problem}")
     info = board.watchdog_info()
-    warning = pc_chipset_warning(info.identity, info.device) if info is not None else None
+    warning = pc_chipset_warning(info.identity, device_node(info.device)) if info is not None else None
     if warning is not None:
-        structlog.get_logger("kernel").warning(f"watchdog.enabled = true: {warning}")
+        structlog.get_logger("kernel").warning("watchdog.pc_chipset", msg=warning)
 
 
 def _via_set(key: str, overrides: list[str]) -> str:

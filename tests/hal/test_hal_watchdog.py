@@ -14,6 +14,7 @@ from hal.watchdog import (
     WDIOC_SETTIMEOUT,
     DeviceWatchdog,
     check_periods,
+    device_node,
     pc_chipset_warning,
     read_info,
     reset_reason,
@@ -83,6 +84,7 @@ def test_sysfs_is_read_for_the_configured_device_not_watchdog0(tmp_path: Path) -
     assert legacy.reset_reason == "normal boot (no watchdog reset recorded)"
     assert reset_reason(0x30) == "watchdog reset (WDIOF_CARDRESET), power under-voltage (WDIOF_POWERUNDER)"
     assert read_info(fs, "/dev/watchdog7") is None
+    assert device_node(info.device) == "/dev/watchdog1"
 
 
 def test_probe_shows_nowayout_last_reset_and_warns_for_a_pc_chipset_watchdog(tmp_path: Path) -> None:
