@@ -41,8 +41,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"{target.path}{_via_set(bad.key, args.set)}: {bad}")
     log_dir = target.state_dir() / "logs"
     sink = logs.configure(target.runtime.log_format, target.runtime.log_level, "kernel", log_dir=log_dir)
-    from flightos.kernel.kernel import Kernel, RuntimeBusy
-    from flightos.link.link import LinkSetupError
+    from flightos import system
 
     runtime_dir = Path(args.runtime_dir) if args.runtime_dir else default_runtime_dir()
     scenario = Path(args.scenario) if args.scenario else None
@@ -55,8 +54,8 @@ def run(args: argparse.Namespace) -> int:
     if target.hal_backend == "sim" and "work_dir" not in target.hal:
         target = dataclasses.replace(target, hal={**target.hal, "work_dir": str(runtime_dir)})
     try:
-        kernel = Kernel(target, runtime_dir, duration_s=args.duration, scenario=scenario)
-        check_watchdog(target, kernel.board)
+        boot = system.prepare(target, runtime_dir, duration_s=args.duration, scenario=scenario)
+        check_watchdog(target, boot.board)
     except BaseException as exc:
         if created:
             release_runtime_dir(runtime_dir, [])
@@ -66,8 +65,8 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(str(exc)) from None
         raise
     try:
-        return asyncio.run(kernel.run())
-    except RuntimeBusy as exc:
+        return asyncio.run(system.run(boot))
+    except system.RuntimeBusy as exc:
         hint = "" if "state directory" in str(exc) else (
             ": stop it first (Ctrl-C where it runs, or `flightos cmd kernel shutdown`), or give this one a "
             "--runtime-dir and a state directory ($FLIGHTOS_STATE_DIR) of its own")
@@ -75,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
         return ec.RUNTIME_BUSY
     except RuntimeDirError as exc:
         raise ConfigError(str(exc)) from None
-    except LinkSetupError as exc:
+    except system.LinkSetupError as exc:
         raise ConfigError(f"{target.path}: {exc}") from None
 
 

@@ -1,105 +1,145 @@
-"""The kernel: owns the bus, supervises services, answers its own commands, publishes telemetry."""
+"""The kernel: one runtime's lifecycle, its control channel and its status; built complete by flightos.system.
+
+Its parts (router, supervisor, health monitor, recorder, channels...) are built by the composition root and
+handed in; ``run`` starts them and ``_shutdown`` stops them. The kernel is the link's ``LinkHost`` and the
+commands' ``KernelPort``, so it builds its ``Link`` itself.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import os
-import random
 import signal
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psutil
 import structlog
 import zmq
 
 import hal
-from flightos import __version__
 from flightos.bus import envelope as wire
-from flightos.bus.aiozmq import AsyncSocket
-from flightos.bus.commands import frame_cap
-from flightos.bus.endpoints import Endpoints, RuntimeDirError, prepare_runtime_dir, release_runtime_dir
+from flightos.bus.endpoints import Endpoints
 from flightos.bus.envelope import FrameError, Kind
-from flightos.bus.proxy import Proxy
-from flightos.bus.pubsub import KernelChannel, Publisher, RejectCounter, Subscriber, vouched_namespace
+from flightos.bus.pubsub import Publisher, RejectCounter, vouched_namespace
 from flightos.config.target import Target
 from flightos.hardening import forbid_ptrace
-from flightos.host import exit_cause
-from flightos.host.spawn_spec import SpawnSpec
-from flightos.kernel import commands as kernel_commands
+from flightos.kernel.channels import KernelChannels
+from flightos.kernel.event_log import EventLog
 from flightos.kernel.events import EventId
 from flightos.kernel.health.board_health import BoardHealthLoop
 from flightos.kernel.health.faults import BoardEffects
 from flightos.kernel.health.monitor import HealthMonitor
 from flightos.kernel.health.placement import place
+from flightos.kernel.moves import Mover
 from flightos.kernel.notify import SdNotify
 from flightos.kernel.recorder import RunRecorder
 from flightos.kernel.records import ServiceRecord, State
-from flightos.kernel.restart_policy import RestartTracker
 from flightos.kernel.routing.identity import Gate, Peer, peer_address
 from flightos.kernel.routing.identity import Kind as PeerKind
 from flightos.kernel.routing.router import CommandRouter, _parse_identity
+from flightos.kernel.runtime_lock import RuntimeBusy, RuntimeLock
 from flightos.kernel.supervision.resources import ResourceSampler, service_row
 from flightos.kernel.supervision.supervisor import Supervisor
-from flightos.link.link import Link, LinkSetupError
+from flightos.link.link import Link
 from flightos.sdk.severity import Severity
+
+if TYPE_CHECKING:
+    from hal.scenario import ScenarioRunner
+
+__all__ = ["Kernel", "KernelParts", "RuntimeBusy"]
 
 log = structlog.get_logger("flightos.kernel")
 
 
-class RuntimeBusy(Exception):
-    """Another kernel already runs in this runtime directory."""
+@dataclass(frozen=True)
+class KernelParts:
+    """Everything a kernel runs, built complete by the composition root (``flightos.system``)."""
+
+    target: Target
+    endpoints: Endpoints
+    state_dir: Path
+    ctx: zmq.Context[zmq.Socket[bytes]]
+    board: hal.Board
+    records: dict[str, ServiceRecord]
+    lock: RuntimeLock
+    channels: KernelChannels
+    events: EventLog
+    recorder: RunRecorder
+    router: CommandRouter
+    supervisor: Supervisor
+    sampler: ResourceSampler
+    effects: BoardEffects
+    moves: Mover
+    monitor: HealthMonitor
+    board_health: BoardHealthLoop
+    notify: SdNotify
+    control_rejects: RejectCounter
+    scenario: ScenarioRunner | None = None
+    duration_s: float | None = None
 
 
 class Kernel:
     """One runtime: the bus endpoints, the services of a target, and their supervision."""
 
-    def __init__(self, target: Target, runtime_dir: Path, duration_s: float | None = None,
-                 scenario: Path | None = None) -> None:
-        self.target = target
-        self.endpoints = Endpoints(runtime_dir)
-        self.duration_s = duration_s
-        self.ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context(io_threads=1)
-        self.board = hal.open_board(target.hal)
-        self.state_dir = target.state_dir()
-        self.records: dict[str, ServiceRecord] = {}
-        settings = target.restart
-        seed = random.Random()
-        for name, cfg in target.services.items():
-            rec = ServiceRecord(cfg=cfg, tracker=RestartTracker(settings, random.Random(seed.random())))
-            if not cfg.enabled:
-                rec.state, rec.reason = State.DISABLED, "disabled in the target"
-            self.records[name] = rec
+    def __init__(self, parts: KernelParts) -> None:
+        self.target = parts.target
+        self.endpoints = parts.endpoints
+        self.state_dir = parts.state_dir
+        self.ctx = parts.ctx
+        self.board = parts.board
+        self.records = parts.records
+        self.lock = parts.lock
+        self.channels = parts.channels
+        self.events = parts.events
+        self.recorder = parts.recorder
+        self.router = parts.router
+        self.supervisor = parts.supervisor
+        self.sampler = parts.sampler
+        self.effects = parts.effects
+        self.moves = parts.moves
+        self.monitor = parts.monitor
+        self.board_health = parts.board_health
+        self.notify = parts.notify
+        self.ctl_rejects = parts.control_rejects
+        self.scenario = parts.scenario
+        self.duration_s = parts.duration_s
+        self.ctl_gate = Gate(self.router.identities, self._on_control_frame)
+        self.link: Link | None = Link(self) if self.target.link.enabled else None
+        """The links to other boards: built here because the kernel is their host (``flightos.link.ports``)."""
         self._stop = asyncio.Event()
-        self._lock_fd: int | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self.started_at = time.time()
-        self.ctl_rejects = RejectCounter("kernel:control")
-        self.sampler = ResourceSampler()
         self._me = psutil.Process()
-        self.decisions: list[dict[str, Any]] = []
-        self.scenario: Any = None
-        self.link: Link | None = None
-        self._denied_topics: set[tuple[str, str]] = set()
-        if scenario is not None:
-            self.scenario = self._load_scenario(scenario)
 
-    def _load_scenario(self, path: Path) -> Any:
-        """Load a fault scenario for this board, or raise ScenarioError naming the problem."""
-        from hal import scenario as sc
+    # ---- the link's host (flightos.link.ports.LinkHost) ----------------------------------------
+    @property
+    def publisher(self) -> Publisher:
+        """The kernel's publisher (its topics, mirrored on the endpoint only it binds)."""
+        return self.channels.publisher
 
-        if not isinstance(self.board, hal.FaultInjection):
-            raise sc.ScenarioError(f"{path}: scenarios drive a simulated board; target "
-                                   f"{self.target.name!r} uses the {self.board.identity.backend!r} backend")
-        sim: Any = self.board  # a SimBoard: checked above by capability, not by importing the backend
-        return sc.ScenarioRunner(sc.load(path), sim)
+    @property
+    def decisions(self) -> list[dict[str, Any]]:
+        """The kernel's recent decisions, oldest first."""
+        return self.events.decisions
 
-    async def _scenario_loop(self) -> None:
+    def emit(self, event_id: EventId, severity: Severity, message: str, **data: Any) -> None:
+        """Raise a kernel event: on ``ev.kernel`` and in the log, with its reason in ``message``."""
+        self.events.emit(event_id, severity, message, **data)
+
+    def publish_denied(self, publisher: str, topic: str, board: str, how: str) -> None:
+        """Raise PUBLISH_DENIED once per publisher and topic (a flood of refusals is one event each)."""
+        self.events.publish_denied(publisher, topic, board, how)
+
+    def set_cores(self, rec: ServiceRecord, cores: list[int]) -> None:
+        """Give a service its cores (and the host CPUs they map to)."""
+        self.moves.set_cores(rec, cores)
+
+    async def _scenario_loop(self, runner: ScenarioRunner) -> None:
         """Apply scenario events as they come due (checked ten times a second until the last one)."""
-        runner = self.scenario
         self.emit(EventId.SCENARIO_STEP, Severity.INFO, f"scenario {runner.scenario.name!r} started",
                   scenario=runner.scenario.name, events=len(runner.pending))
         while not runner.done:
@@ -115,168 +155,42 @@ class Kernel:
         """Begin a graceful stop (SIGINT, SIGTERM, or the ``shutdown`` command)."""
         self._stop.set()
 
-    def _acquire(self) -> None:
-        """Take the runtime directory (its pid file) and the state directory (its ``kernel.lock``), or raise
-        RuntimeBusy naming the kernel that holds either."""
-        prepare_runtime_dir(self.endpoints.runtime_dir)
-        fd = os.open(self.endpoints.pidfile, os.O_RDWR | os.O_CREAT, 0o600)
-        for attempt in range(50):  # a client checking liveness holds a shared lock for microseconds
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if attempt == 49 or os.pread(fd, 32, 0).strip():  # a pid written: a live kernel holds it
-                    other = (os.pread(fd, 32, 0).decode(errors="replace").strip() or "?")
-                    os.close(fd)
-                    raise RuntimeBusy(f"a runtime is already running in {self.endpoints.runtime_dir} "
-                                      f"(kernel pid {other})") from None
-                time.sleep(0.01)
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
-        self._lock_fd = fd
-        try:
-            self._state_lock_fd: int | None = self._lock_state_dir()
-        except BaseException:
-            self._release()
-            raise
-        for f in self.endpoints.socket_files():  # left by a kernel that was killed: adopt nothing
-            with contextlib.suppress(FileNotFoundError):
-                f.unlink()
-
-    def _lock_state_dir(self) -> int:
-        """flock ``<state_dir>/kernel.lock``: one kernel per state directory (its keys, stores, kernel state)."""
-        path = self.state_dir / "kernel.lock"
-        try:
-            self.state_dir.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-        except OSError as exc:
-            raise RuntimeDirError(f"state directory {self.state_dir}: cannot lock it: {exc.strerror or exc}") from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            if not isinstance(exc, BlockingIOError):
-                os.close(fd)
-                raise RuntimeDirError(f"state directory {self.state_dir}: cannot lock {path}: "
-                                      f"{exc.strerror or exc}") from None
-            holder = os.pread(fd, 4096, 0).decode(errors="replace").split("\n")
-            os.close(fd)
-            pid = holder[0].strip() or "?"
-            where = holder[1].strip() if len(holder) > 1 and holder[1].strip() else "?"
-            raise RuntimeBusy(f"state directory {self.state_dir} is in use by kernel pid {pid} (runtime directory "
-                              f"{where}); two kernels would share keys, stores and kernel state: give this one "
-                              "a state directory of its own (runtime.state_dir or $FLIGHTOS_STATE_DIR)") from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n{self.endpoints.runtime_dir}\n".encode())
-        return fd
-
-    def _release(self) -> None:
-        """Give both directories back: a runtime directory flightos created goes, with everything in it."""
-        state_fd = getattr(self, "_state_lock_fd", None)
-        if state_fd is not None:
-            with contextlib.suppress(OSError):
-                os.ftruncate(state_fd, 0)  # nobody holds it now
-            os.close(state_fd)
-            self._state_lock_fd = None
-        release_runtime_dir(self.endpoints.runtime_dir, [self.endpoints.pidfile, *self.endpoints.socket_files()])
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)
-            self._lock_fd = None
+    def abandon(self) -> None:
+        """Give everything back after a start that failed before ``run`` (a link that could not be set up)."""
+        self.channels.close()
+        self.supervisor.containment.close()
+        self.recorder.close()
+        self.board.close()
+        self.notify.close()
+        self.ctx.term()
+        self.lock.release()
 
     async def run(self) -> int:
         """Run until stopped; return the process exit code (0 after a clean stop)."""
         forbid_ptrace()  # no process of our user (a compromised service) may attach to the kernel or read its memory
-        self._acquire()
-        if self.target.link.enabled:
-            self.link = Link(self)
-            try:
-                self.link.open()
-            except LinkSetupError:
-                self.ctx.term()
-                self._release()
-                raise
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self.request_stop)
-        self.proxy = Proxy(self.ctx, self.endpoints.publish, self.endpoints.subscribe)
-        self.proxy.start()
-        max_frame = self.target.runtime.max_frame_bytes
-        self.cmd_sock = self.ctx.socket(zmq.ROUTER)
-        self.cmd_sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
-        self.cmd_sock.setsockopt(zmq.SNDHWM, 100_000)
-        self.cmd_sock.setsockopt(zmq.RCVHWM, 100_000)
-        self.cmd_sock.setsockopt(zmq.MAXMSGSIZE, frame_cap(max_frame))  # a larger frame drops its peer
-        self.cmd_sock.bind(self.endpoints.command)
-        self.ctl_sock = self.ctx.socket(zmq.ROUTER)
-        self.ctl_sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
-        self.ctl_sock.setsockopt(zmq.MAXMSGSIZE, frame_cap(max_frame))
-        self.ctl_sock.bind(self.endpoints.control)
-        # The kernel's topics go through the proxy as every other (so subscribers see them in order) and also
-        # out on an endpoint only the kernel binds: a subscriber delivers a proxy copy of ev.kernel, tm.kernel.*
-        # or tm.hal.* only when that endpoint (checked by pid) sent the same bytes, so nobody can publish as us.
-        self.publisher = Publisher(self.ctx, self.endpoints.publish, "kernel", mirror=self.endpoints.kernel_events)
-        self.board_health = BoardHealthLoop.for_board(self.board, str(self.state_dir), self.publisher.publish,
-                                                      self.emit)
-        acmd, actl = AsyncSocket(self.cmd_sock), AsyncSocket(self.ctl_sock)
-        self.router = CommandRouter(acmd, self.records,
-                                    self.target.runtime.command_queue,
-                                    self._kernel_command, self._attached, self.emit,
-                                    self.target.runtime.command_timeout_s,
-                                    max_frame_bytes=max_frame, runtime_dir=self.endpoints.runtime_dir,
-                                    result_cache_bytes=int(self.target.runtime.result_cache_mb * (1 << 20)))
-        self.router.acl = self.target.acl
-        self.router.identities.spawners = self._spawner_pids
-        self.ctl_gate = Gate(self.router.identities, self._on_control_frame)
-        self.router.board = self.target.link.board
-        self.router.rejects.on_report = self._rejected
-        self.ctl_rejects.on_report = self._rejected
-        self.supervisor = Supervisor(self.records, self.router, self.emit, self._spec,
-                                     self.target.runtime.spawn,
-                                     self.target.health.start_timeout_s)
-        self.supervisor.before_spawn = self._avoid_bad_cores
-        self.sampler.containment = self.supervisor.containment  # figures of whole trees; limit breaches restart
-        self.sampler.on_breach = self.supervisor.limit_breached
-        self.supervisor.exit_cause = lambda rec, code: exit_cause.take(self.endpoints.runtime_dir, rec.name,
-                                                                        rec.incarnation)
-        self.effects = BoardEffects(self.board, self.records, self.emit)
-        self.monitor = HealthMonitor(self)
-        self.effects.on_watchdog_reset = self._watchdog_reset
-        self.recorder = RunRecorder(self.state_dir / "runs", {
-            "target": self.target.name, "board": self.board.identity.model,
-            "backend": self.board.identity.backend, "cores": self.board.core_ids(),
-            "services": [{"name": r.name, "criticality": r.cfg.criticality} for r in self.records.values()],
-            "scenario": self.scenario.scenario.name if self.scenario is not None else None,
-            "flightos_version": __version__}, keep=self.target.runtime.runs_kept)
-        self.recorder.on_drop = lambda lost, total, why: self.emit(
-            EventId.RUN_RECORD_DROPPED, Severity.MEDIUM, f"run record: {lost} line(s) lost ({total} in all): {why}",
-            lost=lost, total=total, reason=why)
         if self.target.runtime.record_runs:
             self.recorder.start()
-        self.events_sub = Subscriber(self.ctx, self.endpoints.subscribe, "kernel:events",
-                                     kernel=KernelChannel(self.endpoints.kernel_events, os.getpid()))
-        self.events_sub.rejects.on_report = self._rejected  # e.g. a forged ev.kernel on the proxy: raised, counted
-        self.events_sub.subscribe("ev.")
         await self.supervisor.start()
         self.monitor.start()
         self._place_all()
         if self.link is not None:
-            self.router.link = self.link
             self.link.attach()
         # copy=False: zmq.Frame objects carry the sender's credentials (Peer-Address), from which identity comes
-        acmd.on_messages(self.router.on_frames, multipart=True, copy=False)
-        actl.on_messages(self._on_control, multipart=True, copy=False)
-        self.actl = actl
-        self.supervisor.poll_control = actl.pump
+        self.channels.command.on_messages(self.router.on_frames, multipart=True, copy=False)
+        self.channels.control.on_messages(self._on_control, multipart=True, copy=False)
         self._tasks = [
             loop.create_task(self.supervisor.watch()),
             loop.create_task(self.supervisor.lag.run()),
             loop.create_task(self.monitor.run()),
-            loop.create_task(self.events_sub.run(self._record_event)),
+            loop.create_task(self.channels.events.run(self._record_event)),
             loop.create_task(self._telemetry_loop()),
             loop.create_task(self.board_health.run()),
         ]
         if self.scenario is not None:
-            self._tasks.append(loop.create_task(self._scenario_loop()))
-        self.notify = SdNotify.from_env()
+            self._tasks.append(loop.create_task(self._scenario_loop(self.scenario)))
         if self.notify.enabled:
             self._tasks.append(loop.create_task(self._systemd_loop()))
         self.emit(EventId.KERNEL_STARTED, Severity.INFO,
@@ -291,7 +205,7 @@ class Kernel:
         if self.duration_s is not None:
             loop.call_later(self.duration_s, self.request_stop)
         await self._stop.wait()
-        await self._shutdown(acmd, actl)
+        await self._shutdown()
         return 0
 
     async def _systemd_loop(self) -> None:
@@ -314,11 +228,9 @@ class Kernel:
                                    + ", ".join(critical_failed))
             await asyncio.sleep(interval)
 
-    async def _shutdown(self, acmd: AsyncSocket, actl: AsyncSocket) -> None:
+    async def _shutdown(self) -> None:
         grace = self.target.runtime.shutdown_grace_s
-        notify = getattr(self, "notify", None)
-        if notify is not None:
-            notify.stopping()
+        self.notify.stopping()
         self.emit(EventId.KERNEL_STOPPING, Severity.INFO, "kernel stopping", grace_s=grace)
         if self.link is not None:
             self.link.stopping()
@@ -332,120 +244,30 @@ class Kernel:
         for t in self._tasks:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        self.events_sub.close()
         self.recorder.close()
-        acmd.close()
-        actl.close()
-        self.publisher.close()
-        self.proxy.stop()
+        self.channels.close()
         self.board.close()
-        if notify is not None:
-            notify.close()
+        self.notify.close()
         self.ctx.term()
-        self._release()
+        self.lock.release()
 
-    # ---- placement and spawn specs ------------------------------------------------------------
+    # ---- placement ----------------------------------------------------------------------------
     def _place_all(self) -> None:
         cores = self.board.core_ids()
         active = [(r.name, r.cfg.criticality, r.cfg.cores) for r in self.records.values()
                   if r.state != State.DISABLED]
         for name, chosen in place(active, cores).items():
             rec = self.records[name]
-            rec.cores = chosen
-            rec.host_cpus = sorted({c for core in chosen for c in self.board.host_cpus(core)})
+            self.moves.set_cores(rec, chosen)
             self.emit(EventId.SERVICE_PLACED, Severity.INFO, f"{name} placed on core(s) {chosen}",
                       service=name, cores=chosen, host_cpus=rec.host_cpus, criticality=rec.cfg.criticality)
-
-    def _avoid_bad_cores(self, rec: ServiceRecord) -> None:
-        """Before a (re)start, move a service off cores that are not HEALTHY (or hung underneath)."""
-        bad = {c for c, h in self.monitor.health.items() if h.state.value != "HEALTHY"} | self.effects.hung_cores()
-        if not rec.cores or not (set(rec.cores) & bad):
-            return
-        chosen = self.monitor.placement_for(rec)
-        if chosen is None or set(chosen) & bad:
-            return  # nowhere better: start where it was (critical work runs until the last core)
-        old = rec.cores
-        self.set_cores(rec, chosen)
-        self.emit(EventId.SERVICE_PLACED, Severity.MEDIUM,
-                  f"{rec.name} placed on core(s) {chosen} instead of {old}: core(s) {sorted(set(old) & bad)} "
-                  "not healthy", service=rec.name, cores=chosen, host_cpus=rec.host_cpus, previous=old,
-                  criticality=rec.cfg.criticality)
-
-    def set_cores(self, rec: ServiceRecord, cores: list[int]) -> None:
-        rec.cores = cores
-        rec.host_cpus = sorted({c for core in cores for c in self.board.host_cpus(core)})
-
-    def move_service(self, rec: ServiceRecord, cores: list[int], *, restart: bool, reason: str) -> None:
-        """Move a service to other cores: its threads' affinity where it can run, else a restart there."""
-        old = list(rec.cores)
-        t0 = time.monotonic()
-        self.set_cores(rec, cores)
-        restarted = False
-        if rec.pid is not None and restart:
-            self.supervisor.relocate(rec)
-            restarted = True
-        elif rec.pid is not None:
-            try:
-                hal.affinity.set_process_affinity(rec.pid, rec.host_cpus)
-            except (hal.HalError, OSError) as exc:
-                log.warning("kernel.affinity_failed", service=rec.name, error=str(exc))
-                self.supervisor.relocate(rec)
-                restarted = True
-            self.effects.enforce()  # a frozen process that moved to a live core runs again
-        ms = round((time.monotonic() - t0) * 1000, 2)
-        self.emit(EventId.SERVICE_MIGRATED, Severity.MEDIUM if restarted else Severity.INFO,
-                  f"{rec.name} moved from core(s) {old} to {cores}"
-                  + (" by a restart" if restarted else " without a restart") + f": {reason}",
-                  service=rec.name, from_cores=old, to_cores=cores, host_cpus=rec.host_cpus,
-                  restarted=restarted, reason=reason, ms=ms)
-
-    async def shed_service(self, rec: ServiceRecord, why: str) -> None:
-        """Stop a service to fit the mode, capacity or power budget (not a failure: no restart)."""
-        rec.reason = f"shed: {why}"
-        if rec.pid is not None or rec.state in (State.STARTING, State.BACKOFF, State.RESTARTING):
-            await self.supervisor.stop_service(rec, self.target.runtime.shutdown_grace_s, rec.reason)
-
-    async def restore_service(self, rec: ServiceRecord) -> None:
-        """Start a shed service again, on a usable core."""
-        if rec.pid is None and rec.state in (State.STOPPED, State.STOPPING):
-            rec.tracker.consecutive = 0
-            await self.supervisor.spawn(rec)
-
-    def send_control(self, rec: ServiceRecord, payload: dict[str, Any]) -> bool:
-        """Send a control message (e.g. a throttle level) to a service's current incarnation."""
-        try:
-            self.actl.send_multipart_nowait(
-                [rec.identity.encode(), wire.encode(wire.make(Kind.CONTROL, rec.name, "kernel", payload))])
-            return True
-        except zmq.ZMQError:
-            return False
-
-    def _spec(self, rec: ServiceRecord) -> SpawnSpec:
-        rt = self.target.runtime
-        return SpawnSpec(name=rec.name, incarnation=rec.incarnation,
-                         runtime_dir=str(self.endpoints.runtime_dir), state_dir=str(self.state_dir),
-                         heartbeat_period_s=rec.cfg.heartbeat_period_s, cpus=rec.host_cpus,
-                         options=rec.cfg.options, params=rec.cfg.params, log_format=rt.log_format,
-                         log_level=rt.log_level, kernel_pid=os.getpid(), publish=self._publish_acl(rec),
-                         plugin=rec.cfg.plugin, max_frame_bytes=rt.max_frame_bytes,
-                         memory_mb=rec.cfg.memory_mb, tasks=rec.cfg.tasks,
-                         devices=self.target.devices_for(rec.name),
-                         devices_simulated=self.target.hal_backend == "sim")
-
-    def _publish_acl(self, rec: ServiceRecord) -> list[str] | None:
-        """The topic patterns a service may publish, or None when the ``[acl]`` does not restrict it."""
-        acl = self.target.acl
-        patterns = acl.publish.get(rec.name)
-        if patterns is None:
-            return None if acl.publish_default == "allow" else []
-        return list(patterns)
 
     # ---- channels -----------------------------------------------------------------------------
     def _record_event(self, env: wire.Envelope) -> None:
         if env.source != "kernel":  # the kernel's own events are recorded as they are emitted
             self.recorder.event(env.topic, env.source, env.utc_ns, env.payload)
 
-    def _watchdog_reset(self) -> None:
+    def board_reset(self) -> None:
         """The simulated board reset under us: count it, and restart every service as a reboot would.
 
         A reboot clears every restart history, so a FAILED or escalated service gets a fresh start too.
@@ -455,18 +277,6 @@ class Kernel:
         self.emit(EventId.BOARD_RESET_RESTART, Severity.MEDIUM,
                   f"board reset: {len(restarted)} service(s) start again with a clean restart history",
                   services=restarted)
-
-    def _rejected(self, where: str, err: FrameError, count: int) -> None:
-        self.emit(EventId.BUS_FRAME_REJECTED, Severity.LOW, f"rejected a frame on {where}: {err}",
-                  where=where, reason=err.reason, count=count)
-
-    def _attached(self, rec: ServiceRecord) -> None:
-        self.supervisor.mark_ready_part(rec)
-
-    def _spawner_pids(self) -> list[int]:
-        """Processes besides the kernel whose children are services: the fork server, while it runs."""
-        proc = getattr(self.supervisor.fork_spawner, "_proc", None)
-        return [proc.pid] if proc is not None else []
 
     def _on_control(self, batch: list[list[Any]]) -> None:
         for parts in batch:
@@ -535,30 +345,7 @@ class Kernel:
             self.emit(EventId.STORE_QUARANTINED, Severity.HIGH, f"{rec.name}: {payload['message'][:400]}",
                       service=rec.name, file=str(payload.get("file", ""))[:300])
 
-    def publish_denied(self, publisher: str, topic: str, board: str, how: str) -> None:
-        """Raise PUBLISH_DENIED once per publisher and topic (a flood of refusals is one event each)."""
-        if (publisher, topic) in self._denied_topics or len(self._denied_topics) >= 1000:
-            return
-        self._denied_topics.add((publisher, topic))
-        self.emit(EventId.PUBLISH_DENIED, Severity.HIGH,
-                  f"{publisher} on board {board} may not publish {topic} (target [acl]); {how}",
-                  publisher=publisher, topic=topic, board=board)
-
     # ---- events and telemetry -----------------------------------------------------------------
-    def emit(self, event_id: EventId, severity: Severity, message: str, **data: Any) -> None:
-        """Raise a kernel event: on ``ev.kernel`` and in the log, with its reason in ``message``."""
-        payload = {"id": int(event_id), "name": event_id.name, "severity": int(severity),
-                   "severity_name": severity.name, "message": message, "data": data}
-        self.publisher.publish("ev.kernel", payload, Kind.EVENT)
-        if event_id in DECISIONS:
-            self.decisions.append({"t": time.time(), "event": event_id.name, "message": message})
-            del self.decisions[:-50]
-        recorder = getattr(self, "recorder", None)
-        if recorder is not None:
-            recorder.event("ev.kernel", "kernel", time.time_ns(), payload)
-        level = "info" if severity == Severity.INFO else "warning" if severity < Severity.HIGH else "error"
-        getattr(log, level)(event_id.name.lower(), event_id=int(event_id), msg=message, **data)
-
     def status(self) -> dict[str, Any]:
         """The status table: kernel, services, cores, bus counters."""
         now = asyncio.get_running_loop().time()
@@ -596,7 +383,7 @@ class Kernel:
         return {"commands": dict(self.router.stats),
                 "rejected": {"commands": dict(self.router.rejects.counts),
                              "control": dict(self.ctl_rejects.counts)},
-                "identity": {**self.router.identities.stats, "forged_kernel_topics": self.events_sub.forged},
+                "identity": {**self.router.identities.stats, "forged_kernel_topics": self.channels.events.forged},
                 "pending": len(self.router.pending)}
 
     async def _telemetry_loop(self) -> None:
@@ -623,16 +410,3 @@ class Kernel:
             self.publisher.publish("tm.kernel.self", {"cpu_percent": self._me.cpu_percent(None),
                                                       "rss_mb": round(self._me.memory_info().rss / 1e6, 1)})
             await asyncio.sleep(period)
-
-    # ---- the kernel's own commands ------------------------------------------------------------
-    async def _kernel_command(self, name: str, args: Any) -> Any:
-        """Run a kernel command from its table, with the same argument checks a service's commands get."""
-        return await kernel_commands.dispatch(self, name, args)
-
-
-DECISIONS = {
-    EventId.SERVICE_HUNG, EventId.SERVICE_FAILED, EventId.SERVICE_RESTART_SCHEDULED, EventId.CORE_STATE_CHANGED,
-    EventId.MODE_CHANGED, EventId.SERVICE_MIGRATED, EventId.SERVICE_SHED, EventId.SERVICE_RESTORED,
-    EventId.THERMAL_LEVEL, EventId.POWER_OVER_BUDGET, EventId.WATCHDOG_RESET, EventId.SERVICE_PLACED,
-}
-"""Events that record a decision of the kernel, listed by `flightos status` with their reasons."""

@@ -29,7 +29,8 @@ RETRY_S = 5.0
 class RunRecorder:
     """Appends the events and health telemetry of one kernel run to its own directory."""
 
-    def __init__(self, runs_dir: Path, meta: dict[str, Any], keep: int = 20, max_bytes: int = 64 << 20) -> None:
+    def __init__(self, runs_dir: Path, meta: dict[str, Any], keep: int = 20, max_bytes: int = 64 << 20,
+                 on_drop: Callable[[int, int, str], None] | None = None) -> None:
         self.runs_dir = runs_dir
         self.run_id = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + f"-{os.getpid()}"
         self.dir = runs_dir / self.run_id
@@ -40,7 +41,7 @@ class RunRecorder:
         self.truncated = False
         self.dropped = 0
         """Lines lost to the size cap or a failed write (a full disk), since the run began."""
-        self.on_drop: Callable[[int, int, str], None] | None = None
+        self.on_drop = on_drop
         """Told (lost since the last report, lost in all, why) at most once per ``REPORT_S``."""
         self._unreported = 0
         self._last_report = float("-inf")

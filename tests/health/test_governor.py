@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace as NS
-
+import hal
 from flightos.kernel.health.governor import Junction, PowerAccount, ThermalGovernor, board_power_w, junction
 
 
-def zone(name: str, temp: float | None, **trips: float) -> NS:
-    return NS(name=name, temp_c=temp, trips=[NS(kind=k, temp_c=v) for k, v in trips.items()])
+def zone(name: str, temp: float | None, **trips: float) -> hal.ThermalZone:
+    return hal.ThermalZone(name, temp, [hal.TripPoint(k, v) for k, v in trips.items()])
 
 
 def test_junction_is_the_zone_closest_to_its_trip() -> None:

@@ -60,4 +60,4 @@ def test_injection_errors_keep_their_command_meaning(sim: hal.Board, tmp_path: P
     real = BoardEffects(hal.open_board({"backend": "linux", "root": str(tmp_path)}), {}, lambda *a, **kw: None)
     with pytest.raises(ServiceUnavailable, match="fault injection needs a simulated board"):
         real.inject("seu", {})
-    assert not real.is_sim and real.update() == [] and real.take_timeline() == [] and real.full_read_s == 0.0
+    assert not real.injects_faults and real.update() == [] and real.take_timeline() == [] and real.full_read_s == 0.0

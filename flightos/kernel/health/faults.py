@@ -12,7 +12,7 @@ import contextlib
 import os
 import signal
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import structlog
@@ -24,7 +24,7 @@ from flightos.kernel.records import ServiceRecord
 from flightos.sdk.severity import Severity
 from hal.injection import FAULTS, FaultArgumentError, fault_injection
 
-__all__ = ["FAULTS", "FULL_READ_S", "HAL_EVENT_SEVERITY", "BoardEffects", "SimEffects"]
+__all__ = ["FAULTS", "FULL_READ_S", "HAL_EVENT_SEVERITY", "BoardEffects"]
 
 log = structlog.get_logger("flightos.kernel")
 
@@ -65,9 +65,10 @@ Emit = Callable[..., None]
 class BoardEffects:
     """Bridges the board's fault-injection capability (or its null behaviour) and the service processes."""
 
-    def __init__(self, board: hal.Board, records: dict[str, ServiceRecord], emit: Emit) -> None:
+    def __init__(self, board: hal.Board, records: Mapping[str, ServiceRecord], emit: Emit,
+                 on_watchdog_reset: Callable[[], None] | None = None) -> None:
         self.board = board
-        self.sim: hal.FaultInjection = fault_injection(board)
+        self.injection: hal.FaultInjection = fault_injection(board)
         self.injects_faults = isinstance(board, hal.FaultInjection)
         """Whether the board has the capability (the kernel's ``block`` drill runs only there)."""
         self.records = records
@@ -79,18 +80,14 @@ class BoardEffects:
         self._events_from = 0.0  # board time of the newest entry taken, and how many were taken at that time
         self._taken_at_from = 0
         self._unpublished: deque[dict[str, Any]] = deque(maxlen=MAX_TIMELINE_QUEUE)
-        self.on_watchdog_reset: Callable[[], None] | None = None
-
-    @property
-    def is_sim(self) -> bool:
-        """The older name of ``injects_faults``."""
-        return self.injects_faults
+        self.on_watchdog_reset = on_watchdog_reset
+        """Told when the board's watchdog reset it (the simulator's), so services start again as after a reboot."""
 
     # ---- injection ---------------------------------------------------------------------------
     def inject(self, fault: str, args: dict[str, Any]) -> str:
         """Inject one fault into the board (ServiceUnavailable where it cannot); return what was done."""
         try:
-            what = self.sim.inject(fault, args)
+            what = self.injection.inject(fault, args)
         except FaultArgumentError as exc:
             raise BadArguments(str(exc)) from None
         except hal.HalUnsupported as exc:
@@ -117,7 +114,7 @@ class BoardEffects:
             if ev.kind == "watchdog_reset" and self.on_watchdog_reset is not None:
                 self.on_watchdog_reset()
         for core in self.states:
-            self.states[core] = self.sim.core_state(core)
+            self.states[core] = self.injection.core_state(core)
         self.enforce()
         entries = [e.to_dict() for e in new]
         self._unpublished.extend(entries)
@@ -127,7 +124,7 @@ class BoardEffects:
         """Entries not seen before, by board time and by count at the newest time (several may share one)."""
         already = self._taken_at_from  # the first entries at exactly _events_from were taken before
         new: list[hal.TimelineEvent] = []
-        for ev in self.sim.events_since(self._events_from):
+        for ev in self.injection.events_since(self._events_from):
             if ev.t_s == self._events_from and already > 0:
                 already -= 1
             else:
@@ -147,7 +144,7 @@ class BoardEffects:
 
     def core_state(self, core: int) -> str:
         """The board's own state of a core ('ok', 'hung', 'failed', 'offline'); 'ok' on boards without one."""
-        return str(self.sim.core_state(core))
+        return str(self.injection.core_state(core))
 
     def hw_state(self, core: int, reading: hal.BoardReading | None) -> str:
         """A core's hardware state: the board's own where it keeps one, else offline/ok from the reading."""
@@ -158,9 +155,9 @@ class BoardEffects:
 
     def feed_load(self, loads: Callable[[int], float]) -> None:
         """On a board whose core loads are its services' CPU, set each core's load from ``loads(core)``."""
-        if self.sim.load_from_services:
+        if self.injection.load_from_services:
             for core in self.states:
-                self.sim.set_load(core, min(100.0, loads(core)))
+                self.injection.set_load(core, min(100.0, loads(core)))
 
     def hung_cores(self) -> set[int]:
         """Cores that stopped executing (a SEFI): work placed only there is frozen."""
@@ -197,7 +194,3 @@ class BoardEffects:
     def _signal(pid: int, sig: int) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, sig)
-
-
-SimEffects = BoardEffects
-"""The older name."""

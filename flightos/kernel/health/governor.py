@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+
+import hal
 
 
 @dataclass
@@ -15,19 +16,18 @@ class Junction:
     zone: str = ""
 
 
-def junction(zones: list[Any], fallback_trip_c: float | None) -> Junction:
+def junction(zones: list[hal.ThermalZone], fallback_trip_c: float | None) -> Junction:
     """Pick the governing zone from a HAL reading's zones (passive trip first, then hot)."""
     best = Junction(None, fallback_trip_c)
     for z in zones:
-        temp = getattr(z, "temp_c", None)
-        trips = {t.kind: t.temp_c for t in getattr(z, "trips", [])}
-        trip = trips.get("passive", trips.get("hot"))
-        if temp is None or (trip is None and fallback_trip_c is None):
+        trip = z.trip("passive")
+        trip = trip if trip is not None else z.trip("hot")
+        if z.temp_c is None or (trip is None and fallback_trip_c is None):
             continue
         trip = trip if trip is not None else fallback_trip_c
         assert trip is not None
-        if best.temp_c is None or (trip - temp) < ((best.trip_c or trip) - best.temp_c):
-            best = Junction(temp, trip, str(getattr(z, "name", "")))
+        if best.temp_c is None or (trip - z.temp_c) < ((best.trip_c or trip) - best.temp_c):
+            best = Junction(z.temp_c, trip, z.name)
     return best
 
 

@@ -14,23 +14,25 @@ import json
 import os
 import re
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
 
 import structlog
 
 import hal
+from flightos.config.target import Target
 from flightos.kernel.events import EventId
 from flightos.kernel.health.core_health import USABLE, CoreHealth, CoreState, Evidence, HealthSettings, Weight
 from flightos.kernel.health.edac import edac_status
+from flightos.kernel.health.faults import BoardEffects
 from flightos.kernel.health.governor import PowerAccount, ThermalGovernor, board_power_w, junction
 from flightos.kernel.health.modes import Candidate, Mode, capacity_mode, plan, worse
 from flightos.kernel.health.placement import place
+from flightos.kernel.health.ports import Emit, Lateness, Sampler, ServiceMoves
 from flightos.kernel.health.selftest import SelfTester
 from flightos.kernel.records import ServiceRecord, State
 from flightos.sdk.severity import Severity
-
-if TYPE_CHECKING:
-    from flightos.kernel.kernel import Kernel
 
 log = structlog.get_logger("flightos.kernel")
 _CORE_ZONE = re.compile(r"(?:cpu|core)[-_]?(\d+)", re.I)
@@ -39,9 +41,19 @@ _CORE_ZONE = re.compile(r"(?:cpu|core)[-_]?(\d+)", re.I)
 class HealthMonitor:
     """Owns core health, the mode, throttling, energy and the watchdog for one kernel."""
 
-    def __init__(self, kernel: Kernel) -> None:
-        self.k = kernel
-        t = kernel.target
+    def __init__(self, target: Target, board: hal.Board, effects: BoardEffects,
+                 records: Mapping[str, ServiceRecord], *, emit: Emit, decisions: list[dict[str, Any]],
+                 moves: ServiceMoves, lag: Lateness, sampler: Sampler, state_dir: Path) -> None:
+        self.board = board
+        self.effects = effects
+        self.records = records
+        self.emit = emit
+        self.decisions = decisions
+        """The kernel's recent decisions (its event log's list), shown in the snapshot."""
+        self.moves = moves
+        self.lag = lag
+        self.sampler = sampler
+        t = target
         self.cfg = t.cores
         self.modes_cfg = t.modes
         self.power_cfg = t.power
@@ -50,7 +62,7 @@ class HealthMonitor:
         self.trip_fallback: float | None = th.trip_c
         settings = HealthSettings(self.cfg.suspect_after, self.cfg.degrade_after, self.cfg.clear_after,
                                   self.cfg.rejoin_after_s)
-        self.health = {c: CoreHealth(c, settings) for c in kernel.board.core_ids()}
+        self.health = {c: CoreHealth(c, settings) for c in board.core_ids()}
         self.governor = ThermalGovernor(th.margin_c, th.hysteresis_c, th.max_level)
         self.power = PowerAccount()
         self.selftest = SelfTester()
@@ -69,9 +81,10 @@ class HealthMonitor:
         self.ticks = 0
         self.tick_cpu_s = 0.0
         self.watchdog: Any = None
+        self.watchdog_facts = hal.watchdog.status_fields(self.board.watchdog_info())  # nowayout, last reset
         self._last_pet = 0.0
-        self.state_file = kernel.state_dir / "kernel-state.json"
-        self.resets = self._initial_resets()
+        self.state_file = state_dir / "kernel-state.json"
+        self.resets = self._initial_resets()  # built under the kernel's state-directory lock: its file is ours
         self.hold_safe = self.resets >= self.wd_cfg.max_resets
 
     # ---- lifecycle ------------------------------------------------------------------------------
@@ -81,12 +94,11 @@ class HealthMonitor:
             self.selftest.start()
         if self.wd_cfg.enabled:
             try:
-                wd = self.k.board.watchdog()
-        self.watchdog_facts = hal.watchdog.status_fields(self.board.watchdog_info())  # nowayout, last reset
+                wd = self.board.watchdog()
                 wd.open(self.wd_cfg.timeout_s)
                 self.watchdog = wd
             except (hal.HalError, OSError) as exc:
-                self.k.emit(EventId.WATCHDOG_UNAVAILABLE, Severity.LOW, f"watchdog not armed: {exc}")
+                self.emit(EventId.WATCHDOG_UNAVAILABLE, Severity.LOW, f"watchdog not armed: {exc}")
         if self.hold_safe:
             self._decide(f"holding SAFE: {self.resets} watchdog resets (limit {self.wd_cfg.max_resets}); "
                          "ground must clear them", EventId.MODE_CHANGED, Severity.HIGH, old=self.mode.value,
@@ -107,7 +119,7 @@ class HealthMonitor:
         loop = asyncio.get_running_loop()
         next_t = loop.time()
         while True:
-            self.k.supervisor.lag.note(loop.time(), loop.time() - next_t)  # woke late: the host is busy
+            self.lag.note(loop.time(), loop.time() - next_t)  # woke late: the host is busy
             t0 = time.perf_counter()
             try:
                 await self.tick()
@@ -127,14 +139,14 @@ class HealthMonitor:
         now = time.monotonic()
         dt = now - self._last_tick if self._last_tick else 0.0
         self._last_tick = now
-        full = self.reading is None or now - self._last_full >= self.k.effects.full_read_s
+        full = self.reading is None or now - self._last_full >= self.effects.full_read_s
         if full:  # the simulator renders a sysfs tree per read: its state is checked every tick, its tree 1/s
             self._last_full = now
-            for rec in self.k.records.values():
-                self.k.sampler.sample(rec)
-            self.k.effects.feed_load(self._core_load)
-            self.reading = self.k.board.read()
-        self.k.effects.update()
+            for rec in self.records.values():
+                self.sampler.sample(rec)
+            self.effects.feed_load(self._core_load)
+            self.reading = self.board.read()
+        self.effects.update()
         self._selftests(now)
         for core, ev in self._evidence(now).items():
             change = self.health[core].observe(now, ev)
@@ -148,7 +160,7 @@ class HealthMonitor:
 
     def _core_load(self, core: int) -> float:
         """What the services placed on a core burn there (%): a simulator driven by service load shows it."""
-        return sum(r.cpu_percent / max(1, len(r.cores)) for r in self.k.records.values()
+        return sum(r.cpu_percent / max(1, len(r.cores)) for r in self.records.values()
                    if r.pid is not None and core in r.cores)
 
     # ---- evidence -----------------------------------------------------------------------------------
@@ -156,20 +168,20 @@ class HealthMonitor:
         period = self.cfg.selftest_period_s
         if period > 0 and now - self._last_selftest >= period:
             self._last_selftest = now
-            cpus = {c for core in self.health for c in self.k.board.host_cpus(core)}
+            cpus = {c for core in self.health for c in self.board.host_cpus(core)}
             self.selftest.request(cpus)
 
     def _evidence(self, now: float) -> dict[int, list[Evidence]]:
         out: dict[int, list[Evidence]] = {c: [] for c in self.health}
         reading = self.reading
         for c in self.health:
-            state = self.k.effects.hw_state(c, reading)
+            state = self.effects.hw_state(c, reading)
             if state == "hung":
                 out[c].append(Evidence(Weight.SEVERE, "core hung (functional interrupt)"))
             elif state in ("failed", "offline"):
                 out[c].append(Evidence(Weight.FATAL, f"core {state}"))
-            for cpu in self.k.board.host_cpus(c):
-                verdict = self.selftest.verdict(cpu, self.cfg.selftest_timeout_s, self.k.supervisor.lag.since)
+            for cpu in self.board.host_cpus(c):
+                verdict = self.selftest.verdict(cpu, self.cfg.selftest_timeout_s, self.lag.since)
                 if verdict:
                     out[c].append(Evidence(Weight.SEVERE, verdict))
         for z in reading.zones if reading is not None else []:
@@ -183,7 +195,7 @@ class HealthMonitor:
         late = self.cfg.heartbeat_late_factor
         loop_now = asyncio.get_running_loop().time()
         for c in out:
-            on_core = [r for r in self.k.records.values() if r.state == State.READY and c in r.cores]
+            on_core = [r for r in self.records.values() if r.state == State.READY and c in r.cores]
             slow = [r.name for r in on_core if loop_now - r.last_heartbeat > late * r.cfg.heartbeat_period_s]
             if len(on_core) >= 2 and len(slow) * 2 >= len(on_core):
                 out[c].append(Evidence(Weight.MILD, f"heartbeats late from {', '.join(slow)}"))
@@ -194,10 +206,10 @@ class HealthMonitor:
             Severity.MEDIUM if new == CoreState.DEGRADED else Severity.HIGH
         self._decide(f"core {core}: {old.value} -> {new.value} ({reason})", EventId.CORE_STATE_CHANGED, sev,
                      core=core, old=old.value, new=new.value, reason=reason,
-                     services=[r.name for r in self.k.records.values() if core in r.cores and r.pid])
+                     services=[r.name for r in self.records.values() if core in r.cores and r.pid])
 
     def _decide(self, message: str, event: EventId, sev: Severity, **data: Any) -> None:
-        self.k.emit(event, sev, message, **data)
+        self.emit(event, sev, message, **data)
 
     # ---- ground commands ----------------------------------------------------------------------------
     def force_core(self, core: int, enable: bool) -> str:
@@ -232,30 +244,45 @@ class HealthMonitor:
         if not good:
             return None
         load: dict[int, int] = {}
-        for r in self.k.records.values():
+        for r in self.records.values():
             if r is not rec and (r.pid is not None or r.state in (State.STARTING, State.BACKOFF)):
                 for c in r.cores:
                     load[c] = load.get(c, 0) + 1
         return place([(rec.name, rec.cfg.criticality, rec.cfg.cores)], good, load)[rec.name]
 
+    def avoid_bad_cores(self, rec: ServiceRecord) -> None:
+        """Before a (re)start, move a service off cores that are not HEALTHY (or hung underneath)."""
+        bad = {c for c, h in self.health.items() if h.state != CoreState.HEALTHY} | self.effects.hung_cores()
+        if not rec.cores or not (set(rec.cores) & bad):
+            return
+        chosen = self.placement_for(rec)
+        if chosen is None or set(chosen) & bad:
+            return  # nowhere better: start where it was (critical work runs until the last core)
+        old = rec.cores
+        self.moves.set_cores(rec, chosen)
+        self.emit(EventId.SERVICE_PLACED, Severity.MEDIUM,
+                  f"{rec.name} placed on core(s) {chosen} instead of {old}: core(s) {sorted(set(old) & bad)} "
+                  "not healthy", service=rec.name, cores=chosen, host_cpus=rec.host_cpus, previous=old,
+                  criticality=rec.cfg.criticality)
+
     def _migrate(self) -> None:
         bad = {c for c, h in self.health.items() if h.state != CoreState.HEALTHY}
-        for rec in self.k.records.values():
+        for rec in self.records.values():
             if rec.state in (State.DISABLED, State.STOPPED, State.FAILED) or not (set(rec.cores) & bad):
                 continue
             chosen = self.placement_for(rec)
             if chosen is None or set(chosen) == set(rec.cores):
                 continue
-            self.k.move_service(rec, chosen, restart=self._stuck(rec), reason=self._why(set(rec.cores) & bad))
+            self.moves.move_service(rec, chosen, restart=self._stuck(rec), reason=self._why(set(rec.cores) & bad))
 
     def _stuck(self, rec: ServiceRecord) -> bool:
         """A process on a hung core cannot be moved, only restarted elsewhere."""
         if not rec.cores or rec.pid is None:
             return False
-        if all(self.k.effects.core_state(c) == "hung" for c in rec.cores):
+        if all(self.effects.core_state(c) == "hung" for c in rec.cores):
             return True
         return all(any("no answer" in (self.selftest.verdict(cpu, self.cfg.selftest_timeout_s) or "")
-                       for cpu in self.k.board.host_cpus(c)) for c in rec.cores)
+                       for cpu in self.board.host_cpus(c)) for c in rec.cores)
 
     def _why(self, cores: set[int]) -> str:
         return "; ".join(f"core {c} {self.health[c].state.value}: {self.health[c].reason}" for c in sorted(cores))
@@ -276,24 +303,24 @@ class HealthMonitor:
             self._decide(f"mode {old.value} -> {mode.value}: {reason}", EventId.MODE_CHANGED,
                          Severity.MEDIUM if mode != Mode.NOMINAL else Severity.INFO,
                          old=old.value, new=mode.value, reason=reason)
-        operator_stopped = {r.name for r in self.k.records.values() if r.stop_requested and r.name not in self.shed}
-        candidates = [Candidate(r.name, r.cfg.criticality) for r in self.k.records.values()
+        operator_stopped = {r.name for r in self.records.values() if r.stop_requested and r.name not in self.shed}
+        candidates = [Candidate(r.name, r.cfg.criticality) for r in self.records.values()
                       if r.cfg.enabled and r.state not in (State.FAILED, State.REMOTE)
                       and r.name not in operator_stopped]
         run, shed = plan(self.mode, usable, candidates, self.modes_cfg.services_per_core, self.power_shed)
         for name, why in shed.items():
-            rec = self.k.records[name]
+            rec = self.records[name]
             if name not in self.shed:
                 self.shed[name] = why
                 rec.reason = f"shed: {why}"
                 self._decide(f"{name} shed: {why}", EventId.SERVICE_SHED, Severity.LOW, service=name, reason=why)
-                await self.k.shed_service(rec, why)
+                await self.moves.shed_service(rec, why)
         for name in list(self.shed):
             if name in run:
                 why = self.shed.pop(name)
                 self._decide(f"{name} restored (was shed: {why})", EventId.SERVICE_RESTORED, Severity.INFO,
                              service=name, reason=f"{self.mode.value}: capacity available")
-                await self.k.restore_service(self.k.records[name])
+                await self.moves.restore_service(self.records[name])
 
     # ---- thermal and power --------------------------------------------------------------------------
     def _govern(self) -> None:
@@ -307,7 +334,7 @@ class HealthMonitor:
             self._decide(f"thermal level {change[0]}: {change[1]}", EventId.THERMAL_LEVEL, Severity.LOW,
                          level=change[0], reason=change[1], temp_c=j.temp_c, trip_c=j.trip_c)
         base = self.modes_cfg.degraded_throttle if self.mode != Mode.NOMINAL else 0
-        for rec in self.k.records.values():
+        for rec in self.records.values():
             crit = rec.cfg.criticality
             level = 0 if crit == "critical" else max(base, self.governor.level) if crit == "elastic" \
                 else max(0, self.governor.level - (self.governor.max_level - 1))
@@ -318,7 +345,7 @@ class HealthMonitor:
                 self._decide(f"{rec.name} throttle {level} ({why})", EventId.THROTTLE_CHANGED, Severity.INFO,
                              service=rec.name, level=level, reason=why)
             if rec.state == State.READY and rec.throttle_sent != level \
-                    and self.k.send_control(rec, {"op": "throttle", "level": level}):
+                    and self.moves.send_control(rec, {"op": "throttle", "level": level}):
                 rec.throttle_sent = level
 
     def budget_w(self) -> float | None:
@@ -330,7 +357,7 @@ class HealthMonitor:
 
     def _account(self, dt: float) -> None:
         rails = (self.reading.rails_mw or {}) if self.reading is not None else {}
-        self.power.update(dt, board_power_w(rails), {r.name: r.cpu_percent for r in self.k.records.values()
+        self.power.update(dt, board_power_w(rails), {r.name: r.cpu_percent for r in self.records.values()
                                                      if r.pid is not None})
         budget = self.budget_w()
         if self.power.over_budget(budget, self.power_cfg.over_budget_periods):
@@ -352,7 +379,7 @@ class HealthMonitor:
     def _pet(self, now: float) -> None:
         if self.watchdog is None or now - self._last_pet < self.wd_cfg.pet_period_s:
             return
-        critical = [r for r in self.k.records.values() if r.cfg.criticality == "critical" and r.cfg.enabled]
+        critical = [r for r in self.records.values() if r.cfg.criticality == "critical" and r.cfg.enabled]
         if all(r.state in (State.READY, State.REMOTE) for r in critical):
             with contextlib.suppress(Exception):
                 self.watchdog.pet()
@@ -374,7 +401,7 @@ class HealthMonitor:
         saved = self._load_state().get("watchdog_resets", 0)
         if isinstance(saved, bool) or not isinstance(saved, int) or saved < 0:
             saved = 0
-        if not self.k.effects.sim.resume:  # a real board (no fault injection) always keeps its state
+        if not self.effects.injection.resume:  # a real board (no fault injection) always keeps its state
             if saved:
                 log.info("simulated_board_fresh", resets_not_carried=saved, state_file=str(self.state_file),
                          msg=f"simulated board starts fresh: {saved} watchdog reset(s) of earlier runs not carried "
@@ -416,12 +443,12 @@ class HealthMonitor:
             "budget_w": self.budget_w(),
             "cores": [{"id": c, "state": h.state.value, "reason": h.reason, "load_pct": loads.get(c),
                        "forced": h.forced is not None,
-                       "services": [r.name for r in self.k.records.values() if c in r.cores and r.pid]}
+                       "services": [r.name for r in self.records.values() if c in r.cores and r.pid]}
                       for c, h in self.health.items()],
             "energy_mj": {k: round(v, 1) for k, v in self.power.energy_mj.items()},
             "monitor": {"period_s": self.cfg.monitor_period_s, "ticks": self.ticks,
                         "mean_tick_ms": round(1000 * self.tick_cpu_s / self.ticks, 3) if self.ticks else None},
             "throttles": dict(self.throttles),
             "shed": dict(self.shed),
-            "decisions": list(self.k.decisions[-10:]),
+            "decisions": list(self.decisions[-10:]),
         }

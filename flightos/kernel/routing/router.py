@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -107,6 +107,11 @@ class CommandRouter:
         max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
         result_cache_bytes: int = RESULT_CACHE_BYTES,
         runtime_dir: Path | None = None,
+        acl: Acl | None = None,
+        board: str = "",
+        remote: Callable[[], RemoteRoutes | None] = lambda: None,
+        spawners: Callable[[], Iterable[int]] = tuple,
+        on_reject: Callable[[str, FrameError, int], None] | None = None,
     ) -> None:
         self.sock = sock
         self.records = records
@@ -130,22 +135,28 @@ class CommandRouter:
         self._sweep: asyncio.TimerHandle | None = None
         self._evicted_reported = (0, -1e9)
         """(early evictions already reported, when)."""
-        self.rejects = RejectCounter("kernel:commands")
+        self.rejects = RejectCounter("kernel:commands", on_report=on_reject)
         self.stats = {"received": 0, "delivered": 0, "completed": 0, "duplicates": 0,
                       "queued": 0, "queue_full": 0, "deadline_exceeded": 0, "service_lost": 0,
                       "late_results": 0, "undeliverable": 0, "stale": 0, "denied": 0,
                       "refused": 0, "too_large": 0, "lost_not_started": 0,
                       "results_expired": 0, "results_evicted_early": 0,
                       "identity_refused": 0, "identity_forged": 0}
-        self.acl: Acl | None = None
-        self.link: RemoteRoutes | None = None
-        self.board = ""
+        self.acl = acl
+        self._remote = remote
+        """The links to other boards, if any (looked up: the link and the router each need the other)."""
+        self.board = board
         """This board's name in ``[link]`` (empty when not linked)."""
         self._tasks = TaskSet("router")
-        self.identities = Identities(records)
+        self.identities = Identities(records, spawners=spawners)
         """Who is behind each local connection, from its process (shared with the control socket)."""
         self.gate = Gate(self.identities, self._on_frame)
         self._identity_events: set[tuple[int, str]] = set()
+
+    @property
+    def link(self) -> RemoteRoutes | None:
+        """The links to other boards (None when this board has none)."""
+        return self._remote()
 
     # ---- inbound ------------------------------------------------------------------------------
     def on_frames(self, batch: list[list[Any]]) -> None:

@@ -100,6 +100,11 @@ class ForkServerSpawner:
         self.children: set[int] = set()
         self.alive = False
 
+    @property
+    def pid(self) -> int | None:
+        """The fork server's pid, while it was started (its children are services)."""
+        return self._proc.pid if self._proc is not None else None
+
     async def start(self) -> None:
         """Start the fork server and wait until it has finished its imports."""
         loop = asyncio.get_running_loop()

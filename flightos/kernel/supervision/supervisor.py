@@ -16,15 +16,14 @@ from flightos.aio import TaskSet
 from flightos.host.spawn_spec import SpawnSpec
 from flightos.kernel.events import EventId
 from flightos.kernel.records import ServiceRecord, State
-from flightos.kernel.routing.router import CommandRouter
 from flightos.kernel.supervision.containment import Containment, detect
 from flightos.kernel.supervision.lag import LoopLag, runqueue_wait_s
+from flightos.kernel.supervision.ports import CommandFlow, Emit
 from flightos.kernel.supervision.spawn import ExecSpawner, ForkServerSpawner, SpawnError
 from flightos.sdk.severity import Severity
 
 log = structlog.get_logger("flightos.kernel")
 
-Emit = Callable[..., None]
 HANG_CREDIT_MAX = 3.0
 """At most this many hang timeouts of busy-host credit before a silent service is declared hung anyway."""
 SpecFactory = Callable[[ServiceRecord], SpawnSpec]
@@ -36,12 +35,17 @@ class Supervisor:
     def __init__(
         self,
         records: dict[str, ServiceRecord],
-        router: CommandRouter,
+        router: CommandFlow,
         emit: Emit,
         make_spec: SpecFactory,
         spawn_mode: str,
         start_timeout_s: float,
         containment: Containment | None = None,
+        *,
+        lag: LoopLag | None = None,
+        before_spawn: Callable[[ServiceRecord], None] | None = None,
+        poll_control: Callable[[], None] = lambda: None,
+        exit_cause: Callable[[ServiceRecord, int | None], str] = lambda rec, code: "",
     ) -> None:
         self.records = records
         self.router = router
@@ -60,12 +64,13 @@ class Supervisor:
         self._wake = asyncio.Event()
         self._stopping = False
         self._tasks = TaskSet("supervisor")
-        self.before_spawn: Callable[[ServiceRecord], None] | None = None
-        self.poll_control: Callable[[], None] = lambda: None
-        """Read control messages already waiting (set by the kernel), so queued heartbeats count."""
-        self.lag = LoopLag()
-        self.exit_cause: Callable[[ServiceRecord, int | None], str] = lambda rec, code: ""
-        """Why an incarnation ended, in words (set by the kernel: the service's own last error, a limit)."""
+        self.before_spawn = before_spawn
+        """Told before each (re)start, so a service leaves cores that went bad (the health monitor's placement)."""
+        self.poll_control = poll_control
+        """Read control messages already waiting, so queued heartbeats count."""
+        self.lag = lag if lag is not None else LoopLag()
+        self.exit_cause = exit_cause
+        """Why an incarnation ended, in words (the service's own last error, a limit)."""
 
     async def start(self) -> None:
         """Start the fork server (if configured)."""
@@ -76,6 +81,11 @@ class Supervisor:
             except SpawnError as exc:
                 log.error("kernel.forkserver_failed", error=str(exc), fallback="exec")
                 self.fork_spawner = None
+
+    def spawner_pids(self) -> list[int]:
+        """Processes besides the kernel whose children are services: the fork server, while it runs."""
+        pid = self.fork_spawner.pid if self.fork_spawner is not None else None
+        return [pid] if pid is not None else []
 
     def _on_forkserver_lost(self) -> None:
         if self._stopping:
