@@ -227,6 +227,9 @@ class ServiceHost:
             t.cancel()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.service.on_stop(), timeout=3.0)
+        if self.service._devices is not None:  # release lines and buses; a hung transfer's thread is left to exit
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.service._devices.close(), timeout=1.0)
         with contextlib.suppress(Exception):
             await self._send_control({"op": "bye"})
         self.close()
