@@ -76,6 +76,18 @@ def proc_parent(pid: int) -> int | None:
         return None
 
 
+def other_users_process(pid: int) -> bool:
+    """True when ``pid`` lives but belongs to another user (a null signal to it is refused): under
+    ``ProtectProc=invisible`` its ``/proc`` entry is hidden, so the runtime's tree cannot continue through it."""
+    try:
+        os.kill(pid, 0)
+    except PermissionError:
+        return True
+    except OSError:
+        return False
+    return False
+
+
 def proc_cgroups(pid: int) -> str:
     """The text of ``/proc/<pid>/cgroup`` ("" if unreadable)."""
     try:
@@ -125,6 +137,8 @@ class Identities:
     """Processes that start services besides the kernel (the fork server): their children are services."""
     parent: Callable[[int], int | None] = proc_parent
     cgroups: Callable[[int], str] = proc_cgroups
+    foreign: Callable[[int], bool] = other_users_process
+    """Whether an unreadable process is another user's (alive, hidden by ProtectProc=), not an exited one."""
     """A process's cgroups: one that left the runtime's tree (re-parented to init) but is still in a
     service's group (``svc-<name>.<incarnation>``, flightos.kernel.supervision.containment) is still that service."""
     stats: dict[str, int] = field(default_factory=lambda: {"services": 0, "operators": 0, "refused": 0,
@@ -168,6 +182,8 @@ class Identities:
                 return Peer(Kind.REFUSED, pid=pid,
                             reason=f"process {pid} descends from this runtime but is no live service incarnation")
             parent = self.parent(p)
+            if parent is None and self.foreign(p):  # another user's (the operator's sudo or shell): the sender
+                return self._by_group(pid)  # is no runtime descendant, whose whole tree runs as the kernel's user
             if parent is None:  # p exited: the sender itself, or an ancestor (then the sender was re-parented)
                 if depth == 0 or not again:
                     return Peer(Kind.GONE, pid=pid, reason=f"process {pid} has exited")
