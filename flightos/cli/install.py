@@ -463,7 +463,7 @@ def run_install(args: argparse.Namespace, *, runner: Runner | None = None, euid:
         plan.notes.append("systemd's RuntimeWatchdogSec is set in /etc/systemd/system.conf: systemd holds the "
                           f"watchdog device and the kernel cannot open {watchdog_device} (one opener only)")
     if watchdog_device:
-        plan.notes += watchdog_notes(prefix, watchdog_device, target.watchdog.timeout_s)
+        plan.notes += watchdog_notes(prefix, watchdog_device, target.watchdog, str(target.path))
     if live:
         plan.notes += _reachability(code_paths, user)
 
@@ -552,15 +552,20 @@ def hidden_path_notes(code_paths: Sequence[str], protect_home: str) -> list[str]
     return notes
 
 
-def watchdog_notes(prefix: Path, device: str, timeout_s: float) -> list[str]:
+def watchdog_notes(prefix: Path, device: str, wd: Any, where: str) -> list[str]:
     """What the board's sysfs says the service should know about its watchdog: a PC chipset watchdog resets
-    the whole machine, and with nowayout a stop does not disarm it."""
+    the whole machine, and with nowayout a stop does not disarm it. A timeout above the device's maximum is a
+    ConfigError here already, not a crash loop after install (the kernel would refuse it with exit 5)."""
     from hal.fs import Fs
-    from hal.watchdog import pc_chipset_warning, read_info
+    from hal.watchdog import check_periods, pc_chipset_warning, read_info
 
     info = read_info(Fs(prefix), device)
     if info is None:
         return []
+    problem = check_periods(wd.timeout_s, wd.pet_period_s, info.max_timeout_s)
+    if problem is not None:
+        raise ConfigError(f"{where}: {problem} ({device})")
+    timeout_s = wd.timeout_s
     notes = [w for w in [pc_chipset_warning(info.identity, device)] if w]
     if info.nowayout:
         notes.append(f"{device} has nowayout set: once the kernel opens it, `systemctl stop {SERVICE}` cannot "

@@ -13,6 +13,7 @@ import pytest
 
 from flightos.cli import exit_codes as ec
 from flightos.cli import install
+from flightos.config.schema import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
 MAX_EXPOSURE = 4.0
@@ -128,6 +129,11 @@ def test_install_warns_about_a_pc_chipset_watchdog_and_nowayout(root: Path, tmp_
     notes = str(dry_run(root, capsys, "--target", str(target))["notes"])
     assert "/dev/watchdog is a PC chipset watchdog (iTCO_wdt): it resets the whole machine" in notes
     assert "nowayout set: once the kernel opens it, `systemctl stop flightos` cannot disarm it" in notes
+    (wd / "max_timeout").write_text("8\n")  # 10 s asked of an 8 s watchdog: refused before anything is written
+    with pytest.raises(ConfigError, match=r"watchdog\.timeout_s: expected at most this watchdog's maximum of 8 s"):
+        install.run_install(parse("install", "--prefix", str(root), "--python", "/opt/v/bin/python", "--target",
+                                  str(target)), runner=lambda argv: (0, "", ""), euid=0)
+    assert not (root / "etc/systemd").exists()
     target.write_text('[hal]\nbackend = "linux"\n')  # the default on linux: no watchdog, no warning
     unit = dry_run(root, capsys, "--target", str(target))
     assert "watchdog" not in str(unit["notes"]) and "/dev/watchdog rw" not in keys(str(unit["unit"]), "DeviceAllow")
