@@ -170,7 +170,8 @@ def build(boot: Boot, endpoints: Endpoints, lock: RuntimeLock) -> Kernel:
                             exit_cause=lambda rec, code: exit_cause.take(endpoints.runtime_dir, rec.name,
                                                                          rec.incarnation))
     sampler = ResourceSampler(supervisor.containment, on_breach=supervisor.limit_breached)  # whole trees
-    effects = BoardEffects(board, records, events.emit, on_watchdog_reset=board_reset)
+    effects = BoardEffects(board, records, events.emit, on_watchdog_reset=board_reset,
+                           runtime_dir=endpoints.runtime_dir)
     moves = Mover(board, supervisor, effects, channels.control, events.emit, rt.shutdown_grace_s)
     monitor = HealthMonitor(target, board, effects, records, emit=events.emit, decisions=events.decisions,
                             moves=moves, lag=lag, sampler=sampler, state_dir=state_dir)

@@ -330,35 +330,12 @@ async def _inject(client: Client, args: argparse.Namespace) -> int:
         if not sep or not key:
             raise UsageError(f"argument {item!r}: expected KEY=VALUE")
         kwargs[key] = parse_value(value)
-    from hal.devices.sim.faults import DEVICE_FAULTS
-
-    if args.fault in DEVICE_FAULTS:
-        return _inject_device(client, args, kwargs)
     result = await client.call("kernel", "inject", kwargs, timeout=5.0)
     if args.json:
         emit_json(result)
     else:
         states = ", ".join(f"core {c}: {s}" for c, s in result["cores"].items())
         print(f"injected {result['injected']} ({states})")
-    return ec.OK
-
-
-def _inject_device(client: Client, args: argparse.Namespace, kwargs: dict[str, Any]) -> int:
-    """A device fault goes to the simulated devices' shared state in the runtime directory (docs/devices.md)."""
-    from flightos.bus.errors import BadArguments
-    from flightos.client import kernel_pid
-    from hal.devices.sim import SimBench, inject
-    from hal.injection import FaultArgumentError
-
-    bench = SimBench(client.runtime_dir, kernel_pid(client.runtime_dir) or 0)
-    try:
-        what = inject(bench, args.fault, {k: v for k, v in kwargs.items() if k != "fault"})
-    except FaultArgumentError as exc:
-        raise BadArguments(str(exc)) from None
-    if args.json:
-        emit_json({"injected": what})
-    else:
-        print(f"injected {what}")
     return ec.OK
 
 

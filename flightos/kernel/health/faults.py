@@ -13,6 +13,7 @@ import os
 import signal
 from collections import deque
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -22,9 +23,10 @@ from flightos.bus.errors import BadArguments, ServiceUnavailable
 from flightos.kernel.events import EventId
 from flightos.kernel.records import ServiceRecord
 from flightos.sdk.severity import Severity
+from hal.devices.sim.faults import DEVICE_FAULTS
 from hal.injection import FAULTS, FaultArgumentError, fault_injection
 
-__all__ = ["FAULTS", "FULL_READ_S", "HAL_EVENT_SEVERITY", "BoardEffects"]
+__all__ = ["DEVICE_FAULTS", "FAULTS", "FULL_READ_S", "HAL_EVENT_SEVERITY", "BoardEffects"]
 
 log = structlog.get_logger("flightos.kernel")
 
@@ -66,8 +68,10 @@ class BoardEffects:
     """Bridges the board's fault-injection capability (or its null behaviour) and the service processes."""
 
     def __init__(self, board: hal.Board, records: Mapping[str, ServiceRecord], emit: Emit,
-                 on_watchdog_reset: Callable[[], None] | None = None) -> None:
+                 on_watchdog_reset: Callable[[], None] | None = None, runtime_dir: Path | None = None) -> None:
         self.board = board
+        self.runtime_dir = runtime_dir
+        """Where the simulated payload devices keep their state (``devices-<kernel pid>``), for device faults."""
         self.injection: hal.FaultInjection = fault_injection(board)
         self.injects_faults = isinstance(board, hal.FaultInjection)
         """Whether the board has the capability (the kernel's ``block`` drill runs only there)."""
@@ -87,7 +91,7 @@ class BoardEffects:
     def inject(self, fault: str, args: dict[str, Any]) -> str:
         """Inject one fault into the board (ServiceUnavailable where it cannot); return what was done."""
         try:
-            what = self.injection.inject(fault, args)
+            what = self._inject_device(fault, args) if fault in DEVICE_FAULTS else self.injection.inject(fault, args)
         except FaultArgumentError as exc:
             raise BadArguments(str(exc)) from None
         except hal.HalUnsupported as exc:
@@ -95,6 +99,15 @@ class BoardEffects:
         self.emit(EventId.HAL_FAULT_INJECTED, Severity.LOW, f"injected: {what}", fault=fault, args=args)
         self.update()
         return what
+
+    def _inject_device(self, fault: str, args: dict[str, Any]) -> str:
+        """A payload-device fault, written where the simulated devices of this run read it (docs/devices.md)."""
+        if not self.injects_faults or self.runtime_dir is None:
+            raise hal.HalUnsupported(f"device faults need simulated devices; this target's backend is "
+                                     f"{self.board.identity.backend!r}")
+        from hal.devices.sim import SimBench, inject  # the device layer loads only when a device fault comes
+
+        return inject(SimBench(self.runtime_dir, os.getpid()), fault, args)
 
     # ---- effects on processes ----------------------------------------------------------------
     def update(self) -> list[dict[str, Any]]:
