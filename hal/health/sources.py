@@ -18,6 +18,7 @@ def sources_for(board: Board, state_dir: str | None = None) -> HealthSources:
     from hal.backends.sim.board import SimBoard
 
     disks: dict[str, str] = {"root": "/"}
+    bootstatus = _bootstatus(board)
     if state_dir:
         disks["state"] = state_dir
     if isinstance(board, SimBoard):
@@ -30,5 +31,14 @@ def sources_for(board: Board, state_dir: str | None = None) -> HealthSources:
         watchdog = name if name.startswith("watchdog") and name != "watchdog" else "watchdog0"
         live = root in ("/", "")
         return HealthSources(sys_root=root or "/", proc_root=root or "/", disks=disks if live else {},
-                             watchdog=watchdog)
-    return HealthSources(disks=disks)
+                             watchdog=watchdog, bootstatus=bootstatus)
+    return HealthSources(disks=disks, bootstatus=bootstatus)
+
+
+def _bootstatus(board: Board) -> int | None:
+    """The configured watchdog's ``bootstatus`` as the board reads it (``Board.watchdog_info``), if any."""
+    try:
+        info = board.watchdog_info()
+    except Exception:  # a board's sysfs read must not keep health from being read
+        return None
+    return info.bootstatus if info is not None else None

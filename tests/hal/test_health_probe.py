@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import hal
+import hal.health
 from hal.testing.trees import build_orin_nano, write
 
 ORIN_CARD = "/sys/class/mmc_host/mmc0/mmc0:0001"
@@ -63,3 +64,20 @@ def test_probe_cli_json_has_board_health(tmp_path: Path) -> None:
         capture_output=True, text=True, timeout=60, check=True,
     )
     assert f"disk state {tmp_path}" in live.stdout and "board health:" in live.stdout
+
+
+def test_the_reset_reason_uses_the_configured_watchdogs_bootstatus(tmp_path: Path) -> None:
+    """hal.watchdog_device = /dev/watchdog1: its bootstatus (WDIOF_CARDRESET) is the last reset's reason."""
+    root = build_orin_nano(tmp_path)
+    write(root, "/proc/uptime", "61.0 100.0\n")
+    write(root, "/sys/class/watchdog/watchdog1/bootstatus", "32\n")
+    write(root, "/sys/class/watchdog/watchdog1/identity", "Tegra WDT\n")
+    write(root, "/dev/watchdog1", "")
+    board = hal.open_board({"backend": "jetson", "root": str(root), "jetpack": "6",
+                            "watchdog_device": "/dev/watchdog1"}, runner=lambda argv: (127, "", "not run"))
+    try:
+        health = hal.health.read_health(hal.health.sources_for(board))
+    finally:
+        board.close()
+    assert health.to_dict()["boot"]["reset_reason"].startswith("watchdog reset")
+    assert health.to_dict()["boot"]["reset_source"] == "watchdog1 bootstatus"
