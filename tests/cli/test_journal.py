@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import array
 import fcntl
+import json
 import os
+import shutil
 import socket
 import struct
 import subprocess
@@ -131,3 +133,54 @@ def test_log_files_rotate_and_stay_bounded(tmp_path: Path) -> None:
     assert names == ["camera.log", "camera.log.1", "camera.log.2"]
     assert all(p.stat().st_size <= 100 for p in tmp_path.iterdir())
     assert '"n": 29' in (tmp_path / "camera.log").read_text()
+
+
+def _journald() -> tuple[str, str]:
+    """The systemd-journald binary and '' when a private one can run here, else ('', why not)."""
+    exe = next((p for p in ("/lib/systemd/systemd-journald", "/usr/lib/systemd/systemd-journald")
+                if os.path.exists(p)), "")
+    if not exe or shutil.which("journalctl") is None:
+        return "", "systemd-journald/journalctl are not installed (Debian/Ubuntu package 'systemd')"
+    if os.geteuid() != 0 or shutil.which("unshare") is None:
+        return "", "a private journald needs root and unshare(1) for a mount namespace of its own"
+    probe = subprocess.run(["unshare", "-m", "true"], capture_output=True, timeout=30)
+    if probe.returncode != 0:
+        return "", f"unshare -m is refused here: {probe.stderr.decode().strip()}"
+    return exe, ""
+
+
+JOURNALD, NO_JOURNALD = _journald()
+
+PRIVATE_JOURNAL = r"""
+set -e
+mount -t tmpfs tmpfs /run/systemd; mkdir -p /run/log; mount -t tmpfs tmpfs /run/log
+[ -d /var/log/journal ] && mount -t tmpfs tmpfs /var/log/journal
+mkdir -p /run/systemd/journal /run/log/journal
+"$JOURNALD" >/dev/null 2>&1 &
+trap 'kill $! 2>/dev/null; wait 2>/dev/null || true' EXIT
+for i in $(seq 100); do [ -S /run/systemd/journal/socket ] && break; sleep 0.05; done
+FLIGHTOS_JOURNAL_SOCKET=/run/systemd/journal/socket "$PYTHON" -c "$SENDER"
+journalctl --no-pager --all -o json FLIGHTOS_SERVICE=camera
+"""
+
+
+@pytest.mark.skipif(not JOURNALD, reason=NO_JOURNALD)
+def test_a_real_journald_stores_the_native_fields() -> None:
+    """systemd-journald itself (a private one, in a mount namespace of its own) stores the fields, the
+    binary-form traceback and the memfd-passed large entry, and journalctl selects them by FLIGHTOS_SERVICE."""
+    sender = ("import structlog\nfrom flightos import logs\nlogs.configure('console', 'info', 'camera')\n"
+              "log = structlog.get_logger()\n"
+              "log.warning('service.event', event_id=1234, message='lens cap on', incarnation=2)\n"
+              "log.info('service.big', blob='x' * 400000)\n"
+              "try:\n    raise RuntimeError('boom')\nexcept RuntimeError:\n    log.exception('service.crashed')\n")
+    env = {**os.environ, "JOURNALD": JOURNALD, "PYTHON": sys.executable, "SENDER": sender}
+    proc = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", PRIVATE_JOURNAL],
+                          capture_output=True, text=True, timeout=60, env=env)
+    assert proc.returncode == 0, proc.stderr
+    entries = {e["FLIGHTOS_EVENT"]: e for e in map(json.loads, proc.stdout.splitlines())}
+    event = entries["service.event"]
+    assert event["MESSAGE"] == "service.event: lens cap on incarnation=2" and event["PRIORITY"] == "4"
+    assert event["FLIGHTOS_EVENT_ID"] == "1234" and event["SYSLOG_IDENTIFIER"] == "flightos"
+    assert entries["service.big"]["FLIGHTOS_BLOB"] == "x" * 400000  # too large for a datagram: the memfd
+    crashed = entries["service.crashed"]
+    assert crashed["PRIORITY"] == "3" and crashed["MESSAGE"].endswith("RuntimeError: boom")
