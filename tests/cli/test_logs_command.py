@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
+import pytest
+
+from flightos.cli import logs as logs_command
+from flightos.cli.errors import UsageError
 from flightos.testing import RuntimeProcess
 from tests.runtimes import make_runtime
 
@@ -59,3 +65,31 @@ async def test_logs_shows_one_service_and_follows_its_restart() -> None:
         assert after.returncode == 0 and "incarnation=2" in after.stdout, after.stderr
         gone = logs_cli(rt, "test")
         assert gone.returncode == 3 and "name a target with --target" in gone.stderr
+
+
+def test_installed_under_systemd_logs_come_from_journalctl(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                           capfd: pytest.CaptureFixture[str]) -> None:
+    """With flightos.service installed and no runtime logs, `flightos logs` asks journalctl for the unit's
+    entries of that service (-f, -n passed on), and knows the services the journal has seen."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    calls = tmp_path / "calls"
+    fake = bin_dir / "journalctl"
+    fake.write_text(f'#!/bin/sh\necho "$@" >> {calls}\n'
+                    'case "$*" in *"-F FLIGHTOS_SERVICE"*) printf "camera\\nkernel\\n";; '
+                    '*) echo "2026-12-07T19:00:00+0000 sat flightos[42]: service.ready incarnation=1";; esac\n')
+    fake.chmod(0o755)
+    unit = tmp_path / "flightos.service"
+    unit.write_text("[Service]\n")
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setattr(logs_command, "UNIT_FILE", str(unit))
+    args = argparse.Namespace(service="camera", follow=True, lines=5, target=None,
+                              runtime_dir=str(tmp_path / "no-runtime"), json=False)
+    assert logs_command.run_logs(args) == 0
+    assert "flightos[42]: service.ready incarnation=1" in capfd.readouterr().out
+    assert calls.read_text().splitlines() == [
+        "-u flightos -F FLIGHTOS_SERVICE",
+        "-u flightos FLIGHTOS_SERVICE=camera -o short-iso --no-pager -n 5 --follow"]
+    args.service = "radio"
+    with pytest.raises(UsageError, match=r"unknown service 'radio' \(known: camera, kernel\)"):
+        logs_command.run_logs(args)
