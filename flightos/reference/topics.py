@@ -105,8 +105,8 @@ TOPICS: tuple[Topic, ...] = (
               ("boot", "`uptime_s`, `booted_at`, `boot_id`, `reset_reason` (`unknown` when no source says), "
                        "`reset_source`, `evidence`"),
               ("kernel_log", "from /dev/kmsg: `counts` per kind (under_voltage, edac_ce, edac_ue, oops, bug, panic, "
-                             "fs_read_only, fs_error, mmc_error), `last` events, `records`, `overruns`, `missed`, "
-                             "`source`, `reason`"),
+                             "oom, oom_cgroup, fs_read_only, fs_error, mmc_error), `last` events, `records`, "
+                             "`overruns`, `missed`, `source`, `reason`"),
               ("emmc", "`cards`: `card`, `name`, `life_time_a`, `life_time_b`, `pre_eol`, `level` (ok, warning, "
                        "urgent, exceeded, unknown), `raw`"),
               ("clock", "`synchronised` (yes, no, unknown), `sync_reason`, `max_error_ms`, `rtc`, `rtc_time`, "
@@ -151,6 +151,7 @@ TOPICS: tuple[Topic, ...] = (
               ("under_voltage", "under-voltage reports in the kernel log"),
               ("edac_ce", "EDAC corrected-error reports"), ("edac_ue", "EDAC uncorrected-error reports"),
               ("oops", "kernel oopses"), ("bug", "kernel BUG reports"), ("panic", "kernel panics"),
+              ("oom", "processes the kernel's OOM killer killed (the whole system out of memory)"),
               ("mmc_errors", "MMC/SD errors"), ("fs_errors", "file-system errors"),
               ("fs_read_only", "file systems the kernel remounted read-only"),
               ("emmc_level", "the most worn eMMC card: ok, unknown, warning, urgent, exceeded"),

@@ -23,6 +23,8 @@ PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
     (kind, re.compile(rx, re.IGNORECASE))
     for kind, rx in (
         ("panic", r"Kernel panic"),
+        ("oom_cgroup", r"Memory cgroup out of memory: Kill"),
+        ("oom", r"Out of memory: Kill"),
         ("oops", r"\bOops\b|Unable to handle kernel"),
         ("bug", r"\bBUG: |kernel BUG at"),
         ("edac_ue", r"\bEDAC\b.*\bUE\b"),

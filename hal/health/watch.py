@@ -18,11 +18,13 @@ from hal.health.report import BoardHealth
 from hal.health.storage import Statvfs, read_disks, read_only_block_mounts
 from hal.health.uptime import read_boot
 
-#: Kernel-log kinds that raise an alert, with its kind and severity (``edac_ce`` is only counted).
+#: Kernel-log kinds that raise an alert, with its kind and severity (``edac_ce`` and ``oom_cgroup``, a
+#: service killed at its own memory limit, which the supervisor already reports, are only counted).
 KMSG_ALERTS = {
     "under_voltage": ("under_voltage", "medium"),
     "fs_read_only": ("read_only", "high"),
     "panic": ("kernel_error", "high"),
+    "oom": ("kernel_error", "high"),
     "oops": ("kernel_error", "high"),
     "bug": ("kernel_error", "high"),
     "edac_ue": ("kernel_error", "high"),

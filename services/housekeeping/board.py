@@ -7,7 +7,7 @@ from typing import Any
 #: Kernel-log counters carried in housekeeping (hal.health kinds), by their housekeeping key.
 KERNEL_LOG_KEYS = {
     "under_voltage": "under_voltage", "edac_ce": "edac_ce", "edac_ue": "edac_ue", "oops": "oops", "bug": "bug",
-    "panic": "panic", "mmc_errors": "mmc_error", "fs_errors": "fs_error", "fs_read_only": "fs_read_only",
+    "panic": "panic", "oom": "oom", "mmc_errors": "mmc_error", "fs_errors": "fs_error", "fs_read_only": "fs_read_only",
 }
 KEYS = (
     "ram_used_pct", "ram_available_mb", "swap_used_pct", "root_used_pct", "root_free_mb", "root_read_only",

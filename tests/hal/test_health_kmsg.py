@@ -31,6 +31,10 @@ RECORDS = [
     "0,14,91000001000,-;BUG: soft lockup - CPU#2 stuck for 23s! [kworker/2:1:123]",
     "0,15,91000002000,-;Kernel panic - not syncing: Fatal exception",
     "30,16,91000003000,-;systemd[1]: Started flightos.service - flightos.",
+    "3,17,92000000000,-;Memory cgroup out of memory: Killed process 4242 (python3) total-vm:812345kB, "
+    "anon-rss:262144kB, file-rss:0kB, shmem-rss:0kB, UID:998 pgtables:900kB oom_score_adj:0",
+    "6,18,92000000100,-;oom-kill:constraint=CONSTRAINT_NONE,nodemask=(null),cpuset=/,mems_allowed=0,task=python3",
+    "3,19,92000000200,-;Out of memory: Killed process 4343 (sar) total-vm:2000000kB, anon-rss:1800000kB",
 ]
 
 
@@ -48,7 +52,8 @@ def test_each_kind_is_recognised() -> None:
     """Every line of the sample goes to the kind an operator would name; boot chatter to none."""
     kinds = [classify(line.partition(";")[2]) for line in RECORDS if not line.startswith(" ")]
     assert kinds == [None, None, "under_voltage", "under_voltage", None, "edac_ce", "edac_ue", "mmc_error",
-                     "mmc_error", "mmc_error", "fs_error", "fs_read_only", "oops", "bug", "panic", None]
+                     "mmc_error", "mmc_error", "fs_error", "fs_read_only", "oops", "bug", "panic", None,
+                     "oom_cgroup", None, "oom"]
 
 
 def test_a_file_of_records_is_counted_once_and_read_incrementally(tmp_path: Path) -> None:
@@ -62,10 +67,10 @@ def test_a_file_of_records_is_counted_once_and_read_incrementally(tmp_path: Path
     with log.open("a") as fh:
         fh.write("\n".join(RECORDS[9:]) + "\n")
     more = reader.poll()
-    assert [e.kind for e in more][-3:] == ["oops", "bug", "panic"]
+    assert [e.kind for e in more][-5:] == ["oops", "bug", "panic", "oom_cgroup", "oom"]
     s = reader.summary()
-    assert s.available and s.counts["mmc_error"] == 3 and s.counts["panic"] == 1
-    assert [e.seq for e in s.last] == [13, 14, 15] and s.last[-1].t_boot_s == pytest.approx(91000.002)
+    assert s.available and s.counts["mmc_error"] == 3 and s.counts["panic"] == 1 and s.counts["oom"] == 1
+    assert [e.seq for e in s.last] == [15, 17, 19] and s.last[-1].t_boot_s == pytest.approx(92000.0002)
     assert reader.poll() == []
     reader.close()
 
