@@ -47,15 +47,23 @@ def command(name: str | None = None) -> Callable[[F], F]:
     """Expose an ``async def`` method as a command; its type hints validate the arguments."""
 
     def wrap(fn: F) -> F:
-        _require_coroutine(fn, "command")
-        cname = name or fn.__name__
-        if cname in RESERVED_COMMANDS:
-            raise TypeError(f"command name {cname!r} is reserved for the SDK's own commands")
-        doc = inspect.getdoc(fn) or ""
-        fn.__flightos_command__ = CommandSpec(cname, doc.splitlines()[0] if doc else "")  # type: ignore[attr-defined]
+        spec = command_spec(fn, name)
+        if spec.name in RESERVED_COMMANDS:
+            raise TypeError(f"command name {spec.name!r} is reserved for the SDK's own commands")
+        fn.__flightos_command__ = spec  # type: ignore[attr-defined]
         return fn
 
     return wrap
+
+
+def command_spec(fn: Callable[..., Any], name: str | None = None) -> CommandSpec:
+    """The spec of an ``async def`` command: its name (the function's by default) and its doc's first line.
+
+    ``@command`` attaches it to a service's method; the kernel's command table declares its own with it.
+    """
+    _require_coroutine(fn, "command")
+    doc = inspect.getdoc(fn) or ""
+    return CommandSpec(name or fn.__name__, doc.splitlines()[0] if doc else "")
 
 
 def periodic(hz: float | str) -> Callable[[F], F]:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from flightos.bus.errors import UnknownCommand
 from flightos.kernel.commands.port import KernelPort
-from flightos.sdk.decorators import CommandSpec
+from flightos.sdk.decorators import CommandSpec, command_spec
 from flightos.sdk.validation import Argument, describe_arguments, signature_of, validate
 
 Handler = Callable[..., Awaitable[Any]]
@@ -34,12 +33,8 @@ def kernel_command(fn: H) -> H:
 
     The SDK's ``@command`` reserves ``describe``, which the kernel answers from this table too.
     """
-    declared: Any = fn  # checked without narrowing ``fn``, which is returned as given
-    if not inspect.iscoroutinefunction(declared):
-        raise TypeError(f"a kernel command needs an 'async def' function, got {fn.__qualname__}")
-    doc = inspect.getdoc(fn) or ""
-    name = fn.__name__.rstrip("_")
-    TABLE[name] = KernelCommand(CommandSpec(name, doc.splitlines()[0] if doc else ""), fn, signature_of(fn))
+    spec = command_spec(fn, fn.__name__.rstrip("_"))  # the SDK's own: an async def, its doc's first line
+    TABLE[spec.name] = KernelCommand(spec, fn, signature_of(fn))
     return fn
 
 
