@@ -1,9 +1,8 @@
-"""Power rails exposed by hwmon as ``powerN_input`` (µW) with labels, and the watchdog info."""
+"""Power rails exposed by hwmon as ``powerN_input`` (µW) with labels (the watchdog is read by hal.watchdog)."""
 
 from __future__ import annotations
 
 from hal.fs import Probe
-from hal.types import WatchdogInfo
 
 
 def read_hwmon_power(probe: Probe) -> dict[str, float]:
@@ -19,16 +18,3 @@ def read_hwmon_power(probe: Probe) -> dict[str, float]:
                 rails[label] = micro / 1000.0
     return rails
 
-
-def read_watchdog_info(probe: Probe, index: int = 0) -> WatchdogInfo | None:
-    """``/sys/class/watchdog/watchdogN`` identity and timeouts, or None if there is none."""
-    base = f"/sys/class/watchdog/watchdog{index}"
-    if not probe.fs.exists(base):
-        return None
-    timeout = probe.fs.read_int(f"{base}/timeout")
-    max_timeout = probe.fs.read_int(f"{base}/max_timeout")
-    return WatchdogInfo(
-        identity=probe.fs.read_text(f"{base}/identity"),
-        timeout_s=float(timeout) if timeout is not None else None,
-        max_timeout_s=float(max_timeout) if max_timeout is not None else None,
-    )
