@@ -26,6 +26,7 @@ from flightos.config.target import Target
 from flightos.host import exit_cause
 from flightos.kernel import commands as kernel_commands
 from flightos.kernel.channels import KernelChannels
+from flightos.kernel.control import ControlChannel
 from flightos.kernel.event_log import EventLog
 from flightos.kernel.events import EventId
 from flightos.kernel.health.board_health import BoardHealthLoop
@@ -175,11 +176,13 @@ def build(boot: Boot, endpoints: Endpoints, lock: RuntimeLock) -> Kernel:
     moves = Mover(board, supervisor, effects, channels.control, events.emit, rt.shutdown_grace_s)
     monitor = HealthMonitor(target, board, effects, records, emit=events.emit, decisions=events.decisions,
                             moves=moves, lag=lag, sampler=sampler, state_dir=state_dir)
+    control = ControlChannel(records, router, supervisor, events, channels.publisher, target.acl,
+                             target.link.board or "local", RejectCounter("kernel:control", on_report=rejected))
     board_health = BoardHealthLoop.for_board(board, str(state_dir), channels.publisher.publish, events.emit)
     kernel = Kernel(KernelParts(
         target=target, endpoints=endpoints, state_dir=state_dir, ctx=ctx, board=board, records=records, lock=lock,
         channels=channels, events=events, recorder=recorder, router=router, supervisor=supervisor,
         sampler=sampler, effects=effects, moves=moves, monitor=monitor, board_health=board_health,
-        notify=SdNotify.from_env(), control_rejects=RejectCounter("kernel:control", on_report=rejected),
+        notify=SdNotify.from_env(), control=control,
         scenario=boot.scenario, duration_s=boot.duration_s))
     return kernel

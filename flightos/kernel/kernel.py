@@ -23,11 +23,11 @@ import zmq
 import hal
 from flightos.bus import envelope as wire
 from flightos.bus.endpoints import Endpoints
-from flightos.bus.envelope import FrameError, Kind
-from flightos.bus.pubsub import Publisher, RejectCounter, vouched_namespace
+from flightos.bus.pubsub import Publisher
 from flightos.config.target import Target
 from flightos.hardening import forbid_ptrace
 from flightos.kernel.channels import KernelChannels
+from flightos.kernel.control import ControlChannel
 from flightos.kernel.event_log import EventLog
 from flightos.kernel.events import EventId
 from flightos.kernel.health.board_health import BoardHealthLoop
@@ -38,9 +38,7 @@ from flightos.kernel.moves import Mover
 from flightos.kernel.notify import SdNotify
 from flightos.kernel.recorder import RunRecorder
 from flightos.kernel.records import ServiceRecord, State
-from flightos.kernel.routing.identity import Gate, Peer, peer_address
-from flightos.kernel.routing.identity import Kind as PeerKind
-from flightos.kernel.routing.router import CommandRouter, _parse_identity
+from flightos.kernel.routing.router import CommandRouter
 from flightos.kernel.runtime_lock import RuntimeBusy, RuntimeLock
 from flightos.kernel.supervision.resources import ResourceSampler, service_row
 from flightos.kernel.supervision.supervisor import Supervisor
@@ -77,7 +75,7 @@ class KernelParts:
     monitor: HealthMonitor
     board_health: BoardHealthLoop
     notify: SdNotify
-    control_rejects: RejectCounter
+    control: ControlChannel
     scenario: ScenarioRunner | None = None
     duration_s: float | None = None
 
@@ -104,10 +102,9 @@ class Kernel:
         self.monitor = parts.monitor
         self.board_health = parts.board_health
         self.notify = parts.notify
-        self.ctl_rejects = parts.control_rejects
+        self.control = parts.control
         self.scenario = parts.scenario
         self.duration_s = parts.duration_s
-        self.ctl_gate = Gate(self.router.identities, self._on_control_frame)
         self.link: Link | None = Link(self) if self.target.link.enabled else None
         """The links to other boards: built here because the kernel is their host (``flightos.link.ports``)."""
         self._stop = asyncio.Event()
@@ -180,7 +177,7 @@ class Kernel:
             self.link.attach()
         # copy=False: zmq.Frame objects carry the sender's credentials (Peer-Address), from which identity comes
         self.channels.command.on_messages(self.router.on_frames, multipart=True, copy=False)
-        self.channels.control.on_messages(self._on_control, multipart=True, copy=False)
+        self.channels.control.on_messages(self.control.on_frames, multipart=True, copy=False)
         self._tasks = [
             loop.create_task(self.supervisor.watch()),
             loop.create_task(self.supervisor.lag.run()),
@@ -278,73 +275,6 @@ class Kernel:
                   f"board reset: {len(restarted)} service(s) start again with a clean restart history",
                   services=restarted)
 
-    def _on_control(self, batch: list[list[Any]]) -> None:
-        for parts in batch:
-            if len(parts) != 2:
-                self.ctl_rejects.reject(FrameError("malformed", f"{len(parts)} frames, expected 2"))
-                continue
-            ident, frame = parts
-            self.ctl_gate.feed(ident.bytes, peer_address(frame), frame.bytes)
-
-    def _on_control_frame(self, who: Peer, ident: bytes, frame: bytes) -> None:
-        """Ready, heartbeats and control from a service: only its own process, on its own routing id, counts."""
-        try:
-            env = wire.decode(frame)
-        except FrameError as err:
-            self.ctl_rejects.reject(err)
-            return
-        rec = self.records.get(who.name) if who.kind is PeerKind.SERVICE else None
-        if rec is None or ident != rec.identity.encode():
-            if who.kind is PeerKind.SERVICE or (who.kind is PeerKind.OPERATOR and _parse_identity(ident)[0]):
-                # a heartbeat or ready claimed for another service (or incarnation): ignored, counted, raised
-                self.router.identity_problem(who, ident, "sent control frames", "identity_forged")
-            elif who.kind is PeerKind.REFUSED:
-                self.router.identity_problem(who, ident, "sent control frames", "identity_refused")
-            return  # a stale incarnation (gone) or a stranger: ignored
-        if env.kind == Kind.HEARTBEAT:
-            self.supervisor.heartbeat(rec, env.payload)
-        elif env.kind == Kind.CONTROL and isinstance(env.payload, dict):
-            op = env.payload.get("op")
-            if op in ("ready", "interest"):
-                prefixes = env.payload.get("interest", env.payload.get("prefixes"))
-                if isinstance(prefixes, list):
-                    rec.interest = [p for p in prefixes if isinstance(p, str)][:256]
-            if op == "publish_denied" and isinstance(env.payload.get("topic"), str):
-                self.publish_denied(rec.name, env.payload["topic"], self.target.link.board or "local",
-                                    "refused by the SDK")
-            if op == "incident" and isinstance(env.payload.get("message"), str):
-                self._incident(rec, env.payload)
-            if op == "vouch" and isinstance(env.payload.get("frame"), bytes):
-                self._vouch(rec, env.payload["frame"])
-            if op == "ready":
-                rec.ctl_ready = True
-                self.supervisor.heartbeat(rec, None)
-                self.supervisor.mark_ready_part(rec)
-        else:
-            self.ctl_rejects.reject(FrameError("unexpected_kind", f"kind {env.kind} on control"))
-
-    def _vouch(self, rec: ServiceRecord, frame: bytes) -> None:
-        """A service's event or product: vouched for on kev.sock if it is its own, so subscribers accept it."""
-        try:
-            topic, env = wire.decode_topic_frame(frame)
-        except FrameError as err:
-            self.ctl_rejects.reject(err)
-            return
-        if env.source != rec.name or not vouched_namespace(topic, rec.name):
-            self.ctl_rejects.reject(FrameError("not_its_own", f"{rec.name} asked the kernel to vouch for {topic} "
-                                               f"from {env.source!r}"))
-            return
-        if not self.target.acl.allows_publish(rec.name, topic):
-            self.publish_denied(rec.name, topic, self.target.link.board or "local", "not vouched by the kernel")
-            return
-        self.publisher.mirror_frame(frame)
-
-    def _incident(self, rec: ServiceRecord, payload: dict[str, Any]) -> None:
-        """A service's host reports damage it found and worked around (a store kept aside): raise it, loudly."""
-        if payload.get("kind") == "store_quarantined":
-            self.emit(EventId.STORE_QUARANTINED, Severity.HIGH, f"{rec.name}: {payload['message'][:400]}",
-                      service=rec.name, file=str(payload.get("file", ""))[:300])
-
     # ---- events and telemetry -----------------------------------------------------------------
     def status(self) -> dict[str, Any]:
         """The status table: kernel, services, cores, bus counters."""
@@ -382,7 +312,7 @@ class Kernel:
         """Router and control counters, including rejected frames by reason."""
         return {"commands": dict(self.router.stats),
                 "rejected": {"commands": dict(self.router.rejects.counts),
-                             "control": dict(self.ctl_rejects.counts)},
+                             "control": dict(self.control.rejects.counts)},
                 "identity": {**self.router.identities.stats, "forged_kernel_topics": self.channels.events.forged},
                 "pending": len(self.router.pending)}
 
