@@ -33,8 +33,9 @@ def flatten(health: dict[str, Any]) -> dict[str, Any]:
 
     if m := take("memory", health.get("memory")):
         out.update(ram_used_pct=m["used_pct"], ram_available_mb=m["available_mb"], swap_used_pct=m["swap_used_pct"])
-    for d in health.get("disks", []):
-        if (disk := take(f"disk {d.get('label', '?')}", d)) and disk["label"] in ("root", "state"):
+    for i, d in enumerate(health.get("disks", [])):
+        # An unreadable disk has no label of its own; its reason starts with it ("state: ...").
+        if (disk := take(f"disk {d.get('label') or f'#{i}'}", d)) and disk["label"] in ("root", "state"):
             label = disk["label"]
             out.update({f"{label}_used_pct": disk["used_pct"], f"{label}_free_mb": disk["free_mb"],
                         f"{label}_read_only": disk["read_only"]})

@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from flightos.cli.status import render
+from flightos.cli.status import board_health_lines, render
 from flightos.testing.bus import Bus
+from hal.health import HealthSources, read_health
 from services.housekeeping.board import KEYS, flatten
 from tests.runtimes import make_runtime
 
@@ -19,6 +20,22 @@ def test_flatten_names_every_unavailable_source() -> None:
     assert flat["ram_used_pct"] is None and flat["kernel_log"] == "unavailable"
     assert flat["unavailable"]["memory"] == "/proc/meminfo unreadable"
     assert flat["unavailable"]["kernel_log"] == "/dev/kmsg: not permitted"
+
+
+def test_status_lines_say_why_when_nothing_could_be_read(tmp_path: Path) -> None:
+    """`flightos status` renders a board with no readable source as reasons, not a crash or blanks."""
+    doc = read_health(HealthSources(sys_root=str(tmp_path), proc_root=str(tmp_path),
+                                    disks={"state": str(tmp_path / "gone")})).to_dict()
+    lines = board_health_lines(doc)
+    assert len(lines) == 3
+    text = "\n".join(lines)
+    assert "ram unavailable (/proc/meminfo unreadable)" in text
+    assert "disk unavailable (state: " in text and "boot unavailable (" in text
+    assert "kernel log unavailable (" in text and "eMMC unavailable (no MMC cards" in text
+    assert board_health_lines(None) == ["board health: not read yet"]
+    flat = flatten(doc)
+    assert set(flat["unavailable"]) >= {"memory", "disk #0", "boot", "kernel_log", "emmc"}
+    assert flat["unavailable"]["disk #0"].startswith("state: ") and flat["state_used_pct"] is None
 
 
 async def test_board_health_reaches_status_housekeeping_and_events(tmp_path: Path) -> None:
