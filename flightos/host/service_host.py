@@ -21,6 +21,7 @@ from flightos.bus import envelope as wire
 from flightos.bus import started
 from flightos.bus.aiozmq import LINGER_MS, AsyncSocket
 from flightos.bus.commands import CommandChannel, error_payload, ok_payload
+from flightos.bus.eager import start_eagerly
 from flightos.bus.endpoints import Endpoints
 from flightos.bus.envelope import Envelope, FrameError, Kind
 from flightos.bus.errors import (
@@ -318,15 +319,17 @@ class ServiceHost:
             cached = self._done.get(cid)
             if cached is not None:
                 self._replies.spawn(self._reply(cid, cached))
-            elif cid not in self._running:
-                self._running[cid] = loop.create_task(self._execute(env))
+            elif cid not in self._running:  # runs now, in this callback, up to its first wait
+                task = start_eagerly(self._execute(env), loop)
+                if cid not in self._done:  # still running
+                    self._running[cid] = task
 
     async def _execute(self, env: Envelope) -> None:
         cid = env.corr
         if self.started is not None:
             self.started.record(cid)  # before the handler can do anything: survives this process dying
         try:
-            value = await self._dispatch(env.payload)
+            value = await self._dispatch(cid, env.payload)
             result = ok_payload(value)
             self.commands_run += 1
         except CommandError as err:
@@ -360,7 +363,7 @@ class ServiceHost:
             frame = wire.encode(wire.make(Kind.RESULT, "kernel", self.spec.identity, result, corr=cid))
         await self.commands.send_frame(frame)
 
-    async def _dispatch(self, payload: Any) -> Any:
+    async def _dispatch(self, cid: str, payload: Any) -> Any:
         if not isinstance(payload, dict) or not isinstance(payload.get("name"), str):
             raise BadArguments("malformed command payload")
         name: str = payload["name"]
@@ -377,15 +380,16 @@ class ServiceHost:
         coro = getattr(self.service, bound.attr)(**kwargs)
         if not (isinstance(timeout_ms, int) and timeout_ms > 0):
             return await coro
-        # Cancel this very task at the deadline: cheaper than wait_for, which starts another task.
-        task = asyncio.current_task()
-        assert task is not None
+        # Cancel the command's own task at the deadline: cheaper than wait_for, which starts another task.
+        # Started eagerly, its task is in _running once it first waits, before this timer can fire.
         expired = False
 
         def expire() -> None:
             nonlocal expired
             expired = True
-            task.cancel()
+            task = self._running.get(cid)
+            if task is not None:
+                task.cancel()
 
         timer = asyncio.get_running_loop().call_later(timeout_ms / 1000.0, expire)
         try:

@@ -19,6 +19,7 @@ from flightos.bus.errors import (
     UnknownService,
 )
 from flightos.testing import RuntimeProcess
+from flightos.testing.eventually import eventually
 from tests.runtimes import kill_at_marks, make_runtime
 
 
@@ -47,6 +48,17 @@ async def test_deadline_exceeded_is_answered_once(runtime: RuntimeProcess) -> No
     with pytest.raises(DeadlineExceeded):
         await c.call("test", "sleep", {"seconds": 5.0}, timeout=0.3)
     assert (await c.call("test", "ping"))["reply"] == "pong"
+
+
+async def test_the_service_cancels_a_handler_at_its_deadline(runtime: RuntimeProcess) -> None:
+    """Past its deadline a handler is cancelled in the service itself (counted failed), not left to run on."""
+    c = runtime.client
+    assert c is not None
+    before = (await c.call("test", "stats"))["cmd_errors"]
+    with pytest.raises(DeadlineExceeded):
+        await c.call("test", "sleep", {"seconds": 30.0}, timeout=0.3)
+    await eventually(lambda: c.call("test", "stats"), until=lambda s: s["cmd_errors"] == before + 1, timeout=5.0,
+                     what="the sleeping handler cancelled at its 0.3 s deadline, not after 30 s")
 
 
 async def test_retry_with_same_id_never_executes_twice(runtime: RuntimeProcess) -> None:

@@ -220,7 +220,7 @@ class CommandRouter:
                 f"process {who.pid} is not a live service of this runtime and not the operator: "
                 f"commands from it are refused ({who.reason})")))
             return
-        claimed = _parse_identity(ident)[0]
+        claimed = _parse_identity(ident)[0] if ident[:2] == b"s/" else ""
         if claimed and claimed != who.name:  # a service's socket posing as another: it runs as itself
             self.identity_problem(who, ident, "sent a command", "identity_forged")
         self._accept(ident, env, frame, who.name, remote=False)
@@ -297,8 +297,9 @@ class CommandRouter:
             self.refuse(cmd, ServiceUnavailable(f"service {rec.name!r} does not run on this board ({rec.reason})"))
             return
         self.pending[cid] = cmd
-        cmd.timer = loop.call_at(cmd.deadline, self._expire, cid)
-        self._route(rec, cmd)
+        self._route(rec, cmd)  # deliver first; the deadline timer is armed after, off the round trip
+        if cid in self.pending:
+            cmd.timer = loop.call_at(cmd.deadline, self._expire, cid)
 
     def route_local(self, rec: ServiceRecord, cmd: PendingCommand) -> None:
         """Route an accepted command to a service that now runs here (it moved to this board)."""
@@ -441,13 +442,13 @@ class CommandRouter:
 
     def _finish(self, cmd: PendingCommand, frame: bytes, *, remember: bool = True) -> None:
         self.pending.pop(cmd.cid, None)
+        for ident in cmd.requesters:  # answer first: the bookkeeping below is off the round trip
+            self._send_result(ident, cmd.cid, frame)
         if cmd.timer is not None:
             cmd.timer.cancel()
         if remember:
             self._remember(cmd, frame)
         self.stats["completed"] += 1
-        for ident in cmd.requesters:
-            self._send_result(ident, cmd.cid, frame)
 
     def _remember(self, cmd: PendingCommand, frame: bytes) -> None:
         """Keep a result for retries until its command can no longer be retried, within the count and byte caps."""
