@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import inspect
+import signal
 import sys
 import time
 import traceback
@@ -12,7 +13,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
-from bench import ground, idle, link, migration, pubsub, rtt, runtime, supervision
+from bench import burst, goals, ground, idle, latency, link, migration, mqtt_pubsub, pubsub, rtt, runtime, supervision
 from bench.report import RESULTS_DIR, Budget, Row, error_row, machine, machine_line, table, write_json
 
 Figure = Callable[[bool], list[Row]]
@@ -70,7 +71,10 @@ def run_hal(quick: bool) -> list[Row]:
 
 FIGURES: dict[str, Figure] = {
     "pubsub": pubsub.run,
+    "mqtt": mqtt_pubsub.run,
+    "latency": latency.run,
     "rtt": rtt.run,
+    "burst": burst.run,
     "crash": supervision.run_crash,
     "hang": supervision.run_hang,
     "idle": idle.run,
@@ -103,9 +107,15 @@ def run_figure(name: str, quick: bool) -> list[Row]:
     return rows
 
 
+def _interrupt(_signum: int, _frame: object) -> None:
+    """SIGTERM unwinds like Ctrl-C, so every figure's ``finally`` stops what it started (brokers, runtimes)."""
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the chosen figures, print the table, write ``bench/results/latest.json``."""
     args = parse(argv)
+    signal.signal(signal.SIGTERM, _interrupt)
     names = [n for n in FIGURES if not args.only or n in args.only]
     started, t0 = datetime.now(timezone.utc), time.monotonic()
     m = machine()
@@ -120,10 +130,14 @@ def main(argv: list[str] | None = None) -> int:
     print(table(rows))
     for s in SKIPPED:
         print(f"skipped: {s}")
+    judged = goals.rows()
+    print("\nissue 15 goals, from the figures of this run:\n")
+    print(goals.table(judged))
     out = RESULTS_DIR / "latest.json"
     write_json(out, {"machine": m, "options": {"quick": args.quick, "only": args.only},
                      "started_utc": started.isoformat(), "duration_s": round(took, 1), "figures": names,
-                     "skipped": SKIPPED, "rows": [r.to_json() for r in rows]})
+                     "skipped": SKIPPED, "rows": [r.to_json() for r in rows],
+                     "goals": [g.to_json() for g in judged]})
     print(f"\nresults: {out}")
     return 0
 

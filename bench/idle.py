@@ -1,6 +1,6 @@
-"""Figure 5: an idle runtime's cost — kernel and per-service CPU % and RSS, with 2 and with 8 services.
+"""Figure 5: an idle runtime's cost — kernel and per-service CPU % and RSS, with 2, 8 and 64 services.
 
-Only two services are installed (housekeeping, test), so six trivial ones are installed for the
+Only two services are installed (housekeeping, test), so 62 trivial ones are installed for the
 run with ``pip install --no-deps --no-build-isolation --target`` into a throwaway directory put on
 the runtime's PYTHONPATH (if pip cannot build, e.g. without ``wheel``, the same ``.dist-info`` with
 their ``flightos.services`` entry points is written by hand). The directory is removed afterwards.
@@ -22,15 +22,20 @@ from pathlib import Path
 
 import psutil
 
+from bench import goals
 from bench.report import Budget, Row
 from bench.runtime import running
 from flightos.testing.runtime import RuntimeProcess
 
-EXTRA_IDS = range(1, 7)
+EXTRA_IDS = range(1, 63)
+"""Trivial services installed for the run: idle1..idle6 make 8 with the two shipped ones, idle1..idle62 make 64."""
 EXTRA = [f"idle{i}" for i in EXTRA_IDS]
 ENTRY_POINTS = "".join(f"idle{i} = fosbench_idle:Idle{i}\n" for i in EXTRA_IDS)
 BASE = ["housekeeping", "test"]
 KERNEL_CPU = Budget("value", "<=", 1.0, unit="%")
+KERNEL_CPU_64 = Budget("value", "<=", 3.0, unit="%")
+START_TIMEOUT_S = 120.0
+"""64 services take a while to come up on a loaded 2-core machine."""
 KERNEL_RSS = Budget("value", "<=", 60.0, unit="MB")
 SERVICE_CPU = Budget("value", "<=", 0.5, unit="%")
 SERVICE_RSS = Budget("value", "<=", 30.0, unit="MiB")
@@ -140,7 +145,7 @@ async def processes(rt: RuntimeProcess) -> dict[str, int]:
 
 async def measure(services: list[str], env: dict[str, str], settle_s: float, window_s: float) -> list[Usage]:
     """Start a runtime with ``services``, let it settle, and sample it while nobody talks to it."""
-    async with running(services=services, env=env) as rt:
+    async with running(services=services, env=env, start_timeout=START_TIMEOUT_S) as rt:
         pids = await processes(rt)
         await asyncio.sleep(settle_s)
         return await sample(pids, window_s)
@@ -163,7 +168,8 @@ def rows_for(label: str, us: list[Usage], window_s: float) -> list[Row]:
     worst_cpu = max(svcs, key=lambda u: u.cpu_percent)
     worst_rss = max(svcs, key=lambda u: u.rss)
     rows = [
-        Row(f"idle kernel CPU, {label}", k.cpu_percent, "%", budget=KERNEL_CPU, group=g, samples=samples,
+        Row(f"idle kernel CPU, {label}", k.cpu_percent, "%", budget=KERNEL_CPU_64 if len(svcs) > 8 else KERNEL_CPU,
+            group=g, samples=samples,
             note=f"% of one core over {window_s:g} s, all threads (proxy and I/O threads included)"),
         Row(f"idle kernel RSS, {label}", k.rss / 1e6, "MB", budget=KERNEL_RSS, group=g,
             note=f"USS {k.uss / 1e6:.1f} MB"),
@@ -190,10 +196,16 @@ async def run_async(quick: bool) -> list[Row]:
         site = str(Path(tmp) / "site")
         env = {"PYTHONPATH": os.pathsep.join(p for p in (site, os.environ.get("PYTHONPATH", "")) if p)}
         two = await measure(BASE, env, settle, window)
-        eight = await measure(BASE + EXTRA, env, settle, window)
-    rows = rows_for("2 services", two, window) + rows_for("8 services", eight, window)
-    rows[len(rows) // 2].note += f"; idle1..idle6 are trivial Service subclasses installed by {how}"
-    return rows
+        eight = await measure(BASE + EXTRA[:6], env, settle, window)
+        many = await measure(BASE + EXTRA, env, settle, window)
+    for n, us in ((8, eight), (64, many)):
+        goals.record(("idle", n), next(u.cpu_percent for u in us if u.name == "kernel"))
+    eight_rows = rows_for("8 services", eight, window)
+    eight_rows[0].note += f"; idle1..idle62 are trivial Service subclasses installed by {how}"
+    many_rows = rows_for("64 services", many, window)
+    total = sum(u.cpu_percent for u in many)
+    many_rows[0].note += f"; every process of the runtime together: {total:.2f} % of a core"
+    return rows_for("2 services", two, window) + eight_rows + many_rows
 
 
 def run(quick: bool = False) -> list[Row]:

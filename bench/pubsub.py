@@ -22,7 +22,7 @@ from typing import Any
 
 import zmq
 
-from bench import workers
+from bench import goals, workers
 from bench.report import Budget, Row, fmt_ratio, num
 from bench.stats import median, ratio
 from flightos.bus.pubsub import Subscriber
@@ -179,7 +179,7 @@ def sweep(b: Bench, reps: int, counts: dict[int, int]) -> list[Trial]:
     return out
 
 
-def _label(size: int) -> str:
+def label(size: int) -> str:
     """``64 B``, ``1 KiB``, ``64 KiB``."""
     return f"{size // 1024} KiB" if size >= 1024 else f"{size} B"
 
@@ -221,7 +221,9 @@ def rows_for(trials: list[Trial], size: int) -> list[Row]:
     """The rows of one payload size: the baseline, the proxy's cost, the SDK against both."""
     st = {p: PathStats([t for t in trials if t.size == size and t.path == p], size) for p in PATHS}
     raw, prox, sdk = st["raw direct"], st["raw proxy"], st["sdk proxy"]
-    lab, g = _label(size), "pubsub"
+    lab, g = label(size), "pubsub"
+    for path in PATHS:
+        goals.record(("pubsub", size, path), st[path].rate)
     own = f"vs raw via proxy {fmt_ratio(ratio(sdk.rate, prox.rate))} (the SDK's own cost)"
     return [
         Row(f"pub/sub {lab}: raw pyzmq direct", raw.rate, "msg/s", group=g, note=raw.note(),

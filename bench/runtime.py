@@ -28,11 +28,11 @@ STOPS: list[Stop] = []
 
 
 @contextlib.asynccontextmanager
-async def running(**kwargs: Any) -> AsyncIterator[RuntimeProcess]:
+async def running(start_timeout: float = 30.0, **kwargs: Any) -> AsyncIterator[RuntimeProcess]:
     """A started RuntimeProcess; on exit SIGTERM, wait at most STOP_TIMEOUT_S, then clean up."""
     rt = RuntimeProcess(**kwargs)
     try:
-        await rt.start()
+        await rt.start(start_timeout)
         try:
             yield rt
         except Exception:

@@ -6,6 +6,7 @@ takes orders over a pipe, so one process serves every repetition of a figure.
 
 from __future__ import annotations
 
+import asyncio
 import multiprocessing as mp
 import os
 import time
@@ -24,6 +25,9 @@ JOIN_PERIOD_S = 0.001
 """How often the publisher repeats its join probe until the subscriber says go."""
 END_PERIOD_S = 0.01
 """How often the publisher repeats the end marker until the trial is closed."""
+POLLIN = int(zmq.POLLIN)
+SDK_CHUNK = 1000
+"""Messages the SDK publisher sends per loop iteration in a flood."""
 
 
 @dataclass
@@ -119,40 +123,53 @@ class _SdkPublisher:
         """Publish one message."""
         self.pub.publish(topic, payload)
 
-    def flood(self, payload: bytes, count: int) -> None:
-        """Publish ``count`` data messages, each a fresh envelope as a service would send."""
+    async def flood(self, payload: bytes, count: int) -> None:
+        """Publish ``count`` data messages, each a fresh envelope, yielding to the loop every ``SDK_CHUNK``
+        as a service does (a coalescing publisher flushes at the end of each loop iteration)."""
         publish = self.pub.publish
-        for _ in range(count):
-            publish(DATA_TOPIC, payload)
+        for done in range(0, count, SDK_CHUNK):
+            for _ in range(min(SDK_CHUNK, count - done)):
+                publish(DATA_TOPIC, payload)
+            await asyncio.sleep(0)
 
     def close(self) -> None:
         """Close at once (the subscriber has everything by now)."""
         self.pub.sock.close(linger=0)
 
 
-def _join(pub: _RawPublisher | _SdkPublisher, conn: Connection) -> int:
+async def _wait_order(conn: Connection, period_s: float) -> bool:
+    """Whether the parent sent something within ``period_s``, letting the loop run (and publishers flush)."""
+    await asyncio.sleep(period_s)
+    return conn.poll(0)
+
+
+async def _join(pub: _RawPublisher | _SdkPublisher, conn: Connection) -> int:
     """Repeat a probe until the subscriber has seen one and says go; return the probes sent."""
     n = 0
     while not conn.poll(0):
         pub.publish(WARM_TOPIC, b"")
         n += 1
-        conn.poll(JOIN_PERIOD_S)
+        await _wait_order(conn, JOIN_PERIOD_S)
     conn.recv()
     return n
 
 
-def _publish_trial(ctx: zmq.Context[zmq.Socket[bytes]], conn: Connection, kind: str, endpoint: str,
-                   size: int, count: int, hwm: int) -> None:
+async def _publish_trial(ctx: zmq.Context[zmq.Socket[bytes]], conn: Connection, kind: str, endpoint: str,
+                         size: int, count: int, hwm: int) -> None:
     """One trial: connect, join, flood, end marker, report; close only once the subscriber is done."""
     pub = _SdkPublisher(ctx, endpoint, hwm) if kind == "sdk" else _RawPublisher(ctx, endpoint, hwm)
     try:
-        probes = _join(pub, conn)
+        probes = await _join(pub, conn)
         t0 = time.monotonic_ns()
-        pub.flood(b"x" * size, count)
+        if isinstance(pub, _SdkPublisher):
+            await pub.flood(b"x" * size, count)
+        else:
+            pub.flood(b"x" * size, count)
         pub.publish(END_TOPIC, b"")
+        await asyncio.sleep(0)
         t1 = time.monotonic_ns()
         conn.send({"t0_ns": t0, "t1_ns": t1, "sent": count, "probes": probes})
-        while not conn.poll(END_PERIOD_S):  # until "close": repeat the end marker in case one dropped
+        while not await _wait_order(conn, END_PERIOD_S):  # until "close": repeat the end marker in case one dropped
             pub.publish(END_TOPIC, b"")
         conn.recv()
     finally:
@@ -168,7 +185,7 @@ def publisher_main(conn: Connection) -> None:
         msg = conn.recv()
         if msg[0] == "quit":
             break
-        _publish_trial(ctx, conn, *msg[1:])
+        asyncio.run(_publish_trial(ctx, conn, *msg[1:]))
     ctx.term()
 
 
@@ -189,3 +206,37 @@ def echo_main(conn: Connection, endpoint: str) -> None:
             pass
     sock.close(linger=0)
     ctx.term()
+
+
+# ---- the raw asyncio ROUTER echo server ------------------------------------------------------
+def aecho_main(conn: Connection, endpoint: str) -> None:
+    """An asyncio ROUTER that sends every message straight back from its FD callback, until told to quit.
+
+    The leanest asyncio server pyzmq allows (the style of flightos's own drain): no futures per message.
+    """
+
+    async def serve() -> None:
+        """Echo until the parent's pipe says quit."""
+        ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context(io_threads=1)
+        sock = ctx.socket(zmq.ROUTER)
+        sock.bind(endpoint)
+        recv, send, events = sock.recv_multipart, sock.send_multipart, sock.getsockopt
+
+        def on_readable() -> None:
+            """Drain: edge-triggered FD, so read until EVENTS has no POLLIN (sends included)."""
+            while int(events(zmq.EVENTS)) & POLLIN:
+                send(recv(zmq.NOBLOCK))
+
+        loop = asyncio.get_running_loop()
+        loop.add_reader(sock.getsockopt(zmq.FD), on_readable)
+        quit_ = asyncio.Event()
+        loop.add_reader(conn.fileno(), quit_.set)
+        conn.send("ready")
+        on_readable()
+        await quit_.wait()
+        loop.remove_reader(sock.getsockopt(zmq.FD))
+        sock.close(linger=0)
+        ctx.term()
+
+    asyncio.run(serve())
+
