@@ -20,16 +20,20 @@ import numpy as np
 from numpy.typing import NDArray
 
 from services.sar.cfar import ca_cfar, dilate, os_cfar, os_geometry
+from services.sar.kcfar import KFit, k_cfar
 from services.sar.scene import GeoTransform, Ship, Truth
 
-Method = Literal["ca", "os"]
+Method = Literal["ca", "os", "k"]
 Bool = NDArray[np.bool_]
 I64 = NDArray[np.int64]
 
 # Peak bytes traced per pixel of a haloed tile, measured with tracemalloc (tests/sar checks the
 # budget is kept): x float32 + masks + one CFAR pass (summed-area table, sums, counts, factors).
-BYTES_PER_PX = {"ca": 44.0, "os": 40.0}
-RESERVE_BYTES = 2 << 20  # fixed overhead: tables, the detections so far, Python objects
+BYTES_PER_PX = {"ca": 44.0, "os": 40.0, "k": 44.0}
+RESERVE_BYTES = 2 << 20
+# Per-pixel false-alarm probability by method. K-CFAR holds its rate on spiky sea, so it can afford
+# 1e-4: its false alarms are isolated pixels and a ship needs ``min_pixels`` of them (see docs/sar.md).
+DEFAULT_PFA = {"ca": 1e-6, "os": 1e-6, "k": 1e-4}  # fixed overhead: tables, the detections so far, Python objects
 
 
 # ----------------------------------------------------------------------------------------------
@@ -76,6 +80,10 @@ class TileResult:
     detections: list[ShipDetection]
     truncated: int = 0  # clusters reaching the margin edge (larger than max_extent_px): may differ from whole
     seconds: float = 0.0
+    tested_px: int = 0  # pixels of the core tested against a threshold
+    crossings: int = 0  # pixels of the core above their threshold
+    unclustered: int = 0  # crossings not in a reported ship: the observed false alarms (approximate)
+    nu: tuple[float, ...] = ()  # K texture shape fitted in the cells centred in the core (method "k")
 
 
 @dataclass(frozen=True)
@@ -199,6 +207,8 @@ def grow(det: Bool, x: NDArray[np.float32], thr: NDArray[np.float32], frac: floa
 class Settings:
     """Detector settings (``detect`` takes them as keyword arguments).
 
+    ``method="k"`` (the default) sets each pixel's threshold from the K distribution fitted to its
+    cell (``kcfar.k_cfar``), after the same censoring pre-screen as "ca".
     ``method="ca"`` with ``censor`` (the default) first pre-screens bright pixels with the blocked
     OS-CFAR at rank 0.5 and ``censor_pfa``; those pixels (and their 8 neighbours) are left out of
     the CA training, so an extended ship does not raise its own threshold (self-masking), while
@@ -207,13 +217,14 @@ class Settings:
     ``grow_frac`` times their threshold, for at most ``grow_px`` steps; pixels at most ``2*gap+1``
     apart (Chebyshev) form one cluster; clusters with fewer than ``min_pixels`` detected (not
     grown) pixels are dropped. Clusters up to ``max_extent_px`` across are reported identically
-    whatever the tiling.
+    whatever the tiling with "ca" and "os"; "k" fits its cells within each haloed tile, so its
+    thresholds near tile edges depend slightly on the tiling.
     """
 
-    pfa: float = 1e-6
+    pfa: float | None = None  # per pixel; None: DEFAULT_PFA of the method
     guard: int = 4
     train: int = 12
-    method: Method = "ca"
+    method: Method = "k"
     looks: int = 1
     min_pixels: int = 4
     censor: bool = True
@@ -226,9 +237,11 @@ class Settings:
     max_extent_px: int = 64
 
     def __post_init__(self) -> None:
-        if self.method not in ("ca", "os"):
-            raise ValueError(f"method must be 'ca' or 'os', not {self.method!r}")
-        if not 0 < self.pfa < 1 or not 0 < self.censor_pfa < 1:
+        if self.method not in ("ca", "os", "k"):
+            raise ValueError(f"method must be 'ca', 'os' or 'k', not {self.method!r}")
+        if self.pfa is None:
+            object.__setattr__(self, "pfa", DEFAULT_PFA[self.method])
+        if not 0 < self.p < 1 or not 0 < self.censor_pfa < 1:
             raise ValueError("pfa and censor_pfa must be in (0, 1)")
         if self.guard < 0 or self.train < 1 or self.block < 1 or self.gap < 0 or self.max_extent_px < 1 \
                 or self.grow_px < 0 or not 0 <= self.grow_frac <= 1:
@@ -236,6 +249,11 @@ class Settings:
                              "grow_px >= 0 and 0 <= grow_frac <= 1")
         if self.min_pixels < 1 or not 1 <= self.looks <= 64:
             raise ValueError("need min_pixels >= 1 and looks in 1..64")
+
+    @property
+    def p(self) -> float:
+        """The per-pixel false-alarm probability in use."""
+        return float(DEFAULT_PFA[self.method] if self.pfa is None else self.pfa)
 
     def reach(self) -> int:
         """How far (pixels) a detection decision depends on the image."""
@@ -245,11 +263,11 @@ class Settings:
         r = self.guard + self.train
         return r + os_reach + 1 if self.censor else r
 
-    def cfar(self, x: NDArray[np.float32], mask: Bool | None) -> tuple[Bool, NDArray[np.float32]]:
-        """Detections and thresholds of one (haloed) tile."""
+    def cfar(self, x: NDArray[np.float32], mask: Bool | None) -> tuple[Bool, NDArray[np.float32], KFit | None]:
+        """Detections and thresholds of one (haloed) tile, and the K fit (method "k")."""
         if self.method == "os":
-            return os_cfar(x, self.pfa, self.guard, self.train, mask, looks=self.looks, rank=self.rank,
-                           block=self.block)
+            return (*os_cfar(x, self.p, self.guard, self.train, mask, looks=self.looks, rank=self.rank,
+                             block=self.block), None)
         excl = None
         if self.censor:
             pre, thr = os_cfar(x, self.censor_pfa, self.guard, self.train, mask, looks=self.looks, rank=0.5,
@@ -257,7 +275,9 @@ class Settings:
             del thr
             excl = dilate(pre, 1)
             del pre
-        return ca_cfar(x, self.pfa, self.guard, self.train, mask, looks=self.looks, exclude=excl)
+        if self.method == "k":
+            return k_cfar(x, self.p, self.guard, self.train, mask, looks=self.looks, exclude=excl)
+        return (*ca_cfar(x, self.p, self.guard, self.train, mask, looks=self.looks, exclude=excl), None)
 
 
 def plan(shape: tuple[int, int], settings: Settings | None = None, *, tile: int | None = 1024,
@@ -313,11 +333,14 @@ def _attributes(rows: I64, cols: I64, lab: I64, n: int, vals: NDArray[np.float64
 
 def _tile_detections(det: Bool, x: NDArray[np.float32], thr: NDArray[np.float32], origin: tuple[int, int],
                      core: tuple[int, int, int, int], shape: tuple[int, int], st: Settings, *,
-                     pixel_m: float, geo: GeoTransform | None) -> tuple[list[ShipDetection], int]:
-    """Clusters of ``det`` (a region of the scene at ``origin``) whose first pixel lies in ``core``."""
+                     pixel_m: float, geo: GeoTransform | None) -> tuple[list[ShipDetection], int, int]:
+    """Clusters of ``det`` (a region of the scene at ``origin``) whose first pixel lies in ``core``.
+
+    Also returns how many clusters may be truncated and how many detected pixels the kept ones hold.
+    """
     rows, cols, lab, n = components(grow(det, x, thr, st.grow_frac, st.grow_px), st.gap)
     if n == 0:
-        return [], 0
+        return [], 0, 0
     seeds = np.bincount(lab, det[rows, cols], n)
     vals = x[rows, cols].astype(np.float64)
     ratio = vals / thr[rows, cols].astype(np.float64)
@@ -331,7 +354,7 @@ def _tile_detections(det: Bool, x: NDArray[np.float32], thr: NDArray[np.float32]
     own = (rows[first] >= r0) & (rows[first] < r1) & (cols[first] >= c0) & (cols[first] < c1)
     keep = own & (seeds >= st.min_pixels)
     if not keep.any():
-        return [], 0
+        return [], 0, 0
     a = _attributes(rows, cols, lab, n, vals, ratio)
     edge = np.zeros(n, dtype=np.bool_)
     edge[lab[at_edge]] = True
@@ -348,7 +371,7 @@ def _tile_detections(det: Bool, x: NDArray[np.float32], thr: NDArray[np.float32]
             width_px=float(a["width"][i]), heading_deg=float(a["heading"][i]),
             length_m=float(a["length"][i]) * pixel_m, peak=float(a["peak"][i]), mean=float(a["mean"][i]),
             snr_db=10 * math.log10(ratio_i), confidence=1.0 - 1.0 / ratio_i, lat=lat, lon=lon))
-    return out, int((keep & edge).sum())
+    return out, int((keep & edge).sum()), int(seeds[keep].sum())
 
 
 def detect_iter(image: NDArray[np.floating], *, tile: int | None = 1024, land_mask: Bool | None = None,
@@ -369,31 +392,43 @@ def detect_iter(image: NDArray[np.floating], *, tile: int | None = 1024, land_ma
         hr0, hr1, hc0, hc1 = max(0, r0 - pl.halo), min(h, r1 + pl.halo), max(0, c0 - pl.halo), min(w, c1 + pl.halo)
         x = np.array(image[hr0:hr1, hc0:hc1], dtype=np.float32)
         m = None if land_mask is None else np.array(land_mask[hr0:hr1, hc0:hc1], dtype=np.bool_)
-        det, thr = st.cfar(x, m)
+        det, thr, kfit = st.cfar(x, m)
         del m
+        cr0, cr1, cc0, cc1 = r0 - hr0, r1 - hr0, c0 - hc0, c1 - hc0  # the core in the tile's coordinates
+        tested = int(np.isfinite(thr[cr0:cr1, cc0:cc1]).sum())
+        crossings = int(det[cr0:cr1, cc0:cc1].sum())
+        nu: tuple[float, ...] = ()
+        if kfit is not None:
+            centre = (np.arange(kfit.nu.shape[0]) + 0.5) * kfit.cell, (np.arange(kfit.nu.shape[1]) + 0.5) * kfit.cell
+            ri = (centre[0] >= cr0) & (centre[0] < cr1)
+            ci = (centre[1] >= cc0) & (centre[1] < cc1)
+            nu = tuple(float(v) for v in kfit.nu[np.ix_(ri, ci)].ravel())
         # the region whose decisions are exact: the core and a margin, within the scene
         er0, er1 = max(0, r0 - pl.margin) - hr0, min(h, r1 + pl.margin) - hr0
         ec0, ec1 = max(0, c0 - pl.margin) - hc0, min(w, c1 + pl.margin) - hc0
-        found, truncated = _tile_detections(
+        found, truncated, seeds = _tile_detections(
             det[er0:er1, ec0:ec1], x[er0:er1, ec0:ec1], thr[er0:er1, ec0:ec1], (hr0 + er0, hc0 + ec0), core, (h, w),
             st, pixel_m=px_m, geo=geo)
         del det, thr, x
-        yield TileResult(index, len(pl.tiles), core, found, truncated, time.perf_counter() - t0)
+        yield TileResult(index, len(pl.tiles), core, found, truncated, time.perf_counter() - t0, tested, crossings,
+                         max(0, crossings - seeds), nu)
 
 
-def detect(image: NDArray[np.floating], *, pfa: float = 1e-6, guard: int = 4, train: int = 12,
-           method: Method = "ca", tile: int | None = 1024, min_pixels: int = 4, land_mask: Bool | None = None,
+def detect(image: NDArray[np.floating], *, pfa: float | None = None, guard: int = 4, train: int = 12,
+           method: Method = "k", tile: int | None = 1024, min_pixels: int = 4, land_mask: Bool | None = None,
            geo: GeoTransform | None = None, memory_budget_bytes: int | None = None, looks: int = 1,
            pixel_m: float | None = None, **tuning: Any) -> list[ShipDetection]:
     """Ships in a SAR intensity scene (array or memmap), sorted by (row, col).
 
-    ``pfa`` is the per-pixel false-alarm probability the CFAR threshold is set for on ``looks``-look
-    gamma clutter; ``guard``/``train`` the window (pixels). ``land_mask`` (True = land) is neither
-    trained on nor detected. Lengths in metres use ``pixel_m``, else the geotransform's pixel size
-    (NaN without either). The scene is processed in tiles of ``tile`` pixels (smaller if
-    ``memory_budget_bytes`` requires; ``None`` = the whole image unless the budget requires tiles)
-    with a halo, so the result equals the whole-image result. ``tuning`` holds the other
-    ``Settings`` fields (``censor``, ``censor_pfa``, ``gap``, ``rank``, ``block``, ``max_extent_px``).
+    ``method`` is "k" (K-distribution CFAR, fitted per cell: its false-alarm rate holds on spiky
+    sea), "ca" or "os" (thresholds for ``looks``-look gamma clutter). ``pfa`` is the per-pixel
+    false-alarm probability (None: 1e-4 for "k", 1e-6 otherwise); ``guard``/``train`` the window
+    (pixels). ``land_mask`` (True = land) is neither trained on nor detected. Lengths in metres
+    use ``pixel_m``, else the geotransform's pixel size (NaN without either). The scene is
+    processed in tiles of ``tile`` pixels (smaller if ``memory_budget_bytes`` requires; ``None`` =
+    the whole image unless the budget requires tiles) with a halo, so the result equals the
+    whole-image result ("k": nearly). ``tuning`` holds the other ``Settings`` fields (``censor``,
+    ``censor_pfa``, ``gap``, ``rank``, ``block``, ``max_extent_px``).
     """
     found: list[ShipDetection] = []
     for t in detect_iter(image, tile=tile, land_mask=land_mask, geo=geo, memory_budget_bytes=memory_budget_bytes,

@@ -4,8 +4,8 @@ Inputs (``ctx.inputs``): the scene, a 2-D float ``.npy`` (memmapped, never loade
 optionally, a ``truth.json`` written by ``scene.write_scene`` (its ships score the result, its
 geotransform places it) and a land mask ``.npy`` (True = land). Nothing else is read.
 
-Parameters (``ctx.params``, all optional): ``pfa``, ``guard``, ``train``, ``method`` ("ca" |
-"os"), ``looks``, ``min_pixels``, ``tile``, ``memory_budget_bytes``, ``pixel_m``, ``geo`` (a dict
+Parameters (``ctx.params``, all optional): ``pfa``, ``guard``, ``train``, ``method`` ("k" |
+"ca" | "os"), ``looks``, ``min_pixels``, ``tile``, ``memory_budget_bytes``, ``pixel_m``, ``geo`` (a dict
 of ``GeoTransform`` fields), ``scene_id``, ``tolerance_px`` (scoring), ``throttle_scale`` and any
 other field of ``detect.Settings`` (``censor``, ``censor_pfa``, ``gap``, ``grow_frac``, ...).
 
@@ -28,7 +28,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from flightos.sdk.jobs import JobContext
-from services.sar.detect import Settings, ShipDetection, alert, detect_iter, score
+from services.sar.detect import Settings, ShipDetection, TileResult, alert, detect_iter, score
+from services.sar.figures import clutter_figures
 from services.sar.scene import FORMAT, GeoTransform, Truth, load_truth
 
 _SETTINGS = {f.name for f in fields(Settings)}
@@ -76,6 +77,7 @@ def detect_processor(ctx: JobContext) -> dict[str, Any]:
     ctx.out_dir.mkdir(parents=True, exist_ok=True)
 
     found: list[ShipDetection] = []
+    done: list[TileResult] = []
     t0, cpu0 = time.perf_counter(), time.process_time()
     waited = 0.0
     tiles = 0
@@ -84,6 +86,7 @@ def detect_processor(ctx: JobContext) -> dict[str, Any]:
                          memory_budget_bytes=params.get("memory_budget_bytes"), pixel_m=params.get("pixel_m"),
                          **settings):
         found.extend(t.detections)
+        done.append(t)
         tiles = t.total
         ctx.checkpoint({"tiles_done": t.index + 1, "tiles": t.total, "detections": len(found)})
         level = int(ctx.throttle())
@@ -104,7 +107,7 @@ def detect_processor(ctx: JobContext) -> dict[str, Any]:
         "ratio": raw / len(blob), "seconds": round(seconds, 4), "cpu_seconds": round(cpu, 4), "tiles": tiles,
         "megapixels_per_s": round(image.size / 1e6 / max(seconds - waited, 1e-9), 3),
         "throttle_wait_s": round(waited, 4), "throttle_max": max(levels, default=0),
-        "method": settings.get("method", "ca"),
+        "method": Settings(**settings).method, **clutter_figures(done, Settings(**settings).p),
     }
     if truth is not None:
         p, r, matches = score(found, truth, float(params.get("tolerance_px", 5.0)))

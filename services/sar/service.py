@@ -16,6 +16,7 @@ from typing import Any
 
 from flightos import Message, Parameter, Service, Severity, command, periodic, subscribe
 from services.sar.events import SarEvent
+from services.sar.figures import clutter_figures, energy
 from services.sar.options import SarOptions
 
 
@@ -26,8 +27,9 @@ class Sar(Service):
     options_schema = SarOptions
     scene_px = Parameter(2048, min=256, max=16384, doc="scene side in pixels (float32 intensity)")
     ships = Parameter(12, min=0, max=500, doc="ships placed in each synthetic scene")
-    pfa = Parameter(1e-6, min=1e-12, max=1e-2, doc="CFAR false-alarm probability per pixel")
-    method = Parameter("ca", choices=["ca", "os"], doc="cell-averaging or order-statistic CFAR")
+    pfa = Parameter(0.0, min=0.0, max=1e-2, doc="CFAR false-alarm probability per pixel; 0 = the method's "
+                    "default (1e-4 for k, 1e-6 for ca and os)")
+    method = Parameter("k", choices=["k", "ca", "os"], doc="K-distribution CFAR, cell-averaging or order-statistic")
     interval_s = Parameter(60.0, min=1.0, max=86400.0, doc="seconds between acquisitions (0 = on command only)")
     memory_mb = Parameter(64, min=8, max=4096, doc="memory budget of the detector")
     keep_raw = Parameter(False, doc="keep scenes after processing (otherwise dropped)")
@@ -36,15 +38,20 @@ class Sar(Service):
     async def on_start(self) -> None:
         self.scenes = int(self.store.get("scenes", 0))
         self._energy_mj = 0.0
+        self._power_w: list[float] = []  # board power readings (W) from the kernel's health telemetry
         self._busy = False
         self._last = 0.0
 
     @subscribe("tm.kernel.health")
     async def on_health(self, msg: Message) -> None:
-        """Keep this service's energy counter from the kernel's power accounting."""
-        energy = msg.payload.get("energy_mj", {}) if isinstance(msg.payload, dict) else {}
-        if isinstance(energy.get(self.name), (int, float)):
+        """Keep the board power and this service's energy counter from the kernel's power accounting."""
+        payload = msg.payload if isinstance(msg.payload, dict) else {}
+        energy = payload.get("energy_mj") or {}
+        if isinstance(energy, dict) and isinstance(energy.get(self.name), (int, float)):
             self._energy_mj = float(energy[self.name])
+        power = payload.get("power_w")
+        if isinstance(power, (int, float)) and not isinstance(power, bool) and power >= 0:
+            self._power_w = [*self._power_w[-59:], float(power)]
 
     @periodic(hz=1)
     async def acquire(self) -> None:
@@ -76,10 +83,11 @@ class Sar(Service):
         n = int(self.scene_px)
         t0 = time.monotonic()
         energy0 = self._energy_mj
+        readings0 = len(self._power_w)
         scene = await asyncio.to_thread(sc.write_scene, where, (n, n), seed, n_ships=int(self.ships))
         raw_bytes = (where / "scene.npy").stat().st_size
         t1 = time.monotonic()
-        detections = await asyncio.to_thread(self._detect, det, scene)
+        detections, stats = await asyncio.to_thread(self._detect, det, scene)
         t2 = time.monotonic()
         alert = det.alert(detections, scene_id, scene.geo)
         precision, recall, _ = det.score(detections, scene.truth)
@@ -91,7 +99,8 @@ class Sar(Service):
             "raw_bytes": raw_bytes, "downlinked_bytes": len(alert), "ratio": round(raw_bytes / max(1, len(alert)), 1),
             "acquire_s": round(t1 - t0, 3), "detect_s": round(t2 - t1, 3),
             "megapixels_per_s": round(n * n / 1e6 / max(1e-9, t2 - t1), 2),
-            "energy_mj": round(self._energy_mj - energy0, 1), "precision": round(precision, 3),
+            **energy(self._power_w, readings0, t2 - t0, self._energy_mj - energy0), **stats,
+            "precision": round(precision, 3),
             "recall": round(recall, 3), "throttle": self.throttle, "kept_raw": bool(self.keep_raw)}
         await self.publish("scene", figures)
         if detections:
@@ -99,17 +108,20 @@ class Sar(Service):
                              event_id=SarEvent.SHIPS_DETECTED, scene=scene_id, ships=len(detections))
         return figures
 
-    def _detect(self, det: Any, scene: Any) -> list[Any]:
-        """Tile by tile within the memory budget; under throttle, rest between tiles."""
+    def _detect(self, det: Any, scene: Any) -> tuple[list[Any], dict[str, Any]]:
+        """Tile by tile within the memory budget; under throttle, rest between tiles. Also the clutter figures."""
         out: list[Any] = []
+        tiles: list[Any] = []
+        settings = det.Settings(method=str(self.method), pfa=float(self.pfa) or None)
         for tile in det.detect_iter(scene.image, land_mask=scene.truth.land_mask, geo=scene.geo,
-                                    memory_budget_bytes=int(self.memory_mb) << 20, pfa=float(self.pfa),
-                                    method=str(self.method)):
+                                    memory_budget_bytes=int(self.memory_mb) << 20, pfa=settings.p,
+                                    method=settings.method):
             out.extend(tile.detections)
+            tiles.append(tile)
             level = self.throttle
             if level:
                 time.sleep(min(2.0, 0.05 * level))  # honour the thermal governor: fewer tiles per second
-        return sorted(out, key=lambda d: (d.row, d.col))
+        return sorted(out, key=lambda d: (d.row, d.col)), clutter_figures(tiles, settings.p)
 
     @command()
     async def figures(self) -> dict[str, Any]:

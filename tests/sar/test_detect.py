@@ -77,6 +77,22 @@ def test_ship_attributes_match_the_truth() -> None:
         assert 0 < d.confidence < 1 and d.snr_db > 0 and d.peak >= d.mean > 1
 
 
+def _same_ships(a: list[D.ShipDetection], b: list[D.ShipDetection], px: float = 1.5) -> bool:
+    """The same ships (one-to-one within ``px``), allowing one more or fewer faint one."""
+    near = sum(any(math.hypot(x.row - y.row, x.col - y.col) < px for y in b) for x in a)
+    return abs(len(a) - len(b)) <= 1 and near >= min(len(a), len(b)) - 1
+
+
+def test_k_cfar_tiled_result_matches_whole_image_result() -> None:
+    """With the K fit per haloed tile, tiling changes at most a faint ship; positions stay the same."""
+    s = scene.generate((1100, 1300), seed=31, land=True, **{**SHIPS, "n_ships": 14})
+    kw: dict[str, Any] = {"land_mask": s.truth.land_mask, "method": "k", "pixel_m": 10.0, "geo": s.geo}
+    whole = D.detect(s.image, tile=None, **kw)
+    assert len(whole) >= 12
+    for tile in (256, 500):
+        assert _same_ships(D.detect(s.image, tile=tile, **kw), whole)
+
+
 @pytest.mark.parametrize("method", ["ca", "os"])
 def test_tiled_result_equals_whole_image_result(method: str) -> None:
     """Cutting the scene into tiles (any size) changes nothing: same ships, same attributes, no duplicates."""
@@ -105,7 +121,8 @@ def test_memory_budget_is_kept_on_a_memmapped_scene_larger_than_it(big_scene: sc
     assert peak <= budget, f"peak {peak / 2**20:.1f} MiB over the {budget / 2**20:.0f} MiB budget"
     precision, recall, _ = D.score(found, big_scene.truth)
     assert precision >= 0.9 and recall >= 0.9
-    assert found == D.detect(big_scene.image, geo=big_scene.geo, tile=1024)
+    # K-CFAR fits its cells within each haloed tile: another tiling moves thresholds near tile edges a little
+    assert _same_ships(found, D.detect(big_scene.image, geo=big_scene.geo, tile=1024))
     with pytest.raises(ValueError, match="too small"):
         D.plan((4096, 4096), tile=None, memory_budget_bytes=1 << 20)
 

@@ -20,6 +20,12 @@ async def test_scene_becomes_an_alert_not_a_download(bus: Bus, ground: object) -
     assert figures["raw_bytes"] >= 1024 * 1024 * 4  # float32 pixels (plus the .npy header)
     assert figures["downlinked_bytes"] < 600 and figures["ratio"] > 5000
     assert figures["recall"] >= 0.9 and figures["precision"] >= 0.9
+    # energy from the board's power over the processing time, never a silent 0 (issue 16, item 3)
+    assert figures["energy_mj"] > 0 and figures["power_w"] > 0, figures
+    assert figures["energy_source"] == "board power x processing time"
+    # the clutter fit and the false alarms it predicts, so the ground sees when the model does not fit
+    assert figures["clutter_nu_median"] > 0.5 and figures["clutter_nu_min"] <= figures["clutter_nu_median"]
+    assert figures["fa_expected"] > 0 and figures["fa_observed"] <= 3 * figures["fa_expected"], figures
     published = await bus.telemetry("tm.sar.scene", lambda p: p["scene"] == figures["scene"], timeout=5)
     assert published["ships_found"] == figures["ships_found"]
     while True:
