@@ -283,7 +283,11 @@ class Ground(Service):
             await self._answer(packet, ctx.addr, ctx.link, priority(1, 5))
 
     async def reply(self, ctx: Context, service: int, subtype: int, data: bytes) -> None:
-        """A report answering a telecommand: straight back to its sender (or downlinked if scheduled)."""
+        """A report answering a telecommand: straight back to its sender (or downlinked if scheduled).
+
+        Execution has started once there is an answer, so TM[1,3] goes first (ECSS-E-ST-70-41C order).
+        """
+        await self.start(ctx)
         packet = pus.tm(service, subtype, data, self.apid, self.next_seq())
         if ctx.addr is not None and ctx.link is not None and ctx.link.send(packet, ctx.addr):
             self.counters["tm_sent"] += 1

@@ -298,12 +298,36 @@ async def time_shift(port: Stores, ctx: Context, data: bytes) -> None:
         raise Reject(Failure.SCHEDULE_REFUSED, str(exc)) from None
 
 
+REPORT_DATA_MAX = 60_000
+"""Most bytes of one schedule report's data: a longer schedule is reported in several (each one a datagram)."""
+
+
+async def _reports(port: TcPort, ctx: Context, subtype: int, entries: list[bytes]) -> None:
+    """Entries as TM[11,subtype] reports, each N (u16) then its entries, none over REPORT_DATA_MAX (N=0 if none)."""
+    batch: list[bytes] = []
+    size = 2
+    for entry in entries:
+        if batch and size + len(entry) > REPORT_DATA_MAX:
+            await port.reply(ctx, 11, subtype, pus.pack_u16(len(batch)) + b"".join(batch))
+            batch, size = [], 2
+        batch.append(entry)
+        size += len(entry)
+    if batch or not entries:
+        await port.reply(ctx, 11, subtype, pus.pack_u16(len(batch)) + b"".join(batch))
+
+
+@_schedule_store
+async def detail_report(port: TcPort, ctx: Context, data: bytes) -> None:
+    """TC[11,16] -> TM[11,10]: N, then (release CDS, the telecommand packet) for each activity, as TC[11,4] has them."""
+    await _reports(port, ctx, 10, [pus.unix_to_cds(a.release_utc) + a.tc for a in _schedule(port).summary()])
+
+
 @_schedule_store
 async def summary(port: TcPort, ctx: Context, data: bytes) -> None:
-    """TC[11,16] -> TM[11,13]: N, then (release CDS, request id u32) for each activity."""
+    """TC[11,17] -> TM[11,13]: N, then (release CDS, request id u32) for each activity."""
     acts = _schedule(port).summary()
-    body = b"".join(pus.unix_to_cds(a.release_utc) + pus.pack_u32(a.request_id & 0xFFFFFFFF) for a in acts)
-    await port.reply(ctx, 11, 13, pus.pack_u16(len(acts)) + body)
+    await _reports(port, ctx, 13, [pus.unix_to_cds(a.release_utc) + pus.pack_u32(a.request_id & 0xFFFFFFFF)
+                                   for a in acts])
 
 
 # ---- ST[129] (flightos) replay-protection resync --------------------------------------------------------
@@ -395,7 +419,8 @@ HANDLERS: dict[int, dict[int, Handler]] = {
         4: insert_activities,
         5: delete_activities,
         15: time_shift,
-        16: summary,
+        16: detail_report,
+        17: summary,
     },
     15: {130: acknowledge_tm},
     17: {1: are_you_alive, 3: connection_test},

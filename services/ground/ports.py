@@ -48,7 +48,7 @@ class Verifier(Protocol):
         """A progress report TM[1,5], if the TC asked for progress reports."""
 
     async def reply(self, ctx: Context, service: int, subtype: int, data: bytes) -> None:
-        """A report answering the telecommand (TM[service,subtype])."""
+        """A report answering the telecommand (TM[service,subtype]), after its start report (TM[1,3])."""
 
     async def verify_success(self, service: int, subtype: int, ctx: Context) -> None:
         """A success report of ST[01] (acceptance 1, completion 7)."""
