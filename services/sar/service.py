@@ -9,6 +9,7 @@ raw and downlinked sizes, processing time, energy and detection quality.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import time
 from pathlib import Path
@@ -18,6 +19,8 @@ from flightos import Message, Parameter, Service, Severity, command, periodic, s
 from services.sar.events import SarEvent
 from services.sar.figures import clutter_figures, energy
 from services.sar.options import SarOptions
+
+POWER_WAIT_S = 3.0  # how long a scene waits for the first board power reading (health comes at ~1 Hz)
 
 
 class Sar(Service):
@@ -39,6 +42,7 @@ class Sar(Service):
         self.scenes = int(self.store.get("scenes", 0))
         self._energy_mj = 0.0
         self._power_w: list[float] = []  # board power readings (W) from the kernel's health telemetry
+        self._power_seen = asyncio.Event()
         self._busy = False
         self._last = 0.0
 
@@ -52,6 +56,7 @@ class Sar(Service):
         power = payload.get("power_w")
         if isinstance(power, (int, float)) and not isinstance(power, bool) and power >= 0:
             self._power_w = [*self._power_w[-59:], float(power)]
+            self._power_seen.set()
 
     @periodic(hz=1)
     async def acquire(self) -> None:
@@ -89,6 +94,9 @@ class Sar(Service):
         t1 = time.monotonic()
         detections, stats = await asyncio.to_thread(self._detect, det, scene)
         t2 = time.monotonic()
+        if not self._power_w:  # a scene done before the first health report: its power comes within a period
+            with contextlib.suppress(asyncio.TimeoutError):  # not the builtin before Python 3.11
+                await asyncio.wait_for(self._power_seen.wait(), POWER_WAIT_S)
         alert = det.alert(detections, scene_id, scene.geo)
         precision, recall, _ = det.score(detections, scene.truth)
         await self.downlink("ship-alert", alert, priority=int(self.alert_priority))
