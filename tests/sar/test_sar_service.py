@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from flightos.ground import pus
+from flightos.reference.topics import TOPICS, field_names
 from flightos.testing.bus import Bus
 from services.sar import detect as det
 
@@ -28,6 +29,7 @@ async def test_scene_becomes_an_alert_not_a_download(bus: Bus, ground: object) -
     assert figures["fa_expected"] > 0 and figures["fa_observed"] <= 3 * figures["fa_expected"], figures
     published = await bus.telemetry("tm.sar.scene", lambda p: p["scene"] == figures["scene"], timeout=5)
     assert published["ships_found"] == figures["ships_found"]
+    assert set(published) == field_names(next(t for t in TOPICS if t.name == "tm.sar.scene"))  # docs/topics.md
     while True:
         tm = await ground.next_tm(10)  # type: ignore[attr-defined]
         if tm.service == 128:
