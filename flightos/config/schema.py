@@ -160,6 +160,9 @@ class HealthConfig:
     critical_heartbeat_period_s: float = setting(positive, 0.25, "heartbeat period of a critical service")
     critical_heartbeat_misses: int = setting(positive_int, 4, "missed heartbeats before a critical service is hung")
     start_timeout_s: float = setting(positive, 10.0, "time from spawn to ready before a start counts as failed")
+    speed_factor: float = setting(non_negative, 0.0, "how many times slower than the reference PC this board runs "
+                                  "Python; scales self-test timeouts, heartbeat limits, the start deadline and the "
+                                  "boot grace (0: measured at start)")
 
 
 @dataclass(frozen=True)
@@ -191,6 +194,9 @@ class CoresConfig:
     heartbeat_late_factor: float = setting(positive, 1.5, "a heartbeat older than this many periods is evidence")
     selftest_period_s: float = setting(non_negative, 5.0, "known-answer self-test per core (0: off)")
     selftest_timeout_s: float = setting(positive, 1.0, "a self-test without an answer by then is evidence")
+    boot_grace_s: float = setting(non_negative, 10.0, "after start, late self-tests and late heartbeats are not "
+                                  "evidence against a core for this long (x speed factor): a slow start cannot lower "
+                                  "the mode; wrong answers and lost cores still do")
 
 
 @dataclass(frozen=True)

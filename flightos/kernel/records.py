@@ -96,6 +96,8 @@ class ServiceRecord:
     verdict_deferred: bool = False
     """The current silence was already reported as deferred for a busy host (one event per silence)."""
     exit_cause: str = ""
+    speed_factor: float = 1.0
+    """The board's speed factor (health.speed): heartbeat and start limits are this many times longer."""
     """Why the last incarnation ended, in words (its own last error, the signal, a limit), for events and status."""
 
     @property
@@ -110,5 +112,5 @@ class ServiceRecord:
 
     @property
     def hang_timeout(self) -> float:
-        """Silence after which the service is declared hung: period x misses."""
-        return self.cfg.heartbeat_period_s * self.cfg.heartbeat_misses
+        """Silence after which the service is declared hung: period x misses x the board's speed factor."""
+        return self.cfg.heartbeat_period_s * self.cfg.heartbeat_misses * self.speed_factor

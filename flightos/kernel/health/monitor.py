@@ -23,6 +23,7 @@ import structlog
 import hal
 from flightos.config.target import Target
 from flightos.kernel.events import EventId
+from flightos.kernel.health import speed
 from flightos.kernel.health.core_health import USABLE, CoreHealth, CoreState, Evidence, HealthSettings, Weight
 from flightos.kernel.health.edac import edac_status
 from flightos.kernel.health.faults import BoardEffects
@@ -66,6 +67,10 @@ class HealthMonitor:
         self.governor = ThermalGovernor(th.margin_c, th.hysteresis_c, th.max_level)
         self.power = PowerAccount()
         self.selftest = SelfTester()
+        self.speed_cfg = t.health.speed_factor
+        self.speed_factor = 1.0
+        """How many times slower than the reference this board runs Python (health.speed_factor or measured)."""
+        self.started_at = time.monotonic()
         self.mode = Mode.NOMINAL
         self.forced_mode: Mode | None = None
         self.power_shed = 0
@@ -89,7 +94,10 @@ class HealthMonitor:
 
     # ---- lifecycle ------------------------------------------------------------------------------
     def start(self) -> None:
-        """Start the self-test worker and open the watchdog (a missing one is reported, not fatal)."""
+        """Measure the board's speed, start the self-test worker and open the watchdog (a missing one is
+        reported, not fatal)."""
+        self.started_at = time.monotonic()
+        self._set_speed(speed.resolve(self.speed_cfg))
         if self.cfg.selftest_period_s > 0:
             self.selftest.start()
         if self.wd_cfg.enabled:
@@ -104,6 +112,31 @@ class HealthMonitor:
                          "ground must clear them", EventId.MODE_CHANGED, Severity.HIGH, old=self.mode.value,
                          new=Mode.SAFE.value, reason="watchdog resets")
             self.mode = Mode.SAFE
+
+    def _set_speed(self, factor: float) -> None:
+        """Adopt a speed factor: service heartbeat and start limits scale with it; say so in an event."""
+        self.speed_factor = factor
+        for rec in self.records.values():
+            rec.speed_factor = factor
+        self.emit(EventId.BOARD_SPEED, Severity.INFO,
+                  f"board speed factor {factor:g} ({'measured' if self.speed_cfg <= 0 else 'health.speed_factor'}): "
+                  f"self-test timeout {self.selftest_timeout_s:.1f} s, boot grace {self.boot_grace_s:.0f} s",
+                  speed_factor=factor, measured=self.speed_cfg <= 0,
+                  selftest_timeout_s=self.selftest_timeout_s, boot_grace_s=self.boot_grace_s)
+
+    @property
+    def selftest_timeout_s(self) -> float:
+        """The self-test timeout on this board: ``cores.selftest_timeout_s`` x the speed factor."""
+        return self.cfg.selftest_timeout_s * self.speed_factor
+
+    @property
+    def boot_grace_s(self) -> float:
+        """The start-up grace on this board: ``cores.boot_grace_s`` x the speed factor."""
+        return self.cfg.boot_grace_s * self.speed_factor
+
+    def in_boot_grace(self, now: float) -> bool:
+        """Whether start-up timing (late self-tests, late heartbeats) is still not evidence against a core."""
+        return now - self.started_at < self.boot_grace_s
 
     def stop(self) -> None:
         """Stop the self-test worker; disarm the watchdog with its magic close."""
@@ -166,7 +199,17 @@ class HealthMonitor:
     # ---- evidence -----------------------------------------------------------------------------------
     def _selftests(self, now: float) -> None:
         period = self.cfg.selftest_period_s
-        if period > 0 and now - self._last_selftest >= period:
+        if period <= 0:
+            return
+        st = self.selftest
+        fault = st.worker_fault(self.selftest_timeout_s, max(10.0, 10 * self.selftest_timeout_s))
+        if fault is not None:
+            st.restart()
+            self._last_selftest = 0.0
+            self.emit(EventId.SELFTEST_WORKER_FAULT, Severity.LOW, f"{fault}: restarted, no core blamed",
+                      reason=fault, restarts=st.restarts)
+            return
+        if now - self._last_selftest >= period:
             self._last_selftest = now
             cpus = {c for core in self.health for c in self.board.host_cpus(core)}
             self.selftest.request(cpus)
@@ -174,6 +217,7 @@ class HealthMonitor:
     def _evidence(self, now: float) -> dict[int, list[Evidence]]:
         out: dict[int, list[Evidence]] = {c: [] for c in self.health}
         reading = self.reading
+        grace = self.in_boot_grace(now)
         for c in self.health:
             state = self.effects.hw_state(c, reading)
             if state == "hung":
@@ -181,8 +225,8 @@ class HealthMonitor:
             elif state in ("failed", "offline"):
                 out[c].append(Evidence(Weight.FATAL, f"core {state}"))
             for cpu in self.board.host_cpus(c):
-                verdict = self.selftest.verdict(cpu, self.cfg.selftest_timeout_s, self.lag.since)
-                if verdict:
+                verdict = self.selftest.verdict(cpu, self.selftest_timeout_s, self.lag.since)
+                if verdict and not (grace and "no answer" in verdict):  # late at boot: the board is starting
                     out[c].append(Evidence(Weight.SEVERE, verdict))
         for z in reading.zones if reading is not None else []:
             m = _CORE_ZONE.fullmatch(z.name.split("-")[0]) if z.name else None
@@ -192,9 +236,9 @@ class HealthMonitor:
             if trips and z.temp_c >= min(trips) - self.cfg.temp_margin_c:
                 near = f"{z.name} at {z.temp_c:.1f} C near {min(trips):g} C"
                 out[int(m.group(1))].append(Evidence(Weight.MILD, near))
-        late = self.cfg.heartbeat_late_factor
+        late = self.cfg.heartbeat_late_factor * self.speed_factor
         loop_now = asyncio.get_running_loop().time()
-        for c in out:
+        for c in out if not grace else ():
             on_core = [r for r in self.records.values() if r.state == State.READY and c in r.cores]
             slow = [r.name for r in on_core if loop_now - r.last_heartbeat > late * r.cfg.heartbeat_period_s]
             if len(on_core) >= 2 and len(slow) * 2 >= len(on_core):
@@ -281,7 +325,7 @@ class HealthMonitor:
             return False
         if all(self.effects.core_state(c) == "hung" for c in rec.cores):
             return True
-        return all(any("no answer" in (self.selftest.verdict(cpu, self.cfg.selftest_timeout_s) or "")
+        return all(any("no answer" in (self.selftest.verdict(cpu, self.selftest_timeout_s) or "")
                        for cpu in self.board.host_cpus(c)) for c in rec.cores)
 
     def _why(self, cores: set[int]) -> str:
@@ -446,6 +490,8 @@ class HealthMonitor:
                        "services": [r.name for r in self.records.values() if c in r.cores and r.pid]}
                       for c, h in self.health.items()],
             "energy_mj": {k: round(v, 1) for k, v in self.power.energy_mj.items()},
+            "speed_factor": self.speed_factor,
+            "selftest_worker_start_s": round(self.selftest.start_s, 3) if self.selftest.start_s is not None else None,
             "monitor": {"period_s": self.cfg.monitor_period_s, "ticks": self.ticks,
                         "mean_tick_ms": round(1000 * self.tick_cpu_s / self.ticks, 3) if self.ticks else None},
             "throttles": dict(self.throttles),

@@ -3,6 +3,10 @@
 One small worker process (``python -m flightos.kernel.health.selftest``) keeps one thread per CPU, pinned
 there; each test hashes a fixed 256 KiB buffer and must produce a constant digest. hashlib drops
 the GIL while hashing, so the threads really run on their own cores.
+
+Tests are timed from the worker's readiness (its ``ready`` line), not from a request written while
+its interpreter was still starting; a worker that answers for no CPU at all is a worker fault (it is
+restarted), not evidence against every core at once.
 """
 
 from __future__ import annotations
@@ -48,6 +52,8 @@ def worker_main() -> None:
 
     die_with_parent(int(sys.argv[1]) if len(sys.argv) > 1 else 0)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sys.stdout.write("ready\n")  # interpreter and imports done: tests are timed from here
+    sys.stdout.flush()
     lock = threading.Lock()
     queues: dict[int, queue.Queue[int]] = {}
     for line in sys.stdin:
@@ -84,9 +90,17 @@ class SelfTester:
         self._seq = 0
         self._buf = b""
         self.wrong = 0
+        self.started_at = 0.0
+        self.ready_at: float | None = None
+        """When the worker said ``ready`` (None: its interpreter is still starting)."""
+        self.start_s: float | None = None
+        """How long the worker took from spawn to ready: the board's interpreter start time."""
+        self.restarts = 0
 
     def start(self) -> None:
         """Start the worker process (it dies with the kernel)."""
+        self.started_at, self.ready_at, self._buf = time.monotonic(), None, b""
+        self.latest.clear()
         self.proc = subprocess.Popen([sys.executable, "-m", "flightos.kernel.health.selftest", str(os.getpid())],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True)
         assert self.proc.stdout is not None
@@ -127,6 +141,13 @@ class SelfTester:
         *lines, self._buf = self._buf.split(b"\n")
         now = time.monotonic()
         for line in lines:
+            if line == b"ready" and self.ready_at is None:
+                self.ready_at = now
+                self.start_s = now - self.started_at
+                for asked in self.latest.values():  # asked while the interpreter started: timed from now
+                    if asked.answered is None:
+                        asked.sent = max(asked.sent, now)
+                continue
             try:
                 cpu_s, seq_s, digest, us, _pinned = line.decode().split()
                 cpu, seq = int(cpu_s), int(seq_s)
@@ -150,12 +171,42 @@ class SelfTester:
         if p.answered is None:
             self._on_output()  # an answer already waiting in the pipe counts
         if p.answered is None:
+            if self.ready_at is None and self.proc is not None:
+                return None  # the worker's interpreter is still starting: nothing of the CPU's is being timed
             waited = time.monotonic() - p.sent
             overdue = waited > timeout_s + late_since(p.sent)
+            if overdue and not self._answered_since(p.sent):
+                return None  # the worker answered for no CPU: its fault (worker_fault), not this core's
             return f"self-test on cpu{cpu}: no answer for {waited:.1f} s" if overdue else None
         if p.digest != KNOWN_ANSWER:
             return f"self-test on cpu{cpu}: wrong answer"
         return None
+
+    def _answered_since(self, t: float) -> bool:
+        """Whether the worker answered any test sent at or after ``t`` (it is alive and working)."""
+        return any(q.answered is not None and q.sent >= t for q in self.latest.values())
+
+    def worker_fault(self, timeout_s: float, start_limit_s: float) -> str | None:
+        """Why the worker itself is at fault (exited, never ready, or silent for every CPU), else None."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is not None:
+            return f"self-test worker exited with code {self.proc.returncode}"
+        now = time.monotonic()
+        if self.ready_at is None:
+            waited = now - self.started_at
+            return f"self-test worker not ready {waited:.1f} s after start" if waited > start_limit_s else None
+        waiting = [q for q in self.latest.values() if q.answered is None]
+        if waiting and all(now - q.sent > timeout_s for q in waiting) \
+                and not any(self._answered_since(q.sent) for q in waiting):
+            return f"self-test worker answered for no CPU in {now - min(q.sent for q in waiting):.1f} s"
+        return None
+
+    def restart(self) -> None:
+        """Replace a faulty worker with a fresh one (outstanding tests are dropped, not held against cores)."""
+        self.stop()
+        self.restarts += 1
+        self.start()
 
     def stop(self) -> None:
         """Stop the worker."""

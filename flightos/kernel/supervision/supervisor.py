@@ -286,10 +286,10 @@ class Supervisor:
                     else:
                         nearest = min(nearest, deadline)
                 elif rec.state == State.STARTING and rec.pid is not None and not rec.hung:
-                    deadline = rec.spawned_at + self.start_timeout_s
+                    deadline = rec.spawned_at + self.start_timeout_s * rec.speed_factor
                     if deadline <= now:
                         self.emit(EventId.SERVICE_START_TIMEOUT, Severity.MEDIUM,
-                                  f"{rec.name} not ready {self.start_timeout_s:g} s after start",
+                                  f"{rec.name} not ready {self.start_timeout_s * rec.speed_factor:g} s after start",
                                   service=rec.name)
                         self._kill(rec, hung=True)
                     else:
