@@ -118,27 +118,36 @@ class AsyncSocket:
 
     def drain(self, limit: int = 4096) -> list[bytes]:
         """Receive every ready single-frame message (up to ``limit``) without blocking."""
-        # Test readiness instead of catching zmq.Again: an exception per drain costs more than a getsockopt.
+        # Receive until EAGAIN: one exception per drain costs less than a ZMQ_EVENTS read per message (1 µs).
         out: list[bytes] = []
-        recv, events = self.sock.recv, self.sock.getsockopt
-        while len(out) < limit and events(_EVENTS) & POLLIN:  # type: ignore[operator]
-            out.append(recv(_NOBLOCK))
+        recv = self.sock.recv
+        try:
+            while len(out) < limit:
+                out.append(recv(_NOBLOCK))
+        except zmq.Again:
+            pass
         return out
 
     def drain_frames(self, limit: int = 4096) -> list[zmq.Frame]:
         """Like drain(), as zmq.Frame objects that carry the message's metadata (``Peer-Address``)."""
         out: list[zmq.Frame] = []
-        recv, events = self.sock.recv, self.sock.getsockopt
-        while len(out) < limit and events(_EVENTS) & POLLIN:  # type: ignore[operator]
-            out.append(recv(_NOBLOCK, copy=False))
+        recv = self.sock.recv
+        try:
+            while len(out) < limit:
+                out.append(recv(_NOBLOCK, copy=False))
+        except zmq.Again:
+            pass
         return out
 
     def drain_multipart(self, limit: int = 4096, copy: bool = True) -> list[list[Any]]:
         """Receive every ready multipart message (ROUTER envelopes) without blocking."""
         out: list[list[Any]] = []
-        recv, events = self.sock.recv_multipart, self.sock.getsockopt
-        while len(out) < limit and events(_EVENTS) & POLLIN:  # type: ignore[operator]
-            out.append(recv(_NOBLOCK, copy=copy))
+        recv = self.sock.recv_multipart
+        try:
+            while len(out) < limit:
+                out.append(recv(_NOBLOCK, copy=copy))
+        except zmq.Again:
+            pass
         return out
 
     def _after_send(self) -> None:

@@ -13,8 +13,11 @@ log = structlog.get_logger("flightos.bus")
 class Proxy:
     """Forwards every publication from the XSUB endpoint to the XPUB endpoint until stopped."""
 
-    def __init__(self, ctx: zmq.Context[zmq.Socket[bytes]], xsub_ep: str, xpub_ep: str) -> None:
+    def __init__(self, ctx: zmq.Context[zmq.Socket[bytes]], xsub_ep: str, xpub_ep: str, *,
+                 sndhwm: int = 100_000) -> None:
         self._ctx = ctx
+        self._sndhwm = sndhwm
+        """Frames (a batch is one) held for each subscriber before libzmq drops."""
         self._xsub_ep = xsub_ep
         self._xpub_ep = xpub_ep
         self._ctl_ep = f"inproc://flightos-proxy-ctl-{id(self)}"
@@ -36,7 +39,7 @@ class Proxy:
         ctl = self._ctx.socket(zmq.PAIR)
         try:
             xsub.setsockopt(zmq.RCVHWM, 100_000)
-            xpub.setsockopt(zmq.SNDHWM, 100_000)
+            xpub.setsockopt(zmq.SNDHWM, self._sndhwm)
             xsub.bind(self._xsub_ep)
             xpub.bind(self._xpub_ep)
             ctl.bind(self._ctl_ep)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -18,10 +19,16 @@ from flightos.bus.aiozmq import LINGER_MS, AsyncSocket
 from flightos.bus.envelope import Envelope, FrameError, Kind
 
 log = structlog.get_logger("flightos.bus")
+_NOBLOCK = int(zmq.NOBLOCK)
 _mono_ns = time.monotonic_ns
 _utc_ns = time.time_ns
+_running_loop = asyncio._get_running_loop
+"""The running loop or None, without get_running_loop's exception (asked once per batch, not per message)."""
 
 PUB_HWM = 10_000
+SUB_HWM = 100_000
+DRAIN_BUDGET = 4096
+"""Messages (not frames: a batch holds many) a subscriber decodes per drain before handing them on."""
 KERNEL = "kernel"
 KERNEL_TOPICS = ("ev.kernel", "tm.kernel.", "tm.hal.")
 """The kernel's topics: delivered only when the kernel's own endpoint (``kev.sock``) vouches for them."""
@@ -79,14 +86,52 @@ class RejectCounter:
         return sum(self.counts.values())
 
 
+BATCH_MAX_BYTES = 65_536
+"""A topic's batch is sent once its encoded messages reach this size (a larger message goes alone)."""
+BATCH_MAX_MESSAGES = 256
+"""…or this many messages: HWMs count frames, so this bounds the messages one frame can hold."""
+MARK_AFTER_S = (0.25, 2.0)
+"""After a coalesced topic falls quiet, its last sequence number is sent this long after, then again
+this long after that, so a subscriber counts messages lost at the tail of a burst too."""
+
+
+def _jitter(delay: float) -> float:
+    """``delay`` plus up to half again: publishers quiet since one burst do not all send their marks at once."""
+    return delay * (1.0 + random.random() / 2)
+
+
+class _Topic:
+    """What a publisher keeps per topic: its frame prefix, its last sequence number, its open batch."""
+
+    __slots__ = ("coalesce", "first", "items", "mark_at", "marks_left", "name", "prefix", "seq", "size")
+
+    def __init__(self, name: str, prefix: bytes, coalesce: bool) -> None:
+        self.name = name
+        self.prefix = prefix
+        self.coalesce = coalesce
+        self.seq = 0
+        self.first = 0
+        self.items: list[bytes] = []
+        self.size = 0
+        self.marks_left = 0
+        self.mark_at = 0.0
+
+
 class Publisher:
-    """Publishes envelopes under dotted topics through the kernel proxy, numbering each topic."""
+    """Publishes envelopes under dotted topics through the kernel proxy, numbering each topic.
+
+    Inside a running event loop a service's telemetry is coalesced: what it publishes on one topic in one
+    loop iteration leaves as one batch frame at the end of that iteration (or at a size cap), and the
+    topic's last sequence number is sent once it falls quiet. The kernel's topics, events and products
+    (which the kernel vouches for frame by frame) always go one message per frame, and before them every
+    open batch, so their order with the publisher's telemetry is kept.
+    """
 
     def __init__(self, ctx: zmq.Context[zmq.Socket[bytes]], endpoint: str, source: str, *,
-                 mirror: str | None = None) -> None:
+                 mirror: str | None = None, coalesce: bool = True, sndhwm: int | None = None) -> None:
         self.source = source
         self.sock: zmq.Socket[bytes] = ctx.socket(zmq.PUB)
-        self.sock.setsockopt(zmq.SNDHWM, PUB_HWM)
+        self.sock.setsockopt(zmq.SNDHWM, PUB_HWM if sndhwm is None else sndhwm)
         self.sock.setsockopt(zmq.LINGER, LINGER_MS)
         self.sock.connect(endpoint)
         self.mirror: zmq.Socket[bytes] | None = None
@@ -95,11 +140,17 @@ class Publisher:
             self.mirror.setsockopt(zmq.SNDHWM, PUB_HWM)
             self.mirror.setsockopt(zmq.LINGER, LINGER_MS)
             self.mirror.bind(mirror)
-        self._seq: dict[str, int] = {}
-        self._prefix: dict[str, bytes] = {}
+        self.coalesce = coalesce and mirror is None
+        self._topics: dict[str, _Topic] = {}
+        self._open: list[_Topic] = []
+        """Topics with a batch waiting for the end of this loop iteration, in the order they were opened."""
+        self._flush_handle: asyncio.Handle | None = None
+        self._marking: set[_Topic] = set()
+        self._mark_handle: asyncio.TimerHandle | None = None
         self._encode = msgspec.msgpack.Encoder().encode
         self._send = self.sock.send if self.mirror is None else self._send_both
         self.sent = 0
+        self.frames = 0
         self.vouch: Callable[[bytes], None] | None = None
         """A service's host: also hands each event or product frame to the kernel, which vouches for it."""
 
@@ -109,23 +160,119 @@ class Publisher:
         self.mirror.send(frame)
         self.sock.send(frame)
 
+    def _topic(self, topic: str) -> _Topic:
+        if "\x00" in topic or not topic.isascii():
+            raise ValueError(f"topics are ASCII without NUL: {topic!r}")
+        t = self._topics[topic] = _Topic(topic, topic.encode() + wire.TOPIC_SEPARATOR,
+                                         self.coalesce and not kernel_topic(topic, self.source))
+        return t
+
     def publish(self, topic: str, payload: object, kind: int = Kind.TELEMETRY.value) -> int:
-        """Send one message now (never blocks; at the HWM ZeroMQ drops, which the seq reveals)."""
-        seq = self._seq.get(topic, 0) + 1
-        self._seq[topic] = seq
-        prefix = self._prefix.get(topic)
-        if prefix is None:
-            if "\x00" in topic or not topic.isascii():
-                raise ValueError(f"topics are ASCII without NUL: {topic!r}")
-            prefix = self._prefix[topic] = topic.encode() + wire.TOPIC_SEPARATOR
-        # The envelope is built inline: this is the hottest path of the bus.
-        env = Envelope(wire.VERSION, kind, topic, self.source, seq, _mono_ns(), _utc_ns(), "", payload)
-        frame = prefix + self._encode(env)
+        """Send one message (never blocks; at the HWM ZeroMQ drops, which the seq reveals); return its seq."""
+        t = self._topics.get(topic)
+        if t is None:
+            t = self._topic(topic)
+        seq = t.seq + 1
+        if t.coalesce and kind == 1:
+            # The hottest path of the bus: one small encode, appended to the topic's open batch.
+            item = self._encode((_mono_ns(), _utc_ns(), payload))
+            t.seq = seq
+            items = t.items
+            if not items:
+                if self._flush_handle is None:
+                    loop = _running_loop()
+                    if loop is None:  # no event loop to flush at the end of: this message goes now
+                        self._send(t.prefix + self._encode(
+                            (wire.VERSION, kind, topic, self.source, seq, _mono_ns(), _utc_ns(), "", payload)))
+                        self.sent += 1
+                        self.frames += 1
+                        return seq
+                    self._flush_handle = loop.call_soon(self.flush)
+                t.first = seq
+                self._open.append(t)
+            items.append(item)
+            t.size += len(item)
+            self.sent += 1
+            if t.size >= BATCH_MAX_BYTES or len(items) >= BATCH_MAX_MESSAGES:
+                self._send_batch(t)
+            return seq
+        if self._open:
+            self.flush()  # what this publisher coalesced so far leaves first: per-publisher order is kept
+        frame = t.prefix + self._encode(
+            (wire.VERSION, kind, topic, self.source, seq, _mono_ns(), _utc_ns(), "", payload))
+        t.seq = seq
         self._send(frame)
+        self.frames += 1
         if self.vouch is not None and topic.startswith(VOUCHED_PREFIXES):
             self.vouch(frame)
         self.sent += 1
         return seq
+
+    def _send_batch(self, t: _Topic) -> None:
+        """Send a topic's open batch now (it stays listed in ``_open`` until the flush, empty)."""
+        items = t.items
+        if not items:
+            return
+        self.sock.send(wire.encode_batch(t.prefix, 1, t.name, self.source, t.first, items))
+        self.frames += 1
+        t.first = t.seq + 1
+        t.items = []
+        t.size = 0
+        self._marking.add(t)
+        t.marks_left = len(MARK_AFTER_S)
+        t.mark_at = 0.0  # set at the flush: a busy topic is not marked
+
+    def flush(self) -> None:
+        """Send every open batch now (called at the end of the loop iteration that opened them)."""
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+        opened, self._open = self._open, []
+        for t in opened:
+            self._send_batch(t)
+        if opened and self._marking:
+            delay = _jitter(MARK_AFTER_S[0])
+            now = time.monotonic()
+            for t in opened:
+                if t.mark_at == 0.0:
+                    t.mark_at = now + delay
+            if self._mark_handle is None:
+                loop = _running_loop()
+                if loop is not None:
+                    self._mark_handle = loop.call_later(delay, self._send_marks)
+
+    def _send_marks(self) -> None:
+        """Tell subscribers the last sequence number of each topic that fell quiet (their tail losses show)."""
+        self._mark_handle = None
+        now = time.monotonic()
+        wake: float | None = None
+        for t in list(self._marking):
+            if t.items or t.mark_at == 0.0:  # a batch is open: its flush will schedule this topic's mark
+                continue
+            if t.mark_at > now:
+                wake = t.mark_at if wake is None else min(wake, t.mark_at)
+                continue
+            self._mark(t)
+            step = len(MARK_AFTER_S) - t.marks_left
+            if step < len(MARK_AFTER_S):
+                t.mark_at = now + _jitter(MARK_AFTER_S[step])
+                wake = t.mark_at if wake is None else min(wake, t.mark_at)
+            else:
+                self._marking.discard(t)
+        if wake is not None:
+            loop = _running_loop()
+            if loop is not None:
+                self._mark_handle = loop.call_later(max(0.0, wake - now), self._send_marks)
+
+    def _mark(self, t: _Topic) -> None:
+        """An empty batch: the publisher has sent up to ``t.seq`` on this topic."""
+        t.marks_left -= 1
+        with contextlib.suppress(zmq.ZMQError):
+            self.sock.send(wire.encode_batch(t.prefix, 1, t.name, self.source, t.seq + 1, []), zmq.NOBLOCK)
+
+    def last_seq(self) -> dict[str, int]:
+        """The last sequence number of every topic published."""
+        return {name: t.seq for name, t in self._topics.items()}
 
     def mirror_frame(self, frame: bytes) -> None:
         """The kernel vouches for a frame someone else published (a checked service event, an imported one)."""
@@ -133,7 +280,15 @@ class Publisher:
             self.mirror.send(frame)
 
     def close(self) -> None:
-        """Close with bounded linger."""
+        """Send what is open and each coalesced topic's last sequence number, then close with bounded linger."""
+        with contextlib.suppress(zmq.ZMQError):
+            self.flush()
+            for t in self._marking:
+                self._mark(t)
+        self._marking.clear()
+        if self._mark_handle is not None:
+            self._mark_handle.cancel()
+            self._mark_handle = None
         self.sock.close(linger=LINGER_MS)
         if self.mirror is not None:
             self.mirror.close(linger=LINGER_MS)
@@ -155,9 +310,9 @@ class Subscriber:
     """
 
     def __init__(self, ctx: zmq.Context[zmq.Socket[bytes]], endpoint: str, where: str,
-                 kernel: KernelChannel | None = None) -> None:
+                 kernel: KernelChannel | None = None, *, rcvhwm: int = SUB_HWM) -> None:
         self.sock: zmq.Socket[bytes] = ctx.socket(zmq.SUB)
-        self.sock.setsockopt(zmq.RCVHWM, 100_000)
+        self.sock.setsockopt(zmq.RCVHWM, rcvhwm)
         self.sock.setsockopt(zmq.LINGER, 0)
         self.sock.connect(endpoint)
         self.kernel = kernel
@@ -208,26 +363,52 @@ class Subscriber:
                                        "never sent by the kernel"))
 
     def decode_batch(self, frames: list[bytes]) -> list[Envelope]:
-        """Decode a drained batch from the proxy, counting gaps, rejecting bad frames and forgeries (never raising)."""
+        """Decode frames from the proxy, counting gaps, rejecting bad frames and forgeries (never raising)."""
         out: list[Envelope] = []
         for frame in frames:
+            self._take(frame, out)
+        return out
+
+    def _take(self, frame: bytes, out: list[Envelope]) -> None:
+        """Decode one frame from the proxy into ``out``: a batch's messages, or one envelope (or nothing)."""
+        sep = frame.find(b"\x00")
+        if sep > 0 and wire.is_batch(frame, sep):
             try:
-                topic, env = wire.decode_topic_frame(frame)
+                head = wire.decode_batch_frame(frame, sep)
             except FrameError as err:
                 self.rejects.reject(err)
-                continue
-            if kernel_topic(topic, env.source) and self._twins.pop(frame, None) is None:
-                # no authentic copy (yet): hold it (never stalling the rest), or drop it without a kernel channel
-                if self.kernel is not None:
-                    if len(self._early) < TWIN_MAX:
-                        self._early[frame] = (time.monotonic() + TWIN_WAIT_S, env)
-                    else:
-                        self._forgery(topic, env.source)
-                continue
-            self._account(env)
-            out.append(env)
-        self.received += len(out)
-        return out
+                return
+            if kernel_topic(head.topic, head.source):  # the kernel vouches for single frames only
+                self._forgery(head.topic, head.source)
+                return
+            key = (head.source, head.topic)
+            last = self._last.get(key)
+            if last is not None and head.seq > last + 1:
+                self.dropped += head.seq - last - 1
+            n = len(head.items)
+            if n:
+                self._last[key] = head.seq + n - 1
+                out.extend(wire.unpack(head))
+                self.received += n
+            else:  # a mark: the publisher has sent up to seq - 1 (never stale: one publisher's frames keep order)
+                self._last[key] = head.seq - 1
+            return
+        try:
+            topic, env = wire.decode_topic_frame(frame)
+        except FrameError as err:
+            self.rejects.reject(err)
+            return
+        if kernel_topic(topic, env.source) and self._twins.pop(frame, None) is None:
+            # no authentic copy (yet): hold it (never stalling the rest), or drop it without a kernel channel
+            if self.kernel is not None:
+                if len(self._early) < TWIN_MAX:
+                    self._early[frame] = (time.monotonic() + TWIN_WAIT_S, env)
+                else:
+                    self._forgery(topic, env.source)
+            return
+        self._account(env)
+        out.append(env)
+        self.received += 1
 
     def take_kernel_frames(self, frames: list[zmq.Frame]) -> list[Envelope]:
         """Frames from the kernel's endpoint: checked to come from the kernel's pid, then matched with their
@@ -286,7 +467,13 @@ class Subscriber:
         late: list[Envelope] = []
         if self._kasock is not None:
             late = self.take_kernel_frames(self._kasock.drain_frames())
-        batch = self.decode_batch(self._asock.drain())
+        batch: list[Envelope] = []
+        recv, take = self.sock.recv, self._take
+        try:  # recv until EAGAIN: cheaper than asking ZMQ_EVENTS before each frame
+            while len(batch) < DRAIN_BUDGET:
+                take(recv(_NOBLOCK), batch)
+        except zmq.Again:
+            pass
         if self._twins or self._early:
             late += self._expire(time.monotonic())
         return batch + late if late else batch
@@ -331,6 +518,8 @@ class Subscriber:
                         await res
                 except asyncio.CancelledError:
                     raise
+                except wire.PayloadError as err:  # a batched payload that did not decode when read
+                    self.rejects.reject(err)
                 except Exception:
                     log.exception("bus.subscriber_handler_failed", topic=env.topic)
             await asyncio.sleep(0)

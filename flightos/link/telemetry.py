@@ -46,17 +46,17 @@ class Telemetry:
         """
         acl = self.host.target.acl
         for frame in frames:
-            try:
-                topic, env = wire.decode_topic_frame(frame)
+            try:  # a batch of telemetry goes on as it is: only its head is read, never its payloads
+                topic, source = wire.peek_topic_frame(frame)
             except FrameError:
                 continue  # the kernel's own subscribers count malformed frames; not ours to count twice
             if topic.startswith(VOUCHED_PREFIXES) != vouched:
                 continue
-            rec = self.host.records.get(env.source)
+            rec = self.host.records.get(source)
             if rec is None or rec.state in (State.REMOTE, State.DISABLED):
                 continue  # imported from a peer, or the kernel's own: each board keeps its kernel telemetry
-            if not acl.allows_publish(env.source, topic):
-                self._publish_denied(env.source, topic, self.s.board)
+            if not acl.allows_publish(source, topic):
+                self._publish_denied(source, topic, self.s.board)
                 continue
             for board, peer in self.s.peers.items():
                 if peer.wants(topic):
@@ -66,15 +66,16 @@ class Telemetry:
                         self.s.stats["telemetry_dropped"] += 1
 
     def import_frame(self, peer: PeerView, frame: bytes) -> None:
-        """A peer's telemetry: published here if that peer runs its source and the ACL lets the source publish."""
-        topic, env = wire.decode_topic_frame(frame)
-        if not peer.hosts(env.source):
+        """A peer's telemetry (one envelope or a batch, published here as it came): if that peer runs its source
+        and the ACL lets the source publish it."""
+        topic, source = wire.peek_topic_frame(frame)
+        if not peer.hosts(source):
             self.s.stats["spoofed"] += 1
-            self.s.rejects.reject(FrameError("spoofed", f"board {peer.board} sent {topic} as {env.source}, "
+            self.s.rejects.reject(FrameError("spoofed", f"board {peer.board} sent {topic} as {source}, "
                                              "a service it does not run"))
             return
-        if not self.host.target.acl.allows_publish(env.source, topic):
-            self._publish_denied(env.source, topic, peer.board)
+        if not self.host.target.acl.allows_publish(source, topic):
+            self._publish_denied(source, topic, peer.board)
             return
         self.sockets.import_pub.send(frame)
         if topic.startswith(VOUCHED_PREFIXES):  # a peer kernel vouched for it; this kernel does so here

@@ -29,12 +29,12 @@ def test_gaps_are_counted_per_source_and_topic() -> None:
 
 
 async def test_flood_through_the_proxy_loses_nothing_uncounted(tmp_path: Path) -> None:
-    """A burst past the high-water marks: received + counted drops == sent."""
+    """A burst of single-envelope frames (no coalescing) past the high-water marks: received + counted drops == sent."""
     ep = Endpoints(tmp_path)
     ctx = zmq.Context()
     proxy = Proxy(ctx, ep.publish, ep.subscribe)
     proxy.start()
-    pub = Publisher(ctx, ep.publish, "flood")
+    pub = Publisher(ctx, ep.publish, "flood", coalesce=False)
     sub = Subscriber(ctx, ep.subscribe, "t")
     sub.sock.setsockopt(zmq.RCVHWM, 100)
     sub.subscribe("tm.flood")

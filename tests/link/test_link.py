@@ -92,7 +92,8 @@ async def test_telemetry_crosses_only_when_a_service_on_the_other_board_subscrib
             await asyncio.sleep(0.05)
         assert got["count"] == 50 and got["sources"] == ["test"]
         assert got["last"]["payload"] == {"i": 49, "value": "x"} and got["last"]["seq"] == 50  # numbered end to end
-        assert (await link_of(b))["stats"]["telemetry_out"] == 50
+        # frames: the 50 messages of one command crossed as a batch, as published (and the topic's sequence marks)
+        assert 1 <= (await link_of(b))["stats"]["telemetry_out"] < 50
 
 
 async def test_a_wrong_key_a_missing_key_and_plaintext_are_refused_and_counted(tmp_path: Path) -> None:
