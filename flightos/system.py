@@ -4,6 +4,7 @@ Nothing else builds the router, supervisor, health monitor, recorder or channels
 ``flightos.cli`` imports this module (an import-linter contract). Where two parts need each other (the
 router and the supervisor, the supervisor and the monitor, the board effects and the kernel), the later one is
 reached through a closure over the name it is bound to below, so no part is wired by assignment afterwards.
+The link's host is ``LinkParts``, the parts it uses, so the link is built here too and never sees the kernel.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import hal
 from flightos import __version__
 from flightos.bus.endpoints import Endpoints
 from flightos.bus.envelope import FrameError
-from flightos.bus.pubsub import RejectCounter
+from flightos.bus.pubsub import Publisher, RejectCounter
 from flightos.config.target import Target
 from flightos.host import exit_cause
 from flightos.kernel import commands as kernel_commands
@@ -44,7 +45,7 @@ from flightos.kernel.specs import spawn_spec
 from flightos.kernel.supervision.lag import LoopLag
 from flightos.kernel.supervision.resources import ResourceSampler
 from flightos.kernel.supervision.supervisor import Supervisor
-from flightos.link.link import LinkSetupError
+from flightos.link.link import Link, LinkSetupError
 from flightos.sdk.severity import Severity
 
 if TYPE_CHECKING:
@@ -62,6 +63,36 @@ class Boot:
     board: hal.Board
     scenario: ScenarioRunner | None = None
     duration_s: float | None = None
+
+
+@dataclass(frozen=True)
+class LinkParts:
+    """The link's host (``flightos.link.ports.LinkHost``): exactly the parts the link uses, not the kernel."""
+
+    ctx: zmq.Context[zmq.Socket[bytes]]
+    target: Target
+    endpoints: Endpoints
+    state_dir: Path
+    records: dict[str, ServiceRecord]
+    router: CommandRouter
+    publisher: Publisher
+    supervisor: Supervisor
+    monitor: HealthMonitor
+    board: hal.Board
+    events: EventLog
+    moves: Mover
+
+    def emit(self, event_id: EventId, severity: Severity, message: str, **data: Any) -> None:
+        """Raise a kernel event."""
+        self.events.emit(event_id, severity, message, **data)
+
+    def publish_denied(self, publisher: str, topic: str, board: str, how: str) -> None:
+        """Raise PUBLISH_DENIED once per publisher and topic."""
+        self.events.publish_denied(publisher, topic, board, how)
+
+    def set_cores(self, rec: ServiceRecord, cores: list[int]) -> None:
+        """Give a service taken over from a peer its cores here."""
+        self.moves.set_cores(rec, cores)
 
 
 def prepare(target: Target, runtime_dir: Path, duration_s: float | None = None,
@@ -162,7 +193,7 @@ def build(boot: Boot, endpoints: Endpoints, lock: RuntimeLock) -> Kernel:
     router = CommandRouter(channels.command, records, rt.command_queue, kernel_command, attached, events.emit,
                            rt.command_timeout_s, max_frame_bytes=rt.max_frame_bytes,
                            runtime_dir=endpoints.runtime_dir, result_cache_bytes=int(rt.result_cache_mb * (1 << 20)),
-                           acl=target.acl, board=target.link.board, remote=lambda: kernel.link,
+                           acl=target.acl, board=target.link.board, remote=lambda: link,
                            spawners=spawners, on_reject=rejected)
     lag = LoopLag()
     supervisor = Supervisor(records, router, events.emit, functools.partial(spawn_spec, target, endpoints, state_dir),
@@ -179,10 +210,12 @@ def build(boot: Boot, endpoints: Endpoints, lock: RuntimeLock) -> Kernel:
     control = ControlChannel(records, router, supervisor, events, channels.publisher, target.acl,
                              target.link.board or "local", RejectCounter("kernel:control", on_report=rejected))
     board_health = BoardHealthLoop.for_board(board, str(state_dir), channels.publisher.publish, events.emit)
+    link = Link(LinkParts(ctx, target, endpoints, state_dir, records, router, channels.publisher, supervisor, monitor,
+                          board, events, moves)) if target.link.enabled else None
     kernel = Kernel(KernelParts(
         target=target, endpoints=endpoints, state_dir=state_dir, ctx=ctx, board=board, records=records, lock=lock,
         channels=channels, events=events, recorder=recorder, router=router, supervisor=supervisor,
         sampler=sampler, effects=effects, moves=moves, monitor=monitor, board_health=board_health,
         notify=SdNotify.from_env(), control=control,
-        scenario=boot.scenario, duration_s=boot.duration_s))
+        link=link, scenario=boot.scenario, duration_s=boot.duration_s))
     return kernel

@@ -1,8 +1,8 @@
-"""The kernel: one runtime's lifecycle, its control channel and its status; built complete by flightos.system.
+"""The kernel: one runtime's lifecycle, its status and its telemetry; built complete by flightos.system.
 
-Its parts (router, supervisor, health monitor, recorder, channels...) are built by the composition root and
-handed in; ``run`` starts them and ``_shutdown`` stops them. The kernel is the link's ``LinkHost`` and the
-commands' ``KernelPort``, so it builds its ``Link`` itself.
+Its parts (router, supervisor, health monitor, recorder, link, channels...) are built by the composition
+root and handed in; ``run`` starts them and ``_shutdown`` stops them. The kernel's commands see it as their
+``KernelPort``.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ import zmq
 import hal
 from flightos.bus import envelope as wire
 from flightos.bus.endpoints import Endpoints
-from flightos.bus.pubsub import Publisher
 from flightos.config.target import Target
 from flightos.hardening import forbid_ptrace
 from flightos.kernel.channels import KernelChannels
@@ -76,6 +75,7 @@ class KernelParts:
     board_health: BoardHealthLoop
     notify: SdNotify
     control: ControlChannel
+    link: Link | None = None
     scenario: ScenarioRunner | None = None
     duration_s: float | None = None
 
@@ -105,35 +105,16 @@ class Kernel:
         self.control = parts.control
         self.scenario = parts.scenario
         self.duration_s = parts.duration_s
-        self.link: Link | None = Link(self) if self.target.link.enabled else None
-        """The links to other boards: built here because the kernel is their host (``flightos.link.ports``)."""
+        self.link = parts.link
+        """The links to other boards, if the target has a ``[link]``."""
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
         self.started_at = time.time()
         self._me = psutil.Process()
 
-    # ---- the link's host (flightos.link.ports.LinkHost) ----------------------------------------
-    @property
-    def publisher(self) -> Publisher:
-        """The kernel's publisher (its topics, mirrored on the endpoint only it binds)."""
-        return self.channels.publisher
-
-    @property
-    def decisions(self) -> list[dict[str, Any]]:
-        """The kernel's recent decisions, oldest first."""
-        return self.events.decisions
-
     def emit(self, event_id: EventId, severity: Severity, message: str, **data: Any) -> None:
         """Raise a kernel event: on ``ev.kernel`` and in the log, with its reason in ``message``."""
         self.events.emit(event_id, severity, message, **data)
-
-    def publish_denied(self, publisher: str, topic: str, board: str, how: str) -> None:
-        """Raise PUBLISH_DENIED once per publisher and topic (a flood of refusals is one event each)."""
-        self.events.publish_denied(publisher, topic, board, how)
-
-    def set_cores(self, rec: ServiceRecord, cores: list[int]) -> None:
-        """Give a service its cores (and the host CPUs they map to)."""
-        self.moves.set_cores(rec, cores)
 
     async def _scenario_loop(self, runner: ScenarioRunner) -> None:
         """Apply scenario events as they come due (checked ten times a second until the last one)."""
@@ -314,6 +295,7 @@ class Kernel:
                 "rejected": {"commands": dict(self.router.rejects.counts),
                              "control": dict(self.control.rejects.counts)},
                 "identity": {**self.router.identities.stats, "forged_kernel_topics": self.channels.events.forged},
+                "dropped": self.channels.events.dropped,  # events lost before the kernel's subscriber (gaps)
                 "pending": len(self.router.pending)}
 
     async def _telemetry_loop(self) -> None:
@@ -322,21 +304,21 @@ class Kernel:
         while True:
             now = loop.time()
             self.sampler.forget_dead({r.pid for r in self.records.values() if r.pid})
-            self.publisher.publish("tm.kernel.services",
+            self.channels.publisher.publish("tm.kernel.services",
                                    {"services": [service_row(r, now) for r in self.records.values()]})
             try:
                 if self.monitor.reading is not None:
-                    self.publisher.publish("tm.hal.reading", self.monitor.reading.to_dict())
+                    self.channels.publisher.publish("tm.hal.reading", self.monitor.reading.to_dict())
                 self.effects.update()
                 timeline = self.effects.take_timeline()  # entries the monitor's tick took count too
                 if timeline:
-                    self.publisher.publish("tm.hal.timeline", {"entries": timeline})
+                    self.channels.publisher.publish("tm.hal.timeline", {"entries": timeline})
                 snap = self.monitor.snapshot()
-                self.publisher.publish("tm.kernel.health", snap)
+                self.channels.publisher.publish("tm.kernel.health", snap)
                 self.recorder.telemetry(snap, [service_row(r, now) for r in self.records.values()])
             except Exception as exc:  # a HAL fault must never stop the kernel
                 log.warning("kernel.hal_read_failed", error=f"{type(exc).__name__}: {exc}")
-            self.publisher.publish("tm.kernel.bus", self.bus_stats())
-            self.publisher.publish("tm.kernel.self", {"cpu_percent": self._me.cpu_percent(None),
+            self.channels.publisher.publish("tm.kernel.bus", self.bus_stats())
+            self.channels.publisher.publish("tm.kernel.self", {"cpu_percent": self._me.cpu_percent(None),
                                                       "rss_mb": round(self._me.memory_info().rss / 1e6, 1)})
             await asyncio.sleep(period)
