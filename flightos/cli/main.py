@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from flightos.bus.envelope import FrameError
 from flightos.bus.errors import CommandError, DeadlineExceeded
 from flightos.cli import exit_codes as ec
 from flightos.cli.errors import UsageError
@@ -355,12 +356,18 @@ async def _tm(client: Client, args: argparse.Namespace) -> int:
             if args.count is not None and seen >= args.count:
                 break
             seen += 1
+            try:
+                payload = env.payload  # a batched message's payload is decoded here, when first read
+            except FrameError as err:
+                sub.rejects.reject(err)
+                error(f"{env.topic} {env.source}#{env.seq}: payload does not decode ({err.detail})")
+                continue
             if args.json:
                 print(json.dumps({"topic": env.topic, "source": env.source, "seq": env.seq,
-                                  "utc_ns": env.utc_ns, "payload": env.payload}, default=str), flush=True)
+                                  "utc_ns": env.utc_ns, "payload": payload}, default=str), flush=True)
             else:
                 stamp = time.strftime("%H:%M:%S", time.gmtime(env.utc_ns / 1e9))
-                body = json.dumps(env.payload, default=str, separators=(",", ":"))
+                body = json.dumps(payload, default=str, separators=(",", ":"))
                 if len(body) > 160:
                     body = body[:157] + "..."
                 print(f"{stamp} {env.topic} {env.source}#{env.seq} {body}", flush=True)

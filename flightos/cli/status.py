@@ -45,12 +45,14 @@ def render(status: dict[str, Any]) -> str:
            f"{cmds['service_lost']} lost with their service; pending {status['bus']['pending']}")
     rejected = status["bus"]["rejected"]
     nrej = sum(sum(v.values()) for v in rejected.values())
+    lost = status["bus"].get("dropped", 0) + sum((s.get("stats") or {}).get("dropped", 0) for s in status["services"])
     decisions = [f"  {time.strftime('%H:%M:%S', time.gmtime(d['t']))} {d['message']}"
                  for d in h.get("decisions", [])[-6:]]
     tail = ["", "last decisions:", *decisions] if decisions else []
     link = _link(status["link"]) if "link" in status else []
     board = board_health_lines(status.get("board_health"))
-    return "\n".join([head, *board, "", services, "", cores, "", bus + f"; rejected frames {nrej}", *link, *tail])
+    bus += f"; rejected frames {nrej}; messages lost {lost} (sequence gaps seen by subscribers)"
+    return "\n".join([head, *board, "", services, "", cores, "", bus, *link, *tail])
 
 
 def board_health_lines(bh: dict[str, Any] | None) -> list[str]:

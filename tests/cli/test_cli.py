@@ -48,6 +48,7 @@ async def test_status_cmd_tm_against_a_running_runtime(runtime: RuntimeProcess) 
     rd = runtime.runtime_dir
     res = await asyncio.to_thread(cli, "status", runtime_dir=rd)
     assert res.returncode == 0 and "SERVICE" in res.stdout and "test" in res.stdout and "READY" in res.stdout
+    assert "messages lost 0 (sequence gaps seen by subscribers)" in res.stdout
     st = json.loads((await asyncio.to_thread(cli, "--json", "status", runtime_dir=rd)).stdout)
     assert {s["name"] for s in st["services"] if s["state"] != "DISABLED"} == {"test", "housekeeping"}
     res = await asyncio.to_thread(cli, "cmd", "test", "echo", "value=[1, 2]", runtime_dir=rd)
