@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from flightos.kernel.health import speed
+
 # The runtime fixtures (real processes and sockets) serve every component folder.
 pytest_plugins = ["tests.runtimes"]
 
@@ -24,6 +26,31 @@ def pytest_configure(config: pytest.Config) -> None:
     # No test may touch a real user's runtime or state by accident.
     os.environ["FLIGHTOS_RUNTIME_DIR"] = str(base / "default-run")
     os.environ["FLIGHTOS_STATE_DIR"] = str(base / "default-state")
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    """Say what the per-test timeout is on this machine, and why."""
+    factor = _speed_factor()
+    return f"per-test timeout {_base_timeout(config) * factor:g} s (pyproject timeout x speed factor {factor:g})"
+
+
+def _speed_factor() -> float:
+    """This machine's speed factor (the kernel's own benchmark), measured once per run."""
+    if "FLIGHTOS_TEST_SPEED" not in os.environ:
+        os.environ["FLIGHTOS_TEST_SPEED"] = str(speed.measure())
+    return float(os.environ["FLIGHTOS_TEST_SPEED"])
+
+
+def _base_timeout(config: pytest.Config) -> float:
+    return float(config.getini("timeout") or 60)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The per-test timeout is pyproject's (set for the reference machine) x this machine's speed factor."""
+    limit = _base_timeout(config) * _speed_factor()
+    for item in items:
+        if item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(limit))
 
 
 def tagged_processes() -> list[tuple[int, str]]:

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -43,6 +44,7 @@ class RuntimeProcess:
         base_dir: Path | None = None,
         env: dict[str, str] | None = None,
         scenario: Path | None = None,
+        preexec: Callable[[], None] | None = None,
     ) -> None:
         self.target = target
         self.services = services
@@ -53,6 +55,8 @@ class RuntimeProcess:
         self.log_path = self.workdir / "runtime.log"
         self.env = env
         self.scenario = scenario
+        self.preexec = preexec
+        """Run in the kernel's child process before exec (the slow-board profile confines it there)."""
         self.proc: subprocess.Popen[bytes] | None = None
         self.client: Client | None = None
         self._log_file: Any = None
@@ -124,7 +128,8 @@ class RuntimeProcess:
         env.update(self.env or {})
         self._log_file = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(self.command_line(), stdout=self._log_file,
-                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                                     preexec_fn=self.preexec)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while self.client is None:
