@@ -18,6 +18,7 @@ from flightos.config.schema import ConfigError
 from flightos.ground import mdb, pus
 from flightos.ground.security import KeyStore
 from flightos.groundtools.console import GroundClient, GroundError
+from flightos.groundtools.telemetry import Declarations, activities, command_text, decode, line
 
 
 def add_parsers(sub: Any) -> None:
@@ -40,7 +41,10 @@ def add_parsers(sub: Any) -> None:
                    "[VALUE] | schedule list|reset|enable|disable|add +SECONDS SERVICE COMMAND [key=value ...]")
     g.add_argument("--to", default="127.0.0.1:10025", help="the ground service's UDP endpoint")
     g.add_argument("--apid", type=int, default=100)
-    g.add_argument("--target", default="sim-radhard", help="whose key file and mission database")
+    g.add_argument("--target", default="sim-radhard", help="whose key file and mission database: the shipped "
+                   "table, then the mission tables of the target's ground service (services.ground.options.mdb)")
+    g.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="the same target overrides the runtime was started with (repeatable)")
     g.add_argument("--key-file", help="the key file (default: the target's)")
     g.add_argument("--key-id", type=int, help="which key (default: the lowest)")
     g.add_argument("--no-auth", action="store_true", help="send unauthenticated telecommands (lab targets only)")
@@ -54,6 +58,8 @@ def add_parsers(sub: Any) -> None:
     m.add_argument("--format", choices=["xtce", "json"], default="json")
     m.add_argument("--out", help="write here instead of stdout")
     m.add_argument("--table", action="append", default=[], help="a mission table file (repeatable)")
+    m.add_argument("--target", help="also the mission tables of this target's ground service (name or file)")
+    m.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="target overrides (repeatable)")
 
 
 def key_file(args: argparse.Namespace) -> Path:
@@ -61,7 +67,28 @@ def key_file(args: argparse.Namespace) -> Path:
     explicit = getattr(args, "file", None) or getattr(args, "key_file", None)
     if explicit:
         return Path(explicit)
-    return tgt.load(args.target).state_dir() / "ground" / "keys.json"
+    return tgt.load(args.target, getattr(args, "set", None)).state_dir() / "ground" / "keys.json"
+
+
+def target_tables(target: str, overrides: list[str] | None = None) -> list[Path]:
+    """The mission tables the target's ground service loads after the shipped one, resolved as it resolves them."""
+    ground = tgt.load(target, overrides).services.get("ground")
+    raw = ground.options.get("mdb", []) if ground is not None else []
+    if not isinstance(raw, list) or not all(isinstance(p, str) for p in raw):
+        raise ConfigError(f"target {target}: services.ground.options.mdb: expected a list of file names")
+    return [Path(p).absolute() for p in raw]  # relative to where flightos runs, as on board
+
+
+def mission_tables(paths: list[Path]) -> mdb.Tables:
+    """The shipped table and these mission tables (each once); a table that does not load is a ConfigError."""
+    unique: list[Path] = []
+    for p in paths:
+        if p.absolute() not in [u.absolute() for u in unique]:
+            unique.append(p)
+    try:
+        return mdb.load(unique)
+    except mdb.MdbError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def run_keys(args: argparse.Namespace) -> int:
@@ -107,38 +134,42 @@ def _kv(items: list[str]) -> dict[str, Any]:
 
 
 def signature(tables: mdb.Tables, service: str, command: str) -> tuple[int, list[tuple[str, str]]]:
-    """Function id and argument types of a command, from the tables or the installed plugin."""
+    """Function id and argument types of a command, from the tables, the kernel's table or the installed plugin."""
     fid = tables.function_id(service, command)
     if fid is None:
-        raise ConfigError(f"{service}.{command} has no function id in the mission database "
-                          "(`flightos mdb assign` gives it one)")
+        where = ", ".join(Path(s).name for s in tables.sources)
+        raise ConfigError(f"{service}.{command} has no function id in the mission database ({where}); "
+                          "`flightos mdb assign --table FILE` gives it one, and the target's "
+                          "services.ground.options.mdb names FILE")
     fn = tables.functions[fid]
-    if fn.args is not None:
-        return fid, list(fn.args)
-    from flightos import plugins
-    from flightos.sdk.service import ServiceShape
+    sig = Declarations(tables).arguments(fn)
+    if sig is None:
+        raise ConfigError(f"{fn.name} (function {fid}): service {service!r} is not installed here or has no "
+                          f"command {command!r}, so its arguments are unknown")
+    return fid, sig
 
-    try:
-        shape = ServiceShape.of(plugins.load(service))
-    except plugins.PluginError as exc:
-        raise ConfigError(str(exc)) from None
-    bound = shape.commands.get(command)
-    if bound is None:
-        raise ConfigError(f"service {service!r} has no command {command!r}")
-    return fid, [(a.name, a.type_name if a.type_name in mdb.VALUE_TYPES else "any") for a in bound.arguments]
+
+def _defaults(service: str, command: str) -> dict[str, Any]:
+    """The declared defaults of a command's optional arguments (kernel or installed plugin)."""
+    if service == "kernel":
+        from flightos.kernel.command_docs import KERNEL_ARGUMENTS
+
+        declared = KERNEL_ARGUMENTS.get(command) or []
+    else:
+        from flightos import plugins
+        from flightos.sdk.service import ServiceShape
+
+        try:
+            bound = ServiceShape.of(plugins.load(service)).commands.get(command)
+        except plugins.PluginError:
+            bound = None
+        declared = list(bound.arguments) if bound is not None else []
+    return {a.name: a.default for a in declared if not a.required}
 
 
 def _ordered(args: list[tuple[str, str]], given: dict[str, Any], service: str, command: str) -> list[Any]:
-    """Arguments in declared order; a missing one is filled from the plugin's default when it has one."""
-    from flightos import plugins
-    from flightos.sdk.service import ServiceShape
-
-    defaults: dict[str, Any] = {}
-    try:
-        bound = ServiceShape.of(plugins.load(service)).commands.get(command)
-        defaults = {a.name: a.default for a in bound.arguments if not a.required} if bound else {}
-    except plugins.PluginError:
-        pass
+    """Arguments in declared order; a missing one is filled from the declared default when it has one."""
+    defaults = _defaults(service, command)
     unknown = sorted(set(given) - {n for n, _ in args})
     if unknown:
         raise ConfigError(f"{service}.{command}: unexpected argument(s) {', '.join(unknown)}")
@@ -175,7 +206,7 @@ def run_ground(args: argparse.Namespace) -> int:
 async def _ground(args: argparse.Namespace) -> int:
     host, _, port = args.to.rpartition(":")
     keys = None if args.no_auth else KeyStore(key_file(args))
-    tables = mdb.load()
+    tables = mission_tables(target_tables(args.target, args.set))
     try:
         async with GroundClient(host, int(port), args.apid, keys, args.key_id) as g:
             return await _console(g, tables, args)
@@ -212,7 +243,7 @@ async def _console(g: GroundClient, tables: mdb.Tables, args: argparse.Namespace
             "anti-replay counters resynchronised: " + (", ".join(f"key {k} from {v}" for k, v in floors.items())
                                                        or "no keys on board"))
     else:
-        await _tail(g, args)
+        await _tail(g, tables, args)
     return ec.OK
 
 
@@ -223,7 +254,10 @@ async def _param(g: GroundClient, tables: mdb.Tables, rest: list[str], args: arg
     pid = tables.parameter_id(service, name)
     if pid is None:
         raise ConfigError(f"{rest[1]} has no parameter id in the mission database")
-    ptype = tables.parameters[pid].type or _param_type(service, name)
+    ptype = Declarations(tables).parameter_type(tables.parameters[pid])
+    if ptype is None:
+        raise ConfigError(f"{rest[1]} (parameter {pid}): service {service!r} is not installed here or has no "
+                          f"parameter {name!r}, so its type is unknown")
     if rest[0] == "get":
         out = await g.request(g.build(20, 1, pus.pack_u16(1) + pus.pack_u16(pid)), args.timeout)
         g._raise(out)
@@ -241,35 +275,28 @@ async def _param(g: GroundClient, tables: mdb.Tables, rest: list[str], args: arg
     return ec.OK
 
 
-def _param_type(service: str, name: str) -> str:
-    from flightos import plugins
-    from flightos.sdk.service import ServiceShape
-
-    p = ServiceShape.of(plugins.load(service)).parameters.get(name)
-    if p is None:
-        raise ConfigError(f"service {service!r} has no parameter {name!r}")
-    t = p.describe()["type"]
-    return t if t in mdb.VALUE_TYPES else "any"
-
-
 async def _schedule(g: GroundClient, tables: mdb.Tables, rest: list[str], args: argparse.Namespace) -> int:
     simple = {"enable": 1, "disable": 2, "reset": 3}
     if rest and rest[0] in simple:
         g._raise(await g.request(g.build(11, simple[rest[0]]), args.timeout))
         print(f"schedule {rest[0]}d" if rest[0] != "reset" else "schedule reset")
-    elif rest and rest[0] == "list":
+    elif rest and rest[0] == "list":  # TC[11,16] -> TM[11,10]: each activity's release time and telecommand
         out = await g.request(g.build(11, 16), args.timeout)
         g._raise(out)
-        data = next(bytes(r.source_data) for r in out.reports if r.service == 11)
-        n = pus.u16(data, 0)
-        rows = []
-        for i in range(n):
-            at = pus.cds_to_unix(data[2 + 11 * i: 9 + 11 * i])
-            rows.append((time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at)), f"0x{pus.u32(data, 9 + 11 * i):08x}"))
-        print(table(["RELEASE (UTC)", "REQUEST ID"], rows) if rows else "schedule empty")
-    elif len(rest) >= 3 and rest[0] == "add" and rest[1].startswith("+"):
-        delay = float(rest[1][1:])
-        fid, sig = signature(tables, rest[2], rest[3] if len(rest) > 3 else "")
+        decl = Declarations(tables)
+        acts = [a for r in out.reports if (r.service, r.message_subtype) == (11, 10)
+                for a in _activities(bytes(r.source_data), decl)]
+        if args.json:
+            emit_json(acts)
+        else:
+            rows = [(a["release"], a["request_id"] or "-", command_text(a)) for a in acts]
+            print(table(["RELEASE (UTC)", "REQUEST ID", "COMMAND"], rows) if rows else "schedule empty")
+    elif len(rest) >= 4 and rest[0] == "add" and rest[1].startswith("+"):
+        try:
+            delay = float(rest[1][1:])
+        except ValueError:
+            raise UsageError(f"ground schedule add: {rest[1]!r} is not +SECONDS") from None
+        fid, sig = signature(tables, rest[2], rest[3])
         values = _ordered(sig, _kv(rest[4:]), rest[2], rest[3])
         inner = _unsigned(g, 8, 1, pus.pack_u16(fid) + pus.encode_values([t for _, t in sig], values))
         payload = pus.pack_u16(1) + pus.unix_to_cds(time.time() + delay) + inner
@@ -280,18 +307,26 @@ async def _schedule(g: GroundClient, tables: mdb.Tables, rest: list[str], args: 
     return ec.OK
 
 
+def _activities(data: bytes, decl: Declarations) -> list[dict[str, Any]]:
+    try:
+        return activities(data, decl)
+    except ValueError as exc:
+        raise GroundError(f"TM[11,10] cannot be decoded: {exc}") from None
+
+
 def _unsigned(g: GroundClient, service: int, subtype: int, payload: bytes) -> bytes:
     """An embedded telecommand: the enclosing one is authenticated, the embedded one is not signed again."""
     from spacepackets.ecss import PusTc
 
-    g.seq = (g.seq + 1) & 0x3FFF
+    g.seq = int(time.time() * 1000) & 0x3FFF  # its request id names it in the schedule: not the same every run
     return bytes(PusTc(service=service, message_subtype=subtype, apid=g.apid, seq_count=g.seq, app_data=payload,
                        source_id=g.source_id).pack())
 
 
-async def _tail(g: GroundClient, args: argparse.Namespace) -> None:
+async def _tail(g: GroundClient, tables: mdb.Tables, args: argparse.Namespace) -> None:
     """Print telemetry as it arrives; acknowledge it (so the spacecraft may delete it) unless --no-ack."""
-    await g.ping(args.timeout)  # so the spacecraft knows where the ground is
+    decl = Declarations(tables)
+    g._raise(await g.request(g.build(17, 1), args.timeout))  # so the spacecraft knows where the ground is
     last_ack = time.monotonic()
     try:
         for _ in range(args.count):
@@ -299,7 +334,7 @@ async def _tail(g: GroundClient, args: argparse.Namespace) -> None:
                 tm = await g.next_tm(args.timeout)
             except asyncio.TimeoutError:
                 break
-            _print_tm(tm)
+            _print_tm(tm, decl, args.json)
             if not args.no_ack and (len(g.unacked) >= pus.ACK_MAX or time.monotonic() - last_ack >= ACK_EVERY_S):
                 g.acknowledge()
                 last_ack = time.monotonic()
@@ -315,25 +350,18 @@ ACK_EVERY_S = 1.0
 """How often ``ground tm`` acknowledges what it received."""
 
 
-def _print_tm(tm: Any) -> None:
-    """One line per telemetry packet (events with their id, source and message)."""
-    desc = f"TM[{tm.service},{tm.message_subtype}] seq {tm.seq_count} {len(tm.source_data)} bytes"
-    if tm.service == 5:
-        data = bytes(tm.source_data)
-        eid = pus.u16(data, 0)
-        (source, message), _ = pus.decode_values(["str", "str"], data, 2, exact=False)
-        desc += f" event {eid} from {source}: {message}"
-    print(desc, flush=True)
+def _print_tm(tm: Any, decl: Declarations, as_json: bool) -> None:
+    """One telemetry packet decoded by the mission database: a line, or a JSON object per line."""
+    decoded = decode(tm, decl)
+    print(json.dumps(decoded) if as_json else line(decoded), flush=True)
 
 
 def run_mdb(args: argparse.Namespace) -> int:
     """export / show / assign."""
     from flightos.groundtools import mdb_export
 
-    try:
-        tables = mdb.load([Path(p) for p in args.table if args.action != "assign" or Path(p).exists()])
-    except mdb.MdbError as exc:
-        raise ConfigError(str(exc)) from None
+    paths = [*(target_tables(args.target, args.set) if args.target else []), *map(Path, args.table)]
+    tables = mission_tables([p for p in paths if args.action != "assign" or p.exists()])  # assign may create one
     if args.action == "assign":
         path = Path(args.table[-1]) if args.table else None
         if path is None:

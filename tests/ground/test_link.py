@@ -110,8 +110,9 @@ async def test_events_are_reported_and_can_be_disabled(link: Link) -> None:
     assert (source, message) == ("test", "sun sensor blinded")
     assert (await g.request(g.build(5, 6, pus.pack_u16(1) + pus.pack_u16(17001)))).failure() is None
     await c.call("test", "announce", {"message": "quiet please", "severity": 4})
-    status = await c.call("ground", "link_status")
-    assert status["counters"].get("events_filtered", 0) >= 1
+    # the event reaches the ground service over the bus after the command returns: wait for it to be filtered
+    await eventually(lambda: c.call("ground", "link_status"), until=lambda s: s["counters"].get("events_filtered", 0)
+                     >= 1, timeout=10, interval=0.05, what="the disabled event to be filtered")
 
 
 async def test_time_report(link: Link) -> None:
