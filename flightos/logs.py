@@ -41,6 +41,9 @@ LOG_MAX_BYTES = 1 << 20
 """A process's log file is rotated past this size ..."""
 LOG_BACKUPS = 2
 """... keeping this many older files (``<name>.log.1``, ``<name>.log.2``)."""
+ENV_RICH_TRACEBACKS = "FLIGHTOS_RICH_TRACEBACKS"
+"""Set to 1 for rich tracebacks with locals on the console: a developer's choice, never a board's default
+(formatting one takes 0.7-1 s of the service's own loop on a PC, several times that on a slow board)."""
 
 
 # ---- the journal's native protocol -------------------------------------------------------------------
@@ -247,7 +250,10 @@ def configure(fmt: str = "console", level: str = "info", process: str = "", *,
     if fmt == "json":
         renderer = structlog.processors.JSONRenderer()
     else:
-        renderer = structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        rich = os.environ.get(ENV_RICH_TRACEBACKS) == "1"
+        renderer = structlog.dev.ConsoleRenderer(
+            colors=sys.stderr.isatty(),
+            **({} if rich else {"exception_formatter": structlog.dev.plain_traceback}))
     structlog.configure(
         processors=[*processors, renderer],
         wrapper_class=wrapper,
