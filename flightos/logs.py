@@ -253,7 +253,7 @@ def configure(fmt: str = "console", level: str = "info", process: str = "", *,
         rich = os.environ.get(ENV_RICH_TRACEBACKS) == "1"
         renderer = structlog.dev.ConsoleRenderer(
             colors=sys.stderr.isatty(),
-            **({} if rich else {"exception_formatter": structlog.dev.plain_traceback}))
+            exception_formatter=structlog.dev.default_exception_formatter if rich else structlog.dev.plain_traceback)
     structlog.configure(
         processors=[*processors, renderer],
         wrapper_class=wrapper,
