@@ -2,7 +2,7 @@
 
 Every figure is measured in the same run on this machine: the summed-area-table CA-CFAR against a
 straightforward CA-CFAR built on ``scipy.ndimage.uniform_filter`` (same thresholds, checked), the
-blocked OS-CFAR, and ``detect()`` end to end on a memmapped 64 MiB scene written to a temporary
+blocked OS-CFAR, the K-CFAR, and ``detect()`` end to end on a memmapped 64 MiB scene written to a temporary
 directory (a 16 MiB scene with ``quick``), whose alert gives the downlink reduction ratio.
 """
 
@@ -18,8 +18,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from services.sar import cfar, scene
+from services.sar import cfar, kcfar, scene
 from services.sar import detect as D
+from services.sar.figures import clutter_figures
 
 
 def scipy_ca_cfar(image: NDArray[np.float32], pfa: float = 1e-6, guard: int = 4,
@@ -54,12 +55,14 @@ def _cfar_rows(n: int, reps: int) -> list[tuple[str, float, str]]:
     """CA-CFAR (ours and the scipy reference, interleaved) and OS-CFAR on n x n exponential clutter."""
     clutter = scene.generate((n, n), seed=1, n_ships=0, clutter="gamma").image
     mpx = clutter.size / 1e6
-    ours_t, ref_t, os_t = [], [], []
-    for _ in range(reps):  # interleaved, so a drifting clock hits all three alike
+    ours_t, ref_t, os_t, k_t = [], [], [], []
+    for _ in range(reps):  # interleaved, so a drifting clock hits all four alike
         ours_t.append(_timed(lambda: cfar.ca_cfar(clutter), 1))
         ref_t.append(_timed(lambda: scipy_ca_cfar(clutter), 1))
         os_t.append(_timed(lambda: cfar.os_cfar(clutter), 1))
+        k_t.append(_timed(lambda: kcfar.k_cfar(clutter), 1))
     ours, ref, os_ = statistics.median(ours_t), statistics.median(ref_t), statistics.median(os_t)
+    k_ = statistics.median(k_t)
     det, thr = cfar.ca_cfar(clutter, min_train=1)
     ref_det, ref_thr = scipy_ca_cfar(clutter)
     agree = float((det == ref_det).mean())
@@ -70,6 +73,8 @@ def _cfar_rows(n: int, reps: int) -> list[tuple[str, float, str]]:
         ("sar.ca_cfar.speedup", ref / ours, "x faster than the scipy reference"),
         ("sar.ca_cfar.agreement", agree * 100, f"% same decisions (max threshold diff {max_rel:.1e})"),
         ("sar.os_cfar", mpx / os_, f"Mpx/s ({n}x{n}, blocked OS-CFAR)"),
+        ("sar.k_cfar", mpx / k_, f"Mpx/s ({n}x{n}, K-CFAR fitted per cell)"),
+        ("sar.k_cfar.vs_ca", ours / k_, "of the CA-CFAR's throughput, same run (goal >= 0.5)"),
     ]
 
 
@@ -81,7 +86,7 @@ def _detect_rows(n: int, quick: bool) -> list[tuple[str, float, str]]:
         s = scene.write_scene(Path(tmp) / "scene", (n, n), seed=42, n_ships=10 if quick else 25,
                               ship_length_px=(10.0, 60.0), contrast_db=(12.0, 20.0))
         mib = s.image.nbytes >> 20
-        for method in ("ca", "os"):
+        for method in ("k", "ca", "os"):
             found = D.detect(s.image, geo=s.geo, method=method)  # warm-up (and the result)
             cpu0 = time.process_time()
             wall = _timed(lambda m=method: D.detect(s.image, geo=s.geo, method=m), reps - 1)
@@ -93,13 +98,41 @@ def _detect_rows(n: int, quick: bool) -> list[tuple[str, float, str]]:
                 (f"sar.detect.{method}.precision", precision, f"{len(found)} alerts, {len(s.truth.ships)} ships"),
                 (f"sar.detect.{method}.recall", recall, ""),
             ]
-            if method == "ca":
+            if method == "k":
                 blob = D.alert(found, "bench", s.geo)
                 rows += [
                     ("sar.downlink.raw", s.image.nbytes / 1e6, "MB scene"),
                     ("sar.downlink.alert", float(len(blob)), f"bytes alert ({len(found)} ships)"),
                     ("sar.downlink.ratio", s.image.nbytes / len(blob), "x reduction (scene bytes / alert bytes)"),
                 ]
+    return rows
+
+
+def sea_states(n: int = 2048, methods: tuple[str, ...] = ("ca", "k")) -> list[str]:
+    """Markdown rows: precision, recall and plain-sea false alarms per sea state (tests/sar/seas.py scenes).
+
+    Ships 6-40 px at 8-16 dB (40 per 2048^2), texture correlated over 8 px or white; each method at
+    its default pfa; observed/expected false pixels on a ship-free scene at pfa 1e-5.
+    """
+    from tests.sar.seas import sea
+
+    rows = []
+    for nu in (1.0, 1.5, 4.0, 10.0, 20.0):
+        for looks in (1, 2, 4):
+            for corr in (8, 0):
+                ships = sea((n, n), 2, nu=nu, looks=looks, corr_px=corr, ships=max(10, n * n // 104858))
+                plain = sea((n, n), 3, nu=nu, looks=looks, corr_px=corr)
+                cells = []
+                for m in methods:
+                    found = D.detect(ships.image, method=m, looks=looks)  # type: ignore[arg-type]
+                    precision, recall, _ = D.score(found, ships.ships)
+                    tiles = list(D.detect_iter(plain.image, method=m, looks=looks, pfa=1e-5))
+                    fig = clutter_figures(tiles, 1e-5)
+                    cells += [f"{precision:.2f}", f"{recall:.2f}", f"{fig['fa_observed']}/{fig['fa_expected']:.0f}"]
+                    if m == "k":
+                        cells.append(f"{fig['clutter_nu_median']:.2f}")
+                rows.append(f"| {nu:g} | {looks} | {corr or 'white'} | " + " | ".join(cells) + " |")
+                print(rows[-1], flush=True)
     return rows
 
 
@@ -112,5 +145,8 @@ def run(quick: bool = False) -> list[tuple[str, float, str]]:
 if __name__ == "__main__":
     import sys
 
+    if "--states" in sys.argv:  # the sea-state table of docs/sar.md (several minutes)
+        sea_states(1024 if "--quick" in sys.argv else 2048)
+        sys.exit(0)
     for name, value, unit in run(quick="--quick" in sys.argv):
         print(f"{name:30s} {value:14.3f} {unit}")

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from services.sar.cfar import _box, _check, _sat
+from services.sar.cfar import _box, _check, _sat, _span
 from services.sar.kdist import NU_MAX, table
 
 F32 = NDArray[np.float32]
@@ -26,7 +26,7 @@ Bool = NDArray[np.bool_]
 
 CELL = 128  # pixels per side of a fitting cell
 MIN_CELL_SAMPLES = 512  # fewer (subsampled) valid pixels in a cell: it takes the tile's pooled fit
-_ITER = 3
+_ITER = 2
 
 
 @dataclass(frozen=True)
@@ -125,14 +125,19 @@ def k_cfar(image: NDArray[np.floating], pfa: float = 1e-6, guard: int = 4, train
     tsum = _box(s, r, r, h, w)
     tsum -= _box(s, r, guard, h, w)
     del s
-    c = _sat(np.ones((h, w), dtype=np.int32) if use is None else use, r, np.int32)
-    count = _box(c, r, r, h, w)
-    count -= _box(c, r, guard, h, w)
-    del c
+    if use is None:  # nothing masked: the ring's count is separable (truncated only at the image edges)
+        count = np.subtract(np.multiply.outer(_span(h, r), _span(w, r)),
+                            np.multiply.outer(_span(h, guard), _span(w, guard))).astype(np.int32)
+    else:
+        c = _sat(use, r, np.int32)
+        count = _box(c, r, r, h, w)
+        count -= _box(c, r, guard, h, w)
+        del c
     tested = count >= min_train
     if valid is not None:
         tested &= valid
-    z = (tsum / np.maximum(count, 1)).astype(np.float32)  # the ring mean
+    tsum /= np.maximum(count, 1)
+    z = tsum.astype(np.float32)  # the ring mean
     del tsum, count
     # ln y on every second pixel and row: speckle is white, the texture varies slowly
     xs, zs = x[::2, ::2], z[::2, ::2]
@@ -144,9 +149,10 @@ def k_cfar(image: NDArray[np.floating], pfa: float = 1e-6, guard: int = 4, train
     del lny, xs, zs, fitted
     tab = table(int(looks), float(pfa), float(trim))
     cell_t = np.exp(logc + tab.at(nu, tab.log_t)).astype(np.float32)
-    factor = np.repeat(np.repeat(cell_t, cell, axis=0), cell, axis=1)[:h, :w]
-    thr = z * factor
-    del z, factor
-    thr[~tested] = np.inf
+    thr = z  # scaled in place, one band of cells at a time: no full-size factor array
+    for i in range(cell_t.shape[0]):
+        thr[i * cell:(i + 1) * cell] *= np.repeat(cell_t[i], cell)[None, :w]
+    if not tested.all():
+        thr[~tested] = np.inf
     det: Bool = x > thr
     return det, thr, KFit(nu, logc, int(tested.sum()), cell)
