@@ -60,14 +60,14 @@ def test_a_skipped_mqtt_peer_leaves_its_goal_unjudged_with_the_reason() -> None:
 
 
 def test_the_burst_goal_needs_every_lost_message_counted() -> None:
-    goals.record("burst", {"publishers": 64, "each": 2000, "sent": 128_000, "delivered": 100_000, "counted": 0})
+    run = {"mode": "one frame per message", "publishers": 64, "each": 2000, "sent": 128_000}
+    goals.record("burst", [{**run, "delivered": 100_000, "counted": 0}])
     (g,) = [g for g in goals.rows() if "burst" in g.goal]
     assert g.verdict == goals.NOT_MET
     assert "28,000 lost, 0 counted" in g.measured
-    goals.record("burst", {"publishers": 64, "each": 2000, "sent": 128_000, "delivered": 100_000,
-                           "counted": 28_000})
-    (g,) = [g for g in goals.rows() if "burst" in g.goal]
-    assert g.verdict == goals.MET
+    goals.record("burst", [{**run, "delivered": 100_000, "counted": 28_000},
+                           {**run, "mode": "SDK default (coalesced)", "delivered": 128_000, "counted": 0}])
+    assert [g.verdict for g in goals.rows() if "burst" in g.goal] == [goals.MET, goals.MET]
 
 
 def test_idle_and_latency_limits() -> None:
