@@ -46,6 +46,7 @@ from flightos.kernel.supervision.lag import LoopLag
 from flightos.kernel.supervision.resources import ResourceSampler
 from flightos.kernel.supervision.supervisor import Supervisor
 from flightos.link.link import Link, LinkSetupError
+from flightos.link.sockets import check_keys
 from flightos.sdk.severity import Severity
 
 if TYPE_CHECKING:
@@ -135,6 +136,8 @@ async def run(boot: Boot) -> int:
 
     Raises RuntimeBusy (another kernel holds a directory), RuntimeDirError or LinkSetupError.
     """
+    if boot.target.link.enabled:  # a missing or unsafe key is a configuration error before anything is taken
+        check_keys(boot.target.link, boot.target.state_dir())
     endpoints = Endpoints(boot.runtime_dir)
     lock = RuntimeLock(endpoints, boot.target.state_dir())
     lock.acquire()

@@ -39,6 +39,12 @@ def run(args: argparse.Namespace) -> int:
     bad = plugins.check_options(target.services)
     if bad is not None:
         raise ConfigError(f"{target.path}{_via_set(bad.key, args.set)}: {bad}")
+    if target.link.enabled:  # keys are configuration: checked before the board, runtime directory or pid file
+        from flightos.link.sockets import LinkSetupError, check_keys
+        try:
+            check_keys(target.link, target.state_dir())
+        except LinkSetupError as exc:
+            raise ConfigError(f"{target.path}: {exc}") from None
     log_dir = target.state_dir() / "logs"
     sink = logs.configure(target.runtime.log_format, target.runtime.log_level, "kernel", log_dir=log_dir)
     from flightos import system

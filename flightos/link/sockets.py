@@ -13,6 +13,7 @@ import structlog
 import zmq
 
 from flightos.bus.aiozmq import LINGER_MS, AsyncSocket
+from flightos.config.schema import LinkConfig
 from flightos.kernel.events import EventId
 from flightos.link import keys
 from flightos.link.state import LinkState
@@ -28,6 +29,29 @@ class LinkSetupError(Exception):
     """The link cannot start: a key is missing or unsafe, or the endpoint cannot be bound."""
 
 
+def keys_dir_for(cfg: LinkConfig, state_dir: Path) -> Path:
+    """Where the link's CURVE keys are: ``link.keys_dir``, else ``<state_dir>/keys/curve``."""
+    return Path(cfg.keys_dir).expanduser() if cfg.keys_dir else state_dir / "keys" / "curve"
+
+
+def check_keys(cfg: LinkConfig, state_dir: Path) -> None:
+    """Load this board's secret key and each peer's public key, or raise LinkSetupError naming the problem.
+
+    Called before the kernel takes its runtime directory and pid file: a missing key is a configuration
+    error found at once, not a kernel that started and died.
+    """
+    if not cfg.curve:
+        return
+    where = keys_dir_for(cfg, state_dir)
+    try:
+        keys.load_secret(where, cfg.board)
+        for b, p in cfg.peers.items():
+            if not p.public_key:
+                keys.load_public(where, b)
+    except keys.KeyFileError as exc:
+        raise LinkSetupError(f"[link] keys: {exc}") from None
+
+
 class LinkSockets:
     """Opens and closes every socket of the link; the DEALERs go into the shared state's ``dealers``."""
 
@@ -35,8 +59,7 @@ class LinkSockets:
         self.s = state
         self.host = state.host
         self.cfg = state.cfg
-        self.keys_dir = Path(self.cfg.keys_dir).expanduser() if self.cfg.keys_dir else \
-            state.host.state_dir / "keys" / "curve"
+        self.keys_dir = keys_dir_for(self.cfg, state.host.state_dir)
         self.gate: Gatekeeper | None = None
         self._loop = asyncio.get_running_loop()
         self._opened: list[zmq.Socket[bytes]] = []

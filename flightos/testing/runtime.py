@@ -25,7 +25,7 @@ def active(status: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 class RuntimeStartError(Exception):
-    """The runtime did not come up; the message carries the tail of its log."""
+    """The runtime did not come up or exited; the message carries its exit, its last error and its log's tail."""
 
 
 class RuntimeProcess:
@@ -133,8 +133,7 @@ class RuntimeProcess:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while self.client is None:
-            if self.proc.poll() is not None:
-                raise RuntimeStartError(f"runtime exited with code {self.proc.returncode}:\n{self.log_tail()}")
+            self.check_alive()
             if kernel_pid(self.runtime_dir) is not None:
                 try:
                     self.client = Client(self.runtime_dir, name="test")
@@ -144,19 +143,32 @@ class RuntimeProcess:
                 raise RuntimeStartError(f"runtime not up within {timeout} s:\n{self.log_tail()}")
             if self.client is None:
                 await asyncio.sleep(0.02)
-        try:
-            await self.wait_ready(timeout=max(1.0, deadline - loop.time()))
-        except Exception:
-            code = self.proc.poll()
-            if code is not None:  # it exited just after taking the runtime directory (a late config error)
-                raise RuntimeStartError(f"runtime exited with code {code}:\n{self.log_tail()}") from None
-            raise
+        await self.wait_ready(timeout=max(1.0, deadline - loop.time()))
         return self
 
+    def last_error(self) -> str:
+        """The last error line of the runtime's log (the CLI's ``flightos: ...`` or an error-level entry), or ''."""
+        for line in reversed(self.log_tail(400).splitlines()):
+            if line.startswith("flightos:") or "[error" in line or "[critical" in line or '"level": "error"' in line:
+                return line.strip()
+        return ""
+
+    def check_alive(self) -> None:
+        """Raise RuntimeStartError with the exit code and last error if the kernel has exited."""
+        code = self.proc.poll() if self.proc is not None else None
+        if code is not None:
+            raise RuntimeStartError(f"runtime exited with code {code}: {self.last_error() or 'no error logged'}\n"
+                                    f"--- log tail ---\n{self.log_tail()}")
+
     async def status(self) -> dict[str, Any]:
-        """The kernel's status document."""
+        """The kernel's status document (RuntimeStartError, not a timeout, if the kernel has exited)."""
         assert self.client is not None
-        result: dict[str, Any] = await self.client.call("kernel", "status", timeout=5.0)
+        self.check_alive()
+        try:
+            result: dict[str, Any] = await self.client.call("kernel", "status", timeout=5.0)
+        except Exception:
+            self.check_alive()  # it died while asked: say so, with its last error
+            raise
         return result
 
     async def service(self, name: str) -> dict[str, Any]:
