@@ -117,8 +117,17 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 @contextlib.contextmanager
 def broker() -> Iterator[int]:
     """A mosquitto of the bench's own on a free port (yielded); stopped on exit, however the block ends."""
-    exe = broker_path()
-    paho()
+    reasons, exe = [], ""
+    try:
+        exe = broker_path()
+    except Unavailable as exc:
+        reasons.append(str(exc))
+    try:
+        paho()
+    except Unavailable as exc:  # both missing: name both
+        reasons.append(str(exc))
+    if reasons:
+        raise Unavailable("; ".join(reasons))
     with tempfile.TemporaryDirectory(prefix="fos-bench-mqtt-") as tmp:
         port = free_port()
         conf = Path(tmp) / "mosquitto.conf"
@@ -299,6 +308,7 @@ class Requester:
 @contextlib.contextmanager
 def request_reply() -> Iterator[Requester]:
     """A broker, a responder process and a requester here, all torn down on exit."""
+    paho()  # Unavailable, naming the package, before anything starts
     from paho.mqtt.packettypes import PacketTypes
     from paho.mqtt.properties import Properties
 

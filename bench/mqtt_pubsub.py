@@ -108,7 +108,8 @@ def _row(size: int, trials: list[tuple[float, int]], count: int) -> Row:
     raw = goals.get(("pubsub", size, "raw direct"))
     goals.record(("pubsub", size, "mqtt"), rate)
     note = (f"QoS 0 over loopback TCP, MQTT v5; paho-mqtt publishing without its network thread and read by a "
-            f"thread that takes every ready packet per wake-up (paho's fastest); {len(trials)} trials of {count}")
+            f"thread that takes every ready packet per wake-up (paho's fastest; its publish still makes two socket "
+            f"sends, the packet and a wake-up byte to its own socket pair); {len(trials)} trials of {count}")
     if size >= 1024 and rate:
         note += f"; {rate * size / 1e6:.0f} MB/s of payload"
     if lost:
