@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from bench import burst, goals, ground, idle, latency, link, migration, mqtt_pubsub, pubsub, rtt, runtime, supervision
-from bench.report import RESULTS_DIR, Budget, Row, error_row, machine, machine_line, table, write_json
+from bench.report import RESULTS_DIR, Budget, Row, error_row, machine, machine_line, markdown, table, write_json
 
 Figure = Callable[[bool], list[Row]]
 SKIPPED: list[str] = []
@@ -90,6 +90,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     """The command line."""
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     p.add_argument("--quick", action="store_true", help="smaller counts (under a minute)")
+    p.add_argument("--markdown", action="store_true", help="also print the table in Markdown (the README's form)")
     p.add_argument("--only", action="append", metavar="NAME", choices=sorted(FIGURES),
                    help=f"run only this figure (repeatable): {', '.join(FIGURES)}")
     return p.parse_args(argv)
@@ -128,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"run: {'quick' if args.quick else 'full'}, figures {', '.join(names)}, {took:.0f} s; "
           "ratios are against baselines measured in this run (medians of interleaved repetitions)\n")
     print(table(rows))
+    if args.markdown:
+        print("\n" + markdown(rows))
     for s in SKIPPED:
         print(f"skipped: {s}")
     judged = goals.rows()

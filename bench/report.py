@@ -140,6 +140,12 @@ def table(rows: list[Row]) -> str:
     return "\n".join(lines + (["", "notes:", *notes] if notes else []))
 
 
+def markdown(rows: list[Row]) -> str:
+    """The results as a Markdown table, the form of the README's benchmark section."""
+    head = "| figure | value | baseline (same run) | ratio | budget | verdict |\n|---|---|---|---|---|---|\n"
+    return head + "".join("| " + " | ".join(c.replace("|", "\\|") for c in _cells(r)) + " |\n" for r in rows)
+
+
 def cpu_model() -> str:
     """The CPU model name from /proc/cpuinfo (or the platform's guess)."""
     try:
