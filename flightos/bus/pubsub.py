@@ -177,22 +177,23 @@ class Publisher:
             # The hottest path of the bus: one small encode, appended to the topic's open batch.
             item = self._encode((_mono_ns(), _utc_ns(), payload))
             t.seq = seq
+            self.sent += 1
             items = t.items
             if not items:
-                if self._flush_handle is None:
-                    loop = _running_loop()
-                    if loop is None:  # no event loop to flush at the end of: this message goes now
-                        self._send(t.prefix + self._encode(
-                            (wire.VERSION, kind, topic, self.source, seq, _mono_ns(), _utc_ns(), "", payload)))
-                        self.sent += 1
-                        self.frames += 1
-                        return seq
-                    self._flush_handle = loop.call_soon(self.flush)
                 t.first = seq
+                if self._flush_handle is None:
+                    # The first message of a loop iteration leaves at once (an isolated message waits for
+                    # nothing); what follows it in the same iteration is coalesced until the flush.
+                    items.append(item)
+                    self._send_batch(t)
+                    loop = _running_loop()
+                    if loop is not None:
+                        self._flush_handle = loop.call_soon(self.flush)
+                        self._open.append(t)  # its flush schedules the topic's sequence marks
+                    return seq
                 self._open.append(t)
             items.append(item)
             t.size += len(item)
-            self.sent += 1
             if t.size >= BATCH_MAX_BYTES or len(items) >= BATCH_MAX_MESSAGES:
                 self._send_batch(t)
             return seq
