@@ -276,7 +276,7 @@ class JobManager:
         r.ticks += 1
         exited = r.proc.exited()
         before = job.usage.cpu_s
-        cpu = r.proc.meter(scan_descendants=r.ticks % 10 == 1)
+        cpu = r.proc.work_cpu_s(r.proc.meter(scan_descendants=r.ticks % 10 == 1))
         delta = max(0.0, cpu - before)
         job.usage.cpu_s = max(before, cpu)
         job.usage.energy_mj += energy_increment_mj(self.env.power_w(), delta, self.env.n_cpus())

@@ -11,12 +11,21 @@ from pathlib import Path
 
 import psutil
 
+STARTUP_FILE = "startup_cpu_s"
+"""Written by the runner just before the processor is called: the CPU-seconds its start-up took."""
+STARTUP_ALLOWANCE_CPU_S = 5.0
+"""The most CPU-seconds of start-up (interpreter, imports, loading the processor) not charged to the budget:
+about 0.1 CPU-s on a PC, 0.8 on a board 6-10x slower; past this, start-up counts as the job's own work."""
+
 
 class JobProcess:
     """One job's process (a session and process group of its own, so its descendants are signalled too)."""
 
-    def __init__(self, popen: subprocess.Popen[bytes]) -> None:
+    def __init__(self, popen: subprocess.Popen[bytes], job_dir: Path | None = None) -> None:
         self.popen = popen
+        self.startup_file = job_dir / STARTUP_FILE if job_dir is not None else None
+        self.startup_cpu_s: float | None = None
+        """CPU-seconds the job's start-up took (None until the runner reports it)."""
         self.pid = popen.pid
         self._ps: psutil.Process | None
         try:
@@ -35,7 +44,7 @@ class JobProcess:
             popen = subprocess.Popen([sys.executable, "-m", "services.jobs.runner", str(job_dir)],
                                      stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                      cwd=str(job_dir), env=env, close_fds=True, start_new_session=True)
-        return cls(popen)
+        return cls(popen, job_dir)
 
     def exited(self) -> bool:
         """True once the process has exited (it stays a zombie, readable, until ``reap``)."""
@@ -70,6 +79,17 @@ class JobProcess:
                 total = max(total, own + live)
         self.cpu_s = total
         return total
+
+    def work_cpu_s(self, total: float) -> float:
+        """CPU-seconds of the job's own work: ``total`` less its start-up, uncharged up to the allowance.
+
+        Until the runner reports its start-up, everything so far is start-up (nothing is work yet).
+        """
+        if self.startup_cpu_s is None and self.startup_file is not None:
+            with contextlib.suppress(OSError, ValueError):
+                self.startup_cpu_s = float(self.startup_file.read_text())
+        credit = self.startup_cpu_s if self.startup_cpu_s is not None else total
+        return max(0.0, total - min(credit, STARTUP_ALLOWANCE_CPU_S))
 
     def rss_bytes(self) -> int:
         """Resident memory of the job and its known descendants (0 if it cannot be read)."""

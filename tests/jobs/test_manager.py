@@ -261,3 +261,23 @@ async def test_concurrency_memory_limit_and_idle_class(mgr: JobManager) -> None:
     mgr.cancel(a["id"], "a")
     assert (await finished(mgr, c["id"]))["state"] == "done"
     assert (await finished(mgr, a["id"]))["state"] == "cancelled"
+
+
+SLOW_START = "import time\nend = time.process_time() + {cpu_s}\nwhile time.process_time() < end:\n    pass\n"
+"""A sitecustomize that burns CPU before anything else runs: an interpreter that starts as slowly as on a
+board 6-10x slower than this machine (0.82 CPU-s there, measured)."""
+
+
+async def test_a_small_budget_buys_work_on_a_slowly_starting_worker(mgr: JobManager, tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """0.8 CPU-s of interpreter start is not charged: a 0.5 CPU-s job reaches its checkpoints and spends its budget
+    on work."""
+    site = tmp_path / "slowsite"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(SLOW_START.format(cpu_s=0.8))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")])))
+    job = mgr.submit("test.spin", {"seconds": 20}, [], {"cpu_s": 0.5}, "a")
+    res = await finished(mgr, job["id"], timeout=30)
+    assert res["state"] == "over_budget" and res["exceeded"] == "cpu_s"
+    assert res["partial"] is True, "stopped before its first checkpoint: the start-up ate the budget"
+    assert res["result"]["spun_s"] >= 0.3, f"the budget bought {res['result']['spun_s']} CPU-s of work"
