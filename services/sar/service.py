@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,11 @@ class Sar(Service):
         self._power_seen = asyncio.Event()
         self._busy = False
         self._last = 0.0
+        self._stopping = threading.Event()  # checked between tiles: a stop mid-scene stays within the grace
+
+    async def on_stop(self) -> None:
+        """Ask a scene in detection to end at its next tile (the worker thread would outlive the grace)."""
+        self._stopping.set()
 
     @subscribe("tm.kernel.health")
     async def on_health(self, msg: Message) -> None:
@@ -92,6 +98,7 @@ class Sar(Service):
         scene = await asyncio.to_thread(sc.write_scene, where, (n, n), seed, n_ships=int(self.ships))
         raw_bytes = (where / "scene.npy").stat().st_size
         t1 = time.monotonic()
+        self.log.info("sar.detecting", scene=scene_id, pixels=n * n)
         detections, stats = await asyncio.to_thread(self._detect, det, scene)
         t2 = time.monotonic()
         if not self._power_w:  # a scene done before the first health report: its power comes within a period
@@ -126,9 +133,11 @@ class Sar(Service):
                                     method=settings.method):
             out.extend(tile.detections)
             tiles.append(tile)
+            if self._stopping.is_set():
+                raise SceneStopped(f"stopped after {len(tiles)} tile(s)")
             level = self.throttle
             if level:
-                time.sleep(min(2.0, 0.05 * level))  # honour the thermal governor: fewer tiles per second
+                self._stopping.wait(min(2.0, 0.05 * level))  # honour the thermal governor; a stop ends the rest
         return sorted(out, key=lambda d: (d.row, d.col)), clutter_figures(tiles, settings.p)
 
     @command()
@@ -136,6 +145,10 @@ class Sar(Service):
         """Scenes processed so far and where they are kept."""
         kept = await asyncio.to_thread(_kept, self.data_dir / "scenes")
         return {"scenes": self.scenes, "kept": kept, "busy": self._busy}
+
+
+class SceneStopped(Exception):
+    """The service is stopping: the scene's detection ended between tiles."""
 
 
 def _kept(scenes_dir: Path) -> list[str]:
