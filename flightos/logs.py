@@ -68,21 +68,38 @@ def encode_entry(fields: Mapping[str, str]) -> bytes:
     return bytes(out)
 
 
+JOURNAL_SEND_TIMEOUT_S = 0.2
+"""Longest a log call waits for a backed-up journald: past it the entry is dropped and counted, so logging
+never holds a service's event loop (and its heartbeats) for longer."""
+
+
 class JournalSender:
     """Datagrams to journald's socket; an entry too large for one datagram goes as a sealed memfd."""
 
     def __init__(self, path: str = JOURNAL_SOCKET) -> None:
         self.path = path
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+        usec = int(JOURNAL_SEND_TIMEOUT_S * 1e6)
+        timeout = struct.pack("ll", usec // 1_000_000, usec % 1_000_000)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeout)
+        self.dropped = 0
+        """Entries dropped since the last one the journal took (told in that entry's FLIGHTOS_DROPPED_BEFORE)."""
 
     def send(self, payload: bytes) -> None:
-        """Send one encoded entry; raises OSError when the journal cannot take it."""
+        """Send one encoded entry; drop it (counted) if the journal is busy past the timeout; raise OSError when
+        the journal cannot take it at all."""
+        if self.dropped:
+            payload += f"FLIGHTOS_DROPPED_BEFORE={self.dropped}\n".encode()
         try:
             self.sock.sendto(payload, self.path)
         except OSError as exc:
+            if exc.errno in (errno.EAGAIN, errno.EWOULDBLOCK):
+                self.dropped += 1
+                return
             if exc.errno not in (errno.EMSGSIZE, errno.ENOBUFS):
                 raise
             self._send_memfd(payload)
+        self.dropped = 0
 
     def _send_memfd(self, payload: bytes) -> None:
         fd = os.memfd_create("flightos-journal", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
