@@ -214,6 +214,8 @@ def test_processor_turns_a_stored_scene_into_alerts(tmp_path: Path) -> None:
     assert summary["ratio"] == pytest.approx(summary["raw_bytes"] / summary["alert_bytes"])
     assert summary["precision"] >= 0.9 and summary["recall"] >= 0.9 and summary["truth_ships"] == 10
     assert summary["seconds"] > 0 and summary["megapixels_per_s"] > 0 and summary["throttle_wait_s"] == 0
+    assert summary["method"] == "k" and 3 < summary["clutter_nu_median"] < 12  # the scene's sea has nu = 6
+    assert summary["fa_observed"] <= max(3, 3 * summary["fa_expected"]), summary  # about 0.7 expected at 1e-6
     saved = json.loads((out / "detections.json").read_text())
     assert saved["summary"] == summary and len(saved["detections"]) == summary["ships"]
     assert len(D.parse_alert(blob)["ships"]) == summary["ships"]
