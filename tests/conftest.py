@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from flightos.kernel.health import speed
+from flightos.testing.runtime import ENV_SPEED
 
 # The runtime fixtures (real processes and sockets) serve every component folder.
 pytest_plugins = ["tests.runtimes"]
@@ -36,9 +37,9 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 def _speed_factor() -> float:
     """This machine's speed factor (the kernel's own benchmark), measured once per run."""
-    if "FLIGHTOS_TEST_SPEED" not in os.environ:
-        os.environ["FLIGHTOS_TEST_SPEED"] = str(speed.measure())
-    return float(os.environ["FLIGHTOS_TEST_SPEED"])
+    if ENV_SPEED not in os.environ:  # RuntimeProcess scales its waits by it too
+        os.environ[ENV_SPEED] = str(speed.measure())
+    return float(os.environ[ENV_SPEED])
 
 
 def _base_timeout(config: pytest.Config) -> float:

@@ -18,6 +18,17 @@ from typing import Any
 from flightos.client import Client, NoRuntime, kernel_pid
 from flightos.config import target as tgt
 
+ENV_SPEED = "FLIGHTOS_TEST_SPEED"
+"""This machine's speed factor (flightos.kernel.health.speed), measured once per test run by tests/conftest.py."""
+
+
+def timeout_scale() -> float:
+    """How many times longer than on the reference machine a test waits here (``$FLIGHTOS_TEST_SPEED``, else 1)."""
+    try:
+        return max(1.0, float(os.environ.get(ENV_SPEED, "1")))
+    except ValueError:
+        return 1.0
+
 
 def active(status: dict[str, Any]) -> list[dict[str, Any]]:
     """The rows of a status document's service table that are not DISABLED."""
@@ -131,6 +142,7 @@ class RuntimeProcess:
                                      stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
                                      preexec_fn=self.preexec)
         loop = asyncio.get_running_loop()
+        timeout *= timeout_scale()
         deadline = loop.time() + timeout
         while self.client is None:
             self.check_alive()
@@ -143,7 +155,7 @@ class RuntimeProcess:
                 raise RuntimeStartError(f"runtime not up within {timeout} s:\n{self.log_tail()}")
             if self.client is None:
                 await asyncio.sleep(0.02)
-        await self.wait_ready(timeout=max(1.0, deadline - loop.time()))
+        await self.wait_ready(timeout=max(1.0, deadline - loop.time()) / timeout_scale())  # scaled there again
         return self
 
     def last_error(self) -> str:
@@ -165,7 +177,7 @@ class RuntimeProcess:
         assert self.client is not None
         self.check_alive()
         try:
-            result: dict[str, Any] = await self.client.call("kernel", "status", timeout=5.0)
+            result: dict[str, Any] = await self.client.call("kernel", "status", timeout=5.0 * timeout_scale())
         except Exception:
             self.check_alive()  # it died while asked: say so, with its last error
             raise
@@ -181,6 +193,7 @@ class RuntimeProcess:
     async def wait_until(self, predicate: Any, timeout: float = 10.0, what: str = "condition") -> dict[str, Any]:
         """Poll the status until ``predicate(status)`` is true; TimeoutError naming ``what``."""
         loop = asyncio.get_running_loop()
+        timeout *= timeout_scale()
         deadline = loop.time() + timeout
         while True:
             st = await self.status()
