@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from services.sar.cfar import _box, _check, _sat, _span
+from services.sar.cfar import _box, _check, _rim, _sat, _span
 from services.sar.kdist import NU_MAX, table
 
 F32 = NDArray[np.float32]
@@ -125,34 +125,50 @@ def k_cfar(image: NDArray[np.floating], pfa: float = 1e-6, guard: int = 4, train
     tsum = _box(s, r, r, h, w)
     tsum -= _box(s, r, guard, h, w)
     del s
-    if use is None:  # nothing masked: the ring's count is separable (truncated only at the image edges)
-        count = np.subtract(np.multiply.outer(_span(h, r), _span(w, r)),
-                            np.multiply.outer(_span(h, guard), _span(w, guard))).astype(np.int32)
+    tested: Bool | None = None  # None: every pixel is tested
+    if use is None and (r + 1) ** 2 - (guard + 1) ** 2 >= min_train:
+        # nothing masked: the count is constant inside, and counted only on the rim within r of the edges
+        n_full = (2 * r + 1) ** 2 - (2 * guard + 1) ** 2
+        rim = _rim(h, w, r)
+        rim_z = [tsum[sl] / np.subtract(np.multiply.outer(_span(h, r)[sl[0]], _span(w, r)[sl[1]]),
+                                        np.multiply.outer(_span(h, guard)[sl[0]], _span(w, guard)[sl[1]]))
+                 for sl in rim]
+        z = tsum.astype(np.float32)
+        z *= np.float32(1.0 / n_full)
+        for sl, v in zip(rim, rim_z, strict=True):
+            z[sl] = v
+        del tsum, rim_z
     else:
-        c = _sat(use, r, np.int32)
-        count = _box(c, r, r, h, w)
-        count -= _box(c, r, guard, h, w)
-        del c
-    tested = count >= min_train
-    if valid is not None:
-        tested &= valid
-    tsum /= np.maximum(count, 1)
-    z = tsum.astype(np.float32)  # the ring mean
-    del tsum, count
+        if use is None:
+            count = np.subtract(np.multiply.outer(_span(h, r), _span(w, r)),
+                                np.multiply.outer(_span(h, guard), _span(w, guard)))
+        else:
+            c = _sat(use, r, np.int32)
+            count = _box(c, r, r, h, w)
+            count -= _box(c, r, guard, h, w)
+            del c
+        tested = count >= min_train
+        if valid is not None:
+            tested &= valid
+        tsum /= np.maximum(count, 1)
+        z = tsum.astype(np.float32)  # the ring mean
+        del tsum, count
     # ln y on every second pixel and row: speckle is white, the texture varies slowly
     xs, zs = x[::2, ::2], z[::2, ::2]
-    fitted = tested[::2, ::2]  # censored pixels too: the trimming keeps ships out, the tail stays in
     with np.errstate(divide="ignore", invalid="ignore"):
         lny = np.log(xs / zs)
-    lny[~fitted | ~np.isfinite(lny)] = np.nan
+    bad = ~np.isfinite(lny)
+    if tested is not None:  # censored pixels are fitted too: the trimming keeps ships out, the tail stays in
+        bad |= ~tested[::2, ::2]
+    lny[bad] = np.nan
     nu, logc = fit(lny, looks, pfa, trim, max(cell // 2, 4))
-    del lny, xs, zs, fitted
+    del lny, xs, zs, bad
     tab = table(int(looks), float(pfa), float(trim))
     cell_t = np.exp(logc + tab.at(nu, tab.log_t)).astype(np.float32)
     thr = z  # scaled in place, one band of cells at a time: no full-size factor array
     for i in range(cell_t.shape[0]):
         thr[i * cell:(i + 1) * cell] *= np.repeat(cell_t[i], cell)[None, :w]
-    if not tested.all():
+    if tested is not None:
         thr[~tested] = np.inf
     det: Bool = x > thr
-    return det, thr, KFit(nu, logc, int(tested.sum()), cell)
+    return det, thr, KFit(nu, logc, h * w if tested is None else int(tested.sum()), cell)
