@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,9 @@ from flightos.ground import mdb, pus
 from flightos.ground.security import KeyStore
 from flightos.groundtools.console import GroundClient, GroundError
 from flightos.groundtools.telemetry import Declarations, activities, command_text, decode, line
+
+DEFAULT_UDP = "127.0.0.1:10025"
+"""Where the ground service listens when its target does not say (services/ground/options.py)."""
 
 
 def add_parsers(sub: Any) -> None:
@@ -39,7 +43,8 @@ def add_parsers(sub: Any) -> None:
     g.add_argument("action", choices=["ping", "cmd", "param", "tm", "time", "schedule", "resync"])
     g.add_argument("rest", nargs="*", help="cmd SERVICE COMMAND [key=value ...] | param get|set SERVICE.NAME "
                    "[VALUE] | schedule list|reset|enable|disable|add +SECONDS SERVICE COMMAND [key=value ...]")
-    g.add_argument("--to", default="127.0.0.1:10025", help="the ground service's UDP endpoint")
+    g.add_argument("--to", help="the ground service's UDP endpoint HOST:PORT (default: the target's "
+                   "services.ground.options.udp_bind, a wildcard host read as 127.0.0.1)")
     g.add_argument("--apid", type=int, default=100)
     g.add_argument("--target", default="sim-radhard", help="whose key file and mission database: the shipped "
                    "table, then the mission tables of the target's ground service (services.ground.options.mdb)")
@@ -203,16 +208,32 @@ def run_ground(args: argparse.Namespace) -> int:
     return asyncio.run(_ground(args))
 
 
+def ground_endpoint(to: str | None, target: str, overrides: list[str] | None = None) -> tuple[str, int]:
+    """--to, else where the target's ground service listens (its udp_bind); a bad endpoint is a UsageError."""
+    where = "--to"
+    if to is None:
+        ground = tgt.load(target, overrides).services.get("ground")
+        to = ground.options.get("udp_bind", DEFAULT_UDP) if ground is not None else DEFAULT_UDP
+        where = f"target {target}: services.ground.options.udp_bind"
+    host, _, port = str(to).rpartition(":")
+    host = host.strip("[]")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise UsageError(f"{where}: expected HOST:PORT with a port in 1..65535, got {to!r}")
+    return ("127.0.0.1" if host == "0.0.0.0" else "::1" if host == "::" else host), int(port)
+
+
 async def _ground(args: argparse.Namespace) -> int:
-    host, _, port = args.to.rpartition(":")
+    host, port = ground_endpoint(args.to, args.target, args.set)
     keys = None if args.no_auth else KeyStore(key_file(args))
     tables = mission_tables(target_tables(args.target, args.set))
     try:
-        async with GroundClient(host, int(port), args.apid, keys, args.key_id) as g:
+        async with GroundClient(host, port, args.apid, keys, args.key_id) as g:
             return await _console(g, tables, args)
     except GroundError as exc:
-        error(str(exc))
+        error(f"{exc}; asked the ground service at {host}:{port}" if "within" in str(exc) else str(exc))
         return ec.TIMEOUT if "within" in str(exc) else ec.COMMAND_FAILED
+    except socket.gaierror as exc:
+        raise UsageError(f"ground endpoint {host}:{port}: {exc.strerror}") from None
 
 
 async def _console(g: GroundClient, tables: mdb.Tables, args: argparse.Namespace) -> int:
@@ -265,9 +286,10 @@ async def _param(g: GroundClient, tables: mdb.Tables, rest: list[str], args: arg
         value, _ = pus.decode_value(ptype, data, 4)
         emit_json(value)
     else:
-        value = parse_value(rest[2]) if len(rest) > 2 else None
-        if ptype == "str" and len(rest) > 2:
-            value = rest[2]
+        if len(rest) != 3:
+            raise UsageError(f"ground param set {rest[1]} VALUE: expected one value, got {len(rest) - 2}")
+        where = f"ground param set {rest[1]}"
+        value = rest[2] if ptype == "str" else _typed(where, "VALUE", ptype, parse_value(rest[2]))
         out = await g.request(g.build(20, 3, pus.pack_u16(1) + pus.pack_u16(pid) + pus.encode_value(ptype, value)),
                               args.timeout)
         g._raise(out)

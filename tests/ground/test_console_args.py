@@ -1,0 +1,85 @@
+"""`flightos ground` with a bad endpoint or parameter value: a clear usage error; the target's endpoint by default."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import threading
+
+import pytest
+
+from flightos.ground import pus
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "flightos.cli.main", *args], capture_output=True, text=True,
+                          timeout=60, stdin=subprocess.DEVNULL)
+
+
+@pytest.mark.parametrize(("to", "says"), [
+    ("foo", "--to: expected HOST:PORT with a port in 1..65535, got 'foo'"),
+    ("127.0.0.1:bar", "--to: expected HOST:PORT with a port in 1..65535, got '127.0.0.1:bar'"),
+    ("127.0.0.1:99999", "--to: expected HOST:PORT with a port in 1..65535, got '127.0.0.1:99999'"),
+    ("no-such-host.invalid:10025", "ground endpoint no-such-host.invalid:10025: "),
+])
+def test_bad_endpoint_is_a_usage_error(to: str, says: str) -> None:
+    """Was exit 70 'internal error: ValueError/gaierror/OverflowError'."""
+    res = cli("ground", "ping", "--no-auth", "--to", to, "--timeout", "1")
+    assert res.returncode == 2 and res.stderr.startswith(f"flightos: {says}"), res.stderr
+    assert "internal error" not in res.stderr
+
+
+def test_bad_udp_bind_in_the_target_is_named() -> None:
+    res = cli("ground", "ping", "--no-auth", "--set", "services.ground.options.udp_bind=nowhere", "--timeout", "1")
+    assert res.returncode == 2, res.stderr
+    assert "services.ground.options.udp_bind: expected HOST:PORT" in res.stderr and "'nowhere'" in res.stderr
+
+
+def test_console_speaks_to_the_targets_udp_bind_without_to() -> None:
+    """The console takes the endpoint from the target and its --set overrides, as its help says (was: always :10025)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.settimeout(20)
+    port = sock.getsockname()[1]
+
+    def spacecraft() -> None:
+        tc, addr = sock.recvfrom(65536)
+        rid = pus.request_id_of(tc)
+        assert rid is not None
+        sock.sendto(pus.verification(7, rid, 100, 1), addr)
+        sock.sendto(pus.tm(200, 1, b"\x01", 100, 2), addr)
+
+    fake = threading.Thread(target=spacecraft, daemon=True)
+    fake.start()
+    res = cli("ground", "tm", "--no-auth", "--set", f"services.ground.options.udp_bind=0.0.0.0:{port}",
+              "--count", "1", "--timeout", "5")
+    fake.join(5)
+    sock.close()
+    assert res.returncode == 0, res.stderr
+    assert "TM[200,1] seq 2: not in the mission database, 1 bytes" in res.stdout
+
+
+def test_timeout_names_the_endpoint_asked() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as quiet:  # bound, never answers
+        quiet.bind(("127.0.0.1", 0))
+        to = f"127.0.0.1:{quiet.getsockname()[1]}"
+        res = cli("ground", "ping", "--no-auth", "--to", to, "--timeout", "0.5")
+    assert res.returncode == 4 and f"asked the ground service at {to}" in res.stderr, res.stderr
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (["test.greeting"], "ground param set test.greeting VALUE: expected one value, got 0"),
+    (["test.greeting", "a", "b"], "ground param set test.greeting VALUE: expected one value, got 2"),
+    (["sar.scene_px", "abc"], "ground param set sar.scene_px: argument 'VALUE' expects int, got 'abc'"),
+])
+def test_param_set_checks_its_value_before_sending(args: list[str], says: str) -> None:
+    """Was: no value set the parameter to '' and said 'set'; a non-number for an int was an internal error."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as quiet:
+        quiet.bind(("127.0.0.1", 0))
+        quiet.settimeout(0.2)
+        res = cli("ground", "param", "set", *args, "--no-auth", "--to", f"127.0.0.1:{quiet.getsockname()[1]}",
+                  "--timeout", "1")
+        with pytest.raises(TimeoutError):
+            quiet.recvfrom(65536)  # nothing was sent
+    assert res.returncode == 2 and res.stderr.strip() == f"flightos: {says}", res.stderr
