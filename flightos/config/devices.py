@@ -69,6 +69,13 @@ def line_id(v: Any) -> str | int:
     return v
 
 
+def chip_name(v: Any) -> str:
+    """A GPIO chip's label, gpiochipN or /dev path: never empty."""
+    if not isinstance(v, str) or not v.strip():
+        raise ValueError("a chip label such as pinctrl-rp1, gpiochip0 or /dev/gpiochip0")
+    return v
+
+
 def level(v: Any) -> int:
     """0 or 1."""
     if v not in (0, 1) or isinstance(v, bool):
@@ -112,7 +119,7 @@ class UartDevice:
 class GpioDevice:
     """``kind = "gpio"``: one line of a GPIO chip, requested through libgpiod v2."""
 
-    chip: str = setting(string, None, "required: the chip's label (e.g. pinctrl-rp1), gpiochipN or its /dev path")
+    chip: str = setting(chip_name, None, "required: the chip's label (e.g. pinctrl-rp1), gpiochipN or its /dev path")
     line: str | int = setting(line_id, None, "required: the line's name (e.g. GPIO17) or offset")
     direction: str = setting(one_of("input", "output"), "input", "input or output")
     active_low: bool = setting(boolean, False, "the line is active when low")

@@ -49,6 +49,7 @@ def test_a_device_travels_to_the_service_and_back_unchanged() -> None:
     ({"kind": "uart", "port": "ttyS0"}, "devices.plate.port: expected a device path such as /dev/ttyTHS1"),
     ({"kind": "uart", "port": "/dev/ttyS0", "baud": 115201}, "devices.plate.baud: expected a standard baud rate"),
     ({"kind": "gpio", "chip": "gpiochip0", "line": -1}, "devices.plate.line: expected a line name"),
+    ({"kind": "gpio", "chip": " ", "line": "GPIO17"}, "devices.plate.chip: expected a chip label such as pinctrl-rp1"),
     ({"kind": "spi", "bus": 0, "mode": 4}, "devices.plate.mode: expected an SPI mode: one of 0, 1, 2, 3, got 4"),
     ({"kind": "can", "interface": "can0", "bitrate": 12345}, "devices.plate.bitrate: expected a CAN bit rate"),
 ])

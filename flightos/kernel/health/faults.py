@@ -90,6 +90,8 @@ class BoardEffects:
     # ---- injection ---------------------------------------------------------------------------
     def inject(self, fault: str, args: dict[str, Any]) -> str:
         """Inject one fault into the board (ServiceUnavailable where it cannot); return what was done."""
+        if fault not in FAULTS and fault not in DEVICE_FAULTS:  # name every fault the kernel takes, devices' too
+            raise BadArguments(f"unknown fault {fault!r}; known: {', '.join([*FAULTS, *DEVICE_FAULTS])}")
         try:
             what = self._inject_device(fault, args) if fault in DEVICE_FAULTS else self.injection.inject(fault, args)
         except FaultArgumentError as exc:
