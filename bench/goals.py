@@ -106,8 +106,7 @@ def _burst() -> list[Goal]:
     out = []
     for b in runs:
         lost, counted = b["sent"] - b["delivered"], b["counted"]
-        out.append(Goal(f"{b['publishers']} publishers {TIMES} {b['each']:,} messages in one burst, {b['mode']}: "
-                        "every loss counted",
+        out.append(Goal(f"{b['publishers']} {TIMES} {b['each']:,} burst, {b['mode']}: every loss counted",
                         f"{b['delivered']:,} of {b['sent']:,} delivered, {lost:,} lost, {counted:,} counted",
                         "—", "counted = lost", _judge(counted == lost), note=b.get("note", "")))
     return out
