@@ -73,8 +73,8 @@ def inject(b: SimBoard, fault: str, args: Mapping[str, Any]) -> str:
     """Inject one fault into the simulated board; return what was done (FaultArgumentError if bad)."""
     if fault == "seu":
         bits = _bits(args)
-        count = len(bits) if bits is not None else _int(args, "count", 1) or 1
-        if not 1 <= count <= MAX_SEU_BURST:
+        count = len(bits) if bits is not None else _int(args, "count", 1)
+        if count is None or not 1 <= count <= MAX_SEU_BURST:  # count=0 is refused, not read as the default
             raise FaultArgumentError(f"count: expected 1..{MAX_SEU_BURST} upsets in one injection, got {count}")
         address = _int(args, "address")
         b.inject_seu(count=count, address=address, bits=bits)
@@ -88,7 +88,10 @@ def inject(b: SimBoard, fault: str, args: Mapping[str, Any]) -> str:
         b.reset_core(core)
         return f"core {core} reset"
     if fault == "sel":
-        delta = _num(args, "delta_ma") or 200.0
+        given = _num(args, "delta_ma")
+        delta = 200.0 if given is None else given
+        if delta <= 0:  # delta_ma=0 was read as the default 200 mA
+            raise FaultArgumentError(f"delta_ma: expected a current step > 0 mA, got {given:g}")
         b.inject_sel(delta_ma=delta)
         return f"latch-up of {delta:g} mA"
     if fault == "power-cycle":
