@@ -121,10 +121,14 @@ def _accept_global_options_everywhere(p: argparse.ArgumentParser) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI and exit with a documented code."""
-    args = build_parser().parse_args(argv)
     try:
+        args = build_parser().parse_args(argv)
         code = dispatch(args)
+        sys.stdout.flush()  # a closed pipe fails here, where it is handled, not in the interpreter's exit
     except KeyboardInterrupt:
+        code = ec.OK
+    except BrokenPipeError:  # the reader stopped early (`flightos tm | head`): what it took was shown
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit's flush cannot fail again
         code = ec.OK
     except NoRuntime as exc:
         error(str(exc))
