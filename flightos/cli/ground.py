@@ -366,6 +366,8 @@ async def _tail(g: GroundClient, tables: mdb.Tables, args: argparse.Namespace) -
             await asyncio.sleep(0)  # let the datagram go before the socket closes
         if g.acknowledged and not args.json:
             print(f"acknowledged {g.acknowledged} packet(s) with TC[15,130]", flush=True)
+        if g.garbage:  # said, not dropped in silence: a wrong --to or a link mangling frames shows here
+            error(f"ignored {g.garbage} datagram(s) that are not PUS telemetry packets")
 
 
 ACK_EVERY_S = 1.0

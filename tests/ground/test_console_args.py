@@ -83,3 +83,29 @@ def test_param_set_checks_its_value_before_sending(args: list[str], says: str) -
         with pytest.raises(TimeoutError):
             quiet.recvfrom(65536)  # nothing was sent
     assert res.returncode == 2 and res.stderr.strip() == f"flightos: {says}", res.stderr
+
+
+def test_tm_says_how_many_datagrams_were_not_packets() -> None:
+    """Was: bytes that are not a PUS TM packet vanished without a word."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.settimeout(20)
+
+    def spacecraft() -> None:
+        tc, addr = sock.recvfrom(65536)
+        rid = pus.request_id_of(tc)
+        assert rid is not None
+        sock.sendto(pus.verification(7, rid, 100, 1), addr)
+        sock.sendto(b"\x00" * 7, addr)
+        sock.sendto(b"not a packet", addr)
+        sock.sendto(pus.tm(200, 1, b"\x01", 100, 2), addr)
+
+    fake = threading.Thread(target=spacecraft, daemon=True)
+    fake.start()
+    res = cli("ground", "tm", "--no-auth", "--to", f"127.0.0.1:{sock.getsockname()[1]}", "--count", "1",
+              "--timeout", "5")
+    fake.join(5)
+    sock.close()
+    assert res.returncode == 0, res.stderr
+    assert "TM[200,1] seq 2" in res.stdout
+    assert "flightos: ignored 2 datagram(s) that are not PUS telemetry packets" in res.stderr
