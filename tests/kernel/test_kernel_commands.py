@@ -80,7 +80,11 @@ def test_the_mission_database_kernel_functions_match_the_table() -> None:
     for fn in kernel:
         assert fn.command in commands.TABLE, fn.name
         assert fn.args is not None
-        assert list(fn.args) == [(a.name, a.type_name) for a in KERNEL_ARGUMENTS[fn.command] if a.required]
+        table = [(a.name, a.type_name) for a in KERNEL_ARGUMENTS[fn.command]]
+        required = [(a.name, a.type_name) for a in KERNEL_ARGUMENTS[fn.command] if a.required]
+        # On the wire: every required argument, then optional ones the ground may set, in the table's order.
+        assert list(fn.args) == table[: len(fn.args)], fn.name
+        assert set(required) <= set(fn.args), fn.name
         assert doc[fn.name]["doc"] == KERNEL_COMMANDS[fn.command]
 
 
