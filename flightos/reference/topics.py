@@ -80,8 +80,8 @@ TOPICS: tuple[Topic, ...] = (
               ("t_mono_ns", "monotonic time of the reading"),
               ("cores", "list: `id`, `online`, `load_pct`, `freq_mhz`, `cluster`"),
               ("zones", "list of thermal zones: `name`, `temp_c`, `trips` (`kind`, `temp_c`), `sysfs`"),
-              ("throttle", "throttling flags in the Pi's get_throttled layout (`raw`, `under_voltage`, `throttled`, ... "
-                           "and their `*_occurred` since boot): the Pi firmware's, or on a Jetson Orin its "
+              ("throttle", "throttling flags in the Pi's get_throttled layout (`raw`, `under_voltage`, `throttled`, "
+                           "... and their `*_occurred` since boot): the Pi firmware's, or on a Jetson Orin its "
                            "soctherm_oc under-voltage and over-current events; null where the board has none"),
               ("rails_mw", "power per rail, mW (dict)"),
               ("edac", "`corrected`, `uncorrected` memory error counts, or null"),
