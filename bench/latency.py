@@ -16,6 +16,7 @@ import contextlib
 import struct
 import tempfile
 import time
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 
 import zmq
@@ -48,6 +49,8 @@ def publisher_main(conn: Connection, xsub: str) -> None:
 
 async def _block(ctx: zmq.Context[zmq.Socket[bytes]], conn: Connection, xsub: str, kind: str, n: int) -> None:
     """Join, then ``n`` stamped messages ``PERIOD_S`` apart, then end markers until "close"."""
+    publish: Callable[[str, bytes], object]
+    close: Callable[[], None]
     if kind == "sdk":
         from flightos.bus.pubsub import Publisher
 
@@ -57,9 +60,8 @@ async def _block(ctx: zmq.Context[zmq.Socket[bytes]], conn: Connection, xsub: st
         sock = ctx.socket(zmq.PUB)
         sock.connect(xsub)
 
-        def publish(topic: str, payload: bytes) -> int:
-            sock.send(topic.encode() + workers.SEP + payload)
-            return 0
+        def publish(topic: str, payload: bytes) -> object:
+            return sock.send(topic.encode() + workers.SEP + payload)
 
         def close() -> None:
             sock.close(linger=0)
@@ -112,7 +114,7 @@ async def _aio(ctx: zmq.Context[zmq.Socket[bytes]], xpub: str, pub: workers.Work
     sock.setsockopt(zmq.SUBSCRIBE, b"bench.")
     sock.connect(xpub)
     loop = asyncio.get_running_loop()
-    fd = sock.getsockopt(zmq.FD)
+    fd = int(sock.getsockopt(zmq.FD))
     ready, frames = asyncio.Event(), collections.deque[bytes]()
     data, end = workers.DATA_TOPIC.encode() + workers.SEP, workers.END_TOPIC.encode() + workers.SEP
 

@@ -266,7 +266,7 @@ def responder_main(conn: Connection, port: int) -> None:
 
     def on_message(cl: Any, _ud: Any, msg: Any) -> None:
         """Send the payload back where the request asked, with its correlation data."""
-        props = Properties(PacketTypes.PUBLISH)
+        props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
         props.CorrelationData = msg.properties.CorrelationData
         cl.publish(msg.properties.ResponseTopic, msg.payload, QOS, properties=props)
 
@@ -327,7 +327,7 @@ def request_reply() -> Iterator[Requester]:
 
             c.on_message = on_message
             subscribe(c, topic)
-            props = Properties(PacketTypes.PUBLISH)
+            props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
             props.ResponseTopic = topic
             yield Requester(c, topic, props, got, want)
         finally:

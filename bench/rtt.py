@@ -74,7 +74,7 @@ class AsyncDealer:
         self.sock = sock
         self.loop = asyncio.get_running_loop()
         self.fut: asyncio.Future[bytes] | None = None
-        self.loop.add_reader(sock.getsockopt(zmq.FD), self._on_readable)
+        self.loop.add_reader(int(sock.getsockopt(zmq.FD)), self._on_readable)
 
     def _on_readable(self) -> None:
         """Edge-triggered FD: drain until EVENTS shows no POLLIN; the reply resolves the pending call."""
@@ -98,7 +98,7 @@ class AsyncDealer:
 
     def close(self) -> None:
         """Stop watching and close the socket."""
-        self.loop.remove_reader(self.sock.getsockopt(zmq.FD))
+        self.loop.remove_reader(int(self.sock.getsockopt(zmq.FD)))
         self.sock.close(linger=0)
 
 

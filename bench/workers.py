@@ -228,13 +228,13 @@ def aecho_main(conn: Connection, endpoint: str) -> None:
                 send(recv(zmq.NOBLOCK))
 
         loop = asyncio.get_running_loop()
-        loop.add_reader(sock.getsockopt(zmq.FD), on_readable)
+        loop.add_reader(int(sock.getsockopt(zmq.FD)), on_readable)
         quit_ = asyncio.Event()
         loop.add_reader(conn.fileno(), quit_.set)
         conn.send("ready")
         on_readable()
         await quit_.wait()
-        loop.remove_reader(sock.getsockopt(zmq.FD))
+        loop.remove_reader(int(sock.getsockopt(zmq.FD)))
         sock.close(linger=0)
         ctx.term()
 
