@@ -20,6 +20,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import shlex
 import shutil
 import stat
@@ -75,6 +76,10 @@ def default_runner(argv: list[str]) -> tuple[int, str, str]:
 
 class StepFailed(Exception):
     """A step of install/uninstall failed; the message is one line."""
+
+
+USER_NAME = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
+"""A user name useradd accepts by default (NAME_REGEX), the form a unit's User= takes as it is."""
 
 
 # ---- the unit ------------------------------------------------------------------------------------
@@ -372,6 +377,9 @@ def run_install(args: argparse.Namespace, *, runner: Runner | None = None, euid:
     if not args.python:
         _check_services_installed(target)
     user = args.user
+    if not USER_NAME.fullmatch(user):  # useradd's own rule; a unit's User= with a space names another user
+        raise UsageError(f"install: --user {user!r}: expected a system user name (a-z, 0-9, '_' and '-', "
+                         f"not starting with a digit or '-', at most 32 characters)")
     acc = Accounts.read(prefix)
     plan = Plan()
 
@@ -426,9 +434,9 @@ def run_install(args: argparse.Namespace, *, runner: Runner | None = None, euid:
     protect_home = "read-only" if any(_in_home(p) for p in code_paths) else "yes"
     plan.notes += hidden_path_notes(code_paths, protect_home)
     memory_max_mb, tasks_max = unit_limits(target)
+    allow = list(dict.fromkeys(device_allow(backend, watchdog_device or None) + _target_devices(target)))  # each once
     unit = render_unit(target=name, python=python, user=user, group=group, supplementary_groups=supplementary,
-                       shutdown_grace_s=target.runtime.shutdown_grace_s,
-                       devices=device_allow(backend, watchdog_device or None) + _target_devices(target),
+                       shutdown_grace_s=target.runtime.shutdown_grace_s, devices=allow,
                        read_write_paths=rw_paths, protect_home=protect_home,
                        memory_max_mb=memory_max_mb, tasks_max=tasks_max)
     unit_path = _under(prefix, f"{UNIT_DIR}/{UNIT_NAME}")
