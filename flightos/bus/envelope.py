@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import os
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import msgspec
@@ -193,10 +194,31 @@ def _array_head(n: int) -> bytes:
     return b"\xdd" + n.to_bytes(4, "big")
 
 
-def encode_batch(prefix: bytes, kind: int, topic: str, source: str, seq: int, items: list[bytes]) -> bytes:
+def encode_batch(prefix: bytes, kind: int, topic: str, source: str, seq: int,
+                 items: Sequence[bytes | memoryview]) -> bytes:
     """A batch frame: ``prefix`` (topic and separator), then the batch array around ``items`` (from encode_item)."""
     head = _encoder.encode((BATCH_VERSION, kind, topic, source, seq, None))[:-1]  # drop the nil placeholder
     return b"".join((prefix, head, _array_head(len(items)), *items))
+
+
+def batch_room(prefix: bytes, topic: str, source: str) -> int:
+    """Bytes to reserve ahead of a batch's items for its longest head (see seal_batch)."""
+    return len(prefix) + len(_encoder.encode((BATCH_VERSION, 127, topic, source, 2**64 - 1, None))) - 1 + 5
+
+
+def encode_item_into(buf: bytearray, mono_ns: int, utc_ns: int, payload: Any) -> None:
+    """Encode one message of a batch onto the end of ``buf`` (as encode_item, without an intermediate copy)."""
+    _encoder.encode_into((mono_ns, utc_ns, payload), buf, -1)
+
+
+def seal_batch(buf: bytearray, room: int, prefix: bytes, kind: int, topic: str, source: str, seq: int,
+               n: int) -> int:
+    """Write the head of the ``n`` items that follow ``buf[:room]`` so that it ends at ``room``; return where
+    the frame starts (the frame is ``buf[start:]``: the items are not copied again)."""
+    head = b"".join((prefix, _encoder.encode((BATCH_VERSION, kind, topic, source, seq, None))[:-1], _array_head(n)))
+    start = room - len(head)
+    buf[start:room] = head
+    return start
 
 
 def decode_batch_frame(frame: bytes, sep: int) -> BatchHead:

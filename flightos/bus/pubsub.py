@@ -22,6 +22,7 @@ log = structlog.get_logger("flightos.bus")
 _NOBLOCK = int(zmq.NOBLOCK)
 _mono_ns = time.monotonic_ns
 _utc_ns = time.time_ns
+_encode_item_into = wire.encode_item_into
 _running_loop = asyncio._get_running_loop
 """The running loop or None, without get_running_loop's exception (asked once per batch, not per message)."""
 
@@ -103,15 +104,16 @@ def _jitter(delay: float) -> float:
 class _Topic:
     """What a publisher keeps per topic: its frame prefix, its last sequence number, its open batch."""
 
-    __slots__ = ("coalesce", "first", "items", "mark_at", "marks_left", "name", "prefix", "seq", "size")
+    __slots__ = ("coalesce", "first", "items", "mark_at", "marks_left", "name", "prefix", "room", "seq", "size")
 
-    def __init__(self, name: str, prefix: bytes, coalesce: bool) -> None:
+    def __init__(self, name: str, prefix: bytes, source: str, coalesce: bool) -> None:
         self.name = name
         self.prefix = prefix
+        self.room = wire.batch_room(prefix, name, source)
         self.coalesce = coalesce
         self.seq = 0
         self.first = 0
-        self.items: list[bytes] = []
+        self.items: list[bytes | memoryview] = []
         self.size = 0
         self.marks_left = 0
         self.mark_at = 0.0
@@ -163,7 +165,7 @@ class Publisher:
     def _topic(self, topic: str) -> _Topic:
         if "\x00" in topic or not topic.isascii():
             raise ValueError(f"topics are ASCII without NUL: {topic!r}")
-        t = self._topics[topic] = _Topic(topic, topic.encode() + wire.TOPIC_SEPARATOR,
+        t = self._topics[topic] = _Topic(topic, topic.encode() + wire.TOPIC_SEPARATOR, self.source,
                                          self.coalesce and not kernel_topic(topic, self.source))
         return t
 
@@ -174,28 +176,39 @@ class Publisher:
             t = self._topic(topic)
         seq = t.seq + 1
         if t.coalesce and kind == 1:
-            # The hottest path of the bus: one small encode, appended to the topic's open batch.
-            item = self._encode((_mono_ns(), _utc_ns(), payload))
-            t.seq = seq
-            self.sent += 1
             items = t.items
-            if not items:
-                t.first = seq
-                if self._flush_handle is None:
-                    # The first message of a loop iteration leaves at once (an isolated message waits for
-                    # nothing); what follows it in the same iteration is coalesced until the flush.
-                    items.append(item)
+            if items:  # the hottest path of the bus: one small encode, appended to the topic's open batch
+                item = self._encode((_mono_ns(), _utc_ns(), payload))
+                t.seq = seq
+                self.sent += 1
+                items.append(item)
+                t.size += len(item)
+                if t.size >= BATCH_MAX_BYTES or len(items) >= BATCH_MAX_MESSAGES:
                     self._send_batch(t)
+                return seq
+            # A batch starts: encoded behind room for a head, so that if it leaves alone (the first message of
+            # the iteration, or a large one) the frame is sealed in place instead of copied again.
+            buf = bytearray(t.room)
+            _encode_item_into(buf, _mono_ns(), _utc_ns(), payload)
+            t.seq = seq
+            t.first = seq
+            self.sent += 1
+            first = self._flush_handle is None
+            if first or len(buf) - t.room >= BATCH_MAX_BYTES:
+                # The first message of a loop iteration leaves at once (an isolated message waits for nothing);
+                # what follows it in the same iteration is coalesced until the flush.
+                start = wire.seal_batch(buf, t.room, t.prefix, 1, topic, self.source, seq, 1)
+                self.sock.send(memoryview(buf)[start:])
+                self._sent_batch(t)
+                if first:
                     loop = _running_loop()
                     if loop is not None:
                         self._flush_handle = loop.call_soon(self.flush)
                         self._open.append(t)  # its flush schedules the topic's sequence marks
-                    return seq
-                self._open.append(t)
-            items.append(item)
-            t.size += len(item)
-            if t.size >= BATCH_MAX_BYTES or len(items) >= BATCH_MAX_MESSAGES:
-                self._send_batch(t)
+                return seq
+            items.append(memoryview(buf)[t.room:])
+            t.size = len(buf) - t.room
+            self._open.append(t)
             return seq
         if self._open:
             self.flush()  # what this publisher coalesced so far leaves first: per-publisher order is kept
@@ -215,9 +228,13 @@ class Publisher:
         if not items:
             return
         self.sock.send(wire.encode_batch(t.prefix, 1, t.name, self.source, t.first, items))
+        t.items = []
+        self._sent_batch(t)
+
+    def _sent_batch(self, t: _Topic) -> None:
+        """Bookkeeping after a topic's batch left: the next one's first number, and the topic's marks."""
         self.frames += 1
         t.first = t.seq + 1
-        t.items = []
         t.size = 0
         self._marking.add(t)
         t.marks_left = len(MARK_AFTER_S)
