@@ -150,7 +150,9 @@ class Service:
     async def publish(self, name: str, payload: Any) -> None:
         """Publish telemetry on ``tm.<service>.<name>`` (numbered, so drops are counted).
 
-        Raises PublishDenied when the target's ``[acl] publish`` does not allow the topic.
+        The payload is encoded now; messages after the first in one loop iteration leave together at its end,
+        one frame per topic (docs/design.md, "Coalesced telemetry"). Raises PublishDenied when the target's
+        ``[acl] publish`` does not allow the topic.
         """
         self._host.publish(f"tm.{self.name}.{name}", payload)
 
