@@ -45,7 +45,8 @@ def kernel_pid(runtime_dir: Path) -> int | None:
 class Client:
     """Talks to a running runtime: ``await client.call("test", "ping")``, ``client.subscribe("tm.")``."""
 
-    def __init__(self, runtime_dir: Path | str | None = None, name: str = "client") -> None:
+    def __init__(self, runtime_dir: Path | str | None = None, name: str = "client", *, direct: bool = True) -> None:
+        """``direct``: send commands with fresh ids one hop to local services (``flightos.bus.direct``)."""
         self.runtime_dir = Path(runtime_dir) if runtime_dir else default_runtime_dir()
         pid = kernel_pid(self.runtime_dir)
         if pid is None:
@@ -56,7 +57,8 @@ class Client:
         """The kernel's pid (from its locked pid file): kernel topics are accepted only from that process."""
         self.ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context(io_threads=1)
         ident = f"c/{name}/{os.getpid()}/{os.urandom(4).hex()}"
-        self.commands = CommandChannel(self.ctx, self.endpoints.command, ident, name)
+        self.commands = CommandChannel(self.ctx, self.endpoints.command, ident, name,
+                                       direct_dir=self.runtime_dir if direct else None)
         self._subs: list[Subscriber] = []
 
     async def call(self, service: str, command: str, args: dict[str, Any] | None = None, *,

@@ -5,13 +5,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import structlog
 import zmq
 
+from flightos.aio import TaskSet
 from flightos.bus import envelope as wire
 from flightos.bus.aiozmq import LINGER_MS, AsyncSocket
+from flightos.bus.direct import DirectLink, direct_path, says_use_kernel
 from flightos.bus.envelope import Envelope, FrameError, Kind
 from flightos.bus.errors import CommandError, DeadlineExceeded, FrameTooLarge
 from flightos.bus.pubsub import RejectCounter
@@ -67,6 +70,11 @@ def result_value(payload: Any) -> Any:
     raise CommandError.from_wire({"code": "bad_request", "message": f"malformed result {payload!r}"})
 
 
+MAX_DIRECT_LINKS = 64
+"""Services a client keeps a direct connection to; past this, commands to others use the kernel."""
+MAX_DIRECT_INFLIGHT = 1024
+"""Direct commands in flight at once; past this they use the kernel (bounds what a dropped connection re-sends)."""
+
 CommandSink = Callable[[list[Envelope]], None]
 """Takes the commands of one drained batch, in order."""
 
@@ -82,6 +90,7 @@ class CommandChannel:
         source: str,
         on_commands: CommandSink | None = None,
         max_frame_bytes: int | None = None,
+        direct_dir: Path | None = None,
     ) -> None:
         self.identity = identity
         self.source = source
@@ -98,6 +107,13 @@ class CommandChannel:
         """The runtime's frame limit; None until learned from the kernel (asked only for a large command)."""
         self.rejects = RejectCounter(f"commands:{identity}")
         self.late_results = 0
+        self.direct_dir = direct_dir
+        """The runtime directory of the services this client reaches directly (``flightos.bus.direct``); None: never."""
+        self._links: dict[str, DirectLink] = {}
+        self._direct: dict[str, tuple[DirectLink, str, str, dict[str, Any], float]] = {}
+        """Commands in flight on a direct link: (link, destination, name, args, deadline on the loop clock)."""
+        self.direct_stats = {"sent": 0, "via_kernel": 0, "resent": 0}
+        self._resends = TaskSet("direct-resend")
 
     def start(self) -> None:
         """Start receiving on the running event loop (results and commands are handled as they arrive)."""
@@ -114,6 +130,12 @@ class CommandChannel:
                 self.rejects.reject(err)
                 continue
             if env.kind == Kind.RESULT:
+                if self._direct:
+                    sent = self._direct.pop(env.corr, None)
+                    if sent is not None and says_use_kernel(env.payload):  # the service wants it via the kernel
+                        sent[0].lost = True
+                        self._resend([(env.corr, sent)])
+                        continue
                 fut = self._pending.pop(env.corr, None)
                 if fut is None or fut.done():
                     self.late_results += 1
@@ -135,6 +157,21 @@ class CommandChannel:
         """Send an encoded envelope (waits at the HWM, never drops)."""
         assert self._asock is not None, "start() first"
         await self._asock.send(frame)
+
+    @property
+    def closed(self) -> bool:
+        """Whether close() was called."""
+        return self._asock is not None and self._asock.closed
+
+    def send_nowait(self, frame: bytes) -> bool:
+        """Send an encoded envelope now; False at the high-water mark or once closed (``send_frame`` waits)."""
+        if self._asock is None or self._asock.closed:
+            return False
+        try:
+            self._asock.send_multipart_nowait([frame])
+        except zmq.ZMQError:
+            return False
+        return True
 
     async def frame_limit(self) -> int:
         """The runtime's frame limit: known at spawn for a service, asked of the kernel once by a client."""
@@ -176,7 +213,9 @@ class CommandChannel:
             fut = shared
         else:
             fut = self._pending[cid] = loop.create_future()
-            await self.send_frame(frame)
+            if command_id is not None or self.direct_dir is None or not self._send_direct(
+                    destination, cid, frame, name, args or {}, loop.time() + timeout):
+                await self.send_frame(frame)
         timer = loop.call_later(timeout + LOCAL_GRACE_S, self._give_up, cid, fut)
         try:
             # Shield only a result shared by concurrent callers of one id (a cancelled caller must not
@@ -190,9 +229,53 @@ class CommandChannel:
             timer.cancel()
         return result_value(payload)
 
+    def _send_direct(self, destination: str, cid: str, frame: bytes, name: str, args: dict[str, Any],
+                     deadline: float) -> bool:
+        """Send a command with a fresh id straight to a local service; False: send it through the kernel."""
+        link = self._links.get(destination)
+        if link is None:
+            if destination == "kernel" or "@" in destination or len(self._links) >= MAX_DIRECT_LINKS:
+                return False
+            assert self.direct_dir is not None
+            try:
+                link = DirectLink(self.sock.context, direct_path(self.direct_dir, destination),
+                                  self.identity.encode(), self._on_batch, self._lost)
+            except zmq.ZMQError:  # e.g. a path too long for ipc
+                self.direct_dir = None
+                return False
+            self._links[destination] = link
+        if len(self._direct) >= MAX_DIRECT_INFLIGHT or not link.try_send(frame):
+            self.direct_stats["via_kernel"] += 1
+            return False
+        self._direct[cid] = (link, destination, name, args, deadline)
+        self.direct_stats["sent"] += 1
+        return True
+
+    def _lost(self, link: DirectLink) -> None:
+        """A direct connection dropped: its commands still in flight go through the kernel, same ids."""
+        link.asock.pump()  # results that arrived before the drop are answers, not commands to re-send
+        for dest, known in list(self._links.items()):
+            if known is link:
+                del self._links[dest]
+        asyncio.get_running_loop().call_soon(link.close)
+        self._resend([(cid, sent) for cid, sent in self._direct.items() if sent[0] is link])
+
+    def _resend(self, items: list[tuple[str, tuple[DirectLink, str, str, dict[str, Any], float]]]) -> None:
+        now = asyncio.get_running_loop().time()
+        for cid, (_, destination, name, args, deadline) in items:
+            self._direct.pop(cid, None)
+            if cid not in self._pending:
+                continue
+            self.direct_stats["resent"] += 1
+            payload = command_payload(name, args, max(deadline - now, 0.001))
+            payload["resent"] = True  # the kernel checks it against the started ledger of a dead incarnation
+            env = wire.make(Kind.COMMAND, destination, self.source, payload, corr=cid)
+            self._resends.spawn(self.send_envelope(env))
+
     def _give_up(self, cid: str, fut: asyncio.Future[Any]) -> None:
         if self._pending.get(cid) is fut:
             del self._pending[cid]
+        self._direct.pop(cid, None)
         if not fut.done():
             fut.set_exception(asyncio.TimeoutError())
 
@@ -202,6 +285,11 @@ class CommandChannel:
             if not fut.done():
                 fut.cancel()
         self._pending.clear()
+        self._direct.clear()
+        for link in self._links.values():
+            link.close()
+        self._links.clear()
+        self._resends.cancel_all()
         if self._asock is not None:
             self._asock.close()
         else:

@@ -20,7 +20,8 @@ from flightos.aio import TaskSet
 from flightos.bus import envelope as wire
 from flightos.bus import started
 from flightos.bus.aiozmq import LINGER_MS, AsyncSocket
-from flightos.bus.commands import CommandChannel, error_payload, ok_payload
+from flightos.bus.commands import CommandChannel, error_payload, frame_cap, ok_payload
+from flightos.bus.direct import DIRECT_TOPIC, DirectServer, direct_path
 from flightos.bus.eager import start_eagerly
 from flightos.bus.endpoints import Endpoints
 from flightos.bus.envelope import Envelope, FrameError, Kind
@@ -31,6 +32,7 @@ from flightos.bus.errors import (
     FrameTooLarge,
     HandlerError,
     PublishDenied,
+    ServiceFailed,
     UnknownCommand,
 )
 from flightos.bus.pubsub import KernelChannel, Publisher, RejectCounter, Subscriber
@@ -49,6 +51,8 @@ log = structlog.get_logger("flightos.service")
 
 DONE_CACHE = 4096
 """Completed command ids remembered by a service, so a redelivery returns the same result."""
+COPY_DELAY_S = 0.002
+"""Direct results' copies wait this long for others, then go to the kernel together (its wake-ups compete)."""
 PARAM_PREFIX = "__param__/"
 
 
@@ -78,6 +82,13 @@ class ServiceHost:
         self._sub_handlers: list[tuple[str, Callable[[Message], Awaitable[None]]]] = []
         self._tasks: list[asyncio.Task[Any]] = []
         self._running: dict[str, asyncio.Task[None]] = {}
+        self._routes: dict[str, list[bytes | None]] = {}
+        """Where to answer a running command that came directly (a routing id; None: the kernel too)."""
+        self._direct_ms: dict[str, int] = {}
+        """Timeouts of running commands that came directly (their results' copies to the kernel say it)."""
+        self._copies: list[bytes] = []
+        """Copies of direct results not yet sent to the kernel (sent within COPY_DELAY_S)."""
+        self.direct: DirectServer | None = None
         self._done: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._stop = asyncio.Event()
         self._ready_sent = False
@@ -203,6 +214,7 @@ class ServiceHost:
         await self._send_control({"op": "ready", "pid": os.getpid(),
                                   "commands": sorted(self.shape.commands), "interest": self.interest()})
         self._ready_sent = True
+        self._open_direct()
         for incident in self.store.incidents:  # a damaged store was kept aside and replaced: say so, loudly
             log.error("service.store_quarantined", service=self.spec.name, message=incident)
             await self._send_control({"op": "incident", "kind": "store_quarantined", "message": incident,
@@ -222,6 +234,9 @@ class ServiceHost:
 
     async def _shutdown(self) -> None:
         log.info("service.stopping", service=self.spec.name)
+        if self.direct is not None:  # direct callers go through the kernel from now on (it holds their commands)
+            self.direct.close()
+        self._send_copies()
         for t in self._tasks:
             t.cancel()
         for t in list(self._running.values()):
@@ -237,6 +252,8 @@ class ServiceHost:
 
     def close(self) -> None:
         """Close every socket with bounded linger, then the store and the context."""
+        if self.direct is not None:
+            self.direct.close()
         self.commands.close()
         self.publisher.close()
         if self._subscriber is not None:
@@ -301,6 +318,19 @@ class ServiceHost:
                     self.ctl_rejects.reject(FrameError("unknown_control", f"op {op!r}"))
 
     # ---- commands ----------------------------------------------------------------------------
+    def _open_direct(self) -> None:
+        """Serve operators' commands one hop away once ready (``flightos.bus.direct``); else they use the kernel."""
+        if self.spec.kernel_pid <= 0:
+            return
+        try:
+            self.direct = DirectServer(self.ctx, direct_path(Path(self.spec.runtime_dir), self.spec.name),
+                                       self.spec.kernel_pid, self.spec.identity, self._on_direct,
+                                       self.commands.rejects.reject, self.spec.max_frame_bytes,
+                                       frame_cap(self.spec.max_frame_bytes))
+        except (zmq.ZMQError, OSError) as exc:
+            log.warning("service.direct_unavailable", service=self.spec.name, error=str(exc),
+                        note="operators' commands go through the kernel")
+
     def _open_started_ledger(self) -> started.StartedWriter | None:
         """The file that proves which commands this process took (without it the kernel assumes all were)."""
         try:
@@ -318,11 +348,35 @@ class ServiceHost:
             cid = env.corr
             cached = self._done.get(cid)
             if cached is not None:
-                self._replies.spawn(self._reply(cid, cached))
+                self._replies.spawn(self._reply(cid, cached, to=[None]))
+                continue
+            routes = self._routes.get(cid)
+            if routes is not None:  # running for a direct caller too: answer both
+                routes.append(None)
             elif cid not in self._running:  # runs now, in this callback, up to its first wait
-                task = start_eagerly(self._execute(env), loop)
-                if cid not in self._done:  # still running
-                    self._running[cid] = task
+                self._start(env, loop)
+
+    def _on_direct(self, items: list[tuple[bytes, Envelope]]) -> None:
+        """Commands from direct callers (``flightos.bus.direct``): the same de-duplication, answered on their route."""
+        loop = asyncio.get_running_loop()
+        for route, env in items:
+            cid = env.corr
+            cached = self._done.get(cid)
+            if cached is not None:
+                self._replies.spawn(self._reply(cid, cached, to=[route]))
+            elif cid in self._running:
+                self._routes.setdefault(cid, [None]).append(route)  # running for the kernel: answer both
+            else:
+                self._routes[cid] = [route]
+                timeout_ms = env.payload.get("timeout_ms") if isinstance(env.payload, dict) else None
+                self._direct_ms[cid] = timeout_ms if isinstance(timeout_ms, int) and timeout_ms > 0 else 0
+                self._start(env, loop)
+
+    def _start(self, env: Envelope, loop: asyncio.AbstractEventLoop) -> None:
+        cid = env.corr
+        task = start_eagerly(self._execute(env), loop)
+        if cid not in self._done:  # still running
+            self._running[cid] = task
 
     async def _execute(self, env: Envelope) -> None:
         cid = env.corr
@@ -335,8 +389,11 @@ class ServiceHost:
         except CommandError as err:
             result = error_payload(err)
             self.commands_failed += 1
-        except asyncio.CancelledError:
+        except asyncio.CancelledError:  # stopping: a redelivery (a direct caller's resend) must not run it again
             self._running.pop(cid, None)
+            self._done[cid] = error_payload(ServiceFailed(
+                f"service {self.spec.name!r} stopped while running it; it had started and ran at most once",
+                incarnation=self.spec.incarnation, started=True))
             raise
         except Exception as exc:
             log.exception("service.command_failed", service=self.spec.name, command_id=cid)
@@ -348,20 +405,47 @@ class ServiceHost:
         self._running.pop(cid, None)
         await self._reply(cid, result)
 
-    async def _reply(self, cid: str, result: dict[str, Any]) -> None:
+    async def _reply(self, cid: str, result: dict[str, Any], to: list[bytes | None] | None = None) -> None:
+        """Send a result to the routes ``cid`` came by (None: the kernel), or to ``to``.
+
+        A direct caller's result goes to the kernel too, as ``direct:<timeout ms>``: it keeps it for retries.
+        """
+        routes = self._routes.pop(cid, None) if to is None else to
+        ms = self._direct_ms.pop(cid, None)
+        topic = "kernel" if ms is None else f"{DIRECT_TOPIC}{ms}"
         try:
-            frame = wire.encode(wire.make(Kind.RESULT, "kernel", self.spec.identity, result, corr=cid))
+            frame = wire.encode(wire.make(Kind.RESULT, topic, self.spec.identity, result, corr=cid))
         except Exception:
             result = error_payload(HandlerError("result could not be encoded"))
-            frame = wire.encode(wire.make(Kind.RESULT, "kernel", self.spec.identity, result, corr=cid))
+            frame = wire.encode(wire.make(Kind.RESULT, topic, self.spec.identity, result, corr=cid))
         if len(frame) > self.spec.max_frame_bytes:  # the kernel would drop it (or this connection)
             result = error_payload(FrameTooLarge(
                 f"the command ran, but its result is {len(frame):,} bytes, over this runtime's limit of "
                 f"{self.spec.max_frame_bytes:,} bytes (runtime.max_frame_bytes)",
                 size=len(frame), limit=self.spec.max_frame_bytes, ran=True))
             self._done[cid] = result  # a redelivery gets the same answer
-            frame = wire.encode(wire.make(Kind.RESULT, "kernel", self.spec.identity, result, corr=cid))
-        await self.commands.send_frame(frame)
+            frame = wire.encode(wire.make(Kind.RESULT, topic, self.spec.identity, result, corr=cid))
+        if routes is None:
+            await self.commands.send_frame(frame)
+            return
+        for route in routes:
+            if route is not None and self.direct is not None:
+                self.direct.send(route, frame)
+        if None in routes:  # the kernel's requesters too
+            await self.commands.send_frame(frame)
+        elif ms is not None:  # the kernel's copy of a direct result, for retries through it and its statistics
+            self._copies.append(frame)
+            if len(self._copies) == 1:
+                asyncio.get_running_loop().call_later(COPY_DELAY_S, self._send_copies)
+
+    def _send_copies(self) -> None:
+        """Send the kernel the copies of direct results together: it wakes once for many, not once each."""
+        copies, self._copies = self._copies, []
+        for i, frame in enumerate(copies):
+            if not self.commands.send_nowait(frame):  # at the high-water mark: the rest wait their turn
+                for rest in copies[i:] if not self.commands.closed else ():
+                    self._replies.spawn(self.commands.send_frame(rest))
+                return
 
     async def _dispatch(self, cid: str, payload: Any) -> Any:
         if not isinstance(payload, dict) or not isinstance(payload.get("name"), str):

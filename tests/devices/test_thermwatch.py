@@ -75,6 +75,8 @@ async def test_device_faults_are_typed_events_and_never_crash_the_service(plant:
     await bus.event("HAL_FAULT_INJECTED", fault="i2c-nack")  # the kernel took it: it is on the run's record
     nack = await fault_event(bus, ThermwatchEvent.DEVICE_FAULT, "plate")
     assert (nack["errno"], nack["kind"]) == (6, "DeviceError") and "not acknowledged" in nack["error"]
+    status = await bus.call("thermwatch", "status", {})  # what docs/devices.md says to look at after an inject
+    assert status["faults"]["plate"]["errno"] == 6, status
     await bus.telemetry("tm.thermwatch.status", lambda p: p["temp_c"] is None and p["heater"] == 0,
                         what="no reading and the heater off (never heat blind)")
     await inject(rt, "device-clear", "device=plate")

@@ -25,6 +25,7 @@ from flightos.bus import envelope as wire
 from flightos.bus import started
 from flightos.bus.aiozmq import AsyncSocket
 from flightos.bus.commands import DEFAULT_MAX_FRAME_BYTES, error_payload, ok_payload
+from flightos.bus.direct import DIRECT_TOPIC
 from flightos.bus.envelope import FrameError, Kind
 from flightos.bus.errors import (
     AccessDenied,
@@ -63,6 +64,10 @@ REFUSALS = frozenset({"unknown_service", "service_unavailable", "queue_full", "a
 """Error codes the kernel answers only for a command that did not run: never remembered against its id."""
 MAX_PENDING = 10_000
 """Commands in flight at once, across all services: beyond this a flood is refused, not buffered."""
+DEAD_LEDGER_S = 120.0
+"""How long a dead incarnation's started ledger is kept for commands re-sent by direct callers."""
+DEAD_LEDGERS = 4
+"""Dead incarnations' ledgers kept per service (a crash loop keeps only the latest)."""
 KERNEL = "kernel"
 
 KernelHandler = Callable[[str, Any], Awaitable[Any]]
@@ -141,7 +146,7 @@ class CommandRouter:
                       "late_results": 0, "undeliverable": 0, "stale": 0, "denied": 0,
                       "refused": 0, "too_large": 0, "lost_not_started": 0,
                       "results_expired": 0, "results_evicted_early": 0,
-                      "identity_refused": 0, "identity_forged": 0}
+                      "identity_refused": 0, "identity_forged": 0, "direct": 0}
         self.acl = acl
         self._remote = remote
         """The links to other boards, if any (looked up: the link and the router each need the other)."""
@@ -152,6 +157,10 @@ class CommandRouter:
         """Who is behind each local connection, from its process (shared with the control socket)."""
         self.gate = Gate(self.identities, self._on_frame)
         self._identity_events: set[tuple[int, str]] = set()
+        self._dead_started: dict[str, list[tuple[started.Ledger, float]]] = {}
+        self._resent: set[str] = set()
+        """Ids of commands in flight that a direct caller re-sent (checked against dead ledgers on delivery)."""
+        """Started ledgers of dead incarnations, kept while a direct caller may re-send what they had taken."""
 
     @property
     def link(self) -> RemoteRoutes | None:
@@ -296,6 +305,10 @@ class CommandRouter:
         if rec.state == State.REMOTE:
             self.refuse(cmd, ServiceUnavailable(f"service {rec.name!r} does not run on this board ({rec.reason})"))
             return
+        if p.get("resent") is True:  # a direct caller's connection dropped: it may have run in the dead incarnation
+            if self._ran_before(rec.name, cmd):
+                return
+            self._resent.add(cid)
         self.pending[cid] = cmd
         self._route(rec, cmd)  # deliver first; the deadline timer is armed after, off the round trip
         if cid in self.pending:
@@ -366,6 +379,8 @@ class CommandRouter:
 
     def _deliver(self, rec: ServiceRecord, cmd: PendingCommand) -> bool:
         """Send one command to the service; False if ZeroMQ could not take it now."""
+        if self._resent and cmd.cid in self._resent and self._ran_before(rec.name, cmd):  # queued over a restart
+            return True
         now = asyncio.get_running_loop().time()
         remaining = cmd.deadline - now
         if remaining <= 0:
@@ -412,6 +427,9 @@ class CommandRouter:
             return
         name, inc = rec.name, rec.incarnation
         rec.inflight.pop(env.corr, None)
+        if cmd is None and env.topic.startswith(DIRECT_TOPIC):  # the copy of a result a direct caller got
+            self._remember_direct(env, frame)
+            return
         if cmd is None or cmd.delivered_to != inc:
             self.stats["late_results"] += 1
             return
@@ -442,21 +460,32 @@ class CommandRouter:
 
     def _finish(self, cmd: PendingCommand, frame: bytes, *, remember: bool = True) -> None:
         self.pending.pop(cmd.cid, None)
+        if self._resent:
+            self._resent.discard(cmd.cid)
         for ident in cmd.requesters:  # answer first: the bookkeeping below is off the round trip
             self._send_result(ident, cmd.cid, frame)
         if cmd.timer is not None:
             cmd.timer.cancel()
         if remember:
-            self._remember(cmd, frame)
+            self._remember(cmd.cid, cmd.deadline, frame)
         self.stats["completed"] += 1
 
-    def _remember(self, cmd: PendingCommand, frame: bytes) -> None:
+    def _remember_direct(self, env: wire.Envelope, frame: bytes) -> None:
+        """Keep a direct command's result (its topic carries the command's timeout) for a retry via the kernel."""
+        self.stats["direct"] += 1
+        if len(frame) > self.max_frame_bytes:
+            return
+        ms = env.topic[len(DIRECT_TOPIC):]
+        timeout_s = (int(ms) if ms.isdigit() else self.default_timeout_ms) / 1000.0
+        self._remember(env.corr, asyncio.get_running_loop().time() + timeout_s, frame)
+
+    def _remember(self, cid: str, deadline: float, frame: bytes) -> None:
         """Keep a result for retries until its command can no longer be retried, within the count and byte caps."""
         now = asyncio.get_running_loop().time()
-        old = self.results.pop(cmd.cid, None)
+        old = self.results.pop(cid, None)
         if old is not None:
             self.result_bytes -= len(old[0])
-        self.results[cmd.cid] = (frame, max(cmd.deadline, now) + RETRY_GRACE_S)
+        self.results[cid] = (frame, max(deadline, now) + RETRY_GRACE_S)
         self.result_bytes += len(frame)
         while self.results:
             _, (oldest, keep_until) = next(iter(self.results.items()))
@@ -534,7 +563,9 @@ class CommandRouter:
         ``started: false`` and forgotten, so a retry runs them; the others ran at most once.
         """
         ledger = started.ledger_path(self.runtime_dir, rec.name, rec.incarnation) if self.runtime_dir else None
-        taken = started.read_started(ledger) if ledger is not None and rec.inflight else None
+        taken = started.read_started(ledger) if ledger is not None else None
+        if taken is not None:
+            self._keep_started(rec.name, taken)
         if rec.inflight:
             not_started = 0 if taken is None else sum(
                 1 for cid, c in rec.inflight.items()
@@ -560,6 +591,35 @@ class CommandRouter:
             rec.inflight.pop(cid, None)
         if ledger is not None:
             started.remove(ledger)
+
+    def _keep_started(self, name: str, ledger: started.Ledger) -> None:
+        """Keep a dead incarnation's ledger: a command sent to it directly may come back through the kernel."""
+        now = asyncio.get_running_loop().time()
+        kept = [(led, until) for led, until in self._dead_started.get(name, []) if until > now][-(DEAD_LEDGERS - 1):]
+        self._dead_started[name] = [*kept, (ledger, now + DEAD_LEDGER_S)]
+
+    def _ran_before(self, name: str, cmd: PendingCommand) -> bool:
+        """Answer a command a direct caller re-sent if a dead incarnation had started it (True if so)."""
+        if not self._started_before(name, cmd.cid):
+            return False
+        self.complete(cmd, error_payload(ServiceFailed(
+            f"service {name!r} died while running {cmd.name}; it had started and ran at most once", started=True)))
+        return True
+
+    def _started_before(self, name: str, cid: str) -> bool:
+        """Whether a dead incarnation of ``name`` had started command ``cid`` (its ledger, still kept)."""
+        kept = self._dead_started.get(name)
+        if not kept:
+            return False
+        now = asyncio.get_running_loop().time()
+        live = [(led, until) for led, until in kept if until > now]
+        if len(live) != len(kept):
+            if live:
+                self._dead_started[name] = live
+            else:
+                del self._dead_started[name]
+        entry = started.digest(cid)
+        return any(entry in led for led, _ in live)
 
     def service_unavailable(self, rec: ServiceRecord) -> None:
         """The service will not come back soon (FAILED/STOPPED): fail its queue."""
