@@ -215,13 +215,17 @@ def _report(args: argparse.Namespace) -> int:
 def _probe(args: argparse.Namespace) -> int:
     import hal
 
+    if args.root is not None and not os.path.isdir(args.root):  # else an empty report that looks like a board
+        raise UsageError(f"probe: --root {args.root}: not a directory (the root of a recorded board tree)")
+    if args.settle < 0:
+        raise UsageError(f"probe: --settle {args.settle:g}: expected seconds >= 0")
     detection = hal.detect(args.root)
     try:
         board = hal.open_board(detection.hal_config())
     except hal.HalError as exc:
         raise ConfigError(f"probe: {exc}") from None
     try:
-        report = hal.probe_report(board, settle_s=max(0.0, args.settle), detection=detection,
+        report = hal.probe_report(board, settle_s=args.settle, detection=detection,
                                   state_dir=args.state_dir)
     finally:
         board.close()
