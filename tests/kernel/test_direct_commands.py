@@ -14,7 +14,7 @@ from flightos.bus.direct import in_runtime
 from flightos.bus.errors import BadArguments, CommandError, ServiceFailed, UnknownCommand
 from flightos.client import Client
 from flightos.testing import RuntimeProcess, eventually
-from tests.runtimes import make_runtime
+from tests.runtimes import kill_at_marks, make_runtime
 
 
 async def _kernel_stats(c: Client) -> dict[str, int]:
@@ -103,3 +103,43 @@ def test_a_caller_inside_the_runtime_is_sent_to_the_kernel() -> None:
     assert judge(500)  # left the tree but still in a service's group
     assert judge(999)  # gone: cannot tell
     assert judge(0)  # no peer credentials
+
+
+async def test_chaos_direct_commands_across_kills_run_at_most_once_and_answer_once() -> None:
+    """600 one-hop commands while the service is SIGKILLed 3 times: each gets one answer, and what it says holds
+    (a value: ran once; started: true: at most once; started: false, unavailable or queue full: not at all)."""
+    async with make_runtime(["test"], ["restart.max_restarts=10", "restart.backoff_initial_s=0.05",
+                                       "runtime.command_queue=256"]) as rt:
+        c = rt.client
+        assert c is not None
+        await _direct(c)
+        answers: dict[int, object] = {}
+        sem = asyncio.Semaphore(32)
+
+        async def one(i: int) -> None:
+            async with sem:
+                try:
+                    answers[i] = await c.call("test", "record", {"key": f"chaos-{i}"}, timeout=15)
+                except CommandError as err:
+                    answers[i] = err
+
+        kill_task = asyncio.ensure_future(kill_at_marks(rt, answers, (150, 300, 450)))
+        await asyncio.gather(*(one(i) for i in range(600)))
+        await kill_task
+        await rt.wait_ready("test")
+        executed = await c.call("test", "executions", {"prefix": "chaos-"}, timeout=15)
+        assert len(answers) == 600
+        assert max(executed.values()) == 1, "a command ran twice"
+        for i, a in answers.items():
+            ran = executed.get(f"chaos-{i}", 0)
+            if isinstance(a, ServiceFailed):
+                assert ran <= 1 if a.details["started"] else ran == 0, (i, a.details, ran)
+            elif isinstance(a, CommandError):
+                assert a.code in ("service_unavailable", "queue_full") and ran == 0, (i, a.code, ran)
+            else:
+                assert a == 1 and ran == 1, (i, a, ran)
+        failed = [a for a in answers.values() if isinstance(a, ServiceFailed)]
+        print(f"600 direct commands, 3 kills: {c.commands.direct_stats}; service_failed started: true "
+              f"{sum(bool(a.details['started']) for a in failed)}, started: false "
+              f"{sum(not a.details['started'] for a in failed)}; ran once {sum(executed.values())}")
+        assert c.commands.direct_stats["sent"] > 300
