@@ -224,7 +224,16 @@ def ground_endpoint(to: str | None, target: str, overrides: list[str] | None = N
 
 async def _ground(args: argparse.Namespace) -> int:
     host, port = ground_endpoint(args.to, args.target, args.set)
-    keys = None if args.no_auth else KeyStore(key_file(args))
+    if not 0 <= args.apid <= 2047:  # an 11-bit CCSDS field
+        raise UsageError(f"--apid {args.apid}: expected 0..2047")
+    if not args.timeout > 0:
+        raise UsageError(f"--timeout {args.timeout:g}: expected seconds > 0")
+    if args.count < 1:
+        raise UsageError(f"--count {args.count}: expected 1 or more packets")
+    try:
+        keys = None if args.no_auth else KeyStore(key_file(args))
+    except ValueError as exc:  # a key file that is not JSON: name it, as `flightos keys` does
+        raise ConfigError(str(exc)) from None
     tables = mission_tables(target_tables(args.target, args.set))
     try:
         async with GroundClient(host, port, args.apid, keys, args.key_id) as g:
@@ -318,6 +327,8 @@ async def _schedule(g: GroundClient, tables: mdb.Tables, rest: list[str], args: 
             delay = float(rest[1][1:])
         except ValueError:
             raise UsageError(f"ground schedule add: {rest[1]!r} is not +SECONDS") from None
+        if not delay > 0 or delay == float("inf"):  # +-5 or +nan would release in the past, or never
+            raise UsageError(f"ground schedule add: {rest[1]!r}: expected seconds from now > 0")
         fid, sig = signature(tables, rest[2], rest[3])
         values = _ordered(sig, _kv(rest[4:]), rest[2], rest[3])
         inner = _unsigned(g, 8, 1, pus.pack_u16(fid) + pus.encode_values([t for _, t in sig], values))

@@ -6,6 +6,7 @@ import socket
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -109,3 +110,28 @@ def test_tm_says_how_many_datagrams_were_not_packets() -> None:
     assert res.returncode == 0, res.stderr
     assert "TM[200,1] seq 2" in res.stdout
     assert "flightos: ignored 2 datagram(s) that are not PUS telemetry packets" in res.stderr
+
+
+@pytest.mark.parametrize(("args", "code", "says"), [
+    (["--apid", "99999", "ping"], 2, "--apid 99999: expected 0..2047"),
+    (["--timeout", "-1", "ping"], 2, "--timeout -1: expected seconds > 0"),
+    (["--count", "0", "tm"], 2, "--count 0: expected 1 or more packets"),
+    (["schedule", "add", "+-5", "test", "ping"], 2, "ground schedule add: '+-5': expected seconds from now > 0"),
+])
+def test_console_options_are_checked_before_anything_is_sent(args: list[str], code: int, says: str) -> None:
+    """Was: --apid 99999 an internal error (exit 70); the others sent a TC and timed out, or scheduled in the past."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as quiet:
+        quiet.bind(("127.0.0.1", 0))
+        quiet.settimeout(0.2)
+        res = cli("ground", *args, "--no-auth", "--to", f"127.0.0.1:{quiet.getsockname()[1]}")
+        with pytest.raises(TimeoutError):
+            quiet.recvfrom(65536)
+    assert res.returncode == code and res.stderr.strip() == f"flightos: {says}", res.stderr
+
+
+def test_a_key_file_that_is_not_json_is_named(tmp_path: Path) -> None:
+    """Was exit 70, 'internal error: ValueError'; `flightos keys list` already said it (exit 5)."""
+    bad = tmp_path / "keys.json"
+    bad.write_bytes(b"\xef\xbb\x00 not json")
+    res = cli("ground", "ping", "--key-file", str(bad), "--to", "127.0.0.1:9", "--timeout", "1")
+    assert res.returncode == 5 and res.stderr.startswith(f"flightos: {bad}: unreadable key file"), res.stderr
