@@ -405,11 +405,16 @@ def run_mdb(args: argparse.Namespace) -> int:
             added = mdb_export.assign_missing(tables, path)
         except mdb.MdbError as exc:
             raise ConfigError(str(exc)) from None
+        except OSError as exc:  # a directory that does not exist, or no write access: name the table
+            raise ConfigError(f"mdb assign: cannot write {path}: {exc.strerror}") from None
         print("\n".join(f"{fid} = {name}" for fid, name in added) or "every command and parameter already has an id")
         return ec.OK
     doc = mdb_export.xtce(tables) if args.format == "xtce" else json.dumps(mdb_export.as_json(tables), indent=2)
     if args.out:
-        Path(args.out).write_text(doc)
+        try:
+            Path(args.out).write_text(doc)
+        except OSError as exc:
+            raise ConfigError(f"mdb {args.action}: cannot write --out {args.out}: {exc.strerror}") from None
         print(f"wrote {args.out}")
     else:
         print(doc)

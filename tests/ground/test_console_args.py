@@ -135,3 +135,15 @@ def test_a_key_file_that_is_not_json_is_named(tmp_path: Path) -> None:
     bad.write_bytes(b"\xef\xbb\x00 not json")
     res = cli("ground", "ping", "--key-file", str(bad), "--to", "127.0.0.1:9", "--timeout", "1")
     assert res.returncode == 5 and res.stderr.startswith(f"flightos: {bad}: unreadable key file"), res.stderr
+
+
+def test_mdb_writes_into_a_missing_directory_name_the_file(tmp_path: Path) -> None:
+    """Was exit 70, 'internal error: FileNotFoundError' (of a hidden .assign.tmp file for assign)."""
+    table = tmp_path / "nodir" / "mission.toml"
+    res = cli("mdb", "assign", "--table", str(table))
+    assert res.returncode == 5 and res.stderr.strip() == f"flightos: mdb assign: cannot write {table}: " \
+        "No such file or directory", res.stderr
+    out = tmp_path / "nodir" / "mdb.xml"
+    res = cli("mdb", "export", "--format", "xtce", "--out", str(out))
+    assert res.returncode == 5 and res.stderr.strip() == f"flightos: mdb export: cannot write --out {out}: " \
+        "No such file or directory", res.stderr
