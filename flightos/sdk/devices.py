@@ -87,15 +87,34 @@ class _Handle(Generic[D]):
         self._executor.shutdown(wait=False)
 
 
+def _check(name: str, ok: bool, what: str, got: object) -> None:
+    """An argument the device cannot take: DeviceError EINVAL naming it, rather than a masked or dropped value."""
+    if not ok:
+        raise DeviceError(name, f"{what}, got {got!r}", errno.EINVAL)
+
+
+def _is_int(v: object) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+I2C_MAX_MSG = 8192
+"""Bytes in one I2C_RDWR message (the i2c-dev driver's limit)."""
+
+
 class I2C(_Handle[hd.I2CDevice]):
     """A chip on an I²C bus, addressed by register."""
 
     async def read(self, register: int, length: int) -> bytes:
         """``length`` bytes from ``register`` (DeviceError ENXIO when the chip does not acknowledge)."""
+        _check(self.name, _is_int(register) and 0 <= register <= 0xFF, "register: expected 0..0xff", register)
+        _check(self.name, _is_int(length) and 1 <= length <= I2C_MAX_MSG, f"length: expected 1..{I2C_MAX_MSG}",
+               length)
         return await self._run(lambda d: d.read(register, length))
 
     async def write(self, register: int, data: bytes) -> None:
         """Write ``data`` to ``register``."""
+        _check(self.name, _is_int(register) and 0 <= register <= 0xFF, "register: expected 0..0xff", register)
+        _check(self.name, len(data) < I2C_MAX_MSG, f"data: expected at most {I2C_MAX_MSG - 1} bytes", len(data))
         await self._run(lambda d: d.write(register, bytes(data)))
 
 
@@ -108,11 +127,13 @@ class Uart(_Handle[hd.UartPort]):
 
     async def read(self, size: int = 256, timeout: float | None = None) -> bytes:
         """Up to ``size`` bytes, waiting at most ``timeout`` (default the device's) for the first; b"" if none."""
+        _check(self.name, _is_int(size) and size >= 1, "size: expected 1 or more bytes", size)
         wait = self.timeout_s if timeout is None else timeout
         return await self._run(lambda d: d.read(size, wait), wait)
 
     async def read_exactly(self, size: int, timeout: float | None = None) -> bytes:
         """Exactly ``size`` bytes within ``timeout``, or DeviceTimeout saying how many came."""
+        _check(self.name, _is_int(size) and size >= 1, "size: expected 1 or more bytes", size)
         wait = self.timeout_s if timeout is None else timeout
         loop = asyncio.get_running_loop()
         end = loop.time() + wait
@@ -140,6 +161,7 @@ class Gpio(_Handle[hd.GpioLine]):
 
     async def set(self, value: int, *, verify: bool = True) -> None:
         """Drive the line; with ``verify``, read it back and raise DeviceError (EIO) if it did not follow."""
+        _check(self.name, value in (0, 1), "value: expected 0 or 1", value)
         level = 1 if value else 0
 
         def drive(d: hd.GpioLine) -> int:
@@ -164,6 +186,10 @@ class Can(_Handle[hd.CanBus]):
 
     async def send(self, arbitration_id: int, data: bytes, *, extended: bool = False) -> None:
         """Send one frame (DeviceError ENETDOWN when the controller is bus-off)."""
+        top = 0x1FFFFFFF if extended else 0x7FF
+        _check(self.name, _is_int(arbitration_id) and 0 <= arbitration_id <= top,
+               f"arbitration_id: expected 0..0x{top:x} for a{'n extended' if extended else ' standard'} frame",
+               arbitration_id)
         if len(data) > 8:
             raise DeviceError(self.name, f"a classic CAN frame carries at most 8 bytes, got {len(data)}",
                               errno.EMSGSIZE)
