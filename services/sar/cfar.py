@@ -171,6 +171,42 @@ def _span(n: int, r: int) -> NDArray[np.int64]:
     return np.minimum(i + r, n - 1) - np.maximum(i - r, 0) + 1
 
 
+def box_mean(image: NDArray[np.floating], side: int, mask: Bool | None = None) -> F32:
+    """Mean over the ``side`` x ``side`` square around every pixel (valid pixels only; edges truncated).
+
+    On white L-look speckle the mean of ``side**2`` pixels is gamma with ``side**2 * L`` looks: a ship
+    several pixels across keeps its contrast while the sea's spikes average down (``Settings.smooth``).
+    """
+    if side < 1 or side % 2 == 0:
+        raise ValueError(f"smoothing side must be an odd number of pixels >= 1, not {side}")
+    x = np.asarray(image, dtype=np.float32)
+    if side == 1:
+        return x
+    h, w = x.shape
+    r = side // 2
+    valid = None if mask is None else ~np.asarray(mask, dtype=np.bool_)
+    total = _sum_near(x if valid is None else np.where(valid, x, np.float32(0)), r)
+    if valid is None:
+        total /= np.multiply.outer(_span(h, r), _span(w, r)).astype(np.float32)
+    else:
+        total /= np.maximum(_sum_near(valid.astype(np.float32), r), np.float32(1))
+    return total
+
+
+def _sum_near(a: F32, r: int) -> F32:
+    """Sum over the (2r+1)^2 square around every pixel (truncated at the edges), separable, in float32."""
+    h, w = a.shape
+    rows = a.copy()
+    for k in range(1, min(r, h - 1) + 1):
+        rows[k:] += a[:h - k]
+        rows[:h - k] += a[k:]
+    out: F32 = rows.copy()
+    for k in range(1, min(r, w - 1) + 1):
+        out[:, k:] += rows[:, :w - k]
+        out[:, :w - k] += rows[:, k:]
+    return out
+
+
 def ca_cfar(image: NDArray[np.floating], pfa: float = 1e-6, guard: int = 4, train: int = 12,
             mask: Bool | None = None, *, looks: int = 1, exclude: Bool | None = None,
             min_train: int = 16) -> tuple[Bool, F32]:

@@ -19,7 +19,7 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from services.sar.cfar import ca_cfar, dilate, os_cfar, os_geometry
+from services.sar.cfar import box_mean, ca_cfar, dilate, os_cfar, os_geometry
 from services.sar.kcfar import KFit, k_cfar
 from services.sar.scene import GeoTransform, Ship, Truth
 
@@ -216,9 +216,12 @@ class Settings:
     OS-CFAR at ``rank``. Detections then grow (``grow``) into neighbours brighter than
     ``grow_frac`` times their threshold, for at most ``grow_px`` steps; pixels at most ``2*gap+1``
     apart (Chebyshev) form one cluster; clusters with fewer than ``min_pixels`` detected (not
-    grown) pixels are dropped. Clusters up to ``max_extent_px`` across are reported identically
-    whatever the tiling with "ca" and "os"; "k" fits its cells within each haloed tile, so its
-    thresholds near tile edges depend slightly on the tiling.
+    grown) pixels are dropped. ``smooth`` > 1 runs the CFAR on the ``smooth`` x ``smooth`` mean
+    (``cfar.box_mean``) with ``smooth**2 * looks`` looks: it finds faint extended ships on spiky sea
+    whose texture varies from pixel to pixel, not where it is correlated (docs/sar.md); use a
+    lower ``pfa`` with it (1e-6), as its crossings come in clumps. Clusters up to ``max_extent_px``
+    across are reported identically whatever the tiling with "ca" and "os"; "k" fits its cells
+    within each haloed tile, so its thresholds near tile edges depend slightly on the tiling.
     """
 
     pfa: float | None = None  # per pixel; None: DEFAULT_PFA of the method
@@ -235,6 +238,7 @@ class Settings:
     rank: float = 0.75
     block: int = 4
     max_extent_px: int = 64
+    smooth: int = 1
 
     def __post_init__(self) -> None:
         if self.method not in ("ca", "os", "k"):
@@ -249,6 +253,9 @@ class Settings:
                              "grow_px >= 0 and 0 <= grow_frac <= 1")
         if self.min_pixels < 1 or not 1 <= self.looks <= 64:
             raise ValueError("need min_pixels >= 1 and looks in 1..64")
+        if self.smooth < 1 or self.smooth % 2 == 0 or self.looks * self.smooth**2 > 64:
+            raise ValueError(f"smooth must be odd, >= 1, with looks * smooth**2 <= 64 (got smooth={self.smooth}, "
+                             f"looks={self.looks})")
 
     @property
     def p(self) -> float:
@@ -258,26 +265,30 @@ class Settings:
     def reach(self) -> int:
         """How far (pixels) a detection decision depends on the image."""
         os_reach = os_geometry(self.guard, self.train, self.block)[2]
+        s = self.smooth // 2
         if self.method == "os":
-            return os_reach
+            return os_reach + s
         r = self.guard + self.train
-        return r + os_reach + 1 if self.censor else r
+        return (r + os_reach + 1 if self.censor else r) + s
 
     def cfar(self, x: NDArray[np.float32], mask: Bool | None) -> tuple[Bool, NDArray[np.float32], KFit | None]:
         """Detections and thresholds of one (haloed) tile, and the K fit (method "k")."""
+        looks = self.looks
+        if self.smooth > 1:  # the thresholds then apply to the smoothed image
+            x, looks = box_mean(x, self.smooth, mask), self.looks * self.smooth**2
         if self.method == "os":
-            return (*os_cfar(x, self.p, self.guard, self.train, mask, looks=self.looks, rank=self.rank,
+            return (*os_cfar(x, self.p, self.guard, self.train, mask, looks=looks, rank=self.rank,
                              block=self.block), None)
         excl = None
         if self.censor:
-            pre, thr = os_cfar(x, self.censor_pfa, self.guard, self.train, mask, looks=self.looks, rank=0.5,
+            pre, thr = os_cfar(x, self.censor_pfa, self.guard, self.train, mask, looks=looks, rank=0.5,
                                block=self.block)
             del thr
             excl = dilate(pre, 1)
             del pre
         if self.method == "k":
-            return k_cfar(x, self.p, self.guard, self.train, mask, looks=self.looks, exclude=excl)
-        return (*ca_cfar(x, self.p, self.guard, self.train, mask, looks=self.looks, exclude=excl), None)
+            return k_cfar(x, self.p, self.guard, self.train, mask, looks=looks, exclude=excl)
+        return (*ca_cfar(x, self.p, self.guard, self.train, mask, looks=looks, exclude=excl), None)
 
 
 def plan(shape: tuple[int, int], settings: Settings | None = None, *, tile: int | None = 1024,
@@ -289,7 +300,7 @@ def plan(shape: tuple[int, int], settings: Settings | None = None, *, tile: int 
         raise ValueError(f"tile must be at least 16 pixels, not {tile}")
     margin = st.max_extent_px + 2 * st.gap + st.grow_px
     halo = -(-(st.reach() + margin) // st.block) * st.block  # whole blocks keep the OS grid on the image grid
-    per_px = BYTES_PER_PX[st.method]
+    per_px = BYTES_PER_PX[st.method] + (4.0 if st.smooth > 1 else 0.0)  # the smoothed copy of the tile
     side = max(h, w) if tile is None else int(tile)
     if memory_budget_bytes is not None:
         if per_px * h * w + RESERVE_BYTES <= memory_budget_bytes:
@@ -428,7 +439,7 @@ def detect(image: NDArray[np.floating], *, pfa: float | None = None, guard: int 
     processed in tiles of ``tile`` pixels (smaller if ``memory_budget_bytes`` requires; ``None`` =
     the whole image unless the budget requires tiles) with a halo, so the result equals the
     whole-image result ("k": nearly). ``tuning`` holds the other ``Settings`` fields (``censor``,
-    ``censor_pfa``, ``gap``, ``rank``, ``block``, ``max_extent_px``).
+    ``censor_pfa``, ``gap``, ``rank``, ``block``, ``max_extent_px``, ``smooth``).
     """
     found: list[ShipDetection] = []
     for t in detect_iter(image, tile=tile, land_mask=land_mask, geo=geo, memory_budget_bytes=memory_budget_bytes,

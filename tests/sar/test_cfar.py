@@ -143,3 +143,24 @@ def test_bad_settings_are_refused() -> None:
     with pytest.raises(ValueError):
         cfar.os_cfar(x, rank=0.0)
     assert math.isinf(float(cfar._ca_table(1e-6, 1, 10)[0]))
+
+
+def test_box_mean_is_the_mean_of_the_valid_pixels_around_each_pixel() -> None:
+    """``box_mean`` equals a brute-force window mean, truncated at the edges and skipping masked land."""
+    rng = np.random.default_rng(4)
+    x = rng.exponential(1.0, (23, 31)).astype(np.float32)
+    land = rng.random(x.shape) < 0.2
+    for mask in (None, land):
+        got = cfar.box_mean(x, 3, mask)
+        want = np.empty(x.shape)
+        for i in range(x.shape[0]):
+            for j in range(x.shape[1]):
+                win = x[max(i - 1, 0):i + 2, max(j - 1, 0):j + 2]
+                ok = np.ones(win.shape, bool) if mask is None else ~mask[max(i - 1, 0):i + 2, max(j - 1, 0):j + 2]
+                want[i, j] = win[ok].mean() if ok.any() else 0.0
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    tiny = x[:2, :3]  # a window wider than the image: the mean of all of it
+    np.testing.assert_allclose(cfar.box_mean(tiny, 7), np.full(tiny.shape, tiny.mean()), rtol=1e-5)
+    assert np.array_equal(cfar.box_mean(x, 1), x)
+    with pytest.raises(ValueError, match="odd"):
+        cfar.box_mean(x, 4)
