@@ -217,6 +217,8 @@ def ground_endpoint(to: str | None, target: str, overrides: list[str] | None = N
         where = f"target {target}: services.ground.options.udp_bind"
     host, _, port = str(to).rpartition(":")
     host = host.strip("[]")
+    if port == "0" and where != "--to":
+        raise UsageError(f"{where} is {to!r}: the ground service takes any free port, so give its --to HOST:PORT")
     if not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise UsageError(f"{where}: expected HOST:PORT with a port in 1..65535, got {to!r}")
     return ("127.0.0.1" if host == "0.0.0.0" else "::1" if host == "::" else host), int(port)

@@ -147,3 +147,10 @@ def test_mdb_writes_into_a_missing_directory_name_the_file(tmp_path: Path) -> No
     res = cli("mdb", "export", "--format", "xtce", "--out", str(out))
     assert res.returncode == 5 and res.stderr.strip() == f"flightos: mdb export: cannot write --out {out}: " \
         "No such file or directory", res.stderr
+
+
+def test_a_target_whose_ground_takes_any_free_port_asks_for_to() -> None:
+    res = cli("ground", "ping", "--no-auth", "--set", "services.ground.options.udp_bind=127.0.0.1:0")
+    assert res.returncode == 2 and res.stderr.strip() == (
+        "flightos: target sim-radhard: services.ground.options.udp_bind is '127.0.0.1:0': the ground service takes "
+        "any free port, so give its --to HOST:PORT"), res.stderr
