@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import os
 from typing import Any
 
 from hal.devices.errors import DeviceError
@@ -19,7 +20,9 @@ class SerialUart:
         try:
             self._port: Any = serial.Serial(port, baudrate=baud, timeout=timeout_s, write_timeout=timeout_s)
         except (OSError, serial.SerialException) as exc:
-            raise DeviceError(name, f"open {port}: {exc}", getattr(exc, "errno", None) or errno.EIO) from None
+            code = getattr(exc, "errno", None)  # pyserial's text repeats the port and the errno: say it once
+            why = os.strerror(code) if isinstance(code, int) else str(exc)
+            raise DeviceError(name, f"open {port}: {why}", code or errno.EIO) from None
 
     def write(self, data: bytes) -> int:
         """Send ``data``; a write that cannot drain within the timeout is ETIMEDOUT."""

@@ -183,3 +183,13 @@ def test_the_real_smbus2_names_a_bus_that_does_not_exist() -> None:
     with pytest.raises(DeviceError) as err:
         open_i2c("plate", bus=250, address=0x48, timeout_s=0.5)
     assert err.value.errno == errno.ENOENT and "/dev/i2c-250" in str(err.value)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("serial") is None, reason="pyserial is not installed (the devices extra)")
+def test_the_real_pyserial_names_a_port_that_does_not_exist_once(tmp_path: Path) -> None:
+    """Was 'open P: [Errno 2] could not open port P: [Errno 2] No such file or directory: 'P' (ENOENT)'."""
+    port = str(tmp_path / "ttyUSB9")
+    with pytest.raises(DeviceError) as err:
+        open_uart("radio", port=port, baud=115200, timeout_s=0.5)
+    assert err.value.errno == errno.ENOENT
+    assert str(err.value) == f"radio: open {port}: No such file or directory (ENOENT)"
