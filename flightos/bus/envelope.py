@@ -194,16 +194,26 @@ def _array_head(n: int) -> bytes:
     return b"\xdd" + n.to_bytes(4, "big")
 
 
+def batch_lead(prefix: bytes, kind: int, topic: str, source: str) -> bytes:
+    """What every batch frame of one topic from one publisher starts with: ``prefix`` (topic and separator),
+    then the array's head up to its ``seq`` (the same for every batch, so a publisher encodes it once)."""
+    return b"".join((prefix, b"\x96", *(_encoder.encode(x) for x in (BATCH_VERSION, kind, topic, source))))
+
+
+def batch_frame(lead: bytes, seq: int, items: Sequence[bytes | memoryview]) -> bytes:
+    """A batch frame from its ``lead`` (batch_lead), its first sequence number and its items (encode_item)."""
+    return b"".join((lead, _encoder.encode(seq), _array_head(len(items)), *items))
+
+
 def encode_batch(prefix: bytes, kind: int, topic: str, source: str, seq: int,
                  items: Sequence[bytes | memoryview]) -> bytes:
     """A batch frame: ``prefix`` (topic and separator), then the batch array around ``items`` (from encode_item)."""
-    head = _encoder.encode((BATCH_VERSION, kind, topic, source, seq, None))[:-1]  # drop the nil placeholder
-    return b"".join((prefix, head, _array_head(len(items)), *items))
+    return batch_frame(batch_lead(prefix, kind, topic, source), seq, items)
 
 
-def batch_room(prefix: bytes, topic: str, source: str) -> int:
-    """Bytes to reserve ahead of a batch's items for its longest head (see seal_batch)."""
-    return len(prefix) + len(_encoder.encode((BATCH_VERSION, 127, topic, source, 2**64 - 1, None))) - 1 + 5
+def batch_room(lead: bytes) -> int:
+    """Bytes to reserve ahead of a batch's items for its head (see seal_batch): the lead, a seq, an array head."""
+    return len(lead) + 9 + 5
 
 
 def encode_item_into(buf: bytearray, mono_ns: int, utc_ns: int, payload: Any) -> None:
@@ -211,11 +221,10 @@ def encode_item_into(buf: bytearray, mono_ns: int, utc_ns: int, payload: Any) ->
     _encoder.encode_into((mono_ns, utc_ns, payload), buf, -1)
 
 
-def seal_batch(buf: bytearray, room: int, prefix: bytes, kind: int, topic: str, source: str, seq: int,
-               n: int) -> int:
+def seal_batch(buf: bytearray, room: int, lead: bytes, seq: int, n: int) -> int:
     """Write the head of the ``n`` items that follow ``buf[:room]`` so that it ends at ``room``; return where
     the frame starts (the frame is ``buf[start:]``: the items are not copied again)."""
-    head = b"".join((prefix, _encoder.encode((BATCH_VERSION, kind, topic, source, seq, None))[:-1], _array_head(n)))
+    head = b"".join((lead, _encoder.encode(seq), _array_head(n)))
     start = room - len(head)
     buf[start:room] = head
     return start

@@ -91,6 +91,9 @@ BATCH_MAX_BYTES = 65_536
 """A topic's batch is sent once its encoded messages reach this size (a larger message goes alone)."""
 BATCH_MAX_MESSAGES = 256
 """…or this many messages: HWMs count frames, so this bounds the messages one frame can hold."""
+ALONE_GAP_NS = 200_000
+"""A message that starts a batch leaves at once unless another left at once less than this long ago (or a
+flush is pending): isolated messages wait for nothing, and a burst is coalesced from its second message on."""
 MARK_AFTER_S = (0.25, 2.0)
 """After a coalesced topic falls quiet, its last sequence number is sent this long after, then again
 this long after that, so a subscriber counts messages lost at the tail of a burst too."""
@@ -104,12 +107,14 @@ def _jitter(delay: float) -> float:
 class _Topic:
     """What a publisher keeps per topic: its frame prefix, its last sequence number, its open batch."""
 
-    __slots__ = ("coalesce", "first", "items", "mark_at", "marks_left", "name", "prefix", "room", "seq", "size")
+    __slots__ = ("coalesce", "first", "items", "lead", "mark_at", "marks_left", "name", "prefix", "room", "seq",
+                 "size")
 
     def __init__(self, name: str, prefix: bytes, source: str, coalesce: bool) -> None:
         self.name = name
         self.prefix = prefix
-        self.room = wire.batch_room(prefix, name, source)
+        self.lead = wire.batch_lead(prefix, Kind.TELEMETRY.value, name, source)
+        self.room = wire.batch_room(self.lead)
         self.coalesce = coalesce
         self.seq = 0
         self.first = 0
@@ -148,6 +153,8 @@ class Publisher:
         """Topics with a batch waiting for the end of this loop iteration, in the order they were opened."""
         self._flush_handle: asyncio.Handle | None = None
         self._marking: set[_Topic] = set()
+        self._alone_ns = 0
+        """When this publisher last sent a message at once (alone), monotonic ns."""
         self._mark_handle: asyncio.TimerHandle | None = None
         self._encode = msgspec.msgpack.Encoder().encode
         self._send = self.sock.send if self.mirror is None else self._send_both
@@ -186,28 +193,31 @@ class Publisher:
                 if t.size >= BATCH_MAX_BYTES or len(items) >= BATCH_MAX_MESSAGES:
                     self._send_batch(t)
                 return seq
-            # A batch starts: encoded behind room for a head, so that if it leaves alone (the first message of
-            # the iteration, or a large one) the frame is sealed in place instead of copied again.
+            # A batch starts: encoded behind room for a head, so that if it leaves alone (an isolated message, or
+            # a large one) the frame is sealed in place instead of copied again.
+            now = _mono_ns()
             buf = bytearray(t.room)
-            _encode_item_into(buf, _mono_ns(), _utc_ns(), payload)
+            _encode_item_into(buf, now, _utc_ns(), payload)
             t.seq = seq
             t.first = seq
             self.sent += 1
-            first = self._flush_handle is None
-            if first or len(buf) - t.room >= BATCH_MAX_BYTES:
-                # The first message of a loop iteration leaves at once (an isolated message waits for nothing);
-                # what follows it in the same iteration is coalesced until the flush.
-                start = wire.seal_batch(buf, t.room, t.prefix, 1, topic, self.source, seq, 1)
+            alone = self._flush_handle is None and now - self._alone_ns >= ALONE_GAP_NS
+            if alone or len(buf) - t.room >= BATCH_MAX_BYTES:
+                start = wire.seal_batch(buf, t.room, t.lead, seq, 1)
                 self.sock.send(memoryview(buf)[start:])
                 self._sent_batch(t)
-                if first:
-                    loop = _running_loop()
-                    if loop is not None:
-                        self._flush_handle = loop.call_soon(self.flush)
-                        self._open.append(t)  # its flush schedules the topic's sequence marks
+                self._arm_mark(t, now / 1e9)
+                if alone:
+                    self._alone_ns = now
                 return seq
             items.append(memoryview(buf)[t.room:])
             t.size = len(buf) - t.room
+            if self._flush_handle is None:
+                loop = _running_loop()
+                if loop is None:  # no event loop to flush at the end of: this message goes now
+                    self._send_batch(t)
+                    return seq
+                self._flush_handle = loop.call_soon(self.flush)
             self._open.append(t)
             return seq
         if self._open:
@@ -227,7 +237,7 @@ class Publisher:
         items = t.items
         if not items:
             return
-        self.sock.send(wire.encode_batch(t.prefix, 1, t.name, self.source, t.first, items))
+        self.sock.send(wire.batch_frame(t.lead, t.first, items))
         t.items = []
         self._sent_batch(t)
 
@@ -248,16 +258,25 @@ class Publisher:
         opened, self._open = self._open, []
         for t in opened:
             self._send_batch(t)
-        if opened and self._marking:
-            delay = _jitter(MARK_AFTER_S[0])
+        if opened:
             now = time.monotonic()
             for t in opened:
-                if t.mark_at == 0.0:
-                    t.mark_at = now + delay
-            if self._mark_handle is None:
-                loop = _running_loop()
-                if loop is not None:
-                    self._mark_handle = loop.call_later(delay, self._send_marks)
+                if t.mark_at == 0.0 and t.marks_left:
+                    self._arm_mark(t, now)
+
+    def _arm_mark(self, t: _Topic, now: float) -> None:
+        """Send ``t``'s sequence mark once it has been quiet for the first of MARK_AFTER_S (unless busy again)."""
+        delay = _jitter(MARK_AFTER_S[0])
+        t.mark_at = now + delay
+        handle = self._mark_handle
+        if handle is not None and handle.when() <= t.mark_at:  # asyncio's loop.time() is time.monotonic()
+            return  # the timer already set comes first
+        loop = _running_loop()
+        if loop is None:
+            return
+        if handle is not None:
+            handle.cancel()  # set for a later (second) mark of another topic: this one is due sooner
+        self._mark_handle = loop.call_later(delay, self._send_marks)
 
     def _send_marks(self) -> None:
         """Tell subscribers the last sequence number of each topic that fell quiet (their tail losses show)."""
@@ -286,7 +305,7 @@ class Publisher:
         """An empty batch: the publisher has sent up to ``t.seq`` on this topic."""
         t.marks_left -= 1
         with contextlib.suppress(zmq.ZMQError):
-            self.sock.send(wire.encode_batch(t.prefix, 1, t.name, self.source, t.seq + 1, []), zmq.NOBLOCK)
+            self.sock.send(wire.batch_frame(t.lead, t.seq + 1, []), zmq.NOBLOCK)
 
     def last_seq(self) -> dict[str, int]:
         """The last sequence number of every topic published."""

@@ -14,6 +14,7 @@ import pytest
 import zmq
 
 from flightos.bus import envelope as wire
+from flightos.bus import pubsub
 from flightos.bus.endpoints import Endpoints
 from flightos.bus.envelope import Envelope, FrameError, Kind
 from flightos.bus.proxy import Proxy
@@ -89,9 +90,11 @@ async def test_batches_keep_order_sequence_numbers_and_prefix_filtering(tmp_path
             sub.close()
 
 
-async def test_an_isolated_message_leaves_at_once_and_the_rest_of_its_iteration_at_its_end(tmp_path: Path) -> None:
-    """No cap and no timer holds a message: the first of a loop iteration is sent when published, the ones
-    after it in the same iteration together when the iteration ends."""
+async def test_an_isolated_message_leaves_at_once_and_a_burst_at_the_end_of_its_iteration(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No cap and no timer holds a message: an isolated one is sent when published; messages close together are
+    sent together when the loop iteration that published them ends. (The gap that tells them apart is set to
+    its extremes here, so that a preempted test process cannot blur the two cases.)"""
     async with bus(tmp_path) as b:
         pub = Publisher(b.ctx, b.ep.publish, "svc")
         sub = Subscriber(b.ctx, b.ep.subscribe, "t")
@@ -99,17 +102,19 @@ async def test_an_isolated_message_leaves_at_once_and_the_rest_of_its_iteration_
         try:
             await joined(pub, sub, "tm.svc.join")
             await asyncio.sleep(0)  # a fresh iteration
+            monkeypatch.setattr(pubsub, "ALONE_GAP_NS", 0)  # every message that starts a batch is isolated
             frames = pub.frames
             pub.publish("tm.svc.lone", 42)
             assert pub.frames == frames + 1  # sent at once
             env = await asyncio.wait_for(sub.next(), 5)
             assert (env.topic, env.payload, env.seq) == ("tm.svc.lone", 42, 1)
+            monkeypatch.setattr(pubsub, "ALONE_GAP_NS", 10**15)  # every message is part of a burst
             frames = pub.frames
             for i in range(3):
                 pub.publish("tm.svc.many", i)
-            assert pub.frames == frames + 1  # the first at once, the other two held while this iteration runs
+            assert pub.frames == frames  # held while this iteration runs
             await asyncio.sleep(0)  # one iteration: the flush scheduled before this task's wake-up ran
-            assert pub.frames == frames + 2
+            assert pub.frames == frames + 1
             got: list[Envelope] = []
             while len(got) < 3:
                 got += [e for e in await asyncio.wait_for(sub.batches(), 5) if e.topic == "tm.svc.many"]
@@ -250,3 +255,14 @@ async def test_a_burst_past_every_hwm_has_every_lost_message_counted(tmp_path: P
             for p in pubs:
                 p.close()
             sub.close()
+
+
+def test_a_batch_is_plain_messagepack_that_independent_decoders_read() -> None:
+    """After its topic and separator a batch frame is one MessagePack array, as the design page describes it."""
+    items = [wire.encode_item(10 + i, 20 + i, {"i": i}) for i in range(300)]  # past a fixarray's 15
+    frame = wire.encode_batch(b"tm.cam.img\x00", Kind.TELEMETRY, "tm.cam.img", "cam", 2**40, items)
+    topic, body = frame.split(b"\x00", 1)
+    assert topic == b"tm.cam.img" and body[0] == wire.BATCH_HEAD
+    assert msgpack.unpackb(body) == [2, 1, "tm.cam.img", "cam", 2**40, [[10 + i, 20 + i, {"i": i}] for i in range(300)]]
+    mark = wire.encode_batch(b"tm.a\x00", Kind.TELEMETRY, "tm.a", "svc", 7, [])
+    assert msgpack.unpackb(mark.split(b"\x00", 1)[1]) == [2, 1, "tm.a", "svc", 7, []]
