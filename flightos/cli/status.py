@@ -22,9 +22,9 @@ def render(status: dict[str, Any]) -> str:
         (f" of {h['budget_w']:g} W" if h.get("budget_w") else "")
     wd = h.get("watchdog", {})
     head += f"\n{mode}{temp}{power}  watchdog {'armed' if wd.get('armed') else 'off'}, resets {wd.get('resets', 0)}"
-    head += edac_line(h.get("edac"))
     if wd.get("reset_reason"):
         head += f", last reset: {wd['reset_reason']}" + (", nowayout" if wd.get("nowayout") else "")
+    head += edac_line(h.get("edac"))
     svc_rows = [
         (s["name"], s["state"], s["pid"], s["criticality"], ",".join(map(str, s["cores"])),
          s["restarts"], _ms(s["heartbeat_age_ms"]), f"{s['cpu_percent']:.1f}", s["rss_mb"],
@@ -93,18 +93,6 @@ def _duration(seconds: float | None) -> str:
     return (f"{s // 86400} d " if s >= 86400 else "") + f"{s % 86400 // 3600:02d}:{s % 3600 // 60:02d}:{s % 60:02d}"
 
 
-def edac_line(edac: dict[str, Any] | None) -> str:
-    """``edac 100 corrected, 0 uncorrectable (rs; scrub every 60 s, next in 12 s)``, or nothing without EDAC."""
-    if not edac:
-        return ""
-    scrub = ""
-    if edac.get("scrub_period_s") is not None:
-        scrub = (f" ({edac.get('code', '?')}; scrub every {edac['scrub_period_s']:g} s"
-                 + (f", next in {edac['next_scrub_in_s']:.0f} s" if edac.get("next_scrub_in_s") is not None else "")
-                 + ")")
-    return f"\nedac {edac['corrected']} corrected, {edac['uncorrected']} uncorrectable{scrub}"
-
-
 def _link(link: dict[str, Any]) -> list[str]:
     """The links to other boards: one row per peer, then refusals."""
     rows = [(b, "up" if p["up"] else ("down" if p["ever_up"] else "never heard"), p["endpoint"],
@@ -128,3 +116,15 @@ def _ms(v: Any) -> str:
 
 def _pct(v: Any) -> str:
     return "" if v is None else f"{v:.0f}%"
+
+
+def edac_line(edac: dict[str, Any] | None) -> str:
+    """``edac 100 corrected, 0 uncorrectable (rs; scrub every 60 s, next in 12 s)``, or nothing without EDAC."""
+    if not edac:
+        return ""
+    scrub = ""
+    if edac.get("scrub_period_s") is not None:
+        scrub = (f" ({edac.get('code', '?')}; scrub every {edac['scrub_period_s']:g} s"
+                 + (f", next in {edac['next_scrub_in_s']:.0f} s" if edac.get("next_scrub_in_s") is not None else "")
+                 + ")")
+    return f"\nedac {edac['corrected']} corrected, {edac['uncorrected']} uncorrectable{scrub}"

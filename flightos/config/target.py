@@ -144,13 +144,13 @@ class Target:
     raw: dict[str, Any] = field(default_factory=dict)
     acl: Acl = field(default_factory=lambda: Acl())
     link: LinkConfig = field(default_factory=lambda: LinkConfig())
-
     devices: dict[str, DeviceConfig] = field(default_factory=dict)
     """The ``[devices.<name>]`` tables: payload devices and the services granted each (docs/devices.md)."""
 
     def devices_for(self, service: str) -> dict[str, dict[str, Any]]:
         """The devices granted to ``service``, as the tables its process receives at spawn."""
         return {name: to_wire(d) for name, d in self.devices.items() if service in d.services}
+
     @property
     def hal_backend(self) -> str:
         """The HAL backend the target names (``linux``, ``sim``, …; checked present by the loader)."""
@@ -293,8 +293,8 @@ def from_dict(
         if not isinstance(table, dict):
             raise fail(f"services.{sname}", "expected a table")
         services[sname] = _service(sname, table, typed["health"], fail)
-    name = typed["target"].name or default_name
     devices = parse_devices(raw.get("devices", {}), set(services), fail)
+    name = typed["target"].name or default_name
     return Target(name=name, path=path, description=typed["target"].description, hal=dict(hal_table),
                   runtime=typed["runtime"], health=typed["health"], restart=typed["restart"],
                   cores=typed["cores"], modes=typed["modes"], thermal=typed["thermal"], power=typed["power"],
