@@ -43,6 +43,7 @@ def __getattr__(name: str) -> Any:
         return getattr(devices, name)
     raise AttributeError(f"module 'flightos' has no attribute {name!r}")
 
+
 __version__ = "0.1.0"
 """The one place the version is written: pyproject.toml reads it from here (setuptools dynamic version)."""
 

@@ -50,26 +50,40 @@ class Client:
         self.runtime_dir = Path(runtime_dir) if runtime_dir else default_runtime_dir()
         pid = kernel_pid(self.runtime_dir)
         if pid is None:
-            raise NoRuntime(f"no flightos runtime is running in {self.runtime_dir} "
-                            "(start one with `flightos run`, or pass --runtime-dir)")
+            raise NoRuntime(
+                f"no flightos runtime is running in {self.runtime_dir} "
+                "(start one with `flightos run`, or pass --runtime-dir)"
+            )
         self.endpoints = Endpoints(self.runtime_dir)
         self.kernel_pid = max(pid, 0)
         """The kernel's pid (from its locked pid file): kernel topics are accepted only from that process."""
         self.ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context(io_threads=1)
         ident = f"c/{name}/{os.getpid()}/{os.urandom(4).hex()}"
-        self.commands = CommandChannel(self.ctx, self.endpoints.command, ident, name,
-                                       direct_dir=self.runtime_dir if direct else None)
+        self.commands = CommandChannel(
+            self.ctx, self.endpoints.command, ident, name, direct_dir=self.runtime_dir if direct else None
+        )
         self._subs: list[Subscriber] = []
 
-    async def call(self, service: str, command: str, args: dict[str, Any] | None = None, *,
-                   timeout: float = DEFAULT_TIMEOUT_S, command_id: str | None = None) -> Any:
+    async def call(
+        self,
+        service: str,
+        command: str,
+        args: dict[str, Any] | None = None,
+        *,
+        timeout: float = DEFAULT_TIMEOUT_S,
+        command_id: str | None = None,
+    ) -> Any:
         """Run a command and return its value, or raise its typed CommandError."""
         return await self.commands.call(service, command, args, timeout=timeout, command_id=command_id)
 
     def subscriber(self, *prefixes: str) -> Subscriber:
         """A subscriber to topic prefixes; read it with ``await sub.batches()``."""
-        sub = Subscriber(self.ctx, self.endpoints.subscribe, "client",  # kernel topics from the kernel alone
-                         kernel=KernelChannel(self.endpoints.kernel_events, self.kernel_pid))
+        sub = Subscriber(
+            self.ctx,
+            self.endpoints.subscribe,
+            "client",  # kernel topics from the kernel alone
+            kernel=KernelChannel(self.endpoints.kernel_events, self.kernel_pid),
+        )
         for p in prefixes or ("",):
             sub.subscribe(p)
         self._subs.append(sub)
@@ -82,8 +96,13 @@ class Client:
             for env in await sub.batches():
                 yield env
 
-    async def wait_for(self, prefix: str, predicate: Callable[[Envelope], bool] = lambda e: True,
-                       timeout: float = 10.0, sub: Subscriber | None = None) -> Envelope:
+    async def wait_for(
+        self,
+        prefix: str,
+        predicate: Callable[[Envelope], bool] = lambda e: True,
+        timeout: float = 10.0,
+        sub: Subscriber | None = None,
+    ) -> Envelope:
         """The first message under ``prefix`` matching ``predicate``; TimeoutError after ``timeout``."""
         own = sub is None
         sub = sub or self.subscriber(prefix)
@@ -114,6 +133,7 @@ class Client:
     async def __aenter__(self) -> Client:
         return self
 
-    async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,
-                        tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()

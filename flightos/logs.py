@@ -26,8 +26,7 @@ from typing import Any
 
 import structlog
 
-_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
-           "error": logging.ERROR}
+_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 
 JOURNAL_SOCKET = "/run/systemd/journal/socket"
 ENV_JOURNAL_SOCKET = "FLIGHTOS_JOURNAL_SOCKET"
@@ -147,9 +146,14 @@ def journal_fields(event: Mapping[str, Any], process: str) -> dict[str, str]:
         message += " " + " ".join(f"{k}={_text(v)}" for k, v in extras.items())
     if event.get("exception"):
         message += "\n" + str(event["exception"])
-    fields = {"MESSAGE": message, "PRIORITY": str(PRIORITY.get(str(event.get("level", "info")), 6)),
-              "SYSLOG_IDENTIFIER": SYSLOG_IDENTIFIER, "FLIGHTOS_SERVICE": str(event.get("service") or proc),
-              "FLIGHTOS_PROCESS": proc, "FLIGHTOS_EVENT": name}
+    fields = {
+        "MESSAGE": message,
+        "PRIORITY": str(PRIORITY.get(str(event.get("level", "info")), 6)),
+        "SYSLOG_IDENTIFIER": SYSLOG_IDENTIFIER,
+        "FLIGHTOS_SERVICE": str(event.get("service") or proc),
+        "FLIGHTOS_PROCESS": proc,
+        "FLIGHTOS_EVENT": name,
+    }
     if event.get("event_id") is not None:
         fields["FLIGHTOS_EVENT_ID"] = str(event["event_id"])
     for k, v in extras.items():
@@ -229,8 +233,7 @@ def _tee(out: RotatingFile) -> structlog.types.Processor:
 
 
 # ---- configuration -----------------------------------------------------------------------------------
-def configure(fmt: str = "console", level: str = "info", process: str = "", *,
-              log_dir: Path | None = None) -> str:
+def configure(fmt: str = "console", level: str = "info", process: str = "", *, log_dir: Path | None = None) -> str:
     """Set up structlog once per process; ``process`` tags every line (kernel or service name).
 
     Under systemd the entries go to the journal with native fields (``fmt`` does not apply); otherwise to
@@ -249,8 +252,12 @@ def configure(fmt: str = "console", level: str = "info", process: str = "", *,
     if path is not None:
         sender = JournalSender(path)
         processors += [structlog.processors.format_exc_info, _journal_renderer(process)]
-        structlog.configure(processors=processors, wrapper_class=wrapper,
-                            logger_factory=lambda *_: _JournalLogger(sender), cache_logger_on_first_use=False)
+        structlog.configure(
+            processors=processors,
+            wrapper_class=wrapper,
+            logger_factory=lambda *_: _JournalLogger(sender),
+            cache_logger_on_first_use=False,
+        )
         return "journal"
     if log_dir is not None and process:
         try:
@@ -270,7 +277,8 @@ def configure(fmt: str = "console", level: str = "info", process: str = "", *,
         rich = os.environ.get(ENV_RICH_TRACEBACKS) == "1"
         renderer = structlog.dev.ConsoleRenderer(
             colors=sys.stderr.isatty(),
-            exception_formatter=structlog.dev.default_exception_formatter if rich else structlog.dev.plain_traceback)
+            exception_formatter=structlog.dev.default_exception_formatter if rich else structlog.dev.plain_traceback,
+        )
     structlog.configure(
         processors=[*processors, renderer],
         wrapper_class=wrapper,

@@ -61,8 +61,9 @@ def load(name: str) -> type[Service]:
     if not (isinstance(obj, type) and issubclass(obj, Service)):
         raise PluginError(f"service {name!r} ({ep.value}) is not a flightos.Service subclass")
     if obj.name and obj.name != name:
-        raise PluginError(f"service {name!r} ({ep.value}) declares name {obj.name!r}; the entry point and "
-                          "the class must agree")
+        raise PluginError(
+            f"service {name!r} ({ep.value}) declares name {obj.name!r}; the entry point and the class must agree"
+        )
     if not obj.name:
         obj.name = name
     return obj

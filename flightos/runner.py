@@ -43,6 +43,7 @@ def run_service(spec: SpawnSpec) -> int:
     import structlog
 
     log = structlog.get_logger("flightos.service")
+
     def died(text: str) -> None:
         exit_cause.record(spec.runtime_dir, spec.name, spec.incarnation, text)
 
@@ -76,8 +77,9 @@ def main() -> None:
     """Entry point of ``python -m flightos.runner``; the spec comes in ``$FLIGHTOS_SPAWN``."""
     blob = os.environ.get(ENV_SPAWN)
     if not blob:
-        print("flightos.runner: started without a spawn spec; the kernel starts services "
-              "(flightos run)", file=sys.stderr)
+        print(
+            "flightos.runner: started without a spawn spec; the kernel starts services (flightos run)", file=sys.stderr
+        )
         sys.exit(2)
     spec = SpawnSpec.decode(base64.b64decode(blob))
     die_with_parent(spec.kernel_pid)

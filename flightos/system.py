@@ -96,8 +96,7 @@ class LinkParts:
         self.moves.set_cores(rec, cores)
 
 
-def prepare(target: Target, runtime_dir: Path, duration_s: float | None = None,
-            scenario: Path | None = None) -> Boot:
+def prepare(target: Target, runtime_dir: Path, duration_s: float | None = None, scenario: Path | None = None) -> Boot:
     """Open the target's board and load its scenario; raise HalError/ScenarioError naming the problem."""
     board = hal.open_board(target.hal)
     try:
@@ -113,8 +112,10 @@ def load_scenario(target: Target, board: hal.Board, path: Path) -> ScenarioRunne
     from hal import scenario as sc
 
     if not isinstance(board, hal.FaultInjection):
-        raise sc.ScenarioError(f"{path}: scenarios drive a simulated board; target "
-                               f"{target.name!r} uses the {board.identity.backend!r} backend")
+        raise sc.ScenarioError(
+            f"{path}: scenarios drive a simulated board; target "
+            f"{target.name!r} uses the {board.identity.backend!r} backend"
+        )
     sim: Any = board  # a SimBoard: checked above by capability, not by importing the backend
     return sc.ScenarioRunner(sc.load(path), sim)
 
@@ -167,8 +168,14 @@ def build(boot: Boot, endpoints: Endpoints, lock: RuntimeLock) -> Kernel:
         events.rejected(where, err, count)
 
     def dropped(lost: int, total: int, why: str) -> None:
-        events.emit(EventId.RUN_RECORD_DROPPED, Severity.MEDIUM,
-                    f"run record: {lost} line(s) lost ({total} in all): {why}", lost=lost, total=total, reason=why)
+        events.emit(
+            EventId.RUN_RECORD_DROPPED,
+            Severity.MEDIUM,
+            f"run record: {lost} line(s) lost ({total} in all): {why}",
+            lost=lost,
+            total=total,
+            reason=why,
+        )
 
     def kernel_command(name: str, args: Any) -> Awaitable[Any]:
         return kernel_commands.dispatch(kernel, name, args)
@@ -186,39 +193,123 @@ def build(boot: Boot, endpoints: Endpoints, lock: RuntimeLock) -> Kernel:
         kernel.board_reset()
 
     channels = KernelChannels(ctx, endpoints, rt.max_frame_bytes, rejected)
-    recorder = RunRecorder(state_dir / "runs", {
-        "target": target.name, "board": board.identity.model, "backend": board.identity.backend,
-        "cores": board.core_ids(),
-        "services": [{"name": r.name, "criticality": r.cfg.criticality} for r in records.values()],
-        "scenario": boot.scenario.scenario.name if boot.scenario is not None else None,
-        "flightos_version": __version__}, keep=rt.runs_kept, on_drop=dropped)
+    recorder = RunRecorder(
+        state_dir / "runs",
+        {
+            "target": target.name,
+            "board": board.identity.model,
+            "backend": board.identity.backend,
+            "cores": board.core_ids(),
+            "services": [{"name": r.name, "criticality": r.cfg.criticality} for r in records.values()],
+            "scenario": boot.scenario.scenario.name if boot.scenario is not None else None,
+            "flightos_version": __version__,
+        },
+        keep=rt.runs_kept,
+        on_drop=dropped,
+    )
     events = EventLog(channels.publisher, recorder)
-    router = CommandRouter(channels.command, records, rt.command_queue, kernel_command, attached, events.emit,
-                           rt.command_timeout_s, max_frame_bytes=rt.max_frame_bytes,
-                           runtime_dir=endpoints.runtime_dir, result_cache_bytes=int(rt.result_cache_mb * (1 << 20)),
-                           acl=target.acl, board=target.link.board, remote=lambda: link,
-                           spawners=spawners, on_reject=rejected)
+    router = CommandRouter(
+        channels.command,
+        records,
+        rt.command_queue,
+        kernel_command,
+        attached,
+        events.emit,
+        rt.command_timeout_s,
+        max_frame_bytes=rt.max_frame_bytes,
+        runtime_dir=endpoints.runtime_dir,
+        result_cache_bytes=int(rt.result_cache_mb * (1 << 20)),
+        acl=target.acl,
+        board=target.link.board,
+        remote=lambda: link,
+        spawners=spawners,
+        on_reject=rejected,
+    )
     lag = LoopLag()
-    supervisor = Supervisor(records, router, events.emit, functools.partial(spawn_spec, target, endpoints, state_dir),
-                            rt.spawn, target.health.start_timeout_s, lag=lag, before_spawn=before_spawn,
-                            poll_control=channels.control.pump,
-                            exit_cause=lambda rec, code: exit_cause.take(endpoints.runtime_dir, rec.name,
-                                                                         rec.incarnation))
+    supervisor = Supervisor(
+        records,
+        router,
+        events.emit,
+        functools.partial(spawn_spec, target, endpoints, state_dir),
+        rt.spawn,
+        target.health.start_timeout_s,
+        lag=lag,
+        before_spawn=before_spawn,
+        poll_control=channels.control.pump,
+        exit_cause=lambda rec, code: exit_cause.take(endpoints.runtime_dir, rec.name, rec.incarnation),
+    )
     sampler = ResourceSampler(supervisor.containment, on_breach=supervisor.limit_breached)  # whole trees
-    effects = BoardEffects(board, records, events.emit, on_watchdog_reset=board_reset,
-                           runtime_dir=endpoints.runtime_dir)
+    effects = BoardEffects(
+        board, records, events.emit, on_watchdog_reset=board_reset, runtime_dir=endpoints.runtime_dir
+    )
     moves = Mover(board, supervisor, effects, channels.control, events.emit, rt.shutdown_grace_s)
-    monitor = HealthMonitor(target, board, effects, records, emit=events.emit, decisions=events.decisions,
-                            moves=moves, lag=lag, sampler=sampler, state_dir=state_dir)
-    control = ControlChannel(records, router, supervisor, events, channels.publisher, target.acl,
-                             target.link.board or "local", RejectCounter("kernel:control", on_report=rejected))
+    monitor = HealthMonitor(
+        target,
+        board,
+        effects,
+        records,
+        emit=events.emit,
+        decisions=events.decisions,
+        moves=moves,
+        lag=lag,
+        sampler=sampler,
+        state_dir=state_dir,
+    )
+    control = ControlChannel(
+        records,
+        router,
+        supervisor,
+        events,
+        channels.publisher,
+        target.acl,
+        target.link.board or "local",
+        RejectCounter("kernel:control", on_report=rejected),
+    )
     board_health = BoardHealthLoop.for_board(board, str(state_dir), channels.publisher.publish, events.emit)
-    link = Link(LinkParts(ctx, target, endpoints, state_dir, records, router, channels.publisher, supervisor, monitor,
-                          board, events, moves)) if target.link.enabled else None
-    kernel = Kernel(KernelParts(
-        target=target, endpoints=endpoints, state_dir=state_dir, ctx=ctx, board=board, records=records, lock=lock,
-        channels=channels, events=events, recorder=recorder, router=router, supervisor=supervisor,
-        sampler=sampler, effects=effects, moves=moves, monitor=monitor, board_health=board_health,
-        notify=SdNotify.from_env(), control=control,
-        link=link, scenario=boot.scenario, duration_s=boot.duration_s))
+    link = (
+        Link(
+            LinkParts(
+                ctx,
+                target,
+                endpoints,
+                state_dir,
+                records,
+                router,
+                channels.publisher,
+                supervisor,
+                monitor,
+                board,
+                events,
+                moves,
+            )
+        )
+        if target.link.enabled
+        else None
+    )
+    kernel = Kernel(
+        KernelParts(
+            target=target,
+            endpoints=endpoints,
+            state_dir=state_dir,
+            ctx=ctx,
+            board=board,
+            records=records,
+            lock=lock,
+            channels=channels,
+            events=events,
+            recorder=recorder,
+            router=router,
+            supervisor=supervisor,
+            sampler=sampler,
+            effects=effects,
+            moves=moves,
+            monitor=monitor,
+            board_health=board_health,
+            notify=SdNotify.from_env(),
+            control=control,
+            link=link,
+            scenario=boot.scenario,
+            duration_s=boot.duration_s,
+        )
+    )
     return kernel

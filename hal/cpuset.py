@@ -92,7 +92,7 @@ def _own_paths(root: Path) -> dict[str, str]:
 def _own_dir(root: Path, mount: _Mount, path: str) -> Path:
     """The directory of the process's group: the mount point plus its path inside the mounted subtree."""
     if mount.root != "/" and (path == mount.root or path.startswith(mount.root + "/")):
-        path = path[len(mount.root):]
+        path = path[len(mount.root) :]
     return root / mount.point.lstrip("/") / path.lstrip("/")
 
 
@@ -117,12 +117,16 @@ def probe(root: str = "/") -> CpusetSupport:
             reasons.append(f"cannot read {shown}/cgroup.controllers: {exc.strerror or exc}")
         else:
             if "cpuset" not in controllers:
-                reasons.append(f"cgroup v2 is mounted at {v2.point} but the cpuset controller is not available in "
-                               f"{shown} (controllers: {' '.join(controllers) or 'none'}; it may be bound to a "
-                               "v1 hierarchy, or the unit lacks Delegate=yes)")
+                reasons.append(
+                    f"cgroup v2 is mounted at {v2.point} but the cpuset controller is not available in "
+                    f"{shown} (controllers: {' '.join(controllers) or 'none'}; it may be bound to a "
+                    "v1 hierarchy, or the unit lacks Delegate=yes)"
+                )
             elif not os.access(d / "cgroup.subtree_control", os.W_OK):
-                reasons.append(f"{shown}/cgroup.subtree_control is not writable (run as root, or as a systemd "
-                               "unit with Delegate=yes)")
+                reasons.append(
+                    f"{shown}/cgroup.subtree_control is not writable (run as root, or as a systemd "
+                    "unit with Delegate=yes)"
+                )
             else:
                 return CpusetSupport(True, "", v2.point, "v2", str(d))
     elif v2 is None:

@@ -15,7 +15,7 @@ from hal.types import TimelineEvent
 
 FAULTS = {
     "seu": "flip bits in memory: count=N [address=WORD], or bits=[B,...] (exact bits of one word); "
-           "EDAC counts them at the next scrub",
+    "EDAC counts them at the next scrub",
     "sefi": "hang a core until reset: core=N (random if omitted)",
     "reset": "reset a hung core: core=N",
     "sel": "latch-up current step until power cycle: delta_ma=MA (default 200)",
@@ -67,8 +67,10 @@ class NoFaultInjection:
 
     def inject(self, fault: str, args: Mapping[str, Any]) -> str:
         """Refuse: only a board with the capability can inject faults."""
-        raise HalUnsupported(f"fault injection needs a simulated board; this target's backend is "
-                             f"{self.backend!r} (use kill/stop drills on real boards)")
+        raise HalUnsupported(
+            f"fault injection needs a simulated board; this target's backend is "
+            f"{self.backend!r} (use kill/stop drills on real boards)"
+        )
 
     def events_since(self, t_s: float = 0.0) -> list[TimelineEvent]:
         """A board without a timeline has no entries."""

@@ -39,6 +39,8 @@ JETSON_FAMILIES = (
     ("TX1", "tx1"),
     ("Nano", "nano"),
 )
+
+
 def _no_commands(argv: Sequence[str]) -> tuple[int, str, str]:
     return 127, "", f"{argv[0]}: not run (detecting a recorded tree)"
 
@@ -446,8 +448,11 @@ def _watchdog(board: Board, reading: BoardReading) -> WatchdogReport:
 
 #: Why a field named in ``BoardReading.missing`` could not be read, by name prefix.
 _MISSING_REASONS = (
-    ("pending.", "the command has not answered yet: it runs in the background, and a hung one ends at "
-                 "command_timeout_s; reads meanwhile carry its last answer and its age"),
+    (
+        "pending.",
+        "the command has not answered yet: it runs in the background, and a hung one ends at "
+        "command_timeout_s; reads meanwhile carry its last answer and its age",
+    ),
     ("vcgencmd.", "vcgencmd failed: not installed, or this user is not in the 'video' group"),
     ("throttle.sysfs", "the firmware driver's get_throttled file could not be read or parsed"),
     ("throttle.rpi_volt", "rpi_volt in0_lcrit_alarm could not be read"),
@@ -475,11 +480,15 @@ def _no_throttle(backend: str, reading: BoardReading) -> str:
     if backend == "rpi" and "pending.vcgencmd.get_throttled" in reading.missing:
         return "vcgencmd get_throttled has not answered yet (no sysfs get_throttled or rpi_volt here)"
     if backend == "rpi":
-        return ("no sysfs get_throttled or rpi_volt hwmon, and vcgencmd get_throttled failed: "
-                "not installed, or not in the 'video' group")
+        return (
+            "no sysfs get_throttled or rpi_volt hwmon, and vcgencmd get_throttled failed: "
+            "not installed, or not in the 'video' group"
+        )
     if backend == "jetson":
-        return ("no soctherm_oc hwmon: under-voltage/over-current events are read on Orin (JetPack 5/6) only; "
-                "compare cpufreq with the nvpmodel clocks")
+        return (
+            "no soctherm_oc hwmon: under-voltage/over-current events are read on Orin (JetPack 5/6) only; "
+            "compare cpufreq with the nvpmodel clocks"
+        )
     return "generic Linux has no throttle flags"
 
 
@@ -541,8 +550,11 @@ def _missing(
         if c.online and c.freq_mhz is None:
             add(f"cpu{c.id}.freq_mhz", "no cpufreq policy covers it")
         if c.cluster is None:
-            why = "offline, and its cpufreq policy answers EBUSY while all its CPUs are" if not c.online \
+            why = (
+                "offline, and its cpufreq policy answers EBUSY while all its CPUs are"
+                if not c.online
                 else "no cpufreq policy covers it"
+            )
             add(f"cpu{c.id}.cluster", why)
     for z in reading.zones:
         if z.temp_c is None:

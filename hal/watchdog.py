@@ -82,18 +82,21 @@ def pc_chipset_warning(identity: str | None, device: str) -> str | None:
     """A warning when ``identity`` names a PC chipset watchdog (iTCO_wdt, SP5100 TCO...), else None."""
     if identity is None or not any(tag in identity.lower() for tag in PC_CHIPSET_WATCHDOGS):
         return None
-    return (f"{device} is a PC chipset watchdog ({identity}): it resets the whole machine when the kernel is not "
-            "petting it, e.g. while a debugger pauses it; enable it only on a dedicated machine")
+    return (
+        f"{device} is a PC chipset watchdog ({identity}): it resets the whole machine when the kernel is not "
+        "petting it, e.g. while a debugger pauses it; enable it only on a dedicated machine"
+    )
 
 
 def check_periods(timeout_s: float, pet_period_s: float, max_timeout_s: float | None) -> str | None:
     """Why ``pet_period_s`` < ``timeout_s`` <= ``max_timeout_s`` does not hold (the key first), or None."""
     if max_timeout_s is not None and timeout_s > max_timeout_s:
-        return (f"watchdog.timeout_s: expected at most this watchdog's maximum of {max_timeout_s:g} s "
-                f"(max_timeout in sysfs), got {timeout_s:g}")
+        return (
+            f"watchdog.timeout_s: expected at most this watchdog's maximum of {max_timeout_s:g} s "
+            f"(max_timeout in sysfs), got {timeout_s:g}"
+        )
     if not pet_period_s < timeout_s:
-        return (f"watchdog.pet_period_s: expected less than watchdog.timeout_s ({timeout_s:g} s), "
-                f"got {pet_period_s:g}")
+        return f"watchdog.pet_period_s: expected less than watchdog.timeout_s ({timeout_s:g} s), got {pet_period_s:g}"
     return None
 
 
@@ -215,5 +218,9 @@ def status_fields(info: WatchdogInfo | None) -> dict[str, str | int | bool | Non
     """The configured device's sysfs facts for a status document: device, nowayout, the last reset."""
     if info is None:
         return {}
-    return {"device": info.device, "nowayout": info.nowayout, "bootstatus": info.bootstatus,
-            "reset_reason": info.reset_reason}
+    return {
+        "device": info.device,
+        "nowayout": info.nowayout,
+        "bootstatus": info.bootstatus,
+        "reset_reason": info.reset_reason,
+    }

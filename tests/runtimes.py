@@ -27,12 +27,17 @@ def base() -> Path:
     return Path(os.environ["FLIGHTOS_TEST_BASE"])
 
 
-def make_runtime(services: list[str] | None = None, overrides: list[str] | None = None,
-                 target: str = "sim-radhard", env: dict[str, str] | None = None,
-                 scenario: Path | None = None) -> RuntimeProcess:
+def make_runtime(
+    services: list[str] | None = None,
+    overrides: list[str] | None = None,
+    target: str = "sim-radhard",
+    env: dict[str, str] | None = None,
+    scenario: Path | None = None,
+) -> RuntimeProcess:
     """A runtime for one test, in this run's directory."""
-    return RuntimeProcess(target, services=services, overrides=[*FAST, *(overrides or [])],
-                          base_dir=base(), env=env, scenario=scenario)
+    return RuntimeProcess(
+        target, services=services, overrides=[*FAST, *(overrides or [])], base_dir=base(), env=env, scenario=scenario
+    )
 
 
 @pytest_asyncio.fixture
@@ -42,8 +47,9 @@ async def runtime() -> AsyncIterator[RuntimeProcess]:
         yield rt
 
 
-async def kill_at_marks(rt: RuntimeProcess, answers: Sized, marks: tuple[int, ...] = (250, 500, 750),
-                        service: str = "test") -> None:
+async def kill_at_marks(
+    rt: RuntimeProcess, answers: Sized, marks: tuple[int, ...] = (250, 500, 750), service: str = "test"
+) -> None:
     """SIGKILL ``service`` each time ``answers`` has grown to the next mark (a chaos test's killer)."""
     for mark in marks:
         while len(answers) < mark:

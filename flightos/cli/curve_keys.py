@@ -35,17 +35,23 @@ def run_curve(args: argparse.Namespace) -> int:
     try:
         if action == "new":
             pair = keys.create(d, name)
-            _report(args, {"name": name, "public_key": pair.public.decode(), "dir": str(d)},
-                    f"made {d / (name + '.key_secret')} (mode 0600) and {d / (name + '.key')}\n"
-                    f"public key: {pair.public.decode()}\n"
-                    f"copy {name}.key to every peer's keys directory (or set link.peers.{name}.public_key)")
+            _report(
+                args,
+                {"name": name, "public_key": pair.public.decode(), "dir": str(d)},
+                f"made {d / (name + '.key_secret')} (mode 0600) and {d / (name + '.key')}\n"
+                f"public key: {pair.public.decode()}\n"
+                f"copy {name}.key to every peer's keys directory (or set link.peers.{name}.public_key)",
+            )
         elif action == "rotate":
             pair, retired = keys.rotate(d, name)
-            _report(args, {"name": name, "public_key": pair.public.decode(), "retired": str(retired)},
-                    f"new key pair for {name}; the old secret is kept as {retired}\n"
-                    f"public key: {pair.public.decode()}\n"
-                    "give the new .key to every peer, then restart this kernel: peers refuse the old key "
-                    "once they have the new one")
+            _report(
+                args,
+                {"name": name, "public_key": pair.public.decode(), "retired": str(retired)},
+                f"new key pair for {name}; the old secret is kept as {retired}\n"
+                f"public key: {pair.public.decode()}\n"
+                "give the new .key to every peer, then restart this kernel: peers refuse the old key "
+                "once they have the new one",
+            )
         elif action == "show":
             public = keys.load_public(d, name)
             _report(args, {"name": name, "public_key": public.decode()}, public.decode())
@@ -53,15 +59,20 @@ def run_curve(args: argparse.Namespace) -> int:
             if not args.public_key_file:
                 raise ConfigError("keys curve import BOARD FILE: FILE is the peer kernel's .key (public) file")
             dest = keys.import_peer(d, name, Path(args.public_key_file))
-            _report(args, {"name": name, "file": str(dest)},
-                    f"peer {name}'s public key is now {dest}; this kernel trusts and checks it on its next start")
+            _report(
+                args,
+                {"name": name, "file": str(dest)},
+                f"peer {name}'s public key is now {dest}; this kernel trusts and checks it on its next start",
+            )
         elif action == "authorize":
             if not args.public_key_file:
                 raise ConfigError("keys curve authorize NAME FILE: FILE is the service's .key (public) file")
             dest = keys.authorize(d, name, Path(args.public_key_file))
-            _report(args, {"name": name, "file": str(dest)},
-                    f"service {name} may now connect to this kernel's link endpoint ({dest}); "
-                    "restart the kernel to apply")
+            _report(
+                args,
+                {"name": name, "file": str(dest)},
+                f"service {name} may now connect to this kernel's link endpoint ({dest}); restart the kernel to apply",
+            )
         elif action == "revoke":
             if not keys.revoke(d, name):
                 raise ConfigError(f"no authorized key {name!r} in {d / keys.AUTHORIZED}")

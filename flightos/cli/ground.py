@@ -27,36 +27,60 @@ DEFAULT_UDP = "127.0.0.1:10025"
 
 def add_parsers(sub: Any) -> None:
     """Register keys, ground and mdb."""
-    k = sub.add_parser("keys", help="telecommand keys (shared with the ground), and CURVE keys for links "
-                       "between boards (`keys curve new|show|list|rotate|import|authorize|revoke`)")
+    k = sub.add_parser(
+        "keys",
+        help="telecommand keys (shared with the ground), and CURVE keys for links "
+        "between boards (`keys curve new|show|list|rotate|import|authorize|revoke`)",
+    )
     k.add_argument("action", choices=["add", "list", "remove", "show", "curve"])
-    k.add_argument("key_id", nargs="?",
-                   help="telecommand key id; for `curve`: new|show|list|rotate|import|authorize|revoke")
+    k.add_argument(
+        "key_id", nargs="?", help="telecommand key id; for `curve`: new|show|list|rotate|import|authorize|revoke"
+    )
     k.add_argument("name", nargs="?", help="curve: the board or service the key pair belongs to")
     k.add_argument("public_key_file", nargs="?", help="curve import/authorize: the peer's or service's .key file")
-    k.add_argument("--dir", help="curve: the keys directory (default: the target's [link] keys_dir, "
-                   "else <state_dir>/keys/curve)")
+    k.add_argument(
+        "--dir", help="curve: the keys directory (default: the target's [link] keys_dir, else <state_dir>/keys/curve)"
+    )
     k.add_argument("--target", default="sim-radhard", help="whose key file (default sim-radhard)")
     k.add_argument("--file", help="the key file (default <state_dir>/ground/keys.json)")
 
     g = sub.add_parser("ground", help="the bench console: speak PUS over UDP to a runtime's ground service")
     g.add_argument("action", choices=["ping", "cmd", "param", "tm", "time", "schedule", "resync"])
-    g.add_argument("rest", nargs="*", help="cmd SERVICE COMMAND [key=value ...] | param get|set SERVICE.NAME "
-                   "[VALUE] | schedule list|reset|enable|disable|add +SECONDS SERVICE COMMAND [key=value ...]")
-    g.add_argument("--to", help="the ground service's UDP endpoint HOST:PORT (default: the target's "
-                   "services.ground.options.udp_bind, a wildcard host read as 127.0.0.1)")
+    g.add_argument(
+        "rest",
+        nargs="*",
+        help="cmd SERVICE COMMAND [key=value ...] | param get|set SERVICE.NAME "
+        "[VALUE] | schedule list|reset|enable|disable|add +SECONDS SERVICE COMMAND [key=value ...]",
+    )
+    g.add_argument(
+        "--to",
+        help="the ground service's UDP endpoint HOST:PORT (default: the target's "
+        "services.ground.options.udp_bind, a wildcard host read as 127.0.0.1)",
+    )
     g.add_argument("--apid", type=int, default=100)
-    g.add_argument("--target", default="sim-radhard", help="whose key file and mission database: the shipped "
-                   "table, then the mission tables of the target's ground service (services.ground.options.mdb)")
-    g.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="the same target overrides the runtime was started with (repeatable)")
+    g.add_argument(
+        "--target",
+        default="sim-radhard",
+        help="whose key file and mission database: the shipped "
+        "table, then the mission tables of the target's ground service (services.ground.options.mdb)",
+    )
+    g.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="the same target overrides the runtime was started with (repeatable)",
+    )
     g.add_argument("--key-file", help="the key file (default: the target's)")
     g.add_argument("--key-id", type=int, help="which key (default: the lowest)")
     g.add_argument("--no-auth", action="store_true", help="send unauthenticated telecommands (lab targets only)")
     g.add_argument("--timeout", type=float, default=10.0)
     g.add_argument("--count", type=int, default=20, help="tm: stop after this many packets")
-    g.add_argument("--no-ack", action="store_true", help="tm: do not acknowledge what arrived (TC[15,130]); "
-                   "the spacecraft keeps it and sends it again")
+    g.add_argument(
+        "--no-ack",
+        action="store_true",
+        help="tm: do not acknowledge what arrived (TC[15,130]); the spacecraft keeps it and sends it again",
+    )
 
     m = sub.add_parser("mdb", help="the mission database: export definitions, or assign ids to new commands")
     m.add_argument("action", choices=["export", "assign", "show"])
@@ -111,9 +135,13 @@ def run_keys(args: argparse.Namespace) -> int:
         if args.action == "add":
             kid, key = ks.add(args.key_id)
             out = {"key_id": kid, "key": key.hex(), "file": str(ks.path)}
-            print(json.dumps(out) if args.json else f"key {kid} added to {ks.path}\n{key.hex()}\n"
-                  "(give this key to the ground; a running ground service picks it up with "
-                  "`flightos cmd ground reload_keys`; after restoring a board, then run `flightos ground resync`)")
+            print(
+                json.dumps(out)
+                if args.json
+                else f"key {kid} added to {ks.path}\n{key.hex()}\n"
+                "(give this key to the ground; a running ground service picks it up with "
+                "`flightos cmd ground reload_keys`; after restoring a board, then run `flightos ground resync`)"
+            )
         elif args.action == "remove":
             if args.key_id is None:
                 raise ConfigError("keys remove needs a key id")
@@ -127,8 +155,10 @@ def run_keys(args: argparse.Namespace) -> int:
         elif args.json:
             emit_json({"file": str(ks.path), "key_ids": ks.ids(), "started": [k for k in ks.ids() if ks.started(k)]})
         else:  # "started": the board accepted counters under it, so lost counters lock it (docs/ground.md)
-            print(f"{ks.path}: " + (", ".join(f"{k}{' (started)' if ks.started(k) else ''}" for k in ks.ids())
-                                    or "no keys"))
+            print(
+                f"{ks.path}: "
+                + (", ".join(f"{k}{' (started)' if ks.started(k) else ''}" for k in ks.ids()) or "no keys")
+            )
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     return ec.OK
@@ -143,14 +173,18 @@ def signature(tables: mdb.Tables, service: str, command: str) -> tuple[int, list
     fid = tables.function_id(service, command)
     if fid is None:
         where = ", ".join(Path(s).name for s in tables.sources)
-        raise ConfigError(f"{service}.{command} has no function id in the mission database ({where}); "
-                          "`flightos mdb assign --table FILE` gives it one, and the target's "
-                          "services.ground.options.mdb names FILE")
+        raise ConfigError(
+            f"{service}.{command} has no function id in the mission database ({where}); "
+            "`flightos mdb assign --table FILE` gives it one, and the target's "
+            "services.ground.options.mdb names FILE"
+        )
     fn = tables.functions[fid]
     sig = Declarations(tables).arguments(fn)
     if sig is None:
-        raise ConfigError(f"{fn.name} (function {fid}): service {service!r} is not installed here or has no "
-                          f"command {command!r}, so its arguments are unknown")
+        raise ConfigError(
+            f"{fn.name} (function {fid}): service {service!r} is not installed here or has no "
+            f"command {command!r}, so its arguments are unknown"
+        )
     return fid, sig
 
 
@@ -272,8 +306,9 @@ async def _console(g: GroundClient, tables: mdb.Tables, args: argparse.Namespace
     elif args.action == "resync":  # unlock anti-replay counters over a fresh on-board nonce (docs/ground.md)
         floors = await g.resync(args.timeout)
         emit_json({"floors": floors}) if args.json else print(
-            "anti-replay counters resynchronised: " + (", ".join(f"key {k} from {v}" for k, v in floors.items())
-                                                       or "no keys on board"))
+            "anti-replay counters resynchronised: "
+            + (", ".join(f"key {k} from {v}" for k, v in floors.items()) or "no keys on board")
+        )
     else:
         await _tail(g, tables, args)
     return ec.OK
@@ -288,8 +323,10 @@ async def _param(g: GroundClient, tables: mdb.Tables, rest: list[str], args: arg
         raise ConfigError(f"{rest[1]} has no parameter id in the mission database")
     ptype = Declarations(tables).parameter_type(tables.parameters[pid])
     if ptype is None:
-        raise ConfigError(f"{rest[1]} (parameter {pid}): service {service!r} is not installed here or has no "
-                          f"parameter {name!r}, so its type is unknown")
+        raise ConfigError(
+            f"{rest[1]} (parameter {pid}): service {service!r} is not installed here or has no "
+            f"parameter {name!r}, so its type is unknown"
+        )
     if rest[0] == "get":
         out = await g.request(g.build(20, 1, pus.pack_u16(1) + pus.pack_u16(pid)), args.timeout)
         g._raise(out)
@@ -301,8 +338,9 @@ async def _param(g: GroundClient, tables: mdb.Tables, rest: list[str], args: arg
             raise UsageError(f"ground param set {rest[1]} VALUE: expected one value, got {len(rest) - 2}")
         where = f"ground param set {rest[1]}"
         value = rest[2] if ptype == "str" else _typed(where, "VALUE", ptype, parse_value(rest[2]))
-        out = await g.request(g.build(20, 3, pus.pack_u16(1) + pus.pack_u16(pid) + pus.encode_value(ptype, value)),
-                              args.timeout)
+        out = await g.request(
+            g.build(20, 3, pus.pack_u16(1) + pus.pack_u16(pid) + pus.encode_value(ptype, value)), args.timeout
+        )
         g._raise(out)
         print("set")
     return ec.OK
@@ -317,8 +355,12 @@ async def _schedule(g: GroundClient, tables: mdb.Tables, rest: list[str], args: 
         out = await g.request(g.build(11, 16), args.timeout)
         g._raise(out)
         decl = Declarations(tables)
-        acts = [a for r in out.reports if (r.service, r.message_subtype) == (11, 10)
-                for a in _activities(bytes(r.source_data), decl)]
+        acts = [
+            a
+            for r in out.reports
+            if (r.service, r.message_subtype) == (11, 10)
+            for a in _activities(bytes(r.source_data), decl)
+        ]
         if args.json:
             emit_json(acts)
         else:
@@ -354,8 +396,16 @@ def _unsigned(g: GroundClient, service: int, subtype: int, payload: bytes) -> by
     from spacepackets.ecss import PusTc
 
     g.seq = int(time.time() * 1000) & 0x3FFF  # its request id names it in the schedule: not the same every run
-    return bytes(PusTc(service=service, message_subtype=subtype, apid=g.apid, seq_count=g.seq, app_data=payload,
-                       source_id=g.source_id).pack())
+    return bytes(
+        PusTc(
+            service=service,
+            message_subtype=subtype,
+            apid=g.apid,
+            seq_count=g.seq,
+            app_data=payload,
+            source_id=g.source_id,
+        ).pack()
+    )
 
 
 async def _tail(g: GroundClient, tables: mdb.Tables, args: argparse.Namespace) -> None:

@@ -108,8 +108,9 @@ def render_unit(
     tasks_max: int | None = None,
 ) -> str:
     """The text of ``flightos.service`` for one target (a pure function of its arguments)."""
-    exec_start = " ".join(_exec_quote(a) for a in [
-        python, "-m", "flightos.cli.main", "run", "--target", target, "--log-format", "json"])
+    exec_start = " ".join(
+        _exec_quote(a) for a in [python, "-m", "flightos.cli.main", "run", "--target", target, "--log-format", "json"]
+    )
     stop_s = math.ceil(shutdown_grace_s) + 5
     lines = [
         f"# flightos onboard runtime, written by `flightos install --target {target}`.",
@@ -226,20 +227,26 @@ def add_parsers(sub: Any) -> None:
     """Register ``install`` and ``uninstall``."""
     i = sub.add_parser("install", help="install the kernel as a systemd service (flightos.service) on this board")
     i.add_argument("--target", required=True, help="target name or path to a target TOML file, e.g. rpi5")
-    i.add_argument("--user", default=DEFAULT_USER, help="dedicated system user the kernel runs as "
-                   f"(default {DEFAULT_USER}; created when missing)")
+    i.add_argument(
+        "--user",
+        default=DEFAULT_USER,
+        help=f"dedicated system user the kernel runs as (default {DEFAULT_USER}; created when missing)",
+    )
     i.add_argument("--prefix", default="/", help="install below this root instead of / (an image, or tests)")
-    i.add_argument("--python", help="interpreter that runs the kernel (default: this one, "
-                   f"{sys.executable})")
+    i.add_argument("--python", help=f"interpreter that runs the kernel (default: this one, {sys.executable})")
     i.add_argument("--dry-run", action="store_true", help="print the unit and the steps; change nothing")
     i.add_argument("--no-enable", action="store_true", help="do not enable and start the service")
 
     u = sub.add_parser("uninstall", help="stop and remove the systemd service (keeps the state unless --purge)")
     u.add_argument("--prefix", default="/", help="uninstall below this root instead of /")
-    u.add_argument("--user", default=None, help="the service's user (default: the one install recorded, "
-                   f"else {DEFAULT_USER}); removed only with --purge")
-    u.add_argument("--purge", action="store_true", help=f"also remove {STATE_DIR} (stores, keys, recorded "
-                   "runs) and the user")
+    u.add_argument(
+        "--user",
+        default=None,
+        help=f"the service's user (default: the one install recorded, else {DEFAULT_USER}); removed only with --purge",
+    )
+    u.add_argument(
+        "--purge", action="store_true", help=f"also remove {STATE_DIR} (stores, keys, recorded runs) and the user"
+    )
     u.add_argument("--keep-state", action="store_true", help=f"keep {STATE_DIR} even with --purge")
     u.add_argument("--dry-run", action="store_true", help="print the steps; change nothing")
 
@@ -309,8 +316,10 @@ def _is_live(prefix: Path) -> bool:
 
 def _require_root(command: str, prefix: Path, dry_run: bool, euid: int) -> None:
     if not dry_run and _is_live(prefix) and euid != 0:
-        raise UsageError(f"{command} changes the system and needs root: run it with sudo "
-                         f"(sudo $(command -v flightos) {command} ...), or add --dry-run to see what it would do")
+        raise UsageError(
+            f"{command} changes the system and needs root: run it with sudo "
+            f"(sudo $(command -v flightos) {command} ...), or add --dry-run to see what it would do"
+        )
 
 
 def _run_step(runner: Runner, argv: list[str]) -> None:
@@ -378,8 +387,10 @@ def run_install(args: argparse.Namespace, *, runner: Runner | None = None, euid:
         _check_services_installed(target)
     user = args.user
     if not USER_NAME.fullmatch(user):  # useradd's own rule; a unit's User= with a space names another user
-        raise UsageError(f"install: --user {user!r}: expected a system user name (a-z, 0-9, '_' and '-', "
-                         f"not starting with a digit or '-', at most 32 characters)")
+        raise UsageError(
+            f"install: --user {user!r}: expected a system user name (a-z, 0-9, '_' and '-', "
+            f"not starting with a digit or '-', at most 32 characters)"
+        )
     acc = Accounts.read(prefix)
     plan = Plan()
 
@@ -419,8 +430,10 @@ def run_install(args: argparse.Namespace, *, runner: Runner | None = None, euid:
     extra_state = target.runtime.state_dir
     if extra_state and os.path.isabs(extra_state) and extra_state.rstrip("/") != STATE_DIR:
         rw_paths.append(extra_state)
-        plan.notes.append(f"{target.path}: runtime.state_dir = {extra_state!r} overrides {STATE_DIR}; "
-                          "it is made writable for the service")
+        plan.notes.append(
+            f"{target.path}: runtime.state_dir = {extra_state!r} overrides {STATE_DIR}; "
+            "it is made writable for the service"
+        )
     for d in rw_paths:
         # /var/lib/flightos is ours; a directory the target names is adopted only if this creates it
         adopt = d == STATE_DIR or not _under(prefix, d).exists()
@@ -435,41 +448,68 @@ def run_install(args: argparse.Namespace, *, runner: Runner | None = None, euid:
     plan.notes += hidden_path_notes(code_paths, protect_home)
     memory_max_mb, tasks_max = unit_limits(target)
     allow = list(dict.fromkeys(device_allow(backend, watchdog_device or None) + _target_devices(target)))  # each once
-    unit = render_unit(target=name, python=python, user=user, group=group, supplementary_groups=supplementary,
-                       shutdown_grace_s=target.runtime.shutdown_grace_s, devices=allow,
-                       read_write_paths=rw_paths, protect_home=protect_home,
-                       memory_max_mb=memory_max_mb, tasks_max=tasks_max)
+    unit = render_unit(
+        target=name,
+        python=python,
+        user=user,
+        group=group,
+        supplementary_groups=supplementary,
+        shutdown_grace_s=target.runtime.shutdown_grace_s,
+        devices=allow,
+        read_write_paths=rw_paths,
+        protect_home=protect_home,
+        memory_max_mb=memory_max_mb,
+        tasks_max=tasks_max,
+    )
     unit_path = _under(prefix, f"{UNIT_DIR}/{UNIT_NAME}")
     existed = unit_path.exists()
-    plan.add(f"install -m 0644 /dev/stdin {UNIT_DIR}/{UNIT_NAME}  # the unit above",
-             lambda: _write(unit_path, unit.encode(), 0o644))
-    manifest = {"target": name, "source": str(src), "target_file": f"{TARGETS_DIR}/{name}.toml",
-                "target_sha256": hashlib.sha256(content).hexdigest(), "unit": f"{UNIT_DIR}/{UNIT_NAME}",
-                "user": user, "created_user": user not in acc.users, "state_dirs": rw_paths, "python": python}
-    plan.add(f"install -m 0644 /dev/stdin {MANIFEST}  # what uninstall removes",
-             lambda: _write(_under(prefix, MANIFEST), (json.dumps(manifest, indent=2) + "\n").encode(), 0o644))
+    plan.add(
+        f"install -m 0644 /dev/stdin {UNIT_DIR}/{UNIT_NAME}  # the unit above",
+        lambda: _write(unit_path, unit.encode(), 0o644),
+    )
+    manifest = {
+        "target": name,
+        "source": str(src),
+        "target_file": f"{TARGETS_DIR}/{name}.toml",
+        "target_sha256": hashlib.sha256(content).hexdigest(),
+        "unit": f"{UNIT_DIR}/{UNIT_NAME}",
+        "user": user,
+        "created_user": user not in acc.users,
+        "state_dirs": rw_paths,
+        "python": python,
+    }
+    plan.add(
+        f"install -m 0644 /dev/stdin {MANIFEST}  # what uninstall removes",
+        lambda: _write(_under(prefix, MANIFEST), (json.dumps(manifest, indent=2) + "\n").encode(), 0o644),
+    )
 
     # systemd.
     if live:
         plan.command(runner, ["systemctl", "daemon-reload"])
     if not args.no_enable:
-        enable = ["systemctl", "enable", "--now", SERVICE] if live else \
-            ["systemctl", f"--root={prefix}", "enable", SERVICE]
+        enable = (
+            ["systemctl", "enable", "--now", SERVICE] if live else ["systemctl", f"--root={prefix}", "enable", SERVICE]
+        )
         plan.command(runner, enable)
     elif live:
         plan.notes.append(f"not enabled: start it with `systemctl enable --now {SERVICE}`")
     if existed and live:
-        plan.notes.append(f"{SERVICE} was already installed: if it is running, apply the new unit with "
-                          f"`systemctl restart {SERVICE}`")
+        plan.notes.append(
+            f"{SERVICE} was already installed: if it is running, apply the new unit with `systemctl restart {SERVICE}`"
+        )
 
     # Things that would make the service run without its hardware watchdog, or not run at all.
     if watchdog_device and "watchdog" not in acc.groups:
-        plan.notes.append(f"no 'watchdog' group: {watchdog_device} is usually root-only, so the kernel will run "
-                          "without the hardware watchdog (event WATCHDOG_UNAVAILABLE); docs/boards.md has the "
-                          "udev rule")
+        plan.notes.append(
+            f"no 'watchdog' group: {watchdog_device} is usually root-only, so the kernel will run "
+            "without the hardware watchdog (event WATCHDOG_UNAVAILABLE); docs/boards.md has the "
+            "udev rule"
+        )
     if watchdog_device and _systemd_owns_watchdog(prefix):
-        plan.notes.append("systemd's RuntimeWatchdogSec is set in /etc/systemd/system.conf: systemd holds the "
-                          f"watchdog device and the kernel cannot open {watchdog_device} (one opener only)")
+        plan.notes.append(
+            "systemd's RuntimeWatchdogSec is set in /etc/systemd/system.conf: systemd holds the "
+            f"watchdog device and the kernel cannot open {watchdog_device} (one opener only)"
+        )
     if watchdog_device:
         plan.notes += watchdog_notes(prefix, watchdog_device, target.watchdog, str(target.path))
     if live:
@@ -477,8 +517,15 @@ def run_install(args: argparse.Namespace, *, runner: Runner | None = None, euid:
 
     if args.dry_run:
         if getattr(args, "json", False):
-            emit_json({"dry_run": True, "unit_path": f"{UNIT_DIR}/{UNIT_NAME}", "unit": unit,
-                       "steps": [s.text for s in plan.steps], "notes": plan.notes})
+            emit_json(
+                {
+                    "dry_run": True,
+                    "unit_path": f"{UNIT_DIR}/{UNIT_NAME}",
+                    "unit": unit,
+                    "steps": [s.text for s in plan.steps],
+                    "notes": plan.notes,
+                }
+            )
         else:
             print(f"# {UNIT_DIR}/{UNIT_NAME} (dry run: nothing is changed)")
             print(unit)
@@ -490,10 +537,12 @@ def run_install(args: argparse.Namespace, *, runner: Runner | None = None, euid:
         return ec.COMMAND_FAILED
     if not getattr(args, "json", False):
         rt = RUNTIME_DIR
-        print(f"installed {SERVICE} for target {name}. Check it with:\n"
-              f"  systemctl status {SERVICE}\n"
-              f"  journalctl -u {SERVICE} -f      (or one service: flightos logs SERVICE -f)\n"
-              f"  sudo -u {user} {shlex.quote(str(Path(python).parent / 'flightos'))} --runtime-dir {rt} status")
+        print(
+            f"installed {SERVICE} for target {name}. Check it with:\n"
+            f"  systemctl status {SERVICE}\n"
+            f"  journalctl -u {SERVICE} -f      (or one service: flightos logs SERVICE -f)\n"
+            f"  sudo -u {user} {shlex.quote(str(Path(python).parent / 'flightos'))} --runtime-dir {rt} status"
+        )
     _print_notes(plan)
     return ec.OK
 
@@ -552,11 +601,15 @@ def hidden_path_notes(code_paths: Sequence[str], protect_home: str) -> list[str]
         a = os.path.abspath(p)
         tmp = next((d for d in _TMP_DIRS if a == d or a.startswith(d + "/")), None)
         if tmp is not None:
-            notes.append(f"{p} lives under {tmp}, which PrivateTmp=yes replaces with an empty private directory: "
-                         "the service cannot start; install the checkout and its venv under /opt")
+            notes.append(
+                f"{p} lives under {tmp}, which PrivateTmp=yes replaces with an empty private directory: "
+                "the service cannot start; install the checkout and its venv under /opt"
+            )
         elif _in_home(a) and protect_home != "yes":
-            notes.append(f"{p} lives under a home directory, which ProtectHome=yes would hide: the unit uses "
-                         f"ProtectHome={protect_home} instead (weaker); install under /opt to keep it hidden")
+            notes.append(
+                f"{p} lives under a home directory, which ProtectHome=yes would hide: the unit uses "
+                f"ProtectHome={protect_home} instead (weaker); install under /opt to keep it hidden"
+            )
     return notes
 
 
@@ -576,8 +629,10 @@ def watchdog_notes(prefix: Path, device: str, wd: Any, where: str) -> list[str]:
     timeout_s = wd.timeout_s
     notes = [w for w in [pc_chipset_warning(info.identity, device)] if w]
     if info.nowayout:
-        notes.append(f"{device} has nowayout set: once the kernel opens it, `systemctl stop {SERVICE}` cannot "
-                     f"disarm it, and the board resets {timeout_s:g} s after a stop unless the service starts again")
+        notes.append(
+            f"{device} has nowayout set: once the kernel opens it, `systemctl stop {SERVICE}` cannot "
+            f"disarm it, and the board resets {timeout_s:g} s after a stop unless the service starts again"
+        )
     return notes
 
 
@@ -587,8 +642,10 @@ def _check_services_installed(target: Any) -> None:
     installed = plugins.installed()
     missing = [n for n, s in target.services.items() if s.enabled and s.entry_point not in installed]
     if missing:
-        raise ConfigError(f"{target.path}: services.{missing[0]}: no service of that name is installed "
-                          f"(installed: {', '.join(sorted(installed)) or 'none'})")
+        raise ConfigError(
+            f"{target.path}: services.{missing[0]}: no service of that name is installed "
+            f"(installed: {', '.join(sorted(installed)) or 'none'})"
+        )
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -613,8 +670,9 @@ def _write(path: Path, data: bytes, mode: int) -> None:
     os.replace(tmp, path)
 
 
-def _make_state_dir(prefix: Path, path: str, user: str, group: str, live: bool, euid: int, plan: Plan,
-                    adopt: bool = True) -> None:
+def _make_state_dir(
+    prefix: Path, path: str, user: str, group: str, live: bool, euid: int, plan: Plan, adopt: bool = True
+) -> None:
     d = _under(prefix, path)
     if not adopt:
         return
@@ -654,9 +712,11 @@ def _reachability(paths: Sequence[str], user: str) -> list[str]:
                 except OSError:
                     continue
                 if st.st_uid != 0 and not st.st_mode & stat.S_IXOTH:
-                    notes.append(f"{d} (mode {stat.S_IMODE(st.st_mode):04o}) is closed to other users, so "
-                                 f"'{user}' may not reach {p}: clone and create the venv under /opt, "
-                                 f"or `chmod o+x {d}`")
+                    notes.append(
+                        f"{d} (mode {stat.S_IMODE(st.st_mode):04o}) is closed to other users, so "
+                        f"'{user}' may not reach {p}: clone and create the venv under /opt, "
+                        f"or `chmod o+x {d}`"
+                    )
     return notes
 
 
@@ -699,8 +759,11 @@ def run_uninstall(args: argparse.Namespace, *, runner: Runner | None = None, eui
     plan = Plan()
 
     if unit_path.exists():
-        disable = ["systemctl", "disable", "--now", SERVICE] if live else \
-            ["systemctl", f"--root={prefix}", "disable", SERVICE]
+        disable = (
+            ["systemctl", "disable", "--now", SERVICE]
+            if live
+            else ["systemctl", f"--root={prefix}", "disable", SERVICE]
+        )
         plan.command(runner, disable)
         plan.add(f"rm {UNIT_DIR}/{UNIT_NAME}", lambda: _remove(unit_path))
     target_file = str(manifest.get("target_file") or "")
@@ -716,8 +779,10 @@ def run_uninstall(args: argparse.Namespace, *, runner: Runner | None = None, eui
         plan.notes.append(f"no {MANIFEST}: any target copy in {TARGETS_DIR} is left in place")
     if manifest_path.exists():
         plan.add(f"rm {MANIFEST}", lambda: _remove(manifest_path))
-    plan.add(f"rmdir --ignore-fail-on-non-empty {TARGETS_DIR} {ETC_DIR}",
-             lambda: _rmdir_empty([_under(prefix, TARGETS_DIR), _under(prefix, ETC_DIR)]))
+    plan.add(
+        f"rmdir --ignore-fail-on-non-empty {TARGETS_DIR} {ETC_DIR}",
+        lambda: _rmdir_empty([_under(prefix, TARGETS_DIR), _under(prefix, ETC_DIR)]),
+    )
     if live and unit_path.exists():
         plan.command(runner, ["systemctl", "daemon-reload"])
     state = _under(prefix, STATE_DIR)
@@ -725,8 +790,10 @@ def run_uninstall(args: argparse.Namespace, *, runner: Runner | None = None, eui
         if state.exists():
             plan.add(f"rm -r {STATE_DIR}", functools.partial(shutil.rmtree, state))
     elif state.exists():
-        plan.notes.append(f"kept {STATE_DIR} (stores, keys, recorded runs): "
-                          + ("--keep-state" if args.purge else "--purge removes it"))
+        plan.notes.append(
+            f"kept {STATE_DIR} (stores, keys, recorded runs): "
+            + ("--keep-state" if args.purge else "--purge removes it")
+        )
     # a state directory the target chose is never removed here: it may hold more than flightos' files
     others = [str(d) for d in manifest.get("state_dirs") or [] if str(d) != STATE_DIR]
     others = [d for d in others if _under(prefix, d).exists()]

@@ -21,9 +21,12 @@ from flightos.cli.values import parse_pairs
 from flightos.client import Client
 
 SERVICE = "jobs"
-BUDGET_FLAGS = (("cpu_s", "--cpu-s", float, "CPU-seconds"), ("energy_mj", "--energy-mj", float, "energy in mJ"),
-                ("downlink_bytes", "--downlink-bytes", int, "bytes queued for downlink"),
-                ("deadline_s", "--deadline-s", float, "wall seconds from submission"))
+BUDGET_FLAGS = (
+    ("cpu_s", "--cpu-s", float, "CPU-seconds"),
+    ("energy_mj", "--energy-mj", float, "energy in mJ"),
+    ("downlink_bytes", "--downlink-bytes", int, "bytes queued for downlink"),
+    ("deadline_s", "--deadline-s", float, "wall seconds from submission"),
+)
 TERMINAL = {"done", "failed", "over_budget", "cancelled", "stopped"}
 
 
@@ -35,15 +38,25 @@ def add_parsers(sub: Any) -> None:
 
     s = acts.add_parser("submit", help="queue a job: a processor, its params, inputs from the store, a budget")
     s.add_argument("processor", help="a registered processor, e.g. inference.run (see `flightos jobs processors`)")
-    s.add_argument("params", nargs="*", metavar="KEY=VALUE", help="processor parameters; values are TOML "
-                   "literals (10, 2.5, true, \"text\", [1, 2]) or bare text")
-    s.add_argument("--input", action="append", default=[], metavar="NAME",
-                   help="a file in the tenant's on-board store (repeatable)")
+    s.add_argument(
+        "params",
+        nargs="*",
+        metavar="KEY=VALUE",
+        help='processor parameters; values are TOML literals (10, 2.5, true, "text", [1, 2]) or bare text',
+    )
+    s.add_argument(
+        "--input",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a file in the tenant's on-board store (repeatable)",
+    )
     for _, flag, kind, what in BUDGET_FLAGS:
         s.add_argument(flag, type=kind, help=f"budget: {what} (default: the service's)")
     s.add_argument("--tenant", default="local", help="whose job (default local)")
-    s.add_argument("--wait", action="store_true", help="wait until the job ends and print its result "
-                   "(exit 1 unless it is done)")
+    s.add_argument(
+        "--wait", action="store_true", help="wait until the job ends and print its result (exit 1 unless it is done)"
+    )
     s.add_argument("--timeout", type=float, default=600.0, help="with --wait: give up after S seconds (exit 4)")
 
     ls = acts.add_parser("list", help="jobs with their state and usage")
@@ -100,9 +113,17 @@ async def _action(client: Client, args: argparse.Namespace) -> int:
     as_json = bool(getattr(args, "json", False))
     if act == "submit":
         budget = {key: getattr(args, key) for key, *_ in BUDGET_FLAGS if getattr(args, key) is not None}
-        job = await client.call(SERVICE, "submit", {"processor": args.processor, "params": _params(args.params),
-                                                    "inputs": list(args.input), "budget": budget,
-                                                    "tenant": args.tenant})
+        job = await client.call(
+            SERVICE,
+            "submit",
+            {
+                "processor": args.processor,
+                "params": _params(args.params),
+                "inputs": list(args.input),
+                "budget": budget,
+                "tenant": args.tenant,
+            },
+        )
         if not args.wait:
             if as_json:
                 emit_json(job)
@@ -117,10 +138,25 @@ async def _action(client: Client, args: argparse.Namespace) -> int:
         if as_json:
             emit_json(rows)
         else:
-            print(table(["ID", "TENANT", "PROCESSOR", "STATE", "CPU_S", "ENERGY_MJ", "DOWNLINK_B", "WALL_S", "REASON"],
-                        [(r["id"], r["tenant"], r["processor"], r["state"] + (" (partial)" if r["partial"] else ""),
-                          f"{r['cpu_s']:.2f}", f"{r['energy_mj']:.1f}", r["downlink_bytes"], f"{r['wall_s']:.1f}",
-                          r.get("reason") or r.get("waiting") or "") for r in rows]))
+            print(
+                table(
+                    ["ID", "TENANT", "PROCESSOR", "STATE", "CPU_S", "ENERGY_MJ", "DOWNLINK_B", "WALL_S", "REASON"],
+                    [
+                        (
+                            r["id"],
+                            r["tenant"],
+                            r["processor"],
+                            r["state"] + (" (partial)" if r["partial"] else ""),
+                            f"{r['cpu_s']:.2f}",
+                            f"{r['energy_mj']:.1f}",
+                            r["downlink_bytes"],
+                            f"{r['wall_s']:.1f}",
+                            r.get("reason") or r.get("waiting") or "",
+                        )
+                        for r in rows
+                    ],
+                )
+            )
         return ec.OK
     if act == "cancel":
         job = await client.call(SERVICE, "cancel", {"job_id": args.job_id, "tenant": args.tenant})
@@ -140,17 +176,51 @@ async def _action(client: Client, args: argparse.Namespace) -> int:
         if as_json:
             emit_json(led)
             return ec.OK
-        rows = [(t, v["jobs"], f"{v['cpu_s']:.3f}", f"{v['energy_mj']:.1f}", v["downlink_bytes"], f"{v['wall_s']:.1f}",
-                 ", ".join(f"{k} {n}" for k, n in sorted(v["states"].items()))) for t, v in led["tenants"].items()]
+        rows = [
+            (
+                t,
+                v["jobs"],
+                f"{v['cpu_s']:.3f}",
+                f"{v['energy_mj']:.1f}",
+                v["downlink_bytes"],
+                f"{v['wall_s']:.1f}",
+                ", ".join(f"{k} {n}" for k, n in sorted(v["states"].items())),
+            )
+            for t, v in led["tenants"].items()
+        ]
         tot = led["total"]
-        rows.append(("TOTAL", tot["jobs"], f"{tot['cpu_s']:.3f}", f"{tot['energy_mj']:.1f}", tot["downlink_bytes"],
-                     f"{tot['wall_s']:.1f}", ""))
+        rows.append(
+            (
+                "TOTAL",
+                tot["jobs"],
+                f"{tot['cpu_s']:.3f}",
+                f"{tot['energy_mj']:.1f}",
+                tot["downlink_bytes"],
+                f"{tot['wall_s']:.1f}",
+                "",
+            )
+        )
         print(table(["TENANT", "JOBS", "CPU_S", "ENERGY_MJ", "DOWNLINK_B", "WALL_S", "STATES"], rows))
         if args.jobs:
             print()
-            print(table(["ID", "TENANT", "PROCESSOR", "STATE", "CPU_S", "ENERGY_MJ", "DOWNLINK_B", "WALL_S"],
-                        [(r["id"], r["tenant"], r["processor"], r["state"], f"{r['cpu_s']:.3f}",
-                          f"{r['energy_mj']:.1f}", r["downlink_bytes"], f"{r['wall_s']:.1f}") for r in led["jobs"]]))
+            print(
+                table(
+                    ["ID", "TENANT", "PROCESSOR", "STATE", "CPU_S", "ENERGY_MJ", "DOWNLINK_B", "WALL_S"],
+                    [
+                        (
+                            r["id"],
+                            r["tenant"],
+                            r["processor"],
+                            r["state"],
+                            f"{r['cpu_s']:.3f}",
+                            f"{r['energy_mj']:.1f}",
+                            r["downlink_bytes"],
+                            f"{r['wall_s']:.1f}",
+                        )
+                        for r in led["jobs"]
+                    ],
+                )
+            )
         return ec.OK
     if act == "processors":
         procs = await client.call(SERVICE, "processors")
@@ -161,10 +231,11 @@ async def _action(client: Client, args: argparse.Namespace) -> int:
         return ec.OK
     if act == "put":  # in parts that fit the bus's frame limit (runtime.max_frame_bytes)
         part = max(4096, min(512 << 10, await client.commands.frame_limit() - (16 << 10)))
-        parts = [args.data[i:i + part] for i in range(0, len(args.data), part)] or [b""]
+        parts = [args.data[i : i + part] for i in range(0, len(args.data), part)] or [b""]
         for n, data in enumerate(parts):
-            res = await client.call(SERVICE, "put", {"tenant": args.tenant, "name": args.name, "data": data,
-                                                     "append": n > 0}, timeout=30.0)
+            res = await client.call(
+                SERVICE, "put", {"tenant": args.tenant, "name": args.name, "data": data, "append": n > 0}, timeout=30.0
+            )
         if as_json:
             emit_json(res)
         else:
@@ -187,8 +258,10 @@ async def _wait(client: Client, job_id: str, tenant: str, timeout: float) -> dic
         if res["state"] in TERMINAL:
             return res
         if time.monotonic() > end:
-            raise DeadlineExceeded(f"job {job_id} still {res['state']} after {timeout:g} s "
-                                   f"(it goes on; `flightos jobs result {job_id}` to look again)")
+            raise DeadlineExceeded(
+                f"job {job_id} still {res['state']} after {timeout:g} s "
+                f"(it goes on; `flightos jobs result {job_id}` to look again)"
+            )
         await asyncio.sleep(0.2)
 
 
@@ -203,9 +276,11 @@ def _print_result(res: dict[str, Any], as_json: bool) -> None:
         return
     print(_one_line(res))
     b = res["budget"]
-    print(f"  used   cpu {res['cpu_s']:.3f}/{b['cpu_s']:g} CPU-s, energy {res['energy_mj']:.1f}/{b['energy_mj']:g} mJ, "
-          f"downlink {res['downlink_bytes']}/{b['downlink_bytes']} B, wall {res['wall_s']:.2f} s "
-          f"(deadline {b['deadline_s']:g} s)")
+    print(
+        f"  used   cpu {res['cpu_s']:.3f}/{b['cpu_s']:g} CPU-s, energy {res['energy_mj']:.1f}/{b['energy_mj']:g} mJ, "
+        f"downlink {res['downlink_bytes']}/{b['downlink_bytes']} B, wall {res['wall_s']:.2f} s "
+        f"(deadline {b['deadline_s']:g} s)"
+    )
     if res.get("per_item"):
         pi = res["per_item"]
         print(f"  per item ({pi['count']}): {pi['energy_mj']:.4f} mJ, {1e3 * pi['cpu_s']:.4f} CPU-ms")

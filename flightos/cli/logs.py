@@ -29,13 +29,17 @@ FOLLOW_POLL_S = 0.2
 
 def add_parsers(sub: Any) -> None:
     """Register ``logs``."""
-    p = sub.add_parser("logs", help="show one service's log (or the kernel's), from the journal or the log files",
-                       epilog="exit codes: 0 shown, 2 unknown service (the error lists the known ones), "
-                              "3 no log to read, 5 bad --target")
+    p = sub.add_parser(
+        "logs",
+        help="show one service's log (or the kernel's), from the journal or the log files",
+        epilog="exit codes: 0 shown, 2 unknown service (the error lists the known ones), "
+        "3 no log to read, 5 bad --target",
+    )
     p.add_argument("service", help="a service name, or 'kernel'")
     p.add_argument("-f", "--follow", action="store_true", help="keep printing new lines until Ctrl-C")
-    p.add_argument("-n", "--lines", type=int, default=50, help="how many of the last lines to show first "
-                   "(default 50; 0: all)")
+    p.add_argument(
+        "-n", "--lines", type=int, default=50, help="how many of the last lines to show first (default 50; 0: all)"
+    )
     p.add_argument("--target", help="read this target's log files (a stopped runtime), not the running one's")
 
 
@@ -56,8 +60,10 @@ def run_logs(args: argparse.Namespace) -> int:
         return _from_files(args, link.resolve(), set())
     if Path(UNIT_FILE).exists() and shutil.which("journalctl"):
         return _from_journal(args)
-    raise NoRuntime(f"no log to show: no runtime logs at {link} (start one with `flightos run`), and flightos is "
-                    "not installed as a systemd service; name a target with --target to read its log files")
+    raise NoRuntime(
+        f"no log to show: no runtime logs at {link} (start one with `flightos run`), and flightos is "
+        "not installed as a systemd service; name a target with --target to read its log files"
+    )
 
 
 # ---- files -------------------------------------------------------------------------------------------
@@ -70,7 +76,7 @@ def _from_files(args: argparse.Namespace, log_dir: Path, configured: set[str]) -
     files = sorted({logs.log_file(log_dir, name), logs.log_file(log_dir, "kernel")})
     json_out = bool(getattr(args, "json", False))
     stored = sorted((_stamp(line), line) for f in files for line in _stored_lines(f) if _about(line, name))
-    for _, line in stored[-args.lines:] if args.lines else stored:
+    for _, line in stored[-args.lines :] if args.lines else stored:
         _show(line, json_out, sys.stdout)
     sys.stdout.flush()
     if args.follow:
@@ -190,8 +196,9 @@ def _from_journal(args: argparse.Namespace) -> int:
 def _journal_services() -> set[str]:
     """Services the journal has entries of, plus those of the installed target."""
     names: set[str] = set()
-    proc = subprocess.run(["journalctl", "-u", UNIT, "-F", "FLIGHTOS_SERVICE"], capture_output=True, text=True,
-                          check=False)
+    proc = subprocess.run(
+        ["journalctl", "-u", UNIT, "-F", "FLIGHTOS_SERVICE"], capture_output=True, text=True, check=False
+    )
     names.update(line.strip() for line in proc.stdout.splitlines() if line.strip())
     try:
         manifest = json.loads(Path("/etc/flightos/install.json").read_text(encoding="utf-8"))

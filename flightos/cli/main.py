@@ -31,29 +31,54 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="start the kernel and its services until Ctrl-C")
     r.add_argument("--target", default="sim-radhard", help="target name or path to a target TOML file")
     r.add_argument("--duration", type=float, help="stop by itself after this many seconds")
-    r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a target key, e.g. --set health.heartbeat_misses=4 (repeatable)")
+    r.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a target key, e.g. --set health.heartbeat_misses=4 (repeatable)",
+    )
     r.add_argument("--log-format", choices=["console", "json"], help="override runtime.log_format")
-    r.add_argument("--scenario", metavar="FILE", help="a TOML timeline of faults and environment changes "
-                   "(sim targets; see targets/scenarios/)")
-    r.add_argument("--resume", action="store_true", help="simulated boards: carry the board's state (watchdog "
-                   "resets) over from the last run instead of starting fresh (same as --set hal.resume=true)")
+    r.add_argument(
+        "--scenario",
+        metavar="FILE",
+        help="a TOML timeline of faults and environment changes (sim targets; see targets/scenarios/)",
+    )
+    r.add_argument(
+        "--resume",
+        action="store_true",
+        help="simulated boards: carry the board's state (watchdog "
+        "resets) over from the last run instead of starting fresh (same as --set hal.resume=true)",
+    )
 
     pr = sub.add_parser("probe", help="detect the board and print everything the HAL can read")
     pr.add_argument("--root", default="/", help="filesystem root to read (a recorded tree)")
     pr.add_argument("--settle", type=float, default=0.5, help="seconds between the two reads (for load)")
-    pr.add_argument("--state-dir", default=os.environ.get("FLIGHTOS_STATE_DIR") or None,
-                    help="also measure this directory's file system (default $FLIGHTOS_STATE_DIR)")
+    pr.add_argument(
+        "--state-dir",
+        default=os.environ.get("FLIGHTOS_STATE_DIR") or None,
+        help="also measure this directory's file system (default $FLIGHTOS_STATE_DIR)",
+    )
 
     s = sub.add_parser("status", help="the service and core tables")
-    s.add_argument("--watch", nargs="?", type=float, const=1.0, metavar="SECONDS",
-                   help="refresh every SECONDS (default 1) until Ctrl-C")
+    s.add_argument(
+        "--watch",
+        nargs="?",
+        type=float,
+        const=1.0,
+        metavar="SECONDS",
+        help="refresh every SECONDS (default 1) until Ctrl-C",
+    )
 
     c = sub.add_parser("cmd", help="run a command of a service (or of 'kernel')")
     c.add_argument("service")
     c.add_argument("command")
-    c.add_argument("args", nargs="*", metavar="KEY=VALUE", help="arguments; values are TOML literals "
-                   "(10, 2.5, true, \"text\", [1, 2]) or bare text")
+    c.add_argument(
+        "args",
+        nargs="*",
+        metavar="KEY=VALUE",
+        help='arguments; values are TOML literals (10, 2.5, true, "text", [1, 2]) or bare text',
+    )
     c.add_argument("--timeout", type=float, default=5.0, help="deadline in seconds (default 5)")
     c.add_argument("--id", help="command id (idempotency key); reuse it to retry safely")
 
@@ -63,8 +88,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--timeout", type=float, help="stop after this many seconds")
 
     i = sub.add_parser("inject", help="inject a fault into a simulated target (through the kernel)")
-    i.add_argument("fault", help="seu, sefi, reset, sel, power-cycle, core-fail, thermal-step, saa, sun; devices: "
-                   "i2c-nack, i2c-hang, uart-bit-errors, uart-dropout, gpio-stuck, can-bus-off, device-clear")
+    i.add_argument(
+        "fault",
+        help="seu, sefi, reset, sel, power-cycle, core-fail, thermal-step, saa, sun; devices: "
+        "i2c-nack, i2c-hang, uart-bit-errors, uart-dropout, gpio-stuck, can-bus-off, device-clear",
+    )
     i.add_argument("args", nargs="*", metavar="KEY=VALUE", help="e.g. core=2, count=10, delta_w=3, on=true, device=imu")
 
     co = sub.add_parser("core", help="hold a core out of service, or return it (ground command)")
@@ -104,8 +132,12 @@ def _add_global_options(p: argparse.ArgumentParser, default_json: Any, default_d
     """``--json`` and ``--runtime-dir``; a subcommand's copies default to SUPPRESS: they never undo the top's."""
     names = p._option_string_actions
     if "--runtime-dir" not in names:
-        p.add_argument("--runtime-dir", default=default_dir, help="runtime directory of the kernel (default: "
-                       "$FLIGHTOS_RUNTIME_DIR, $XDG_RUNTIME_DIR/flightos or /tmp/flightos-UID)")
+        p.add_argument(
+            "--runtime-dir",
+            default=default_dir,
+            help="runtime directory of the kernel (default: "
+            "$FLIGHTOS_RUNTIME_DIR, $XDG_RUNTIME_DIR/flightos or /tmp/flightos-UID)",
+        )
     if "--json" not in names:
         p.add_argument("--json", action="store_true", default=default_json, help="machine-readable output")
 
@@ -180,8 +212,9 @@ def dispatch(args: argparse.Namespace) -> int:
     if args.cmd in ("keys", "ground", "mdb"):
         from flightos.cli import ground as ground_cli
 
-        return int({"keys": ground_cli.run_keys, "ground": ground_cli.run_ground,
-                    "mdb": ground_cli.run_mdb}[args.cmd](args))
+        return int(
+            {"keys": ground_cli.run_keys, "ground": ground_cli.run_ground, "mdb": ground_cli.run_mdb}[args.cmd](args)
+        )
     if args.cmd == "new-service":
         from flightos.cli.scaffold import scaffold
 
@@ -225,8 +258,7 @@ def _probe(args: argparse.Namespace) -> int:
     except hal.HalError as exc:
         raise ConfigError(f"probe: {exc}") from None
     try:
-        report = hal.probe_report(board, settle_s=args.settle, detection=detection,
-                                  state_dir=args.state_dir)
+        report = hal.probe_report(board, settle_s=args.settle, detection=detection, state_dir=args.state_dir)
     finally:
         board.close()
     if args.json:
@@ -243,8 +275,7 @@ def _targets(args: argparse.Namespace) -> int:
     for name, path in tgt.available_targets().items():
         try:
             t = tgt.load(str(path))
-            rows.append({"name": name, "backend": t.hal_backend, "description": t.description,
-                         "path": str(path)})
+            rows.append({"name": name, "backend": t.hal_backend, "description": t.description, "path": str(path)})
         except ConfigError as exc:
             rows.append({"name": name, "error": str(exc), "path": str(path)})
     if args.json:
@@ -252,9 +283,12 @@ def _targets(args: argparse.Namespace) -> int:
     else:
         from flightos.cli.output import table
 
-        print(table(["TARGET", "BACKEND", "DESCRIPTION"],
-                    [(r["name"], r.get("backend", "INVALID"), r.get("description") or r.get("error"))
-                     for r in rows]))
+        print(
+            table(
+                ["TARGET", "BACKEND", "DESCRIPTION"],
+                [(r["name"], r.get("backend", "INVALID"), r.get("description") or r.get("error")) for r in rows],
+            )
+        )
     return ec.OK
 
 
@@ -309,8 +343,7 @@ async def _cmd(client: Client, args: argparse.Namespace) -> int:
         kwargs[key] = parse_value(value)
     if args.service != "kernel" and raw:
         kwargs = await _coerce_strings(client, args, kwargs, raw)
-    value = await client.call(args.service, args.command, kwargs, timeout=args.timeout,
-                              command_id=args.id)
+    value = await client.call(args.service, args.command, kwargs, timeout=args.timeout, command_id=args.id)
     if args.json or not isinstance(value, str):
         emit_json(value)
     else:
@@ -318,8 +351,9 @@ async def _cmd(client: Client, args: argparse.Namespace) -> int:
     return ec.OK
 
 
-async def _coerce_strings(client: Client, args: argparse.Namespace, kwargs: dict[str, Any],
-                          raw: dict[str, str]) -> dict[str, Any]:
+async def _coerce_strings(
+    client: Client, args: argparse.Namespace, kwargs: dict[str, Any], raw: dict[str, str]
+) -> dict[str, Any]:
     """Where the service declares ``str``, pass the text as typed (so ``name=10`` stays "10")."""
     try:
         desc = await client.call(args.service, "describe", timeout=args.timeout)
@@ -371,8 +405,19 @@ async def _tm(client: Client, args: argparse.Namespace) -> int:
                 error(f"{env.topic} {env.source}#{env.seq}: payload does not decode ({err.detail})")
                 continue
             if args.json:
-                print(json.dumps({"topic": env.topic, "source": env.source, "seq": env.seq,
-                                  "utc_ns": env.utc_ns, "payload": payload}, default=str), flush=True)
+                print(
+                    json.dumps(
+                        {
+                            "topic": env.topic,
+                            "source": env.source,
+                            "seq": env.seq,
+                            "utc_ns": env.utc_ns,
+                            "payload": payload,
+                        },
+                        default=str,
+                    ),
+                    flush=True,
+                )
             else:
                 stamp = time.strftime("%H:%M:%S", time.gmtime(env.utc_ns / 1e9))
                 body = json.dumps(payload, default=str, separators=(",", ":"))

@@ -28,19 +28,24 @@ def run(args: argparse.Namespace) -> int:
         overrides.append("hal.resume=true")
     target = tgt.load(args.target, overrides)
     if getattr(args, "resume", False) and target.hal_backend != "sim":
-        raise ConfigError(f"{target.path}: --resume: only a simulated board (hal.backend = \"sim\") starts fresh "
-                          f"on each run; this target's {target.hal_backend!r} board always keeps its state")
+        raise ConfigError(
+            f'{target.path}: --resume: only a simulated board (hal.backend = "sim") starts fresh '
+            f"on each run; this target's {target.hal_backend!r} board always keeps its state"
+        )
     installed = plugins.installed()
     missing = [n for n, s in target.services.items() if s.enabled and s.entry_point not in installed]
     if missing:
         plugin = target.services[missing[0]].entry_point
-        raise ConfigError(f"{target.path}: services.{missing[0]}: no service {plugin!r} is installed "
-                          f"(installed: {', '.join(sorted(installed)) or 'none'})")
+        raise ConfigError(
+            f"{target.path}: services.{missing[0]}: no service {plugin!r} is installed "
+            f"(installed: {', '.join(sorted(installed)) or 'none'})"
+        )
     bad = plugins.check_options(target.services)
     if bad is not None:
         raise ConfigError(f"{target.path}{_via_set(bad.key, args.set)}: {bad}")
     if target.link.enabled:  # keys are configuration: checked before the board, runtime directory or pid file
         from flightos.link.sockets import LinkSetupError, check_keys
+
         try:
             check_keys(target.link, target.state_dir())
         except LinkSetupError as exc:
@@ -73,9 +78,14 @@ def run(args: argparse.Namespace) -> int:
     try:
         return asyncio.run(system.run(boot))
     except system.RuntimeBusy as exc:
-        hint = "" if "state directory" in str(exc) else (
-            ": stop it first (Ctrl-C where it runs, or `flightos cmd kernel shutdown`), or give this one a "
-            "--runtime-dir and a state directory ($FLIGHTOS_STATE_DIR) of its own")
+        hint = (
+            ""
+            if "state directory" in str(exc)
+            else (
+                ": stop it first (Ctrl-C where it runs, or `flightos cmd kernel shutdown`), or give this one a "
+                "--runtime-dir and a state directory ($FLIGHTOS_STATE_DIR) of its own"
+            )
+        )
         error(f"{exc}{hint}")
         return ec.RUNTIME_BUSY
     except RuntimeDirError as exc:

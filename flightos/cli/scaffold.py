@@ -9,7 +9,7 @@ from flightos.config.schema import ConfigError
 
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,40}$")
 
-PYPROJECT = '''[build-system]
+PYPROJECT = """[build-system]
 requires = ["setuptools>=68"]
 build-backend = "setuptools.build_meta"
 
@@ -34,7 +34,7 @@ packages = ["{pkg}"]
 testpaths = ["tests"]
 asyncio_mode = "auto"
 asyncio_default_fixture_loop_scope = "function"
-'''
+"""
 
 SERVICE = '''"""The ``{name}`` mission service."""
 
@@ -99,7 +99,7 @@ async def test_restarts_after_a_kill_and_keeps_its_count(bus: Bus, faults: Fault
     assert after["ticks"] > before["ticks"]
 '''
 
-README = '''# flightos-{name}
+README = """# flightos-{name}
 
 A flightos mission service. Install it next to flightos and run it:
 
@@ -110,14 +110,13 @@ A flightos mission service. Install it next to flightos and run it:
 
 Test it: `pytest` (each test starts a real runtime on the simulated board; the fixtures
 `bus`, `faults`, `ground` and `flightos_runtime` are described in flightos's docs/testing.md).
-'''
+"""
 
 
 def scaffold(name: str, where: Path) -> Path:
     """Create ``flightos-<name>/`` under ``where``; refuse bad names and existing folders."""
     if not _NAME.match(name):
-        raise ConfigError(f"service name {name!r}: use lower-case letters, digits, '-' and '_', "
-                          "starting with a letter")
+        raise ConfigError(f"service name {name!r}: use lower-case letters, digits, '-' and '_', starting with a letter")
     pkg = name.replace("-", "_")
     cls = "".join(part.capitalize() for part in re.split(r"[-_]", name)) + "Service"
     root = where / f"flightos-{name}"

@@ -23,8 +23,29 @@ from flightos.config.schema import (
     string,
 )
 
-STANDARD_BAUDS = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200, 230400, 460800, 500000, 576000,
-                  921600, 1000000, 1152000, 1500000, 2000000, 2500000, 3000000, 3500000, 4000000)
+STANDARD_BAUDS = (
+    1200,
+    2400,
+    4800,
+    9600,
+    19200,
+    38400,
+    57600,
+    115200,
+    230400,
+    460800,
+    500000,
+    576000,
+    921600,
+    1000000,
+    1152000,
+    1500000,
+    2000000,
+    2500000,
+    3000000,
+    3500000,
+    4000000,
+)
 """Baud rates the Linux serial drivers set exactly (termios ``Bxxx`` constants)."""
 CAN_BITRATES = (10_000, 20_000, 50_000, 100_000, 125_000, 250_000, 500_000, 800_000, 1_000_000)
 """The CiA 301 bit rates of classic CAN."""
@@ -146,16 +167,23 @@ class CanDevice:
     """``kind = "can"``: a socketcan interface (its bit rate is set by the system, e.g. systemd-networkd)."""
 
     interface: str = setting(interface_name, None, "required: the socketcan interface, e.g. can0")
-    bitrate: int = setting(choice_int(CAN_BITRATES, "a CAN bit rate"), 500_000,
-                           "the bus's bit rate, as the system configures the interface "
-                           "(flightos records it, never sets it)")
+    bitrate: int = setting(
+        choice_int(CAN_BITRATES, "a CAN bit rate"),
+        500_000,
+        "the bus's bit rate, as the system configures the interface (flightos records it, never sets it)",
+    )
     services: tuple[str, ...] = setting(service_names, (), SERVICES_DOC)
     timeout_s: float = setting(positive, 1.0, TIMEOUT_DOC)
 
 
 DeviceConfig = I2CDevice | UartDevice | GpioDevice | SpiDevice | CanDevice
-DEVICE_TYPES: dict[str, type[Any]] = {"i2c": I2CDevice, "uart": UartDevice, "gpio": GpioDevice,
-                                      "spi": SpiDevice, "can": CanDevice}
+DEVICE_TYPES: dict[str, type[Any]] = {
+    "i2c": I2CDevice,
+    "uart": UartDevice,
+    "gpio": GpioDevice,
+    "spi": SpiDevice,
+    "can": CanDevice,
+}
 """Every device kind and the typed view of its table (in docs order)."""
 
 
@@ -204,20 +232,25 @@ def parse_devices(raw: Any, services: set[str], fail: Callable[[str, str], Excep
     out: dict[str, DeviceConfig] = {}
     for name, table in raw.items():
         key = f"devices.{name}"
-        if not isinstance(name, str) or not name or not all(c.islower() or c.isdigit() or c in "_-" for c in name) \
-                or not name[0].islower():
+        if (
+            not isinstance(name, str)
+            or not name
+            or not all(c.islower() or c.isdigit() or c in "_-" for c in name)
+            or not name[0].islower()
+        ):
             raise fail(key, "device names are lower-case letters, digits, '-' and '_'")
         if not isinstance(table, dict):
             raise fail(key, "expected a table with kind = " + " | ".join(repr(k) for k in DEVICE_TYPES))
         kind = table.get("kind")
         if kind not in DEVICE_TYPES:
-            raise fail(f"{key}.kind", "expected one of " + ", ".join(repr(k) for k in DEVICE_TYPES)
-                       + f", got {kind!r}")
+            raise fail(f"{key}.kind", "expected one of " + ", ".join(repr(k) for k in DEVICE_TYPES) + f", got {kind!r}")
         fields = fields_of(kind)
         extra = sorted(set(table) - set(fields) - {"kind"})
         if extra:
-            raise fail(f"{key}.{extra[0]}", f"unknown key for kind = {kind!r} (known: "
-                       + ", ".join(sorted([*fields, "kind"])) + ")")
+            raise fail(
+                f"{key}.{extra[0]}",
+                f"unknown key for kind = {kind!r} (known: " + ", ".join(sorted([*fields, "kind"])) + ")",
+            )
         vals: dict[str, Any] = {}
         for fname, f in fields.items():
             if fname not in table:
@@ -234,8 +267,10 @@ def parse_devices(raw: Any, services: set[str], fail: Callable[[str, str], Excep
                 raise fail(f"{key}.{fname}", f"expected {exc}, got {shown}") from None
         for svc in vals["services"]:
             if svc not in services:
-                raise fail(f"{key}.services", f"unknown service {svc!r} (the target's services: "
-                           + ", ".join(sorted(services)) + ")")
+                raise fail(
+                    f"{key}.services",
+                    f"unknown service {svc!r} (the target's services: " + ", ".join(sorted(services)) + ")",
+                )
         out[name] = DEVICE_TYPES[kind](**vals)
     for name, dev in out.items():
         if isinstance(dev, I2CDevice) and dev.sim_heater and not isinstance(out.get(dev.sim_heater), GpioDevice):
@@ -278,8 +313,7 @@ def render_docs() -> list[str]:
     out = [DOCS]
     for kind, cls in DEVICE_TYPES.items():
         what = (cls.__doc__ or "").split(":", 1)[-1].strip()
-        out += [f"`kind = {kind!r}`: {what}", "",
-                "| key | default | meaning |", "|---|---|---|"]
+        out += [f"`kind = {kind!r}`: {what}", "", "| key | default | meaning |", "|---|---|---|"]
         for key, f in fields_of(kind).items():
             default = "required" if f.default is None else "`[]`" if f.default == () else f"`{f.default!r}`"
             out.append(f"| `{key}` | {default} | {f.doc.removeprefix('required: ')} |")

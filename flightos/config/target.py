@@ -106,19 +106,37 @@ class ServiceConfig:
 
     def to_wire(self) -> dict[str, Any]:
         """What a peer needs to start this service if this board dies (sent over the link)."""
-        return {"criticality": self.criticality, "restart": self.restart, "plugin": self.plugin,
-                "heartbeat_period_s": self.heartbeat_period_s, "heartbeat_misses": self.heartbeat_misses,
-                "params": self.params, "options": self.options, "memory_mb": self.memory_mb, "tasks": self.tasks}
+        return {
+            "criticality": self.criticality,
+            "restart": self.restart,
+            "plugin": self.plugin,
+            "heartbeat_period_s": self.heartbeat_period_s,
+            "heartbeat_misses": self.heartbeat_misses,
+            "params": self.params,
+            "options": self.options,
+            "memory_mb": self.memory_mb,
+            "tasks": self.tasks,
+        }
 
     @classmethod
     def from_wire(cls, name: str, d: dict[str, Any]) -> ServiceConfig:
         """The inverse of :meth:`to_wire`, for a service adopted from a peer; raises ValueError."""
         try:
-            return cls(name=name, enabled=True, criticality=str(d["criticality"]), restart=str(d["restart"]),
-                       cores=None, heartbeat_period_s=float(d["heartbeat_period_s"]),
-                       heartbeat_misses=int(d["heartbeat_misses"]), params=dict(d["params"]),
-                       options=dict(d["options"]), failover=True, plugin=str(d.get("plugin", "")),
-                       memory_mb=int(d.get("memory_mb", 0)), tasks=int(d.get("tasks", 0)))
+            return cls(
+                name=name,
+                enabled=True,
+                criticality=str(d["criticality"]),
+                restart=str(d["restart"]),
+                cores=None,
+                heartbeat_period_s=float(d["heartbeat_period_s"]),
+                heartbeat_misses=int(d["heartbeat_misses"]),
+                params=dict(d["params"]),
+                options=dict(d["options"]),
+                failover=True,
+                plugin=str(d.get("plugin", "")),
+                memory_mb=int(d.get("memory_mb", 0)),
+                tasks=int(d.get("tasks", 0)),
+            )
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"service {name}: malformed configuration from a peer: {exc}") from None
 
@@ -261,8 +279,12 @@ def from_dict(
 
     unknown = sorted(set(raw) - set(SECTIONS) - {"hal", "services", "acl", "link", "devices"})
     if unknown:
-        raise fail(unknown[0], "unknown section (known: "
-                   + ", ".join(sorted([*SECTIONS, "hal", "services", "acl", "link", "devices"])) + ")")
+        raise fail(
+            unknown[0],
+            "unknown section (known: "
+            + ", ".join(sorted([*SECTIONS, "hal", "services", "acl", "link", "devices"]))
+            + ")",
+        )
     acl = _acl(raw.get("acl", {}), fail)
     link = _link(raw.get("link", {}), fail)
     typed: dict[str, Any] = {}
@@ -275,8 +297,9 @@ def from_dict(
             raise fail(f"{sname}.{extra[0]}", "unknown key (known: " + ", ".join(sorted(fields)) + ")")
         backend = raw.get("hal", {}).get("backend") if isinstance(raw.get("hal"), dict) else None
         defaults = BACKEND_DEFAULTS.get(str(backend), {}).get(sname, {})
-        typed[sname] = SECTION_TYPES[sname](**{**_check_fields(table, fields, sname, fail),
-                                               **{k: v for k, v in defaults.items() if k not in table}})
+        typed[sname] = SECTION_TYPES[sname](
+            **{**_check_fields(table, fields, sname, fail), **{k: v for k, v in defaults.items() if k not in table}}
+        )
         problem = getattr(typed[sname], "problem", lambda: None)()
         if problem is not None:
             raise fail(f"{sname}.{problem[0]}", problem[1])
@@ -295,10 +318,25 @@ def from_dict(
         services[sname] = _service(sname, table, typed["health"], fail)
     devices = parse_devices(raw.get("devices", {}), set(services), fail)
     name = typed["target"].name or default_name
-    return Target(name=name, path=path, description=typed["target"].description, hal=dict(hal_table),
-                  runtime=typed["runtime"], health=typed["health"], restart=typed["restart"],
-                  cores=typed["cores"], modes=typed["modes"], thermal=typed["thermal"], power=typed["power"],
-                  watchdog=typed["watchdog"], services=services, raw=raw, acl=acl, link=link, devices=devices)
+    return Target(
+        name=name,
+        path=path,
+        description=typed["target"].description,
+        hal=dict(hal_table),
+        runtime=typed["runtime"],
+        health=typed["health"],
+        restart=typed["restart"],
+        cores=typed["cores"],
+        modes=typed["modes"],
+        thermal=typed["thermal"],
+        power=typed["power"],
+        watchdog=typed["watchdog"],
+        services=services,
+        raw=raw,
+        acl=acl,
+        link=link,
+        devices=devices,
+    )
 
 
 def _check_fields(table: dict[str, Any], fields: dict[str, Field], where: str, fail: Any) -> dict[str, Any]:
@@ -330,18 +368,19 @@ def _acl(table: Any, fail: Any) -> Acl:
         raise fail("acl.publish_default", f"expected 'allow' or 'deny', got {publish_default!r}")
     commands = table.get("commands", {})
     if not isinstance(commands, dict):
-        raise fail("acl.commands", "expected a table of caller = [\"service.command\", ...]")
+        raise fail("acl.commands", 'expected a table of caller = ["service.command", ...]')
     for caller, patterns in commands.items():
         if not isinstance(patterns, list) or not all(isinstance(p, str) and p for p in patterns):
-            raise fail(f"acl.commands.{caller}", "expected a list of \"service.command\" patterns (* allowed)")
+            raise fail(f"acl.commands.{caller}", 'expected a list of "service.command" patterns (* allowed)')
     publish = table.get("publish", {})
     if not isinstance(publish, dict):
-        raise fail("acl.publish", "expected a table of publisher = [\"tm.service.*\", ...]")
+        raise fail("acl.publish", 'expected a table of publisher = ["tm.service.*", ...]')
     for publisher, patterns in publish.items():
         if not isinstance(patterns, list) or not all(isinstance(p, str) and p for p in patterns):
             raise fail(f"acl.publish.{publisher}", "expected a list of topic patterns (* allowed)")
-    return Acl(default, {k: list(v) for k, v in commands.items()}, {k: list(v) for k, v in publish.items()},
-               publish_default)
+    return Acl(
+        default, {k: list(v) for k, v in commands.items()}, {k: list(v) for k, v in publish.items()}, publish_default
+    )
 
 
 def _link(table: Any, fail: Any) -> LinkConfig:
@@ -378,29 +417,42 @@ def _link(table: Any, fail: Any) -> LinkConfig:
     if vals["board"] in peers:
         raise fail(f"link.peers.{vals['board']}", "a board cannot be its own peer")
     if vals["dead_after_s"] <= vals["heartbeat_s"]:
-        raise fail("link.dead_after_s", f"expected more than heartbeat_s ({vals['heartbeat_s']}), "
-                   f"got {vals['dead_after_s']}")
+        raise fail(
+            "link.dead_after_s", f"expected more than heartbeat_s ({vals['heartbeat_s']}), got {vals['dead_after_s']}"
+        )
     return LinkConfig(peers=peers, **vals)
 
 
 def _service(name: str, table: dict[str, Any], health: HealthConfig, fail: Any) -> ServiceConfig:
     extra = sorted(set(table) - set(SERVICE_FIELDS) - set(SERVICE_TABLES))
     if extra:
-        raise fail(f"services.{name}.{extra[0]}",
-                   "unknown key (known: " + ", ".join(sorted([*SERVICE_FIELDS, *SERVICE_TABLES]))
-                   + "; service-specific settings go under [services." + name + ".options])")
+        raise fail(
+            f"services.{name}.{extra[0]}",
+            "unknown key (known: "
+            + ", ".join(sorted([*SERVICE_FIELDS, *SERVICE_TABLES]))
+            + "; service-specific settings go under [services."
+            + name
+            + ".options])",
+        )
     sec = ServiceSection(**_check_fields(table, SERVICE_FIELDS, f"services.{name}", fail))
     for key in SERVICE_TABLES:
         if not isinstance(table.get(key, {}), dict):
             raise fail(f"services.{name}.{key}", "expected a table")
     critical = sec.criticality == "critical"
-    period = sec.heartbeat_period_s or (
-        health.critical_heartbeat_period_s if critical else health.heartbeat_period_s)
-    misses = sec.heartbeat_misses or (
-        health.critical_heartbeat_misses if critical else health.heartbeat_misses)
-    return ServiceConfig(name=name, enabled=sec.enabled, criticality=sec.criticality,
-                         restart=sec.restart, cores=sec.cores, heartbeat_period_s=period,
-                         heartbeat_misses=misses, params=dict(table.get("params", {})),
-                         options=dict(table.get("options", {})),
-                         failover=critical if sec.failover is None else sec.failover,
-                         plugin=sec.plugin, memory_mb=sec.memory_mb, tasks=sec.tasks)
+    period = sec.heartbeat_period_s or (health.critical_heartbeat_period_s if critical else health.heartbeat_period_s)
+    misses = sec.heartbeat_misses or (health.critical_heartbeat_misses if critical else health.heartbeat_misses)
+    return ServiceConfig(
+        name=name,
+        enabled=sec.enabled,
+        criticality=sec.criticality,
+        restart=sec.restart,
+        cores=sec.cores,
+        heartbeat_period_s=period,
+        heartbeat_misses=misses,
+        params=dict(table.get("params", {})),
+        options=dict(table.get("options", {})),
+        failover=critical if sec.failover is None else sec.failover,
+        plugin=sec.plugin,
+        memory_mb=sec.memory_mb,
+        tasks=sec.tasks,
+    )

@@ -74,8 +74,11 @@ class HkField:
         if self.type == "float":
             return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else math.nan
         if self.type == "int":
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or \
-                    (isinstance(value, float) and not math.isfinite(value)):
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or (isinstance(value, float) and not math.isfinite(value))
+            ):
                 return INT_MISSING
             as_int = int(value)
             return as_int if INT_MISSING < as_int < 2**63 else INT_MISSING
@@ -145,8 +148,12 @@ def _args(where: str, raw: Any) -> tuple[tuple[str, str], ...]:
         raise MdbError(f"{where}.args: expected a list of {{name, type}}")
     out: list[tuple[str, str]] = []
     for i, a in enumerate(raw):
-        if not isinstance(a, dict) or not isinstance(a.get("name"), str) or a.get("type") not in VALUE_TYPES \
-                or set(a) - {"name", "type"}:
+        if (
+            not isinstance(a, dict)
+            or not isinstance(a.get("name"), str)
+            or a.get("type") not in VALUE_TYPES
+            or set(a) - {"name", "type"}
+        ):
             raise MdbError(f"{where}.args[{i}]: expected {{name = '...', type = one of {VALUE_TYPES}}}")
         if a["name"] in {n for n, _ in out}:
             raise MdbError(f"{where}.args[{i}]: argument {a['name']!r} appears twice")
@@ -215,13 +222,27 @@ def _merge(t: Tables, raw: dict[str, Any], src: str) -> None:
             raise MdbError(f"{where}.enabled: expected true or false")
         fields = []
         for i, f in enumerate(entry.get("fields", [])):
-            if not isinstance(f, dict) or not isinstance(f.get("path"), str) or \
-                    f.get("type") not in ("int", "float", "bool", "str"):
+            if (
+                not isinstance(f, dict)
+                or not isinstance(f.get("path"), str)
+                or f.get("type") not in ("int", "float", "bool", "str")
+            ):
                 raise MdbError(f"{where}.fields[{i}]: expected {{path = '...', type = int|float|bool|str}}")
             fields.append(HkField(f["path"], f["type"]))
         interval = entry.get("interval_s", 10.0)
-        if isinstance(interval, bool) or not isinstance(interval, (int, float)) or not math.isfinite(interval) \
-                or interval <= 0:
+        if (
+            isinstance(interval, bool)
+            or not isinstance(interval, (int, float))
+            or not math.isfinite(interval)
+            or interval <= 0
+        ):
             raise MdbError(f"{where}.interval_s: expected a number > 0, got {interval!r}")
-        t.hk[sid] = HkStructure(sid, str(entry.get("name", f"sid{sid}")), entry["topic"], tuple(fields),
-                                float(interval), bool(entry.get("enabled", True)), src)
+        t.hk[sid] = HkStructure(
+            sid,
+            str(entry.get("name", f"sid{sid}")),
+            entry["topic"],
+            tuple(fields),
+            float(interval),
+            bool(entry.get("enabled", True)),
+            src,
+        )

@@ -97,8 +97,9 @@ def parse_tc(raw: bytes, apid: int | None = None) -> Telecommand:
     if header.packet_type != PacketType.TC:
         raise TcError(Failure.MALFORMED_PACKET, "not a telecommand (packet type is TM)", rid)
     if header.packet_len != len(raw):
-        raise TcError(Failure.MALFORMED_PACKET,
-                      f"length field says {header.packet_len} bytes, datagram has {len(raw)}", rid)
+        raise TcError(
+            Failure.MALFORMED_PACKET, f"length field says {header.packet_len} bytes, datagram has {len(raw)}", rid
+        )
     if apid is not None and header.apid != apid:
         raise TcError(Failure.WRONG_APID, f"APID {header.apid}, this spacecraft listens on {apid}", rid)
     try:
@@ -130,17 +131,37 @@ def unix_to_cds(t: float) -> bytes:
 
 def tm(service: int, subtype: int, data: bytes, apid: int, seq_count: int, timestamp: bytes | None = None) -> bytes:
     """One telemetry packet (PUS-C, CDS short time, CRC)."""
-    return bytes(PusTm(service=service, message_subtype=subtype, timestamp=timestamp or now_cds(),
-                       source_data=data, apid=apid, seq_count=seq_count & 0x3FFF).pack())
+    return bytes(
+        PusTm(
+            service=service,
+            message_subtype=subtype,
+            timestamp=timestamp or now_cds(),
+            source_data=data,
+            apid=apid,
+            seq_count=seq_count & 0x3FFF,
+        ).pack()
+    )
 
 
-def verification(subtype: int, request_id: RequestId, apid: int, seq_count: int,
-                 failure: Failure | None = None, data: bytes = b"", step: int | None = None) -> bytes:
+def verification(
+    subtype: int,
+    request_id: RequestId,
+    apid: int,
+    seq_count: int,
+    failure: Failure | None = None,
+    data: bytes = b"",
+    step: int | None = None,
+) -> bytes:
     """A TM[1,x] report: 1/2 acceptance, 3/4 start, 5/6 progress, 7/8 completion (even = failure)."""
     notice = FailureNotice(ErrorCode(ERROR_CODE_BITS, int(failure)), data) if failure is not None else None
     step_id = StepId(STEP_ID_BITS, step) if step is not None else None
-    report = Service1Tm(apid=apid, message_subtype=subtype, timestamp=now_cds(), seq_count=seq_count & 0x3FFF,
-                        verif_params=VerificationParams(request_id, step_id, notice))
+    report = Service1Tm(
+        apid=apid,
+        message_subtype=subtype,
+        timestamp=now_cds(),
+        seq_count=seq_count & 0x3FFF,
+        verif_params=VerificationParams(request_id, step_id, notice),
+    )
     return bytes(report.pack())
 
 
@@ -161,7 +182,7 @@ def tm_identity(raw: bytes) -> bytes | None:
     """The identity of a PUS-C TM packet (sequence count, time stamp): what ground acknowledges; None if not TM."""
     if len(raw) < _TM_TIME_AT + TIMESTAMP_LEN or raw[0] & 0x10 or not raw[0] & 0x08:
         return None
-    return bytes((raw[2] & 0x3F, raw[3])) + bytes(raw[_TM_TIME_AT:_TM_TIME_AT + TIMESTAMP_LEN])
+    return bytes((raw[2] & 0x3F, raw[3])) + bytes(raw[_TM_TIME_AT : _TM_TIME_AT + TIMESTAMP_LEN])
 
 
 def ack_data(identities: list[bytes]) -> bytes:
@@ -176,12 +197,17 @@ def parse_ack(data: bytes) -> list[bytes]:
     n = u16(data, 0)
     if len(data) != 2 + n * IDENTITY_LEN:
         raise ValueError(f"{n} identities need {2 + n * IDENTITY_LEN} bytes, got {len(data)}")
-    return [bytes(data[2 + i * IDENTITY_LEN:2 + (i + 1) * IDENTITY_LEN]) for i in range(n)]
+    return [bytes(data[2 + i * IDENTITY_LEN : 2 + (i + 1) * IDENTITY_LEN]) for i in range(n)]
 
 
 # ---- typed values in application data ------------------------------------------------------------
-_I64, _F64, _U8, _U16, _U32 = struct.Struct(">q"), struct.Struct(">d"), struct.Struct(">B"), struct.Struct(">H"), \
-    struct.Struct(">I")
+_I64, _F64, _U8, _U16, _U32 = (
+    struct.Struct(">q"),
+    struct.Struct(">d"),
+    struct.Struct(">B"),
+    struct.Struct(">H"),
+    struct.Struct(">I"),
+)
 
 
 def encode_value(type_name: str, value: Any) -> bytes:
@@ -219,13 +245,13 @@ def decode_value(type_name: str, data: bytes, offset: int) -> tuple[Any, int]:
             end = offset + 2 + n
             if end > len(data):
                 raise ValueError(f"{type_name} of {n} bytes runs past the end")
-            chunk = data[offset + 2:end]
+            chunk = data[offset + 2 : end]
             return (chunk.decode() if type_name == "str" else bytes(chunk)), end
         (n,) = _U32.unpack_from(data, offset)
         end = offset + 4 + n
         if end > len(data):
             raise ValueError(f"value of {n} bytes runs past the end")
-        return msgspec.msgpack.decode(data[offset + 4:end]), end
+        return msgspec.msgpack.decode(data[offset + 4 : end]), end
     except (struct.error, UnicodeDecodeError, msgspec.DecodeError) as exc:
         raise ValueError(f"{type_name} at byte {offset}: {exc}") from None
 

@@ -49,13 +49,34 @@ def mac(key: bytes, covered: bytes) -> bytes:
     return hmac.new(key, covered, hashlib.sha256).digest()[:MAC_LEN]
 
 
-def secure_tc(service: int, subtype: int, payload: bytes, *, key_id: int, key: bytes, counter: int,
-              apid: int, seq_count: int, source_id: int = 0, ack_flags: int = 0b1111) -> bytes:
+def secure_tc(
+    service: int,
+    subtype: int,
+    payload: bytes,
+    *,
+    key_id: int,
+    key: bytes,
+    counter: int,
+    apid: int,
+    seq_count: int,
+    source_id: int = 0,
+    ack_flags: int = 0b1111,
+) -> bytes:
     """Build an authenticated telecommand (what a ground tool sends)."""
+
     def build(m: bytes) -> bytes:
         data = payload + TRAILER.pack(key_id, counter) + m
-        return bytes(PusTc(service=service, message_subtype=subtype, apid=apid, seq_count=seq_count & 0x3FFF,
-                           app_data=data, source_id=source_id, ack_flags=ack_flags).pack())
+        return bytes(
+            PusTc(
+                service=service,
+                message_subtype=subtype,
+                apid=apid,
+                seq_count=seq_count & 0x3FFF,
+                app_data=data,
+                source_id=source_id,
+                ack_flags=ack_flags,
+            ).pack()
+        )
 
     raw = build(b"\x00" * MAC_LEN)
     return build(mac(key, raw[: -(MAC_LEN + CRC_LEN)]))
@@ -79,7 +100,7 @@ def open_tc(raw: bytes, app_data: bytes, keys: KeyStore) -> Sealed:
     if key is None:
         raise AuthError(Failure.AUTH_UNKNOWN_KEY, f"unknown key id {key_id}")
     expected = mac(key, raw[: -(MAC_LEN + CRC_LEN)])
-    if not hmac.compare_digest(expected, raw[-(MAC_LEN + CRC_LEN):-CRC_LEN]):
+    if not hmac.compare_digest(expected, raw[-(MAC_LEN + CRC_LEN) : -CRC_LEN]):
         raise AuthError(Failure.AUTH_BAD_MAC, f"MAC does not verify under key {key_id}")
     return Sealed(app_data[:-TRAILER_LEN], key_id, counter)
 
@@ -189,8 +210,14 @@ class KeyStore:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         now = time.time()
         with os.fdopen(fd, "w") as f:
-            json.dump({"keys": {str(k): {"key": v.hex(), "started": self._started.get(k)}
-                                for k, v in self._keys.items()}, "updated": now}, f, indent=1)
+            json.dump(
+                {
+                    "keys": {str(k): {"key": v.hex(), "started": self._started.get(k)} for k, v in self._keys.items()},
+                    "updated": now,
+                },
+                f,
+                indent=1,
+            )
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, self.path)
@@ -293,12 +320,23 @@ class ReplayGuard:
         if not existed or self.quarantined is not None:
             fsync_dir(path.parent)  # the new file's directory entry survives a power cut too
         if self.loss is None or self.loss.startswith("unavailable"):
-            self.loss = "missing" if not existed else "empty (0 bytes)" if empty else \
-                "empty (no counters table)" if not had_table else None
+            self.loss = (
+                "missing"
+                if not existed
+                else "empty (0 bytes)"
+                if empty
+                else "empty (no counters table)"
+                if not had_table
+                else None
+            )
         for kid in self.keys.ids() if self.keys is not None else []:
             key = self.keys.get(kid) if self.keys is not None else None
-            if key is not None and self._row(kid, key) is not None and self.keys is not None \
-                    and not self.keys.started(kid):
+            if (
+                key is not None
+                and self._row(kid, key) is not None
+                and self.keys is not None
+                and not self.keys.started(kid)
+            ):
                 with contextlib.suppress(OSError, ValueError):  # else the first TC under it tries again (or refuses)
                     self.keys.mark_started(kid, key)  # counters that exist here mean the key started
         locked = self.locked_ids()
@@ -328,10 +366,13 @@ class ReplayGuard:
     @staticmethod
     def _init_schema(db: sqlite3.Connection) -> bool:
         """Create what is missing; grow the WAL to its working size now. Return whether counters existed."""
-        had_table = db.execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'counters'").fetchone() is not None
-        db.execute("CREATE TABLE IF NOT EXISTS counters (key_id INTEGER PRIMARY KEY, highest INTEGER NOT NULL, "
-                   "fingerprint TEXT NOT NULL DEFAULT '')")
+        had_table = (
+            db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'counters'").fetchone() is not None
+        )
+        db.execute(
+            "CREATE TABLE IF NOT EXISTS counters (key_id INTEGER PRIMARY KEY, highest INTEGER NOT NULL, "
+            "fingerprint TEXT NOT NULL DEFAULT '')"
+        )
         columns = [r[1] for r in db.execute("PRAGMA table_info(counters)")]
         if "fingerprint" not in columns:  # a database of an earlier flightos: its rows belong to today's keys
             db.execute("ALTER TABLE counters ADD COLUMN fingerprint TEXT NOT NULL DEFAULT ''")
@@ -345,8 +386,10 @@ class ReplayGuard:
         if self._db is None and time.monotonic() >= self._retry_at:
             self._attach()
         if self._db is None:
-            raise AuthError(Failure.INTERNAL, f"anti-replay state {self.path} unavailable ({self.unavailable}): "
-                            "refused, nothing ran")
+            raise AuthError(
+                Failure.INTERNAL,
+                f"anti-replay state {self.path} unavailable ({self.unavailable}): refused, nothing ran",
+            )
         return self._db
 
     @staticmethod
@@ -363,8 +406,7 @@ class ReplayGuard:
 
     def _row(self, key_id: int, key: bytes | None) -> int | None:
         """The highest counter stored for this key material, or None (no row, or a row of other material)."""
-        row = self._live().execute("SELECT highest, fingerprint FROM counters WHERE key_id = ?",
-                                   (key_id,)).fetchone()
+        row = self._live().execute("SELECT highest, fingerprint FROM counters WHERE key_id = ?", (key_id,)).fetchone()
         if row is None:
             return None
         if key is not None and row[1] not in ("", fingerprint(key)):
@@ -377,8 +419,7 @@ class ReplayGuard:
             return []
         if self._db is None:  # unavailable: nothing can be checked
             return [kid for kid in self.keys.ids() if self.keys.started(kid)]
-        return [kid for kid in self.keys.ids()
-                if self.keys.started(kid) and self._row(kid, self.keys.get(kid)) is None]
+        return [kid for kid in self.keys.ids() if self.keys.started(kid) and self._row(kid, self.keys.get(kid)) is None]
 
     def highest(self, key_id: int) -> int:
         """The highest counter accepted so far under a key (0 if none)."""
@@ -390,29 +431,36 @@ class ReplayGuard:
         key = self.keys.get(key_id) if self.keys is not None else None
         stored = self._row(key_id, key)
         if stored is None and self.keys is not None and self.keys.started(key_id):
-            raise AuthError(Failure.AUTH_RESYNC_REQUIRED,
-                            f"key {key_id} is locked: its anti-replay counter in {self.path} was lost "
-                            f"({self.loss or 'no counter'}); ground must resync (flightos ground resync)")
+            raise AuthError(
+                Failure.AUTH_RESYNC_REQUIRED,
+                f"key {key_id} is locked: its anti-replay counter in {self.path} was lost "
+                f"({self.loss or 'no counter'}); ground must resync (flightos ground resync)",
+            )
         last = stored or 0
         if counter <= last:
             raise AuthError(Failure.AUTH_REPLAY, f"counter {counter} under key {key_id} is not above {last}: replay")
         if counter > last + self.window or counter > MAX_FLOOR:
-            raise AuthError(Failure.AUTH_OUT_OF_WINDOW,
-                            f"counter {counter} under key {key_id} is more than {self.window} past {last}")
+            raise AuthError(
+                Failure.AUTH_OUT_OF_WINDOW,
+                f"counter {counter} under key {key_id} is more than {self.window} past {last}",
+            )
         self._store(key_id, key, counter)
 
     def _store(self, key_id: int, key: bytes | None, counter: int) -> None:
         """Commit a counter (synchronous=FULL), then mark the key started; both before any command runs."""
         try:
-            self._live().execute("INSERT INTO counters(key_id, highest, fingerprint) VALUES (?, ?, ?) "
-                             "ON CONFLICT(key_id) DO UPDATE SET highest = excluded.highest, "
-                             "fingerprint = excluded.fingerprint",
-                             (key_id, counter, fingerprint(key) if key is not None else ""))
+            self._live().execute(
+                "INSERT INTO counters(key_id, highest, fingerprint) VALUES (?, ?, ?) "
+                "ON CONFLICT(key_id) DO UPDATE SET highest = excluded.highest, "
+                "fingerprint = excluded.fingerprint",
+                (key_id, counter, fingerprint(key) if key is not None else ""),
+            )
             if key is not None and self.keys is not None and not self.keys.started(key_id):
                 self.keys.mark_started(key_id, key)
         except (sqlite3.Error, OSError, ValueError) as exc:
-            raise AuthError(Failure.INTERNAL, f"anti-replay state {self.path} cannot be written ({exc}): "
-                            "refused, nothing ran") from None
+            raise AuthError(
+                Failure.INTERNAL, f"anti-replay state {self.path} cannot be written ({exc}): refused, nothing ran"
+            ) from None
 
     # ---- challenge-response resync ------------------------------------------------------------------
     def nonce(self, now: float | None = None) -> tuple[bytes, float]:

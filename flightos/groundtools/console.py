@@ -60,8 +60,11 @@ class Outcome:
             if r.service == 1 and r.message_subtype % 2 == 0:
                 code = int.from_bytes(r.source_data[4:6], "big")
                 reason = bytes(r.source_data[6:]).decode(errors="replace")
-                return int(r.message_subtype), Failure(code) if code in Failure._value2member_map_ else \
-                    Failure.INTERNAL, reason
+                return (
+                    int(r.message_subtype),
+                    Failure(code) if code in Failure._value2member_map_ else Failure.INTERNAL,
+                    reason,
+                )
         return None
 
 
@@ -76,8 +79,17 @@ class _Proto(asyncio.DatagramProtocol):
 class GroundClient:
     """Speaks PUS to one spacecraft over UDP."""
 
-    def __init__(self, host: str, port: int, apid: int = 100, keys: KeyStore | None = None, key_id: int | None = None,
-                 counter_file: Path | None = None, source_id: int = 1, auto_ack: float | None = None) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        apid: int = 100,
+        keys: KeyStore | None = None,
+        key_id: int | None = None,
+        counter_file: Path | None = None,
+        source_id: int = 1,
+        auto_ack: float | None = None,
+    ) -> None:
         self.addr = (host, port)
         self.apid = apid
         self.keys = keys
@@ -100,8 +112,9 @@ class GroundClient:
     async def open(self) -> GroundClient:
         """Open the UDP socket."""
         loop = asyncio.get_running_loop()
-        self.transport, _ = await loop.create_datagram_endpoint(lambda: _Proto(self._on_datagram),
-                                                                remote_addr=self.addr)
+        self.transport, _ = await loop.create_datagram_endpoint(
+            lambda: _Proto(self._on_datagram), remote_addr=self.addr
+        )
         sock = self.transport.get_extra_info("socket")
         with contextlib.suppress(OSError, AttributeError):  # absorb a drained store; capped at net.core.rmem_max
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
@@ -116,8 +129,9 @@ class GroundClient:
             self.garbage += 1
             return
         identity = pus.tm_identity(data)
-        if identity is not None and not (tm.service == 1 and pus.u32(bytes(tm.source_data).ljust(4, b"\0"), 0)
-                                         in self._ack_requests):
+        if identity is not None and not (
+            tm.service == 1 and pus.u32(bytes(tm.source_data).ljust(4, b"\0"), 0) in self._ack_requests
+        ):
             self.unacked.append(identity)
         self.received.put_nowait(tm)
 
@@ -138,7 +152,7 @@ class GroundClient:
         """Acknowledge every telemetry packet received so far (TC[15,130], no success reports); how many."""
         out, self.unacked = self.unacked, []
         for start in range(0, len(out), pus.ACK_MAX):
-            packet = self.build(15, 130, pus.ack_data(out[start:start + pus.ACK_MAX]), ack_flags=0)
+            packet = self.build(15, 130, pus.ack_data(out[start : start + pus.ACK_MAX]), ack_flags=0)
             rid = pus.request_id_of(packet)
             if rid is not None:
                 if len(self._ack_requests) > 10_000:
@@ -168,26 +182,46 @@ class GroundClient:
         os.replace(tmp, self.counter_file)
         return value
 
-    def build(self, service: int, subtype: int, payload: bytes = b"", ack_flags: int = 0b1111,
-              counter: int | None = None) -> bytes:
+    def build(
+        self, service: int, subtype: int, payload: bytes = b"", ack_flags: int = 0b1111, counter: int | None = None
+    ) -> bytes:
         """A telecommand packet, signed when this client has a key."""
         self.seq = (self.seq + 1) & 0x3FFF
         if self.keys is None or self.key_id is None:
-            return bytes(PusTc(service=service, message_subtype=subtype, apid=self.apid, seq_count=self.seq,
-                               app_data=payload, source_id=self.source_id, ack_flags=ack_flags).pack())
+            return bytes(
+                PusTc(
+                    service=service,
+                    message_subtype=subtype,
+                    apid=self.apid,
+                    seq_count=self.seq,
+                    app_data=payload,
+                    source_id=self.source_id,
+                    ack_flags=ack_flags,
+                ).pack()
+            )
         key = self.keys.get(self.key_id)
         assert key is not None
-        return secure_tc(service, subtype, payload, key_id=self.key_id, key=key,
-                         counter=counter if counter is not None else self._next_counter(), apid=self.apid,
-                         seq_count=self.seq, source_id=self.source_id, ack_flags=ack_flags)
+        return secure_tc(
+            service,
+            subtype,
+            payload,
+            key_id=self.key_id,
+            key=key,
+            counter=counter if counter is not None else self._next_counter(),
+            apid=self.apid,
+            seq_count=self.seq,
+            source_id=self.source_id,
+            ack_flags=ack_flags,
+        )
 
     def send_raw(self, packet: bytes) -> None:
         """Send bytes as they are (for tests of malformed input)."""
         assert self.transport is not None, "open() first"
         self.transport.sendto(packet)
 
-    async def request(self, packet: bytes, timeout: float = 5.0,
-                      until: Callable[[Outcome], bool] | None = None) -> Outcome:
+    async def request(
+        self, packet: bytes, timeout: float = 5.0, until: Callable[[Outcome], bool] | None = None
+    ) -> Outcome:
         """Send a telecommand; collect reports until completion (or failure) or the timeout."""
         request_id = pus.request_id_of(packet)
         if request_id is None:
@@ -198,16 +232,21 @@ class GroundClient:
             flags = PusTc.unpack(packet).pus_tc_sec_header.ack_flags
         except Exception:  # a deliberately broken packet: only its failure report will come
             flags = 0
-        done = until or (lambda o: any(s in (2, 4, 6, 8) for s, _ in o.verification)
-                         or (bool(flags & 0b1000) and any(s == 7 for s, _ in o.verification)))
+        done = until or (
+            lambda o: (
+                any(s in (2, 4, 6, 8) for s, _ in o.verification)
+                or (bool(flags & 0b1000) and any(s == 7 for s, _ in o.verification))
+            )
+        )
         self.send_raw(packet)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while not done(outcome):
             remaining = deadline - loop.time()
             if remaining <= 0:
-                raise GroundError(f"no completion for request 0x{rid:08x} within {timeout} s "
-                                  f"(reports so far: {outcome.verification})")
+                raise GroundError(
+                    f"no completion for request 0x{rid:08x} within {timeout} s (reports so far: {outcome.verification})"
+                )
             with contextlib.suppress(asyncio.TimeoutError):
                 tm = await asyncio.wait_for(self.received.get(), remaining)
                 if tm.service != 1 or int.from_bytes(tm.source_data[0:4], "big") == rid:
@@ -217,9 +256,13 @@ class GroundClient:
     async def ping(self, timeout: float = 5.0) -> float:
         """TC[17,1]; the round trip in milliseconds to TM[17,2]."""
         t0 = time.perf_counter()
-        out = await self.request(self.build(17, 1), timeout,
-                                 until=lambda o: any(r.service == 17 and r.message_subtype == 2 for r in o.reports)
-                                 or o.failure() is not None)
+        out = await self.request(
+            self.build(17, 1),
+            timeout,
+            until=lambda o: (
+                any(r.service == 17 and r.message_subtype == 2 for r in o.reports) or o.failure() is not None
+            ),
+        )
         self._raise(out)
         return (time.perf_counter() - t0) * 1000
 
@@ -238,8 +281,11 @@ class GroundClient:
     def resync_floor(self) -> int:
         """A counter floor above anything this ground used: milliseconds since the epoch, or past its counters."""
         try:
-            used = max((int(v) for v in json.loads(self.counter_file.read_text()).values()), default=0) \
-                if self.counter_file is not None else 0
+            used = (
+                max((int(v) for v in json.loads(self.counter_file.read_text()).values()), default=0)
+                if self.counter_file is not None
+                else 0
+            )
         except (OSError, ValueError):
             used = 0
         return max(int(time.time() * 1000), used + 1)
@@ -271,12 +317,15 @@ class GroundClient:
             raise GroundError("resync needs a key (the anti-replay counters belong to keys)")
 
         def answered(subtype: int) -> Callable[[Outcome], bool]:
-            return lambda o: o.failure() is not None or any(
-                r.service == RESYNC_SERVICE and r.message_subtype == subtype for r in o.reports)
+            return lambda o: (
+                o.failure() is not None
+                or any(r.service == RESYNC_SERVICE and r.message_subtype == subtype for r in o.reports)
+            )
 
         # no success reports asked for (ack flags 0), padding: a captured copy replayed is no reflector
-        out = await self.request(self.build(RESYNC_SERVICE, 1, bytes(RESYNC_PADDING), ack_flags=0, counter=0),
-                                 timeout, until=answered(2))
+        out = await self.request(
+            self.build(RESYNC_SERVICE, 1, bytes(RESYNC_PADDING), ack_flags=0, counter=0), timeout, until=answered(2)
+        )
         self._raise(out)
         nonce = next(bytes(r.source_data[:NONCE_LEN]) for r in out.reports if r.service == RESYNC_SERVICE)
         floor = floor if floor is not None else self.resync_floor()
@@ -288,8 +337,10 @@ class GroundClient:
             raise
         self._raise(out)
         data = next(bytes(r.source_data) for r in out.reports if r.service == RESYNC_SERVICE)
-        floors = {pus.u16(data, 2 + 10 * i): int.from_bytes(data[4 + 10 * i:12 + 10 * i], "big")
-                  for i in range(pus.u16(data, 0))}
+        floors = {
+            pus.u16(data, 2 + 10 * i): int.from_bytes(data[4 + 10 * i : 12 + 10 * i], "big")
+            for i in range(pus.u16(data, 0))
+        }
         self._raise_counters(floors)
         return floors
 

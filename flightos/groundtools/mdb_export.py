@@ -145,8 +145,10 @@ def _signature(fn: mdb.Function, found: _Plugins, kernel_docs: dict[str, str]) -
     declared = bound.arguments if bound is not None else KERNEL_ARGUMENTS.get(fn.command) if kernel else None
     if declared is None:
         return _Signature(None, doc)
-    return _Signature(tuple(_Arg(a.name, _wire_type(a.type_name), a.required, None if a.required else a.default)
-                            for a in declared), doc)
+    return _Signature(
+        tuple(_Arg(a.name, _wire_type(a.type_name), a.required, None if a.required else a.default) for a in declared),
+        doc,
+    )
 
 
 def _parameter(p: mdb.ParameterDef, found: _Plugins) -> dict[str, Any] | None:
@@ -157,8 +159,16 @@ def _parameter(p: mdb.ParameterDef, found: _Plugins) -> dict[str, Any] | None:
     ptype = p.type if p.type is not None else _wire_type(desc["type"]) if desc else None
     if ptype is None:
         return None
-    return {"id": p.id, "service": p.service, "name": p.name, "type": ptype, "default": _plain(desc.get("default")),
-            "min": desc.get("min"), "max": desc.get("max"), "doc": desc.get("doc", "")}
+    return {
+        "id": p.id,
+        "service": p.service,
+        "name": p.name,
+        "type": ptype,
+        "default": _plain(desc.get("default")),
+        "min": desc.get("min"),
+        "max": desc.get("max"),
+        "doc": desc.get("doc", ""),
+    }
 
 
 # ---- JSON ---------------------------------------------------------------------------------------------
@@ -177,24 +187,48 @@ def as_json(tables: mdb.Tables) -> dict[str, Any]:
         sig = _signature(fn, found, kernel_docs)
         if sig.args is None:
             unresolved.append(fn.name)
-        functions.append({
-            "id": fid, "service": fn.service, "command": fn.command, "doc": sig.doc,
-            "args": None if sig.args is None else [
-                {"name": a.name, "type": a.type, "required": a.required, "default": _plain(a.default)}
-                for a in sig.args],
-        })
+        functions.append(
+            {
+                "id": fid,
+                "service": fn.service,
+                "command": fn.command,
+                "doc": sig.doc,
+                "args": None
+                if sig.args is None
+                else [
+                    {"name": a.name, "type": a.type, "required": a.required, "default": _plain(a.default)}
+                    for a in sig.args
+                ],
+            }
+        )
     parameters = []
     for pid in sorted(tables.parameters):
         p = tables.parameters[pid]
         entry = _parameter(p, found)
         if entry is None:
             unresolved.append(f"{p.service}.{p.name}")
-            entry = {"id": pid, "service": p.service, "name": p.name, "type": None, "default": None,
-                     "min": None, "max": None, "doc": ""}
+            entry = {
+                "id": pid,
+                "service": p.service,
+                "name": p.name,
+                "type": None,
+                "default": None,
+                "min": None,
+                "max": None,
+                "doc": "",
+            }
         parameters.append(entry)
-    hk = [{"sid": s.sid, "name": s.name, "topic": s.topic, "interval_s": s.interval_s, "enabled": s.enabled,
-           "fields": [{"path": f.path, "type": f.type} for f in s.fields]}
-          for s in (tables.hk[sid] for sid in sorted(tables.hk))]
+    hk = [
+        {
+            "sid": s.sid,
+            "name": s.name,
+            "topic": s.topic,
+            "interval_s": s.interval_s,
+            "enabled": s.enabled,
+            "fields": [{"path": f.path, "type": f.type} for f in s.fields],
+        }
+        for s in (tables.hk[sid] for sid in sorted(tables.hk))
+    ]
     return {
         "format": "flightos-mdb/1",
         "flightos": __version__,
@@ -206,8 +240,9 @@ def as_json(tables: mdb.Tables) -> dict[str, Any]:
         "failure_codes": [{"code": int(f), "name": f.name} for f in Failure],
         "events": {
             "service": 5,
-            "subtypes": [{"subtype": st, "severity": pus_name, "sdk_severity": sdk}
-                         for st, pus_name, sdk in EVENT_SEVERITIES],
+            "subtypes": [
+                {"subtype": st, "severity": pus_name, "sdk_severity": sdk} for st, pus_name, sdk in EVENT_SEVERITIES
+            ],
             "fields": [{"name": n, "type": t} for n, t in EVENT_FIELDS],
             "kernel_event_ids": [{"id": int(e), "name": e.name} for e in EventId],
         },
@@ -256,15 +291,19 @@ def _value_types(parent: ET.Element, kind: str) -> None:
     """int64, float64, bool8 and string16 as ``Parameter`` or ``Argument`` types."""
     _int_type(parent, f"Integer{kind}Type", "int64", 64, signed=True)
     f = _el(parent, f"Float{kind}Type", {"name": "float64", "sizeInBits": "64"})
-    _el(f, "FloatDataEncoding", {"sizeInBits": "64", "encoding": "IEEE754_1985",
-                                 "byteOrder": "mostSignificantByteFirst"})
+    _el(
+        f,
+        "FloatDataEncoding",
+        {"sizeInBits": "64", "encoding": "IEEE754_1985", "byteOrder": "mostSignificantByteFirst"},
+    )
     b = _el(parent, f"Boolean{kind}Type", {"name": "bool8", "zeroStringValue": "False", "oneStringValue": "True"})
     _el(b, "IntegerDataEncoding", {"sizeInBits": "8", "encoding": "unsigned"})
     _string_type(parent, f"String{kind}Type", "string16", _MAX_STR_BITS, leading=16)
 
 
-def _string_type(parent: ET.Element, tag: str, name: str, max_bits: int, leading: int = 0,
-                 size_from: tuple[str, int] | None = None) -> None:
+def _string_type(
+    parent: ET.Element, tag: str, name: str, max_bits: int, leading: int = 0, size_from: tuple[str, int] | None = None
+) -> None:
     """UTF-8 text: after a ``leading``-bit byte count, or filling a size computed from a parameter."""
     t = _el(parent, tag, {"name": name})
     var = _el(_el(t, "StringDataEncoding", {"encoding": "UTF-8"}), "Variable", {"maxSizeInBits": str(max_bits)})
@@ -280,8 +319,9 @@ def _string_type(parent: ET.Element, tag: str, name: str, max_bits: int, leading
         _el(var, "LeadingSize", {"sizeInBitsOfSizeTag": str(leading)})
 
 
-def _binary_type(parent: ET.Element, tag: str, name: str, ref_tag: str, ref_attr: str, ref: str,
-                 intercept: int = 0) -> None:
+def _binary_type(
+    parent: ET.Element, tag: str, name: str, ref_tag: str, ref_attr: str, ref: str, intercept: int = 0
+) -> None:
     """Bytes whose size (in bytes, plus ``intercept``/8) is the value of another field."""
     t = _el(parent, tag, {"name": name})
     dyn = _el(_el(_el(t, "BinaryDataEncoding"), "SizeInBits"), "DynamicValue")
@@ -294,9 +334,15 @@ def _data_bits_intercept(*fields: int) -> int:
     return 8 * (1 - _TM_SECONDARY - sum(fields) - _CRC)
 
 
-def _container(parent: ET.Element, name: str, entries: list[str], base: str | None = None,
-               restrict: list[tuple[str, int]] | None = None, abstract: bool = False,
-               short: str = "") -> ET.Element:
+def _container(
+    parent: ET.Element,
+    name: str,
+    entries: list[str],
+    base: str | None = None,
+    restrict: list[tuple[str, int]] | None = None,
+    abstract: bool = False,
+    short: str = "",
+) -> ET.Element:
     attrs = {"name": name}
     if short:
         attrs["shortDescription"] = short
@@ -316,33 +362,44 @@ def _container(parent: ET.Element, name: str, entries: list[str], base: str | No
     return c
 
 
-_PRIMARY = (("ccsds_version", "uint3", "packet version number (0)"), ("ccsds_type", "uint1", "0 = TM"),
-            ("ccsds_sec_hdr_flag", "uint1", "1: a PUS secondary header follows"),
-            ("ccsds_apid", "uint11", "application process id"), ("ccsds_seq_flags", "uint2", "3 = unsegmented"),
-            ("ccsds_seq_count", "uint14", "packet sequence count"),
-            ("ccsds_length", "uint16", "packet data field length in bytes, minus 1"))
-_PUS_TM = (("pus_version", "uint4", "PUS version (2 = PUS-C)"),
-           ("pus_time_ref_status", "uint4", "spacecraft time reference status"),
-           ("pus_service_type", "uint8", "service type"), ("pus_service_subtype", "uint8", "message subtype"),
-           ("pus_msg_type_counter", "uint16", "message type counter"),
-           ("pus_destination_id", "uint16", "destination id"),
-           ("pus_time_pfield", "uint8", "CDS short time: P-field (0x40: CDS, 1958 epoch, 16-bit day)"),
-           ("pus_time_days", "uint16", "CDS short time: days since 1958-01-01"),
-           ("pus_time_ms", "uint32", "CDS short time: milliseconds of the day"))
-_REQUEST = (("verif_packet_version", "uint3", "request id: packet version number"),
-            ("verif_packet_type", "uint1", "request id: packet type (1 = TC)"),
-            ("verif_sec_hdr_flag", "uint1", "request id: secondary header flag"),
-            ("verif_apid", "uint11", "request id: APID of the telecommand"),
-            ("verif_seq_flags", "uint2", "request id: sequence flags"),
-            ("verif_seq_count", "uint14", "request id: sequence count of the telecommand"))
-_VERIFICATION = ((1, "verification_accepted", "TM[1,1] acceptance success", False, False),
-                 (2, "verification_acceptance_failed", "TM[1,2] acceptance failure", False, True),
-                 (3, "verification_started", "TM[1,3] start of execution success", False, False),
-                 (4, "verification_start_failed", "TM[1,4] start of execution failure", False, True),
-                 (5, "verification_progress", "TM[1,5] progress of execution success", True, False),
-                 (6, "verification_progress_failed", "TM[1,6] progress of execution failure", True, True),
-                 (7, "verification_completed", "TM[1,7] completion of execution success", False, False),
-                 (8, "verification_completion_failed", "TM[1,8] completion of execution failure", False, True))
+_PRIMARY = (
+    ("ccsds_version", "uint3", "packet version number (0)"),
+    ("ccsds_type", "uint1", "0 = TM"),
+    ("ccsds_sec_hdr_flag", "uint1", "1: a PUS secondary header follows"),
+    ("ccsds_apid", "uint11", "application process id"),
+    ("ccsds_seq_flags", "uint2", "3 = unsegmented"),
+    ("ccsds_seq_count", "uint14", "packet sequence count"),
+    ("ccsds_length", "uint16", "packet data field length in bytes, minus 1"),
+)
+_PUS_TM = (
+    ("pus_version", "uint4", "PUS version (2 = PUS-C)"),
+    ("pus_time_ref_status", "uint4", "spacecraft time reference status"),
+    ("pus_service_type", "uint8", "service type"),
+    ("pus_service_subtype", "uint8", "message subtype"),
+    ("pus_msg_type_counter", "uint16", "message type counter"),
+    ("pus_destination_id", "uint16", "destination id"),
+    ("pus_time_pfield", "uint8", "CDS short time: P-field (0x40: CDS, 1958 epoch, 16-bit day)"),
+    ("pus_time_days", "uint16", "CDS short time: days since 1958-01-01"),
+    ("pus_time_ms", "uint32", "CDS short time: milliseconds of the day"),
+)
+_REQUEST = (
+    ("verif_packet_version", "uint3", "request id: packet version number"),
+    ("verif_packet_type", "uint1", "request id: packet type (1 = TC)"),
+    ("verif_sec_hdr_flag", "uint1", "request id: secondary header flag"),
+    ("verif_apid", "uint11", "request id: APID of the telecommand"),
+    ("verif_seq_flags", "uint2", "request id: sequence flags"),
+    ("verif_seq_count", "uint14", "request id: sequence count of the telecommand"),
+)
+_VERIFICATION = (
+    (1, "verification_accepted", "TM[1,1] acceptance success", False, False),
+    (2, "verification_acceptance_failed", "TM[1,2] acceptance failure", False, True),
+    (3, "verification_started", "TM[1,3] start of execution success", False, False),
+    (4, "verification_start_failed", "TM[1,4] start of execution failure", False, True),
+    (5, "verification_progress", "TM[1,5] progress of execution success", True, False),
+    (6, "verification_progress_failed", "TM[1,6] progress of execution failure", True, True),
+    (7, "verification_completed", "TM[1,7] completion of execution success", False, False),
+    (8, "verification_completion_failed", "TM[1,8] completion of execution failure", False, True),
+)
 _TC_HEADER_ARGS = ("tc_apid", "tc_ack_flags", "tc_service_type", "tc_service_subtype", "tc_source_id")
 _UINTS = (1, 2, 3, 4, 8, 11, 14, 16, 32)
 
@@ -354,21 +411,43 @@ def _telemetry(root: ET.Element, tables: mdb.Tables) -> set[str]:
     for bits in _UINTS:
         _int_type(types, "IntegerParameterType", f"uint{bits}", bits)
     _value_types(types, "Parameter")
-    codes = _el(types, "EnumeratedParameterType", {"name": "failure_code",
-                                                    "shortDescription": "ST[01] failure code (flightos)"})
-    _el(codes, "IntegerDataEncoding", {"sizeInBits": "16", "encoding": "unsigned",
-                                       "byteOrder": "mostSignificantByteFirst"})
+    codes = _el(
+        types, "EnumeratedParameterType", {"name": "failure_code", "shortDescription": "ST[01] failure code (flightos)"}
+    )
+    _el(
+        codes,
+        "IntegerDataEncoding",
+        {"sizeInBits": "16", "encoding": "unsigned", "byteOrder": "mostSignificantByteFirst"},
+    )
     enums = _el(codes, "EnumerationList")
     for f in Failure:
         _el(enums, "Enumeration", {"value": str(int(f)), "label": f.name})
-    _string_type(types, "StringParameterType", "failure_reason", _REASON_BITS,
-                 size_from=("ccsds_length", _data_bits_intercept(_REQUEST_ID, _FAILURE_CODE)))
-    _string_type(types, "StringParameterType", "progress_failure_reason", _REASON_BITS,
-                 size_from=("ccsds_length", _data_bits_intercept(_REQUEST_ID, _STEP_ID, _FAILURE_CODE)))
-    _binary_type(types, "BinaryParameterType", "event_details", "ParameterInstanceRef", "parameterRef",
-                 "event_details_size")
-    _binary_type(types, "BinaryParameterType", "function_value", "ParameterInstanceRef", "parameterRef",
-                 "ccsds_length", _data_bits_intercept(_FUNCTION_ID))
+    _string_type(
+        types,
+        "StringParameterType",
+        "failure_reason",
+        _REASON_BITS,
+        size_from=("ccsds_length", _data_bits_intercept(_REQUEST_ID, _FAILURE_CODE)),
+    )
+    _string_type(
+        types,
+        "StringParameterType",
+        "progress_failure_reason",
+        _REASON_BITS,
+        size_from=("ccsds_length", _data_bits_intercept(_REQUEST_ID, _STEP_ID, _FAILURE_CODE)),
+    )
+    _binary_type(
+        types, "BinaryParameterType", "event_details", "ParameterInstanceRef", "parameterRef", "event_details_size"
+    )
+    _binary_type(
+        types,
+        "BinaryParameterType",
+        "function_value",
+        "ParameterInstanceRef",
+        "parameterRef",
+        "ccsds_length",
+        _data_bits_intercept(_FUNCTION_ID),
+    )
 
     def param(name: str, ptype: str, short: str = "", alias: str = "") -> str:
         attrs = {"name": name, "parameterTypeRef": ptype}
@@ -380,61 +459,140 @@ def _telemetry(root: ET.Element, tables: mdb.Tables) -> set[str]:
         return name
 
     header = [param(n, t, d) for n, t, d in _PRIMARY + _PUS_TM]
-    _container(containers, "pus_tm", header, abstract=True,
-               short="CCSDS primary header and PUS-C TM secondary header (CDS short time); a CRC-16 follows the data")
+    _container(
+        containers,
+        "pus_tm",
+        header,
+        abstract=True,
+        short="CCSDS primary header and PUS-C TM secondary header (CDS short time); a CRC-16 follows the data",
+    )
 
     # ST[01] verification
     request = [param(n, t, d) for n, t, d in _REQUEST]
     step = param("verif_step_id", "uint8", "step id of a progress report")
     code = param("verif_failure_code", "failure_code", "why the telecommand failed")
     reason = param("verif_failure_reason", "failure_reason", "the failure, in words (UTF-8, up to 200 bytes)")
-    progress_reason = param("verif_progress_failure_reason", "progress_failure_reason",
-                            "the failure, in words (UTF-8, up to 200 bytes)")
-    _container(containers, "verification", request, "pus_tm", [("pus_service_type", 1)], abstract=True,
-               short="TM[1,x]: the request id of the telecommand")
+    progress_reason = param(
+        "verif_progress_failure_reason", "progress_failure_reason", "the failure, in words (UTF-8, up to 200 bytes)"
+    )
+    _container(
+        containers,
+        "verification",
+        request,
+        "pus_tm",
+        [("pus_service_type", 1)],
+        abstract=True,
+        short="TM[1,x]: the request id of the telecommand",
+    )
     for subtype, name, short, has_step, failed in _VERIFICATION:
         entries = ([step] if has_step else []) + ([code, progress_reason if has_step else reason] if failed else [])
         _container(containers, name, entries, "verification", [("pus_service_subtype", subtype)], short=short)
 
     # ST[03] housekeeping
     sid = param("hk_sid", "uint16", "housekeeping structure id")
-    _container(containers, "hk_report", [sid], "pus_tm", [("pus_service_type", 3), ("pus_service_subtype", 25)],
-               abstract=True, short="TM[3,25] housekeeping parameter report")
-    names, cnames = _Names(*(p.get("name", "") for p in params)), _Names(
-        "pus_tm", "verification", "hk_report", "event_report", "function_value", "time_report",
-        "are_you_alive_report", "connection_test_report", *(v[1] for v in _VERIFICATION))
+    _container(
+        containers,
+        "hk_report",
+        [sid],
+        "pus_tm",
+        [("pus_service_type", 3), ("pus_service_subtype", 25)],
+        abstract=True,
+        short="TM[3,25] housekeeping parameter report",
+    )
+    names, cnames = (
+        _Names(*(p.get("name", "") for p in params)),
+        _Names(
+            "pus_tm",
+            "verification",
+            "hk_report",
+            "event_report",
+            "function_value",
+            "time_report",
+            "are_you_alive_report",
+            "connection_test_report",
+            *(v[1] for v in _VERIFICATION),
+        ),
+    )
     value_type = {"int": "int64", "float": "float64", "bool": "bool8", "str": "string16"}
     for s in (tables.hk[k] for k in sorted(tables.hk)):
         cname = cnames.take(f"hk_{s.name}", f"hk_{s.name}_{s.sid}")
-        fields = [param(names.take(f"{cname}__{f.path.replace('.', '__')}"), value_type[f.type],
-                        f"{s.topic}: {f.path}", f"{s.name}.{f.path}") for f in s.fields]
-        _container(containers, cname, fields, "hk_report", [("hk_sid", s.sid)],
-                   short=f"TM[3,25] sid {s.sid}: {s.name} (from {s.topic}, every {s.interval_s:g} s)")
+        fields = [
+            param(
+                names.take(f"{cname}__{f.path.replace('.', '__')}"),
+                value_type[f.type],
+                f"{s.topic}: {f.path}",
+                f"{s.name}.{f.path}",
+            )
+            for f in s.fields
+        ]
+        _container(
+            containers,
+            cname,
+            fields,
+            "hk_report",
+            [("hk_sid", s.sid)],
+            short=f"TM[3,25] sid {s.sid}: {s.name} (from {s.topic}, every {s.interval_s:g} s)",
+        )
 
     # ST[05] events
-    event = [param("event_id", "uint16", "event id (kernel ids: docs/events.md)"),
-             param("event_source", "string16", "the service that raised it"),
-             param("event_message", "string16", "what happened"),
-             param("event_details_size", "uint32", "byte count of event_details"),
-             param("event_details", "event_details", "details, MessagePack")]
-    _container(containers, "event_report", event, "pus_tm", [("pus_service_type", 5)],
-               short="TM[5,x] event report; subtype = severity (1 informative, 2 low, 3 medium, 4 high)")
+    event = [
+        param("event_id", "uint16", "event id (kernel ids: docs/events.md)"),
+        param("event_source", "string16", "the service that raised it"),
+        param("event_message", "string16", "what happened"),
+        param("event_details_size", "uint32", "byte count of event_details"),
+        param("event_details", "event_details", "details, MessagePack"),
+    ]
+    _container(
+        containers,
+        "event_report",
+        event,
+        "pus_tm",
+        [("pus_service_type", 5)],
+        short="TM[5,x] event report; subtype = severity (1 informative, 2 low, 3 medium, 4 high)",
+    )
 
     # ST[08] function values, ST[09] time, ST[17] test
-    value = [param("function_value_id", "uint16", "the function that returned it"),
-             param("function_value", "function_value", "its return value, MessagePack")]
-    _container(containers, "function_value", value, "pus_tm", [("pus_service_type", 8), ("pus_service_subtype", 130)],
-               short="TM[8,130] (flightos): the value a function returned")
-    now = [param("onboard_time_pfield", "uint8", "CDS short time: P-field (0x40)"),
-           param("onboard_time_days", "uint16", "CDS short time: days since 1958-01-01"),
-           param("onboard_time_ms", "uint32", "CDS short time: milliseconds of the day")]
-    _container(containers, "time_report", now, "pus_tm", [("pus_service_type", 9), ("pus_service_subtype", 2)],
-               short="TM[9,2] (flightos): the on-board time")
-    _container(containers, "are_you_alive_report", [], "pus_tm", [("pus_service_type", 17), ("pus_service_subtype", 2)],
-               short="TM[17,2] are-you-alive report")
-    _container(containers, "connection_test_report", [param("connection_test_apid", "uint16", "the APID tested")],
-               "pus_tm", [("pus_service_type", 17), ("pus_service_subtype", 4)],
-               short="TM[17,4] on-board connection test report")
+    value = [
+        param("function_value_id", "uint16", "the function that returned it"),
+        param("function_value", "function_value", "its return value, MessagePack"),
+    ]
+    _container(
+        containers,
+        "function_value",
+        value,
+        "pus_tm",
+        [("pus_service_type", 8), ("pus_service_subtype", 130)],
+        short="TM[8,130] (flightos): the value a function returned",
+    )
+    now = [
+        param("onboard_time_pfield", "uint8", "CDS short time: P-field (0x40)"),
+        param("onboard_time_days", "uint16", "CDS short time: days since 1958-01-01"),
+        param("onboard_time_ms", "uint32", "CDS short time: milliseconds of the day"),
+    ]
+    _container(
+        containers,
+        "time_report",
+        now,
+        "pus_tm",
+        [("pus_service_type", 9), ("pus_service_subtype", 2)],
+        short="TM[9,2] (flightos): the on-board time",
+    )
+    _container(
+        containers,
+        "are_you_alive_report",
+        [],
+        "pus_tm",
+        [("pus_service_type", 17), ("pus_service_subtype", 2)],
+        short="TM[17,2] are-you-alive report",
+    )
+    _container(
+        containers,
+        "connection_test_report",
+        [param("connection_test_apid", "uint16", "the APID tested")],
+        "pus_tm",
+        [("pus_service_type", 17), ("pus_service_subtype", 4)],
+        short="TM[17,4] on-board connection test report",
+    )
     return cnames.used
 
 
@@ -444,8 +602,12 @@ def _initial_value(wire: str, default: Any) -> str | None:
         return "True" if default else "False"
     if wire == "int" and type(default) is int:
         return str(default)
-    if wire == "float" and isinstance(default, (int, float)) and not isinstance(default, bool) \
-            and math.isfinite(default):
+    if (
+        wire == "float"
+        and isinstance(default, (int, float))
+        and not isinstance(default, bool)
+        and math.isfinite(default)
+    ):
         return repr(float(default))
     if wire == "str" and isinstance(default, str):
         return default
@@ -459,19 +621,31 @@ def _commands(root: ET.Element, tables: mdb.Tables, containers: set[str]) -> Non
         _int_type(types, "IntegerArgumentType", f"uint{bits}", bits)
     _value_types(types, "Argument")
 
-    base = _el(commands, "MetaCommand", {
-        "name": "pus_tc", "abstract": "true",
-        "shortDescription": "PUS-C telecommand: CCSDS primary header and TC secondary header"})
-    _el(base, "LongDescription", text=(
-        "The ground system fills the sequence count and the packet length, and appends the CRC-16 "
-        "(CRC-16-CCITT) after the application data. On targets with authentication (the default), an "
-        "authentication trailer goes between the application data and the CRC: key id (u16), "
-        "anti-replay counter (u64) and a 16-byte MAC (HMAC-SHA256 over the packet up to the MAC, "
-        "truncated); see flightos.ground.security. Acknowledgement flags: bit 0 acceptance, 1 start, "
-        "2 progress, 3 completion."))
+    base = _el(
+        commands,
+        "MetaCommand",
+        {
+            "name": "pus_tc",
+            "abstract": "true",
+            "shortDescription": "PUS-C telecommand: CCSDS primary header and TC secondary header",
+        },
+    )
+    _el(
+        base,
+        "LongDescription",
+        text=(
+            "The ground system fills the sequence count and the packet length, and appends the CRC-16 "
+            "(CRC-16-CCITT) after the application data. On targets with authentication (the default), an "
+            "authentication trailer goes between the application data and the CRC: key id (u16), "
+            "anti-replay counter (u64) and a 16-byte MAC (HMAC-SHA256 over the packet up to the MAC, "
+            "truncated); see flightos.ground.security. Acknowledgement flags: bit 0 acceptance, 1 start, "
+            "2 progress, 3 completion."
+        ),
+    )
     args = _el(base, "ArgumentList")
-    for name, atype, initial in zip(_TC_HEADER_ARGS, ("uint11", "uint4", "uint8", "uint8", "uint16"),
-                                    ("100", "15", None, None, "0"), strict=True):
+    for name, atype, initial in zip(
+        _TC_HEADER_ARGS, ("uint11", "uint4", "uint8", "uint8", "uint16"), ("100", "15", None, None, "0"), strict=True
+    ):
         attrs = {"name": name, "argumentTypeRef": atype}
         if initial is not None:
             attrs["initialValue"] = initial
@@ -480,14 +654,21 @@ def _commands(root: ET.Element, tables: mdb.Tables, containers: set[str]) -> Non
     for name, value, bits in (("ccsds_version", "00", 3), ("ccsds_type", "01", 1), ("ccsds_sec_hdr_flag", "01", 1)):
         _el(entries, "FixedValueEntry", {"name": name, "binaryValue": value, "sizeInBits": str(bits)})
     _el(entries, "ArgumentRefEntry", {"argumentRef": "tc_apid"})
-    for name, value, bits in (("ccsds_seq_flags", "03", 2), ("ccsds_seq_count", "0000", 14),
-                              ("ccsds_length", "0000", 16), ("pus_version", "02", 4)):
+    for name, value, bits in (
+        ("ccsds_seq_flags", "03", 2),
+        ("ccsds_seq_count", "0000", 14),
+        ("ccsds_length", "0000", 16),
+        ("pus_version", "02", 4),
+    ):
         _el(entries, "FixedValueEntry", {"name": name, "binaryValue": value, "sizeInBits": str(bits)})
     for name in _TC_HEADER_ARGS[1:]:
         _el(entries, "ArgumentRefEntry", {"argumentRef": name})
 
-    perform = _el(commands, "MetaCommand", {"name": "perform_function", "abstract": "true",
-                                            "shortDescription": "TC[8,1] perform a function"})
+    perform = _el(
+        commands,
+        "MetaCommand",
+        {"name": "perform_function", "abstract": "true", "shortDescription": "TC[8,1] perform a function"},
+    )
     assign = _el(_el(perform, "BaseMetaCommand", {"metaCommandRef": "pus_tc"}), "ArgumentAssignmentList")
     _el(assign, "ArgumentAssignment", {"argumentName": "tc_service_type", "argumentValue": "8"})
     _el(assign, "ArgumentAssignment", {"argumentName": "tc_service_subtype", "argumentValue": "1"})
@@ -501,8 +682,10 @@ def _commands(root: ET.Element, tables: mdb.Tables, containers: set[str]) -> Non
         fn = tables.functions[fid]
         sig = _signature(fn, found, kernel_docs)
         if sig.args is None:
-            note = (f" function {fid} ({fn.name}) left out: its arguments are unknown because service "
-                    f"{fn.service!r} is not installed or does not declare {fn.command!r} ")
+            note = (
+                f" function {fid} ({fn.name}) left out: its arguments are unknown because service "
+                f"{fn.service!r} is not installed or does not declare {fn.command!r} "
+            )
             commands.append(ET.Comment(re.sub("-+", "-", note)))
             continue
         name = names.take(f"{fn.service}_{fn.command}", f"{fn.service}_{fn.command}_{fid}")
@@ -512,8 +695,9 @@ def _commands(root: ET.Element, tables: mdb.Tables, containers: set[str]) -> Non
 _ARG_TYPES = {"int": "int64", "float": "float64", "bool": "bool8", "str": "string16"}
 
 
-def _function_command(commands: ET.Element, types: ET.Element, name: str, fn: mdb.Function,
-                      args: tuple[_Arg, ...], doc: str) -> None:
+def _function_command(
+    commands: ET.Element, types: ET.Element, name: str, fn: mdb.Function, args: tuple[_Arg, ...], doc: str
+) -> None:
     """One TC[8,1] MetaCommand: the function id as a fixed value, then the arguments in order."""
     attrs = {"name": name}
     if doc:
@@ -539,12 +723,26 @@ def _function_command(commands: ET.Element, types: ET.Element, name: str, fn: md
             _el(arg_list, "Argument", attrs)
         else:  # bytes / any: a byte count, then the bytes (MessagePack for any)
             size = arg_names.take(f"{aname}_size")
-            _el(arg_list, "Argument", {"name": size, "argumentTypeRef": "uint16" if a.type == "bytes" else "uint32",
-                                       "shortDescription": f"byte count of {aname}"})
+            _el(
+                arg_list,
+                "Argument",
+                {
+                    "name": size,
+                    "argumentTypeRef": "uint16" if a.type == "bytes" else "uint32",
+                    "shortDescription": f"byte count of {aname}",
+                },
+            )
             tname = f"{name}__{aname}"
             _binary_type(types, "BinaryArgumentType", tname, "ArgumentInstanceRef", "argumentRef", size)
-            _el(arg_list, "Argument", {"name": aname, "argumentTypeRef": tname,
-                                       "shortDescription": "raw bytes" if a.type == "bytes" else "MessagePack"})
+            _el(
+                arg_list,
+                "Argument",
+                {
+                    "name": aname,
+                    "argumentTypeRef": tname,
+                    "shortDescription": "raw bytes" if a.type == "bytes" else "MessagePack",
+                },
+            )
             _el(entries, "ArgumentRefEntry", {"argumentRef": size})
         _el(entries, "ArgumentRefEntry", {"argumentRef": aname})
     if not len(arg_list):
@@ -558,13 +756,20 @@ def xtce(tables: mdb.Tables) -> str:
     Deterministic: the same tables and plugins give the same bytes. Functions whose arguments are
     unknown (their service is not installed) are left out, with a comment in their place.
     """
-    root = ET.Element("SpaceSystem", {"xmlns": XTCE_NS, "name": "flightos",
-                                      "shortDescription": "flightos mission database (PUS-C)"})
-    _el(root, "LongDescription", text=(
-        "Generated by flightos mdb export from: " + ", ".join(Path(s).name for s in tables.sources)
-        + ". Values: int = i64 BE, float = f64 BE (IEEE 754), bool = u8, str = u16 byte count + UTF-8, "
-        "bytes = u16 byte count + bytes, any = u32 byte count + MessagePack. Names with a dot in flightos "
-        "(service.command, structure.path) are aliases in the 'flightos' namespace."))
+    root = ET.Element(
+        "SpaceSystem", {"xmlns": XTCE_NS, "name": "flightos", "shortDescription": "flightos mission database (PUS-C)"}
+    )
+    _el(
+        root,
+        "LongDescription",
+        text=(
+            "Generated by flightos mdb export from: "
+            + ", ".join(Path(s).name for s in tables.sources)
+            + ". Values: int = i64 BE, float = f64 BE (IEEE 754), bool = u8, str = u16 byte count + UTF-8, "
+            "bytes = u16 byte count + bytes, any = u32 byte count + MessagePack. Names with a dot in flightos "
+            "(service.command, structure.path) are aliases in the 'flightos' namespace."
+        ),
+    )
     _el(root, "Header", {"version": __version__, "validationStatus": "Working"})
     _commands(root, tables, _telemetry(root, tables))
     ET.indent(root, space="  ")
@@ -598,14 +803,21 @@ def _names_in(raw: dict[str, Any], table: str, key: str) -> tuple[set[int], set[
 
 def _insert(lines: list[str], table: str, new: list[str]) -> list[str]:
     """``lines`` with ``new`` key lines added at the end of ``[table]`` (a new table at the end if none)."""
-    start = next((i for i, line in enumerate(lines) if (m := _HEADER.match(line)) and not m.group(1)
-                  and m.group(2).replace(" ", "") == table), None)
+    start = next(
+        (
+            i
+            for i, line in enumerate(lines)
+            if (m := _HEADER.match(line)) and not m.group(1) and m.group(2).replace(" ", "") == table
+        ),
+        None,
+    )
     if start is None:
         return [*lines, *(["\n"] if lines else []), f"[{table}]\n", *new]
     end = next((i for i in range(start + 1, len(lines)) if _HEADER.match(lines[i])), len(lines))
-    last = max((i for i in range(start + 1, end) if lines[i].strip() and not lines[i].lstrip().startswith("#")),
-               default=start)
-    return lines[:last + 1] + new + lines[last + 1:]
+    last = max(
+        (i for i in range(start + 1, end) if lines[i].strip() and not lines[i].lstrip().startswith("#")), default=start
+    )
+    return lines[: last + 1] + new + lines[last + 1 :]
 
 
 def assign_missing(tables: mdb.Tables, path: Path) -> list[tuple[int, str]]:
@@ -661,11 +873,14 @@ def assign_missing(tables: mdb.Tables, path: Path) -> list[tuple[int, str]]:
     tmp.write_text("".join(lines))
     try:
         check = toml.loads(tmp.read_text())
-        added_ok = all(str(i) in (check.get("functions") or {}) for i, _ in new_f) and \
-            all(str(i) in (check.get("parameters") or {}) for i, _ in new_p)
+        added_ok = all(str(i) in (check.get("functions") or {}) for i, _ in new_f) and all(
+            str(i) in (check.get("parameters") or {}) for i, _ in new_p
+        )
         if not added_ok:
-            raise mdb.MdbError(f"{path}: the new ids would not land in its [functions]/[parameters] tables; "
-                               "write those as [functions] and [parameters] tables")
+            raise mdb.MdbError(
+                f"{path}: the new ids would not land in its [functions]/[parameters] tables; "
+                "write those as [functions] and [parameters] tables"
+            )
         mdb.load([tmp])
         if path.exists():
             shutil.copymode(path, tmp)

@@ -19,8 +19,16 @@ from flightos.ground.codes import Failure
 
 SEVERITIES = {1: "INFO", 2: "LOW", 3: "MEDIUM", 4: "HIGH"}
 """ST[05] subtype -> severity."""
-STEPS = {1: "acceptance", 2: "acceptance", 3: "start", 4: "start", 5: "progress", 6: "progress",
-         7: "completion", 8: "completion"}
+STEPS = {
+    1: "acceptance",
+    2: "acceptance",
+    3: "start",
+    4: "start",
+    5: "progress",
+    6: "progress",
+    7: "completion",
+    8: "completion",
+}
 """ST[01] subtype -> the verification stage it reports."""
 
 
@@ -108,8 +116,14 @@ def _body(service: int, subtype: int, data: bytes, decl: Declarations) -> dict[s
     if service == 5 and subtype in SEVERITIES:
         eid = pus.u16(data, 0)
         (source, message, details), _ = pus.decode_values(["str", "str", "any"], data, 2)
-        return {"kind": "event", "event_id": eid, "severity": SEVERITIES[subtype], "source": source,
-                "message": message, "data": _plain(details)}
+        return {
+            "kind": "event",
+            "event_id": eid,
+            "severity": SEVERITIES[subtype],
+            "source": source,
+            "message": message,
+            "data": _plain(details),
+        }
     if key == (3, 25):
         return _housekeeping(data, decl.tables)
     if key == (128, 1):
@@ -122,8 +136,12 @@ def _body(service: int, subtype: int, data: bytes, decl: Declarations) -> dict[s
     if key == (8, 130):
         fid = pus.u16(data, 0)
         fn = decl.tables.functions.get(fid)
-        return {"kind": "function_value", "function_id": fid, "function": fn.name if fn else None,
-                "value": _plain(msgspec.msgpack.decode(data[2:]))}
+        return {
+            "kind": "function_value",
+            "function_id": fid,
+            "function": fn.name if fn else None,
+            "value": _plain(msgspec.msgpack.decode(data[2:])),
+        }
     if key == (20, 2):
         return _parameters(data, decl)
     if key == (9, 2):
@@ -132,9 +150,16 @@ def _body(service: int, subtype: int, data: bytes, decl: Declarations) -> dict[s
         return {"kind": "schedule", "activities": activities(data, decl)}
     if key == (11, 13):
         n = pus.u16(data, 0)
-        return {"kind": "schedule_summary", "activities": [
-            {"release": _iso(pus.cds_to_unix(data[2 + 11 * i:9 + 11 * i])),
-             "request_id": f"0x{pus.u32(data, 9 + 11 * i):08x}"} for i in range(n)]}
+        return {
+            "kind": "schedule_summary",
+            "activities": [
+                {
+                    "release": _iso(pus.cds_to_unix(data[2 + 11 * i : 9 + 11 * i])),
+                    "request_id": f"0x{pus.u32(data, 9 + 11 * i):08x}",
+                }
+                for i in range(n)
+            ],
+        }
     if key == (17, 2):
         return {"kind": "alive"}
     if key == (17, 4):
@@ -148,14 +173,20 @@ def _housekeeping(data: bytes, tables: mdb.Tables) -> dict[str, Any]:
     if structure is None:
         return {"kind": "unknown", "sid": sid, "why": f"no housekeeping structure {sid} in the mission database"}
     values, _ = pus.decode_values([f.type for f in structure.fields], data, 2)
-    named = {f.path: (None if isinstance(v, float) and math.isnan(v) else None if v == mdb.INT_MISSING else v)
-             for f, v in zip(structure.fields, values, strict=True)}
+    named = {
+        f.path: (None if isinstance(v, float) and math.isnan(v) else None if v == mdb.INT_MISSING else v)
+        for f, v in zip(structure.fields, values, strict=True)
+    }
     return {"kind": "housekeeping", "sid": sid, "name": structure.name, "values": named}
 
 
 def _verification(subtype: int, data: bytes) -> dict[str, Any]:
-    out: dict[str, Any] = {"kind": "verification", "stage": STEPS[subtype], "success": subtype % 2 == 1,
-                           "request_id": f"0x{pus.u32(data, 0):08x}"}
+    out: dict[str, Any] = {
+        "kind": "verification",
+        "stage": STEPS[subtype],
+        "success": subtype % 2 == 1,
+        "request_id": f"0x{pus.u32(data, 0):08x}",
+    }
     offset = 4
     if subtype in (5, 6):
         out["step"] = data[offset]
@@ -163,7 +194,7 @@ def _verification(subtype: int, data: bytes) -> dict[str, Any]:
     if subtype % 2 == 0:
         code = pus.u16(data, offset)
         out["failure"] = Failure(code).name if code in Failure._value2member_map_ else code
-        out["reason"] = data[offset + 2:].decode(errors="replace")
+        out["reason"] = data[offset + 2 :].decode(errors="replace")
     return out
 
 
@@ -186,12 +217,12 @@ def activities(data: bytes, decl: Declarations) -> list[dict[str, Any]]:
     n, offset = pus.u16(data, 0), 2
     out = []
     for _ in range(n):
-        release = pus.cds_to_unix(data[offset:offset + pus.TIMESTAMP_LEN])
+        release = pus.cds_to_unix(data[offset : offset + pus.TIMESTAMP_LEN])
         offset += pus.TIMESTAMP_LEN
         if offset + pus.HEADER_LEN > len(data):
             raise ValueError(f"activity at byte {offset}: no telecommand")
-        length = int.from_bytes(data[offset + 4:offset + 6], "big") + 7
-        raw = data[offset:offset + length]
+        length = int.from_bytes(data[offset + 4 : offset + 6], "big") + 7
+        raw = data[offset : offset + length]
         offset += length
         out.append({"release": _iso(release), **telecommand(raw, decl)})
     return out
@@ -269,18 +300,22 @@ def line(d: dict[str, Any]) -> str:
             return f"{head} {d['stage']}{step} of request {d['request_id']}: ok"
         return f"{head} {d['stage']}{step} of request {d['request_id']} FAILED: {d['failure']}: {d['reason']}"
     if kind == "function_value":
-        return f"{head} value of function {d['function_id']} ({d['function'] or 'not in the mission database'}): " \
-               f"{_value(d['value'])}"
+        return (
+            f"{head} value of function {d['function_id']} ({d['function'] or 'not in the mission database'}): "
+            f"{_value(d['value'])}"
+        )
     if kind == "parameters":
         return f"{head} parameters: {_pairs(d['values'])}"
     if kind == "time":
         return f"{head} on-board time {d['utc']}"
     if kind == "schedule":
-        return f"{head} schedule: " + ("; ".join(f"{a['release']} {command_text(a)}" for a in d["activities"])
-                                        or "empty")
+        return f"{head} schedule: " + (
+            "; ".join(f"{a['release']} {command_text(a)}" for a in d["activities"]) or "empty"
+        )
     if kind == "schedule_summary":
-        return f"{head} schedule summary: " + ("; ".join(f"{a['release']} {a['request_id']}" for a in d["activities"])
-                                                or "empty")
+        return f"{head} schedule summary: " + (
+            "; ".join(f"{a['release']} {a['request_id']}" for a in d["activities"]) or "empty"
+        )
     if kind == "alive":
         return f"{head} alive"
     if kind == "connection_test":

@@ -70,7 +70,11 @@ class ServiceHost:
         self.publisher = Publisher(self.ctx, self.endpoints.publish, spec.name)
         self.started = self._open_started_ledger()
         self.commands = CommandChannel(
-            self.ctx, self.endpoints.command, spec.identity, spec.name, on_commands=self._on_commands,
+            self.ctx,
+            self.endpoints.command,
+            spec.identity,
+            spec.name,
+            on_commands=self._on_commands,
             max_frame_bytes=spec.max_frame_bytes,
         )
         self._ctl = self.ctx.socket(zmq.DEALER)
@@ -123,8 +127,13 @@ class ServiceHost:
         """The payload devices the target grants this service (simulated on sim targets)."""
         from flightos.sdk.devices import DeviceGrants  # loads the HAL's device layer only when a service asks
 
-        return DeviceGrants(self.spec.name, self.spec.devices, Path(self.spec.runtime_dir),
-                            self.spec.devices_simulated, self.spec.kernel_pid)
+        return DeviceGrants(
+            self.spec.name,
+            self.spec.devices,
+            Path(self.spec.runtime_dir),
+            self.spec.devices_simulated,
+            self.spec.kernel_pid,
+        )
 
     async def call(self, service: str, command: str, args: dict[str, Any], *, timeout: float) -> Any:
         """Run another service's command through this process's command channel."""
@@ -136,10 +145,12 @@ class ServiceHost:
         if allowed is not None and not self._may_publish(topic, allowed):
             if topic not in self._denied and len(self._denied) < 100 and self._actl is not None:
                 self._denied.add(topic)  # the kernel raises the security event, once per topic
-                self._tasks.append(asyncio.get_running_loop().create_task(
-                    self._send_control({"op": "publish_denied", "topic": topic})))
-            raise PublishDenied(f"{self.spec.name} may not publish {topic} (the target's [acl] publish "
-                                f"allows {allowed})")
+                self._tasks.append(
+                    asyncio.get_running_loop().create_task(self._send_control({"op": "publish_denied", "topic": topic}))
+                )
+            raise PublishDenied(
+                f"{self.spec.name} may not publish {topic} (the target's [acl] publish allows {allowed})"
+            )
         self.publisher.publish(topic, payload, kind)
 
     def _may_publish(self, topic: str, allowed: list[str]) -> bool:
@@ -162,26 +173,37 @@ class ServiceHost:
 
     def raise_event(self, message: str, severity: Severity, event_id: int, data: dict[str, Any]) -> None:
         """Publish an event and log it at a matching level."""
-        payload = {"id": event_id, "severity": int(severity), "severity_name": severity.name,
-                   "message": message, "data": data}
+        payload = {
+            "id": event_id,
+            "severity": int(severity),
+            "severity_name": severity.name,
+            "message": message,
+            "data": data,
+        }
         self.publisher.publish(f"ev.{self.spec.name}", payload, Kind.EVENT)
-        level = {Severity.INFO: "info", Severity.LOW: "warning",
-                 Severity.MEDIUM: "warning", Severity.HIGH: "error"}[severity]
-        getattr(log, level)("service.event", service=self.spec.name, event_id=event_id,
-                            message=message, **data)
+        level = {Severity.INFO: "info", Severity.LOW: "warning", Severity.MEDIUM: "warning", Severity.HIGH: "error"}[
+            severity
+        ]
+        getattr(log, level)("service.event", service=self.spec.name, event_id=event_id, message=message, **data)
 
     def add_subscription(self, prefix: str, handler: Callable[[Message], Awaitable[None]]) -> None:
         """Route messages under ``prefix`` to ``handler``."""
         if self._subscriber is None:
             self._subscriber = Subscriber(  # the kernel's topics only from the kernel's own endpoint
-                self.ctx, self.endpoints.subscribe, f"sub:{self.spec.name}",
-                kernel=KernelChannel(self.endpoints.kernel_events, self.spec.kernel_pid))
+                self.ctx,
+                self.endpoints.subscribe,
+                f"sub:{self.spec.name}",
+                kernel=KernelChannel(self.endpoints.kernel_events, self.spec.kernel_pid),
+            )
             self._tasks.append(asyncio.get_running_loop().create_task(self._subscriber.run(self._on_message)))
         self._sub_handlers.append((prefix, handler))
         self._subscriber.subscribe(prefix)
         if self._ready_sent:  # tell the kernel, so peers on other boards send this topic here too
-            self._tasks.append(asyncio.get_running_loop().create_task(
-                self._send_control({"op": "interest", "prefixes": self.interest()})))
+            self._tasks.append(
+                asyncio.get_running_loop().create_task(
+                    self._send_control({"op": "interest", "prefixes": self.interest()})
+                )
+            )
 
     def interest(self) -> list[str]:
         """Every topic prefix this service subscribes to."""
@@ -199,8 +221,7 @@ class ServiceHost:
         loop.add_signal_handler(signal.SIGTERM, self._stop.set)
         self._actl = AsyncSocket(self._ctl)
         self.commands.start()
-        await self.commands.send_envelope(
-            wire.make(Kind.CONTROL, "kernel", self.spec.identity, {"op": "attach"}))
+        await self.commands.send_envelope(wire.make(Kind.CONTROL, "kernel", self.spec.identity, {"op": "attach"}))
         self._load_parameters()
         self._tasks.append(loop.create_task(self._control_loop()))
         self._tasks.append(loop.create_task(self._heartbeat_loop()))
@@ -209,18 +230,26 @@ class ServiceHost:
         await self.service.on_start()
         for attr, pspec in self.shape.periodics.items():
             stats = self.periodic_stats[attr] = PeriodicStats()
-            self._tasks.append(loop.create_task(
-                run_periodic(attr, self._rate(attr, pspec.hz), getattr(self.service, attr), stats)))
-        await self._send_control({"op": "ready", "pid": os.getpid(),
-                                  "commands": sorted(self.shape.commands), "interest": self.interest()})
+            self._tasks.append(
+                loop.create_task(run_periodic(attr, self._rate(attr, pspec.hz), getattr(self.service, attr), stats))
+            )
+        await self._send_control(
+            {"op": "ready", "pid": os.getpid(), "commands": sorted(self.shape.commands), "interest": self.interest()}
+        )
         self._ready_sent = True
         self._open_direct()
         for incident in self.store.incidents:  # a damaged store was kept aside and replaced: say so, loudly
             log.error("service.store_quarantined", service=self.spec.name, message=incident)
-            await self._send_control({"op": "incident", "kind": "store_quarantined", "message": incident,
-                                      "file": str(self.store.path)})  # lossless: the kernel raises the event
-        log.info("service.ready", service=self.spec.name, incarnation=self.spec.incarnation,
-                 pid=os.getpid(), cpus=sorted(os.sched_getaffinity(0)))
+            await self._send_control(
+                {"op": "incident", "kind": "store_quarantined", "message": incident, "file": str(self.store.path)}
+            )  # lossless: the kernel raises the event
+        log.info(
+            "service.ready",
+            service=self.spec.name,
+            incarnation=self.spec.incarnation,
+            pid=os.getpid(),
+            cpus=sorted(os.sched_getaffinity(0)),
+        )
         await self._stop.wait()
         await self._shutdown()
         return self.exit_code
@@ -295,7 +324,8 @@ class ServiceHost:
             "overruns": sum(s.overruns for s in self.periodic_stats.values()),
             "periodic_errors": sum(s.errors for s in self.periodic_stats.values()),
             "dropped": self._subscriber.dropped if self._subscriber else 0,
-            "rejected": self.ctl_rejects.total + self.commands.rejects.total
+            "rejected": self.ctl_rejects.total
+            + self.commands.rejects.total
             + (self._subscriber.rejects.total if self._subscriber else 0),
         }
 
@@ -323,22 +353,37 @@ class ServiceHost:
         if self.spec.kernel_pid <= 0:
             return
         try:
-            self.direct = DirectServer(self.ctx, direct_path(Path(self.spec.runtime_dir), self.spec.name),
-                                       self.spec.kernel_pid, self.spec.identity, self._on_direct,
-                                       self.commands.rejects.reject, self.spec.max_frame_bytes,
-                                       frame_cap(self.spec.max_frame_bytes))
+            self.direct = DirectServer(
+                self.ctx,
+                direct_path(Path(self.spec.runtime_dir), self.spec.name),
+                self.spec.kernel_pid,
+                self.spec.identity,
+                self._on_direct,
+                self.commands.rejects.reject,
+                self.spec.max_frame_bytes,
+                frame_cap(self.spec.max_frame_bytes),
+            )
         except (zmq.ZMQError, OSError) as exc:
-            log.warning("service.direct_unavailable", service=self.spec.name, error=str(exc),
-                        note="operators' commands go through the kernel")
+            log.warning(
+                "service.direct_unavailable",
+                service=self.spec.name,
+                error=str(exc),
+                note="operators' commands go through the kernel",
+            )
 
     def _open_started_ledger(self) -> started.StartedWriter | None:
         """The file that proves which commands this process took (without it the kernel assumes all were)."""
         try:
-            return started.StartedWriter(started.ledger_path(Path(self.spec.runtime_dir), self.spec.name,
-                                                             self.spec.incarnation))
+            return started.StartedWriter(
+                started.ledger_path(Path(self.spec.runtime_dir), self.spec.name, self.spec.incarnation)
+            )
         except OSError as exc:
-            log.warning("service.started_ledger_unavailable", service=self.spec.name, error=str(exc),
-                        note="if this process dies, its commands in flight are reported as started")
+            log.warning(
+                "service.started_ledger_unavailable",
+                service=self.spec.name,
+                error=str(exc),
+                note="if this process dies, its commands in flight are reported as started",
+            )
             return None
 
     def _on_commands(self, envs: list[Envelope]) -> None:
@@ -391,9 +436,13 @@ class ServiceHost:
             self.commands_failed += 1
         except asyncio.CancelledError:  # stopping: a redelivery (a direct caller's resend) must not run it again
             self._running.pop(cid, None)
-            self._done[cid] = error_payload(ServiceFailed(
-                f"service {self.spec.name!r} stopped while running it; it had started and ran at most once",
-                incarnation=self.spec.incarnation, started=True))
+            self._done[cid] = error_payload(
+                ServiceFailed(
+                    f"service {self.spec.name!r} stopped while running it; it had started and ran at most once",
+                    incarnation=self.spec.incarnation,
+                    started=True,
+                )
+            )
             raise
         except Exception as exc:
             log.exception("service.command_failed", service=self.spec.name, command_id=cid)
@@ -419,10 +468,15 @@ class ServiceHost:
             result = error_payload(HandlerError("result could not be encoded"))
             frame = wire.encode(wire.make(Kind.RESULT, topic, self.spec.identity, result, corr=cid))
         if len(frame) > self.spec.max_frame_bytes:  # the kernel would drop it (or this connection)
-            result = error_payload(FrameTooLarge(
-                f"the command ran, but its result is {len(frame):,} bytes, over this runtime's limit of "
-                f"{self.spec.max_frame_bytes:,} bytes (runtime.max_frame_bytes)",
-                size=len(frame), limit=self.spec.max_frame_bytes, ran=True))
+            result = error_payload(
+                FrameTooLarge(
+                    f"the command ran, but its result is {len(frame):,} bytes, over this runtime's limit of "
+                    f"{self.spec.max_frame_bytes:,} bytes (runtime.max_frame_bytes)",
+                    size=len(frame),
+                    limit=self.spec.max_frame_bytes,
+                    ran=True,
+                )
+            )
             self._done[cid] = result  # a redelivery gets the same answer
             frame = wire.encode(wire.make(Kind.RESULT, topic, self.spec.identity, result, corr=cid))
         if routes is None:
@@ -458,8 +512,9 @@ class ServiceHost:
             return await builtin(args)
         bound = self.shape.commands.get(name)
         if bound is None:
-            raise UnknownCommand(f"service {self.spec.name!r} has no command {name!r}",
-                                 available=sorted(self.shape.commands))
+            raise UnknownCommand(
+                f"service {self.spec.name!r} has no command {name!r}", available=sorted(self.shape.commands)
+            )
         kwargs = validate(f"{self.spec.name}.{name}", bound.arguments, args)
         coro = getattr(self.service, bound.attr)(**kwargs)
         if not (isinstance(timeout_ms, int) and timeout_ms > 0):
@@ -481,7 +536,8 @@ class ServiceHost:
         except asyncio.CancelledError:
             if expired:
                 raise DeadlineExceeded(
-                    f"{self.spec.name}.{name}: deadline exceeded while running (the handler was cancelled)") from None
+                    f"{self.spec.name}.{name}: deadline exceeded while running (the handler was cancelled)"
+                ) from None
             raise
         finally:
             timer.cancel()
@@ -516,8 +572,9 @@ class ServiceHost:
         if not isinstance(name, str):
             raise BadArguments("missing argument 'name' (str)")
         if name not in self.shape.parameters:
-            raise BadArguments(f"service {self.spec.name!r} has no parameter {name!r}",
-                               available=sorted(self.shape.parameters))
+            raise BadArguments(
+                f"service {self.spec.name!r} has no parameter {name!r}", available=sorted(self.shape.parameters)
+            )
         return name
 
     async def _cmd_get_param(self, args: dict[str, Any]) -> Any:
@@ -534,9 +591,11 @@ class ServiceHost:
         return value
 
     async def _cmd_stats(self, args: dict[str, Any]) -> Any:
-        return {**self._heartbeat_payload(),
-                "periodic": {k: vars(v) for k, v in self.periodic_stats.items()},
-                "throttle": self.throttle}
+        return {
+            **self._heartbeat_payload(),
+            "periodic": {k: vars(v) for k, v in self.periodic_stats.items()},
+            "throttle": self.throttle,
+        }
 
     def _load_parameters(self) -> None:
         """Defaults, then the target file's values, then values set over the bus (persisted)."""

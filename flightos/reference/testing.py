@@ -44,15 +44,24 @@ out says what it saw on the topic.
 
 #: The plugin's command-line options and markers (flightos/testing/plugin.py), with what they do.
 OPTIONS: tuple[tuple[str, str], ...] = (
-    ("pytest --target NAME|PATH", "the target the runtime fixtures start (default `sim-radhard`, or "
-                                  "`$FLIGHTOS_TARGET`)"),
-    ("pytest --set KEY=VALUE", "override a target key for every runtime the tests start (repeatable), e.g. "
-                               "`--set hal.time_scale=60`"),
-    ('@pytest.mark.flightos(services=[...], overrides=[...], scenario="file.toml")',
-     "what the runtime fixtures start for this test (or module, as `pytestmark`); `services` defaults to the "
-     "target's"),
-    ('@pytest.mark.board("rpi")', 'needs that board: skipped, with the reason, on any other target or machine; '
-                                  '`board("sim")` runs only on simulated targets'),
+    (
+        "pytest --target NAME|PATH",
+        "the target the runtime fixtures start (default `sim-radhard`, or `$FLIGHTOS_TARGET`)",
+    ),
+    (
+        "pytest --set KEY=VALUE",
+        "override a target key for every runtime the tests start (repeatable), e.g. `--set hal.time_scale=60`",
+    ),
+    (
+        '@pytest.mark.flightos(services=[...], overrides=[...], scenario="file.toml")',
+        "what the runtime fixtures start for this test (or module, as `pytestmark`); `services` defaults to the "
+        "target's",
+    ),
+    (
+        '@pytest.mark.board("rpi")',
+        "needs that board: skipped, with the reason, on any other target or machine; "
+        '`board("sim")` runs only on simulated targets',
+    ),
 )
 
 
@@ -102,11 +111,17 @@ def _attributes(cls: type) -> list[str]:
         return []
     names: list[str] = []
     for node in ast.walk(ast.parse(textwrap.dedent(inspect.getsource(init)))):
-        targets = node.targets if isinstance(node, ast.Assign) else [node.target] \
-            if isinstance(node, ast.AnnAssign) else []
+        targets = (
+            node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+        )
         for t in targets:
-            if isinstance(t, ast.Attribute) and isinstance(t.value, ast.Name) and t.value.id == "self" \
-                    and not t.attr.startswith("_") and t.attr not in names:
+            if (
+                isinstance(t, ast.Attribute)
+                and isinstance(t.value, ast.Name)
+                and t.value.id == "self"
+                and not t.attr.startswith("_")
+                and t.attr not in names
+            ):
                 names.append(t.attr)
     return names
 
@@ -154,6 +169,8 @@ def render_markdown() -> str:
     out += ["", "## Helpers", "", "| function | what it does |", "|---|---|"]
     for path in FUNCTIONS:
         fn = _object(path)
-        out.append(f"| `{_cell(_signature(fn))}` (`from {path.partition(':')[0]} import {fn.__name__}`) | "
-                   f"{_cell(_first_paragraph(fn.__doc__))} |")
+        out.append(
+            f"| `{_cell(_signature(fn))}` (`from {path.partition(':')[0]} import {fn.__name__}`) | "
+            f"{_cell(_first_paragraph(fn.__doc__))} |"
+        )
     return "\n".join(out) + "\n"

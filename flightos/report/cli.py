@@ -21,8 +21,13 @@ OK, FAILED = 0, 1  # flightos.cli.exit_codes: OK, COMMAND_FAILED
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The arguments of ``flightos report``."""
-    p.add_argument("run", metavar="RUN", nargs="?", default="latest",
-                   help="a run directory, a run id, or 'latest' (default) among the target's recorded runs")
+    p.add_argument(
+        "run",
+        metavar="RUN",
+        nargs="?",
+        default="latest",
+        help="a run directory, a run id, or 'latest' (default) among the target's recorded runs",
+    )
     p.add_argument("--out", metavar="DIR", help="where to write report.png and report.html (default: RUN)")
 
 
@@ -37,8 +42,10 @@ def run(args: argparse.Namespace) -> int:
     if getattr(args, "json", False):
         print(json.dumps({"png": str(result.png), "html": str(result.html), "summary": s}, indent=2))
         return OK
-    print(f"run {s['run_id']}: {fmt_duration(s['duration_s'] or 0.0)}"
-          f"{'' if s['complete'] else ' (incomplete)'}, {s['events']} events, {s['samples']} samples")
+    print(
+        f"run {s['run_id']}: {fmt_duration(s['duration_s'] or 0.0)}"
+        f"{'' if s['complete'] else ' (incomplete)'}, {s['events']} events, {s['samples']} samples"
+    )
     for problem in s["problems"]:
         print(f"  warning: {problem}")
     print(f"  {result.png}\n  {result.html}")

@@ -143,8 +143,11 @@ class Run:
         if isinstance(listed, list) and all(isinstance(c, int) for c in listed):
             return list(listed)
         seen = {c.id for s in self.samples for c in s.cores}
-        seen |= {e.data["core"] for e in self.events
-                 if e.name == "CORE_STATE_CHANGED" and isinstance(e.data.get("core"), int)}
+        seen |= {
+            e.data["core"]
+            for e in self.events
+            if e.name == "CORE_STATE_CHANGED" and isinstance(e.data.get("core"), int)
+        }
         return sorted(seen)
 
     @property
@@ -170,8 +173,15 @@ def load_run(run_dir: Path | str) -> Run:
         others = [n for n in missing if n != EVENTS]
         also = f" (also missing: {', '.join(others)})" if others else ""
         raise ReportError(f"{run_dir / EVENTS}: missing; a recorded run needs its event log{also}")
-    problems = [f"{n} is missing" + (": title and times are inferred from the data" if n == META else
-                                     ": no temperatures, power or sampled states") for n in missing]
+    problems = [
+        f"{n} is missing"
+        + (
+            ": title and times are inferred from the data"
+            if n == META
+            else ": no temperatures, power or sampled states"
+        )
+        for n in missing
+    ]
     meta = _load_meta(run_dir / META, problems) if META not in missing else {}
     events, bad_events = _read_jsonl(run_dir / EVENTS, _event, problems)
     samples: list[Sample] = []
@@ -182,8 +192,10 @@ def load_run(run_dir: Path | str) -> Run:
     samples.sort(key=lambda s: s.t)
     run = Run(run_dir, meta, events, samples, bad_events + bad_samples, missing, problems)
     if run.ended is not None and samples and run.ended - samples[-1].t > SILENT_END_S:
-        problems.append(f"{TELEMETRY} stops {run.ended - samples[-1].t:.0f} s before the end of the run "
-                        "(the recording hit its size cap, or could not be written)")
+        problems.append(
+            f"{TELEMETRY} stops {run.ended - samples[-1].t:.0f} s before the end of the run "
+            "(the recording hit its size cap, or could not be written)"
+        )
     return run
 
 
@@ -259,10 +271,16 @@ def _event(r: dict[str, Any]) -> Event:
     data = r.get("data")
     ident = r.get("id")
     name = r.get("name")
-    return Event(t=_time(r), topic=topic, source=str(r.get("source") or topic.removeprefix("ev.")),
-                 id=ident if isinstance(ident, int) and not isinstance(ident, bool) else None,
-                 name=name if isinstance(name, str) and name else None, severity=_severity(r),
-                 message=str(r.get("message") or ""), data=data if isinstance(data, dict) else {})
+    return Event(
+        t=_time(r),
+        topic=topic,
+        source=str(r.get("source") or topic.removeprefix("ev.")),
+        id=ident if isinstance(ident, int) and not isinstance(ident, bool) else None,
+        name=name if isinstance(name, str) and name else None,
+        severity=_severity(r),
+        message=str(r.get("message") or ""),
+        data=data if isinstance(data, dict) else {},
+    )
 
 
 def _list(v: Any) -> list[Any]:
@@ -274,26 +292,41 @@ def _ints(v: Any) -> tuple[int, ...]:
 
 
 def _core(c: dict[str, Any]) -> CoreSample:
-    return CoreSample(id=int(c["id"]), state=str(c.get("state") or "UNKNOWN").upper(),
-                      temp_c=_num(c.get("temp_c")), load_pct=_num(c.get("load_pct")),
-                      services=tuple(str(s) for s in _list(c.get("services"))))
+    return CoreSample(
+        id=int(c["id"]),
+        state=str(c.get("state") or "UNKNOWN").upper(),
+        temp_c=_num(c.get("temp_c")),
+        load_pct=_num(c.get("load_pct")),
+        services=tuple(str(s) for s in _list(c.get("services"))),
+    )
 
 
 def _service(s: dict[str, Any]) -> ServiceSample:
-    return ServiceSample(name=str(s["name"]), state=str(s.get("state") or "UNKNOWN").upper(),
-                         cores=_ints(s.get("cores")), throttle=int(_num(s.get("throttle")) or 0),
-                         restarts=int(_num(s.get("restarts")) or 0), energy_mj=_num(s.get("energy_mj")),
-                         cpu_percent=_num(s.get("cpu_percent")))
+    return ServiceSample(
+        name=str(s["name"]),
+        state=str(s.get("state") or "UNKNOWN").upper(),
+        cores=_ints(s.get("cores")),
+        throttle=int(_num(s.get("throttle")) or 0),
+        restarts=int(_num(s.get("restarts")) or 0),
+        energy_mj=_num(s.get("energy_mj")),
+        cpu_percent=_num(s.get("cpu_percent")),
+    )
 
 
 def _sample(r: dict[str, Any]) -> Sample:
     mode = r.get("mode")
     cores = [_core(c) for c in _list(r.get("cores")) if isinstance(c, dict) and isinstance(c.get("id"), int)]
     services = [_service(s) for s in _list(r.get("services")) if isinstance(s, dict) and "name" in s]
-    return Sample(t=_time(r), mode=mode.upper() if isinstance(mode, str) and mode else None,
-                  junction_c=_num(r.get("junction_c")), trip_c=_num(r.get("trip_c")),
-                  power_w=_num(r.get("power_w")), budget_w=_num(r.get("budget_w")),
-                  cores=tuple(cores), services=tuple(services))
+    return Sample(
+        t=_time(r),
+        mode=mode.upper() if isinstance(mode, str) and mode else None,
+        junction_c=_num(r.get("junction_c")),
+        trip_c=_num(r.get("trip_c")),
+        power_w=_num(r.get("power_w")),
+        budget_w=_num(r.get("budget_w")),
+        cores=tuple(cores),
+        services=tuple(services),
+    )
 
 
 def fmt_duration(seconds: float) -> str:

@@ -51,8 +51,12 @@ def _utc(t: float | None) -> str:
 def _table(headers: list[str], rows: list[list[str]], num: frozenset[int] = frozenset()) -> str:
     """Cells are already-escaped HTML."""
     head = "".join(f"<th>{escape(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f'<td class="num">{c}</td>' if i in num else f"<td>{c}</td>"
-                                    for i, c in enumerate(r)) + "</tr>" for r in rows)
+    body = "".join(
+        "<tr>"
+        + "".join(f'<td class="num">{c}</td>' if i in num else f"<td>{c}</td>" for i, c in enumerate(r))
+        + "</tr>"
+        for r in rows
+    )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
@@ -68,25 +72,53 @@ def _cards(s: dict[str, Any]) -> str:
     mig = s["migrations"]
     th = s["thermal"]
     pw = s["power"]
-    restarts = _table(["service", "restarts"], [[escape(k), str(v)] for k, v in s["restarts"].items()],
-                      frozenset({1})) if s["restarts"] else '<p class="muted">no services</p>'
-    modes = _table(["mode", "time"], [[escape(k), escape(fmt_duration(v))] for k, v in s["mode_time_s"].items()],
-                   frozenset({1})) if s["mode_time_s"] else '<p class="muted">no mode recorded</p>'
-    sev = _table(["severity", "events"], [[f'<span class="sev {_sev_class(k)}">{escape(k)}</span>', str(v)]
-                                          for k, v in s["events_by_severity"].items()], frozenset({1}))
+    restarts = (
+        _table(["service", "restarts"], [[escape(k), str(v)] for k, v in s["restarts"].items()], frozenset({1}))
+        if s["restarts"]
+        else '<p class="muted">no services</p>'
+    )
+    modes = (
+        _table(
+            ["mode", "time"],
+            [[escape(k), escape(fmt_duration(v))] for k, v in s["mode_time_s"].items()],
+            frozenset({1}),
+        )
+        if s["mode_time_s"]
+        else '<p class="muted">no mode recorded</p>'
+    )
+    sev = _table(
+        ["severity", "events"],
+        [[f'<span class="sev {_sev_class(k)}">{escape(k)}</span>', str(v)] for k, v in s["events_by_severity"].items()],
+        frozenset({1}),
+    )
     cards = [
-        _card("Duration", f'<div class="big">{escape(fmt_duration(s["duration_s"] or 0.0))}</div>'
-              + ("" if s["complete"] else '<div>incomplete: no <code>ended_utc</code> '
-                 '(the kernel was killed or is still running)</div>')),
+        _card(
+            "Duration",
+            f'<div class="big">{escape(fmt_duration(s["duration_s"] or 0.0))}</div>'
+            + (
+                ""
+                if s["complete"]
+                else "<div>incomplete: no <code>ended_utc</code> (the kernel was killed or is still running)</div>"
+            ),
+        ),
         _card("Restarts", restarts),
-        _card("Migrations", f'<div class="big">{mig["count"]}</div>{mig["with_restart"]} with restart, '
-              f'{mig["without_restart"]} without'),
+        _card(
+            "Migrations",
+            f'<div class="big">{mig["count"]}</div>{mig["with_restart"]} with restart, '
+            f"{mig['without_restart']} without",
+        ),
         _card("Time in each mode", modes),
-        _card("Junction temperature", f'<div class="big">max {_v(th["max_junction_c"], " °C")}</div>'
-              f'at {_v(th["max_junction_at_s"], " s")}; trip {_v(th["trip_c"], " °C")}; '
-              f'smallest margin {_v(th["min_margin_c"], " °C")} at {_v(th["min_margin_at_s"], " s")}'),
-        _card("Power", f'<div class="big">max {_v(pw["max_w"], " W")}</div>budget {_v(pw["budget_w"], " W")}; '
-              f'{pw["samples_over_budget"]} sample(s) over budget'),
+        _card(
+            "Junction temperature",
+            f'<div class="big">max {_v(th["max_junction_c"], " °C")}</div>'
+            f"at {_v(th['max_junction_at_s'], ' s')}; trip {_v(th['trip_c'], ' °C')}; "
+            f"smallest margin {_v(th['min_margin_c'], ' °C')} at {_v(th['min_margin_at_s'], ' s')}",
+        ),
+        _card(
+            "Power",
+            f'<div class="big">max {_v(pw["max_w"], " W")}</div>budget {_v(pw["budget_w"], " W")}; '
+            f"{pw['samples_over_budget']} sample(s) over budget",
+        ),
         _card("Events by severity", sev),
     ]
     return '<div class="grid">' + "".join(cards) + "</div>"
@@ -100,35 +132,80 @@ def html_page(run: Run, summary: dict[str, Any], png: bytes) -> str:
     """The whole page."""
     s = summary
     title = f"{s.get('target') or 'unknown target'} — {s.get('board') or 'unknown board'}"
-    sub = " · ".join(escape(str(x)) for x in (
-        f"run {s['run_id']}", f"backend {s.get('backend') or '?'}", f"scenario {s.get('scenario') or 'none'}",
-        f"flightos {s.get('flightos_version') or '?'}", f"{_utc(s['started_utc'])} → {_utc(s['ended_utc'])}",
-        fmt_duration(s["duration_s"] or 0.0)))
+    sub = " · ".join(
+        escape(str(x))
+        for x in (
+            f"run {s['run_id']}",
+            f"backend {s.get('backend') or '?'}",
+            f"scenario {s.get('scenario') or 'none'}",
+            f"flightos {s.get('flightos_version') or '?'}",
+            f"{_utc(s['started_utc'])} → {_utc(s['ended_utc'])}",
+            fmt_duration(s["duration_s"] or 0.0),
+        )
+    )
     parts = [f"<h1>{escape(title)}</h1>", f'<p class="sub">{sub}</p>']
     if s["problems"]:
         items = "".join(f"<li>{escape(p)}</li>" for p in s["problems"])
         parts.append(f'<div class="warn"><strong>The recording is incomplete.</strong><ul>{items}</ul></div>')
     parts += ["<h2>Summary</h2>", _cards(s)]
     left = s["cores_left_healthy"]
-    parts.append("<h3>Cores that left HEALTHY</h3>" + (_table(
-        ["core", "left at (s)", "states", "reason", "healthy again at (s)"],
-        [[str(c["core"]), _v(c["at_s"]), escape(" → ".join(c["states"])), escape(c["reason"]),
-          _v(c["healthy_again_at_s"]) if c["healthy_again_at_s"] is not None else "not during the run"]
-         for c in left], frozenset({1, 4})) if left else '<p class="muted">every core stayed HEALTHY</p>'))
+    parts.append(
+        "<h3>Cores that left HEALTHY</h3>"
+        + (
+            _table(
+                ["core", "left at (s)", "states", "reason", "healthy again at (s)"],
+                [
+                    [
+                        str(c["core"]),
+                        _v(c["at_s"]),
+                        escape(" → ".join(c["states"])),
+                        escape(c["reason"]),
+                        _v(c["healthy_again_at_s"]) if c["healthy_again_at_s"] is not None else "not during the run",
+                    ]
+                    for c in left
+                ],
+                frozenset({1, 4}),
+            )
+            if left
+            else '<p class="muted">every core stayed HEALTHY</p>'
+        )
+    )
     failed = s["failed_services"]
-    parts.append("<h3>Failed services</h3>" + (_table(
-        ["service", "at (s)", "message"],
-        [[escape(f["service"]), _v(f["at_s"]), escape(f["message"])] for f in failed], frozenset({1}))
-        if failed else '<p class="muted">none</p>'))
+    parts.append(
+        "<h3>Failed services</h3>"
+        + (
+            _table(
+                ["service", "at (s)", "message"],
+                [[escape(f["service"]), _v(f["at_s"]), escape(f["message"])] for f in failed],
+                frozenset({1}),
+            )
+            if failed
+            else '<p class="muted">none</p>'
+        )
+    )
     b64 = base64.b64encode(png).decode("ascii")
-    parts += ["<h2>Timeline</h2>",
-              f'<img src="data:image/png;base64,{b64}" alt="{escape("timeline of run " + s["run_id"])}">']
-    rows = [[_t(run, e.t), f'<span class="sev {_sev_class(e.severity)}">{escape(e.severity)}</span>',
-             escape(e.source), escape(e.label), escape(e.message)] for e in decisions(run)]
-    parts += [f"<h2>Kernel decisions ({len(rows)})</h2>",
-              '<p class="muted">Events of severity LOW and above, from the kernel and from services, and every '
-              "mode change, migration and core state change. Time in seconds since the start of the run.</p>",
-              _table(["t (s)", "severity", "source", "event", "message"], rows, frozenset({0}))]
-    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f"<title>{escape('flightos report: ' + title + ' · ' + s['run_id'])}</title>"
-            f"<style>{CSS}</style></head><body>\n" + "\n".join(parts) + "\n</body></html>\n")
+    parts += [
+        "<h2>Timeline</h2>",
+        f'<img src="data:image/png;base64,{b64}" alt="{escape("timeline of run " + s["run_id"])}">',
+    ]
+    rows = [
+        [
+            _t(run, e.t),
+            f'<span class="sev {_sev_class(e.severity)}">{escape(e.severity)}</span>',
+            escape(e.source),
+            escape(e.label),
+            escape(e.message),
+        ]
+        for e in decisions(run)
+    ]
+    parts += [
+        f"<h2>Kernel decisions ({len(rows)})</h2>",
+        '<p class="muted">Events of severity LOW and above, from the kernel and from services, and every '
+        "mode change, migration and core state change. Time in seconds since the start of the run.</p>",
+        _table(["t (s)", "severity", "source", "event", "message"], rows, frozenset({0})),
+    ]
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{escape('flightos report: ' + title + ' · ' + s['run_id'])}</title>"
+        f"<style>{CSS}</style></head><body>\n" + "\n".join(parts) + "\n</body></html>\n"
+    )

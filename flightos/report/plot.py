@@ -66,7 +66,7 @@ def draw(fig: Figure, run: Run) -> None:
     core_ratio = max(1.8, 0.6 * len(run.cores))
     ratios = [core_ratio, 3.0, 0.6] + ([2.0] if has_power else []) + ([core_ratio] if zoom else [])
     axes: Sequence[Axes] = fig.subplots(len(ratios), 1, gridspec_kw={"height_ratios": ratios})
-    timeline = axes[:len(axes) - 1] if zoom else axes
+    timeline = axes[: len(axes) - 1] if zoom else axes
     for ax in timeline:
         if ax is not timeline[0]:
             ax.sharex(timeline[0])
@@ -94,12 +94,22 @@ def draw(fig: Figure, run: Run) -> None:
     _legend(fig, run, counts)
     m = run.meta
     state = "" if run.ended is not None else " · INCOMPLETE: no ended_utc (kernel killed or still running)"
-    fig.suptitle(f"{m.get('target') or 'unknown target'} — {m.get('board') or 'unknown board'}\n"
-                 f"run {run.run_id} · {fmt_duration(run.duration)}{state}", fontsize=15)
+    fig.suptitle(
+        f"{m.get('target') or 'unknown target'} — {m.get('board') or 'unknown board'}\n"
+        f"run {run.run_id} · {fmt_duration(run.duration)}{state}",
+        fontsize=15,
+    )
 
 
-def _bands(ax: Axes, row: float, ivs: list[tl.Interval], colours: dict[str, str], run: Run,
-           window: tuple[float, float], label: Any) -> None:
+def _bands(
+    ax: Axes,
+    row: float,
+    ivs: list[tl.Interval],
+    colours: dict[str, str],
+    run: Run,
+    window: tuple[float, float],
+    label: Any,
+) -> None:
     """One horizontal band of coloured intervals in ``window`` (seconds since start); ``label(value)`` gives the
     text drawn in wide ones."""
     x0, x1 = window
@@ -108,13 +118,26 @@ def _bands(ax: Axes, row: float, ivs: list[tl.Interval], colours: dict[str, str]
     shown = [iv for iv in shown if iv.end > iv.start]
     # Short intervals (a core SUSPECT for 0.7 s) are widened to MIN_WIDTH and drawn on top, so they show.
     drawn = sorted(shown, key=lambda iv: -iv.length)
-    ax.broken_barh([(run.rel(iv.start), max(iv.length, MIN_WIDTH * span)) for iv in drawn], (row - 0.4, 0.8),
-                   facecolors=[colours.get(iv.value, UNKNOWN_COLOUR) for iv in drawn], linewidth=0)
+    ax.broken_barh(
+        [(run.rel(iv.start), max(iv.length, MIN_WIDTH * span)) for iv in drawn],
+        (row - 0.4, 0.8),
+        facecolors=[colours.get(iv.value, UNKNOWN_COLOUR) for iv in drawn],
+        linewidth=0,
+    )
     for iv in shown:
         text = label(iv.value)
         if text and iv.length > 0.05 * span:
-            ax.text(run.rel(iv.start) + iv.length / 2, row + 0.18, text, ha="center", va="center",
-                    fontsize=9, fontweight="bold", color="#212121", clip_on=True)
+            ax.text(
+                run.rel(iv.start) + iv.length / 2,
+                row + 0.18,
+                text,
+                ha="center",
+                va="center",
+                fontsize=9,
+                fontweight="bold",
+                color="#212121",
+                clip_on=True,
+            )
 
 
 def _cores(ax: Axes, run: Run, window: tuple[float, float]) -> None:
@@ -123,16 +146,28 @@ def _cores(ax: Axes, run: Run, window: tuple[float, float]) -> None:
     span = x1 - x0
     cores = run.cores
     for row, core in enumerate(cores):
-        _bands(ax, row, tl.core_intervals(run, core), CORE_COLOURS, run, window,
-               lambda v: "" if v == tl.HEALTHY else v)
+        _bands(ax, row, tl.core_intervals(run, core), CORE_COLOURS, run, window, lambda v: "" if v == tl.HEALTHY else v)
         changes = tl.core_services(run, core)
-        ax.vlines([x for x in (run.rel(t) for t, _ in changes) if x0 <= x <= x1], row - 0.4, row + 0.4,
-                  colors="#212121", linewidth=0.9)
+        ax.vlines(
+            [x for x in (run.rel(t) for t, _ in changes) if x0 <= x <= x1],
+            row - 0.4,
+            row + 0.4,
+            colors="#212121",
+            linewidth=0.9,
+        )
         labels = tl.placement_labels(changes, run.start + x0, lambda text: (0.006 + CHAR_WIDTH * len(text)) * span)
         for t, text in labels:
             if run.rel(t) <= x1:
-                ax.text(run.rel(t) + 0.003 * span, row - 0.34, text, ha="left", va="top", fontsize=8.5,
-                        color="#102027", clip_on=True)
+                ax.text(
+                    run.rel(t) + 0.003 * span,
+                    row - 0.34,
+                    text,
+                    ha="left",
+                    va="top",
+                    fontsize=8.5,
+                    color="#102027",
+                    clip_on=True,
+                )
     ax.set_yticks(range(len(cores)), [f"core {c}" for c in cores], fontsize=10)
     ax.set_ylim(len(cores) - 0.5, -0.5)
     if not cores:
@@ -148,19 +183,32 @@ def _temperature(ax: Axes, run: Run, span: float) -> None:
         return
     ax.plot(*zip(*junction, strict=True), color="#e65100", linewidth=1.8, label="junction temperature")
     if trip:
-        ax.step(*zip(*trip, strict=True), where="post", color="#b71c1c", linestyle="--", linewidth=1.5,
-                label="trip point")
-        margins = [(s.trip_c - s.junction_c, s) for s in run.samples
-                   if s.trip_c is not None and s.junction_c is not None]
+        ax.step(
+            *zip(*trip, strict=True), where="post", color="#b71c1c", linestyle="--", linewidth=1.5, label="trip point"
+        )
+        margins = [
+            (s.trip_c - s.junction_c, s) for s in run.samples if s.trip_c is not None and s.junction_c is not None
+        ]
         if margins:
             margin, s = min(margins, key=lambda m: m[0])
             x = run.rel(s.t)
-            ax.annotate("", xy=(x, s.trip_c), xytext=(x, s.junction_c),
-                        arrowprops={"arrowstyle": "<->", "color": "#b71c1c", "linewidth": 1.3})
+            ax.annotate(
+                "",
+                xy=(x, s.trip_c),
+                xytext=(x, s.junction_c),
+                arrowprops={"arrowstyle": "<->", "color": "#b71c1c", "linewidth": 1.3},
+            )
             right = x > 0.75 * span  # near the right edge, the text goes to the left of the arrow
-            ax.text(x, ((s.trip_c or 0.0) + (s.junction_c or 0.0)) / 2,
-                    f"min margin {margin:.1f} °C  " if right else f"  min margin {margin:.1f} °C",
-                    va="center", ha="right" if right else "left", fontsize=9.5, color="#b71c1c", fontweight="bold")
+            ax.text(
+                x,
+                ((s.trip_c or 0.0) + (s.junction_c or 0.0)) / 2,
+                f"min margin {margin:.1f} °C  " if right else f"  min margin {margin:.1f} °C",
+                va="center",
+                ha="right" if right else "left",
+                fontsize=9.5,
+                color="#b71c1c",
+                fontweight="bold",
+            )
     ax.legend(loc="best", fontsize=9, framealpha=0.9)
     ax.set_title("junction temperature and trip point", fontsize=10, loc="left")
 
@@ -179,8 +227,9 @@ def _power(ax: Axes, run: Run) -> None:
     budget = [(run.rel(s.t), s.budget_w) for s in run.samples if s.budget_w is not None]
     ax.plot(*zip(*power, strict=True), color="#00838f", linewidth=1.5, label="power")
     if budget:
-        ax.step(*zip(*budget, strict=True), where="post", color="#37474f", linestyle="--", linewidth=1.4,
-                label="budget")
+        ax.step(
+            *zip(*budget, strict=True), where="post", color="#37474f", linestyle="--", linewidth=1.4, label="budget"
+        )
     ax.set_ylabel("W", fontsize=10)
     ax.legend(loc="best", fontsize=9, framealpha=0.9)
     ax.set_title("power and budget", fontsize=10, loc="left")
@@ -193,14 +242,30 @@ def _markers(axes: Sequence[Axes], run: Run) -> dict[str, int]:
         colour, style, width = MARKER_STYLES[kind]
         xs = [run.rel(e.t) for e in events]
         for ax in axes:
-            ax.vlines(xs, 0, 1, transform=ax.get_xaxis_transform(), colors=colour, linestyles=style,
-                      linewidth=width, alpha=0.75, zorder=3)
+            ax.vlines(
+                xs,
+                0,
+                1,
+                transform=ax.get_xaxis_transform(),
+                colors=colour,
+                linestyles=style,
+                linewidth=width,
+                alpha=0.75,
+                zorder=3,
+            )
         counts[kind] = len(xs)
     for e in tl.markers(run).get("service failed", []):
-        axes[1].text(run.rel(e.t), 0.86, f" {e.data.get('service', '?')} FAILED",
-                     transform=axes[1].get_xaxis_transform(), fontsize=9.5, fontweight="bold",
-                     color=MARKER_STYLES["service failed"][0], clip_on=True,
-                     bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "none", "pad": 1})
+        axes[1].text(
+            run.rel(e.t),
+            0.86,
+            f" {e.data.get('service', '?')} FAILED",
+            transform=axes[1].get_xaxis_transform(),
+            fontsize=9.5,
+            fontweight="bold",
+            color=MARKER_STYLES["service failed"][0],
+            clip_on=True,
+            bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "none", "pad": 1},
+        )
     return counts
 
 

@@ -36,9 +36,16 @@ def summarize(run: Run) -> dict[str, Any]:
         "thermal": _thermal(run),
         "power": _power(run),
         "cores_left_healthy": [
-            {"core": ep.core, "at_s": _r(run.rel(ep.left_at)), "states": list(ep.states), "reason": ep.reason,
-             "healthy_again_at_s": _r(run.rel(ep.back_at)) if ep.back_at is not None else None}
-            for core in run.cores for ep in unhealthy_episodes(run, core)],
+            {
+                "core": ep.core,
+                "at_s": _r(run.rel(ep.left_at)),
+                "states": list(ep.states),
+                "reason": ep.reason,
+                "healthy_again_at_s": _r(run.rel(ep.back_at)) if ep.back_at is not None else None,
+            }
+            for core in run.cores
+            for ep in unhealthy_episodes(run, core)
+        ],
         "failed_services": _failed(run),
         "events_by_severity": _severities(run),
         "events": len(run.events),
@@ -74,10 +81,21 @@ def _restarts(run: Run) -> dict[str, int]:
 def _migrations(run: Run) -> dict[str, Any]:
     moves = [e for e in run.events if e.name == "SERVICE_MIGRATED"]
     restarted = sum(1 for e in moves if e.data.get("restarted") is True)
-    return {"count": len(moves), "with_restart": restarted, "without_restart": len(moves) - restarted,
-            "list": [{"at_s": _r(run.rel(e.t)), "service": e.data.get("service"),
-                      "from_cores": e.data.get("from_cores"), "to_cores": e.data.get("to_cores"),
-                      "restarted": e.data.get("restarted") is True} for e in moves]}
+    return {
+        "count": len(moves),
+        "with_restart": restarted,
+        "without_restart": len(moves) - restarted,
+        "list": [
+            {
+                "at_s": _r(run.rel(e.t)),
+                "service": e.data.get("service"),
+                "from_cores": e.data.get("from_cores"),
+                "to_cores": e.data.get("to_cores"),
+                "restarted": e.data.get("restarted") is True,
+            }
+            for e in moves
+        ],
+    }
 
 
 def _mode_time(run: Run) -> dict[str, float]:
@@ -106,9 +124,12 @@ def _power(run: Run) -> dict[str, Any]:
     powered = [s for s in run.samples if s.power_w is not None]
     peak = max(powered, key=lambda s: s.power_w or 0.0, default=None)
     over = sum(1 for s in powered if s.budget_w is not None and (s.power_w or 0.0) > s.budget_w)
-    return {"max_w": peak.power_w if peak else None, "max_at_s": _r(run.rel(peak.t)) if peak else None,
-            "budget_w": next((s.budget_w for s in reversed(run.samples) if s.budget_w is not None), None),
-            "samples_over_budget": over}
+    return {
+        "max_w": peak.power_w if peak else None,
+        "max_at_s": _r(run.rel(peak.t)) if peak else None,
+        "budget_w": next((s.budget_w for s in reversed(run.samples) if s.budget_w is not None), None),
+        "samples_over_budget": over,
+    }
 
 
 def _failed(run: Run) -> list[dict[str, Any]]:
@@ -121,8 +142,11 @@ def _failed(run: Run) -> list[dict[str, Any]]:
     for sample in run.samples:
         for s in sample.services:
             if s.state == "FAILED" and s.name not in out:
-                out[s.name] = {"service": s.name, "at_s": _r(run.rel(sample.t)),
-                               "message": "FAILED in telemetry (no SERVICE_FAILED event recorded)"}
+                out[s.name] = {
+                    "service": s.name,
+                    "at_s": _r(run.rel(sample.t)),
+                    "message": "FAILED in telemetry (no SERVICE_FAILED event recorded)",
+                }
     return list(out.values())
 
 

@@ -62,8 +62,11 @@ def mode_changes(run: Run) -> tuple[str | None, list[Change]]:
 
 def core_changes(run: Run, core: int) -> tuple[str | None, list[Change]]:
     """The initial state of a core and every change after it."""
-    events = [e for e in run.events
-              if e.name == "CORE_STATE_CHANGED" and e.data.get("core") == core and e.data.get("new") is not None]
+    events = [
+        e
+        for e in run.events
+        if e.name == "CORE_STATE_CHANGED" and e.data.get("core") == core and e.data.get("new") is not None
+    ]
     sampled = [(s.t, c.state) for s in run.samples for c in s.cores if c.id == core]
     if events:
         first = _text(events[0].data.get("old")) or (sampled[0][1] if sampled else None)
@@ -158,8 +161,9 @@ def core_services(run: Run, core: int) -> list[tuple[float, tuple[str, ...]]]:
     return out
 
 
-def placement_labels(changes: list[tuple[float, tuple[str, ...]]], start: float,
-                     width: Callable[[str], float]) -> list[tuple[float, str]]:
+def placement_labels(
+    changes: list[tuple[float, tuple[str, ...]]], start: float, width: Callable[[str], float]
+) -> list[tuple[float, str]]:
     """The labels drawn for a core's placement changes, as (time, text); ``width(text)`` is its extent in seconds.
 
     A change before ``start`` is drawn at ``start``. A change that would overlap the previous label replaces

@@ -23,8 +23,7 @@ class Bus:
         self.history: collections.deque[Envelope] = collections.deque(maxlen=history)
         self._backlog: collections.deque[Envelope] = collections.deque()
 
-    async def call(self, service: str, command: str, args: dict[str, Any] | None = None,
-                   timeout: float = 5.0) -> Any:
+    async def call(self, service: str, command: str, args: dict[str, Any] | None = None, timeout: float = 5.0) -> Any:
         """Run a command; its typed error propagates."""
         return await self.client.call(service, command, args, timeout=timeout)
 
@@ -35,8 +34,9 @@ class Bus:
         self.history.append(env)
         return env
 
-    async def wait_for(self, topic: str, predicate: Predicate = lambda p: True, timeout: float = 10.0,
-                       what: str = "") -> Envelope:
+    async def wait_for(
+        self, topic: str, predicate: Predicate = lambda p: True, timeout: float = 10.0, what: str = ""
+    ) -> Envelope:
         """The first message under ``topic`` whose payload satisfies ``predicate``, or an AssertionError
         that shows the recent messages under that topic (what a person needs to see why)."""
         loop = asyncio.get_running_loop()
@@ -55,12 +55,15 @@ class Bus:
     async def event(self, name: str, timeout: float = 10.0, **data: Any) -> Envelope:
         """The next kernel event ``name`` whose data has the given fields."""
         return await self.wait_for(
-            "ev.kernel", lambda p: p.get("name") == name and all(p.get("data", {}).get(k) == v
-                                                                 for k, v in data.items()),
-            timeout, what=f"kernel event {name} {data or ''}".strip())
+            "ev.kernel",
+            lambda p: p.get("name") == name and all(p.get("data", {}).get(k) == v for k, v in data.items()),
+            timeout,
+            what=f"kernel event {name} {data or ''}".strip(),
+        )
 
-    async def telemetry(self, topic: str, predicate: Predicate = lambda p: True, timeout: float = 10.0,
-                        what: str = "") -> Any:
+    async def telemetry(
+        self, topic: str, predicate: Predicate = lambda p: True, timeout: float = 10.0, what: str = ""
+    ) -> Any:
         """The payload of the first matching telemetry message."""
         return (await self.wait_for(topic, predicate, timeout, what)).payload
 

@@ -70,8 +70,10 @@ class Faults:
         """Burn the host CPUs behind a board core with a pinned busy process (stopped at cleanup)."""
         status = await self.bus.call("kernel", "status")
         cpus = next(c["host_cpus"] for c in status["cores"] if c["id"] == core)
-        code = (f"import os,time; os.sched_setaffinity(0, {set(cpus)!r}); end = time.monotonic() + {seconds}\n"
-                "while time.monotonic() < end: pass")
+        code = (
+            f"import os,time; os.sched_setaffinity(0, {set(cpus)!r}); end = time.monotonic() + {seconds}\n"
+            "while time.monotonic() < end: pass"
+        )
         self._hogs.append(subprocess.Popen([sys.executable, "-c", code]))
 
     def cleanup(self) -> None:

@@ -101,8 +101,13 @@ def write_system(
         lines += _table("runtime", {"record_runs": False, "shutdown_grace_s": 3.0})
         for section, table in (extra or {}).items():
             lines += _table(section, table)
-        link_table: dict[str, Any] = {"board": board, "listen": system.endpoints[board], "curve": curve,
-                                      "keys_dir": str(system.keys_dirs[board]), **(link or {})}
+        link_table: dict[str, Any] = {
+            "board": board,
+            "listen": system.endpoints[board],
+            "curve": curve,
+            "keys_dir": str(system.keys_dirs[board]),
+            **(link or {}),
+        }
         link_table["peers"] = {other: {"endpoint": system.endpoints[other]} for other in boards if other != board}
         lines += _table("link", link_table)
         if acl:

@@ -56,17 +56,32 @@ class TargetChoice:
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("flightos", "flightos runtime under test")
-    group.addoption("--target", dest="flightos_target", default=os.environ.get("FLIGHTOS_TARGET", "sim-radhard"),
-                    help="target name or file the runtime fixtures start (default sim-radhard)")
-    group.addoption("--set", dest="flightos_set", action="append", default=[], metavar="KEY=VALUE",
-                    help="override a target key for every runtime the tests start (repeatable)")
+    group.addoption(
+        "--target",
+        dest="flightos_target",
+        default=os.environ.get("FLIGHTOS_TARGET", "sim-radhard"),
+        help="target name or file the runtime fixtures start (default sim-radhard)",
+    )
+    group.addoption(
+        "--set",
+        dest="flightos_set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a target key for every runtime the tests start (repeatable)",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "board(kind): needs a real board of this kind (rpi, jetson, linux); "
-                                       "skipped with the reason on any other target")
-    config.addinivalue_line("markers", "flightos(services=None, overrides=None, scenario=None): what the "
-                                       "runtime fixtures start for this test")
+    config.addinivalue_line(
+        "markers",
+        "board(kind): needs a real board of this kind (rpi, jetson, linux); "
+        "skipped with the reason on any other target",
+    )
+    config.addinivalue_line(
+        "markers",
+        "flightos(services=None, overrides=None, scenario=None): what the runtime fixtures start for this test",
+    )
 
 
 def _choice(config: pytest.Config) -> TargetChoice:
@@ -117,9 +132,13 @@ def _settings(request: pytest.FixtureRequest) -> dict[str, Any]:
 
 def _make(choice: TargetChoice, settings: dict[str, Any], base: Path | None) -> RuntimeProcess:
     scenario = settings.get("scenario")
-    rt = RuntimeProcess(choice.target, services=settings.get("services"),
-                        overrides=[*choice.overrides, *settings.get("overrides", [])], base_dir=base,
-                        scenario=Path(scenario) if scenario else None)
+    rt = RuntimeProcess(
+        choice.target,
+        services=settings.get("services"),
+        overrides=[*choice.overrides, *settings.get("overrides", [])],
+        base_dir=base,
+        scenario=Path(scenario) if scenario else None,
+    )
     if settings.get("services") is None or "ground" in (settings.get("services") or []):
         rt.provision_ground_key()
         rt.overrides.append('services.ground.options.udp_bind="127.0.0.1:0"')
@@ -191,8 +210,7 @@ async def ground(request: pytest.FixtureRequest, bus: Bus) -> AsyncIterator[Any]
     rt = _runtime_of(request)
     status = await bus.call("ground", "link_status")
     port = next(lk["port"] for lk in status["links"] if lk["kind"] == "udp")
-    async with GroundClient("127.0.0.1", port, 100, KeyStore(rt.state_dir / "ground" / "keys.json"),
-                            auto_ack=0.5) as g:
+    async with GroundClient("127.0.0.1", port, 100, KeyStore(rt.state_dir / "ground" / "keys.json"), auto_ack=0.5) as g:
         yield g
 
 

@@ -83,8 +83,16 @@ class RuntimeProcess:
             for name in self.services:
                 sets.append(f"services.{name}.enabled=true")
         sets.append(f'runtime.state_dir="{self.state_dir}"')
-        argv = [sys.executable, "-m", "flightos.cli.main", "--runtime-dir", str(self.runtime_dir),
-                "run", "--target", self.target]
+        argv = [
+            sys.executable,
+            "-m",
+            "flightos.cli.main",
+            "--runtime-dir",
+            str(self.runtime_dir),
+            "run",
+            "--target",
+            self.target,
+        ]
         for s in sets:
             argv += ["--set", s]
         if self.scenario is not None:
@@ -102,6 +110,7 @@ class RuntimeProcess:
 
     def start_sync(self, timeout: float = 30.0) -> RuntimeProcess:
         """Start and wait for readiness without an event loop of the caller's (for module-scoped fixtures)."""
+
         async def go() -> None:
             await self.start(timeout)
             assert self.client is not None
@@ -138,9 +147,14 @@ class RuntimeProcess:
         env = dict(os.environ)
         env.update(self.env or {})
         self._log_file = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(self.command_line(), stdout=self._log_file,
-                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-                                     preexec_fn=self.preexec)
+        self.proc = subprocess.Popen(
+            self.command_line(),
+            stdout=self._log_file,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            preexec_fn=self.preexec,
+        )
         loop = asyncio.get_running_loop()
         timeout *= timeout_scale()
         deadline = loop.time() + timeout
@@ -169,8 +183,10 @@ class RuntimeProcess:
         """Raise RuntimeStartError with the exit code and last error if the kernel has exited."""
         code = self.proc.poll() if self.proc is not None else None
         if code is not None:
-            raise RuntimeStartError(f"runtime exited with code {code}: {self.last_error() or 'no error logged'}\n"
-                                    f"--- log tail ---\n{self.log_tail()}")
+            raise RuntimeStartError(
+                f"runtime exited with code {code}: {self.last_error() or 'no error logged'}\n"
+                f"--- log tail ---\n{self.log_tail()}"
+            )
 
     async def status(self) -> dict[str, Any]:
         """The kernel's status document (RuntimeStartError, not a timeout, if the kernel has exited)."""
@@ -200,15 +216,19 @@ class RuntimeProcess:
             if predicate(st):
                 return st
             if loop.time() > deadline:
-                raise TimeoutError(f"timed out after {timeout} s waiting for {what}; services: "
-                                   + ", ".join(f"{s['name']}={s['state']}" for s in st["services"]))
+                raise TimeoutError(
+                    f"timed out after {timeout} s waiting for {what}; services: "
+                    + ", ".join(f"{s['name']}={s['state']}" for s in st["services"])
+                )
             await asyncio.sleep(0.02)
 
     async def wait_ready(self, *names: str, timeout: float = 20.0) -> dict[str, Any]:
         """Wait until the named (default: every enabled one this board runs) services are READY."""
+
         def ok(st: dict[str, Any]) -> bool:
-            rows = [s for s in st["services"]
-                    if (s["name"] in names if names else s["state"] not in ("DISABLED", "REMOTE"))]
+            rows = [
+                s for s in st["services"] if (s["name"] in names if names else s["state"] not in ("DISABLED", "REMOTE"))
+            ]
             return all(s["state"] == "READY" for s in rows)
 
         return await self.wait_until(ok, timeout, f"services ready: {', '.join(names) or 'all'}")
@@ -240,8 +260,9 @@ class RuntimeProcess:
             self.cleanup()
             raise
 
-    async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,
-                        tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
         await self.stop()
         if e is not None:
             print(f"--- runtime log ({self.log_path}) ---\n{self.log_tail(120)}")

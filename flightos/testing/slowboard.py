@@ -76,6 +76,7 @@ def _quota_dir(fraction: float, tried: list[str]) -> tuple[str, Path] | None:
 def _join(procs: Path) -> Callable[[], None]:
     def preexec() -> None:
         procs.write_text("0")  # this (child) process; what it starts stays in the group
+
     return preexec
 
 
@@ -98,8 +99,9 @@ def _hogs(fraction: float, tried: list[str]) -> Confinement:
     def preexec() -> None:
         os.sched_setaffinity(0, {cpu})
 
-    return Confinement(f"pinned to cpu{cpu} beside {n} CPU-hog neighbour(s) ({'; '.join(tried)})",
-                       1 / (n + 1), preexec, [stop])
+    return Confinement(
+        f"pinned to cpu{cpu} beside {n} CPU-hog neighbour(s) ({'; '.join(tried)})", 1 / (n + 1), preexec, [stop]
+    )
 
 
 @contextlib.contextmanager
@@ -118,6 +120,7 @@ def confine(fraction: float) -> Iterator[Confinement]:
                     return
                 except OSError:
                     time.sleep(0.1)
+
         conf.cleanup.append(remove)
     else:
         conf = _hogs(fraction, tried)

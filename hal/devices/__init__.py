@@ -16,12 +16,27 @@ from hal.devices.protocol import CanBus, CanFrame, GpioLine, I2CDevice, SpiDevic
 if TYPE_CHECKING:
     from hal.devices.sim.bench import SimBench
 
-__all__ = ["CanBus", "CanFrame", "DeviceError", "DeviceTimeout", "GpioLine", "I2CDevice", "MissingExtra",
-           "SpiDevice", "UartPort", "open_can", "open_gpio", "open_i2c", "open_spi", "open_uart"]
+__all__ = [
+    "CanBus",
+    "CanFrame",
+    "DeviceError",
+    "DeviceTimeout",
+    "GpioLine",
+    "I2CDevice",
+    "MissingExtra",
+    "SpiDevice",
+    "UartPort",
+    "open_can",
+    "open_gpio",
+    "open_i2c",
+    "open_spi",
+    "open_uart",
+]
 
 
-def open_i2c(name: str, *, bus: int, address: int, timeout_s: float, bench: SimBench | None = None,
-             sim_heater: str = "") -> I2CDevice:
+def open_i2c(
+    name: str, *, bus: int, address: int, timeout_s: float, bench: SimBench | None = None, sim_heater: str = ""
+) -> I2CDevice:
     """The chip at ``address`` on I²C bus ``bus`` (simulated: a TMP102-like sensor warmed by ``sim_heater``)."""
     if bench is not None:
         from hal.devices.sim.i2c import SimTempSensor
@@ -43,8 +58,16 @@ def open_uart(name: str, *, port: str, baud: int, timeout_s: float, bench: SimBe
     return SerialUart(name, port, baud, timeout_s)
 
 
-def open_gpio(name: str, *, chip: str, line: str | int, output: bool, active_low: bool = False, initial: int = 0,
-              bench: SimBench | None = None) -> GpioLine:
+def open_gpio(
+    name: str,
+    *,
+    chip: str,
+    line: str | int,
+    output: bool,
+    active_low: bool = False,
+    initial: int = 0,
+    bench: SimBench | None = None,
+) -> GpioLine:
     """One line of a GPIO chip (by label, ``gpiochipN`` or path), as an input or an output."""
     if bench is not None:
         from hal.devices.sim.gpio import SimLine
@@ -55,8 +78,9 @@ def open_gpio(name: str, *, chip: str, line: str | int, output: bool, active_low
     return GpiodLine(name, chip, line, output, active_low, initial)
 
 
-def open_spi(name: str, *, bus: int, cs: int, mode: int, speed_hz: int, bits_per_word: int = 8,
-             bench: SimBench | None = None) -> SpiDevice:
+def open_spi(
+    name: str, *, bus: int, cs: int, mode: int, speed_hz: int, bits_per_word: int = 8, bench: SimBench | None = None
+) -> SpiDevice:
     """``/dev/spidev<bus>.<cs>`` (simulated: MISO tied to MOSI)."""
     if bench is not None:
         from hal.devices.sim.spi import SimSpiLoopback

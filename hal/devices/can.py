@@ -23,8 +23,7 @@ class SocketCan:
 
     def send(self, frame: CanFrame, timeout_s: float) -> None:
         """Queue one frame (ENOBUFS when the queue stays full, ENETDOWN when bus-off)."""
-        msg = self._can.Message(arbitration_id=frame.arbitration_id, data=frame.data,
-                                is_extended_id=frame.extended)
+        msg = self._can.Message(arbitration_id=frame.arbitration_id, data=frame.data, is_extended_id=frame.extended)
         try:
             self._bus.send(msg, timeout=timeout_s)
         except (OSError, self._can.CanError) as exc:

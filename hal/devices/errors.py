@@ -28,8 +28,12 @@ class MissingExtra(DeviceError):
     """The library a hardware device needs is not installed; the message names the pip extra."""
 
     def __init__(self, device: str, kind: str, module: str, package: str) -> None:
-        super().__init__(device, f"the {kind} backend needs the {package!r} package (import {module!r} failed): "
-                         f"pip install 'flightos[devices]'", _errno.ENOSYS)
+        super().__init__(
+            device,
+            f"the {kind} backend needs the {package!r} package (import {module!r} failed): "
+            f"pip install 'flightos[devices]'",
+            _errno.ENOSYS,
+        )
         self.package = package
 
 

@@ -42,9 +42,11 @@ class GpiodLine:
         try:
             with gpiod.Chip(path) as c:
                 self._offset = line if isinstance(line, int) else c.line_offset_from_id(line)
-            settings = gpiod.LineSettings(direction=Direction.OUTPUT if output else Direction.INPUT,
-                                          active_low=active_low,
-                                          output_value=Value.ACTIVE if initial else Value.INACTIVE)
+            settings = gpiod.LineSettings(
+                direction=Direction.OUTPUT if output else Direction.INPUT,
+                active_low=active_low,
+                output_value=Value.ACTIVE if initial else Value.INACTIVE,
+            )
             self._req: Any = gpiod.request_lines(path, consumer=f"flightos:{name}", config={self._offset: settings})
         except OSError as exc:
             raise from_os_error(name, f"request line {line!r} of {path}", exc) from None

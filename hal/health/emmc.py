@@ -78,15 +78,17 @@ def read_emmc(sys: Fs) -> list[EmmcWear] | Unavailable:
         eol_text = sys.read_text(f"{card}/pre_eol_info")
         codes = [c for c in (_hex(p) for p in (life or "").split()) if c is not None]
         eol = _hex(eol_text)
-        out.append(EmmcWear(
-            card=card.rsplit("/", 1)[1],
-            name=sys.read_text(f"{card}/name"),
-            life_time_a=life_range(codes[0]) if len(codes) > 0 else None,
-            life_time_b=life_range(codes[1]) if len(codes) > 1 else None,
-            pre_eol=PRE_EOL.get(eol) if eol is not None else None,
-            level=_level(codes, eol),
-            raw=f"life_time={life or '-'} pre_eol_info={eol_text or '-'}",
-        ))
+        out.append(
+            EmmcWear(
+                card=card.rsplit("/", 1)[1],
+                name=sys.read_text(f"{card}/name"),
+                life_time_a=life_range(codes[0]) if len(codes) > 0 else None,
+                life_time_b=life_range(codes[1]) if len(codes) > 1 else None,
+                pre_eol=PRE_EOL.get(eol) if eol is not None else None,
+                level=_level(codes, eol),
+                raw=f"life_time={life or '-'} pre_eol_info={eol_text or '-'}",
+            )
+        )
     if not out:
         return Unavailable(f"no eMMC: the cards are {', '.join(kinds)} (SD cards report no wear)")
     return out

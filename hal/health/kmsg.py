@@ -85,10 +85,11 @@ def dmesg_restrict() -> str | None:
 
 def _why_not_permitted(restrict: str | None) -> str:
     if restrict == "0":
-        return ("kernel.dmesg_restrict is 0, so a sandbox hides the log (systemd ProtectKernelLogs=yes, "
-                "or a container)")
-    return ("reading the kernel log needs CAP_SYSLOG while kernel.dmesg_restrict = 1 (the Debian, Ubuntu and "
-            "Raspberry Pi OS default), and under systemd also ProtectKernelLogs=no")
+        return "kernel.dmesg_restrict is 0, so a sandbox hides the log (systemd ProtectKernelLogs=yes, or a container)"
+    return (
+        "reading the kernel log needs CAP_SYSLOG while kernel.dmesg_restrict = 1 (the Debian, Ubuntu and "
+        "Raspberry Pi OS default), and under systemd also ProtectKernelLogs=no"
+    )
 
 
 def parse_record(line: bytes | str) -> KmsgRecord | None:
@@ -164,8 +165,14 @@ class KmsgReader:
     def summary(self) -> KmsgSummary:
         """The counts and last events so far (or why there are none)."""
         return KmsgSummary(
-            source=self.path, counts=dict(self.counts), last=list(self.last), records=self.records,
-            overruns=self.overruns, missed=self.missed, available=self.available, reason=self.reason,
+            source=self.path,
+            counts=dict(self.counts),
+            last=list(self.last),
+            records=self.records,
+            overruns=self.overruns,
+            missed=self.missed,
+            available=self.available,
+            reason=self.reason,
         )
 
     def close(self) -> None:

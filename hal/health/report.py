@@ -47,9 +47,16 @@ class BoardHealth:
             "disks": [section(d) for d in self.disks],
             "read_only_mounts": ro,
             "boot": section(self.boot),
-            "kernel_log": {"available": k.available, "reason": k.reason, "source": k.source, "counts": k.counts,
-                           "records": k.records, "overruns": k.overruns, "missed": k.missed,
-                           "last": [dataclasses.asdict(e) for e in k.last]},
+            "kernel_log": {
+                "available": k.available,
+                "reason": k.reason,
+                "source": k.source,
+                "counts": k.counts,
+                "records": k.records,
+                "overruns": k.overruns,
+                "missed": k.missed,
+                "last": [dataclasses.asdict(e) for e in k.last],
+            },
             "emmc": emmc,
             "clock": section(self.clock),
         }
@@ -58,16 +65,21 @@ class BoardHealth:
         """A human-readable block, one line per item; every unavailable source says why."""
         out = ["board health:"]
         m = self.memory
-        out.append(f"  memory: unavailable ({m.reason})" if isinstance(m, Unavailable) else
-                   f"  memory: {m.used_pct:g}% used, {m.available_mb} of {m.total_mb} MiB available; swap "
-                   + (f"{m.swap_used_mb} of {m.swap_total_mb} MiB used" if m.swap_total_mb else "none"))
+        out.append(
+            f"  memory: unavailable ({m.reason})"
+            if isinstance(m, Unavailable)
+            else f"  memory: {m.used_pct:g}% used, {m.available_mb} of {m.total_mb} MiB available; swap "
+            + (f"{m.swap_used_mb} of {m.swap_total_mb} MiB used" if m.swap_total_mb else "none")
+        )
         for d in self.disks:
             if isinstance(d, Unavailable):
                 out.append(f"  disk: unavailable ({d.reason})")
             else:
                 where = f" on {d.device} at {d.mount} ({d.fstype})" if d.mount else ""
-                out.append(f"  disk {d.label} {d.path}{where}: {d.used_pct:g}% used, {d.free_mb} MiB free"
-                           + (", READ-ONLY" if d.read_only else ""))
+                out.append(
+                    f"  disk {d.label} {d.path}{where}: {d.used_pct:g}% used, {d.free_mb} MiB free"
+                    + (", READ-ONLY" if d.read_only else "")
+                )
         if not self.disks:
             out.append("  disks: none measured (a recorded tree has no live file systems)")
         ro = self.read_only_mounts
@@ -80,29 +92,40 @@ class BoardHealth:
             out.append(f"  boot: unavailable ({b.reason})")
         else:
             up = "?" if b.uptime_s is None else _duration(b.uptime_s)
-            out.append(f"  boot: up {up}; last reset: {b.reset_reason} ({b.reset_source})"
-                       + (f"; boot id {b.boot_id}" if b.boot_id else ""))
+            out.append(
+                f"  boot: up {up}; last reset: {b.reset_reason} ({b.reset_source})"
+                + (f"; boot id {b.boot_id}" if b.boot_id else "")
+            )
         k = self.kernel_log
         if not k.available:
             out.append(f"  kernel log: unavailable ({k.reason})")
         else:
             seen = ", ".join(f"{kind} {n}" for kind, n in k.counts.items() if n) or "no events of note"
-            out.append(f"  kernel log: {seen} ({k.records} records read"
-                       + (f", {k.overruns} overruns" if k.overruns else "") + ")")
+            out.append(
+                f"  kernel log: {seen} ({k.records} records read"
+                + (f", {k.overruns} overruns" if k.overruns else "")
+                + ")"
+            )
             out += [f"    [{e.t_boot_s:.1f}] {e.kind}: {e.message}" for e in k.last[-5:]]
         e = self.emmc
         if isinstance(e, Unavailable):
             out.append(f"  eMMC: unavailable ({e.reason})")
         else:
-            out += [f"  eMMC {c.card} {c.name or ''}: {c.level}; life used A {c.life_time_a or '?'}, "
-                    f"B {c.life_time_b or '?'}; pre-EOL {c.pre_eol or '?'}" for c in e]
+            out += [
+                f"  eMMC {c.card} {c.name or ''}: {c.level}; life used A {c.life_time_a or '?'}, "
+                f"B {c.life_time_b or '?'}; pre-EOL {c.pre_eol or '?'}"
+                for c in e
+            ]
         c = self.clock
         sync = f"  clock: synchronised {c.synchronised} ({c.sync_reason})"
         if c.max_error_ms is not None:
             sync += f", max error {c.max_error_ms:g} ms"
         out.append(sync)
-        out.append(f"  rtc: {c.rtc} offset {c.rtc_offset_s:+g} s from the system clock" if c.rtc_offset_s is not None
-                   else f"  rtc: unavailable ({c.rtc_reason})")
+        out.append(
+            f"  rtc: {c.rtc} offset {c.rtc_offset_s:+g} s from the system clock"
+            if c.rtc_offset_s is not None
+            else f"  rtc: unavailable ({c.rtc_reason})"
+        )
         return out
 
 

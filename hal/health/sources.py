@@ -30,8 +30,13 @@ def sources_for(board: Board, state_dir: str | None = None) -> HealthSources:
         name = os.path.basename(device)
         watchdog = name if name.startswith("watchdog") and name != "watchdog" else "watchdog0"
         live = root in ("/", "")
-        return HealthSources(sys_root=root or "/", proc_root=root or "/", disks=disks if live else {},
-                             watchdog=watchdog, bootstatus=bootstatus)
+        return HealthSources(
+            sys_root=root or "/",
+            proc_root=root or "/",
+            disks=disks if live else {},
+            watchdog=watchdog,
+            bootstatus=bootstatus,
+        )
     return HealthSources(disks=disks, bootstatus=bootstatus)
 
 

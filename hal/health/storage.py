@@ -93,12 +93,20 @@ def read_disks(
         used = total - st.f_bfree * st.f_frsize
         m = mount_of(real, mounts) if isinstance(mounts, list) else None
         read_only = bool(st.f_flag & os.ST_RDONLY) or (m is not None and m.read_only)
-        out.append(DiskUse(
-            label=label, path=path, mount=m.point if m else None, device=m.device if m else None,
-            fstype=m.fstype if m else None, total_mb=total // 2**20, free_mb=free // 2**20,
-            # used / (used + available): what df shows; the root-reserved blocks count as not usable.
-            used_pct=round(100.0 * used / max(1, used + free), 1), read_only=read_only,
-        ))
+        out.append(
+            DiskUse(
+                label=label,
+                path=path,
+                mount=m.point if m else None,
+                device=m.device if m else None,
+                fstype=m.fstype if m else None,
+                total_mb=total // 2**20,
+                free_mb=free // 2**20,
+                # used / (used + available): what df shows; the root-reserved blocks count as not usable.
+                used_pct=round(100.0 * used / max(1, used + free), 1),
+                read_only=read_only,
+            )
+        )
     return out, mounts
 
 

@@ -107,14 +107,19 @@ class HealthWatch:
             memory=read_memory(self._proc),
             disks=disks,
             read_only_mounts=ro_mounts,
-            boot=read_boot(self._proc, self._sys, watchdog=self.sources.watchdog,
-                           bootstatus=self.sources.bootstatus, now=now),
+            boot=read_boot(
+                self._proc, self._sys, watchdog=self.sources.watchdog, bootstatus=self.sources.bootstatus, now=now
+            ),
             kernel_log=self.kmsg.summary(),
             emmc=read_emmc(self._sys),
             clock=read_clock(self._sys, self._adjtimex, self._clock),
         )
-        alerts = (self._kmsg_alerts(events, now) + self._read_only_alerts(health) + self._space_alerts(health)
-                  + self._emmc_alerts(health))
+        alerts = (
+            self._kmsg_alerts(events, now)
+            + self._read_only_alerts(health)
+            + self._space_alerts(health)
+            + self._emmc_alerts(health)
+        )
         self.last = health
         return health, alerts
 
@@ -134,11 +139,21 @@ class HealthWatch:
             alert_kind, severity = KMSG_ALERTS[kind]
             last = held[-1]
             what = kind.replace("_", " ")
-            out.append(Alert(alert_kind, severity,
-                             f"kernel log: {len(held)} {what} report(s), the last at {last.t_boot_s:.1f} s after boot: "
-                             f"{last.message}",
-                             {"log_kind": kind, "count": len(held), "total": self.kmsg.counts[kind],
-                              "line": last.message, "t_boot_s": last.t_boot_s}))
+            out.append(
+                Alert(
+                    alert_kind,
+                    severity,
+                    f"kernel log: {len(held)} {what} report(s), the last at {last.t_boot_s:.1f} s after boot: "
+                    f"{last.message}",
+                    {
+                        "log_kind": kind,
+                        "count": len(held),
+                        "total": self.kmsg.counts[kind],
+                        "line": last.message,
+                        "t_boot_s": last.t_boot_s,
+                    },
+                )
+            )
             self._said_at[kind] = now
             self._held[kind] = []
         return out
@@ -151,9 +166,14 @@ class HealthWatch:
             if isinstance(d, Unavailable):
                 continue
             if d.read_only and d.label not in self._ro_labels and (not first or d.label == "state"):
-                out.append(Alert("read_only", "high",
-                                 f"the {d.label} file system ({d.path} on {d.device or '?'}) is mounted read-only",
-                                 {"label": d.label, "path": d.path, "device": d.device, "mount": d.mount}))
+                out.append(
+                    Alert(
+                        "read_only",
+                        "high",
+                        f"the {d.label} file system ({d.path} on {d.device or '?'}) is mounted read-only",
+                        {"label": d.label, "path": d.path, "device": d.device, "mount": d.mount},
+                    )
+                )
             if d.read_only:
                 self._ro_labels.add(d.label)
             else:
@@ -161,8 +181,10 @@ class HealthWatch:
         if isinstance(health.read_only_mounts, list):
             now_ro = {f"{m.device} on {m.point}" for m in health.read_only_mounts}
             if self._ro_mounts is not None:
-                out += [Alert("read_only", "high", f"{m} was remounted read-only", {"mount": m})
-                        for m in sorted(now_ro - self._ro_mounts)]
+                out += [
+                    Alert("read_only", "high", f"{m} was remounted read-only", {"mount": m})
+                    for m in sorted(now_ro - self._ro_mounts)
+                ]
             self._ro_mounts = now_ro
         return out
 
@@ -174,9 +196,14 @@ class HealthWatch:
                 continue
             if d.used_pct >= FULL_PCT and d.label not in self._full:
                 self._full.add(d.label)
-                out.append(Alert("disk_full", "high" if d.label == "state" else "medium",
-                                 f"the {d.label} file system ({d.path}) is {d.used_pct:g}% full, {d.free_mb} MiB free",
-                                 {"label": d.label, "path": d.path, "used_pct": d.used_pct, "free_mb": d.free_mb}))
+                out.append(
+                    Alert(
+                        "disk_full",
+                        "high" if d.label == "state" else "medium",
+                        f"the {d.label} file system ({d.path}) is {d.used_pct:g}% full, {d.free_mb} MiB free",
+                        {"label": d.label, "path": d.path, "used_pct": d.used_pct, "free_mb": d.free_mb},
+                    )
+                )
             elif d.used_pct < FULL_PCT - 5:
                 self._full.discard(d.label)
         return out
@@ -189,11 +216,21 @@ class HealthWatch:
         for c in health.emmc:
             rank = EMMC_RANK.get(c.level, 0)
             if rank > self._emmc_rank.get(c.card, 0):
-                out.append(Alert("emmc_wear", "high" if rank >= 2 else "medium",
-                                 f"eMMC {c.card} wear {c.level}: life used A {c.life_time_a or '?'}, "
-                                 f"B {c.life_time_b or '?'}, pre-EOL {c.pre_eol or '?'}",
-                                 {"card": c.card, "level": c.level, "life_time_a": c.life_time_a,
-                                  "life_time_b": c.life_time_b, "pre_eol": c.pre_eol}))
+                out.append(
+                    Alert(
+                        "emmc_wear",
+                        "high" if rank >= 2 else "medium",
+                        f"eMMC {c.card} wear {c.level}: life used A {c.life_time_a or '?'}, "
+                        f"B {c.life_time_b or '?'}, pre-EOL {c.pre_eol or '?'}",
+                        {
+                            "card": c.card,
+                            "level": c.level,
+                            "life_time_a": c.life_time_a,
+                            "life_time_b": c.life_time_b,
+                            "pre_eol": c.pre_eol,
+                        },
+                    )
+                )
             self._emmc_rank[c.card] = rank
         return out
 

@@ -102,8 +102,15 @@ def hwmon(root: Path, n: int, device: str, name: str, files: Mapping[str, str | 
     return real
 
 
-def cgroup(root: Path, *, allowed: str, v2_group: str | None = None, effective: str | None = None,
-           v1_group: str | None = None, v1_cpus: str | None = None) -> None:
+def cgroup(
+    root: Path,
+    *,
+    allowed: str,
+    v2_group: str | None = None,
+    effective: str | None = None,
+    v1_group: str | None = None,
+    v1_cpus: str | None = None,
+) -> None:
     """This process's affinity (``/proc/self/status``) and cgroup: v2 ``cpuset.cpus.effective`` or a v1 cpuset."""
     write(root, "/proc/self/status", f"Name:\tpython3\nCpus_allowed:\tf\nCpus_allowed_list:\t{allowed}\n")
     lines, mounts = [], []
@@ -235,10 +242,24 @@ def _ina3221(root: Path, device: str, n: int, rails: Sequence[tuple[str, int, in
     the shunt sum in7 and the current sum curr4 (no curr7)."""
     files: dict[str, str | int] = {}
     for i, (label, mv, ma) in enumerate(rails, start=1):
-        files.update({f"in{i}_label": label, f"in{i}_input": mv, f"curr{i}_input": ma,
-                      f"curr{i}_crit": 4984, f"curr{i}_max": 4984, f"in{i + 3}_input": ma * 5})
-    files.update({"in7_label": "sum of shunt voltages", "in7_input": sum(r[2] for r in rails) * 5,
-                  "curr4_input": sum(r[2] for r in rails), "curr4_crit": 10000})
+        files.update(
+            {
+                f"in{i}_label": label,
+                f"in{i}_input": mv,
+                f"curr{i}_input": ma,
+                f"curr{i}_crit": 4984,
+                f"curr{i}_max": 4984,
+                f"in{i + 3}_input": ma * 5,
+            }
+        )
+    files.update(
+        {
+            "in7_label": "sum of shunt voltages",
+            "in7_input": sum(r[2] for r in rails) * 5,
+            "curr4_input": sum(r[2] for r in rails),
+            "curr4_crit": 10000,
+        }
+    )
     real = hwmon(root, n, device, "ina3221", files)
     drv = f"/sys/bus/i2c/drivers/ina3221/{device.rsplit('/', 1)[1]}"
     symlink(root, drv, device)
@@ -281,9 +302,13 @@ def build_orin_nano(root: Path, *, jetpack: int = 6, nvpmodel_files: bool = True
         _gpu(root, "/sys/devices/platform/17000000.ga10b", "ga10b", 123, 305_000_000)
     if nvpmodel_files:
         write(root, "/var/lib/nvpmodel/status", "pmode:0000 fmode:quiet\n")
-        write(root, "/etc/nvpmodel.conf", "< POWER_MODEL ID=0 NAME=15W >\nCPU_ONLINE CORE_0 1\n"
-                                         "< POWER_MODEL ID=1 NAME=7W >\nCPU_ONLINE CORE_4 0\n"
-                                         "< PM_CONFIG DEFAULT=0 >\n")
+        write(
+            root,
+            "/etc/nvpmodel.conf",
+            "< POWER_MODEL ID=0 NAME=15W >\nCPU_ONLINE CORE_0 1\n"
+            "< POWER_MODEL ID=1 NAME=7W >\nCPU_ONLINE CORE_4 0\n"
+            "< PM_CONFIG DEFAULT=0 >\n",
+        )
     return root
 
 
@@ -306,8 +331,9 @@ def build_agx_orin(root: Path) -> Path:
     for n, (ztype, milli) in enumerate(zones):
         zone(root, n, ztype, milli, trips if ztype in ("cpu-thermal", "tj-thermal") else (), base=vt)
     i2c = "/sys/devices/platform/bus@0/c240000.i2c/i2c-1"
-    _ina3221(root, f"{i2c}/1-0040", 1, [("VDD_GPU_SOC", 5000, 468), ("VDD_CPU_CV", 5000, 78),
-                                        ("VIN_SYS_5V0", 5000, 805)])
+    _ina3221(
+        root, f"{i2c}/1-0040", 1, [("VDD_GPU_SOC", 5000, 468), ("VDD_CPU_CV", 5000, 78), ("VIN_SYS_5V0", 5000, 805)]
+    )
     _ina3221(root, f"{i2c}/1-0041", 2, [("NC", 0, 0), ("VDDQ_VDD2_1V8AO", 5000, 60), ("NC", 0, 0)])
     soctherm_oc(root, 3)
     _gpu(root, "/sys/devices/platform/bus@0/17000000.gpu", "gpu", 0, 0)

@@ -326,8 +326,9 @@ async def detail_report(port: TcPort, ctx: Context, data: bytes) -> None:
 async def summary(port: TcPort, ctx: Context, data: bytes) -> None:
     """TC[11,17] -> TM[11,13]: N, then (release CDS, request id u32) for each activity."""
     acts = _schedule(port).summary()
-    await _reports(port, ctx, 13, [pus.unix_to_cds(a.release_utc) + pus.pack_u32(a.request_id & 0xFFFFFFFF)
-                                   for a in acts])
+    await _reports(
+        port, ctx, 13, [pus.unix_to_cds(a.release_utc) + pus.pack_u32(a.request_id & 0xFFFFFFFF) for a in acts]
+    )
 
 
 # ---- ST[129] (flightos) replay-protection resync --------------------------------------------------------

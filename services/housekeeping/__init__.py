@@ -47,9 +47,15 @@ class Housekeeping(Service):
     async def report(self) -> None:
         """Publish ``tm.housekeeping.system``, ``tm.housekeeping.services`` and ``tm.housekeeping.board``."""
         await self.publish("system", self.snapshot())
-        await self.publish("services", {"services": [
-            {k: s.get(k) for k in ("name", "state", "pid", "cores", "cpu_percent", "rss_mb", "restarts")}
-            for s in self._services]})
+        await self.publish(
+            "services",
+            {
+                "services": [
+                    {k: s.get(k) for k in ("name", "state", "pid", "cores", "cpu_percent", "rss_mb", "restarts")}
+                    for s in self._services
+                ]
+            },
+        )
         if self._board is not None:
             await self.publish("board", self._board)
         self.samples += 1
@@ -71,8 +77,11 @@ class Housekeeping(Service):
             st = os.statvfs(self.disk_path)
             total, free = st.f_blocks * st.f_frsize, st.f_bavail * st.f_frsize
             used = total - st.f_bfree * st.f_frsize
-            disk = {"path": self.disk_path, "used_pct": round(100.0 * used / max(1, used + free), 1),
-                    "free_mb": free // 2**20}
+            disk = {
+                "path": self.disk_path,
+                "used_pct": round(100.0 * used / max(1, used + free), 1),
+                "free_mb": free // 2**20,
+            }
         except OSError as exc:
             disk = {"path": self.disk_path, "error": str(exc)}
         return {
@@ -95,5 +104,3 @@ def _memory() -> dict[str, Any]:
         return {"error": f"/proc/meminfo: {exc}"}
     total, avail = info.get("MemTotal", 0), info.get("MemAvailable", info.get("MemFree", 0))
     return {"used_pct": round(100.0 * (total - avail) / max(1, total), 1), "available_mb": avail // 2**20}
-
-

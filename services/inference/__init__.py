@@ -32,11 +32,22 @@ from flightos.sdk.options import OptionsError, check_options
 from services.inference.params import InferenceParams
 
 EXTRA = "inference"
-MISSING = (f"inference.run needs onnxruntime and numpy, which are not installed: install the "
-           f"'{EXTRA}' extra (pip install 'flightos[{EXTRA}]')")
-ORT_DTYPES = {"tensor(float)": "float32", "tensor(double)": "float64", "tensor(float16)": "float16",
-              "tensor(int64)": "int64", "tensor(int32)": "int32", "tensor(int16)": "int16", "tensor(int8)": "int8",
-              "tensor(uint8)": "uint8", "tensor(uint16)": "uint16", "tensor(bool)": "bool"}
+MISSING = (
+    f"inference.run needs onnxruntime and numpy, which are not installed: install the "
+    f"'{EXTRA}' extra (pip install 'flightos[{EXTRA}]')"
+)
+ORT_DTYPES = {
+    "tensor(float)": "float32",
+    "tensor(double)": "float64",
+    "tensor(float16)": "float16",
+    "tensor(int64)": "int64",
+    "tensor(int32)": "int32",
+    "tensor(int16)": "int16",
+    "tensor(int8)": "int8",
+    "tensor(uint8)": "uint8",
+    "tensor(uint16)": "uint16",
+    "tensor(bool)": "bool",
+}
 
 
 class InferenceError(RuntimeError):
@@ -53,8 +64,9 @@ def job_params(ctx: JobContext) -> InferenceParams:
     """The job's ``params`` checked against :class:`InferenceParams`; InferenceError naming the key if not."""
     checked = check_options(InferenceParams, ctx.params, "inference")
     if isinstance(checked, OptionsError):
-        raise InferenceError(f"params.{checked.path}: {checked.detail}" if checked.path else
-                             f"params: {checked.detail}")
+        raise InferenceError(
+            f"params.{checked.path}: {checked.detail}" if checked.path else f"params: {checked.detail}"
+        )
     return checked
 
 
@@ -65,8 +77,11 @@ def _pick(ctx: JobContext, suffix: str, param: str, want: str) -> Path:
         found = [p for p in found if p.name == want or p.as_posix().endswith("/" + str(want))]
     if len(found) != 1:
         names = ", ".join(p.name for p in ctx.inputs) or "none"
-        raise InferenceError(f"expected exactly one {suffix} input" + (f" named {want!r}" if want else "")
-                             + f" (inputs: {names}; pass params.{param} to choose)")
+        raise InferenceError(
+            f"expected exactly one {suffix} input"
+            + (f" named {want!r}" if want else "")
+            + f" (inputs: {names}; pass params.{param} to choose)"
+        )
     return found[0]
 
 
@@ -85,8 +100,12 @@ def _stats_ms(values: list[tuple[float, int]]) -> dict[str, float]:
                 return v
         return s[-1][0]
 
-    return {"mean": round(1000 * sum(v * w for v, w in s) / total, 6), "p50": round(1000 * q(0.5), 6),
-            "p95": round(1000 * q(0.95), 6), "max": round(1000 * s[-1][0], 6)}
+    return {
+        "mean": round(1000 * sum(v * w for v, w in s) / total, 6),
+        "p50": round(1000 * q(0.5), 6),
+        "p95": round(1000 * q(0.95), 6),
+        "max": round(1000 * s[-1][0], 6),
+    }
 
 
 def run(ctx: JobContext) -> dict[str, Any]:
@@ -133,7 +152,7 @@ def run(ctx: JobContext) -> dict[str, Any]:
     b = 1  # the first batch is one sample: it tells the output sizes before memory is committed
     t_all = time.perf_counter()
     while done < n:
-        xb = np.ascontiguousarray(x[done:done + b], dtype=dtype)
+        xb = np.ascontiguousarray(x[done : done + b], dtype=dtype)
         t0 = time.perf_counter()
         ys = sess.run(None, {feed.name: xb})
         dt = time.perf_counter() - t0
@@ -149,7 +168,7 @@ def run(ctx: JobContext) -> dict[str, Any]:
             out_bytes = sum(int(np.prod(y.shape[1:], dtype=np.int64)) * y.dtype.itemsize for y in ys)
             per_sample = in_bytes + out_bytes
         for (_, _, mm), y in zip(files, ys, strict=True):
-            mm[done:done + k] = y
+            mm[done : done + k] = y
         done += k
         batches += 1
         sizes.add(k)
@@ -161,10 +180,26 @@ def run(ctx: JobContext) -> dict[str, Any]:
     outputs = []
     for name, path, mm in files:
         mm.flush()
-        outputs.append({"name": name, "file": path.relative_to(ctx.out_dir).as_posix(), "shape": list(mm.shape),
-                        "dtype": str(mm.dtype)})
-    return {"count": n, "batches": batches, "batch_sizes": sorted(sizes),
-            "latency_ms": _stats_ms(per_item), "batch_latency_ms": _stats_ms(per_batch),
-            "throughput_per_s": round(n / wall, 2) if wall > 0 else None, "model_load_ms": round(1000 * load_s, 3),
-            "model": model_path.name, "input": data_path.name, "input_shape": list(x.shape),
-            "memory_mb": memory_mb, "threads": threads, "outputs": outputs}
+        outputs.append(
+            {
+                "name": name,
+                "file": path.relative_to(ctx.out_dir).as_posix(),
+                "shape": list(mm.shape),
+                "dtype": str(mm.dtype),
+            }
+        )
+    return {
+        "count": n,
+        "batches": batches,
+        "batch_sizes": sorted(sizes),
+        "latency_ms": _stats_ms(per_item),
+        "batch_latency_ms": _stats_ms(per_batch),
+        "throughput_per_s": round(n / wall, 2) if wall > 0 else None,
+        "model_load_ms": round(1000 * load_s, 3),
+        "model": model_path.name,
+        "input": data_path.name,
+        "input_shape": list(x.shape),
+        "memory_mb": memory_mb,
+        "threads": threads,
+        "outputs": outputs,
+    }

@@ -20,8 +20,12 @@ KEYS = ("cpu_s", "energy_mj", "downlink_bytes", "deadline_s")
 UNITS = {"cpu_s": "CPU-s", "energy_mj": "mJ", "downlink_bytes": "B", "deadline_s": "s"}
 DEFAULTS: dict[str, float] = {"cpu_s": 60.0, "energy_mj": 60_000.0, "downlink_bytes": 1 << 20, "deadline_s": 600.0}
 """What a submission that leaves a key out gets (target options ``default_<key>`` override them)."""
-LIMITS: dict[str, float] = {"cpu_s": 3600.0, "energy_mj": 3_600_000.0, "downlink_bytes": 64 << 20,
-                            "deadline_s": 86_400.0}
+LIMITS: dict[str, float] = {
+    "cpu_s": 3600.0,
+    "energy_mj": 3_600_000.0,
+    "downlink_bytes": 64 << 20,
+    "deadline_s": 86_400.0,
+}
 """The most a submission may ask for (target options ``max_<key>`` override them)."""
 
 
@@ -35,8 +39,12 @@ class Budget:
     deadline_s: float
 
     @classmethod
-    def parse(cls, raw: dict[str, Any] | None, defaults: dict[str, float] | None = None,
-              limits: dict[str, float] | None = None) -> Budget:
+    def parse(
+        cls,
+        raw: dict[str, Any] | None,
+        defaults: dict[str, float] | None = None,
+        limits: dict[str, float] | None = None,
+    ) -> Budget:
         """Check a submitted budget; missing keys take defaults; raise BadArguments naming every problem."""
         defaults = {**DEFAULTS, **(defaults or {})}
         limits = {**LIMITS, **(limits or {})}
@@ -55,8 +63,12 @@ class Budget:
             values[key] = v
         if problems:
             raise BadArguments("budget: " + "; ".join(problems), problems=problems)
-        return cls(cpu_s=float(values["cpu_s"]), energy_mj=float(values["energy_mj"]),
-                   downlink_bytes=int(values["downlink_bytes"]), deadline_s=float(values["deadline_s"]))
+        return cls(
+            cpu_s=float(values["cpu_s"]),
+            energy_mj=float(values["energy_mj"]),
+            downlink_bytes=int(values["downlink_bytes"]),
+            deadline_s=float(values["deadline_s"]),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """As stored in the ledger and shown to the ground."""
@@ -74,8 +86,12 @@ class Usage:
 
     def to_dict(self) -> dict[str, Any]:
         """As the ledger stores it: to the microsecond and the microjoule."""
-        return {"cpu_s": round(self.cpu_s, 6), "energy_mj": round(self.energy_mj, 6),
-                "downlink_bytes": int(self.downlink_bytes), "wall_s": round(self.wall_s, 6)}
+        return {
+            "cpu_s": round(self.cpu_s, 6),
+            "energy_mj": round(self.energy_mj, 6),
+            "downlink_bytes": int(self.downlink_bytes),
+            "wall_s": round(self.wall_s, 6),
+        }
 
 
 def energy_increment_mj(power_w: float, cpu_delta_s: float, n_cpus: int) -> float:
@@ -92,6 +108,7 @@ def over_budget(budget: Budget, usage: Usage, age_s: float) -> tuple[str, str] |
     if usage.energy_mj > budget.energy_mj:
         return "energy_mj", f"energy_mj: {usage.energy_mj:.1f} mJ used, budget {budget.energy_mj:g} mJ"
     if usage.downlink_bytes > budget.downlink_bytes:
-        return "downlink_bytes", (f"downlink_bytes: {usage.downlink_bytes} B queued for downlink, "
-                                  f"budget {budget.downlink_bytes} B")
+        return "downlink_bytes", (
+            f"downlink_bytes: {usage.downlink_bytes} B queued for downlink, budget {budget.downlink_bytes} B"
+        )
     return None

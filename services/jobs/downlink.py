@@ -63,8 +63,11 @@ class Outbox:
                 continue
             used += size
             files.append(_File(job.id, job.tenant, name, p, size))
-        record["downlink"] = {"files": [{"name": f.name, "bytes": f.size} for f in files], "bytes": used,
-                              "skipped": skipped}
+        record["downlink"] = {
+            "files": [{"name": f.name, "bytes": f.size} for f in files],
+            "bytes": used,
+            "skipped": skipped,
+        }
         self.items.append(("job", record))
         self.items.extend(("file", f) for f in files)
 
@@ -85,8 +88,19 @@ class Outbox:
             except OSError:
                 self.items.popleft()
                 continue
-            out.append(("file", {"job_id": f.job_id, "tenant": f.tenant, "file": f.name, "offset": f.offset,
-                                 "size": f.size, "data": data}))
+            out.append(
+                (
+                    "file",
+                    {
+                        "job_id": f.job_id,
+                        "tenant": f.tenant,
+                        "file": f.name,
+                        "offset": f.offset,
+                        "size": f.size,
+                        "data": data,
+                    },
+                )
+            )
             f.offset += len(data)
             if not data or f.offset >= f.size:
                 self.items.popleft()

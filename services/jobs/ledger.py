@@ -76,32 +76,64 @@ class Job:
 
     def summary(self) -> dict[str, Any]:
         """The job as listed: no parameters, no result."""
-        return {"id": self.id, "tenant": self.tenant, "processor": self.processor, "state": self.state,
-                "reason": self.reason, "exceeded": self.exceeded, "partial": self.partial,
-                "submitted_at": self.submitted_at, "started_at": self.started_at, "ended_at": self.ended_at,
-                **self.usage.to_dict(), "budget": self.budget.to_dict()}
+        return {
+            "id": self.id,
+            "tenant": self.tenant,
+            "processor": self.processor,
+            "state": self.state,
+            "reason": self.reason,
+            "exceeded": self.exceeded,
+            "partial": self.partial,
+            "submitted_at": self.submitted_at,
+            "started_at": self.started_at,
+            "ended_at": self.ended_at,
+            **self.usage.to_dict(),
+            "budget": self.budget.to_dict(),
+        }
 
     def view(self) -> dict[str, Any]:
         """Everything about the job, with per-item figures when the processor reported a ``count``."""
-        out = {**self.summary(), "params": self.params, "inputs": self.inputs, "exit_code": self.exit_code,
-               "result": self.result, "error": self.error}
+        out = {
+            **self.summary(),
+            "params": self.params,
+            "inputs": self.inputs,
+            "exit_code": self.exit_code,
+            "result": self.result,
+            "error": self.error,
+        }
         count = (self.result or {}).get("count")
         if isinstance(count, int) and not isinstance(count, bool) and count > 0:
-            out["per_item"] = {"count": count, "energy_mj": round(self.usage.energy_mj / count, 6),
-                               "cpu_s": round(self.usage.cpu_s / count, 9)}
+            out["per_item"] = {
+                "count": count,
+                "energy_mj": round(self.usage.energy_mj / count, 6),
+                "cpu_s": round(self.usage.cpu_s / count, 9),
+            }
         return out
 
 
 def _row_to_job(row: sqlite3.Row) -> Job:
     b = json.loads(row["budget"])
-    return Job(id=row["id"], tenant=row["tenant"], processor=row["processor"], params=json.loads(row["params"]),
-               inputs=json.loads(row["inputs"]), budget=Budget(**b), submitted_at=row["submitted_at"],
-               state=row["state"], reason=row["reason"], exceeded=row["exceeded"], partial=bool(row["partial"]),
-               started_at=row["started_at"], ended_at=row["ended_at"],
-               usage=Usage(cpu_s=row["cpu_s"], energy_mj=row["energy_mj"], downlink_bytes=row["downlink_bytes"],
-                           wall_s=row["wall_s"]),
-               exit_code=row["exit_code"], result=json.loads(row["result"]) if row["result"] else None,
-               error=row["error"])
+    return Job(
+        id=row["id"],
+        tenant=row["tenant"],
+        processor=row["processor"],
+        params=json.loads(row["params"]),
+        inputs=json.loads(row["inputs"]),
+        budget=Budget(**b),
+        submitted_at=row["submitted_at"],
+        state=row["state"],
+        reason=row["reason"],
+        exceeded=row["exceeded"],
+        partial=bool(row["partial"]),
+        started_at=row["started_at"],
+        ended_at=row["ended_at"],
+        usage=Usage(
+            cpu_s=row["cpu_s"], energy_mj=row["energy_mj"], downlink_bytes=row["downlink_bytes"], wall_s=row["wall_s"]
+        ),
+        exit_code=row["exit_code"],
+        result=json.loads(row["result"]) if row["result"] else None,
+        error=row["error"],
+    )
 
 
 class Ledger:
@@ -125,8 +157,18 @@ class Ledger:
         self.db.execute(
             "INSERT INTO jobs (id, tenant, processor, params, inputs, budget, state, reason, submitted_at) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (job.id, job.tenant, job.processor, json.dumps(job.params), json.dumps(job.inputs),
-             json.dumps(job.budget.to_dict()), job.state, job.reason, job.submitted_at))
+            (
+                job.id,
+                job.tenant,
+                job.processor,
+                json.dumps(job.params),
+                json.dumps(job.inputs),
+                json.dumps(job.budget.to_dict()),
+                job.state,
+                job.reason,
+                job.submitted_at,
+            ),
+        )
 
     def save(self, job: Job) -> None:
         """Write the job's state, usage and outcome."""
@@ -134,9 +176,23 @@ class Ledger:
         self.db.execute(
             "UPDATE jobs SET state=?, reason=?, exceeded=?, partial=?, started_at=?, ended_at=?, cpu_s=?, "
             "energy_mj=?, downlink_bytes=?, wall_s=?, exit_code=?, result=?, error=? WHERE id=?",
-            (job.state, job.reason, job.exceeded, int(job.partial), job.started_at, job.ended_at, u["cpu_s"],
-             u["energy_mj"], u["downlink_bytes"], u["wall_s"], job.exit_code,
-             json.dumps(job.result, default=str) if job.result is not None else None, job.error, job.id))
+            (
+                job.state,
+                job.reason,
+                job.exceeded,
+                int(job.partial),
+                job.started_at,
+                job.ended_at,
+                u["cpu_s"],
+                u["energy_mj"],
+                u["downlink_bytes"],
+                u["wall_s"],
+                job.exit_code,
+                json.dumps(job.result, default=str) if job.result is not None else None,
+                job.error,
+                job.id,
+            ),
+        )
 
     def get(self, job_id: str) -> Job | None:
         """One job by id."""
@@ -154,8 +210,9 @@ class Ledger:
             where.append(f"state IN ({','.join('?' * len(states))})")
             args.extend(states)
         sql = "SELECT * FROM jobs" + (" WHERE " + " AND ".join(where) if where else "")
-        rows = self.db.execute(f"SELECT * FROM ({sql} ORDER BY seq DESC LIMIT ?) ORDER BY seq",
-                               (*args, int(limit))).fetchall()
+        rows = self.db.execute(
+            f"SELECT * FROM ({sql} ORDER BY seq DESC LIMIT ?) ORDER BY seq", (*args, int(limit))
+        ).fetchall()
         return [_row_to_job(r) for r in rows]
 
     def totals(self, tenant: str = "") -> dict[str, Any]:
@@ -163,13 +220,23 @@ class Ledger:
         where, args = (" WHERE tenant=?", (tenant,)) if tenant else ("", ())
         per: dict[str, dict[str, Any]] = {}
         for r in self.db.execute(
-                "SELECT tenant, COUNT(*) AS jobs, TOTAL(cpu_s) AS cpu_s, TOTAL(energy_mj) AS energy_mj, "
-                "TOTAL(downlink_bytes) AS downlink_bytes, TOTAL(wall_s) AS wall_s FROM jobs" + where
-                + " GROUP BY tenant ORDER BY tenant", args):
-            per[r["tenant"]] = {"jobs": r["jobs"], "cpu_s": r["cpu_s"], "energy_mj": r["energy_mj"],
-                                "downlink_bytes": int(r["downlink_bytes"]), "wall_s": r["wall_s"], "states": {}}
-        for r in self.db.execute("SELECT tenant, state, COUNT(*) AS n FROM jobs" + where
-                                 + " GROUP BY tenant, state", args):
+            "SELECT tenant, COUNT(*) AS jobs, TOTAL(cpu_s) AS cpu_s, TOTAL(energy_mj) AS energy_mj, "
+            "TOTAL(downlink_bytes) AS downlink_bytes, TOTAL(wall_s) AS wall_s FROM jobs"
+            + where
+            + " GROUP BY tenant ORDER BY tenant",
+            args,
+        ):
+            per[r["tenant"]] = {
+                "jobs": r["jobs"],
+                "cpu_s": r["cpu_s"],
+                "energy_mj": r["energy_mj"],
+                "downlink_bytes": int(r["downlink_bytes"]),
+                "wall_s": r["wall_s"],
+                "states": {},
+            }
+        for r in self.db.execute(
+            "SELECT tenant, state, COUNT(*) AS n FROM jobs" + where + " GROUP BY tenant, state", args
+        ):
             per[r["tenant"]]["states"][r["state"]] = r["n"]
         total = {"jobs": sum(t["jobs"] for t in per.values())}
         for k in METERED:

@@ -87,9 +87,15 @@ class Notice:
     job: Job
 
 
-EVENT_IDS = {"started": JobsEvent.JOB_STARTED, "done": JobsEvent.JOB_DONE, "failed": JobsEvent.JOB_FAILED,
-             "over_budget": JobsEvent.JOB_OVER_BUDGET, "cancelled": JobsEvent.JOB_CANCELLED,
-             "stopped": JobsEvent.JOB_STOPPED, "refused": JobsEvent.JOB_REFUSED}
+EVENT_IDS = {
+    "started": JobsEvent.JOB_STARTED,
+    "done": JobsEvent.JOB_DONE,
+    "failed": JobsEvent.JOB_FAILED,
+    "over_budget": JobsEvent.JOB_OVER_BUDGET,
+    "cancelled": JobsEvent.JOB_CANCELLED,
+    "stopped": JobsEvent.JOB_STOPPED,
+    "refused": JobsEvent.JOB_REFUSED,
+}
 """The event each job state announces (docs/events.md)."""
 
 
@@ -136,17 +142,25 @@ class JobManager:
         return self._processors
 
     # ---- commands ----------------------------------------------------------------------------
-    def submit(self, processor: str, params: dict[str, Any] | None, inputs: list[str] | None,
-               budget: dict[str, Any] | None, tenant: str) -> dict[str, Any]:
+    def submit(
+        self,
+        processor: str,
+        params: dict[str, Any] | None,
+        inputs: list[str] | None,
+        budget: dict[str, Any] | None,
+        tenant: str,
+    ) -> dict[str, Any]:
         """Queue a job (and start it at once if a slot is free); return its id, state and why it waits."""
         check_tenant(tenant)
         if self.stopping:
             raise JobRefused("the jobs service is stopping: resubmit once it is back", reason="stopping")
         policy.admit(self.env.mode())
         if processor not in self.processors() and processor not in self.processors(refresh=True):
-            raise UnknownProcessor(f"no processor {processor!r} is registered "
-                                   f"(installed: {', '.join(sorted(self._processors)) or 'none'})",
-                                   available=sorted(self._processors))
+            raise UnknownProcessor(
+                f"no processor {processor!r} is registered "
+                f"(installed: {', '.join(sorted(self._processors)) or 'none'})",
+                available=sorted(self._processors),
+            )
         b = Budget.parse(budget, self.cfg.default_budget, self.cfg.max_budget)
         names = list(inputs or [])
         for name in names:
@@ -157,10 +171,19 @@ class JobManager:
         except (TypeError, ValueError) as exc:
             raise BadArguments(f"params: must be JSON-compatible ({exc})") from None
         if len(self.queue) >= self.cfg.queue_limit:
-            raise JobRefused(f"the job queue is full ({len(self.queue)} queued, limit {self.cfg.queue_limit}): "
-                             "retry later", reason="queue_full")
-        job = Job(id="j" + secrets.token_hex(5), tenant=tenant, processor=processor, params=params,
-                  inputs=names, budget=b, submitted_at=time.time())
+            raise JobRefused(
+                f"the job queue is full ({len(self.queue)} queued, limit {self.cfg.queue_limit}): retry later",
+                reason="queue_full",
+            )
+        job = Job(
+            id="j" + secrets.token_hex(5),
+            tenant=tenant,
+            processor=processor,
+            params=params,
+            inputs=names,
+            budget=b,
+            submitted_at=time.time(),
+        )
         self.ledger.add(job)
         self.queue.append(job)
         self.schedule()
@@ -214,8 +237,10 @@ class JobManager:
             check_tenant(tenant)
         self._save_running()
         totals = self.ledger.totals(tenant)
-        rows = [{k: v for k, v in j.summary().items() if k not in ("budget", "started_at")}
-                for j in self.ledger.jobs(tenant, limit=limit)]
+        rows = [
+            {k: v for k, v in j.summary().items() if k not in ("budget", "started_at")}
+            for j in self.ledger.jobs(tenant, limit=limit)
+        ]
         return {**totals, "jobs": rows, "complete": len(rows) == totals["total"]["jobs"]}
 
     # ---- scheduling --------------------------------------------------------------------------
@@ -226,15 +251,23 @@ class JobManager:
             self.queue.remove(job)
             age = now - job.submitted_at
             why = f" ({self.paused})" if self.paused else ""
-            self._finish_unstarted(job, "over_budget", f"deadline_s: {age:.2f} s since submission, deadline "
-                                   f"{job.budget.deadline_s:g} s; it expired in the queue{why}", "deadline_s")
+            self._finish_unstarted(
+                job,
+                "over_budget",
+                f"deadline_s: {age:.2f} s since submission, deadline "
+                f"{job.budget.deadline_s:g} s; it expired in the queue{why}",
+                "deadline_s",
+            )
         mode = self.env.mode()
         if mode.upper() == "SAFE":
             for r in list(self.running.values()):
                 if r.stop is None:
                     self._request_stop(r, "stopped", policy.SAFE_STOP, None)
-        self.paused = "paused: the jobs service is stopping" if self.stopping else \
-            policy.start_blocker(mode, self.env.throttle(), self.cfg.pause_throttle)
+        self.paused = (
+            "paused: the jobs service is stopping"
+            if self.stopping
+            else policy.start_blocker(mode, self.env.throttle(), self.cfg.pause_throttle)
+        )
         while self.paused is None and self.queue and len(self.running) < self.cfg.max_concurrent:
             self._start(self.queue.popleft())
 
@@ -243,12 +276,19 @@ class JobManager:
         out_dir = job_dir / "out"
         (out_dir / "downlink").mkdir(parents=True, exist_ok=True)
         store_dir = self.store.dir(job.tenant)
-        spec = {"job_id": job.id, "tenant": job.tenant, "processor": job.processor,
-                "entry_point": self.processors().get(job.processor, ""), "params": job.params,
-                "inputs": [str(self.store.resolve(job.tenant, n, must_exist=False)) for n in job.inputs],
-                "out_dir": str(out_dir), "parent_pid": os.getpid(), "nice": self.cfg.nice,
-                "sched_idle": self.cfg.sched_idle,
-                "store_dir": str(store_dir)}
+        spec = {
+            "job_id": job.id,
+            "tenant": job.tenant,
+            "processor": job.processor,
+            "entry_point": self.processors().get(job.processor, ""),
+            "params": job.params,
+            "inputs": [str(self.store.resolve(job.tenant, n, must_exist=False)) for n in job.inputs],
+            "out_dir": str(out_dir),
+            "parent_pid": os.getpid(),
+            "nice": self.cfg.nice,
+            "sched_idle": self.cfg.sched_idle,
+            "store_dir": str(store_dir),
+        }
         (job_dir / "spec.json").write_text(json.dumps(spec))
         throttle = self.env.throttle()
         (job_dir / "throttle").write_text(str(throttle))
@@ -260,8 +300,9 @@ class JobManager:
         job.state, job.started_at, job.reason = "running", time.time(), None
         self.running[job.id] = Running(job, proc, job_dir, time.monotonic(), throttle=throttle)
         self.ledger.save(job)
-        self.notices.append(Notice(f"job {job.id} started: {job.processor} for {job.tenant}", Severity.INFO,
-                                   EVENT_IDS["started"], job))
+        self.notices.append(
+            Notice(f"job {job.id} started: {job.processor} for {job.tenant}", Severity.INFO, EVENT_IDS["started"], job)
+        )
 
     # ---- metering ----------------------------------------------------------------------------
     def tick(self) -> None:
@@ -298,8 +339,11 @@ class JobManager:
         if r.stop is None:
             over = over_budget(job.budget, job.usage, time.time() - job.submitted_at)
             if over is None and self.cfg.max_job_rss_mb and rss > self.cfg.max_job_rss_mb << 20:
-                over = ("memory_mb", f"memory_mb: {rss / 2**20:.0f} MiB resident, over the service's limit of "
-                        f"{self.cfg.max_job_rss_mb} MiB for one job")
+                over = (
+                    "memory_mb",
+                    f"memory_mb: {rss / 2**20:.0f} MiB resident, over the service's limit of "
+                    f"{self.cfg.max_job_rss_mb} MiB for one job",
+                )
             if over is not None:
                 self._request_stop(r, "over_budget", over[1], over[0])
         elif r.term_at is not None and not r.killed and mono - r.term_at > KILL_GRACE_S:
@@ -352,8 +396,9 @@ class JobManager:
         self._announce(job)
 
     def _announce(self, job: Job) -> None:
-        sev = {"done": Severity.INFO, "cancelled": Severity.INFO, "stopped": Severity.MEDIUM}.get(job.state,
-                                                                                                   Severity.LOW)
+        sev = {"done": Severity.INFO, "cancelled": Severity.INFO, "stopped": Severity.MEDIUM}.get(
+            job.state, Severity.LOW
+        )
         what = f"job {job.id} {job.state}" + (f": {job.reason}" if job.reason else "")
         self.notices.append(Notice(what, sev, EVENT_IDS.get(job.state, JobsEvent.JOB_OTHER), job))
 
@@ -379,15 +424,30 @@ class JobManager:
         """``tm.jobs.status``: the queue, the running jobs, why jobs wait, and usage per tenant."""
         self._save_running()
         totals = self.ledger.totals()
-        return {"mode": self.env.mode(), "throttle": self.env.throttle(), "paused": self.paused,
-                "max_concurrent": self.cfg.max_concurrent, "queued": len(self.queue),
-                "queue_limit": self.cfg.queue_limit,
-                "running": [{"id": r.job.id, "tenant": r.job.tenant, "processor": r.job.processor,
-                             **r.job.usage.to_dict(), "peak_rss_mb": round(r.peak_rss / 2**20, 1)}
-                            for r in self.running.values()],
-                "power_w": self.env.power_w(), "n_cpus": self.env.n_cpus(),
-                "tenants": {t: {k: v[k] for k in ("jobs", "cpu_s", "energy_mj", "downlink_bytes")}
-                            for t, v in totals["tenants"].items()}}
+        return {
+            "mode": self.env.mode(),
+            "throttle": self.env.throttle(),
+            "paused": self.paused,
+            "max_concurrent": self.cfg.max_concurrent,
+            "queued": len(self.queue),
+            "queue_limit": self.cfg.queue_limit,
+            "running": [
+                {
+                    "id": r.job.id,
+                    "tenant": r.job.tenant,
+                    "processor": r.job.processor,
+                    **r.job.usage.to_dict(),
+                    "peak_rss_mb": round(r.peak_rss / 2**20, 1),
+                }
+                for r in self.running.values()
+            ],
+            "power_w": self.env.power_w(),
+            "n_cpus": self.env.n_cpus(),
+            "tenants": {
+                t: {k: v[k] for k in ("jobs", "cpu_s", "energy_mj", "downlink_bytes")}
+                for t, v in totals["tenants"].items()
+            },
+        }
 
     # ---- helpers -----------------------------------------------------------------------------
     def _brief(self, job: Job) -> dict[str, Any]:
@@ -402,12 +462,15 @@ class JobManager:
 
     def _prune(self) -> None:
         """Keep the directories of the newest ``keep_job_dirs`` finished jobs (their ledger rows stay)."""
-        finished = [p for p in self.jobs_dir.iterdir() if p.is_dir() and p.name not in self.running
-                    and not any(j.id == p.name for j in self.queue)]
+        finished = [
+            p
+            for p in self.jobs_dir.iterdir()
+            if p.is_dir() and p.name not in self.running and not any(j.id == p.name for j in self.queue)
+        ]
         if len(finished) <= self.cfg.keep_job_dirs:
             return
         finished.sort(key=lambda p: p.stat().st_mtime)
-        for p in finished[:len(finished) - self.cfg.keep_job_dirs]:
+        for p in finished[: len(finished) - self.cfg.keep_job_dirs]:
             shutil.rmtree(p, ignore_errors=True)
 
     @staticmethod
@@ -421,9 +484,16 @@ class JobManager:
     def _files(out_dir: Path) -> list[dict[str, Any]]:
         if not out_dir.is_dir():
             return []
-        return [{"name": p.relative_to(out_dir).as_posix(), "bytes": p.stat().st_size, "path": str(p),
-                 "downlink": p.relative_to(out_dir).parts[0] == "downlink"}
-                for p in sorted(out_dir.rglob("*")) if p.is_file() and not p.name.endswith(".tmp")]
+        return [
+            {
+                "name": p.relative_to(out_dir).as_posix(),
+                "bytes": p.stat().st_size,
+                "path": str(p),
+                "downlink": p.relative_to(out_dir).parts[0] == "downlink",
+            }
+            for p in sorted(out_dir.rglob("*"))
+            if p.is_file() and not p.name.endswith(".tmp")
+        ]
 
 
 def _tree_bytes(path: Path) -> int:

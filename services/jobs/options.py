@@ -53,5 +53,5 @@ class JobsOptions(Options, frozen=True):
         out: dict[str, float] = {}
         for key in self.__struct_fields__:
             if key.startswith(prefix) and key != "max_put_bytes" and getattr(self, key) is not None:
-                out[key[len(prefix):]] = float(getattr(self, key))
+                out[key[len(prefix) :]] = float(getattr(self, key))
         return out

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 from services.jobs.errors import JobRefused
 
-SAFE_REFUSAL = ("SAFE mode: compute jobs are refused until the spacecraft leaves SAFE "
-                "(only critical services run; resubmit once the mode is NOMINAL)")
+SAFE_REFUSAL = (
+    "SAFE mode: compute jobs are refused until the spacecraft leaves SAFE "
+    "(only critical services run; resubmit once the mode is NOMINAL)"
+)
 SAFE_STOP = "SAFE mode: running jobs are stopped (only critical services run)"
 
 
@@ -31,9 +33,13 @@ def start_blocker(mode: str, throttle: int, pause_throttle: int) -> str | None:
     if mode == "SAFE":
         return "paused: SAFE mode (only critical services run)"
     if mode == "DEGRADED":
-        return ("paused: DEGRADED mode, new jobs wait until the spacecraft returns to NOMINAL "
-                "(running jobs go on, throttled)")
+        return (
+            "paused: DEGRADED mode, new jobs wait until the spacecraft returns to NOMINAL "
+            "(running jobs go on, throttled)"
+        )
     if throttle >= pause_throttle:
-        return (f"paused: throttle level {throttle} (jobs pause at {pause_throttle}): new jobs wait until "
-                "thermal or power pressure eases")
+        return (
+            f"paused: throttle level {throttle} (jobs pause at {pause_throttle}): new jobs wait until "
+            "thermal or power pressure eases"
+        )
     return None

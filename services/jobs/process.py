@@ -41,9 +41,16 @@ class JobProcess:
         """Start ``python -m services.jobs.runner JOB_DIR``; it inherits this process's CPU affinity."""
         env = {**os.environ, **extra_env}
         with open(job_dir / "job.log", "wb") as log:
-            popen = subprocess.Popen([sys.executable, "-m", "services.jobs.runner", str(job_dir)],
-                                     stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                     cwd=str(job_dir), env=env, close_fds=True, start_new_session=True)
+            popen = subprocess.Popen(
+                [sys.executable, "-m", "services.jobs.runner", str(job_dir)],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=str(job_dir),
+                env=env,
+                close_fds=True,
+                start_new_session=True,
+            )
         return cls(popen, job_dir)
 
     def exited(self) -> bool:

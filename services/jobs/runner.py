@@ -111,12 +111,19 @@ def run(job_dir: Path) -> int:
     try:
         fn = load_processor(spec["processor"], spec.get("entry_point", ""))
     except Exception as exc:
-        write_json(job_dir / "error.json", {"error": f"{type(exc).__name__}: {exc}",
-                                           "traceback": traceback.format_exc()[-4000:]})
+        write_json(
+            job_dir / "error.json",
+            {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()[-4000:]},
+        )
         return EXIT_NO_PROCESSOR
-    ctx = JobContext(job_id=spec["job_id"], tenant=spec["tenant"], params=dict(spec["params"]),
-                     inputs=[Path(p) for p in spec["inputs"]], out_dir=out_dir,
-                     throttle=ThrottleFile(job_dir / "throttle"))
+    ctx = JobContext(
+        job_id=spec["job_id"],
+        tenant=spec["tenant"],
+        params=dict(spec["params"]),
+        inputs=[Path(p) for p in spec["inputs"]],
+        out_dir=out_dir,
+        throttle=ThrottleFile(job_dir / "throttle"),
+    )
     startup = job_dir / "startup_cpu_s"  # services.jobs.process.STARTUP_FILE: start-up is not the job's budget
     startup.with_name("startup_cpu_s.tmp").write_text(f"{time.process_time():.6f}")
     os.replace(startup.with_name("startup_cpu_s.tmp"), startup)
@@ -126,11 +133,14 @@ def run(job_dir: Path) -> int:
             summary = {"value": summary}
         text = json.dumps(summary, default=str)
         if len(text) > MAX_SUMMARY_BYTES:
-            raise ValueError(f"the summary is {len(text)} B (limit {MAX_SUMMARY_BYTES} B): put bulky "
-                             "results in ctx.out_dir")
+            raise ValueError(
+                f"the summary is {len(text)} B (limit {MAX_SUMMARY_BYTES} B): put bulky results in ctx.out_dir"
+            )
     except Exception as exc:
-        write_json(job_dir / "error.json", {"error": f"{type(exc).__name__}: {exc}",
-                                           "traceback": traceback.format_exc()[-4000:]})
+        write_json(
+            job_dir / "error.json",
+            {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()[-4000:]},
+        )
         return EXIT_FAILED
     tmp = job_dir / "result.json.tmp"
     tmp.write_text(text)
@@ -142,8 +152,7 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point of ``python -m services.jobs.runner JOB_DIR``."""
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 1:
-        print("services.jobs.runner: started without a job directory; the jobs service starts jobs",
-              file=sys.stderr)
+        print("services.jobs.runner: started without a job directory; the jobs service starts jobs", file=sys.stderr)
         sys.exit(2)
     sys.exit(run(Path(argv[0])))
 

@@ -74,11 +74,18 @@ class Jobs(Service):
     # ---- lifecycle ---------------------------------------------------------------------------
     async def on_start(self) -> None:
         opts: JobsOptions = self.config
-        cfg = Config(max_concurrent=self.max_concurrent, queue_limit=self.queue_limit, nice=self.nice,
-                     pause_throttle=self.pause_throttle, max_job_rss_mb=self.max_job_rss_mb,
-                     sched_idle=self.sched_idle, keep_job_dirs=opts.keep_job_dirs,
-                     max_put_bytes=opts.max_put_bytes, default_budget=opts.budgets("default_"),
-                     max_budget=opts.budgets("max_"))
+        cfg = Config(
+            max_concurrent=self.max_concurrent,
+            queue_limit=self.queue_limit,
+            nice=self.nice,
+            pause_throttle=self.pause_throttle,
+            max_job_rss_mb=self.max_job_rss_mb,
+            sched_idle=self.sched_idle,
+            keep_job_dirs=opts.keep_job_dirs,
+            max_put_bytes=opts.max_put_bytes,
+            default_budget=opts.budgets("default_"),
+            max_budget=opts.budgets("max_"),
+        )
         await self._read_kernel_status()
         self.manager = JobManager(self.data_dir, _Env(self), cfg)
         await self._drain()
@@ -97,9 +104,12 @@ class Jobs(Service):
             self._n_cpus = len(cpus)
         me = next((s for s in st.get("services") or [] if s.get("name") == self.name), None)
         if me is not None and me.get("criticality") != "elastic":
-            await self.event(f"the jobs service runs as {me.get('criticality')}; it should be elastic "
-                             "([services.jobs] criticality = \"elastic\") so jobs never displace other services",
-                             Severity.LOW, event_id=JobsEvent.NOT_ELASTIC)
+            await self.event(
+                f"the jobs service runs as {me.get('criticality')}; it should be elastic "
+                '([services.jobs] criticality = "elastic") so jobs never displace other services',
+                Severity.LOW,
+                event_id=JobsEvent.NOT_ELASTIC,
+            )
 
     def _apply_health(self, health: dict[str, Any]) -> None:
         if isinstance(health.get("mode"), str):
@@ -126,8 +136,14 @@ class Jobs(Service):
             await self.downlink(name, payload, priority=self.downlink_priority)
 
     async def on_parameter(self, name: str, value: Any) -> None:
-        if self.manager is not None and name in ("max_concurrent", "queue_limit", "nice", "pause_throttle",
-                                                 "max_job_rss_mb", "sched_idle"):
+        if self.manager is not None and name in (
+            "max_concurrent",
+            "queue_limit",
+            "nice",
+            "pause_throttle",
+            "max_job_rss_mb",
+            "sched_idle",
+        ):
             setattr(self.manager.cfg, name, value)
             self.manager.schedule()
             await self._drain()
@@ -172,8 +188,15 @@ class Jobs(Service):
         assert self.manager is not None
         notices, self.manager.notices = self.manager.notices, []
         for n in notices:
-            await self.event(n.message, n.severity, event_id=n.event_id, job_id=n.job.id, tenant=n.job.tenant,
-                             processor=n.job.processor, state=n.job.state)
+            await self.event(
+                n.message,
+                n.severity,
+                event_id=n.event_id,
+                job_id=n.job.id,
+                tenant=n.job.tenant,
+                processor=n.job.processor,
+                state=n.job.state,
+            )
             if n.job.finished:
                 await self.publish("done", n.job.view())
                 self.outbox.add(n.job, self.manager.jobs_dir / n.job.id / "out")
@@ -184,16 +207,26 @@ class Jobs(Service):
 
     # ---- commands ----------------------------------------------------------------------------
     @command()
-    async def submit(self, processor: str, params: dict[str, Any] | None = None, inputs: list[str] | None = None,
-                     budget: dict[str, Any] | None = None, tenant: str = "local") -> dict[str, Any]:
+    async def submit(
+        self,
+        processor: str,
+        params: dict[str, Any] | None = None,
+        inputs: list[str] | None = None,
+        budget: dict[str, Any] | None = None,
+        tenant: str = "local",
+    ) -> dict[str, Any]:
         """Queue a job: a processor, its params, input files from the tenant's store, and a budget."""
         try:
             out = self._m().submit(processor, params, inputs, budget, tenant)
         except Exception as exc:
             if getattr(exc, "code", "") == "job_refused":
-                await self.event(f"job refused for {tenant}: {exc}", Severity.LOW, event_id=JobsEvent.JOB_REFUSED,
-                                 tenant=tenant,
-                                 processor=processor)
+                await self.event(
+                    f"job refused for {tenant}: {exc}",
+                    Severity.LOW,
+                    event_id=JobsEvent.JOB_REFUSED,
+                    tenant=tenant,
+                    processor=processor,
+                )
             raise
         await self._drain()
         return out

@@ -21,8 +21,10 @@ TENANT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 def check_tenant(tenant: str) -> str:
     """A tenant name usable as a directory name, or BadArguments."""
     if not TENANT_RE.match(tenant) or tenant in (".", ".."):
-        raise BadArguments(f"tenant {tenant!r}: expected 1-64 characters of letters, digits, '_', '-', '.', "
-                           "starting with a letter or digit")
+        raise BadArguments(
+            f"tenant {tenant!r}: expected 1-64 characters of letters, digits, '_', '-', '.', "
+            "starting with a letter or digit"
+        )
     return tenant
 
 
@@ -45,8 +47,10 @@ class TenantStore:
             raise BadArguments(f"store path {name!r}: expected a non-empty relative path")
         pure = PurePosixPath(name)
         if pure.is_absolute() or ".." in pure.parts:
-            raise OutsideStore(f"store path {name!r}: escapes the store of tenant {tenant!r} "
-                               "(paths are relative to it; '..' and absolute paths are refused)")
+            raise OutsideStore(
+                f"store path {name!r}: escapes the store of tenant {tenant!r} "
+                "(paths are relative to it; '..' and absolute paths are refused)"
+            )
         base = self.dir(tenant).resolve()
         path = (base / pure).resolve()
         if path != base and not path.is_relative_to(base):
@@ -60,8 +64,10 @@ class TenantStore:
         path = self.resolve(tenant, name, must_exist=False)
         before = path.stat().st_size if append and path.is_file() else 0
         if before + len(data) > self.max_put_bytes:
-            raise BadArguments(f"put: {before + len(data)} B is over the limit of {self.max_put_bytes} B for one "
-                               "file (larger data is generated on board)")
+            raise BadArguments(
+                f"put: {before + len(data)} B is over the limit of {self.max_put_bytes} B for one "
+                "file (larger data is generated on board)"
+            )
         path.parent.mkdir(parents=True, exist_ok=True)
         if append:
             with open(path, "ab") as f:

@@ -49,7 +49,13 @@ def spin(ctx: JobContext) -> dict[str, Any]:
         (ctx.out_dir / "downlink" / "spin.bin").write_bytes(b"\xa5" * n)
     if ctx.params.get("fail"):
         raise RuntimeError(f"failing on request after {spun:.2f} s")
-    summary = {"spun_s": round(spun, 3), "iterations": iterations, "max_throttle": max_throttle,
-               "digest": digest.hexdigest()[:16], "inputs": [p.name for p in ctx.inputs], "held_mb": len(held) >> 20}
+    summary = {
+        "spun_s": round(spun, 3),
+        "iterations": iterations,
+        "max_throttle": max_throttle,
+        "digest": digest.hexdigest()[:16],
+        "inputs": [p.name for p in ctx.inputs],
+        "held_mb": len(held) >> 20,
+    }
     (ctx.out_dir / "spin.json").write_text(json.dumps(summary))
     return summary

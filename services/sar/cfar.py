@@ -40,6 +40,7 @@ def _check(pfa: float, guard: int, train: int, looks: int) -> None:
 # thresholds
 # ----------------------------------------------------------------------------------------------
 
+
 def _ca_pfa(alpha: F64, n: F64, looks: int) -> F64:
     """P(CUT > alpha * mean of n training cells) for independent L-look gamma clutter (exact)."""
     t = alpha / n
@@ -138,11 +139,12 @@ def os_alpha(pfa: float, m: int, k: int, cells: int, looks: int = 1) -> float:
 # CA-CFAR with summed-area tables
 # ----------------------------------------------------------------------------------------------
 
+
 def _sat(a: NDArray[Any], pad: int, dtype: type[np.float64] | type[np.int32]) -> NDArray[Any]:
     """Summed-area table of ``a`` zero-padded by ``pad`` on each side (plus a leading zero row/column)."""
     h, w = a.shape
     s = np.zeros((h + 2 * pad + 1, w + 2 * pad + 1), dtype=dtype)
-    s[pad + 1:pad + 1 + h, pad + 1:pad + 1 + w] = a
+    s[pad + 1 : pad + 1 + h, pad + 1 : pad + 1 + w] = a
     np.cumsum(s, axis=0, out=s)
     np.cumsum(s, axis=1, out=s)
     return s
@@ -151,9 +153,9 @@ def _sat(a: NDArray[Any], pad: int, dtype: type[np.float64] | type[np.int32]) ->
 def _box(s: NDArray[Any], pad: int, r: int, h: int, w: int) -> NDArray[Any]:
     """Sum over the (2r+1)^2 square around every pixel, from a table made by ``_sat(.., pad)``: O(1) each."""
     lo, hi = pad - r, pad + r + 1
-    out: NDArray[Any] = np.subtract(s[hi:hi + h, hi:hi + w], s[lo:lo + h, hi:hi + w])
-    out -= s[hi:hi + h, lo:lo + w]
-    out += s[lo:lo + h, lo:lo + w]
+    out: NDArray[Any] = np.subtract(s[hi : hi + h, hi : hi + w], s[lo : lo + h, hi : hi + w])
+    out -= s[hi : hi + h, lo : lo + w]
+    out += s[lo : lo + h, lo : lo + w]
     return out
 
 
@@ -198,18 +200,26 @@ def _sum_near(a: F32, r: int) -> F32:
     h, w = a.shape
     rows = a.copy()
     for k in range(1, min(r, h - 1) + 1):
-        rows[k:] += a[:h - k]
-        rows[:h - k] += a[k:]
+        rows[k:] += a[: h - k]
+        rows[: h - k] += a[k:]
     out: F32 = rows.copy()
     for k in range(1, min(r, w - 1) + 1):
-        out[:, k:] += rows[:, :w - k]
-        out[:, :w - k] += rows[:, k:]
+        out[:, k:] += rows[:, : w - k]
+        out[:, : w - k] += rows[:, k:]
     return out
 
 
-def ca_cfar(image: NDArray[np.floating], pfa: float = 1e-6, guard: int = 4, train: int = 12,
-            mask: Bool | None = None, *, looks: int = 1, exclude: Bool | None = None,
-            min_train: int = 16) -> tuple[Bool, F32]:
+def ca_cfar(
+    image: NDArray[np.floating],
+    pfa: float = 1e-6,
+    guard: int = 4,
+    train: int = 12,
+    mask: Bool | None = None,
+    *,
+    looks: int = 1,
+    exclude: Bool | None = None,
+    min_train: int = 16,
+) -> tuple[Bool, F32]:
     """Cell-averaging CFAR: ``(detections, threshold)``, both the shape of ``image``.
 
     ``Z`` is the mean of the valid training cells (window sums from summed-area tables in float64,
@@ -237,8 +247,10 @@ def ca_cfar(image: NDArray[np.floating], pfa: float = 1e-6, guard: int = 4, trai
         rim = _rim(h, w, r)
         rim_thr = []
         for sl in rim:
-            count = np.subtract(np.multiply.outer(_span(h, r)[sl[0]], _span(w, r)[sl[1]]),
-                                np.multiply.outer(_span(h, guard)[sl[0]], _span(w, guard)[sl[1]]))
+            count = np.subtract(
+                np.multiply.outer(_span(h, r)[sl[0]], _span(w, r)[sl[1]]),
+                np.multiply.outer(_span(h, guard)[sl[0]], _span(w, guard)[sl[1]]),
+            )
             rim_thr.append(tsum[sl] * factor[count])
         tsum *= factor[n_max]
         for sl, t in zip(rim, rim_thr, strict=True):
@@ -268,6 +280,7 @@ def ca_cfar(image: NDArray[np.floating], pfa: float = 1e-6, guard: int = 4, trai
 # OS-CFAR on blocks
 # ----------------------------------------------------------------------------------------------
 
+
 def os_geometry(guard: int, train: int, block: int) -> tuple[int, int, int]:
     """(guard blocks, outer blocks, reach in pixels) of the blocked OS-CFAR ring."""
     gb = -(-guard // block)
@@ -275,9 +288,18 @@ def os_geometry(guard: int, train: int, block: int) -> tuple[int, int, int]:
     return gb, ob, (ob + 1) * block - 1
 
 
-def os_cfar(image: NDArray[np.floating], pfa: float = 1e-6, guard: int = 4, train: int = 12,
-            mask: Bool | None = None, *, looks: int = 1, rank: float = 0.75, block: int = 4,
-            min_blocks: int = 8) -> tuple[Bool, F32]:
+def os_cfar(
+    image: NDArray[np.floating],
+    pfa: float = 1e-6,
+    guard: int = 4,
+    train: int = 12,
+    mask: Bool | None = None,
+    *,
+    looks: int = 1,
+    rank: float = 0.75,
+    block: int = 4,
+    min_blocks: int = 8,
+) -> tuple[Bool, F32]:
     """Order-statistic CFAR on block means: ``(detections, threshold)``.
 
     Approximation (documented in docs/sar.md): the image is cut into ``block x block`` cells
@@ -311,11 +333,11 @@ def os_cfar(image: NDArray[np.floating], pfa: float = 1e-6, guard: int = 4, trai
     gb, ob, _ = os_geometry(guard, train, block)
     ok = bcnt * 2 >= block * block
     grid = np.full((hb + 2 * ob, wb + 2 * ob), np.inf, dtype=np.float32)
-    grid[ob:ob + hb, ob:ob + wb] = np.where(ok, bsum / np.maximum(bcnt, 1), np.inf)
+    grid[ob : ob + hb, ob : ob + wb] = np.where(ok, bsum / np.maximum(bcnt, 1), np.inf)
     del bsum, bcnt
     # M, the valid blocks on each ring: a box count on the block grid (outer square minus guard square)
     okp = np.zeros((hb + 2 * ob, wb + 2 * ob), dtype=np.int32)
-    okp[ob:ob + hb, ob:ob + wb] = ok
+    okp[ob : ob + hb, ob : ob + wb] = ok
     del ok
     c = _sat(okp, 0, np.int32)
     m = _box(c, ob, ob, hb, wb) - _box(c, ob, gb, hb, wb)
@@ -324,7 +346,7 @@ def os_cfar(image: NDArray[np.floating], pfa: float = 1e-6, guard: int = 4, trai
     m_full = len(offsets)
     ring = np.empty((hb, wb, m_full), dtype=np.float32)
     for i, (di, dj) in enumerate(offsets):
-        ring[:, :, i] = grid[ob + di:ob + di + hb, ob + dj:ob + dj + wb]
+        ring[:, :, i] = grid[ob + di : ob + di + hb, ob + dj : ob + dj + wb]
     del grid
     ks = np.maximum(1, np.ceil(rank * np.arange(m_full + 1) - 1e-9).astype(np.int64))  # k for each m
     # invalid blocks are +inf and sort last, so the k-th smallest of all is the k-th smallest valid one
@@ -358,4 +380,3 @@ def dilate(mask: Bool, r: int) -> Bool:
         out[:, k:] |= tmp[:, :-k]
         out[:, :-k] |= tmp[:, k:]
     return out
-

@@ -40,6 +40,7 @@ DEFAULT_PFA = {"ca": 1e-6, "os": 1e-6, "k": 1e-4}  # fixed overhead: tables, the
 # results
 # ----------------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class ShipDetection:
     """One detected ship: where, how big, how bright, how sure.
@@ -99,6 +100,7 @@ class Plan:
 # ----------------------------------------------------------------------------------------------
 # connected components (run-length, vectorised union-find)
 # ----------------------------------------------------------------------------------------------
+
 
 def _runs(mask: Bool) -> tuple[I64, I64, I64]:
     """Horizontal runs of True: (row, start, end exclusive), in raster order."""
@@ -181,6 +183,7 @@ def components(mask: Bool, gap: int = 0) -> tuple[I64, I64, I64, int]:
 # planning and the tile loop
 # ----------------------------------------------------------------------------------------------
 
+
 def grow(det: Bool, x: NDArray[np.float32], thr: NDArray[np.float32], frac: float, steps: int) -> Bool:
     """Hysteresis: ``det`` grown (8-connected, at most ``steps`` pixels) into pixels above ``frac * thr``.
 
@@ -247,15 +250,25 @@ class Settings:
             object.__setattr__(self, "pfa", DEFAULT_PFA[self.method])
         if not 0 < self.p < 1 or not 0 < self.censor_pfa < 1:
             raise ValueError("pfa and censor_pfa must be in (0, 1)")
-        if self.guard < 0 or self.train < 1 or self.block < 1 or self.gap < 0 or self.max_extent_px < 1 \
-                or self.grow_px < 0 or not 0 <= self.grow_frac <= 1:
-            raise ValueError("need guard >= 0, train >= 1, block >= 1, gap >= 0, max_extent_px >= 1, "
-                             "grow_px >= 0 and 0 <= grow_frac <= 1")
+        if (
+            self.guard < 0
+            or self.train < 1
+            or self.block < 1
+            or self.gap < 0
+            or self.max_extent_px < 1
+            or self.grow_px < 0
+            or not 0 <= self.grow_frac <= 1
+        ):
+            raise ValueError(
+                "need guard >= 0, train >= 1, block >= 1, gap >= 0, max_extent_px >= 1, "
+                "grow_px >= 0 and 0 <= grow_frac <= 1"
+            )
         if self.min_pixels < 1 or not 1 <= self.looks <= 64:
             raise ValueError("need min_pixels >= 1 and looks in 1..64")
         if self.smooth < 1 or self.smooth % 2 == 0 or self.looks * self.smooth**2 > 64:
-            raise ValueError(f"smooth must be odd, >= 1, with looks * smooth**2 <= 64 (got smooth={self.smooth}, "
-                             f"looks={self.looks})")
+            raise ValueError(
+                f"smooth must be odd, >= 1, with looks * smooth**2 <= 64 (got smooth={self.smooth}, looks={self.looks})"
+            )
 
     @property
     def p(self) -> float:
@@ -277,12 +290,15 @@ class Settings:
         if self.smooth > 1:  # the thresholds then apply to the smoothed image
             x, looks = box_mean(x, self.smooth, mask), self.looks * self.smooth**2
         if self.method == "os":
-            return (*os_cfar(x, self.p, self.guard, self.train, mask, looks=looks, rank=self.rank,
-                             block=self.block), None)
+            return (
+                *os_cfar(x, self.p, self.guard, self.train, mask, looks=looks, rank=self.rank, block=self.block),
+                None,
+            )
         excl = None
         if self.censor:
-            pre, thr = os_cfar(x, self.censor_pfa, self.guard, self.train, mask, looks=looks, rank=0.5,
-                               block=self.block)
+            pre, thr = os_cfar(
+                x, self.censor_pfa, self.guard, self.train, mask, looks=looks, rank=0.5, block=self.block
+            )
             del thr
             excl = dilate(pre, 1)
             del pre
@@ -291,8 +307,13 @@ class Settings:
         return (*ca_cfar(x, self.p, self.guard, self.train, mask, looks=looks, exclude=excl), None)
 
 
-def plan(shape: tuple[int, int], settings: Settings | None = None, *, tile: int | None = 1024,
-         memory_budget_bytes: int | None = None) -> Plan:
+def plan(
+    shape: tuple[int, int],
+    settings: Settings | None = None,
+    *,
+    tile: int | None = 1024,
+    memory_budget_bytes: int | None = None,
+) -> Plan:
     """The tiling of a scene: halo from the window, tile side from ``tile`` and the memory budget."""
     st = settings or Settings()
     h, w = int(shape[0]), int(shape[1])
@@ -309,8 +330,10 @@ def plan(shape: tuple[int, int], settings: Settings | None = None, *, tile: int 
             fit = int(math.sqrt(max(memory_budget_bytes - RESERVE_BYTES, 0) / per_px)) - 2 * halo
             if fit < 32:
                 need = int(per_px * (32 + 2 * halo) ** 2 + RESERVE_BYTES)
-                raise ValueError(f"memory budget {memory_budget_bytes} B is too small for this window "
-                                 f"(halo {halo} px): give at least {need} B")
+                raise ValueError(
+                    f"memory budget {memory_budget_bytes} B is too small for this window "
+                    f"(halo {halo} px): give at least {need} B"
+                )
         side = min(side, fit)
     if side >= h and side >= w:
         return Plan(max(h, w), 0, margin, [(0, h, 0, w)])
@@ -319,8 +342,14 @@ def plan(shape: tuple[int, int], settings: Settings | None = None, *, tile: int 
     return Plan(side, halo, margin, tiles)
 
 
-def _attributes(rows: I64, cols: I64, lab: I64, n: int, vals: NDArray[np.float64], ratio: NDArray[np.float64],
-                ) -> dict[str, NDArray[Any]]:
+def _attributes(
+    rows: I64,
+    cols: I64,
+    lab: I64,
+    n: int,
+    vals: NDArray[np.float64],
+    ratio: NDArray[np.float64],
+) -> dict[str, NDArray[Any]]:
     """Per-component sums and shape, vectorised with bincount."""
     cnt = np.bincount(lab, minlength=n).astype(np.float64)
     r, c = rows.astype(np.float64), cols.astype(np.float64)
@@ -338,13 +367,31 @@ def _attributes(rows: I64, cols: I64, lab: I64, n: int, vals: NDArray[np.float64
     np.maximum.at(peak, lab, vals)
     best = np.full(n, -np.inf)
     np.maximum.at(best, lab, ratio)
-    return {"count": cnt, "row": mr, "col": mc, "length": np.sqrt(12 * l1 + 1), "width": np.sqrt(12 * l2 + 1),
-            "heading": heading, "peak": peak, "mean": np.bincount(lab, vals, n) / cnt, "ratio": best}
+    return {
+        "count": cnt,
+        "row": mr,
+        "col": mc,
+        "length": np.sqrt(12 * l1 + 1),
+        "width": np.sqrt(12 * l2 + 1),
+        "heading": heading,
+        "peak": peak,
+        "mean": np.bincount(lab, vals, n) / cnt,
+        "ratio": best,
+    }
 
 
-def _tile_detections(det: Bool, x: NDArray[np.float32], thr: NDArray[np.float32], origin: tuple[int, int],
-                     core: tuple[int, int, int, int], shape: tuple[int, int], st: Settings, *,
-                     pixel_m: float, geo: GeoTransform | None) -> tuple[list[ShipDetection], int, int]:
+def _tile_detections(
+    det: Bool,
+    x: NDArray[np.float32],
+    thr: NDArray[np.float32],
+    origin: tuple[int, int],
+    core: tuple[int, int, int, int],
+    shape: tuple[int, int],
+    st: Settings,
+    *,
+    pixel_m: float,
+    geo: GeoTransform | None,
+) -> tuple[list[ShipDetection], int, int]:
     """Clusters of ``det`` (a region of the scene at ``origin``) whose first pixel lies in ``core``.
 
     Also returns how many clusters may be truncated and how many detected pixels the kept ones hold.
@@ -357,8 +404,12 @@ def _tile_detections(det: Bool, x: NDArray[np.float32], thr: NDArray[np.float32]
     ratio = vals / thr[rows, cols].astype(np.float64)
     h, w = det.shape
     # clusters touching the region's edge where it is not the scene's edge may be cut short
-    at_edge = ((rows == 0) & (origin[0] > 0)) | ((rows == h - 1) & (origin[0] + h < shape[0])) \
-        | ((cols == 0) & (origin[1] > 0)) | ((cols == w - 1) & (origin[1] + w < shape[1]))
+    at_edge = (
+        ((rows == 0) & (origin[0] > 0))
+        | ((rows == h - 1) & (origin[0] + h < shape[0]))
+        | ((cols == 0) & (origin[1] > 0))
+        | ((cols == w - 1) & (origin[1] + w < shape[1]))
+    )
     rows, cols = rows + origin[0], cols + origin[1]  # scene coordinates: sums independent of the tiling
     _, first = np.unique(lab, return_index=True)
     r0, r1, c0, c1 = core
@@ -377,17 +428,36 @@ def _tile_detections(det: Bool, x: NDArray[np.float32], thr: NDArray[np.float32]
             la, lo = geo.pixel_to_latlon(row, col)
             lat, lon = float(la), float(lo)
         ratio_i = float(a["ratio"][i])
-        out.append(ShipDetection(
-            row=row, col=col, pixels=int(a["count"][i]), length_px=float(a["length"][i]),
-            width_px=float(a["width"][i]), heading_deg=float(a["heading"][i]),
-            length_m=float(a["length"][i]) * pixel_m, peak=float(a["peak"][i]), mean=float(a["mean"][i]),
-            snr_db=10 * math.log10(ratio_i), confidence=1.0 - 1.0 / ratio_i, lat=lat, lon=lon))
+        out.append(
+            ShipDetection(
+                row=row,
+                col=col,
+                pixels=int(a["count"][i]),
+                length_px=float(a["length"][i]),
+                width_px=float(a["width"][i]),
+                heading_deg=float(a["heading"][i]),
+                length_m=float(a["length"][i]) * pixel_m,
+                peak=float(a["peak"][i]),
+                mean=float(a["mean"][i]),
+                snr_db=10 * math.log10(ratio_i),
+                confidence=1.0 - 1.0 / ratio_i,
+                lat=lat,
+                lon=lon,
+            )
+        )
     return out, int((keep & edge).sum()), int(seeds[keep].sum())
 
 
-def detect_iter(image: NDArray[np.floating], *, tile: int | None = 1024, land_mask: Bool | None = None,
-                geo: GeoTransform | None = None, memory_budget_bytes: int | None = None,
-                pixel_m: float | None = None, **settings: Any) -> Iterator[TileResult]:
+def detect_iter(
+    image: NDArray[np.floating],
+    *,
+    tile: int | None = 1024,
+    land_mask: Bool | None = None,
+    geo: GeoTransform | None = None,
+    memory_budget_bytes: int | None = None,
+    pixel_m: float | None = None,
+    **settings: Any,
+) -> Iterator[TileResult]:
     """``detect`` one tile at a time: yields each tile's result as soon as it is done (see ``detect``)."""
     st = Settings(**settings)
     if image.ndim != 2:
@@ -418,17 +488,47 @@ def detect_iter(image: NDArray[np.floating], *, tile: int | None = 1024, land_ma
         er0, er1 = max(0, r0 - pl.margin) - hr0, min(h, r1 + pl.margin) - hr0
         ec0, ec1 = max(0, c0 - pl.margin) - hc0, min(w, c1 + pl.margin) - hc0
         found, truncated, seeds = _tile_detections(
-            det[er0:er1, ec0:ec1], x[er0:er1, ec0:ec1], thr[er0:er1, ec0:ec1], (hr0 + er0, hc0 + ec0), core, (h, w),
-            st, pixel_m=px_m, geo=geo)
+            det[er0:er1, ec0:ec1],
+            x[er0:er1, ec0:ec1],
+            thr[er0:er1, ec0:ec1],
+            (hr0 + er0, hc0 + ec0),
+            core,
+            (h, w),
+            st,
+            pixel_m=px_m,
+            geo=geo,
+        )
         del det, thr, x
-        yield TileResult(index, len(pl.tiles), core, found, truncated, time.perf_counter() - t0, tested, crossings,
-                         max(0, crossings - seeds), nu)
+        yield TileResult(
+            index,
+            len(pl.tiles),
+            core,
+            found,
+            truncated,
+            time.perf_counter() - t0,
+            tested,
+            crossings,
+            max(0, crossings - seeds),
+            nu,
+        )
 
 
-def detect(image: NDArray[np.floating], *, pfa: float | None = None, guard: int = 4, train: int = 12,
-           method: Method = "k", tile: int | None = 1024, min_pixels: int = 4, land_mask: Bool | None = None,
-           geo: GeoTransform | None = None, memory_budget_bytes: int | None = None, looks: int = 1,
-           pixel_m: float | None = None, **tuning: Any) -> list[ShipDetection]:
+def detect(
+    image: NDArray[np.floating],
+    *,
+    pfa: float | None = None,
+    guard: int = 4,
+    train: int = 12,
+    method: Method = "k",
+    tile: int | None = 1024,
+    min_pixels: int = 4,
+    land_mask: Bool | None = None,
+    geo: GeoTransform | None = None,
+    memory_budget_bytes: int | None = None,
+    looks: int = 1,
+    pixel_m: float | None = None,
+    **tuning: Any,
+) -> list[ShipDetection]:
     """Ships in a SAR intensity scene (array or memmap), sorted by (row, col).
 
     ``method`` is "k" (K-distribution CFAR, fitted per cell: its false-alarm rate holds on spiky
@@ -442,9 +542,21 @@ def detect(image: NDArray[np.floating], *, pfa: float | None = None, guard: int 
     ``censor_pfa``, ``gap``, ``rank``, ``block``, ``max_extent_px``, ``smooth``).
     """
     found: list[ShipDetection] = []
-    for t in detect_iter(image, tile=tile, land_mask=land_mask, geo=geo, memory_budget_bytes=memory_budget_bytes,
-                         pixel_m=pixel_m, pfa=pfa, guard=guard, train=train, method=method, min_pixels=min_pixels,
-                         looks=looks, **tuning):
+    for t in detect_iter(
+        image,
+        tile=tile,
+        land_mask=land_mask,
+        geo=geo,
+        memory_budget_bytes=memory_budget_bytes,
+        pixel_m=pixel_m,
+        pfa=pfa,
+        guard=guard,
+        train=train,
+        method=method,
+        min_pixels=min_pixels,
+        looks=looks,
+        **tuning,
+    ):
         found.extend(t.detections)
     found.sort(key=lambda d: (d.row, d.col))
     return found
@@ -453,6 +565,7 @@ def detect(image: NDArray[np.floating], *, pfa: float | None = None, guard: int 
 # ----------------------------------------------------------------------------------------------
 # scoring against the generator's truth
 # ----------------------------------------------------------------------------------------------
+
 
 def _hull_distance(rows: NDArray[np.float64], cols: NDArray[np.float64], ships: Sequence[Ship]) -> NDArray[np.float64]:
     """Distance (px) from every point to every ship's rectangle (0 inside): shape (points, ships)."""
@@ -464,13 +577,15 @@ def _hull_distance(rows: NDArray[np.float64], cols: NDArray[np.float64], ships: 
     dr, dc = rows[:, None] - sr[None, :], cols[:, None] - sc[None, :]
     along = -dr * np.cos(th) + dc * np.sin(th)
     across = dr * np.sin(th) + dc * np.cos(th)
-    out: NDArray[np.float64] = np.hypot(np.maximum(np.abs(along) - half_l, 0.0),
-                                        np.maximum(np.abs(across) - half_w, 0.0))
+    out: NDArray[np.float64] = np.hypot(
+        np.maximum(np.abs(along) - half_l, 0.0), np.maximum(np.abs(across) - half_w, 0.0)
+    )
     return out
 
 
-def score(detections: Sequence[ShipDetection], truth: Truth | Sequence[Ship],
-          tolerance_px: float = 5.0) -> tuple[float, float, list[tuple[int, int, float]]]:
+def score(
+    detections: Sequence[ShipDetection], truth: Truth | Sequence[Ship], tolerance_px: float = 5.0
+) -> tuple[float, float, list[tuple[int, int, float]]]:
     """(precision, recall, matches) of detections against the truth's ships.
 
     A detection matches a ship when its centroid lies within ``tolerance_px`` of the ship's hull;
@@ -529,8 +644,17 @@ def alert(detections: Sequence[ShipDetection], scene_id: str | int, geo: GeoTran
             a, b = round(d.row * 100), round(d.col * 100)
         length = 0 if not math.isfinite(d.length_m) else min(0xFFFF, round(d.length_m * 10))
         peak_cdb = max(-32768, min(32767, round(1000 * math.log10(d.peak)))) if d.peak > 0 else -32768
-        parts.append(_SHIP.pack(a, b, length, int(d.heading_deg) % 180, min(255, round(d.confidence * 255)),
-                                peak_cdb, min(0xFFFF, d.pixels)))
+        parts.append(
+            _SHIP.pack(
+                a,
+                b,
+                length,
+                int(d.heading_deg) % 180,
+                min(255, round(d.confidence * 255)),
+                peak_cdb,
+                min(0xFFFF, d.pixels),
+            )
+        )
     return b"".join(parts)
 
 
@@ -540,7 +664,7 @@ def parse_alert(data: bytes) -> dict[str, Any]:
     if magic != ALERT_MAGIC or version != ALERT_VERSION:
         raise ValueError("not a flightos SAR alert (bad magic or version)")
     off = _HEAD.size
-    sid = data[off:off + n_id].decode()
+    sid = data[off : off + n_id].decode()
     off += n_id
     (count,) = _COUNT.unpack_from(data, off)
     off += _COUNT.size
@@ -550,6 +674,14 @@ def parse_alert(data: bytes) -> dict[str, Any]:
     ships = []
     for a, b, length, heading, conf, peak, px in _SHIP.iter_unpack(data[off:]):
         pos = {"lat": a / 1e7, "lon": b / 1e7} if geo else {"row": a / 100, "col": b / 100}
-        ships.append({**pos, "length_m": length / 10 if length else None, "heading_deg": heading,
-                      "confidence": conf / 255, "peak_db": peak / 100, "pixels": px})
+        ships.append(
+            {
+                **pos,
+                "length_m": length / 10 if length else None,
+                "heading_deg": heading,
+                "confidence": conf / 255,
+                "peak_db": peak / 100,
+                "pixels": px,
+            }
+        )
     return {"scene_id": sid, "geo": geo, "ships": ships}

@@ -31,7 +31,9 @@ def clutter_figures(tiles: Sequence[TileFigures], pfa: float) -> dict[str, Any]:
     return {
         "clutter_nu_median": round(statistics.median(nu), 3) if nu else None,
         "clutter_nu_min": round(min(nu), 3) if nu else None,
-        "tested_px": tested, "fa_expected": round(expected, 2), "fa_observed": observed,
+        "tested_px": tested,
+        "fa_expected": round(expected, 2),
+        "fa_observed": observed,
         "fa_ratio": round(observed / expected, 3) if expected > 0 else None,
     }
 
@@ -45,8 +47,16 @@ def energy(readings_w: Sequence[float], first: int, seconds: float, accounted_mj
     """
     during = list(readings_w[first:]) or list(readings_w[-1:])
     if not during:
-        return {"energy_mj": None, "energy_source": "unavailable: no board power reading (tm.kernel.health power_w)",
-                "power_w": None, "energy_accounted_mj": round(accounted_mj, 1)}
+        return {
+            "energy_mj": None,
+            "energy_source": "unavailable: no board power reading (tm.kernel.health power_w)",
+            "power_w": None,
+            "energy_accounted_mj": round(accounted_mj, 1),
+        }
     watts = sum(during) / len(during)
-    return {"energy_mj": round(watts * seconds * 1000.0, 1), "energy_source": "board power x processing time",
-            "power_w": round(watts, 3), "energy_accounted_mj": round(accounted_mj, 1)}
+    return {
+        "energy_mj": round(watts * seconds * 1000.0, 1),
+        "energy_source": "board power x processing time",
+        "power_w": round(watts, 3),
+        "energy_accounted_mj": round(accounted_mj, 1),
+    }

@@ -64,8 +64,7 @@ def _pool(a: F64, r: int) -> F64:
     return out
 
 
-def fit(lny: NDArray[np.float32], looks: int, pfa: float, trim: float, cell: int,
-        pool: int = 1) -> tuple[F64, F64]:
+def fit(lny: NDArray[np.float32], looks: int, pfa: float, trim: float, cell: int, pool: int = 1) -> tuple[F64, F64]:
     """(nu, log scale) per cell from ``ln y`` samples (NaN = not a sample), trimmed iteratively.
 
     The log-moments of a cell are pooled with its neighbours within ``pool`` cells: the sea state
@@ -101,9 +100,19 @@ def fit(lny: NDArray[np.float32], looks: int, pfa: float, trim: float, cell: int
     return nu, logc
 
 
-def k_cfar(image: NDArray[np.floating], pfa: float = 1e-6, guard: int = 4, train: int = 12,
-           mask: Bool | None = None, *, looks: int = 1, exclude: Bool | None = None, min_train: int = 16,
-           cell: int = CELL, trim: float = 1e-3) -> tuple[Bool, F32, KFit]:
+def k_cfar(
+    image: NDArray[np.floating],
+    pfa: float = 1e-6,
+    guard: int = 4,
+    train: int = 12,
+    mask: Bool | None = None,
+    *,
+    looks: int = 1,
+    exclude: Bool | None = None,
+    min_train: int = 16,
+    cell: int = CELL,
+    trim: float = 1e-3,
+) -> tuple[Bool, F32, KFit]:
     """K-CFAR: ``(detections, threshold, fit)``, the first two the shape of ``image``.
 
     ``mask`` (land) is neither trained on, fitted nor detected; ``exclude`` (censored pixels) is not
@@ -130,9 +139,14 @@ def k_cfar(image: NDArray[np.floating], pfa: float = 1e-6, guard: int = 4, train
         # nothing masked: the count is constant inside, and counted only on the rim within r of the edges
         n_full = (2 * r + 1) ** 2 - (2 * guard + 1) ** 2
         rim = _rim(h, w, r)
-        rim_z = [tsum[sl] / np.subtract(np.multiply.outer(_span(h, r)[sl[0]], _span(w, r)[sl[1]]),
-                                        np.multiply.outer(_span(h, guard)[sl[0]], _span(w, guard)[sl[1]]))
-                 for sl in rim]
+        rim_z = [
+            tsum[sl]
+            / np.subtract(
+                np.multiply.outer(_span(h, r)[sl[0]], _span(w, r)[sl[1]]),
+                np.multiply.outer(_span(h, guard)[sl[0]], _span(w, guard)[sl[1]]),
+            )
+            for sl in rim
+        ]
         z = tsum.astype(np.float32)
         z *= np.float32(1.0 / n_full)
         for sl, v in zip(rim, rim_z, strict=True):
@@ -140,8 +154,9 @@ def k_cfar(image: NDArray[np.floating], pfa: float = 1e-6, guard: int = 4, train
         del tsum, rim_z
     else:
         if use is None:
-            count = np.subtract(np.multiply.outer(_span(h, r), _span(w, r)),
-                                np.multiply.outer(_span(h, guard), _span(w, guard)))
+            count = np.subtract(
+                np.multiply.outer(_span(h, r), _span(w, r)), np.multiply.outer(_span(h, guard), _span(w, guard))
+            )
         else:
             c = _sat(use, r, np.int32)
             count = _box(c, r, r, h, w)
@@ -167,7 +182,7 @@ def k_cfar(image: NDArray[np.floating], pfa: float = 1e-6, guard: int = 4, train
     cell_t = np.exp(logc + tab.at(nu, tab.log_t)).astype(np.float32)
     thr = z  # scaled in place, one band of cells at a time: no full-size factor array
     for i in range(cell_t.shape[0]):
-        thr[i * cell:(i + 1) * cell] *= np.repeat(cell_t[i], cell)[None, :w]
+        thr[i * cell : (i + 1) * cell] *= np.repeat(cell_t[i], cell)[None, :w]
     if tested is not None:
         thr[~tested] = np.inf
     det: Bool = x > thr

@@ -77,7 +77,7 @@ def table(looks: int, pfa: float, trim: float = 1e-3) -> KTable:
     u: F64 = grid[keep]
     cols: dict[str, list[float]] = {k: [] for k in ("log_t", "log_cut", "m_trim", "v_trim", "m_full", "v_full")}
     for nu in _NU:
-        p: F64 = np.fft.irfft(np.fft.rfft(_log_gamma_density(float(nu)), n_fft) * fs, n_fft)[:2 * _NU_PTS - 1][keep]
+        p: F64 = np.fft.irfft(np.fft.rfft(_log_gamma_density(float(nu)), n_fft) * fs, n_fft)[: 2 * _NU_PTS - 1][keep]
         np.maximum(p, 0.0, out=p)
         p /= p.sum()
         sf: F64 = np.cumsum(p[::-1])[::-1]  # P(ln I >= u_k)

@@ -82,9 +82,15 @@ def detect_processor(ctx: JobContext) -> dict[str, Any]:
     waited = 0.0
     tiles = 0
     levels: list[int] = []
-    for t in detect_iter(image, tile=params.get("tile", 1024), land_mask=land, geo=geo,
-                         memory_budget_bytes=params.get("memory_budget_bytes"), pixel_m=params.get("pixel_m"),
-                         **settings):
+    for t in detect_iter(
+        image,
+        tile=params.get("tile", 1024),
+        land_mask=land,
+        geo=geo,
+        memory_budget_bytes=params.get("memory_budget_bytes"),
+        pixel_m=params.get("pixel_m"),
+        **settings,
+    ):
         found.extend(t.detections)
         done.append(t)
         tiles = t.total
@@ -103,17 +109,27 @@ def detect_processor(ctx: JobContext) -> dict[str, Any]:
     (ctx.out_dir / "alerts.bin").write_bytes(blob)
     raw = int(image.nbytes)
     summary: dict[str, Any] = {
-        "scene_id": scene_id, "ships": len(found), "raw_bytes": raw, "alert_bytes": len(blob),
-        "ratio": raw / len(blob), "seconds": round(seconds, 4), "cpu_seconds": round(cpu, 4), "tiles": tiles,
+        "scene_id": scene_id,
+        "ships": len(found),
+        "raw_bytes": raw,
+        "alert_bytes": len(blob),
+        "ratio": raw / len(blob),
+        "seconds": round(seconds, 4),
+        "cpu_seconds": round(cpu, 4),
+        "tiles": tiles,
         "megapixels_per_s": round(image.size / 1e6 / max(seconds - waited, 1e-9), 3),
-        "throttle_wait_s": round(waited, 4), "throttle_max": max(levels, default=0),
-        "method": Settings(**settings).method, **clutter_figures(done, Settings(**settings).p),
+        "throttle_wait_s": round(waited, 4),
+        "throttle_max": max(levels, default=0),
+        "method": Settings(**settings).method,
+        **clutter_figures(done, Settings(**settings).p),
     }
     if truth is not None:
         p, r, matches = score(found, truth, float(params.get("tolerance_px", 5.0)))
         summary.update(precision=round(p, 4), recall=round(r, 4), matched=len(matches), truth_ships=len(truth.ships))
-    detections = [{k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in d.to_dict().items()}
-                  for d in found]
+    detections = [
+        {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in d.to_dict().items()}
+        for d in found
+    ]
     tmp = ctx.out_dir / "detections.json.tmp"
     tmp.write_text(json.dumps({"summary": summary, "detections": detections}, indent=1))
     tmp.replace(ctx.out_dir / "detections.json")

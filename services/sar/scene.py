@@ -103,8 +103,9 @@ class GeoTransform:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> GeoTransform:
         """From the JSON form."""
-        return cls(float(d["origin_lat"]), float(d["origin_lon"]),
-                   float(d["deg_per_px_lat"]), float(d["deg_per_px_lon"]))
+        return cls(
+            float(d["origin_lat"]), float(d["origin_lon"]), float(d["deg_per_px_lat"]), float(d["deg_per_px_lon"])
+        )
 
 
 @dataclass
@@ -162,24 +163,43 @@ class SceneParams:
 def _params(shape: tuple[int, int], seed: int, **kw: Any) -> SceneParams:
     """SceneParams with the defaults of ``generate``."""
     d: dict[str, Any] = {
-        "n_ships": 10, "clutter": "k", "looks": 1, "shape_param": 6.0, "texture_corr_px": 8.0,
-        "ship_length_px": (8.0, 60.0), "ship_width_frac": (0.1, 0.2), "contrast_db": (10.0, 18.0),
-        "land": False, "land_fraction": 0.3, "land_db": 10.0, "min_separation_px": 24.0,
-        "pixel_m": 10.0, "origin": (54.0, 7.0),
+        "n_ships": 10,
+        "clutter": "k",
+        "looks": 1,
+        "shape_param": 6.0,
+        "texture_corr_px": 8.0,
+        "ship_length_px": (8.0, 60.0),
+        "ship_width_frac": (0.1, 0.2),
+        "contrast_db": (10.0, 18.0),
+        "land": False,
+        "land_fraction": 0.3,
+        "land_db": 10.0,
+        "min_separation_px": 24.0,
+        "pixel_m": 10.0,
+        "origin": (54.0, 7.0),
     }
     unknown = set(kw) - set(d)
     if unknown:
         raise TypeError(f"unknown scene parameter(s): {', '.join(sorted(unknown))}")
     d.update(kw)
-    return SceneParams(shape=(int(shape[0]), int(shape[1])), seed=int(seed), n_ships=int(d["n_ships"]),
-                       clutter=d["clutter"], looks=int(d["looks"]), shape_param=float(d["shape_param"]),
-                       texture_corr_px=float(d["texture_corr_px"]),
-                       ship_length_px=tuple(map(float, d["ship_length_px"])),  # type: ignore[arg-type]
-                       ship_width_frac=tuple(map(float, d["ship_width_frac"])),  # type: ignore[arg-type]
-                       contrast_db=tuple(map(float, d["contrast_db"])),  # type: ignore[arg-type]
-                       land=bool(d["land"]), land_fraction=float(d["land_fraction"]),
-                       land_db=float(d["land_db"]), min_separation_px=float(d["min_separation_px"]),
-                       pixel_m=float(d["pixel_m"]), origin=tuple(map(float, d["origin"])))  # type: ignore[arg-type]
+    return SceneParams(
+        shape=(int(shape[0]), int(shape[1])),
+        seed=int(seed),
+        n_ships=int(d["n_ships"]),
+        clutter=d["clutter"],
+        looks=int(d["looks"]),
+        shape_param=float(d["shape_param"]),
+        texture_corr_px=float(d["texture_corr_px"]),
+        ship_length_px=tuple(map(float, d["ship_length_px"])),  # type: ignore[arg-type]
+        ship_width_frac=tuple(map(float, d["ship_width_frac"])),  # type: ignore[arg-type]
+        contrast_db=tuple(map(float, d["contrast_db"])),  # type: ignore[arg-type]
+        land=bool(d["land"]),
+        land_fraction=float(d["land_fraction"]),
+        land_db=float(d["land_db"]),
+        min_separation_px=float(d["min_separation_px"]),
+        pixel_m=float(d["pixel_m"]),
+        origin=tuple(map(float, d["origin"])),  # type: ignore[arg-type]
+    )
 
 
 def _rng(seed: int, *stream: int) -> np.random.Generator:
@@ -194,17 +214,23 @@ class _Layout:
         h, w = p.shape
         rng = _rng(p.seed, _LAYOUT)
         # coastline: land is col < coast(row), a sum of a few sinusoids around land_fraction * W
-        self.coast_terms = [(w * a, rng.uniform(0.5, 1.0) * f / h, rng.uniform(0, 2 * math.pi))
-                            for a, f in ((0.06, 1.0), (0.03, 3.0), (0.012, 9.0), (0.005, 27.0))]
+        self.coast_terms = [
+            (w * a, rng.uniform(0.5, 1.0) * f / h, rng.uniform(0, 2 * math.pi))
+            for a, f in ((0.06, 1.0), (0.03, 3.0), (0.012, 9.0), (0.005, 27.0))
+        ]
         c = p.texture_corr_px
         if p.clutter == "k" and c > 0:
             self.tex_grid: NDArray[np.float64] | None = _rng(p.seed, _TEXTURE).standard_normal(
-                (int(h / c) + 3, int(w / c) + 3))
+                (int(h / c) + 3, int(w / c) + 3)
+            )
         else:
             self.tex_grid = None
         self.land_corr = 6.0
-        self.land_grid = _rng(p.seed, _LAND).standard_normal(
-            (int(h / self.land_corr) + 3, int(w / self.land_corr) + 3)) if p.land else None
+        self.land_grid = (
+            _rng(p.seed, _LAND).standard_normal((int(h / self.land_corr) + 3, int(w / self.land_corr) + 3))
+            if p.land
+            else None
+        )
         self.ships = self._place_ships(rng)
 
     def coast(self, rows: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -222,8 +248,10 @@ class _Layout:
         while len(ships) < p.n_ships:
             tries += 1
             if tries > 2000 * max(p.n_ships, 1):
-                raise ValueError(f"could not place {p.n_ships} ships in a {h}x{w} scene "
-                                 f"(placed {len(ships)}); use fewer or smaller ships")
+                raise ValueError(
+                    f"could not place {p.n_ships} ships in a {h}x{w} scene "
+                    f"(placed {len(ships)}); use fewer or smaller ships"
+                )
             length = float(rng.uniform(*p.ship_length_px))
             width = max(1.0, length * float(rng.uniform(*p.ship_width_frac)))
             heading = float(rng.uniform(0.0, 180.0))
@@ -234,11 +262,20 @@ class _Layout:
                 span = np.arange(math.floor(row - half), math.ceil(row + half) + 1, dtype=np.float64)
                 if col - half < float(self.coast(span).max()) + p.min_separation_px:
                     continue
-            if any(math.hypot(row - s.row, col - s.col) < (length + s.length_px) / 2 + p.min_separation_px
-                   for s in ships):
+            if any(
+                math.hypot(row - s.row, col - s.col) < (length + s.length_px) / 2 + p.min_separation_px for s in ships
+            ):
                 continue
-            ships.append(Ship(round(row, 3), round(col, 3), round(length, 3), round(width, 3),
-                              round(heading, 3), round(contrast, 3)))
+            ships.append(
+                Ship(
+                    round(row, 3),
+                    round(col, 3),
+                    round(length, 3),
+                    round(width, 3),
+                    round(heading, 3),
+                    round(contrast, 3),
+                )
+            )
         return ships
 
 
@@ -315,8 +352,8 @@ def _render(lay: _Layout, stripe: int) -> tuple[NDArray[np.float32], NDArray[np.
         along = -rr * math.cos(th) + cc * math.sin(th)
         across = rr * math.sin(th) + cc * math.cos(th)
         inside = (np.abs(along) <= s.length_px / 2) & (np.abs(across) <= max(s.width_px / 2, 0.5))
-        box = img[a0 - r0:a1 - r0, b0:b1]
-        sp = speckle[a0 - r0:a1 - r0, b0:b1]
+        box = img[a0 - r0 : a1 - r0, b0:b1]
+        sp = speckle[a0 - r0 : a1 - r0, b0:b1]
         box[inside] = np.float32(10 ** (s.contrast_db / 10)) * sp[inside]
     return img, land
 
@@ -339,12 +376,26 @@ def _public(p: SceneParams) -> dict[str, Any]:
     return d
 
 
-def generate(shape: tuple[int, int] = (1024, 1024), seed: int = 0, *, n_ships: int = 10, clutter: Clutter = "k",
-             looks: int = 1, shape_param: float = 6.0, texture_corr_px: float = 8.0,
-             ship_length_px: tuple[float, float] = (8.0, 60.0), ship_width_frac: tuple[float, float] = (0.1, 0.2),
-             contrast_db: tuple[float, float] = (10.0, 18.0), land: bool = False, land_fraction: float = 0.3,
-             land_db: float = 10.0, min_separation_px: float = 24.0, pixel_m: float = 10.0,
-             origin: tuple[float, float] = (54.0, 7.0), dtype: Any = np.float32) -> Scene:
+def generate(
+    shape: tuple[int, int] = (1024, 1024),
+    seed: int = 0,
+    *,
+    n_ships: int = 10,
+    clutter: Clutter = "k",
+    looks: int = 1,
+    shape_param: float = 6.0,
+    texture_corr_px: float = 8.0,
+    ship_length_px: tuple[float, float] = (8.0, 60.0),
+    ship_width_frac: tuple[float, float] = (0.1, 0.2),
+    contrast_db: tuple[float, float] = (10.0, 18.0),
+    land: bool = False,
+    land_fraction: float = 0.3,
+    land_db: float = 10.0,
+    min_separation_px: float = 24.0,
+    pixel_m: float = 10.0,
+    origin: tuple[float, float] = (54.0, 7.0),
+    dtype: Any = np.float32,
+) -> Scene:
     """A synthetic SAR intensity scene with ground truth, deterministic from ``seed``.
 
     ``looks`` is the number of looks L of the speckle, ``shape_param`` the K texture's nu,
@@ -353,18 +404,32 @@ def generate(shape: tuple[int, int] = (1024, 1024), seed: int = 0, *, n_ships: i
     clutter), ``land`` adds a coastline with land ``land_db`` above the sea on the left
     ``land_fraction`` of the scene. Ships keep ``min_separation_px`` between hulls and from the coast.
     """
-    p = _params(shape, seed, n_ships=n_ships, clutter=clutter, looks=looks, shape_param=shape_param,
-                texture_corr_px=texture_corr_px, ship_length_px=ship_length_px, ship_width_frac=ship_width_frac,
-                contrast_db=contrast_db, land=land, land_fraction=land_fraction, land_db=land_db,
-                min_separation_px=min_separation_px, pixel_m=pixel_m, origin=origin)
+    p = _params(
+        shape,
+        seed,
+        n_ships=n_ships,
+        clutter=clutter,
+        looks=looks,
+        shape_param=shape_param,
+        texture_corr_px=texture_corr_px,
+        ship_length_px=ship_length_px,
+        ship_width_frac=ship_width_frac,
+        contrast_db=contrast_db,
+        land=land,
+        land_fraction=land_fraction,
+        land_db=land_db,
+        min_separation_px=min_separation_px,
+        pixel_m=pixel_m,
+        origin=origin,
+    )
     image = np.empty(p.shape, dtype=dtype)
     mask = np.zeros(p.shape, dtype=np.bool_) if p.land else None
     lay = _Layout(p)
     for k in range(-(-p.shape[0] // STRIPE_ROWS)):
         img, lnd = _render(lay, k)
-        image[k * STRIPE_ROWS:k * STRIPE_ROWS + img.shape[0]] = img
+        image[k * STRIPE_ROWS : k * STRIPE_ROWS + img.shape[0]] = img
         if mask is not None and lnd is not None:
-            mask[k * STRIPE_ROWS:k * STRIPE_ROWS + img.shape[0]] = lnd
+            mask[k * STRIPE_ROWS : k * STRIPE_ROWS + img.shape[0]] = lnd
     return Scene(image, Truth(lay.ships, mask), _geo(p), _public(p))
 
 
@@ -382,17 +447,23 @@ def write_scene(path: str | Path, shape: tuple[int, int] = (4096, 4096), seed: i
     lay = _Layout(p)
     for k in range(-(-p.shape[0] // STRIPE_ROWS)):
         img, lnd = _render(lay, k)
-        image[k * STRIPE_ROWS:k * STRIPE_ROWS + img.shape[0]] = img
+        image[k * STRIPE_ROWS : k * STRIPE_ROWS + img.shape[0]] = img
         if mask is not None and lnd is not None:
-            mask[k * STRIPE_ROWS:k * STRIPE_ROWS + img.shape[0]] = lnd
+            mask[k * STRIPE_ROWS : k * STRIPE_ROWS + img.shape[0]] = lnd
     image.flush()
     del image
     if mask is not None:
         mask.flush()
         del mask
-    truth = {"format": FORMAT, "shape": list(p.shape), "dtype": "float32", "params": _public(p),
-             "geo": _geo(p).to_dict(), "ships": [asdict(s) for s in lay.ships],
-             "land_mask": "land.npy" if p.land else None}
+    truth = {
+        "format": FORMAT,
+        "shape": list(p.shape),
+        "dtype": "float32",
+        "params": _public(p),
+        "geo": _geo(p).to_dict(),
+        "ships": [asdict(s) for s in lay.ships],
+        "land_mask": "land.npy" if p.land else None,
+    }
     tmp = out / "truth.json.tmp"
     tmp.write_text(json.dumps(truth, indent=1))
     tmp.replace(out / "truth.json")
@@ -421,8 +492,9 @@ def read_scene(path: str | Path) -> Scene:
     return Scene(image, truth, geo, params)
 
 
-def generate_tiles(shape: tuple[int, int] = (4096, 4096), seed: int = 0,
-                   **kw: Any) -> Iterator[tuple[int, NDArray[np.float32], NDArray[np.bool_] | None]]:
+def generate_tiles(
+    shape: tuple[int, int] = (4096, 4096), seed: int = 0, **kw: Any
+) -> Iterator[tuple[int, NDArray[np.float32], NDArray[np.bool_] | None]]:
     """The scene of ``generate(shape, seed, **kw)`` as stripes: (first row, pixels, land mask or None)."""
     for r0, _r1, img, land in _stripes(_params(shape, seed, **kw)):
         yield r0, img, land

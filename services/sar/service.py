@@ -31,8 +31,12 @@ class Sar(Service):
     options_schema = SarOptions
     scene_px = Parameter(2048, min=256, max=16384, doc="scene side in pixels (float32 intensity)")
     ships = Parameter(12, min=0, max=500, doc="ships placed in each synthetic scene")
-    pfa = Parameter(0.0, min=0.0, max=1e-2, doc="CFAR false-alarm probability per pixel; 0 = the method's "
-                    "default (1e-4 for k, 1e-6 for ca and os)")
+    pfa = Parameter(
+        0.0,
+        min=0.0,
+        max=1e-2,
+        doc="CFAR false-alarm probability per pixel; 0 = the method's default (1e-4 for k, 1e-6 for ca and os)",
+    )
     method = Parameter("k", choices=["k", "ca", "os"], doc="K-distribution CFAR, cell-averaging or order-statistic")
     interval_s = Parameter(60.0, min=1.0, max=86400.0, doc="seconds between acquisitions (0 = on command only)")
     memory_mb = Parameter(64, min=8, max=4096, doc="memory budget of the detector")
@@ -110,17 +114,32 @@ class Sar(Service):
         if not self.keep_raw:
             shutil.rmtree(where, ignore_errors=True)
         figures = {
-            "scene": scene_id, "pixels": n * n, "ships_true": len(scene.truth.ships), "ships_found": len(detections),
-            "raw_bytes": raw_bytes, "downlinked_bytes": len(alert), "ratio": round(raw_bytes / max(1, len(alert)), 1),
-            "acquire_s": round(t1 - t0, 3), "detect_s": round(t2 - t1, 3),
+            "scene": scene_id,
+            "pixels": n * n,
+            "ships_true": len(scene.truth.ships),
+            "ships_found": len(detections),
+            "raw_bytes": raw_bytes,
+            "downlinked_bytes": len(alert),
+            "ratio": round(raw_bytes / max(1, len(alert)), 1),
+            "acquire_s": round(t1 - t0, 3),
+            "detect_s": round(t2 - t1, 3),
             "megapixels_per_s": round(n * n / 1e6 / max(1e-9, t2 - t1), 2),
-            **energy(self._power_w, readings0, t2 - t0, self._energy_mj - energy0), **stats,
+            **energy(self._power_w, readings0, t2 - t0, self._energy_mj - energy0),
+            **stats,
             "precision": round(precision, 3),
-            "recall": round(recall, 3), "throttle": self.throttle, "kept_raw": bool(self.keep_raw)}
+            "recall": round(recall, 3),
+            "throttle": self.throttle,
+            "kept_raw": bool(self.keep_raw),
+        }
         await self.publish("scene", figures)
         if detections:
-            await self.event(f"{len(detections)} ship(s) in {scene_id}", Severity.INFO,
-                             event_id=SarEvent.SHIPS_DETECTED, scene=scene_id, ships=len(detections))
+            await self.event(
+                f"{len(detections)} ship(s) in {scene_id}",
+                Severity.INFO,
+                event_id=SarEvent.SHIPS_DETECTED,
+                scene=scene_id,
+                ships=len(detections),
+            )
         return figures
 
     def _detect(self, det: Any, scene: Any) -> tuple[list[Any], dict[str, Any]]:
@@ -128,9 +147,14 @@ class Sar(Service):
         out: list[Any] = []
         tiles: list[Any] = []
         settings = det.Settings(method=str(self.method), pfa=float(self.pfa) or None)
-        for tile in det.detect_iter(scene.image, land_mask=scene.truth.land_mask, geo=scene.geo,
-                                    memory_budget_bytes=int(self.memory_mb) << 20, pfa=settings.p,
-                                    method=settings.method):
+        for tile in det.detect_iter(
+            scene.image,
+            land_mask=scene.truth.land_mask,
+            geo=scene.geo,
+            memory_budget_bytes=int(self.memory_mb) << 20,
+            pfa=settings.p,
+            method=settings.method,
+        ):
             out.extend(tile.detections)
             tiles.append(tile)
             if self._stopping.is_set():

@@ -67,8 +67,7 @@ class TestService(Service):
         return {k.removeprefix("exec/"): int(v) for k, v in self.store.items("exec/" + prefix)}
 
     @command()
-    async def relay(self, service: str, command: str, args: dict[str, Any] | None = None,
-                    timeout: float = 5.0) -> Any:
+    async def relay(self, service: str, command: str, args: dict[str, Any] | None = None, timeout: float = 5.0) -> Any:
         """Call another service's command through the kernel and return its value (ST[17] link test)."""
         return await self.call(service, command, args or {}, timeout=timeout)
 
@@ -149,15 +148,21 @@ class TestService(Service):
         return len(self._leak)
 
     @command()
-    async def spawn_children(self, n: int = 3, busy: bool = False, seconds: float = 600.0,
-                             session: bool = False) -> list[int]:
+    async def spawn_children(
+        self, n: int = 3, busy: bool = False, seconds: float = 600.0, session: bool = False
+    ) -> list[int]:
         """Start ``n`` child processes (idle, or burning CPU at nice 19 when ``busy``; each in a session of its
         own when ``session``, as a daemon or a job would) and return their pids."""
-        code = (f"import os, time\nos.nice(19)\nend = time.monotonic() + {seconds!r}\n"
-                "while time.monotonic() < end:\n    pass"
-                if busy else f"import time; time.sleep({seconds!r})")
-        procs = [subprocess.Popen([sys.executable, "-S", "-c", code], stdin=subprocess.DEVNULL,
-                                  start_new_session=session) for _ in range(n)]
+        code = (
+            f"import os, time\nos.nice(19)\nend = time.monotonic() + {seconds!r}\n"
+            "while time.monotonic() < end:\n    pass"
+            if busy
+            else f"import time; time.sleep({seconds!r})"
+        )
+        procs = [
+            subprocess.Popen([sys.executable, "-S", "-c", code], stdin=subprocess.DEVNULL, start_new_session=session)
+            for _ in range(n)
+        ]
         self._children.extend(procs)
         return [p.pid for p in procs]
 

@@ -12,5 +12,10 @@ from flightos import Options
 class TestOptions(Options, frozen=True):
     """The test service's drills that are set in the target rather than commanded."""
 
-    fail_start_while: Annotated[str, Meta(description="a path: while a file exists there, every start fails "
-                                          "(a drill for a cause that clears, like a full disk); empty: off")] = ""
+    fail_start_while: Annotated[
+        str,
+        Meta(
+            description="a path: while a file exists there, every start fails "
+            "(a drill for a cause that clears, like a full disk); empty: off"
+        ),
+    ] = ""

@@ -47,13 +47,21 @@ class Thermwatch(Service):
         first = device not in self.faults
         self.faults[device] = {"errno": exc.errno, "error": str(exc)}
         if first:
-            await self.event(f"{device} failed: {exc}", Severity.MEDIUM, event_id=ThermwatchEvent.DEVICE_FAULT,
-                             device=device, errno=exc.errno, error=str(exc), kind=type(exc).__name__)
+            await self.event(
+                f"{device} failed: {exc}",
+                Severity.MEDIUM,
+                event_id=ThermwatchEvent.DEVICE_FAULT,
+                device=device,
+                errno=exc.errno,
+                error=str(exc),
+                kind=type(exc).__name__,
+            )
 
     async def _worked(self, device: str) -> None:
         if self.faults.pop(device, None) is not None:
-            await self.event(f"{device} works again", Severity.INFO, event_id=ThermwatchEvent.DEVICE_RECOVERED,
-                             device=device)
+            await self.event(
+                f"{device} works again", Severity.INFO, event_id=ThermwatchEvent.DEVICE_RECOVERED, device=device
+            )
 
     async def _read(self) -> float | None:
         try:
@@ -83,8 +91,13 @@ class Thermwatch(Service):
         await self._worked(self.heater.name)
         if want != self.heater_level:
             self.heater_level = want
-            await self.event(f"heater {'on' if want else 'off'}", Severity.INFO,
-                             event_id=ThermwatchEvent.HEATER_SWITCHED, heater=want, temp_c=self.temp_c)
+            await self.event(
+                f"heater {'on' if want else 'off'}",
+                Severity.INFO,
+                event_id=ThermwatchEvent.HEATER_SWITCHED,
+                heater=want,
+                temp_c=self.temp_c,
+            )
 
     async def _report(self) -> None:
         frame = frames.encode(self.seq, self.temp_c, self.heater_level)
@@ -114,8 +127,13 @@ class Thermwatch(Service):
 
     def snapshot(self) -> dict[str, Any]:
         """The plate's temperature, the heater, the radio's counts and the devices now failing."""
-        return {"temp_c": self.temp_c, "heater": self.heater_level, "setpoint_c": self.setpoint_c,
-                **self.counts, "faults": dict(self.faults)}
+        return {
+            "temp_c": self.temp_c,
+            "heater": self.heater_level,
+            "setpoint_c": self.setpoint_c,
+            **self.counts,
+            "faults": dict(self.faults),
+        }
 
     @command()
     async def status(self) -> dict[str, Any]:

@@ -46,9 +46,11 @@ def test_command_round_trip_is_judged_against_asyncio_and_mqtt() -> None:
     goals.record(("rtt", "raw asyncio"), {"p50": 100.0, "p99": 200.0})
     goals.record(("rtt", "mqtt"), {"p50": 130.0, "p99": 300.0})
     verdicts = {g.goal: g.verdict for g in goals.rows() if "round trip" in g.goal}
-    assert verdicts == {"command round trip p50, Client.call test.ping": goals.MET,
-                        "command round trip p99": goals.MET,
-                        "command round trip p50 vs MQTT request/reply": goals.NOT_MET}
+    assert verdicts == {
+        "command round trip p50, Client.call test.ping": goals.MET,
+        "command round trip p99": goals.MET,
+        "command round trip p50 vs MQTT request/reply": goals.NOT_MET,
+    }
 
 
 def test_a_skipped_mqtt_peer_leaves_its_goal_unjudged_with_the_reason() -> None:
@@ -65,8 +67,13 @@ def test_the_burst_goal_needs_every_lost_message_counted() -> None:
     (g,) = [g for g in goals.rows() if "burst" in g.goal]
     assert g.verdict == goals.NOT_MET
     assert "28,000 lost, 0 counted" in g.measured
-    goals.record("burst", [{**run, "delivered": 100_000, "counted": 28_000},
-                           {**run, "mode": "SDK default (coalesced)", "delivered": 128_000, "counted": 0}])
+    goals.record(
+        "burst",
+        [
+            {**run, "delivered": 100_000, "counted": 28_000},
+            {**run, "mode": "SDK default (coalesced)", "delivered": 128_000, "counted": 0},
+        ],
+    )
     assert [g.verdict for g in goals.rows() if "burst" in g.goal] == [goals.MET, goals.MET]
 
 

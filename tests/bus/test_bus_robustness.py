@@ -10,8 +10,15 @@ from flightos.bus.endpoints import Endpoints
 from flightos.bus.envelope import Kind
 from flightos.testing import RuntimeProcess, active
 
-GARBAGE = [b"", b"\x00", b"\xff" * 64, b"not msgpack at all", msgpack.packb([99, 1, "x", "y", 1, 1, 1, "", None]),
-           msgpack.packb({"v": 1}), msgpack.packb([1, 3, "test"])]
+GARBAGE = [
+    b"",
+    b"\x00",
+    b"\xff" * 64,
+    b"not msgpack at all",
+    msgpack.packb([99, 1, "x", "y", 1, 1, 1, "", None]),
+    msgpack.packb({"v": 1}),
+    msgpack.packb([1, 3, "test"]),
+]
 
 
 async def test_garbage_frames_are_rejected_counted_and_survived(runtime: RuntimeProcess) -> None:
@@ -43,8 +50,9 @@ async def test_garbage_frames_are_rejected_counted_and_survived(runtime: Runtime
             pub.send(b"tm.kernel.services\x00" + g)  # housekeeping subscribes to this topic
             pub.send(b"tm.kernel.services" + g)
         # a well-formed command still works afterwards, from the same peer that sent garbage
-        env = wire.make(Kind.COMMAND, "test", "garbage-peer", {"name": "ping", "args": {}, "timeout_ms": 3000},
-                        corr=wire.new_id())
+        env = wire.make(
+            Kind.COMMAND, "test", "garbage-peer", {"name": "ping", "args": {}, "timeout_ms": 3000}, corr=wire.new_id()
+        )
         cmd.send(wire.encode(env))
         assert cmd.poll(5000), "no answer after garbage"
         answer = wire.decode(cmd.recv())

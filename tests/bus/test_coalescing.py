@@ -46,12 +46,15 @@ async def bus(tmp_path: Path, hwm: int = 100_000) -> AsyncIterator[Bus]:
 
 async def joined(pub: Publisher, sub: Subscriber, topic: str) -> None:
     """Publish ``topic`` each loop iteration until the subscriber has one (subscriptions travel asynchronously)."""
+
     async def probe() -> list[Envelope]:
         pub.publish(topic, None)
         with contextlib.suppress(asyncio.TimeoutError):
-            return [e for e in await asyncio.wait_for(sub.batches(), 0.05)
-                    if e.topic == topic and e.source == pub.source]
+            return [
+                e for e in await asyncio.wait_for(sub.batches(), 0.05) if e.topic == topic and e.source == pub.source
+            ]
         return []
+
     await eventually(probe, until=bool, timeout=10, what=f"{topic} to reach the subscriber")
 
 
@@ -91,7 +94,8 @@ async def test_batches_keep_order_sequence_numbers_and_prefix_filtering(tmp_path
 
 
 async def test_an_isolated_message_leaves_at_once_and_a_burst_at_the_end_of_its_iteration(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """No cap and no timer holds a message: an isolated one is sent when published; messages close together are
     sent together when the loop iteration that published them ends. (The gap that tells them apart is set to
     its extremes here, so that a preempted test process cannot blur the two cases.)"""
@@ -167,6 +171,7 @@ async def test_a_payload_that_fails_when_read_is_counted_as_rejected(tmp_path: P
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(done.wait(), 0.05)
                 return done.is_set()
+
             await eventually(sent, until=bool, timeout=10, what="the batch to be handled")
             assert seen[:2] == [1, 3] and sub.rejects.counts.get("malformed_payload", 0) >= 1
         finally:
@@ -245,6 +250,7 @@ async def test_a_burst_past_every_hwm_has_every_lost_message_counted(tmp_path: P
                             delivered += 1
                             last[e.source] = e.seq
                 return delivered + sub.dropped - dropped_before
+
             sent = burst * publishers
             await eventually(accounted, until=lambda n: n >= sent, timeout=20, what="the burst and its marks")
             assert sub.dropped > dropped_before, "the burst never overflowed the HWMs: this test tested nothing"

@@ -19,8 +19,10 @@ def test_gaps_are_counted_per_source_and_topic() -> None:
     ctx = zmq.Context()
     try:
         sub = Subscriber(ctx, "inproc://nothing", "t")
-        frames = [wire.encode_topic_frame(b"tm.a", wire.make(Kind.TELEMETRY, "tm.a", src, None, seq=n))
-                  for src, n in (("x", 1), ("x", 2), ("y", 1), ("x", 5), ("y", 2), ("x", 1))]
+        frames = [
+            wire.encode_topic_frame(b"tm.a", wire.make(Kind.TELEMETRY, "tm.a", src, None, seq=n))
+            for src, n in (("x", 1), ("x", 2), ("y", 1), ("x", 5), ("y", 2), ("x", 1))
+        ]
         assert len(sub.decode_batch(frames)) == 6
         assert sub.dropped == 2  # the restart of x at seq 1 is not a gap
         sub.close()

@@ -16,8 +16,13 @@ from tests.runtimes import base, make_runtime
 
 def cli(*args: str, runtime_dir: Path | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     pre = ["--runtime-dir", str(runtime_dir)] if runtime_dir else []
-    return subprocess.run([sys.executable, "-m", "flightos.cli.main", *pre, *args], capture_output=True,
-                          text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [sys.executable, "-m", "flightos.cli.main", *pre, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def one_line_error(res: subprocess.CompletedProcess[str], code: int, text: str) -> None:
@@ -30,10 +35,16 @@ def test_no_runtime_unknown_target_and_bad_set() -> None:
     """Each mistake is one line on stderr with its own exit code."""
     one_line_error(cli("status", runtime_dir=base() / "nothing-here"), 3, "no flightos runtime is running")
     one_line_error(cli("run", "--target", "mars", runtime_dir=base() / "x"), 5, "unknown target 'mars'")
-    one_line_error(cli("run", "--set", "health.heartbeat_misses=-1", runtime_dir=base() / "x"), 5,
-                   "health.heartbeat_misses: expected an integer >= 1")
-    one_line_error(cli("run", "--set", "services.ghost.enabled=true", runtime_dir=base() / "x"), 5,
-                   "services.ghost: no service 'ghost' is installed")
+    one_line_error(
+        cli("run", "--set", "health.heartbeat_misses=-1", runtime_dir=base() / "x"),
+        5,
+        "health.heartbeat_misses: expected an integer >= 1",
+    )
+    one_line_error(
+        cli("run", "--set", "services.ghost.enabled=true", runtime_dir=base() / "x"),
+        5,
+        "services.ghost: no service 'ghost' is installed",
+    )
 
 
 def test_bad_target_file_names_file_and_key(tmp_path: Path) -> None:
@@ -56,10 +67,14 @@ async def test_status_cmd_tm_against_a_running_runtime(runtime: RuntimeProcess) 
     res = await asyncio.to_thread(cli, "cmd", "test", "record", "key=42", runtime_dir=rd)
     assert res.returncode == 0 and res.stdout.strip() == "1"  # key declared str: "42" stays text
     assert await runtime.client.call("test", "executions") == {"42": 1}  # type: ignore[union-attr]
-    one_line_error(await asyncio.to_thread(cli, "cmd", "test", "sleep", "seconds=soon", runtime_dir=rd), 1,
-                   "bad_arguments")
-    one_line_error(await asyncio.to_thread(cli, "cmd", "test", "sleep", "seconds=3", "--timeout", "0.2",
-                                           runtime_dir=rd), 4, "deadline exceeded")
+    one_line_error(
+        await asyncio.to_thread(cli, "cmd", "test", "sleep", "seconds=soon", runtime_dir=rd), 1, "bad_arguments"
+    )
+    one_line_error(
+        await asyncio.to_thread(cli, "cmd", "test", "sleep", "seconds=3", "--timeout", "0.2", runtime_dir=rd),
+        4,
+        "deadline exceeded",
+    )
     one_line_error(await asyncio.to_thread(cli, "cmd", "test", "noarg", runtime_dir=rd), 1, "unknown_command")
     res = await asyncio.to_thread(cli, "--json", "tm", "tm.kernel.services", "--count", "2", runtime_dir=rd)
     lines = [json.loads(line) for line in res.stdout.splitlines()]
@@ -122,8 +137,15 @@ def test_global_options_are_accepted_after_the_subcommand_too(tmp_path: Path) ->
 
     for name, child in subparsers(parser):
         assert {"--json", "--runtime-dir"} <= set(child._option_string_actions), name
-    for argv in (["status"], ["probe"], ["cmd", "test", "ping", "a=1"], ["tm", "ev."], ["jobs", "list"],
-                 ["report", "latest"], ["targets"]):
+    for argv in (
+        ["status"],
+        ["probe"],
+        ["cmd", "test", "ping", "a=1"],
+        ["tm", "ev."],
+        ["jobs", "list"],
+        ["report", "latest"],
+        ["targets"],
+    ):
         after = parser.parse_args([*argv, "--json", "--runtime-dir", "/r"])
         before = parser.parse_args(["--json", "--runtime-dir", "/r", *argv])
         neither = parser.parse_args(argv)

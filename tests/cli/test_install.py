@@ -41,8 +41,9 @@ class FakeRunner:
             group.write_text(group.read_text() + f"{user}:x:990:\n")
         if argv[0] == "userdel":
             passwd = self.root / "etc/passwd"
-            passwd.write_text("".join(f"{line}\n" for line in passwd.read_text().splitlines()
-                                      if not line.startswith(f"{argv[-1]}:")))
+            passwd.write_text(
+                "".join(f"{line}\n" for line in passwd.read_text().splitlines() if not line.startswith(f"{argv[-1]}:"))
+            )
         return 0, "", ""
 
     def names(self) -> list[str]:
@@ -100,23 +101,46 @@ def values(text: str, section: str, key: str) -> list[str]:
 
 # ---- the unit ------------------------------------------------------------------------------------
 def test_render_unit_has_the_required_keys() -> None:
-    text = install.render_unit(target="rpi5", python="/opt/flightos/.venv/bin/python", user="flightos",
-                               supplementary_groups=["video", "gpio", "i2c", "watchdog"], shutdown_grace_s=5.0,
-                               devices=install.device_allow("rpi", "/dev/watchdog"))
+    text = install.render_unit(
+        target="rpi5",
+        python="/opt/flightos/.venv/bin/python",
+        user="flightos",
+        supplementary_groups=["video", "gpio", "i2c", "watchdog"],
+        shutdown_grace_s=5.0,
+        devices=install.device_allow("rpi", "/dev/watchdog"),
+    )
     s = dict(unit_entries(text)["Service"])
     expected = {
-        "Type": "notify", "NotifyAccess": "main", "WatchdogSec": "10", "Restart": "on-failure", "RestartSec": "2",
-        "User": "flightos", "Group": "flightos", "SupplementaryGroups": "video gpio i2c watchdog",
-        "RuntimeDirectory": "flightos", "RuntimeDirectoryMode": "0700", "StateDirectory": "flightos",
-        "KillSignal": "SIGTERM", "TimeoutStopSec": "10", "StandardOutput": "journal", "StandardError": "journal",
-        "NoNewPrivileges": "yes", "ProtectSystem": "strict", "ReadWritePaths": "/var/lib/flightos",
-        "PrivateTmp": "yes", "DevicePolicy": "closed", "Delegate": "yes",
+        "Type": "notify",
+        "NotifyAccess": "main",
+        "WatchdogSec": "10",
+        "Restart": "on-failure",
+        "RestartSec": "2",
+        "User": "flightos",
+        "Group": "flightos",
+        "SupplementaryGroups": "video gpio i2c watchdog",
+        "RuntimeDirectory": "flightos",
+        "RuntimeDirectoryMode": "0700",
+        "StateDirectory": "flightos",
+        "KillSignal": "SIGTERM",
+        "TimeoutStopSec": "10",
+        "StandardOutput": "journal",
+        "StandardError": "journal",
+        "NoNewPrivileges": "yes",
+        "ProtectSystem": "strict",
+        "ReadWritePaths": "/var/lib/flightos",
+        "PrivateTmp": "yes",
+        "DevicePolicy": "closed",
+        "Delegate": "yes",
         "ExecStart": "/opt/flightos/.venv/bin/python -m flightos.cli.main run --target rpi5 --log-format json",
     }
     assert {k: s.get(k) for k in expected} == expected
     assert values(text, "Service", "Environment") == [
-        "FLIGHTOS_RUNTIME_DIR=/run/flightos", "FLIGHTOS_STATE_DIR=/var/lib/flightos",
-        "FLIGHTOS_TARGETS_DIR=/etc/flightos/targets", "PYTHONUNBUFFERED=1"]
+        "FLIGHTOS_RUNTIME_DIR=/run/flightos",
+        "FLIGHTOS_STATE_DIR=/var/lib/flightos",
+        "FLIGHTOS_TARGETS_DIR=/etc/flightos/targets",
+        "PYTHONUNBUFFERED=1",
+    ]
     assert "/dev/watchdog rw" in values(text, "Service", "DeviceAllow")
     assert "/dev/vcio rw" in values(text, "Service", "DeviceAllow")
     assert values(text, "Install", "WantedBy") == ["multi-user.target"]
@@ -135,7 +159,8 @@ def test_render_unit_stop_timeout_follows_the_grace_and_groups_are_optional() ->
 def test_render_unit_quotes_what_systemd_would_interpret() -> None:
     text = install.render_unit(target="rpi5", python="/opt/my boards/100%/$HOME/python")
     assert values(text, "Service", "ExecStart") == [
-        '"/opt/my boards/100%%/$$HOME/python" -m flightos.cli.main run --target rpi5 --log-format json']
+        '"/opt/my boards/100%%/$$HOME/python" -m flightos.cli.main run --target rpi5 --log-format json'
+    ]
 
 
 def test_device_allow_per_backend() -> None:
@@ -145,14 +170,22 @@ def test_device_allow_per_backend() -> None:
     assert install.device_allow("sim", None) == ["char-gpiochip rw", "char-i2c rw"]
 
 
-@pytest.mark.skipif(shutil.which("systemd-analyze") is None,
-                    reason="systemd-analyze is not installed on this machine: cannot verify the unit")
+@pytest.mark.skipif(
+    shutil.which("systemd-analyze") is None,
+    reason="systemd-analyze is not installed on this machine: cannot verify the unit",
+)
 def test_rendered_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
     unit = tmp_path / "flightos.service"
-    unit.write_text(install.render_unit(
-        target="rpi5", python=sys.executable, supplementary_groups=["video", "gpio"],
-        devices=install.device_allow("rpi", "/dev/watchdog"), read_write_paths=["/var/lib/flightos", "/srv/x"],
-        protect_home="read-only"))
+    unit.write_text(
+        install.render_unit(
+            target="rpi5",
+            python=sys.executable,
+            supplementary_groups=["video", "gpio"],
+            devices=install.device_allow("rpi", "/dev/watchdog"),
+            read_write_paths=["/var/lib/flightos", "/srv/x"],
+            protect_home="read-only",
+        )
+    )
     proc = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, timeout=60)
     complaints = [line for line in (proc.stdout + proc.stderr).splitlines() if "flightos.service" in line]
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -165,7 +198,8 @@ def test_install_into_a_prefix(root: Path, capsys: pytest.CaptureFixture[str]) -
     assert install.run_install(parse("install", "--target", "rpi5", "--prefix", str(root)), runner=runner) == ec.OK
     unit = (root / "etc/systemd/system/flightos.service").read_text()
     assert values(unit, "Service", "ExecStart") == [
-        f"{sys.executable} -m flightos.cli.main run --target rpi5 --log-format json"]
+        f"{sys.executable} -m flightos.cli.main run --target rpi5 --log-format json"
+    ]
     assert values(unit, "Service", "SupplementaryGroups") == ["video gpio i2c"]
     assert values(unit, "Service", "User") == ["flightos"]
     assert (root / "etc/flightos/targets/rpi5.toml").read_bytes() == RPI5.read_bytes()
@@ -175,8 +209,21 @@ def test_install_into_a_prefix(root: Path, capsys: pytest.CaptureFixture[str]) -
         assert (state.stat().st_uid, state.stat().st_gid) == (990, 990)
     # offline: useradd and systemctl act on the prefix, and there is no manager to reload
     assert runner.calls == [
-        ["useradd", "--prefix", str(root), "--system", "--no-create-home", "--home-dir", "/var/lib/flightos",
-         "--shell", "/usr/sbin/nologin", "--user-group", "--groups", "video,gpio,i2c", "flightos"],
+        [
+            "useradd",
+            "--prefix",
+            str(root),
+            "--system",
+            "--no-create-home",
+            "--home-dir",
+            "/var/lib/flightos",
+            "--shell",
+            "/usr/sbin/nologin",
+            "--user-group",
+            "--groups",
+            "video,gpio,i2c",
+            "flightos",
+        ],
         ["systemctl", f"--root={root}", "enable", "flightos"],
     ]
     manifest = json.loads((root / "etc/flightos/install.json").read_text())
@@ -190,8 +237,19 @@ def test_install_live_runs_useradd_then_reload_then_enable(root: Path, live: Non
     code = install.run_install(parse("install", "--target", "rpi5", "--prefix", str(root)), runner=runner, euid=0)
     assert code == ec.OK
     assert runner.calls == [
-        ["useradd", "--system", "--no-create-home", "--home-dir", "/var/lib/flightos", "--shell", "/usr/sbin/nologin",
-         "--user-group", "--groups", "video,gpio,i2c", "flightos"],
+        [
+            "useradd",
+            "--system",
+            "--no-create-home",
+            "--home-dir",
+            "/var/lib/flightos",
+            "--shell",
+            "/usr/sbin/nologin",
+            "--user-group",
+            "--groups",
+            "video,gpio,i2c",
+            "flightos",
+        ],
         ["systemctl", "daemon-reload"],
         ["systemctl", "enable", "--now", "flightos"],
     ]
@@ -200,11 +258,16 @@ def test_install_live_runs_useradd_then_reload_then_enable(root: Path, live: Non
 
 def test_existing_user_is_not_added_again(root: Path, live: None) -> None:
     (root / "etc/passwd").write_text((root / "etc/passwd").read_text() + "flightos:x:990:990::/:/usr/sbin/nologin\n")
-    (root / "etc/group").write_text("root:x:0:\nvideo:x:44:pi,flightos\ni2c:x:998:flightos\ngpio:x:997:flightos\n"
-                                    "flightos:x:990:\nwatchdog:x:996:\n")
+    (root / "etc/group").write_text(
+        "root:x:0:\nvideo:x:44:pi,flightos\ni2c:x:998:flightos\ngpio:x:997:flightos\nflightos:x:990:\nwatchdog:x:996:\n"
+    )
     runner = FakeRunner(root)
-    assert install.run_install(parse("install", "--target", "rpi5", "--prefix", str(root), "--no-enable"),
-                               runner=runner, euid=0) == ec.OK
+    assert (
+        install.run_install(
+            parse("install", "--target", "rpi5", "--prefix", str(root), "--no-enable"), runner=runner, euid=0
+        )
+        == ec.OK
+    )
     # it lacks only the 'watchdog' group; no useradd, and --no-enable leaves systemctl enable out
     assert runner.calls == [["usermod", "--append", "--groups", "watchdog", "flightos"], ["systemctl", "daemon-reload"]]
     unit = (root / "etc/systemd/system/flightos.service").read_text()
@@ -230,8 +293,10 @@ def test_existing_group_of_the_users_name_is_reused(root: Path) -> None:
 def test_dry_run_changes_nothing(root: Path, capsys: pytest.CaptureFixture[str]) -> None:
     before = files(root)
     runner = FakeRunner(root)
-    assert install.run_install(parse("install", "--target", "rpi5", "--prefix", str(root), "--dry-run"),
-                               runner=runner) == ec.OK
+    assert (
+        install.run_install(parse("install", "--target", "rpi5", "--prefix", str(root), "--dry-run"), runner=runner)
+        == ec.OK
+    )
     assert files(root) == before
     assert runner.calls == []
     out = capsys.readouterr().out
@@ -257,22 +322,29 @@ def test_install_on_the_real_root_needs_root() -> None:
 
 def test_unknown_target_is_a_config_error_naming_it(root: Path) -> None:
     with pytest.raises(ConfigError, match="no-such-board"):
-        install.run_install(parse("install", "--target", "no-such-board", "--prefix", str(root)),
-                            runner=FakeRunner(root))
+        install.run_install(
+            parse("install", "--target", "no-such-board", "--prefix", str(root)), runner=FakeRunner(root)
+        )
 
 
 def test_relative_python_is_refused(root: Path) -> None:
     with pytest.raises(UsageError, match="absolute"):
-        install.run_install(parse("install", "--target", "rpi5", "--prefix", str(root), "--python", "python3"),
-                            runner=FakeRunner(root))
+        install.run_install(
+            parse("install", "--target", "rpi5", "--prefix", str(root), "--python", "python3"), runner=FakeRunner(root)
+        )
 
 
 def test_a_target_file_is_installed_under_its_name(root: Path, tmp_path: Path) -> None:
     custom = tmp_path / "my-bench.toml"
-    custom.write_text(RPI5.read_text().replace('name = "rpi5"', 'name = "bench"')
-                      .replace("[runtime]", "[runtime]\nshutdown_grace_s = 8.0"))
-    assert install.run_install(parse("install", "--target", str(custom), "--prefix", str(root)),
-                               runner=FakeRunner(root)) == ec.OK
+    custom.write_text(
+        RPI5.read_text()
+        .replace('name = "rpi5"', 'name = "bench"')
+        .replace("[runtime]", "[runtime]\nshutdown_grace_s = 8.0")
+    )
+    assert (
+        install.run_install(parse("install", "--target", str(custom), "--prefix", str(root)), runner=FakeRunner(root))
+        == ec.OK
+    )
     assert (root / "etc/flightos/targets/bench.toml").read_bytes() == custom.read_bytes()
     unit = (root / "etc/systemd/system/flightos.service").read_text()
     assert "--target bench " in values(unit, "Service", "ExecStart")[0]
@@ -296,23 +368,29 @@ def test_a_failing_command_is_exit_1_with_one_line(root: Path, live: None, capsy
     code = install.run_install(parse("install", "--target", "rpi5", "--prefix", str(root)), runner=runner, euid=0)
     assert code == ec.COMMAND_FAILED
     errors = [line for line in capsys.readouterr().err.splitlines() if not line.startswith("flightos: note:")]
-    assert errors == ["flightos: install: `systemctl enable --now flightos` failed (exit 1): "
-                      "Failed to enable unit: Access denied"]
+    assert errors == [
+        "flightos: install: `systemctl enable --now flightos` failed (exit 1): Failed to enable unit: Access denied"
+    ]
 
 
 def test_systemd_runtime_watchdog_is_reported(root: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (root / "etc/systemd").mkdir(parents=True)
     (root / "etc/systemd/system.conf").write_text("[Manager]\n#RuntimeWatchdogSec=off\nRuntimeWatchdogSec=15s\n")
-    assert install.run_install(parse("install", "--target", "rpi5", "--prefix", str(root), "--dry-run"),
-                               runner=FakeRunner(root)) == ec.OK
+    assert (
+        install.run_install(
+            parse("install", "--target", "rpi5", "--prefix", str(root), "--dry-run"), runner=FakeRunner(root)
+        )
+        == ec.OK
+    )
     assert "one opener only" in capsys.readouterr().err
 
 
 # ---- uninstall -----------------------------------------------------------------------------------
 def installed(root: Path) -> FakeRunner:
     runner = FakeRunner(root)
-    assert install.run_install(parse("install", "--target", "rpi5", "--prefix", str(root)), runner=runner,
-                               euid=0) == ec.OK
+    assert (
+        install.run_install(parse("install", "--target", "rpi5", "--prefix", str(root)), runner=runner, euid=0) == ec.OK
+    )
     (root / "var/lib/flightos/store.json").write_text("{}")
     runner.calls.clear()
     return runner
@@ -330,8 +408,7 @@ def test_uninstall_reverses_install_and_keeps_state_and_user(root: Path, live: N
 
 def test_uninstall_purge_removes_state_and_user(root: Path, live: None) -> None:
     runner = installed(root)
-    assert install.run_uninstall(parse("uninstall", "--prefix", str(root), "--purge"), runner=runner,
-                                 euid=0) == ec.OK
+    assert install.run_uninstall(parse("uninstall", "--prefix", str(root), "--purge"), runner=runner, euid=0) == ec.OK
     assert runner.names() == ["systemctl disable", "systemctl daemon-reload", "userdel flightos"]
     assert not (root / "var/lib/flightos").exists()
     assert "flightos:" not in (root / "etc/passwd").read_text()
@@ -351,8 +428,9 @@ def test_uninstall_offline_prefix(root: Path) -> None:
     assert runner.calls == [["systemctl", f"--root={root}", "disable", "flightos"]]
 
 
-def test_uninstall_keeps_an_edited_target_and_other_targets(root: Path, live: None,
-                                                            capsys: pytest.CaptureFixture[str]) -> None:
+def test_uninstall_keeps_an_edited_target_and_other_targets(
+    root: Path, live: None, capsys: pytest.CaptureFixture[str]
+) -> None:
     runner = installed(root)
     copy = root / "etc/flightos/targets/rpi5.toml"
     copy.write_text(copy.read_text() + "# edited on the board\n")
@@ -366,8 +444,12 @@ def test_uninstall_keeps_an_edited_target_and_other_targets(root: Path, live: No
 def test_uninstall_dry_run_changes_nothing(root: Path, live: None) -> None:
     runner = installed(root)
     before = files(root)
-    assert install.run_uninstall(parse("uninstall", "--prefix", str(root), "--purge", "--dry-run"), runner=runner,
-                                 euid=1000) == ec.OK
+    assert (
+        install.run_uninstall(
+            parse("uninstall", "--prefix", str(root), "--purge", "--dry-run"), runner=runner, euid=1000
+        )
+        == ec.OK
+    )
     assert files(root) == before and runner.calls == []
 
 
@@ -379,25 +461,31 @@ def test_uninstall_when_nothing_is_installed(root: Path, capsys: pytest.CaptureF
 
 
 def test_install_as_a_user_into_a_prefix_does_not_chown(root: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert install.run_install(parse("install", "--target", "rpi5", "--prefix", str(root)),
-                               runner=FakeRunner(root), euid=1000) == ec.OK
+    assert (
+        install.run_install(
+            parse("install", "--target", "rpi5", "--prefix", str(root)), runner=FakeRunner(root), euid=1000
+        )
+        == ec.OK
+    )
     assert (root / "var/lib/flightos").is_dir()
     assert "not chowned to flightos (uid 990): not running as root" in capsys.readouterr().err
 
 
-def test_a_state_dir_named_by_the_target_is_writable_and_never_purged(root: Path, tmp_path: Path, live: None,
-                                                                       capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_state_dir_named_by_the_target_is_writable_and_never_purged(
+    root: Path, tmp_path: Path, live: None, capsys: pytest.CaptureFixture[str]
+) -> None:
     custom = tmp_path / "rpi5.toml"
     custom.write_text(RPI5.read_text().replace("[runtime]", '[runtime]\nstate_dir = "/srv/fos"'))
     runner = FakeRunner(root)
-    assert install.run_install(parse("install", "--target", str(custom), "--prefix", str(root)), runner=runner,
-                               euid=0) == ec.OK
+    assert (
+        install.run_install(parse("install", "--target", str(custom), "--prefix", str(root)), runner=runner, euid=0)
+        == ec.OK
+    )
     unit = (root / "etc/systemd/system/flightos.service").read_text()
     assert values(unit, "Service", "ReadWritePaths") == ["/var/lib/flightos /srv/fos"]
     assert (root / "srv/fos").is_dir()
     (root / "srv/fos/data").write_text("x")
-    assert install.run_uninstall(parse("uninstall", "--prefix", str(root), "--purge"), runner=runner,
-                                 euid=0) == ec.OK
+    assert install.run_uninstall(parse("uninstall", "--prefix", str(root), "--purge"), runner=runner, euid=0) == ec.OK
     assert not (root / "var/lib/flightos").exists()
     assert (root / "srv/fos/data").is_file()
     assert "kept /srv/fos" in capsys.readouterr().err

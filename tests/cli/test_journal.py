@@ -31,9 +31,9 @@ def parse_entry(data: bytes) -> dict[str, str]:
             fields[key.decode()] = value.decode()
             i = nl + 1
         else:
-            (size,) = struct.unpack("<Q", data[nl + 1:nl + 9])
-            fields[line.decode()] = data[nl + 9:nl + 9 + size].decode()
-            assert data[nl + 9 + size:nl + 10 + size] == b"\n"
+            (size,) = struct.unpack("<Q", data[nl + 1 : nl + 9])
+            fields[line.decode()] = data[nl + 9 : nl + 9 + size].decode()
+            assert data[nl + 9 + size : nl + 10 + size] == b"\n"
             i = nl + 10 + size
     return fields
 
@@ -61,10 +61,12 @@ def test_encoding_uses_the_binary_form_only_for_values_with_newlines() -> None:
 def test_a_service_logs_native_fields_to_the_journal(journal: socket.socket) -> None:
     """A process configured under systemd sends MESSAGE text, PRIORITY from the level, the service and event
     id as fields of their own; nothing goes to stderr and no JSON is inside MESSAGE."""
-    code = ("import structlog\nfrom flightos import logs\n"
-            "print(logs.configure('console', 'info', 'camera'))\n"
-            "structlog.get_logger().warning('service.event', event_id=1234, message='lens cap on', incarnation=2)\n"
-            "structlog.get_logger().debug('service.chatter')\n")
+    code = (
+        "import structlog\nfrom flightos import logs\n"
+        "print(logs.configure('console', 'info', 'camera'))\n"
+        "structlog.get_logger().warning('service.event', event_id=1234, message='lens cap on', incarnation=2)\n"
+        "structlog.get_logger().debug('service.chatter')\n"
+    )
     env = {**os.environ, logs.ENV_JOURNAL_SOCKET: journal.getsockname()}
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
     assert proc.returncode == 0 and proc.stdout == "journal\n" and proc.stderr == "", proc.stderr
@@ -81,9 +83,18 @@ def test_a_service_logs_native_fields_to_the_journal(journal: socket.socket) -> 
 
 def test_the_kernels_lines_about_a_service_carry_that_service() -> None:
     """`journalctl FLIGHTOS_SERVICE=camera` also finds what the kernel said about camera (a crash, a restart)."""
-    fields = logs.journal_fields({"event": "service_crashed", "level": "error", "proc": "kernel", "event_id": 2003,
-                                  "msg": "camera exited with code 70", "service": "camera", "exit_code": 70},
-                                 "kernel")
+    fields = logs.journal_fields(
+        {
+            "event": "service_crashed",
+            "level": "error",
+            "proc": "kernel",
+            "event_id": 2003,
+            "msg": "camera exited with code 70",
+            "service": "camera",
+            "exit_code": 70,
+        },
+        "kernel",
+    )
     assert (fields["FLIGHTOS_SERVICE"], fields["FLIGHTOS_PROCESS"], fields["PRIORITY"]) == ("camera", "kernel", "3")
     assert fields["MESSAGE"] == "service_crashed: camera exited with code 70 service=camera exit_code=70"
     assert fields["FLIGHTOS_EXIT_CODE"] == "70" and fields["FLIGHTOS_EVENT_ID"] == "2003"
@@ -101,7 +112,7 @@ def test_an_entry_larger_than_a_datagram_goes_as_a_sealed_memfd(journal: socket.
     assert data == b""
     level, kind, raw = anc[0]
     assert (level, kind) == (socket.SOL_SOCKET, socket.SCM_RIGHTS)
-    fds.frombytes(raw[:fds.itemsize])
+    fds.frombytes(raw[: fds.itemsize])
     seals = fcntl.fcntl(fds[0], fcntl.F_GET_SEALS)
     assert seals & fcntl.F_SEAL_WRITE and seals & fcntl.F_SEAL_SHRINK and seals & fcntl.F_SEAL_SEAL
     with os.fdopen(fds[0], "rb") as fh:  # journald maps the whole file: read it from the start
@@ -110,8 +121,9 @@ def test_an_entry_larger_than_a_datagram_goes_as_a_sealed_memfd(journal: socket.
     assert fields == {"MESSAGE": big, "FLIGHTOS_SERVICE": "payload"}
 
 
-def test_the_journal_is_used_only_when_stderr_is_the_journal_stream(tmp_path: Path,
-                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_journal_is_used_only_when_stderr_is_the_journal_stream(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """$JOURNAL_STREAM must name stderr's device and inode (a redirected stderr is not the journal)."""
     sock = tmp_path / "socket"
     sock.touch()
@@ -137,8 +149,9 @@ def test_log_files_rotate_and_stay_bounded(tmp_path: Path) -> None:
 
 def _journald() -> tuple[str, str]:
     """The systemd-journald binary and '' when a private one can run here, else ('', why not)."""
-    exe = next((p for p in ("/lib/systemd/systemd-journald", "/usr/lib/systemd/systemd-journald")
-                if os.path.exists(p)), "")
+    exe = next(
+        (p for p in ("/lib/systemd/systemd-journald", "/usr/lib/systemd/systemd-journald") if os.path.exists(p)), ""
+    )
     if not exe or shutil.which("journalctl") is None:
         return "", "systemd-journald/journalctl are not installed (Debian/Ubuntu package 'systemd')"
     if os.geteuid() != 0 or shutil.which("unshare") is None:
@@ -168,14 +181,21 @@ journalctl --no-pager --all -o json FLIGHTOS_SERVICE=camera
 def test_a_real_journald_stores_the_native_fields() -> None:
     """systemd-journald itself (a private one, in a mount namespace of its own) stores the fields, the
     binary-form traceback and the memfd-passed large entry, and journalctl selects them by FLIGHTOS_SERVICE."""
-    sender = ("import structlog\nfrom flightos import logs\nlogs.configure('console', 'info', 'camera')\n"
-              "log = structlog.get_logger()\n"
-              "log.warning('service.event', event_id=1234, message='lens cap on', incarnation=2)\n"
-              "log.info('service.big', blob='x' * 400000)\n"
-              "try:\n    raise RuntimeError('boom')\nexcept RuntimeError:\n    log.exception('service.crashed')\n")
+    sender = (
+        "import structlog\nfrom flightos import logs\nlogs.configure('console', 'info', 'camera')\n"
+        "log = structlog.get_logger()\n"
+        "log.warning('service.event', event_id=1234, message='lens cap on', incarnation=2)\n"
+        "log.info('service.big', blob='x' * 400000)\n"
+        "try:\n    raise RuntimeError('boom')\nexcept RuntimeError:\n    log.exception('service.crashed')\n"
+    )
     env = {**os.environ, "JOURNALD": JOURNALD, "PYTHON": sys.executable, "SENDER": sender}
-    proc = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", PRIVATE_JOURNAL],
-                          capture_output=True, text=True, timeout=60, env=env)
+    proc = subprocess.run(
+        ["unshare", "-m", "--propagation", "private", "sh", "-c", PRIVATE_JOURNAL],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
     assert proc.returncode == 0, proc.stderr
     entries = {e["FLIGHTOS_EVENT"]: e for e in map(json.loads, proc.stdout.splitlines())}
     event = entries["service.event"]

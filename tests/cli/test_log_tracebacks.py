@@ -27,8 +27,14 @@ except ValueError:
 
 
 def run(env: dict[str, str] | None = None) -> tuple[float, str]:
-    out = subprocess.run([sys.executable, "-c", PROGRAM], capture_output=True, text=True, timeout=60,
-                         env={**os.environ, **(env or {})}, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", PROGRAM],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **(env or {})},
+        check=True,
+    )
     return float(out.stdout.split()[-1]), out.stderr
 
 

@@ -41,8 +41,11 @@ def _allows(annotation: Any, value: Any) -> bool:
 
 
 TYPED: dict[str, tuple[type[Any], dict[str, Field]]] = {
-    **{name: (cls, SECTIONS[name]) for name, cls in SECTION_TYPES.items()}, "link": (LinkConfig, LINK_FIELDS),
-    "services.NAME": (ServiceSection, SERVICE_FIELDS), "link.peers.BOARD": (Peer, PEER_FIELDS)}
+    **{name: (cls, SECTIONS[name]) for name, cls in SECTION_TYPES.items()},
+    "link": (LinkConfig, LINK_FIELDS),
+    "services.NAME": (ServiceSection, SERVICE_FIELDS),
+    "link.peers.BOARD": (Peer, PEER_FIELDS),
+}
 
 
 @pytest.mark.parametrize("section", sorted(TYPED))
@@ -58,8 +61,9 @@ def test_every_field_has_a_typed_attribute_and_back(section: str) -> None:
         assert _allows(hints[key], f.default), f"{section}.{key}: default {f.default!r} is not {hints[key]}"
         returns = typing.get_type_hints(f.check).get("return")
         assert returns is not None, f"{section}.{key}: its checker declares no return type"
-        assert returns == hints[key] or (returns | None) == hints[key], \
+        assert returns == hints[key] or (returns | None) == hints[key], (
             f"{section}.{key}: checker returns {returns}, attribute is {hints[key]}"
+        )
 
 
 def test_schema_has_no_section_without_a_typed_view() -> None:
@@ -95,9 +99,15 @@ def test_loaded_values_have_their_declared_types(tmp_path: Path) -> None:
 def test_no_string_key_reads_of_config_sections_outside_config() -> None:
     """Sections are read by attribute everywhere but flightos/config (the ``[hal]`` dict goes to hal as is,
     its backend is ``Target.hal_backend``)."""
-    pattern = re.compile(r"(\b(?:cfg|runtime|health|restart|cores|modes|thermal|power|watchdog)\[\"|\.section\("
-                         r"|\.hal\.get\(|\.hal\[)")
-    offenders = [f"{p.relative_to(ROOT)}:{n}" for p in (ROOT / "flightos").rglob("*.py")
-                 if "config" not in p.relative_to(ROOT).parts
-                 for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1) if pattern.search(line)]
+    pattern = re.compile(
+        r"(\b(?:cfg|runtime|health|restart|cores|modes|thermal|power|watchdog)\[\"|\.section\("
+        r"|\.hal\.get\(|\.hal\[)"
+    )
+    offenders = [
+        f"{p.relative_to(ROOT)}:{n}"
+        for p in (ROOT / "flightos").rglob("*.py")
+        if "config" not in p.relative_to(ROOT).parts
+        for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
+        if pattern.search(line)
+    ]
     assert offenders == []

@@ -42,8 +42,11 @@ def options_of(schema: type[Options], prefix: str = "", defaults: Any = None) ->
         if defaults is not None:
             default = getattr(defaults, f.name)
         else:
-            default = f.default if f.default is not msgspec.NODEFAULT else (
-                f.default_factory() if f.default_factory is not msgspec.NODEFAULT else msgspec.NODEFAULT)
+            default = (
+                f.default
+                if f.default is not msgspec.NODEFAULT
+                else (f.default_factory() if f.default_factory is not msgspec.NODEFAULT else msgspec.NODEFAULT)
+            )
         if isinstance(ftype, mi.StructType) and issubclass(ftype.cls, Options) and ftype.cls.__struct_fields__:
             nested = None if default is msgspec.NODEFAULT else default
             out.update(options_of(ftype.cls, f"{prefix}{f.name}.", nested))
@@ -78,14 +81,17 @@ def test_the_shipped_services_are_all_checked() -> None:
 def test_each_service_declares_a_typed_options_schema(service: str) -> None:
     schema = SERVICES[service]
     assert isinstance(schema, type) and issubclass(schema, Options), (
-        f"services.{service} declares no options_schema: its [services.{service}.options] table goes unchecked")
+        f"services.{service} declares no options_schema: its [services.{service}.options] table goes unchecked"
+    )
 
 
 @pytest.mark.parametrize("service", sorted(SERVICES))
 def test_every_option_has_a_description(service: str) -> None:
     undocumented = [key for key, (doc, _) in options_of(SERVICES[service]).items() if not doc.strip()]
-    assert undocumented == [], (f"services.{service}.options: give these Meta(description=...) so docs/targets.md "
-                                f"says what they do: {undocumented}")
+    assert undocumented == [], (
+        f"services.{service}.options: give these Meta(description=...) so docs/targets.md "
+        f"says what they do: {undocumented}"
+    )
 
 
 def check_page(service: str, page: Path) -> None:

@@ -53,10 +53,10 @@ def test_set_overrides_are_typed_and_validated(tmp_path: Path) -> None:
     [
         (BASE + "[healt]\n", "healt: unknown section"),
         (BASE + "[health]\nheartbeat_period_s = -1\n", "health.heartbeat_period_s: expected a number > 0, got -1"),
-        (BASE + "[runtime]\nspawn = \"thread\"\n", "runtime.spawn: expected one of 'forkserver', 'exec'"),
+        (BASE + '[runtime]\nspawn = "thread"\n', "runtime.spawn: expected one of 'forkserver', 'exec'"),
         (BASE + "rate = 3\n", "services.test.rate: unknown key"),
-        (BASE + "cores = [\"a\"]\n", "services.test.cores: expected a list of core ids"),
-        ('[services.test]\n', "hal.backend: missing"),
+        (BASE + 'cores = ["a"]\n', "services.test.cores: expected a list of core ids"),
+        ("[services.test]\n", "hal.backend: missing"),
         ("[hal\n", "not valid TOML"),
     ],
 )
@@ -85,8 +85,9 @@ def test_targets_doc_is_generated_from_the_schema() -> None:
 
 def test_acl_rules_and_errors(tmp_path: Path) -> None:
     """[acl] lets listed callers run matching commands only; mistakes name the key."""
-    t = tgt.load(write(tmp_path, BASE + '[acl]\ndefault = "deny"\n[acl.commands]\ntest = ["housekeeping.sample", '
-                                   '"kernel.p*"]\n'))
+    t = tgt.load(
+        write(tmp_path, BASE + '[acl]\ndefault = "deny"\n[acl.commands]\ntest = ["housekeeping.sample", "kernel.p*"]\n')
+    )
     assert t.acl.allows("test", "housekeeping", "sample") and t.acl.allows("test", "kernel", "ping")
     assert not t.acl.allows("test", "housekeeping", "report") and not t.acl.allows("sar", "test", "ping")
     assert tgt.load(write(tmp_path, BASE)).acl.allows("anyone", "any", "thing")

@@ -30,18 +30,23 @@ CASES: list[tuple[Callable[[Devices], Awaitable[Any]], str]] = [
     (lambda d: d.i2c("plate").read(0, 0), "plate: length: expected 1..8192, got 0"),
     (lambda d: d.i2c("plate").write(-1, b"\x01"), "plate: register: expected 0..0xff, got -1"),
     (lambda d: d.gpio("heater").set(5), "heater: value: expected 0 or 1, got 5"),
-    (lambda d: d.can("canbus").send(0x800, b"\x01"),
-     "canbus: arbitration_id: expected 0..0x7ff for a standard frame, got 2048"),
-    (lambda d: d.can("canbus").send(1 << 29, b"\x01", extended=True),
-     "canbus: arbitration_id: expected 0..0x1fffffff for an extended frame, got 536870912"),
+    (
+        lambda d: d.can("canbus").send(0x800, b"\x01"),
+        "canbus: arbitration_id: expected 0..0x7ff for a standard frame, got 2048",
+    ),
+    (
+        lambda d: d.can("canbus").send(1 << 29, b"\x01", extended=True),
+        "canbus: arbitration_id: expected 0..0x1fffffff for an extended frame, got 536870912",
+    ),
     (lambda d: d.uart("radio").read(-5, timeout=0.1), "radio: size: expected 1 or more bytes, got -5"),
     (lambda d: d.uart("radio").read_exactly(0), "radio: size: expected 1 or more bytes, got 0"),
 ]
 
 
 @pytest.mark.parametrize(("call", "says"), CASES)
-async def test_a_bad_argument_is_einval_naming_it(tmp_path: Path, call: Callable[[Devices], Awaitable[Any]],
-                                                  says: str) -> None:
+async def test_a_bad_argument_is_einval_naming_it(
+    tmp_path: Path, call: Callable[[Devices], Awaitable[Any]], says: str
+) -> None:
     devs = devices(tmp_path)
     try:
         with pytest.raises(DeviceError) as err:

@@ -36,23 +36,37 @@ def test_a_device_travels_to_the_service_and_back_unchanged() -> None:
         assert from_wire(to_wire(dev)) == dev
 
 
-@pytest.mark.parametrize(("device", "message"), [
-    ({**PLATE, "address": 0x88}, "devices.plate.address: expected a 7-bit address in 0x03..0x77 "
-                                 "(0x00-0x02 and 0x78-0x7f are reserved), got 0x88"),
-    ({**PLATE, "kind": "usb"}, "devices.plate.kind: expected one of 'i2c', 'uart', 'gpio', 'spi', 'can', got 'usb'"),
-    ({k: v for k, v in PLATE.items() if k != "bus"},
-     "devices.plate.bus: missing: every i2c device needs it (the I2C bus number"),
-    ({**PLATE, "services": ["nosuch"]}, "devices.plate.services: unknown service 'nosuch'"),
-    ({**PLATE, "baud": 9600}, "devices.plate.baud: unknown key for kind = 'i2c' (known: address, bus, kind"),
-    ({**PLATE, "sim_heater": "radio"}, "devices.plate.sim_heater: expected the name of a gpio device, got 'radio'"),
-    ({**PLATE, "timeout_s": float("nan")}, "devices.plate.timeout_s: expected a number > 0"),
-    ({"kind": "uart", "port": "ttyS0"}, "devices.plate.port: expected a device path such as /dev/ttyTHS1"),
-    ({"kind": "uart", "port": "/dev/ttyS0", "baud": 115201}, "devices.plate.baud: expected a standard baud rate"),
-    ({"kind": "gpio", "chip": "gpiochip0", "line": -1}, "devices.plate.line: expected a line name"),
-    ({"kind": "gpio", "chip": " ", "line": "GPIO17"}, "devices.plate.chip: expected a chip label such as pinctrl-rp1"),
-    ({"kind": "spi", "bus": 0, "mode": 4}, "devices.plate.mode: expected an SPI mode: one of 0, 1, 2, 3, got 4"),
-    ({"kind": "can", "interface": "can0", "bitrate": 12345}, "devices.plate.bitrate: expected a CAN bit rate"),
-])
+@pytest.mark.parametrize(
+    ("device", "message"),
+    [
+        (
+            {**PLATE, "address": 0x88},
+            "devices.plate.address: expected a 7-bit address in 0x03..0x77 "
+            "(0x00-0x02 and 0x78-0x7f are reserved), got 0x88",
+        ),
+        (
+            {**PLATE, "kind": "usb"},
+            "devices.plate.kind: expected one of 'i2c', 'uart', 'gpio', 'spi', 'can', got 'usb'",
+        ),
+        (
+            {k: v for k, v in PLATE.items() if k != "bus"},
+            "devices.plate.bus: missing: every i2c device needs it (the I2C bus number",
+        ),
+        ({**PLATE, "services": ["nosuch"]}, "devices.plate.services: unknown service 'nosuch'"),
+        ({**PLATE, "baud": 9600}, "devices.plate.baud: unknown key for kind = 'i2c' (known: address, bus, kind"),
+        ({**PLATE, "sim_heater": "radio"}, "devices.plate.sim_heater: expected the name of a gpio device, got 'radio'"),
+        ({**PLATE, "timeout_s": float("nan")}, "devices.plate.timeout_s: expected a number > 0"),
+        ({"kind": "uart", "port": "ttyS0"}, "devices.plate.port: expected a device path such as /dev/ttyTHS1"),
+        ({"kind": "uart", "port": "/dev/ttyS0", "baud": 115201}, "devices.plate.baud: expected a standard baud rate"),
+        ({"kind": "gpio", "chip": "gpiochip0", "line": -1}, "devices.plate.line: expected a line name"),
+        (
+            {"kind": "gpio", "chip": " ", "line": "GPIO17"},
+            "devices.plate.chip: expected a chip label such as pinctrl-rp1",
+        ),
+        ({"kind": "spi", "bus": 0, "mode": 4}, "devices.plate.mode: expected an SPI mode: one of 0, 1, 2, 3, got 4"),
+        ({"kind": "can", "interface": "can0", "bitrate": 12345}, "devices.plate.bitrate: expected a CAN bit rate"),
+    ],
+)
 def test_a_bad_device_table_is_a_config_error_naming_the_key(device: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigError) as err:
         load({"plate": device})

@@ -119,8 +119,9 @@ class FakeSerial:
 
 
 def test_uart_reads_what_arrived_and_names_a_port_that_cannot_open(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "serial", types.SimpleNamespace(Serial=FakeSerial,
-                                                                     SerialException=FakeSerialException))
+    monkeypatch.setitem(
+        sys.modules, "serial", types.SimpleNamespace(Serial=FakeSerial, SerialException=FakeSerialException)
+    )
     port = open_uart("radio", port="/dev/ttyAMA0", baud=115200, timeout_s=0.5)
     assert port.write(b"hi") == 2
     assert port.read(10, 0.1) == b"abc" and port.read(10, 0.1) == b""
@@ -130,8 +131,9 @@ def test_uart_reads_what_arrived_and_names_a_port_that_cannot_open(monkeypatch: 
 
 
 def test_a_gpio_chip_label_that_no_chip_has_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
-    line_mod = types.SimpleNamespace(Direction=types.SimpleNamespace(INPUT=0, OUTPUT=1),
-                                     Value=types.SimpleNamespace(ACTIVE=1, INACTIVE=0))
+    line_mod = types.SimpleNamespace(
+        Direction=types.SimpleNamespace(INPUT=0, OUTPUT=1), Value=types.SimpleNamespace(ACTIVE=1, INACTIVE=0)
+    )
     gpiod = types.ModuleType("gpiod")
     gpiod.line = line_mod  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "gpiod", gpiod)

@@ -60,19 +60,33 @@ async def test_thermwatch_reads_heats_and_reports_on_a_real_board(flightos_targe
     if why:
         pytest.skip(why)
     grant = 'services=["thermwatch"]'
-    overrides = ["devices.plate.kind=i2c", f"devices.plate.bus={bus_no}", f"devices.plate.address={address}",
-                 f"devices.plate.{grant}", "devices.heater.kind=gpio", f'devices.heater.chip="{chip}"',
-                 f'devices.heater.line="{line}"', "devices.heater.direction=output", f"devices.heater.{grant}",
-                 "devices.radio.kind=uart", f'devices.radio.port="{port}"', f"devices.radio.{grant}",
-                 "services.thermwatch.params.setpoint_c=85"]
-    async with RuntimeProcess(flightos_target.target, services=["thermwatch"],
-                              overrides=[*flightos_target.overrides, *overrides]) as rt:
+    overrides = [
+        "devices.plate.kind=i2c",
+        f"devices.plate.bus={bus_no}",
+        f"devices.plate.address={address}",
+        f"devices.plate.{grant}",
+        "devices.heater.kind=gpio",
+        f'devices.heater.chip="{chip}"',
+        f'devices.heater.line="{line}"',
+        "devices.heater.direction=output",
+        f"devices.heater.{grant}",
+        "devices.radio.kind=uart",
+        f'devices.radio.port="{port}"',
+        f"devices.radio.{grant}",
+        "services.thermwatch.params.setpoint_c=85",
+    ]
+    async with RuntimeProcess(
+        flightos_target.target, services=["thermwatch"], overrides=[*flightos_target.overrides, *overrides]
+    ) as rt:
         assert rt.client is not None
         watch = Bus(rt.client)
         try:
-            status = await watch.telemetry("tm.thermwatch.status",
-                                           lambda p: p["temp_c"] is not None and p["echo_ok"] >= 3, timeout=20,
-                                           what="three readings and three echoed reports")
+            status = await watch.telemetry(
+                "tm.thermwatch.status",
+                lambda p: p["temp_c"] is not None and p["echo_ok"] >= 3,
+                timeout=20,
+                what="three readings and three echoed reports",
+            )
         finally:
             watch.close()
     assert -40 < status["temp_c"] < 125 and status["heater"] == 1 and status["faults"] == {}

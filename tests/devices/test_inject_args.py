@@ -22,8 +22,15 @@ def test_an_unknown_fault_lists_the_device_faults_as_well(tmp_path: Path) -> Non
         board.close()
     message = str(err.value)
     assert message.startswith("unknown fault 'i2c-nak'; known: seu, sefi")
-    for fault in ("i2c-nack", "i2c-hang", "uart-bit-errors", "uart-dropout", "gpio-stuck", "can-bus-off",
-                  "device-clear"):
+    for fault in (
+        "i2c-nack",
+        "i2c-hang",
+        "uart-bit-errors",
+        "uart-dropout",
+        "gpio-stuck",
+        "can-bus-off",
+        "device-clear",
+    ):
         assert fault in message
 
 

@@ -131,15 +131,19 @@ async def test_can_loops_back_until_bus_off_and_spi_echoes(tmp_path: Path) -> No
     await devs.close()
 
 
-@pytest.mark.parametrize(("fault", "args", "message"), [
-    ("i2c-melt", {"device": "plate"}, "unknown device fault 'i2c-melt'"),
-    ("i2c-nack", {}, "i2c-nack needs device=NAME (opened so far: plate)"),
-    ("i2c-nack", {"device": "ghost"}, "no simulated device 'ghost' in this runtime (opened so far: plate"),
-    ("uart-dropout", {"device": "plate"}, "uart-dropout: plate is declared kind = 'i2c', not 'uart'"),
-    ("i2c-nack", {"device": "plate", "core": 1}, "i2c-nack: unknown argument 'core'"),
-])
-async def test_a_bad_injection_names_what_is_wrong(tmp_path: Path, fault: str, args: dict[str, Any],
-                                                   message: str) -> None:
+@pytest.mark.parametrize(
+    ("fault", "args", "message"),
+    [
+        ("i2c-melt", {"device": "plate"}, "unknown device fault 'i2c-melt'"),
+        ("i2c-nack", {}, "i2c-nack needs device=NAME (opened so far: plate)"),
+        ("i2c-nack", {"device": "ghost"}, "no simulated device 'ghost' in this runtime (opened so far: plate"),
+        ("uart-dropout", {"device": "plate"}, "uart-dropout: plate is declared kind = 'i2c', not 'uart'"),
+        ("i2c-nack", {"device": "plate", "core": 1}, "i2c-nack: unknown argument 'core'"),
+    ],
+)
+async def test_a_bad_injection_names_what_is_wrong(
+    tmp_path: Path, fault: str, args: dict[str, Any], message: str
+) -> None:
     await devices(tmp_path).i2c("plate").read(0, 2)
     with pytest.raises(FaultArgumentError) as err:
         inject(bench_at(tmp_path), fault, args)
@@ -160,11 +164,13 @@ async def test_hardware_without_the_extra_names_the_pip_extra(tmp_path: Path, mo
     for module in ("smbus2", "serial", "gpiod", "spidev", "can"):
         monkeypatch.setitem(sys.modules, module, None)  # an import of it now fails, as when it is not installed
     devs = devices(tmp_path, simulated=False)
-    for open_and_use, package in [(lambda: devs.i2c("plate").read(0, 2), "smbus2"),
-                                  (lambda: devs.uart("radio").write(b"x"), "pyserial"),
-                                  (lambda: devs.gpio("heater").get(), "gpiod"),
-                                  (lambda: devs.spi("adc").transfer(b"x"), "spidev"),
-                                  (lambda: devs.can("canbus").recv(0.01), "python-can")]:
+    for open_and_use, package in [
+        (lambda: devs.i2c("plate").read(0, 2), "smbus2"),
+        (lambda: devs.uart("radio").write(b"x"), "pyserial"),
+        (lambda: devs.gpio("heater").get(), "gpiod"),
+        (lambda: devs.spi("adc").transfer(b"x"), "spidev"),
+        (lambda: devs.can("canbus").recv(0.01), "python-can"),
+    ]:
         with pytest.raises(MissingExtra) as err:
             await open_and_use()
         assert err.value.package == package and "pip install 'flightos[devices]'" in str(err.value)

@@ -37,16 +37,28 @@ async def plant() -> AsyncIterator[tuple[RuntimeProcess, Bus]]:
 async def inject(rt: RuntimeProcess, *argv: str, code: int = 0) -> str:
     """``flightos inject ...`` as a user types it; its output line (its error line when ``code`` is not 0)."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "flightos.cli.main", "--runtime-dir", str(rt.runtime_dir), "inject", *argv,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        sys.executable,
+        "-m",
+        "flightos.cli.main",
+        "--runtime-dir",
+        str(rt.runtime_dir),
+        "inject",
+        *argv,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     out, err = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode == code, err.decode()
     return (out if code == 0 else err).decode().strip()
 
 
 async def fault_event(bus: Bus, event: ThermwatchEvent, device: str, timeout: float = 10.0) -> dict[str, Any]:
-    env = await bus.wait_for("ev.thermwatch", lambda p: p["id"] == event and p["data"]["device"] == device,
-                             timeout, what=f"{event.name} for {device}")
+    env = await bus.wait_for(
+        "ev.thermwatch",
+        lambda p: p["id"] == event and p["data"]["device"] == device,
+        timeout,
+        what=f"{event.name} for {device}",
+    )
     data: dict[str, Any] = env.payload["data"]
     return data
 
@@ -54,17 +66,26 @@ async def fault_event(bus: Bus, event: ThermwatchEvent, device: str, timeout: fl
 async def test_thermwatch_heats_the_plate_and_reports_over_the_radio(plant: tuple[RuntimeProcess, Bus]) -> None:
     rt, bus = plant
     await bus.call("thermwatch", "set_param", {"name": "setpoint_c", "value": 85.0})
-    on = await bus.telemetry("tm.thermwatch.status", lambda p: p["heater"] == 1 and p["temp_c"] is not None,
-                             what="the heater on, with a reading")
-    warmer = await bus.telemetry("tm.thermwatch.status", lambda p: p["temp_c"] >= on["temp_c"] + 1.0,
-                                 what=f"the plate 1 C above {on['temp_c']} C")
+    on = await bus.telemetry(
+        "tm.thermwatch.status",
+        lambda p: p["heater"] == 1 and p["temp_c"] is not None,
+        what="the heater on, with a reading",
+    )
+    warmer = await bus.telemetry(
+        "tm.thermwatch.status",
+        lambda p: p["temp_c"] >= on["temp_c"] + 1.0,
+        what=f"the plate 1 C above {on['temp_c']} C",
+    )
     assert warmer["heater"] == 1 and warmer["echo_ok"] >= 1 and warmer["faults"] == {}
     await bus.call("thermwatch", "set_param", {"name": "setpoint_c", "value": -40.0})
-    off = await bus.wait_for("ev.thermwatch", lambda p: p["id"] == ThermwatchEvent.HEATER_SWITCHED
-                             and p["data"]["heater"] == 0, what="the heater switched off")
+    off = await bus.wait_for(
+        "ev.thermwatch",
+        lambda p: p["id"] == ThermwatchEvent.HEATER_SWITCHED and p["data"]["heater"] == 0,
+        what="the heater switched off",
+    )
     assert off.payload["data"]["temp_c"] > -40
     sent = SimBench(rt.runtime_dir, kernel_pid(rt.runtime_dir) or 0).transcript("radio")  # what ground heard
-    reports = [sent[i:i + frames.SIZE] for i in range(0, len(sent) - frames.SIZE + 1, frames.SIZE)]
+    reports = [sent[i : i + frames.SIZE] for i in range(0, len(sent) - frames.SIZE + 1, frames.SIZE)]
     assert reports and all(frames.intact(f) for f in reports)
     assert any(frames.decode(f)[2] == 1 for f in reports)
 
@@ -77,8 +98,11 @@ async def test_device_faults_are_typed_events_and_never_crash_the_service(plant:
     assert (nack["errno"], nack["kind"]) == (6, "DeviceError") and "not acknowledged" in nack["error"]
     status = await bus.call("thermwatch", "status", {})  # what docs/devices.md says to look at after an inject
     assert status["faults"]["plate"]["errno"] == 6, status
-    await bus.telemetry("tm.thermwatch.status", lambda p: p["temp_c"] is None and p["heater"] == 0,
-                        what="no reading and the heater off (never heat blind)")
+    await bus.telemetry(
+        "tm.thermwatch.status",
+        lambda p: p["temp_c"] is None and p["heater"] == 0,
+        what="no reading and the heater off (never heat blind)",
+    )
     await inject(rt, "device-clear", "device=plate")
     await fault_event(bus, ThermwatchEvent.DEVICE_RECOVERED, "plate")
 

@@ -105,8 +105,9 @@ async def test_service_failed_says_whether_the_command_had_started() -> None:
         before = (await _stats(c))["delivered"]
         os.kill(pid, signal.SIGSTOP)
         ids = [f"R{i}" for i in range(20)]
-        calls = [asyncio.ensure_future(c.call("test", "record", {"key": cid}, command_id=cid, timeout=40))
-                 for cid in ids]
+        calls = [
+            asyncio.ensure_future(c.call("test", "record", {"key": cid}, command_id=cid, timeout=40)) for cid in ids
+        ]
 
         async def delivered() -> bool:
             return (await _stats(c))["delivered"] >= before + len(ids)
@@ -152,9 +153,13 @@ async def test_frames_over_the_limit_are_refused_at_every_hop() -> None:
         raw.setsockopt(zmq.LINGER, 0)
         raw.connect(Endpoints(rt.runtime_dir).command)
         try:
+
             def frame(size: int, cid: str) -> bytes:
-                return wire.encode(wire.make(Kind.COMMAND, "test", "raw",
-                                             command_payload("echo", {"value": "y" * size}, 5.0), corr=cid))
+                return wire.encode(
+                    wire.make(
+                        Kind.COMMAND, "test", "raw", command_payload("echo", {"value": "y" * size}, 5.0), corr=cid
+                    )
+                )
 
             mid = frame(LIMIT + 1000, new_id())
             assert LIMIT < len(mid) < frame_cap(LIMIT)
@@ -215,8 +220,9 @@ async def test_the_result_cache_is_bounded_in_bytes_and_emptied_after_the_retry_
 async def test_chaos_every_command_that_did_not_run_is_retried_and_runs_once() -> None:
     """1,000 commands while the service is SIGKILLed 3 times, each retried with its id while the answer proves
     it did not run: every command ends in one execution, or in ``started: true`` (it ran at most once)."""
-    async with make_runtime(["test"], ["restart.max_restarts=10", "restart.backoff_initial_s=0.05",
-                                       "runtime.command_queue=256"]) as rt:
+    async with make_runtime(
+        ["test"], ["restart.max_restarts=10", "restart.backoff_initial_s=0.05", "runtime.command_queue=256"]
+    ) as rt:
         c = rt.client
         assert c is not None
         total, retried = 1000, 0
@@ -256,9 +262,11 @@ async def test_chaos_every_command_that_did_not_run_is_retried_and_runs_once() -
             else:
                 assert a == 1 and executed[str(i)] == 1, (i, a)
         started = sum(isinstance(a, ServiceFailed) for a in answers.values())
-        print(f"{total} commands, 3 kills: service_failed {lost[True] + lost[False]} "
-              f"(started: true {lost[True]}, of which {ran_of_started} ran; started: false {lost[False]}, "
-              f"all retried), {retried} retries, {total - started} ran exactly once")
+        print(
+            f"{total} commands, 3 kills: service_failed {lost[True] + lost[False]} "
+            f"(started: true {lost[True]}, of which {ran_of_started} ran; started: false {lost[False]}, "
+            f"all retried), {retried} retries, {total - started} ran exactly once"
+        )
         assert started <= 3 * 32
 
 

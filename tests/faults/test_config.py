@@ -23,8 +23,13 @@ from flightos.sdk.validation import signature_of, validate
 
 
 def cli(*args: str, runtime_dir: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "flightos.cli.main", "--runtime-dir", str(runtime_dir), *args],
-                          capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [sys.executable, "-m", "flightos.cli.main", "--runtime-dir", str(runtime_dir), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def refused_at_load(res: subprocess.CompletedProcess[str], runtime_dir: Path, *texts: str) -> None:
@@ -37,15 +42,18 @@ def refused_at_load(res: subprocess.CompletedProcess[str], runtime_dir: Path, *t
     assert not runtime_dir.exists()
 
 
-@pytest.mark.parametrize("setting", [
-    "health.heartbeat_period_s=nan",
-    "health.heartbeat_period_s=inf",
-    "health.critical_heartbeat_period_s=-inf",
-    "restart.backoff_jitter=nan",
-    "thermal.trip_c=inf",
-    "services.test.heartbeat_period_s=nan",
-    "hal.time_scale=inf",
-])
+@pytest.mark.parametrize(
+    "setting",
+    [
+        "health.heartbeat_period_s=nan",
+        "health.heartbeat_period_s=inf",
+        "health.critical_heartbeat_period_s=-inf",
+        "restart.backoff_jitter=nan",
+        "thermal.trip_c=inf",
+        "services.test.heartbeat_period_s=nan",
+        "hal.time_scale=inf",
+    ],
+)
 def test_nan_and_infinities_are_refused_at_load(setting: str, tmp_path: Path) -> None:
     """`--set health.heartbeat_period_s=nan` used to be accepted and turned hang detection off."""
     key, _, value = setting.partition("=")
@@ -53,28 +61,39 @@ def test_nan_and_infinities_are_refused_at_load(setting: str, tmp_path: Path) ->
     refused_at_load(cli("run", "--set", setting, runtime_dir=rd), rd, key.removeprefix("hal."), value)
 
 
-@pytest.mark.parametrize(("option", "key"), [
-    ('apid="x"', "services.ground.options.apid"),
-    ('udp_bind="nonsense"', "services.ground.options.udp_bind"),
-    ("replay_window=-1", "services.ground.options.replay_window"),
-])
+@pytest.mark.parametrize(
+    ("option", "key"),
+    [
+        ('apid="x"', "services.ground.options.apid"),
+        ('udp_bind="nonsense"', "services.ground.options.udp_bind"),
+        ("replay_window=-1", "services.ground.options.replay_window"),
+    ],
+)
 def test_bad_ground_options_are_refused_at_load(option: str, key: str, tmp_path: Path) -> None:
     """These were accepted (exit 0) and ground then crash-looped to FAILED in ~16 s; now: exit 5 naming the key."""
     rd = tmp_path / "run"
-    refused_at_load(cli("run", "--set", f"services.ground.options.{option}", runtime_dir=rd), rd, key,
-                    "(via --set)")
+    refused_at_load(cli("run", "--set", f"services.ground.options.{option}", runtime_dir=rd), rd, key, "(via --set)")
 
 
 def test_options_of_other_services_are_checked_too(tmp_path: Path) -> None:
     """Every enabled service's options, against its own schema: a wrong type, a NaN, a typo."""
     rd = tmp_path / "run"
     jobs = ["--set", "services.jobs.enabled=true"]
-    refused_at_load(cli("run", *jobs, "--set", 'services.jobs.options.power_w="lots"', runtime_dir=rd), rd,
-                    "services.jobs.options.power_w: expected a number, got 'lots'")
-    refused_at_load(cli("run", *jobs, "--set", "services.jobs.options.max_cpu_s=nan", runtime_dir=rd), rd,
-                    "services.jobs.options.max_cpu_s: expected a finite number, got nan")
-    refused_at_load(cli("run", "--set", "services.housekeeping.options.rate=2", runtime_dir=rd), rd,
-                    "services.housekeeping.options.rate: unknown option")
+    refused_at_load(
+        cli("run", *jobs, "--set", 'services.jobs.options.power_w="lots"', runtime_dir=rd),
+        rd,
+        "services.jobs.options.power_w: expected a number, got 'lots'",
+    )
+    refused_at_load(
+        cli("run", *jobs, "--set", "services.jobs.options.max_cpu_s=nan", runtime_dir=rd),
+        rd,
+        "services.jobs.options.max_cpu_s: expected a finite number, got nan",
+    )
+    refused_at_load(
+        cli("run", "--set", "services.housekeeping.options.rate=2", runtime_dir=rd),
+        rd,
+        "services.housekeeping.options.rate: unknown option",
+    )
 
 
 def test_a_bad_option_in_the_target_file_names_the_file(tmp_path: Path) -> None:
@@ -82,15 +101,22 @@ def test_a_bad_option_in_the_target_file_names_the_file(tmp_path: Path) -> None:
     path = tmp_path / "t.toml"
     path.write_text('[hal]\nbackend = "sim"\n[services.jobs.options]\nkeep_job_dirs = -3\n')
     rd = tmp_path / "run"
-    refused_at_load(cli("run", "--target", str(path), runtime_dir=rd), rd,
-                    f"{path}: services.jobs.options.keep_job_dirs: expected an integer >= 0, got -3")
+    refused_at_load(
+        cli("run", "--target", str(path), runtime_dir=rd),
+        rd,
+        f"{path}: services.jobs.options.keep_job_dirs: expected an integer >= 0, got -3",
+    )
 
 
 def test_a_disabled_service_is_not_checked() -> None:
     """A service that does not run cannot be hurt by its options (a target may park them)."""
-    t = tgt.from_dict({"hal": {"backend": "sim"},
-                       "services": {"jobs": {"enabled": False, "options": {"power_w": "x"}},
-                                    "sar": {"options": {}}}}, "t.toml")
+    t = tgt.from_dict(
+        {
+            "hal": {"backend": "sim"},
+            "services": {"jobs": {"enabled": False, "options": {"power_w": "x"}}, "sar": {"options": {}}},
+        },
+        "t.toml",
+    )
     assert plugins.check_options(t.services) is None
     t = tgt.from_dict({"hal": {"backend": "sim"}, "services": {"jobs": {"options": {"power_w": "x"}}}}, "t.toml")
     bad = plugins.check_options(t.services)
@@ -116,16 +142,19 @@ class Camera(Options):
     labels: dict[str, float] = {}
 
 
-@pytest.mark.parametrize(("raw", "message"), [
-    ({"exposure_ms": "x"}, "services.cam.options.exposure_ms: expected an integer, got 'x'"),
-    ({"exposure_ms": True}, "services.cam.options.exposure_ms: expected an integer, got True"),
-    ({"gains": [1.0, float("nan")]}, "services.cam.options.gains[1]: expected a finite number, got nan"),
-    ({"labels": {"a": float("-inf")}}, "services.cam.options.labels.a: expected a finite number, got -inf"),
-    ({"window": {"low": float("inf")}}, "services.cam.options.window.low: expected a finite number, got inf"),
-    ({"window": {"low": 2.0}}, "services.cam.options.window.high: expected a number above low (2.0), got 1.0"),
-    ({"window": {"hgih": 2}}, "services.cam.options.window.hgih: unknown option"),
-    ({"exposure": 5}, "services.cam.options.exposure: unknown option (known: exposure_ms, gains, window, labels)"),
-])
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({"exposure_ms": "x"}, "services.cam.options.exposure_ms: expected an integer, got 'x'"),
+        ({"exposure_ms": True}, "services.cam.options.exposure_ms: expected an integer, got True"),
+        ({"gains": [1.0, float("nan")]}, "services.cam.options.gains[1]: expected a finite number, got nan"),
+        ({"labels": {"a": float("-inf")}}, "services.cam.options.labels.a: expected a finite number, got -inf"),
+        ({"window": {"low": float("inf")}}, "services.cam.options.window.low: expected a finite number, got inf"),
+        ({"window": {"low": 2.0}}, "services.cam.options.window.high: expected a number above low (2.0), got 1.0"),
+        ({"window": {"hgih": 2}}, "services.cam.options.window.hgih: unknown option"),
+        ({"exposure": 5}, "services.cam.options.exposure: unknown option (known: exposure_ms, gains, window, labels)"),
+    ],
+)
 def test_option_errors_name_the_key_and_the_expectation(raw: dict[str, Any], message: str) -> None:
     err = check_options(Camera, raw, "cam")
     assert isinstance(err, OptionsError) and str(err) == message

@@ -74,8 +74,9 @@ async def test_children_die_with_their_service_and_count_in_its_figures(mode: st
         assert rt.client is not None
         # a child in a session of its own (as a daemon or a job makes): it must not escape either
         busy = await rt.client.call("test", "spawn_children", {"n": 1, "busy": True, "seconds": 30, "session": True})
-        st = await rt.wait_until(lambda s: row(s)["cpu_percent"] > 20, timeout=20,
-                                 what="the child's CPU counted for test")
+        st = await rt.wait_until(
+            lambda s: row(s)["cpu_percent"] > 20, timeout=20, what="the child's CPU counted for test"
+        )
         assert row(st)["cpu_percent"] > 20  # the service itself idles (~1 %): this is its (niced) child
 
         before = await rt.service("test")
@@ -129,8 +130,12 @@ async def test_kernel_sigkill_takes_the_services_children_and_groups(mode: str) 
         kernel_pid = rt.proc.pid
         rt.proc.kill()
         assert await survivors(kids) == [], "children outlived the SIGKILLed kernel"
-        await eventually(lambda: (_kernel_groups(kernel_pid), _janitors(kernel_pid)), until=lambda gj: gj == ([], []),
-                         timeout=5, what="the kernel's groups and janitors to be gone")
+        await eventually(
+            lambda: (_kernel_groups(kernel_pid), _janitors(kernel_pid)),
+            until=lambda gj: gj == ([], []),
+            timeout=5,
+            what="the kernel's groups and janitors to be gone",
+        )
         assert _kernel_groups(kernel_pid) == []
         assert _janitors(kernel_pid) == [], "the janitor did not finish"
 
@@ -191,8 +196,9 @@ def test_breaches_and_figures_are_read_from_the_cgroup_files(tmp_path: Path) -> 
     from flightos.host.spawn_spec import SpawnSpec
     from flightos.kernel.supervision.containment.cgroups import CgroupV1, CgroupV2
 
-    spec = SpawnSpec(name="test", incarnation=1, runtime_dir="", state_dir="", heartbeat_period_s=1.0,
-                     memory_mb=256, tasks=64)
+    spec = SpawnSpec(
+        name="test", incarnation=1, runtime_dir="", state_dir="", heartbeat_period_s=1.0, memory_mb=256, tasks=64
+    )
     v2 = tmp_path / "v2"
     v2.mkdir()
     (v2 / "memory.events").write_text("low 0\nhigh 0\nmax 12\noom 1\noom_kill 1\noom_group_kill 0\n")

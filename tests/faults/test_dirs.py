@@ -23,8 +23,13 @@ from tests.runtimes import make_runtime
 
 
 def cli(*args: str, runtime_dir: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "flightos.cli.main", "--runtime-dir", str(runtime_dir), *args],
-                          capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [sys.executable, "-m", "flightos.cli.main", "--runtime-dir", str(runtime_dir), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def mode(path: Path) -> int:
@@ -43,10 +48,13 @@ def trees(runtime_dir: Path, pid: int) -> list[Path]:
     return sorted(runtime_dir.glob(f"sim-{pid}-*"))
 
 
-@pytest.mark.parametrize(("dir_mode", "why"), [(0o1777, "is shared (mode 1777"), (0o777, "is shared (mode 0777"),
-                                               (0o755, "is open to other users (mode 0755)")])
-def test_a_shared_or_open_runtime_directory_is_refused_and_left_as_it_was(tmp_path: Path, dir_mode: int,
-                                                                           why: str) -> None:
+@pytest.mark.parametrize(
+    ("dir_mode", "why"),
+    [(0o1777, "is shared (mode 1777"), (0o777, "is shared (mode 0777"), (0o755, "is open to other users (mode 0755)")],
+)
+def test_a_shared_or_open_runtime_directory_is_refused_and_left_as_it_was(
+    tmp_path: Path, dir_mode: int, why: str
+) -> None:
     """It used to be chmodded to 0700 (others locked out of their own directory) and deleted on exit."""
     shared = tmp_path / "shared"
     shared.mkdir()
@@ -117,13 +125,23 @@ async def test_a_second_kernel_on_the_same_state_directory_exits_6_naming_the_fi
         assert rt.proc is not None and rt.client is not None
         other = tmp_path / "other-run"
         res = await asyncio.to_thread(cli, "run", "--set", f'runtime.state_dir="{rt.state_dir}"', runtime_dir=other)
-        one_line(res, 6, f"state directory {rt.state_dir} is in use by kernel pid {rt.proc.pid} "
-                         f"(runtime directory {rt.runtime_dir})")
+        one_line(
+            res,
+            6,
+            f"state directory {rt.state_dir} is in use by kernel pid {rt.proc.pid} "
+            f"(runtime directory {rt.runtime_dir})",
+        )
         assert not other.exists(), "the refused kernel removes the runtime directory it created"
         env = {**os.environ, "FLIGHTOS_STATE_DIR": str(rt.state_dir)}  # the same through the environment
         res = await asyncio.to_thread(
-            subprocess.run, [sys.executable, "-m", "flightos.cli.main", "--runtime-dir", str(other), "run"],
-            capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL, env=env)
+            subprocess.run,
+            [sys.executable, "-m", "flightos.cli.main", "--runtime-dir", str(other), "run"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            stdin=subprocess.DEVNULL,
+            env=env,
+        )
         one_line(res, 6, f"is in use by kernel pid {rt.proc.pid}")
         assert (await rt.client.call("test", "ping"))["reply"] == "pong", "the first kernel runs on, untouched"
 
@@ -162,5 +180,6 @@ async def test_a_real_board_keeps_counting_its_resets(tmp_path: Path) -> None:
 
 def test_resume_is_for_simulated_boards(tmp_path: Path) -> None:
     """A real board always keeps counting its resets: --resume there is a mistake, said so."""
-    one_line(cli("run", "--target", "linux", "--resume", runtime_dir=tmp_path / "run"), 5,
-             "--resume: only a simulated board")
+    one_line(
+        cli("run", "--target", "linux", "--resume", runtime_dir=tmp_path / "run"), 5, "--resume: only a simulated board"
+    )

@@ -32,7 +32,7 @@ from flightos.testing.eventually import eventually
 from services.ground.downlink import DownlinkStore, RateLimit, Retention
 from tests.ground.conftest import ports, start, tcp_ground
 
-QUIET = ["services.ground.options.contact={mode = \"after_tc\", hold_s = 1.0}"]
+QUIET = ['services.ground.options.contact={mode = "after_tc", hold_s = 1.0}']
 """Contact lapses 1 s after the last TC, so products are kept for later, not sent at once."""
 
 
@@ -71,8 +71,12 @@ async def send_products(rt: RuntimeProcess, n: int, size: int = 600) -> None:
     assert rt.client is not None
     client = rt.client
     for start_at in range(0, n, 25):
-        await asyncio.gather(*(client.call("test", "product", {"name": f"p{i}", "data": "x" * size, "priority": 5},
-                                           timeout=20) for i in range(start_at, min(n, start_at + 25))))
+        await asyncio.gather(
+            *(
+                client.call("test", "product", {"name": f"p{i}", "data": "x" * size, "priority": 5}, timeout=20)
+                for i in range(start_at, min(n, start_at + 25))
+            )
+        )
 
 
 # ---------------------------------------------------------------------- the store itself
@@ -107,10 +111,13 @@ def test_a_store_written_by_the_previous_version_keeps_its_packets(tmp_path: Pat
     """A version-1 store (no identities) is migrated: its packets become pending and can be acknowledged."""
     path = tmp_path / "downlink.sqlite"
     db = sqlite3.connect(path)
-    db.execute("CREATE TABLE packets (id INTEGER PRIMARY KEY AUTOINCREMENT, priority INTEGER NOT NULL, "
-               "size INTEGER NOT NULL, crc INTEGER NOT NULL, data BLOB NOT NULL)")
+    db.execute(
+        "CREATE TABLE packets (id INTEGER PRIMARY KEY AUTOINCREMENT, priority INTEGER NOT NULL, "
+        "size INTEGER NOT NULL, crc INTEGER NOT NULL, data BLOB NOT NULL)"
+    )
     db.execute("CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL)")
     import zlib
+
     old = tm(7)
     db.execute("INSERT INTO packets (priority, size, crc, data) VALUES (5, ?, ?, ?)", (len(old), zlib.crc32(old), old))
     db.execute("PRAGMA user_version = 1")
@@ -237,8 +244,9 @@ def test_a_corrupt_or_emptied_downlink_store_is_kept_aside(tmp_path: Path) -> No
 def small_disk(where: Path, size: str = "2m") -> Iterator[Path]:
     """A tmpfs of ``size`` at ``where`` (needs root, as on the bench and CI); skip the test when not permitted."""
     where.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
-                          capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)], capture_output=True, text=True, check=False
+    )
     if done.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs to fill (needs root): {done.stderr.strip()}")
     try:
@@ -311,18 +319,21 @@ async def test_full_state_disk_ground_answers_and_recovers_by_itself(tmp_path: P
 
                 async def held() -> bool:
                     return int((await status(rt))["downlink"]["memory"]["packets"]) >= 500
+
                 await eventually(held, timeout=20, what="the products to wait in memory")
                 st = await status(rt)
                 assert st["downlink"]["usable"] is False and "full" in st["downlink"]["cause"], st["downlink"]
                 assert st["downlink"]["memory"]["dropped"] == 0
-                await bus.wait_for("ev.ground", lambda e: e.get("id") == 2020, timeout=10,
-                                   what="the store-unusable event")
+                await bus.wait_for(
+                    "ev.ground", lambda e: e.get("id") == 2020, timeout=10, what="the store-unusable event"
+                )
                 for _ in range(5):
                     answers.append(await answered(g))
                 filler.unlink()
                 freed = time.monotonic()
-                await bus.wait_for("ev.ground", lambda e: e.get("id") == 2021, timeout=30,
-                                   what="the store-recovered event")
+                await bus.wait_for(
+                    "ev.ground", lambda e: e.get("id") == 2021, timeout=30, what="the store-recovered event"
+                )
                 recovered_s = time.monotonic() - freed
                 while (answer := await answered(g)) != "ok":
                     assert time.monotonic() - freed < 30, f"not commandable 30 s after space returned: {answer}"
@@ -335,14 +346,17 @@ async def test_full_state_disk_ground_answers_and_recovers_by_itself(tmp_path: P
                 async def emptied() -> bool:
                     d = (await status(rt))["downlink"]
                     return bool(d["usable"]) and d["stored"] == 0 and d["memory"]["packets"] == 0
+
                 await eventually(emptied, timeout=30, what="every product to be acknowledged and leave the store")
             st = await rt.service("ground")
             assert st["state"] == "READY"
             assert all(answers), answers  # every TC was answered (a failure report counts: it is an answer)
             assert len(names) == 500
-            print(f"\nfull disk: ground restarted on it and stayed READY; {len(answers)} of {len(answers)} TCs "
-                  f"answered ({answers}); store usable {recovered_s:.1f} s and commandable "
-                  f"{commandable_s:.1f} s after space returned; 500 of 500 products delivered and acknowledged")
+            print(
+                f"\nfull disk: ground restarted on it and stayed READY; {len(answers)} of {len(answers)} TCs "
+                f"answered ({answers}); store usable {recovered_s:.1f} s and commandable "
+                f"{commandable_s:.1f} s after space returned; 500 of 500 products delivered and acknowledged"
+            )
         finally:
             bus.close()
             await rt.stop()
@@ -356,8 +370,14 @@ async def _not(st: Awaitable[dict[str, Any]], key: str) -> bool:
 async def test_products_sent_into_a_stalled_tcp_peer_stay_until_acknowledged() -> None:
     """500 products go to a TCP ground that never reads: none leaves the store; a UDP ground that then talks
     gets all 500 (resent after the ack timeout) and, once it acknowledged them, the store is empty."""
-    rt, keys = await start(["services.ground.options.ack_timeout_s=2", "services.ground.options.tcp_stall_s=1",
-                            "services.ground.options.tcp_buffer_bytes=8192"], services=["ground", "test"])
+    rt, keys = await start(
+        [
+            "services.ground.options.ack_timeout_s=2",
+            "services.ground.options.tcp_stall_s=1",
+            "services.ground.options.tcp_buffer_bytes=8192",
+        ],
+        services=["ground", "test"],
+    )
     try:
         assert rt.client is not None
         p = await ports(rt)
@@ -366,6 +386,7 @@ async def test_products_sent_into_a_stalled_tcp_peer_stay_until_acknowledged() -
 
         async def all_in() -> bool:
             return int((await status(rt))["counters"].get("products", 0)) == 500
+
         await eventually(all_in, timeout=30, what="the 500 products to reach ground")
         st = await status(rt)
         taken = next(lk for lk in st["links"] if lk["kind"] == "tcp")["sent"]
@@ -380,11 +401,14 @@ async def test_products_sent_into_a_stalled_tcp_peer_stay_until_acknowledged() -
 
             async def emptied() -> bool:
                 return int((await status(rt))["downlink"]["stored"]) == 0
+
             await eventually(emptied, timeout=30, what="the acknowledged products to leave the store")
         st = await status(rt)
         assert st["downlink"]["delivered"] >= 500 and st["counters"]["tm_acknowledged"] >= 500
-        print(f"\nstalled TCP peer: {taken} packets taken by its socket, 500 of 500 products kept; all reached a UDP "
-              f"ground {took:.1f} s after it talked, and left the store once acknowledged")
+        print(
+            f"\nstalled TCP peer: {taken} packets taken by its socket, 500 of 500 products kept; all reached a UDP "
+            f"ground {took:.1f} s after it talked, and left the store once acknowledged"
+        )
     finally:
         await rt.stop()
         rt.cleanup()
@@ -408,6 +432,7 @@ async def test_unacknowledged_telemetry_goes_again_after_the_ack_timeout() -> No
                     if tm.service == 128:
                         got.append(bytes(tm.pack()))
                 return got
+
             first = await receive(20)
             t0 = time.monotonic()
             again = await receive(20)
@@ -418,6 +443,7 @@ async def test_unacknowledged_telemetry_goes_again_after_the_ack_timeout() -> No
 
             async def emptied() -> bool:
                 return int((await status(rt))["downlink"]["stored"]) == 0
+
             await eventually(emptied, timeout=30, what="acknowledged products to leave the store")
             await asyncio.sleep(0)
             while not g.received.empty():
@@ -426,8 +452,10 @@ async def test_unacknowledged_telemetry_goes_again_after_the_ack_timeout() -> No
                 while True:  # nothing acknowledged comes back (housekeeping and events may still come)
                     tm = await g.next_tm(2.5)
                     assert tm.service != 128, "an acknowledged product was sent again"
-        print(f"\nack timeout 1 s: 20 of 20 unacknowledged products sent again after {waited:.1f} s; "
-              "none after the acknowledgement")
+        print(
+            f"\nack timeout 1 s: 20 of 20 unacknowledged products sent again after {waited:.1f} s; "
+            "none after the acknowledgement"
+        )
     finally:
         await rt.stop()
         rt.cleanup()
@@ -442,8 +470,9 @@ async def test_corrupt_and_truncated_ground_stores_are_quarantined_loudly() -> N
         p = await ports(rt)
         async with GroundClient("127.0.0.1", p["udp"], 100, keys) as g:
             await g.ping()
-            out = await g.request(g.build(11, 4, pus.pack_u16(1) + pus.unix_to_cds(time.time() + 3600)
-                                          + g.build(17, 1)))
+            out = await g.request(
+                g.build(11, 4, pus.pack_u16(1) + pus.unix_to_cds(time.time() + 3600) + g.build(17, 1))
+            )
             assert out.failure() is None
         await eventually(lambda: _not(status(rt), "in_contact"), timeout=10, what="contact to lapse")
         await rt.client.call("test", "product", {"name": "kept", "data": "x", "priority": 5})
@@ -466,8 +495,11 @@ async def test_corrupt_and_truncated_ground_stores_are_quarantined_loudly() -> N
                 assert out.failure() is None  # a fresh, empty schedule
             ls = await status(rt)
             assert ls["schedule"] == 0
-            kept = sorted(x.name.split(".corrupt-")[0] for x in ground.glob("*.corrupt-*") if "-wal" not in x.name
-                          and "-shm" not in x.name)
+            kept = sorted(
+                x.name.split(".corrupt-")[0]
+                for x in ground.glob("*.corrupt-*")
+                if "-wal" not in x.name and "-shm" not in x.name
+            )
             assert kept == ["downlink.sqlite", "schedule.sqlite"]
             assert (await rt.client.call("ground", "link_status"))["downlink"]["usable"] is True
         finally:

@@ -36,8 +36,16 @@ FORGED_KEY = b"\x05" * 32
 
 def forged(counter: int) -> bytes:
     """A well-formed TC (valid CRC) signed with a key the spacecraft does not have: 48 bytes."""
-    return secure_tc(8, 1, pus.pack_u16(RECORD) + pus.encode_value("str", "flood"), key_id=1, key=FORGED_KEY,
-                     counter=counter, apid=100, seq_count=counter & 0x3FFF)
+    return secure_tc(
+        8,
+        1,
+        pus.pack_u16(RECORD) + pus.encode_value("str", "flood"),
+        key_id=1,
+        key=FORGED_KEY,
+        counter=counter,
+        apid=100,
+        seq_count=counter & 0x3FFF,
+    )
 
 
 async def status(rt: RuntimeProcess) -> dict[str, Any]:
@@ -57,6 +65,7 @@ async def subscribed(rt: RuntimeProcess, sub: Subscriber) -> None:
                 if env.topic == "ev.test" and env.payload.get("message") == "joined":
                     return True
         return False
+
     await eventually(heard, timeout=20, what="the subscription to reach the bus")
 
 
@@ -94,6 +103,7 @@ async def test_unknown_sender_gets_nothing_and_changes_nothing() -> None:
 
         async def stored_nine() -> bool:
             return int((await status(rt))["downlink"]["stored"]) >= 9
+
         await eventually(stored_nine, timeout=30, what="9 events stored for the ground")
         before = await status(rt)
         stranger = udp_socket()
@@ -106,8 +116,12 @@ async def test_unknown_sender_gets_nothing_and_changes_nothing() -> None:
 
         async def all_handled() -> bool:
             c = (await status(rt))["counters"]
-            return int(c.get("tc_dropped", 0)) + int(c.get("tc_rejected", 0)) >= 1 \
-                and int(c.get("tc_auth_rejected", 0)) >= 1 and int(c.get("tc_completed", 0)) >= 1
+            return (
+                int(c.get("tc_dropped", 0)) + int(c.get("tc_rejected", 0)) >= 1
+                and int(c.get("tc_auth_rejected", 0)) >= 1
+                and int(c.get("tc_completed", 0)) >= 1
+            )
+
         await eventually(all_handled, timeout=30, what="the stranger's three packets handled")
         after = await status(rt)
         assert after["in_contact"] is False and after["peer"] is None
@@ -153,6 +167,7 @@ async def test_flood_of_forged_tcs_is_counted_exactly_reported_once_per_interval
 
             async def caught_up(target: int = start_at + 250) -> bool:
                 return int((await status(rt))["counters"].get("tc_auth_rejected", 0)) >= target
+
             await eventually(caught_up, timeout=30, what=f"{start_at + 250} rejections counted")
         elapsed = time.monotonic() - t0
         counters = (await status(rt))["counters"]
@@ -165,6 +180,7 @@ async def test_flood_of_forged_tcs_is_counted_exactly_reported_once_per_interval
                     if env.topic == "ev.ground" and isinstance(env.payload, dict) and env.payload.get("id") == 2001:
                         reported.append(env.payload)
             return sum(int(e["data"]["count"]) for e in reported) >= n
+
         await eventually(all_reported, timeout=30, what="rejection reports adding up to the flood")
         total_s = time.monotonic() - t0
         assert sum(int(e["data"]["count"]) for e in reported) == n
@@ -178,8 +194,10 @@ async def test_flood_of_forged_tcs_is_counted_exactly_reported_once_per_interval
         assert log_growth < 30 * len(reported) * 20, log_growth  # a few lines per report, not one per packet
         async with GroundClient("127.0.0.1", p["udp"], 100, keys) as g:
             assert await g.ping() > 0
-        print(f"\n{n} forged TCs of {size} B in {elapsed:.1f} s: {len(reported)} events 2001, "
-              f"{len(replies)} replies ({sum(map(len, replies))} B), log +{log_growth} B")
+        print(
+            f"\n{n} forged TCs of {size} B in {elapsed:.1f} s: {len(reported)} events 2001, "
+            f"{len(replies)} replies ({sum(map(len, replies))} B), log +{log_growth} B"
+        )
         flooder.close()
     finally:
         await rt.stop()
@@ -189,8 +207,10 @@ async def test_flood_of_forged_tcs_is_counted_exactly_reported_once_per_interval
 async def test_tcp_connections_are_capped_and_idle_ones_closed() -> None:
     """200 one-byte connections against a cap of 8: 192 closed at once, the 8 closed when idle; the
     ground's file descriptors come back to where they were; a new TCP ground is served."""
-    rt, keys = await start(["services.ground.options.tcp_max_connections=8", "services.ground.options.tcp_idle_s=2"],
-                           services=["ground", "test"])
+    rt, keys = await start(
+        ["services.ground.options.tcp_max_connections=8", "services.ground.options.tcp_idle_s=2"],
+        services=["ground", "test"],
+    )
     try:
         p = await ports(rt)
         pid = int((await rt.service("ground"))["pid"])
@@ -216,6 +236,7 @@ async def test_tcp_connections_are_capped_and_idle_ones_closed() -> None:
                 except OSError:
                     closed.add(i)
             return len(closed) >= count
+
         await eventually(lambda: eof_on(192), timeout=30, what="192 connections over the cap closed")
         held = fds(pid)
         assert held <= base + 8 + 2, (base, held)
@@ -237,8 +258,10 @@ async def test_tcp_connections_are_capped_and_idle_ones_closed() -> None:
             assert pus.parse_tm(header + body).service in (1, 17)
         finally:
             writer.close()
-        print(f"\n200 connections, cap 8: ground fds {base} -> {held} -> {fds(pid)}; idle ones closed after "
-              f"{idle_s:.1f} s more")
+        print(
+            f"\n200 connections, cap 8: ground fds {base} -> {held} -> {fds(pid)}; idle ones closed after "
+            f"{idle_s:.1f} s more"
+        )
     finally:
         await rt.stop()
         rt.cleanup()
@@ -260,7 +283,7 @@ def whole_packets(data: bytes) -> int:
     """Complete space packets at the start of a byte stream (a cut-off last one is not counted)."""
     n = i = 0
     while i + 6 <= len(data):
-        end = i + 6 + int.from_bytes(data[i + 4:i + 6], "big") + 1
+        end = i + 6 + int.from_bytes(data[i + 4 : i + 6], "big") + 1
         if end > len(data):
             break
         n, i = n + 1, end
@@ -271,8 +294,10 @@ async def test_tcp_peer_that_never_reads_is_cut_off_and_nothing_untaken_counts_a
     """An authenticated TCP ground stops reading while 40 products of 4 kB are downlinked: sends are refused
     instead of piling up, the connection is closed after tcp_stall_s, every packet counted as sent reached
     the peer, and the ground still answers."""
-    rt, keys = await start(["services.ground.options.tcp_buffer_bytes=8192", "services.ground.options.tcp_stall_s=1"],
-                           services=["ground", "test"])
+    rt, keys = await start(
+        ["services.ground.options.tcp_buffer_bytes=8192", "services.ground.options.tcp_stall_s=1"],
+        services=["ground", "test"],
+    )
     try:
         assert rt.client is not None
         p = await ports(rt)
@@ -282,6 +307,7 @@ async def test_tcp_peer_that_never_reads_is_cut_off_and_nothing_untaken_counts_a
 
         async def cut_off() -> bool:
             return int((await status(rt))["counters"].get("tcp_stalled_closed", 0)) == 1
+
         await eventually(cut_off, timeout=30, what="the stalled peer to be disconnected")
         st = await status(rt)
         tcp = next(lk for lk in st["links"] if lk["kind"] == "tcp")
@@ -293,30 +319,35 @@ async def test_tcp_peer_that_never_reads_is_cut_off_and_nothing_untaken_counts_a
         assert delivered < 40  # the stall was real: most products were not taken
         async with GroundClient("127.0.0.1", p["udp"], 100, keys) as g2:
             assert await g2.ping() > 0
-        print(f"\nstalled TCP peer: {tcp['sent']} packets counted as sent, {delivered} arrived, "
-              f"{st['counters']['tcp_send_refused']} sends refused, disconnected after tcp_stall_s = 1 s")
+        print(
+            f"\nstalled TCP peer: {tcp['sent']} packets counted as sent, {delivered} arrived, "
+            f"{st['counters']['tcp_send_refused']} sends refused, disconnected after tcp_stall_s = 1 s"
+        )
     finally:
         await rt.stop()
         rt.cleanup()
 
 
-@pytest.mark.parametrize(("raw", "key"), [
-    ({"apid": "x"}, "apid"),
-    ({"apid": 2048}, "apid"),
-    ({"udp_bind": "nonsense"}, "udp_bind"),
-    ({"udp_bind": "127.0.0.1:70000"}, "udp_bind"),
-    ({"tcp_bind": "bad host:1"}, "tcp_bind"),
-    ({"ground_addr": ["127.0.0.1:9", "x"]}, "ground_addr[1]"),
-    ({"replay_window": -1}, "replay_window"),
-    ({"replay_window": 0}, "replay_window"),
-    ({"command_timeout_s": float("nan")}, "command_timeout_s"),
-    ({"tcp_idle_s": float("inf")}, "tcp_idle_s"),
-    ({"tcp_max_connections": 0}, "tcp_max_connections"),
-    ({"reject_reply_rate_hz": -1}, "reject_reply_rate_hz"),
-    ({"contact": {"mode": "after_tc", "hold_s": -5}}, "contact.hold_s"),
-    ({"contact": {"hold_s": 5}}, "contact.mode"),
-    ({"contact": {"mode": "windows", "windows": [[20, 10]]}}, "contact.windows[0]"),
-])
+@pytest.mark.parametrize(
+    ("raw", "key"),
+    [
+        ({"apid": "x"}, "apid"),
+        ({"apid": 2048}, "apid"),
+        ({"udp_bind": "nonsense"}, "udp_bind"),
+        ({"udp_bind": "127.0.0.1:70000"}, "udp_bind"),
+        ({"tcp_bind": "bad host:1"}, "tcp_bind"),
+        ({"ground_addr": ["127.0.0.1:9", "x"]}, "ground_addr[1]"),
+        ({"replay_window": -1}, "replay_window"),
+        ({"replay_window": 0}, "replay_window"),
+        ({"command_timeout_s": float("nan")}, "command_timeout_s"),
+        ({"tcp_idle_s": float("inf")}, "tcp_idle_s"),
+        ({"tcp_max_connections": 0}, "tcp_max_connections"),
+        ({"reject_reply_rate_hz": -1}, "reject_reply_rate_hz"),
+        ({"contact": {"mode": "after_tc", "hold_s": -5}}, "contact.hold_s"),
+        ({"contact": {"hold_s": 5}}, "contact.mode"),
+        ({"contact": {"mode": "windows", "windows": [[20, 10]]}}, "contact.windows[0]"),
+    ],
+)
 def test_ground_options_are_typed_and_checked(raw: dict[str, Any], key: str) -> None:
     """Each bad value is an error naming its key (the kernel refuses the target: exit 5, tests/faults/test_config)."""
     err = check_options(GroundOptions, raw, "ground")
@@ -324,8 +355,11 @@ def test_ground_options_are_typed_and_checked(raw: dict[str, Any], key: str) -> 
 
 
 def test_ground_options_defaults_and_lists() -> None:
-    ok = check_options(GroundOptions, {"ground_addr": ["127.0.0.1:9000", "[::1]:9001"], "downlink_burst_bytes": 600,
-                                       "contact": {"mode": "always"}}, "ground")
+    ok = check_options(
+        GroundOptions,
+        {"ground_addr": ["127.0.0.1:9000", "[::1]:9001"], "downlink_burst_bytes": 600, "contact": {"mode": "always"}},
+        "ground",
+    )
     assert isinstance(ok, GroundOptions)
     assert ok.ground_addrs() == [("127.0.0.1", 9000), ("::1", 9001)] and ok.downlink_burst_bytes == 600.0
     assert check_options(GroundOptions, {}, "ground") == GroundOptions(contact=GroundOptions().contact)

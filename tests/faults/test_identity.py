@@ -120,8 +120,14 @@ class Rogue(Service):
         return count
 '''
 
-FORGED = {"id": 1106, "name": "SERVICE_FAILED", "severity": 3, "severity_name": "HIGH",
-          "message": "ground FAILED (forged)", "data": {"service": "ground"}}
+FORGED = {
+    "id": 1106,
+    "name": "SERVICE_FAILED",
+    "severity": 3,
+    "severity_name": "HIGH",
+    "message": "ground FAILED (forged)",
+    "data": {"service": "ground"},
+}
 
 
 @pytest.fixture
@@ -139,11 +145,20 @@ def rogue_site(tmp_path: Path) -> dict[str, str]:
 
 def runtime(env: dict[str, str]) -> RuntimeProcess:
     """test, housekeeping and rogue; rogue may call only kernel.ping and publish only its own events."""
-    return make_runtime(["test", "housekeeping", "rogue"],
-                        ['acl.default="deny"', 'acl.commands.rogue=["kernel.ping"]', 'acl.commands.test=["*"]',
-                         'acl.commands.housekeeping=["*"]', 'acl.publish_default="deny"',
-                         "services.rogue.criticality=\"critical\"", "services.test.criticality=\"critical\"",
-                         "services.housekeeping.criticality=\"critical\""], env=env)
+    return make_runtime(
+        ["test", "housekeeping", "rogue"],
+        [
+            'acl.default="deny"',
+            'acl.commands.rogue=["kernel.ping"]',
+            'acl.commands.test=["*"]',
+            'acl.commands.housekeeping=["*"]',
+            'acl.publish_default="deny"',
+            'services.rogue.criticality="critical"',
+            'services.test.criticality="critical"',
+            'services.housekeeping.criticality="critical"',
+        ],
+        env=env,
+    )
 
 
 async def _bus(c: Client) -> dict[str, Any]:
@@ -159,10 +174,14 @@ async def test_a_service_on_a_socket_of_its_own_is_still_itself(rogue_site: dict
         test_pid = (await rt.service("test"))["pid"]
         events = c.subscriber("ev.kernel")
         kill = {"service": "test", "signal": "STOP"}
-        for how in ({"identity": "c/cli/1/operator"}, {"identity": "s/test/77"},
-                    {"identity": "c/child", "child": True}):
-            answer = await c.call("rogue", "call_as", {**how, "destination": "kernel", "name": "kill", "args": kill},
-                                  timeout=40)
+        for how in (
+            {"identity": "c/cli/1/operator"},
+            {"identity": "s/test/77"},
+            {"identity": "c/child", "child": True},
+        ):
+            answer = await c.call(
+                "rogue", "call_as", {**how, "destination": "kernel", "name": "kill", "args": kill}, timeout=40
+            )
             assert answer is not None, f"no answer to {how}"
             result = answer[-1]
             assert result["ok"] is False and result["error"]["code"] == "access_denied", (how, result)
@@ -184,8 +203,7 @@ async def test_a_service_on_a_socket_of_its_own_is_still_itself(rogue_site: dict
         assert (await c.call("kernel", "kill", {"service": "test", "signal": "CONT"}))["pid"] == test_pid
 
 
-async def test_control_frames_claimed_for_another_service_are_ignored_and_counted(
-        rogue_site: dict[str, str]) -> None:
+async def test_control_frames_claimed_for_another_service_are_ignored_and_counted(rogue_site: dict[str, str]) -> None:
     """A ready and heartbeats sent by rogue as test's next incarnation change nothing, and are raised."""
     async with runtime(rogue_site) as rt:
         c = rt.client
@@ -196,8 +214,9 @@ async def test_control_frames_claimed_for_another_service_are_ignored_and_counte
         claimed = f"s/test/{test['incarnation'] + 1}"
         frames = [[int(Kind.CONTROL), {"op": "ready"}]] + [[int(Kind.HEARTBEAT), {"n": n}] for n in range(5)]
         assert await c.call("rogue", "control_as", {"identity": claimed, "frames": frames}) == 6
-        refused = await c.wait_for("ev.kernel", lambda e: e.payload["name"] == "IDENTITY_REFUSED", timeout=10,
-                                   sub=events)
+        refused = await c.wait_for(
+            "ev.kernel", lambda e: e.payload["name"] == "IDENTITY_REFUSED", timeout=10, sub=events
+        )
         assert refused.payload["id"] == 1704
         assert refused.payload["data"]["identity"] == "rogue" and refused.payload["data"]["claimed"] == claimed
 
@@ -228,8 +247,9 @@ async def test_kernel_events_come_only_from_the_kernel(rogue_site: dict[str, str
             with contextlib.suppress(asyncio.TimeoutError):
                 await c.wait_for("ev.test", lambda e: e.payload["message"] == "joined", timeout=0.5, sub=sub)
                 break
-        sent = await c.call("rogue", "publish_as", {"topic": "ev.kernel", "source": "kernel", "payload": FORGED,
-                                                     "count": 20})
+        sent = await c.call(
+            "rogue", "publish_as", {"topic": "ev.kernel", "source": "kernel", "payload": FORGED, "count": 20}
+        )
         assert sent == 20
         await c.call("rogue", "publish_as", {"topic": "ev.kernel", "source": "rogue", "payload": FORGED})
         # a sequence whose order the subscriber must keep: a service event, a kernel event, a service event
@@ -277,10 +297,20 @@ async def test_a_service_cannot_raise_events_or_products_as_another(rogue_site: 
                 await c.wait_for("ev.test", lambda e: e.payload["message"] == "joined", timeout=0.5, sub=sub)
                 break
         forged_event = {"id": 1, "severity": 4, "severity_name": "HIGH", "message": "forged", "data": {}}
-        assert await c.call("rogue", "publish_as", {"topic": "ev.test", "source": "test",
-                                                     "payload": forged_event, "count": 5}) == 5
-        assert await c.call("rogue", "publish_as", {"topic": "dl.test.alert", "source": "test",
-                                                     "payload": {"priority": 7, "data": "forged"}}) == 1
+        assert (
+            await c.call(
+                "rogue", "publish_as", {"topic": "ev.test", "source": "test", "payload": forged_event, "count": 5}
+            )
+            == 5
+        )
+        assert (
+            await c.call(
+                "rogue",
+                "publish_as",
+                {"topic": "dl.test.alert", "source": "test", "payload": {"priority": 7, "data": "forged"}},
+            )
+            == 1
+        )
         await c.call("test", "announce", {"message": "genuine"})
         await c.call("test", "product", {"name": "alert", "data": "genuine", "priority": 5})
         seen: list[Any] = []
@@ -313,8 +343,9 @@ GROUPS = {600: "0::/flightos/k-100/svc-test.1\n", 500: "0::/user.slice/session-1
 def _ids(records: dict[str, _Rec]) -> Any:
     from flightos.kernel.routing.identity import Identities
 
-    return Identities(records, kernel_pid=100, spawners=lambda: [200], parent=TREE.get,
-                      cgroups=lambda pid: GROUPS.get(pid, ""))
+    return Identities(
+        records, kernel_pid=100, spawners=lambda: [200], parent=TREE.get, cgroups=lambda pid: GROUPS.get(pid, "")
+    )
 
 
 def test_the_sender_is_named_by_its_process_not_its_claim() -> None:

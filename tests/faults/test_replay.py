@@ -56,8 +56,9 @@ async def test_captured_tc_never_runs_twice_after_the_replay_database_is_deleted
             with pytest.raises(GroundError, match="AUTH_RESYNC_REQUIRED"):
                 await g.ping()  # a fresh counter too: nothing counter-based until the resync
             t1 = time.monotonic()
-            res = await asyncio.to_thread(cli, "--json", "ground", "resync", "--to", f"127.0.0.1:{p['udp']}",
-                                          "--key-file", str(keys.path))  # what the operator runs
+            res = await asyncio.to_thread(
+                cli, "--json", "ground", "resync", "--to", f"127.0.0.1:{p['udp']}", "--key-file", str(keys.path)
+            )  # what the operator runs
             resync_ms = (time.monotonic() - t1) * 1000
             unlocked_s = time.monotonic() - t0
             assert res.returncode == 0, res.stderr
@@ -88,8 +89,10 @@ async def test_a_captured_resync_cannot_be_replayed_and_a_new_key_starts_fresh()
             nonce = next(bytes(r.source_data[:16]) for r in nonce_out.reports if r.service == RESYNC_SERVICE)
             assert all(len(r.pack()) <= len(ask) for r in nonce_out.reports)  # a replayed ask is no reflector
             resync = g.build(RESYNC_SERVICE, 3, nonce + (2 * 10**12).to_bytes(8, "big"), ack_flags=0, counter=0)
-            assert code(await g.request(resync, until=lambda o: any(r.service in (1, RESYNC_SERVICE)
-                                                                    for r in o.reports))) is None
+            assert (
+                code(await g.request(resync, until=lambda o: any(r.service in (1, RESYNC_SERVICE) for r in o.reports)))
+                is None
+            )
             replayed = await g.request(resync)
             assert code(replayed) == Failure.AUTH_BAD_NONCE  # the same bytes again: the nonce is spent
             assert all(len(r.pack()) <= len(resync) for r in replayed.reports)

@@ -25,14 +25,21 @@ async def test_sefi_hangs_the_core_and_the_service_restarts_elsewhere(runtime: R
     await c.call("kernel", "ping")
     res = await c.call("kernel", "inject", {"fault": "sefi", "core": core})
     assert res["cores"][core] == "hung"
-    changed = await c.wait_for("ev.kernel", lambda e: e.payload["name"] == "CORE_STATE_CHANGED", timeout=5,
-                               sub=events)
+    changed = await c.wait_for("ev.kernel", lambda e: e.payload["name"] == "CORE_STATE_CHANGED", timeout=5, sub=events)
     assert changed.payload["data"]["new"] == "DEGRADED" and "hung" in changed.payload["data"]["reason"]
-    moved = await c.wait_for("ev.kernel", lambda e: e.payload["name"] == "SERVICE_MIGRATED"
-                             and e.payload["data"]["service"] == "test", timeout=5, sub=events)
+    moved = await c.wait_for(
+        "ev.kernel",
+        lambda e: e.payload["name"] == "SERVICE_MIGRATED" and e.payload["data"]["service"] == "test",
+        timeout=5,
+        sub=events,
+    )
     assert core not in moved.payload["data"]["to_cores"] and moved.payload["data"]["restarted"] is True
-    await c.wait_for("ev.kernel", lambda e: e.payload["name"] == "SERVICE_READY"
-                     and e.payload["data"]["service"] == "test", timeout=5, sub=events)
+    await c.wait_for(
+        "ev.kernel",
+        lambda e: e.payload["name"] == "SERVICE_READY" and e.payload["data"]["service"] == "test",
+        timeout=5,
+        sub=events,
+    )
     assert (await c.call("test", "ping"))["pid"] != before["pid"]
     st = await runtime.status()
     assert next(k for k in st["cores"] if k["id"] == core)["hw_state"] == "hung"
@@ -60,24 +67,32 @@ async def test_injection_needs_a_simulated_board() -> None:
             await rt.client.call("kernel", "inject", {"fault": "seu"})  # type: ignore[union-attr]
 
 
-
 async def test_scenario_file_drives_faults_on_schedule(tmp_path: Path) -> None:
     """A wall-time scenario hangs a core, then resets it; each step is an event, in order."""
     path = tmp_path / "drill.toml"
-    path.write_text('[scenario]\nname = "drill"\ntime = "wall"\n'
-                    '[[event]]\nat = 1.5\naction = "sefi"\ncore = 3\n'
-                    '[[event]]\nat = 2.0\naction = "reset_core"\ncore = 3\n')
+    path.write_text(
+        '[scenario]\nname = "drill"\ntime = "wall"\n'
+        '[[event]]\nat = 1.5\naction = "sefi"\ncore = 3\n'
+        '[[event]]\nat = 2.0\naction = "reset_core"\ncore = 3\n'
+    )
     async with make_runtime(["test"], scenario=path) as rt:
         c = rt.client
         assert c is not None
         steps = c.subscriber("ev.kernel")
-        done = await c.wait_for("ev.kernel", lambda e: e.payload["name"] == "SCENARIO_STEP"
-                                and "complete" in e.payload["message"], timeout=10, sub=steps)
+        done = await c.wait_for(
+            "ev.kernel",
+            lambda e: e.payload["name"] == "SCENARIO_STEP" and "complete" in e.payload["message"],
+            timeout=10,
+            sub=steps,
+        )
         assert done.payload["data"]["scenario"] == "drill"
         assert all(k["hw_state"] == "ok" for k in (await rt.status())["cores"])
         log = rt.log_path.read_text()
-    assert log.index("event[0] sefi at 1.5 s") < log.index("core 3: HEALTHY -> DEGRADED") \
+    assert (
+        log.index("event[0] sefi at 1.5 s")
+        < log.index("core 3: HEALTHY -> DEGRADED")
         < log.index("event[1] reset_core")
+    )
 
 
 async def test_an_absurd_upset_burst_is_refused(runtime: RuntimeProcess) -> None:
@@ -89,8 +104,9 @@ async def test_an_absurd_upset_burst_is_refused(runtime: RuntimeProcess) -> None
 async def _cli(rt: RuntimeProcess, *args: str) -> subprocess.CompletedProcess[str]:
     """``flightos --runtime-dir RT ARGS`` as a user runs it, off the event loop."""
     argv = [sys.executable, "-m", "flightos.cli.main", "--runtime-dir", str(rt.runtime_dir), *args]
-    return await asyncio.to_thread(subprocess.run, argv, capture_output=True, text=True, timeout=30,
-                                   stdin=subprocess.DEVNULL)
+    return await asyncio.to_thread(
+        subprocess.run, argv, capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL
+    )
 
 
 async def test_injected_upsets_show_at_the_next_scrub_as_an_event_and_in_status() -> None:
@@ -107,8 +123,12 @@ async def test_injected_upsets_show_at_the_next_scrub_as_an_event_and_in_status(
         assert injected.returncode == 0, injected.stderr
         assert "100 bit flip(s); EDAC (rs) sees them at the next scrub" in injected.stdout
         assert "hal.scrub_period_s = 3" in injected.stdout
-        scrub = await c.wait_for("ev.kernel", lambda e: e.payload["name"] == "HAL_EVENT"
-                                 and e.payload["data"]["kind"] == "edac_scrub", timeout=15, sub=events)
+        scrub = await c.wait_for(
+            "ev.kernel",
+            lambda e: e.payload["name"] == "HAL_EVENT" and e.payload["data"]["kind"] == "edac_scrub",
+            timeout=15,
+            sub=events,
+        )
         assert scrub.payload["severity_name"] == "LOW"
         assert scrub.payload["message"] == "EDAC scrub: 100 word(s) corrected, 0 uncorrectable"
         status = await _cli(rt, "status", "--json")
@@ -119,6 +139,10 @@ async def test_injected_upsets_show_at_the_next_scrub_as_an_event_and_in_status(
         assert "edac 100 corrected, 0 uncorrectable (rs; scrub every 3 s" in text
         burst = await _cli(rt, "inject", "seu", "address=7", "bits=[0,8]")  # two nibbles of one RS codeword
         assert "2 bit flip(s) in word 7" in burst.stdout, burst.stderr
-        bad = await c.wait_for("ev.kernel", lambda e: e.payload["name"] == "HAL_EVENT"
-                               and e.payload["data"]["kind"] == "edac_scrub", timeout=15, sub=events)
+        bad = await c.wait_for(
+            "ev.kernel",
+            lambda e: e.payload["name"] == "HAL_EVENT" and e.payload["data"]["kind"] == "edac_scrub",
+            timeout=15,
+            sub=events,
+        )
         assert bad.payload["severity_name"] == "HIGH" and bad.payload["data"]["uncorrected"] == 1

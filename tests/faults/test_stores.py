@@ -88,8 +88,9 @@ async def test_a_service_with_a_corrupt_store_starts_and_raises_a_high_event() -
         events = rt.client.subscriber("ev.kernel")
         await rt.client.call("kernel", "ping")
         await rt.client.call("kernel", "start", {"service": "test"})
-        ev = await rt.client.wait_for("ev.kernel", lambda e: e.payload.get("name") == "STORE_QUARANTINED",
-                                      timeout=20, sub=events)
+        ev = await rt.client.wait_for(
+            "ev.kernel", lambda e: e.payload.get("name") == "STORE_QUARANTINED", timeout=20, sub=events
+        )
         assert ev.payload["severity_name"] == "HIGH" and ev.payload["data"]["service"] == "test"
         assert str(store) in ev.payload["message"] and "not a database" in ev.payload["message"]
         assert (await rt.client.call("test", "ping"))["reply"] == "pong"  # the lost parameter is back to default

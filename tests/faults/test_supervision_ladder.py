@@ -22,8 +22,9 @@ from tests.runtimes import make_runtime
 
 def kernel_event(name: str, service: str | None = None) -> Callable[[Envelope], bool]:
     """Match a kernel event by name (and service, if given)."""
-    return lambda e: e.payload.get("name") == name and (
-        service is None or e.payload.get("data", {}).get("service") == service)
+    return lambda e: (
+        e.payload.get("name") == name and (service is None or e.payload.get("data", {}).get("service") == service)
+    )
 
 
 async def _block_starts(rt: RuntimeProcess, blocker: Path) -> None:
@@ -38,20 +39,28 @@ async def test_critical_service_is_never_failed_and_comes_back_when_the_cause_cl
     """Past the intensity limit a critical service is retried, not FAILED; it is READY soon after the cause clears."""
     blocker = tmp_path / "blocker"
     retry_s = 1.0
-    overrides = ['services.test.criticality="critical"', f'services.test.options.fail_start_while="{blocker}"',
-                 "restart.max_restarts=2", "restart.backoff_initial_s=0.1", "restart.backoff_jitter=0.0",
-                 f"restart.critical_retry_s={retry_s}", "watchdog.enabled=false"]
+    overrides = [
+        'services.test.criticality="critical"',
+        f'services.test.options.fail_start_while="{blocker}"',
+        "restart.max_restarts=2",
+        "restart.backoff_initial_s=0.1",
+        "restart.backoff_jitter=0.0",
+        f"restart.critical_retry_s={retry_s}",
+        "watchdog.enabled=false",
+    ]
     async with make_runtime(["test"], overrides) as rt:
         assert rt.client is not None
         events = rt.client.subscriber("ev.kernel")
         await rt.client.call("kernel", "ping")
         await _block_starts(rt, blocker)
-        escalated = await rt.client.wait_for("ev.kernel", kernel_event("SERVICE_ESCALATED", "test"), timeout=20,
-                                             sub=events)
+        escalated = await rt.client.wait_for(
+            "ev.kernel", kernel_event("SERVICE_ESCALATED", "test"), timeout=20, sub=events
+        )
         assert "start refused by the drill" in escalated.payload["data"]["cause"]
         for _ in range(2):  # it keeps being retried at the slow rate, never given up
-            ev = await rt.client.wait_for("ev.kernel", kernel_event("SERVICE_RESTART_SCHEDULED", "test"),
-                                          timeout=10, sub=events)
+            ev = await rt.client.wait_for(
+                "ev.kernel", kernel_event("SERVICE_RESTART_SCHEDULED", "test"), timeout=10, sub=events
+            )
             assert ev.payload["data"]["escalated"] is True
             assert ev.payload["data"]["delay_s"] == pytest.approx(retry_s)
             assert (await rt.service("test"))["state"] != "FAILED"
@@ -73,8 +82,9 @@ async def test_exit_event_names_the_cause(tmp_path: Path) -> None:
         await rt.client.call("kernel", "ping")
         await _block_starts(rt, blocker)
         await rt.client.wait_for("ev.kernel", kernel_event("SERVICE_EXITED", "test"), timeout=10, sub=events)
-        failed_start = await rt.client.wait_for("ev.kernel", kernel_event("SERVICE_EXITED", "test"), timeout=20,
-                                                sub=events)
+        failed_start = await rt.client.wait_for(
+            "ev.kernel", kernel_event("SERVICE_EXITED", "test"), timeout=20, sub=events
+        )
         message = failed_start.payload["message"]
         assert "code 70" in message and f"start refused by the drill: {blocker} exists" in message
         blocker.unlink()
@@ -83,8 +93,13 @@ async def test_exit_event_names_the_cause(tmp_path: Path) -> None:
 async def test_board_reset_restarts_a_failed_service(tmp_path: Path) -> None:
     """A (simulated) watchdog reset starts every service again, a FAILED one included, with a clean history."""
     blocker = tmp_path / "blocker"
-    overrides = [f'services.test.options.fail_start_while="{blocker}"', "restart.max_restarts=1",
-                 "restart.backoff_initial_s=0.1", "watchdog.timeout_s=1.0", "watchdog.pet_period_s=0.2"]
+    overrides = [
+        f'services.test.options.fail_start_while="{blocker}"',
+        "restart.max_restarts=1",
+        "restart.backoff_initial_s=0.1",
+        "watchdog.timeout_s=1.0",
+        "watchdog.pet_period_s=0.2",
+    ]
     async with make_runtime(["test", "housekeeping"], overrides) as rt:
         assert rt.client is not None
         events = rt.client.subscriber("ev.kernel")

@@ -15,8 +15,11 @@ from flightos.testing import RuntimeProcess
 from flightos.testing.eventually import eventually
 from tests.runtimes import make_runtime
 
-GROUND = ['services.ground.options.udp_bind="127.0.0.1:0"', 'services.ground.options.tcp_bind="127.0.0.1:0"',
-          "services.ground.heartbeat_period_s=0.5"]
+GROUND = [
+    'services.ground.options.udp_bind="127.0.0.1:0"',
+    'services.ground.options.tcp_bind="127.0.0.1:0"',
+    "services.ground.heartbeat_period_s=0.5",
+]
 
 
 @dataclass
@@ -62,6 +65,7 @@ async def tcp_ground(rt: RuntimeProcess, keys: KeyStore) -> socket.socket:
 
     async def is_peer() -> bool:
         return str((await link_status(rt))["peer"]).startswith("tcp:")
+
     await eventually(is_peer, timeout=30, what="the TCP ground to be the peer")
     return peer
 

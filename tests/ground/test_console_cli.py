@@ -11,8 +11,13 @@ from tests.ground.conftest import Link
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "flightos.cli.main", *args], capture_output=True, text=True,
-                          timeout=60, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [sys.executable, "-m", "flightos.cli.main", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def test_keys_add_list_remove(tmp_path: object) -> None:
@@ -71,7 +76,9 @@ async def test_schedule_list_and_telemetry_are_decoded_by_the_mission_database(l
     assert "COMMAND" in listed and "test.record key=later" in listed and "kernel.mode mode=safe" in listed, listed
     acts = json.loads((await asyncio.to_thread(run, "--json", "ground", "schedule", "list")).stdout)
     assert [(a["service"], a["command"], a["args"]) for a in acts] == [
-        ("test", "record", {"key": "later"}), ("kernel", "mode", {"mode": "safe"})]
+        ("test", "record", {"key": "later"}),
+        ("kernel", "mode", {"mode": "safe"}),
+    ]
     assert len({a["request_id"] for a in acts}) == 2, acts  # each activity can be named apart
 
     await asyncio.to_thread(run, "ground", "cmd", "test", "announce", "message=seen-from-ground", "severity=3")
@@ -115,8 +122,9 @@ def test_tm_says_what_it_cannot_decode(tmp_path: object) -> None:
 
     fake = threading.Thread(target=spacecraft, daemon=True)
     fake.start()
-    res = cli("ground", "tm", "--no-auth", "--to", f"127.0.0.1:{sock.getsockname()[1]}", "--count", "3",
-              "--timeout", "5")
+    res = cli(
+        "ground", "tm", "--no-auth", "--to", f"127.0.0.1:{sock.getsockname()[1]}", "--count", "3", "--timeout", "5"
+    )
     fake.join(5)
     sock.close()
     assert res.returncode == 0 and "Traceback" not in res.stderr, res.stderr

@@ -17,8 +17,16 @@ KEY = b"\x07" * 32
 
 
 def valid(counter: int = 1) -> bytes:
-    return secure_tc(8, 1, pus.pack_u16(RECORD) + pus.encode_value("str", "fuzz"),  # type: ignore[arg-type]
-                     key_id=1, key=KEY, counter=counter, apid=100, seq_count=counter)
+    return secure_tc(
+        8,
+        1,
+        pus.pack_u16(RECORD) + pus.encode_value("str", "fuzz"),  # type: ignore[arg-type]
+        key_id=1,
+        key=KEY,
+        counter=counter,
+        apid=100,
+        seq_count=counter,
+    )
 
 
 @st.composite
@@ -64,16 +72,46 @@ def mutations(seed: int, key: bytes, count: int, counter: Callable[[], int]) -> 
     rnd = random.Random(seed)
     out = []
     for n in range(count):
-        base = bytearray(secure_tc(8, 1, pus.pack_u16(RECORD) + pus.encode_value("str", "fuzz"),  # type: ignore[arg-type]
-                                   key_id=1, key=key, counter=counter(), apid=100, seq_count=n))
+        base = bytearray(
+            secure_tc(
+                8,
+                1,
+                pus.pack_u16(RECORD) + pus.encode_value("str", "fuzz"),  # type: ignore[arg-type]
+                key_id=1,
+                key=key,
+                counter=counter(),
+                apid=100,
+                seq_count=n,
+            )
+        )
         kind = n % 8
         if kind == 6:  # a valid CRC, but signed with a key the spacecraft does not have
-            out.append(secure_tc(8, 1, pus.pack_u16(RECORD) + pus.encode_value("str", "fuzz"),  # type: ignore[arg-type]
-                                 key_id=1, key=rnd.randbytes(32), counter=counter(), apid=100, seq_count=n))
+            out.append(
+                secure_tc(
+                    8,
+                    1,
+                    pus.pack_u16(RECORD) + pus.encode_value("str", "fuzz"),  # type: ignore[arg-type]
+                    key_id=1,
+                    key=rnd.randbytes(32),
+                    counter=counter(),
+                    apid=100,
+                    seq_count=n,
+                )
+            )
             continue
         if kind == 7:  # properly signed, with arguments that lie about their length
-            out.append(secure_tc(8, 1, pus.pack_u16(RECORD) + b"\xff\xff" + b"fuzz",  # type: ignore[arg-type]
-                                 key_id=1, key=key, counter=counter(), apid=100, seq_count=n))
+            out.append(
+                secure_tc(
+                    8,
+                    1,
+                    pus.pack_u16(RECORD) + b"\xff\xff" + b"fuzz",  # type: ignore[arg-type]
+                    key_id=1,
+                    key=key,
+                    counter=counter(),
+                    apid=100,
+                    seq_count=n,
+                )
+            )
             continue
         if kind == 0:
             out.append(rnd.randbytes(rnd.randint(0, 300)))
@@ -100,7 +138,7 @@ async def test_live_service_survives_garbage_and_executes_nothing(link: Link) ->
     before = (await link.rt.client.call("ground", "link_status"))["counters"]
     packets = [p for p in mutations(1, key, 320, link.ground._next_counter) if p]  # asyncio never sends b""
     for i in range(0, len(packets), 20):  # bursts of 20, each followed by a ping: what a ground tool's pacing does
-        for p in packets[i:i + 20]:
+        for p in packets[i : i + 20]:
             link.ground.send_raw(p)
         assert await link.ground.ping() > 0
     after = (await link.rt.client.call("ground", "link_status"))["counters"]

@@ -33,8 +33,10 @@ async def test_are_you_alive_and_verification_reports(link: Link) -> None:
     assert await link.ground.ping() < 1000
     out = await link.ground.request(link.ground.build(8, 1, pus.pack_u16(fid("test.ping"))))
     assert [s for s, _ in out.verification] == [1, 3, 7]
-    quiet = await link.ground.request(link.ground.build(8, 1, pus.pack_u16(fid("test.ping")), ack_flags=0),
-                                      until=lambda o: any(r.service == 8 for r in o.reports))
+    quiet = await link.ground.request(
+        link.ground.build(8, 1, pus.pack_u16(fid("test.ping")), ack_flags=0),
+        until=lambda o: any(r.service == 8 for r in o.reports),
+    )
     assert quiet.verification == []  # success reports honour the ack flags
 
 
@@ -78,8 +80,11 @@ async def test_housekeeping_one_shot_and_interval(link: Link) -> None:
     out = None
 
     def ours(o: Any) -> list[Any]:  # structure 1's reports (a periodic report of another may come in between)
-        return [r for r in o.reports if r.service == 3 and r.message_subtype == 25
-                and pus.u16(bytes(r.source_data), 0) == structure.sid]
+        return [
+            r
+            for r in o.reports
+            if r.service == 3 and r.message_subtype == 25 and pus.u16(bytes(r.source_data), 0) == structure.sid
+        ]
 
     def has_report(o: Any) -> bool:  # this request's report, even when it comes after the completion (slow board)
         return bool(ours(o)) or o.failure() is not None
@@ -120,8 +125,13 @@ async def test_events_are_reported_and_can_be_disabled(link: Link) -> None:
     assert (await g.request(g.build(5, 6, pus.pack_u16(1) + pus.pack_u16(17001)))).failure() is None
     await c.call("test", "announce", {"message": "quiet please", "severity": 4})
     # the event reaches the ground service over the bus after the command returns: wait for it to be filtered
-    await eventually(lambda: c.call("ground", "link_status"), until=lambda s: s["counters"].get("events_filtered", 0)
-                     >= 1, timeout=10, interval=0.05, what="the disabled event to be filtered")
+    await eventually(
+        lambda: c.call("ground", "link_status"),
+        until=lambda s: s["counters"].get("events_filtered", 0) >= 1,
+        timeout=10,
+        interval=0.05,
+        what="the disabled event to be filtered",
+    )
 
 
 async def test_time_report(link: Link) -> None:
@@ -135,23 +145,48 @@ async def test_schedule_releases_at_its_time_and_survives_a_restart(link: Link) 
     """ST[11]: an activity runs at its release time; the schedule survives a restart of the ground service."""
     g, c = link.ground, link.rt.client
     assert c is not None
-    inner = bytes(__import__("spacepackets").ecss.PusTc(
-        service=8, message_subtype=1, apid=100, seq_count=77,
-        app_data=pus.pack_u16(fid("test.record")) + pus.encode_value("str", "scheduled")).pack())
-    later = bytes(__import__("spacepackets").ecss.PusTc(
-        service=8, message_subtype=1, apid=100, seq_count=78,
-        app_data=pus.pack_u16(fid("test.record")) + pus.encode_value("str", "much-later")).pack())
+    inner = bytes(
+        __import__("spacepackets")
+        .ecss.PusTc(
+            service=8,
+            message_subtype=1,
+            apid=100,
+            seq_count=77,
+            app_data=pus.pack_u16(fid("test.record")) + pus.encode_value("str", "scheduled"),
+        )
+        .pack()
+    )
+    later = bytes(
+        __import__("spacepackets")
+        .ecss.PusTc(
+            service=8,
+            message_subtype=1,
+            apid=100,
+            seq_count=78,
+            app_data=pus.pack_u16(fid("test.record")) + pus.encode_value("str", "much-later"),
+        )
+        .pack()
+    )
     payload = pus.pack_u16(2) + pus.unix_to_cds(time.time() + 1.5) + inner + pus.unix_to_cds(time.time() + 3600) + later
     assert (await g.request(g.build(11, 4, payload))).failure() is None
     out = await g.request(g.build(11, 16))
     summary = bytes(next(r for r in out.reports if r.service == 11).source_data)
     assert pus.u16(summary, 0) == 2
     await c.call("kernel", "kill", {"service": "ground"})
-    await link.rt.wait_until(lambda s: next(r for r in s["services"] if r["name"] == "ground")["restarts"] >= 1
-                             and next(r for r in s["services"] if r["name"] == "ground")["state"] == "READY",
-                             what="ground restarted")
-    await eventually(lambda: c.call("test", "executions"), until=lambda e: e.get("scheduled") == 1, timeout=10,
-                     interval=0.1, what="the scheduled command to run")
+    await link.rt.wait_until(
+        lambda s: (
+            next(r for r in s["services"] if r["name"] == "ground")["restarts"] >= 1
+            and next(r for r in s["services"] if r["name"] == "ground")["state"] == "READY"
+        ),
+        what="ground restarted",
+    )
+    await eventually(
+        lambda: c.call("test", "executions"),
+        until=lambda e: e.get("scheduled") == 1,
+        timeout=10,
+        interval=0.1,
+        what="the scheduled command to run",
+    )
     p = {lk["kind"]: lk["port"] for lk in (await c.call("ground", "link_status"))["links"]}
     async with GroundClient("127.0.0.1", p["udp"], 100, link.keys) as g2:
         out = await g2.request(g2.build(11, 16))
@@ -182,8 +217,9 @@ async def test_tcp_stream_is_split_into_packets(link: Link) -> None:
 
 async def test_value_report_is_msgpack(link: Link) -> None:
     """TM[8,130] carries the function id then the value as MessagePack."""
-    out = await link.ground.request(link.ground.build(8, 1, pus.pack_u16(fid("test.echo"))
-                                                      + pus.encode_value("any", [3, "x"])))
+    out = await link.ground.request(
+        link.ground.build(8, 1, pus.pack_u16(fid("test.echo")) + pus.encode_value("any", [3, "x"]))
+    )
     rep = next(r for r in out.reports if r.service == 8)
     assert pus.u16(bytes(rep.source_data), 0) == fid("test.echo")
     assert msgspec.msgpack.decode(bytes(rep.source_data)[2:]) == [3, "x"]
@@ -191,8 +227,9 @@ async def test_value_report_is_msgpack(link: Link) -> None:
 
 async def test_long_function_reports_progress(link: Link) -> None:
     """A function running 2.5 s sends progress reports (TM[1,5], steps 1 and 2) before its completion."""
-    out = await link.ground.request(link.ground.build(8, 1, pus.pack_u16(fid("test.sleep"))
-                                                      + pus.encode_value("float", 2.5)), timeout=10)
+    out = await link.ground.request(
+        link.ground.build(8, 1, pus.pack_u16(fid("test.sleep")) + pus.encode_value("float", 2.5)), timeout=10
+    )
     subtypes = [s for s, _ in out.verification]
     assert subtypes == [1, 3, 5, 5, 7], subtypes
     steps = [r.source_data[4] for r in out.reports if r.service == 1 and r.message_subtype == 5]

@@ -41,8 +41,7 @@ class Camera(Service):
 @pytest.fixture
 def camera_only(monkeypatch: pytest.MonkeyPatch) -> None:
     """The installed plugins are just ``camera``."""
-    monkeypatch.setattr(plugins, "installed",
-                        lambda: {"camera": plugins.PluginInfo("camera", "tests:Camera", "tests")})
+    monkeypatch.setattr(plugins, "installed", lambda: {"camera": plugins.PluginInfo("camera", "tests:Camera", "tests")})
     monkeypatch.setattr(plugins, "load", lambda name: Camera)
 
 
@@ -140,8 +139,11 @@ class Xtce:
                     v = struct.unpack(">d", raw(64))[0]
                 elif kind == "StringParameterType":
                     lead = enc.find(f".//{X}LeadingSize")
-                    n = take(int(lead.get("sizeInBitsOfSizeTag", ""))) * 8 if lead is not None \
+                    n = (
+                        take(int(lead.get("sizeInBitsOfSizeTag", ""))) * 8
+                        if lead is not None
                         else self._size(enc, values)
+                    )
                     v = raw(n).decode()
                 else:
                     v = raw(self._size(enc, values))
@@ -217,8 +219,20 @@ def test_json_lists_parameters_housekeeping_failure_codes_and_events() -> None:
     """Parameters carry type, default, bounds and doc; HK structures, failure codes and the event layout are there."""
     doc = as_json(mdb.load())
     duty = next(p for p in doc["parameters"] if p["name"] == "duty_pct")
-    assert duty == {"id": 2, "service": "test", "name": "duty_pct", "type": "float", "default": 0.0, "min": 0.0,
-                    "max": 95.0, "doc": duty["doc"]} and duty["doc"]
+    assert (
+        duty
+        == {
+            "id": 2,
+            "service": "test",
+            "name": "duty_pct",
+            "type": "float",
+            "default": 0.0,
+            "min": 0.0,
+            "max": 95.0,
+            "doc": duty["doc"],
+        }
+        and duty["doc"]
+    )
     system = next(s for s in doc["hk"] if s["sid"] == 1)
     assert system["topic"] == "tm.housekeeping.system"
     assert {"path": "memory.used_pct", "type": "float"} in system["fields"]
@@ -230,9 +244,11 @@ def test_json_lists_parameters_housekeeping_failure_codes_and_events() -> None:
 def test_json_lists_an_uninstalled_service_as_unresolved_instead_of_crashing(tmp_path: Path) -> None:
     """A table naming a service that is not installed exports fine and names what could not be resolved."""
     table = tmp_path / "mission.toml"
-    table.write_text('[functions]\n20000 = "nosuch.fire"\n20001 = "test.no_such_command"\n'
-                     '20002 = { command = "nosuch.typed", args = [{ name = "n", type = "int" }] }\n'
-                     '[parameters]\n20000 = "nosuch.level"\n20001 = { name = "nosuch.typed", type = "bool" }\n')
+    table.write_text(
+        '[functions]\n20000 = "nosuch.fire"\n20001 = "test.no_such_command"\n'
+        '20002 = { command = "nosuch.typed", args = [{ name = "n", type = "int" }] }\n'
+        '[parameters]\n20000 = "nosuch.level"\n20001 = { name = "nosuch.typed", type = "bool" }\n'
+    )
     doc = as_json(mdb.load([table]))
     assert doc["unresolved"] == ["nosuch.fire", "nosuch.level", "test.no_such_command"]
     by_name = functions_by_name(doc)
@@ -250,11 +266,18 @@ def test_xtce_has_one_metacommand_per_function_and_one_container_per_hk_structur
     assert root.tag == f"{X}SpaceSystem" and root.get("name") == "flightos"
     commands = [m for m in root.iter(f"{X}MetaCommand") if m.get("abstract") != "true"]
     assert len(commands) == len(tables.functions)
-    ids = {int(e.get("binaryValue", ""), 16) for m in commands for e in m.iter(f"{X}FixedValueEntry")
-           if e.get("name") == "function_id"}
+    ids = {
+        int(e.get("binaryValue", ""), 16)
+        for m in commands
+        for e in m.iter(f"{X}FixedValueEntry")
+        if e.get("name") == "function_id"
+    }
     assert ids == set(tables.functions)
-    hk = [c for c in root.iter(f"{X}SequenceContainer")
-          if any(cmp.get("parameterRef") == "hk_sid" for cmp in c.iter(f"{X}Comparison"))]
+    hk = [
+        c
+        for c in root.iter(f"{X}SequenceContainer")
+        if any(cmp.get("parameterRef") == "hk_sid" for cmp in c.iter(f"{X}Comparison"))
+    ]
     assert sorted(int(next(c.iter(f"{X}Comparison")).get("value", "")) for c in hk) == sorted(tables.hk)
 
 
@@ -276,8 +299,11 @@ def test_xtce_decodes_real_telemetry_packets() -> None:
     tables = mdb.load()
     doc = Xtce(xtce(tables))
 
-    payload = {"memory": {"used_pct": 41.5, "available_mb": 3000}, "disk": {"used_pct": 12.25, "free_mb": 900},
-               "load_avg": [0.75, 0.5, 0.25]}
+    payload = {
+        "memory": {"used_pct": 41.5, "available_mb": 3000},
+        "disk": {"used_pct": 12.25, "free_mb": 900},
+        "load_avg": [0.75, 0.5, 0.25],
+    }
     name, v = doc.decode(pus.tm(3, 25, reports.hk_data(tables.hk[1], payload), apid=100, seq_count=7))
     assert name == "hk_system" and v["ccsds_apid"] == 100 and v["ccsds_seq_count"] == 7
     assert v["pus_time_pfield"] == 0x40 and v["pus_time_days"] > 365 * 60  # days since 1958
@@ -317,17 +343,27 @@ def test_xtce_encodes_function_telecommands_as_the_spacecraft_decodes_them() -> 
     doc = Xtce(xtce(mdb.load()))
 
     def expected(fid: int, types: list[str], values: list[Any]) -> bytes:
-        packet = PusTc(service=8, message_subtype=1, apid=100, seq_count=0, ack_flags=0b1111, source_id=0,
-                       app_data=pus.pack_u16(fid) + pus.encode_values(types, values)).pack()
+        packet = PusTc(
+            service=8,
+            message_subtype=1,
+            apid=100,
+            seq_count=0,
+            ack_flags=0b1111,
+            source_id=0,
+            app_data=pus.pack_u16(fid) + pus.encode_values(types, values),
+        ).pack()
         return bytes(packet[:4]) + b"\0\0" + bytes(packet[6:-2])  # the ground system fills length and CRC
 
     relay = {"service": "kernel", "command": "ping", "args_size": 1, "args": b"\x80", "timeout": 2.5}
-    assert doc.telecommand("test_relay", relay) == \
-        expected(11, ["str", "str", "any", "float"], ["kernel", "ping", {}, 2.5])
-    assert doc.telecommand("kernel_core", {"core": 3, "action": "disable"}) == \
-        expected(1004, ["int", "str"], [3, "disable"])
-    assert doc.telecommand("test_announce", {"message": "hé", "severity": -1}) == \
-        expected(12, ["str", "int"], ["hé", -1])
+    assert doc.telecommand("test_relay", relay) == expected(
+        11, ["str", "str", "any", "float"], ["kernel", "ping", {}, 2.5]
+    )
+    assert doc.telecommand("kernel_core", {"core": 3, "action": "disable"}) == expected(
+        1004, ["int", "str"], [3, "disable"]
+    )
+    assert doc.telecommand("test_announce", {"message": "hé", "severity": -1}) == expected(
+        12, ["str", "int"], ["hé", -1]
+    )
     assert doc.telecommand("test_ping", {}) == expected(1, [], [])
 
 
@@ -345,9 +381,11 @@ def test_xtce_leaves_out_functions_whose_service_is_not_installed(tmp_path: Path
 def test_assign_appends_mission_ids_for_a_new_service(tmp_path: Path, camera_only: None) -> None:
     """A new service's commands and parameters get ids from 20000 up, appended to the mission table."""
     table = tmp_path / "mission.toml"
-    original = ('# our mission\n\n[functions]\n20000 = "camera.capture"  # flown since launch\n\n'
-                '# the star tracker\n[hk.20000]\nname = "cam"\ntopic = "tm.camera.status"\n'
-                'fields = [{ path = "t", type = "float" }]\n')
+    original = (
+        '# our mission\n\n[functions]\n20000 = "camera.capture"  # flown since launch\n\n'
+        '# the star tracker\n[hk.20000]\nname = "cam"\ntopic = "tm.camera.status"\n'
+        'fields = [{ path = "t", type = "float" }]\n'
+    )
     table.write_text(original)
     added = assign_missing(mdb.load([table]), table)
     assert added == [(20001, "camera.reset"), (20000, "camera.exposure_ms"), (20001, "camera.gain")]
@@ -371,8 +409,7 @@ def test_assign_again_adds_nothing(tmp_path: Path, camera_only: None) -> None:
     assert table.read_text() == before
 
 
-def test_assign_creates_a_missing_table_and_continues_after_the_highest_id(tmp_path: Path,
-                                                                            camera_only: None) -> None:
+def test_assign_creates_a_missing_table_and_continues_after_the_highest_id(tmp_path: Path, camera_only: None) -> None:
     """A missing mission table is created; ids continue after the highest in use, never renumbering."""
     table = tmp_path / "mission.toml"
     assert assign_missing(mdb.load(), table)[:2] == [(20000, "camera.capture"), (20001, "camera.reset")]
@@ -400,8 +437,9 @@ def test_mdb_rejects_typos_duplicates_and_wrong_types(tmp_path: Path) -> None:
     """Mission tables with an unknown key, a repeated argument or a wrong type fail with the entry named."""
     cases = {
         '[functions]\n20000 = { command = "x.y", arg = [] }\n': "functions.20000.arg: unknown key",
-        '[functions]\n20000 = { command = "x.y", args = [{name="a", type="int"}, {name="a", type="int"}] }\n':
-            "appears twice",
+        (
+            '[functions]\n20000 = { command = "x.y", args = [{name="a", type="int"}, {name="a", type="int"}] }\n'
+        ): "appears twice",
         "functions = 3\n": "functions: expected a table",
         '[hk.20000]\ntopic = "tm.x"\nenabled = "false"\n': "enabled: expected true or false",
         '[hk.20000]\ntopic = "tm.x"\ninterval_s = true\n': "interval_s: expected a number",

@@ -17,8 +17,11 @@ GOLDEN = Path(__file__).with_name("shipped_ids.txt")
 
 def shipped_services() -> dict[str, ServiceShape]:
     """The services installed with flightos itself (the distribution's own entry points), by name."""
-    return {name: ServiceShape.of(plugins.load(name)) for name, info in plugins.installed().items()
-            if info.distribution == "flightos"}
+    return {
+        name: ServiceShape.of(plugins.load(name))
+        for name, info in plugins.installed().items()
+        if info.distribution == "flightos"
+    }
 
 
 def test_every_shipped_command_and_parameter_has_a_shipped_id() -> None:
@@ -57,7 +60,12 @@ def test_shipped_ids_are_never_renumbered() -> None:
 def test_mdb_assign_gives_mission_ids_to_nothing_flightos_ships(tmp_path: Path) -> None:
     """`flightos mdb assign` on a fresh mission table adds nothing when only flightos's own services are installed."""
     table = tmp_path / "mission.toml"
-    res = subprocess.run([sys.executable, "-m", "flightos.cli.main", "mdb", "assign", "--table", str(table)],
-                         capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    res = subprocess.run(
+        [sys.executable, "-m", "flightos.cli.main", "mdb", "assign", "--table", str(table)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == "every command and parameter already has an id", res.stdout

@@ -38,8 +38,14 @@ criticality = "elastic"
 
 
 def flightos(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "flightos.cli.main", *args], capture_output=True, text=True,
-                          timeout=60, stdin=subprocess.DEVNULL, env={**os.environ, **env})
+    return subprocess.run(
+        [sys.executable, "-m", "flightos.cli.main", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+        env={**os.environ, **env},
+    )
 
 
 async def test_plugin_command_through_the_targets_mission_table(tmp_path: Path) -> None:

@@ -24,8 +24,11 @@ def _fid(name: str) -> int:
 def _inner(seq: int) -> bytes:
     from spacepackets.ecss import PusTc
 
-    return bytes(PusTc(service=8, message_subtype=1, apid=100, seq_count=seq, app_data=pus.pack_u16(_fid("test.ping")),
-                       source_id=1).pack())
+    return bytes(
+        PusTc(
+            service=8, message_subtype=1, apid=100, seq_count=seq, app_data=pus.pack_u16(_fid("test.ping")), source_id=1
+        ).pack()
+    )
 
 
 SIDS = sorted(TABLES.hk)
@@ -38,8 +41,14 @@ CASES: list[tuple[int, int, bytes, tuple[int, int] | None]] = [
     (5, 6, pus.pack_u16(1) + pus.pack_u16(9999), None),
     (5, 5, pus.pack_u16(1) + pus.pack_u16(9999), None),
     (15, 130, pus.ack_data([]), None),
-    (20, 3, pus.pack_u16(1) + pus.pack_u16(TABLES.parameter_id("test", "greeting") or 0)
-     + pus.encode_value("str", "ordered"), None),
+    (
+        20,
+        3,
+        pus.pack_u16(1)
+        + pus.pack_u16(TABLES.parameter_id("test", "greeting") or 0)
+        + pus.encode_value("str", "ordered"),
+        None,
+    ),
     (11, 2, b"", None),
     (11, 4, pus.pack_u16(1) + pus.unix_to_cds(time.time() + 3600) + INNER, None),
     (11, 15, pus.encode_value("int", 1000), None),
@@ -86,8 +95,9 @@ async def test_reports_come_in_ecss_order_for_every_telecommand(link: Link) -> N
             wrong[f"TC[{service},{subtype}]"] = got
         if reply == (RESYNC_SERVICE, 2):
             nonce = next(bytes(r.source_data[:NONCE_LEN]) for r in out.reports if r.service == RESYNC_SERVICE)
-    out = await g.request(g.build(RESYNC_SERVICE, 3, nonce + (2**40).to_bytes(8, "big"), ack_flags=0b1011, counter=0),
-                          timeout=10)
+    out = await g.request(
+        g.build(RESYNC_SERVICE, 3, nonce + (2**40).to_bytes(8, "big"), ack_flags=0b1011, counter=0), timeout=10
+    )
     got = _order(out.reports, (RESYNC_SERVICE, 4))
     if got != [(1, 1), (1, 3), (RESYNC_SERVICE, 4), (1, 7)]:
         wrong[f"TC[{RESYNC_SERVICE},3]"] = got

@@ -9,8 +9,11 @@ from flightos.groundtools.console import GroundClient
 from flightos.testing import eventually
 from tests.ground.conftest import ports, start
 
-SAF = ['services.ground.options.contact={mode = "after_tc", hold_s = 0.5}',
-       "services.ground.options.downlink_rate_bytes_s=3000", "services.ground.options.downlink_burst_bytes=600"]
+SAF = [
+    'services.ground.options.contact={mode = "after_tc", hold_s = 0.5}',
+    "services.ground.options.downlink_rate_bytes_s=3000",
+    "services.ground.options.downlink_burst_bytes=600",
+]
 
 
 async def stored(rt: object) -> int:
@@ -25,19 +28,26 @@ async def test_no_contact_then_restart_then_contact_delivers_everything_by_prior
         assert c is not None
         p = await ports(rt)
         async with GroundClient("127.0.0.1", p["udp"], 100, keys) as g:
-            assert (await g.request(g.build(3, 6, pus.pack_u16(2) + pus.pack_u16(1) + pus.pack_u16(2)))).failure() \
-                is None  # no housekeeping, so only our events are stored
+            assert (
+                await g.request(g.build(3, 6, pus.pack_u16(2) + pus.pack_u16(1) + pus.pack_u16(2)))
+            ).failure() is None  # no housekeeping, so only our events are stored
         await rt.wait_until(lambda s: True, what="status")
-        await eventually(lambda: c.call("ground", "link_status"), until=lambda s: not s["in_contact"], timeout=10,
-                         interval=0.1, what="contact to lapse")
+        await eventually(
+            lambda: c.call("ground", "link_status"),
+            until=lambda s: not s["in_contact"],
+            timeout=10,
+            interval=0.1,
+            what="contact to lapse",
+        )
         base = await stored(rt)
         sent = []
         for i in range(12):
             severity = 1 + i % 4
             await c.call("test", "announce", {"message": f"event {i}", "severity": severity})
             sent.append((severity, i))
-        await eventually(lambda: stored(rt), until=lambda n: n >= base + 12, timeout=20,
-                         what="the 12 events to be stored")
+        await eventually(
+            lambda: stored(rt), until=lambda n: n >= base + 12, timeout=20, what="the 12 events to be stored"
+        )
         assert await rt.stop() == 0  # a kernel restart with telemetry waiting on disk
         await rt.start()
         p = await ports(rt)

@@ -18,8 +18,16 @@ def _python38() -> str | None:
     pyenv = sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.8*/bin/python3.8")))
     candidates = [shutil.which("python3.8"), *pyenv]
     for path in candidates:
-        if path and subprocess.run([path, "-c", "import sys; assert sys.version_info[:2] == (3, 8)"],
-                                   capture_output=True, timeout=20, check=False).returncode == 0:
+        if (
+            path
+            and subprocess.run(
+                [path, "-c", "import sys; assert sys.version_info[:2] == (3, 8)"],
+                capture_output=True,
+                timeout=20,
+                check=False,
+            ).returncode
+            == 0
+        ):
             return path
     return None
 

@@ -18,9 +18,12 @@ CG = "/sys/fs/cgroup"
 
 def _v2_unit(root: Path, controllers: str = "cpuset cpu io memory pids") -> Path:
     """A board booted with the unified hierarchy, this process in flightos.service (Delegate=yes)."""
-    write(root, "/proc/self/mountinfo",
-          "24 1 179:2 / / rw,relatime shared:1 - ext4 /dev/root rw\n"
-          "28 24 0:26 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:9 - cgroup2 cgroup2 rw,nsdelegate\n")
+    write(
+        root,
+        "/proc/self/mountinfo",
+        "24 1 179:2 / / rw,relatime shared:1 - ext4 /dev/root rw\n"
+        "28 24 0:26 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:9 - cgroup2 cgroup2 rw,nsdelegate\n",
+    )
     write(root, "/proc/self/cgroup", "0::/system.slice/flightos.service\n")
     write(root, f"{CG}/cgroup.controllers", "cpuset cpu io memory pids\n")
     write(root, f"{CG}/cgroup.subtree_control", "cpuset cpu io memory pids\n")
@@ -39,8 +42,11 @@ def _ci_container(root: Path) -> Path:
         lines.append(f"{32 + n} 31 0:{29 + n} / /sys/fs/cgroup/{ctrl} rw,relatime - cgroup cgroup rw,{ctrl}")
     lines.append("41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw")
     write(root, "/proc/self/mountinfo", "\n".join(lines) + "\n")
-    write(root, "/proc/self/cgroup", "9:name=systemd:/\n8:pids:/\n4:memory:/process_api/840210b7\n3:cpuset:/\n"
-                                     "2:cpuacct:/\n1:cpu:/\n0::/\n")
+    write(
+        root,
+        "/proc/self/cgroup",
+        "9:name=systemd:/\n8:pids:/\n4:memory:/process_api/840210b7\n3:cpuset:/\n2:cpuacct:/\n1:cpu:/\n0::/\n",
+    )
     write(root, f"{CG}/unified/cgroup.controllers", "hugetlb\n")
     write(root, f"{CG}/unified/cgroup.subtree_control", "\n")
     write(root, f"{CG}/cpuset/cgroup.procs", "1\n4242\n")
@@ -52,12 +58,18 @@ def _ci_container(root: Path) -> Path:
 def _jetpack5_hybrid(root: Path) -> Path:
     """JetPack 5 (systemd hybrid): v2 at /sys/fs/cgroup/unified without controllers, cpuset on v1, in a container
     whose v1 cpuset root is /docker/abc (the mounted subtree is stripped from /proc/self/cgroup's path)."""
-    write(root, "/proc/self/mountinfo",
-          "30 25 0:26 / /sys/fs/cgroup/unified rw,nosuid,nodev,noexec,relatime shared:10 - cgroup2 cgroup2 rw\n"
-          "33 25 0:29 /docker/abc /sys/fs/cgroup/cpuset rw,nosuid,nodev,noexec,relatime shared:14 - cgroup cgroup "
-          "rw,cpuset\n")
-    write(root, "/proc/self/cgroup", "6:cpuset:/docker/abc\n1:name=systemd:/system.slice/flightos.service\n"
-                                     "0::/system.slice/flightos.service\n")
+    write(
+        root,
+        "/proc/self/mountinfo",
+        "30 25 0:26 / /sys/fs/cgroup/unified rw,nosuid,nodev,noexec,relatime shared:10 - cgroup2 cgroup2 rw\n"
+        "33 25 0:29 /docker/abc /sys/fs/cgroup/cpuset rw,nosuid,nodev,noexec,relatime shared:14 - cgroup cgroup "
+        "rw,cpuset\n",
+    )
+    write(
+        root,
+        "/proc/self/cgroup",
+        "6:cpuset:/docker/abc\n1:name=systemd:/system.slice/flightos.service\n0::/system.slice/flightos.service\n",
+    )
     write(root, f"{CG}/unified/system.slice/flightos.service/cgroup.controllers", "\n")
     write(root, f"{CG}/cpuset/cgroup.procs", "4242\n")
     write(root, f"{CG}/cpuset/cpuset.cpus", "0-5\n")

@@ -239,8 +239,9 @@ def test_hung_nvpmodel_never_blocks_a_read(tmp_path: Path) -> None:
         release.wait(10)
         return 0, "NV Power Mode: 15W\n0\n", ""
 
-    board = hal.open_board({"backend": "jetson", "root": str(build_orin_nano(tmp_path, nvpmodel_files=False))},
-                           runner=hanging)
+    board = hal.open_board(
+        {"backend": "jetson", "root": str(build_orin_nano(tmp_path, nvpmodel_files=False))}, runner=hanging
+    )
     assert isinstance(board, LinuxBoard)
     board.commands.first_wait_s = 0.1
     t0 = time.monotonic()

@@ -276,8 +276,9 @@ def test_read_only_online_file_is_not_offline_yes(tmp_path: Path) -> None:
     assert not any(h.can_offline for h in r.hotplug)
     by_core = {h.core: h for h in r.hotplug}
     assert "not writable" in by_core[1].offline_reason and "hotplug" in missing(r)
-    assert any(line.startswith("  cpu1: offline no (/sys/devices/system/cpu/cpu1/online is not writable")
-               for line in r.lines())
+    assert any(
+        line.startswith("  cpu1: offline no (/sys/devices/system/cpu/cpu1/online is not writable") for line in r.lines()
+    )
     with pytest.raises(hal.HalUnsupported, match="not writable"):
         board.set_core_online(1, False)
 

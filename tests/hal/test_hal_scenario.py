@@ -87,7 +87,7 @@ def test_error_names_file_event_and_key(tmp_path: Path) -> None:
         ('[[event]]\nat = 1\naction = "load"\npct = 5\ncores = [1, "a"]', "t.toml: event[0].cores[1]: expected"),
         ('[scenario]\ntime = "lunar"', "t.toml: scenario.time: expected 'sim' or 'wall', got 'lunar'"),
         ('[scenario]\nauthor = "me"', "t.toml: scenario.author: unknown key"),
-        ('[events]\nat = 1', "t.toml: events: unknown table"),
+        ("[events]\nat = 1", "t.toml: events: unknown table"),
         ("event = 3", "t.toml: event: expected [[event]] entries"),
         ("[[event]", "t.toml: not valid TOML"),
     ],
@@ -111,11 +111,17 @@ def test_board_without_fault_injection_is_refused_by_name(tmp_path: Path) -> Non
     """Scenarios reach the board through hal.FaultInjection: a real board is refused, naming it, before anything."""
     linux = hal.open_board({"backend": "linux", "root": str(tmp_path)})
     try:
-        with pytest.raises(ScenarioError, match=r"t.toml: event\[0\] sefi at 5 s needs fault injection, which "
-                           r"the 'linux' board \(generic Linux\) does not have"):
+        with pytest.raises(
+            ScenarioError,
+            match=r"t.toml: event\[0\] sefi at 5 s needs fault injection, which "
+            r"the 'linux' board \(generic Linux\) does not have",
+        ):
             ScenarioRunner(scenario_of({"at": 5, "action": "sefi", "core": 0}), linux)
-        with pytest.raises(ScenarioError, match=r"t\.toml: scenario\.time: 'sim' counts simulated time, which "
-                           r"the 'linux' board"):
+        with pytest.raises(
+            ScenarioError,
+            match=r"t\.toml: scenario\.time: 'sim' counts simulated time, which "
+            r"the 'linux' board",
+        ):
             ScenarioRunner(scenario_of(), linux)
         assert ScenarioRunner(scenario_of(time="wall"), linux).advance() == []  # nothing to inject: it runs
         s = scenario_of({"at": 0, "action": "seu"})

@@ -31,8 +31,22 @@ else:  # pragma: no cover - exercised on 3.10
 TARGETS = Path(__file__).resolve().parents[2] / "targets"
 FILES = sorted(p.name for p in TARGETS.glob("*.toml"))
 #: Sections the kernel's target schema knows (flightos/config/schema.py plus hal and services).
-SECTIONS = {"target", "runtime", "health", "restart", "cores", "modes", "thermal", "power", "watchdog", "hal",
-            "services", "link", "acl", "devices"}
+SECTIONS = {
+    "target",
+    "runtime",
+    "health",
+    "restart",
+    "cores",
+    "modes",
+    "thermal",
+    "power",
+    "watchdog",
+    "hal",
+    "services",
+    "link",
+    "acl",
+    "devices",
+}
 SERVICE_KEYS = {
     "enabled", "criticality", "restart", "cores", "heartbeat_period_s", "heartbeat_misses", "params", "options",
     "failover", "plugin",

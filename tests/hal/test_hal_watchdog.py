@@ -106,8 +106,9 @@ def test_probe_shows_nowayout_last_reset_and_warns_for_a_pc_chipset_watchdog(tmp
 def test_periods_are_checked_against_each_other_and_the_device_maximum() -> None:
     """pet_period_s < timeout_s <= max_timeout; each failure names the key and the limit."""
     assert check_periods(10, 5, 15) is None and check_periods(10, 5, None) is None
-    assert check_periods(20, 5, 15) == ("watchdog.timeout_s: expected at most this watchdog's maximum of 15 s "
-                                        "(max_timeout in sysfs), got 20")
+    assert check_periods(20, 5, 15) == (
+        "watchdog.timeout_s: expected at most this watchdog's maximum of 15 s (max_timeout in sysfs), got 20"
+    )
     assert check_periods(10, 10, 15) == "watchdog.pet_period_s: expected less than watchdog.timeout_s (10 s), got 10"
     assert pc_chipset_warning("SP5100 TCO timer", "/dev/watchdog0") is not None
     assert pc_chipset_warning("Broadcom BCM2835 Watchdog timer", "/dev/watchdog") is None

@@ -51,9 +51,27 @@ def test_parse_a_record() -> None:
 def test_each_kind_is_recognised() -> None:
     """Every line of the sample goes to the kind an operator would name; boot chatter to none."""
     kinds = [classify(line.partition(";")[2]) for line in RECORDS if not line.startswith(" ")]
-    assert kinds == [None, None, "under_voltage", "under_voltage", None, "edac_ce", "edac_ue", "mmc_error",
-                     "mmc_error", "mmc_error", "fs_error", "fs_read_only", "oops", "bug", "panic", None,
-                     "oom_cgroup", None, "oom"]
+    assert kinds == [
+        None,
+        None,
+        "under_voltage",
+        "under_voltage",
+        None,
+        "edac_ce",
+        "edac_ue",
+        "mmc_error",
+        "mmc_error",
+        "mmc_error",
+        "fs_error",
+        "fs_read_only",
+        "oops",
+        "bug",
+        "panic",
+        None,
+        "oom_cgroup",
+        None,
+        "oom",
+    ]
 
 
 def test_a_file_of_records_is_counted_once_and_read_incrementally(tmp_path: Path) -> None:
@@ -117,15 +135,19 @@ def test_overrun_epipe_is_counted_and_reading_goes_on(tmp_path: Path, monkeypatc
     assert (s.overruns, s.missed, s.records) == (1, 79, 2)
 
 
-@pytest.mark.parametrize(("code", "restrict", "says"), [
-    (errno.EPERM, "1", "needs CAP_SYSLOG while kernel.dmesg_restrict = 1"),
-    (errno.EACCES, None, "needs CAP_SYSLOG"),
-    (errno.EACCES, "0", "a sandbox hides the log (systemd ProtectKernelLogs=yes"),
-])
+@pytest.mark.parametrize(
+    ("code", "restrict", "says"),
+    [
+        (errno.EPERM, "1", "needs CAP_SYSLOG while kernel.dmesg_restrict = 1"),
+        (errno.EACCES, None, "needs CAP_SYSLOG"),
+        (errno.EACCES, "0", "a sandbox hides the log (systemd ProtectKernelLogs=yes"),
+    ],
+)
 def test_not_permitted_is_unavailable_with_the_reason(
     monkeypatch: pytest.MonkeyPatch, code: int, restrict: str | None, says: str
 ) -> None:
     """The open is refused: unavailable, with the likely cause from kernel.dmesg_restrict; never raises."""
+
     def refuse(path: str, flags: int) -> int:
         raise PermissionError(code, os.strerror(code))
 

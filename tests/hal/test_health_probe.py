@@ -18,16 +18,23 @@ PMC = "/sys/devices/platform/bus@0/c360000.pmc"
 def _orin_with_health(root: Path) -> Path:
     """An Orin Nano tree with the files board health reads: meminfo, uptime, eMMC, PMC reset reason, kmsg."""
     build_orin_nano(root)
-    write(root, "/proc/meminfo", "MemTotal: 7802880 kB\nMemAvailable: 4070400 kB\nSwapTotal: 3901440 kB\n"
-          "SwapFree: 3659776 kB\n")
+    write(
+        root,
+        "/proc/meminfo",
+        "MemTotal: 7802880 kB\nMemAvailable: 4070400 kB\nSwapTotal: 3901440 kB\nSwapFree: 3659776 kB\n",
+    )
     write(root, "/proc/uptime", "86461.20 500000.00\n")
     write(root, f"{ORIN_CARD}/type", "MMC\n")
     write(root, f"{ORIN_CARD}/name", "DG4016\n")
     write(root, f"{ORIN_CARD}/life_time", "0x09 0x01\n")
     write(root, f"{ORIN_CARD}/pre_eol_info", "0x02\n")
     write(root, f"{PMC}/reset_reason", "SYS_RESET_N\n")
-    write(root, "/dev/kmsg", "6,1,0,-;Booting Linux on physical CPU 0x0000000000 [0x410fd083]\n"
-          "3,2,5000000,-;mmc0: Timeout waiting for hardware interrupt.\n")
+    write(
+        root,
+        "/dev/kmsg",
+        "6,1,0,-;Booting Linux on physical CPU 0x0000000000 [0x410fd083]\n"
+        "3,2,5000000,-;mmc0: Timeout waiting for hardware interrupt.\n",
+    )
     return root
 
 
@@ -55,13 +62,19 @@ def test_probe_cli_json_has_board_health(tmp_path: Path) -> None:
     root = _orin_with_health(tmp_path / "tree")
     out = subprocess.run(
         [sys.executable, "-m", "flightos.cli.main", "probe", "--root", str(root), "--settle", "0", "--json"],
-        capture_output=True, text=True, timeout=60, check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
     )
     doc = json.loads(out.stdout)
     assert doc["board_health"]["kernel_log"]["counts"]["mmc_error"] == 1
     live = subprocess.run(
         [sys.executable, "-m", "flightos.cli.main", "probe", "--settle", "0", "--state-dir", str(tmp_path)],
-        capture_output=True, text=True, timeout=60, check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
     )
     assert f"disk state {tmp_path}" in live.stdout and "board health:" in live.stdout
 
@@ -73,8 +86,10 @@ def test_the_reset_reason_uses_the_configured_watchdogs_bootstatus(tmp_path: Pat
     write(root, "/sys/class/watchdog/watchdog1/bootstatus", "32\n")
     write(root, "/sys/class/watchdog/watchdog1/identity", "Tegra WDT\n")
     write(root, "/dev/watchdog1", "")
-    board = hal.open_board({"backend": "jetson", "root": str(root), "jetpack": "6",
-                            "watchdog_device": "/dev/watchdog1"}, runner=lambda argv: (127, "", "not run"))
+    board = hal.open_board(
+        {"backend": "jetson", "root": str(root), "jetpack": "6", "watchdog_device": "/dev/watchdog1"},
+        runner=lambda argv: (127, "", "not run"),
+    )
     try:
         health = hal.health.read_health(hal.health.sources_for(board))
     finally:

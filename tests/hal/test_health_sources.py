@@ -133,7 +133,8 @@ def test_boot_reset_reason_unknown_is_said_honestly(tmp_path: Path) -> None:
     assert "no /sys/class/watchdog/watchdog0/bootstatus" in boot.reset_source
     assert boot.evidence == {"pi_pm_rsts": "0x00001000"}
     assert read_boot(Fs(tmp_path / "empty"), Fs(tmp_path / "empty")) == Unavailable(
-        "/proc/uptime and /proc/sys/kernel/random/boot_id unreadable")
+        "/proc/uptime and /proc/sys/kernel/random/boot_id unreadable"
+    )
 
 
 def _card(root: Path, host: str, card: str, kind: str, life: str | None = None, eol: str | None = None) -> None:
@@ -146,15 +147,18 @@ def _card(root: Path, host: str, card: str, kind: str, life: str | None = None, 
         write(root, f"{base}/pre_eol_info", eol + "\n")
 
 
-@pytest.mark.parametrize(("life", "eol", "level"), [
-    ("0x01 0x01", "0x01", "ok"),
-    ("0x02 0x09", "0x01", "warning"),
-    ("0x01 0x01", "0x02", "warning"),
-    ("0x03 0x02", "0x03", "urgent"),
-    ("0x0a 0x01", "0x01", "urgent"),
-    ("0x0b 0x02", "0x03", "exceeded"),
-    ("0x00 0x00", "0x00", "unknown"),
-])
+@pytest.mark.parametrize(
+    ("life", "eol", "level"),
+    [
+        ("0x01 0x01", "0x01", "ok"),
+        ("0x02 0x09", "0x01", "warning"),
+        ("0x01 0x01", "0x02", "warning"),
+        ("0x03 0x02", "0x03", "urgent"),
+        ("0x0a 0x01", "0x01", "urgent"),
+        ("0x0b 0x02", "0x03", "exceeded"),
+        ("0x00 0x00", "0x00", "unknown"),
+    ],
+)
 def test_emmc_wear_levels(tmp_path: Path, life: str, eol: str, level: str) -> None:
     """life_time (two hex codes, type A and B) and pre_eol_info decide the level an operator acts on."""
     _card(tmp_path, "mmc0", "mmc0:0001", "MMC", life, eol)
@@ -193,6 +197,7 @@ def test_clock_synchronised_and_rtc_offset(tmp_path: Path) -> None:
 
 def test_clock_unknown_and_no_rtc(tmp_path: Path) -> None:
     """No adjtimex and no rtc0: ``unknown`` and ``unavailable`` with the reasons."""
+
     def broken() -> tuple[int, int | None, int | None]:
         raise OSError(38, "Function not implemented")
 

@@ -38,8 +38,12 @@ def _board(root: Path, *, pre_eol: str = "0x01", ro: bool = False) -> None:
 
 
 def _watch(root: Path, clock: Clock, state: Path) -> HealthWatch:
-    return HealthWatch(HealthSources(sys_root=str(root), proc_root=str(root), disks={"root": "/", "state": str(state)}),
-                       adjtimex=lambda: (0, 0x2001, 2000), clock=clock, alert_interval_s=60.0)
+    return HealthWatch(
+        HealthSources(sys_root=str(root), proc_root=str(root), disks={"root": "/", "state": str(state)}),
+        adjtimex=lambda: (0, 0x2001, 2000),
+        clock=clock,
+        alert_interval_s=60.0,
+    )
 
 
 def test_a_healthy_board_reads_fully_and_raises_nothing(tmp_path: Path) -> None:
@@ -51,8 +55,15 @@ def test_a_healthy_board_reads_fully_and_raises_nothing(tmp_path: Path) -> None:
     health, alerts = watch.poll()
     assert alerts == []
     doc = json.loads(json.dumps(health.to_dict()))
-    assert doc["memory"] == {"available": True, "total_mb": 7812, "available_mb": 5859, "used_pct": 25.0,
-                             "swap_total_mb": 0, "swap_used_mb": 0, "swap_used_pct": None}
+    assert doc["memory"] == {
+        "available": True,
+        "total_mb": 7812,
+        "available_mb": 5859,
+        "used_pct": 25.0,
+        "swap_total_mb": 0,
+        "swap_used_mb": 0,
+        "swap_used_pct": None,
+    }
     assert [d["label"] for d in doc["disks"]] == ["root", "state"]
     assert doc["boot"]["uptime_s"] == 3600.0 and doc["boot"]["reset_reason"] == "unknown"
     assert doc["emmc"]["cards"][0]["level"] == "ok"
@@ -96,8 +107,12 @@ def test_read_only_remount_and_emmc_wear_raise_alerts(tmp_path: Path) -> None:
     watch = _watch(root, Clock(), state)
     watch.poll()
     _board(root, pre_eol="0x02", ro=True)
-    write(root, "/dev/kmsg", "6,1,0,-;Booting Linux on physical CPU 0x0\n"
-          "2,2,9000000,-;EXT4-fs (mmcblk0p1): Remounting filesystem read-only\n")
+    write(
+        root,
+        "/dev/kmsg",
+        "6,1,0,-;Booting Linux on physical CPU 0x0\n"
+        "2,2,9000000,-;EXT4-fs (mmcblk0p1): Remounting filesystem read-only\n",
+    )
     health, alerts = watch.poll()
     kinds = sorted((a.kind, a.severity) for a in alerts)
     assert ("emmc_wear", "medium") in kinds
@@ -118,8 +133,9 @@ def test_state_dir_read_only_at_start_is_an_alert_root_is_not(tmp_path: Path) ->
 
 def test_an_empty_tree_is_all_unavailable_with_reasons(tmp_path: Path) -> None:
     """Nothing to read: every section says why, no exception, and the lines still render."""
-    health = read_health(HealthSources(sys_root=str(tmp_path), proc_root=str(tmp_path),
-                                       disks={"state": str(tmp_path / "missing")}))
+    health = read_health(
+        HealthSources(sys_root=str(tmp_path), proc_root=str(tmp_path), disks={"state": str(tmp_path / "missing")})
+    )
     doc = health.to_dict()
     for key in ("memory", "boot", "emmc", "read_only_mounts"):
         assert doc[key]["available"] is False and doc[key]["reason"], key
@@ -139,6 +155,7 @@ def test_this_host_reads_without_error() -> None:
 
 def _statvfs_at(used_pct: list[float]) -> Statvfs:
     """A statvfs whose file system is ``used_pct[0]`` % full (1 GiB, 4 KiB blocks); change the list to refill it."""
+
     def fake(path: str) -> os.statvfs_result:
         blocks = 262144
         free = round(blocks * (100.0 - used_pct[0]) / 100.0)
@@ -153,13 +170,17 @@ def test_a_full_file_system_alerts_once_and_rearms_below_90_percent(tmp_path: Pa
     state.mkdir()
     _board(root)
     used = [50.0]
-    watch = HealthWatch(HealthSources(sys_root=str(root), proc_root=str(root), disks={"state": str(state)}),
-                        adjtimex=lambda: (0, 0, 0), statvfs=_statvfs_at(used))
+    watch = HealthWatch(
+        HealthSources(sys_root=str(root), proc_root=str(root), disks={"state": str(state)}),
+        adjtimex=lambda: (0, 0, 0),
+        statvfs=_statvfs_at(used),
+    )
     assert watch.poll()[1] == []
     used[0] = 96.0
     _, alerts = watch.poll()
     assert [(a.kind, a.severity, a.data["used_pct"], a.data["free_mb"]) for a in alerts] == [
-        ("disk_full", "high", 96.0, 40)]
+        ("disk_full", "high", 96.0, 40)
+    ]
     used[0] = 92.0
     assert watch.poll()[1] == []
     used[0] = 97.0

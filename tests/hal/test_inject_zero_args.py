@@ -17,12 +17,15 @@ def sim() -> Iterator[hal.Board]:
     board.close()
 
 
-@pytest.mark.parametrize(("fault", "args", "says"), [
-    ("seu", {"count": 0}, "count: expected 1..10000 upsets in one injection, got 0"),
-    ("seu", {"count": -3}, "count: expected 1..10000 upsets in one injection, got -3"),
-    ("sel", {"delta_ma": 0}, "delta_ma: expected a current step > 0 mA, got 0"),
-    ("sel", {"delta_ma": -50}, "delta_ma: expected a current step > 0 mA, got -50"),
-])
+@pytest.mark.parametrize(
+    ("fault", "args", "says"),
+    [
+        ("seu", {"count": 0}, "count: expected 1..10000 upsets in one injection, got 0"),
+        ("seu", {"count": -3}, "count: expected 1..10000 upsets in one injection, got -3"),
+        ("sel", {"delta_ma": 0}, "delta_ma: expected a current step > 0 mA, got 0"),
+        ("sel", {"delta_ma": -50}, "delta_ma: expected a current step > 0 mA, got -50"),
+    ],
+)
 def test_a_zero_or_negative_amount_is_refused(sim: hal.Board, fault: str, args: dict[str, int], says: str) -> None:
     with pytest.raises(FaultArgumentError) as err:
         hal.fault_injection(sim).inject(fault, args)

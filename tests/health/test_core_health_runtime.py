@@ -99,8 +99,10 @@ async def test_losing_three_cores_goes_safe_and_rejoining_returns_nominal() -> N
         safe = await c.wait_for("ev.kernel", named("MODE_CHANGED", new="SAFE"), timeout=10, sub=events)
         assert "1 of 4 cores usable" in safe.payload["message"]
         await c.wait_for("ev.kernel", named("SERVICE_SHED", service="test"), timeout=10, sub=events)
-        st = await rt.wait_until(lambda s: {r["name"]: r["state"] for r in active(s)} ==
-                                 {"test": "STOPPED", "housekeeping": "READY"}, what="only critical running")
+        st = await rt.wait_until(
+            lambda s: {r["name"]: r["state"] for r in active(s)} == {"test": "STOPPED", "housekeeping": "READY"},
+            what="only critical running",
+        )
         assert next(r for r in st["services"] if r["name"] == "test")["reason"].startswith("shed")
         try:
             await c.call("test", "ping")
@@ -117,8 +119,12 @@ async def test_losing_three_cores_goes_safe_and_rejoining_returns_nominal() -> N
 
 async def test_power_over_budget_sheds_in_criticality_order() -> None:
     """A budget below the board's draw sheds the elastic service first, then the essential one, never the critical."""
-    overrides = ["power.budget_nominal_w=0.2", "power.budget_degraded_w=0.2", "power.over_budget_periods=2",
-                 'services.housekeeping.criticality="essential"']
+    overrides = [
+        "power.budget_nominal_w=0.2",
+        "power.budget_degraded_w=0.2",
+        "power.over_budget_periods=2",
+        'services.housekeeping.criticality="essential"',
+    ]
     async with make_runtime(["test", "housekeeping"], overrides) as rt:
         c = rt.client
         assert c is not None
@@ -157,8 +163,10 @@ async def test_ground_commands_hold_a_core_and_a_mode() -> None:
         st = await rt.status()
         assert next(s for s in st["services"] if s["name"] == "test")["cores"] != [0]
         assert (await c.call("kernel", "mode", {"mode": "safe"}))["mode"] == "SAFE"
-        await rt.wait_until(lambda s: next(r for r in s["services"] if r["name"] == "test")["state"] == "STOPPED",
-                            what="test shed in SAFE")
+        await rt.wait_until(
+            lambda s: next(r for r in s["services"] if r["name"] == "test")["state"] == "STOPPED",
+            what="test shed in SAFE",
+        )
         assert (await c.call("kernel", "mode", {"mode": "auto"}))["mode"] == "DEGRADED"  # core 0 still held
         await rt.wait_ready("test")
         assert (await c.call("kernel", "core", {"core": 0, "action": "enable"}))["state"] == "HEALTHY"
@@ -184,9 +192,15 @@ async def test_a_stalled_kernel_is_reset_by_the_watchdog_and_holds_safe_after_th
 
 async def test_hot_payload_is_throttled_and_the_junction_stays_below_its_trip() -> None:
     """A hot payload: elastic work is throttled, the junction stays under its trip, critical work is untouched."""
-    overrides = ['hal.load_source="sim"', "hal.core_active_w=20", "hal.time_scale=10", "hal.trip_passive_c=45",
-                 "thermal.margin_c=10", "services.test.params.duty_pct=60",
-                 'services.housekeeping.criticality="critical"']
+    overrides = [
+        'hal.load_source="sim"',
+        "hal.core_active_w=20",
+        "hal.time_scale=10",
+        "hal.trip_passive_c=45",
+        "thermal.margin_c=10",
+        "services.test.params.duty_pct=60",
+        'services.housekeeping.criticality="critical"',
+    ]
     async with make_runtime(["test", "housekeeping"], overrides) as rt:
         c = rt.client
         assert c is not None

@@ -12,8 +12,10 @@ def zone(name: str, temp: float | None, **trips: float) -> hal.ThermalZone:
 
 def test_junction_is_the_zone_closest_to_its_trip() -> None:
     """The governing zone is the one with the least margin; zones without trips are ignored."""
-    j = junction([zone("radiator", 40.0), zone("cpu", 80.0, passive=95.0, critical=110.0),
-                  zone("gpu", 70.0, passive=100.0)], None)
+    j = junction(
+        [zone("radiator", 40.0), zone("cpu", 80.0, passive=95.0, critical=110.0), zone("gpu", 70.0, passive=100.0)],
+        None,
+    )
     assert (j.zone, j.temp_c, j.trip_c) == ("cpu", 80.0, 95.0)
     assert junction([zone("soc", 50.0)], 85.0).trip_c == 85.0
 

@@ -4,14 +4,25 @@ from __future__ import annotations
 
 from flightos.kernel.health.modes import Candidate, Mode, capacity_mode, plan, worse
 
-SERVICES = [Candidate("ground", "critical"), Candidate("adcs", "critical"), Candidate("hk", "essential"),
-            Candidate("store", "essential"), Candidate("sar", "elastic"), Candidate("ml", "elastic")]
+SERVICES = [
+    Candidate("ground", "critical"),
+    Candidate("adcs", "critical"),
+    Candidate("hk", "essential"),
+    Candidate("store", "essential"),
+    Candidate("sar", "elastic"),
+    Candidate("ml", "elastic"),
+]
 
 
 def test_losing_cores_lowers_the_mode() -> None:
     """4 of 4 is NOMINAL, 2-3 is DEGRADED, 1 (or none) is SAFE."""
     assert [capacity_mode(n, 4, 1) for n in (4, 3, 2, 1, 0)] == [
-        Mode.NOMINAL, Mode.DEGRADED, Mode.DEGRADED, Mode.SAFE, Mode.SAFE]
+        Mode.NOMINAL,
+        Mode.DEGRADED,
+        Mode.DEGRADED,
+        Mode.SAFE,
+        Mode.SAFE,
+    ]
     assert worse(Mode.NOMINAL, Mode.SAFE) == Mode.SAFE
 
 

@@ -7,8 +7,10 @@ from flightos.kernel.health.placement import place
 
 def test_spreads_and_keeps_critical_apart() -> None:
     """Two critical services never share a core while there are free cores."""
-    out = place([("a", "critical", None), ("b", "critical", None), ("c", "elastic", None),
-                 ("d", "essential", None)], [0, 1, 2, 3])
+    out = place(
+        [("a", "critical", None), ("b", "critical", None), ("c", "elastic", None), ("d", "essential", None)],
+        [0, 1, 2, 3],
+    )
     assert out["a"] != out["b"]
     assert len({tuple(v) for v in out.values()}) == 4
 

@@ -24,8 +24,12 @@ async def test_worker_answers_from_every_cpu_and_flags_overdue() -> None:
         cpus = os.sched_getaffinity(0)
         st.request(set(cpus))
         loop = asyncio.get_running_loop()
-        await eventually(lambda: all(st.latest[c].answered is not None for c in cpus), timeout=10, interval=0.01,
-                         what="the self-test worker to answer on every CPU")
+        await eventually(
+            lambda: all(st.latest[c].answered is not None for c in cpus),
+            timeout=10,
+            interval=0.01,
+            what="the self-test worker to answer on every CPU",
+        )
         assert all(st.verdict(c, 1.0) is None for c in cpus)
         assert all(st.latest[c].digest == KNOWN_ANSWER for c in cpus)
         st.latest[999] = type(st.latest[min(cpus)])(999, 0, sent=loop.time() - 5)  # never answered
@@ -48,8 +52,12 @@ async def test_tests_are_timed_from_the_workers_readiness() -> None:
         assert all(st.verdict(c, 0.1) is None for c in cpus)
         assert st.worker_fault(0.1, start_limit_s=30) is None
         os.kill(st.proc.pid, signal.SIGCONT)
-        await eventually(lambda: all(st.latest[c].answered is not None for c in cpus), timeout=10, interval=0.01,
-                         what="answers once the worker is ready")
+        await eventually(
+            lambda: all(st.latest[c].answered is not None for c in cpus),
+            timeout=10,
+            interval=0.01,
+            what="answers once the worker is ready",
+        )
         assert st.start_s is not None and st.start_s >= 0.3
         assert all(st.verdict(c, 0.1) is None for c in cpus)
     finally:
@@ -62,21 +70,30 @@ async def test_a_worker_that_answers_for_no_cpu_is_a_worker_fault() -> None:
     st = SelfTester()
     st.start()
     try:
-        await eventually(lambda: (st._on_output(), st.ready_at)[1] is not None, timeout=10, interval=0.01,
-                         what="the worker to be ready")
+        await eventually(
+            lambda: (st._on_output(), st.ready_at)[1] is not None,
+            timeout=10,
+            interval=0.01,
+            what="the worker to be ready",
+        )
         assert st.proc is not None
         os.kill(st.proc.pid, signal.SIGSTOP)
         cpus = os.sched_getaffinity(0)
         st.request(set(cpus))
-        await eventually(lambda: st.worker_fault(0.1, 30) is not None, timeout=5, interval=0.02,
-                         what="the silent worker to be named")
+        await eventually(
+            lambda: st.worker_fault(0.1, 30) is not None, timeout=5, interval=0.02, what="the silent worker to be named"
+        )
         assert "answered for no CPU" in (st.worker_fault(0.1, 30) or "")
         assert all(st.verdict(c, 0.1) is None for c in cpus)
         st.restart()
         assert st.restarts == 1
         st.request(set(cpus))
-        await eventually(lambda: all(st.latest[c].answered is not None for c in cpus), timeout=10, interval=0.01,
-                         what="the restarted worker to answer")
+        await eventually(
+            lambda: all(st.latest[c].answered is not None for c in cpus),
+            timeout=10,
+            interval=0.01,
+            what="the restarted worker to answer",
+        )
         assert st.worker_fault(0.1, 30) is None
     finally:
         st.stop()

@@ -14,8 +14,13 @@ from tests.runtimes import make_runtime
 
 def test_flatten_names_every_unavailable_source() -> None:
     """An empty reading gives every key as None and says which sources were missing."""
-    flat = flatten({"memory": {"available": False, "reason": "/proc/meminfo unreadable"}, "disks": [],
-                    "kernel_log": {"available": False, "reason": "/dev/kmsg: not permitted"}})
+    flat = flatten(
+        {
+            "memory": {"available": False, "reason": "/proc/meminfo unreadable"},
+            "disks": [],
+            "kernel_log": {"available": False, "reason": "/dev/kmsg: not permitted"},
+        }
+    )
     assert set(flat) == set(KEYS)
     assert flat["ram_used_pct"] is None and flat["kernel_log"] == "unavailable"
     assert flat["unavailable"]["memory"] == "/proc/meminfo unreadable"
@@ -24,8 +29,9 @@ def test_flatten_names_every_unavailable_source() -> None:
 
 def test_status_lines_say_why_when_nothing_could_be_read(tmp_path: Path) -> None:
     """`flightos status` renders a board with no readable source as reasons, not a crash or blanks."""
-    doc = read_health(HealthSources(sys_root=str(tmp_path), proc_root=str(tmp_path),
-                                    disks={"state": str(tmp_path / "gone")})).to_dict()
+    doc = read_health(
+        HealthSources(sys_root=str(tmp_path), proc_root=str(tmp_path), disks={"state": str(tmp_path / "gone")})
+    ).to_dict()
     lines = board_health_lines(doc)
     assert len(lines) == 3
     text = "\n".join(lines)
@@ -45,8 +51,9 @@ async def test_board_health_reaches_status_housekeeping_and_events(tmp_path: Pat
     async with make_runtime(["housekeeping"], [f'hal.root="{tree}"']) as rt:
         assert rt.client is not None
         bus = Bus(rt.client)
-        first: dict[str, Any] = await bus.telemetry("tm.housekeeping.board", timeout=20,
-                                                    what="board health as housekeeping")
+        first: dict[str, Any] = await bus.telemetry(
+            "tm.housekeeping.board", timeout=20, what="board health as housekeeping"
+        )
         assert 0 < first["ram_used_pct"] < 100 and first["ram_available_mb"] > 0
         assert first["root_free_mb"] > 0 and first["state_read_only"] is False
         assert first["emmc_level"] == "ok" and first["emmc_life_a"] == "0-10%"
@@ -74,7 +81,8 @@ async def test_board_health_reaches_status_housekeeping_and_events(tmp_path: Pat
         assert seen["BOARD_UNDER_VOLTAGE"]["data"]["count"] == 1
         assert "Undervoltage detected!" in seen["BOARD_UNDER_VOLTAGE"]["message"]
         assert seen["EMMC_WEAR"]["data"]["level"] == "warning" and seen["EMMC_WEAR"]["severity_name"] == "MEDIUM"
-        later = await bus.telemetry("tm.housekeeping.board",
-                                    lambda p: p["under_voltage"] == 1 and p["emmc_level"] == "warning", timeout=10)
+        later = await bus.telemetry(
+            "tm.housekeeping.board", lambda p: p["under_voltage"] == 1 and p["emmc_level"] == "warning", timeout=10
+        )
         assert later["emmc_pre_eol"] == "warning (80% of reserved blocks used)"
         assert await bus.call("housekeeping", "board") is not None

@@ -26,16 +26,20 @@ def test_defaults_and_numbers_written_as_integers(tmp_path: Path) -> None:
     assert isinstance(p.memory_mb, float)
 
 
-@pytest.mark.parametrize(("params", "message"), [
-    ({"max_batch": "x"}, "params.max_batch: expected an integer, got 'x'"),
-    ({"memory_mb": 0}, "params.memory_mb: expected a number > 0, got 0.0"),
-    ({"threads": 0}, "params.threads: expected an integer >= 1, got 0"),
-    ({"memory_mb": float("nan")}, "params.memory_mb: expected a finite number, got nan"),
-    ({"downlink": "yes"}, "params.downlink: expected true or false, got 'yes'"),
-    ({"batch": 3}, "params.batch: unknown option (known: model, input, memory_mb, max_batch, threads, downlink)"),
-])
-def test_a_wrong_parameter_fails_the_job_naming_the_key(tmp_path: Path, params: dict[str, object],
-                                                        message: str) -> None:
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"max_batch": "x"}, "params.max_batch: expected an integer, got 'x'"),
+        ({"memory_mb": 0}, "params.memory_mb: expected a number > 0, got 0.0"),
+        ({"threads": 0}, "params.threads: expected an integer >= 1, got 0"),
+        ({"memory_mb": float("nan")}, "params.memory_mb: expected a finite number, got nan"),
+        ({"downlink": "yes"}, "params.downlink: expected true or false, got 'yes'"),
+        ({"batch": 3}, "params.batch: unknown option (known: model, input, memory_mb, max_batch, threads, downlink)"),
+    ],
+)
+def test_a_wrong_parameter_fails_the_job_naming_the_key(
+    tmp_path: Path, params: dict[str, object], message: str
+) -> None:
     with pytest.raises(InferenceError) as err:
         job_params(ctx(tmp_path, **params))
     assert str(err.value) == message

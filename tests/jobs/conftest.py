@@ -25,7 +25,7 @@ ENTRY_POINTS = {
     "flightos.processors": {"inference.run": "services.inference:run", "test.spin": "services.jobs.testproc:spin"},
 }
 JOBS = [
-    "services.jobs.criticality=\"elastic\"",
+    'services.jobs.criticality="elastic"',
     "services.jobs.heartbeat_period_s=0.2",
     "services.jobs.heartbeat_misses=5",
 ]
@@ -47,8 +47,11 @@ def write_dist_info(site: Path, eps: dict[str, dict[str, str]]) -> None:
     dist = site / "flightos_jobs_dev-0.dist-info"
     dist.mkdir(parents=True, exist_ok=True)
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: flightos-jobs-dev\nVersion: 0\n")
-    (dist / "entry_points.txt").write_text("".join(
-        f"[{group}]\n" + "".join(f"{k} = {v}\n" for k, v in items.items()) + "\n" for group, items in eps.items()))
+    (dist / "entry_points.txt").write_text(
+        "".join(
+            f"[{group}]\n" + "".join(f"{k} = {v}\n" for k, v in items.items()) + "\n" for group, items in eps.items()
+        )
+    )
 
 
 @pytest.fixture(scope="session")
@@ -75,11 +78,13 @@ def plugin_env() -> Iterator[dict[str, str]]:
             os.environ["PYTHONPATH"] = old_env
 
 
-def jobs_runtime(env: dict[str, str], overrides: list[str] | None = None,
-                 services: list[str] | None = None) -> RuntimeProcess:
+def jobs_runtime(
+    env: dict[str, str], overrides: list[str] | None = None, services: list[str] | None = None
+) -> RuntimeProcess:
     """A runtime with the jobs service (elastic, fast heartbeats) in this run's directory."""
-    return RuntimeProcess("sim-radhard", services=services or ["jobs"], overrides=[*JOBS, *(overrides or [])],
-                          base_dir=base(), env=env)
+    return RuntimeProcess(
+        "sim-radhard", services=services or ["jobs"], overrides=[*JOBS, *(overrides or [])], base_dir=base(), env=env
+    )
 
 
 @pytest_asyncio.fixture

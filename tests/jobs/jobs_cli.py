@@ -19,6 +19,7 @@ def _subparsers(p: argparse.ArgumentParser) -> Any:
 def main() -> None:
     original_build, original_dispatch = cli_main.build_parser, cli_main.dispatch
     if "jobs" not in _subparsers(original_build()).choices:
+
         def build_parser() -> argparse.ArgumentParser:
             p = original_build()
             jobs_cli.add_parsers(_subparsers(p))

@@ -28,10 +28,16 @@ def tiny_model() -> bytes:
     w = numpy_helper.from_array(np.array(W, dtype=np.float32), "W")
     b = numpy_helper.from_array(np.array(B, dtype=np.float32), "b")
     graph = helper.make_graph(
-        [helper.make_node("MatMul", ["x", "W"], ["xw"]), helper.make_node("Add", ["xw", "b"], ["z"]),
-         helper.make_node("Relu", ["z"], ["y"])],
-        "tiny", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3])], initializer=[w, b])
+        [
+            helper.make_node("MatMul", ["x", "W"], ["xw"]),
+            helper.make_node("Add", ["xw", "b"], ["z"]),
+            helper.make_node("Relu", ["z"], ["y"]),
+        ],
+        "tiny",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3])],
+        initializer=[w, b],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="flightos-tests")
     model.ir_version = 8
     onnx.checker.check_model(model)
@@ -55,16 +61,19 @@ async def test_inference_job_matches_numpy(tmp_path: Path, plugin_env: dict[str,
     x = np.random.default_rng(3).normal(size=(1000, 4)).astype(np.float32)
     mgr.store.put("a", "models/tiny.onnx", tiny_model())
     mgr.store.put("a", "x.npy", npy(x))
-    job = mgr.submit("inference.run", {"memory_mb": 0.01, "max_batch": 1000}, ["models/tiny.onnx", "x.npy"],
-                     {"cpu_s": 30}, "a")
+    job = mgr.submit(
+        "inference.run", {"memory_mb": 0.01, "max_batch": 1000}, ["models/tiny.onnx", "x.npy"], {"cpu_s": 30}, "a"
+    )
+
     def drive() -> dict[str, Any]:
         """Tick the manager as the service does while the job runs; its result so far."""
         if not mgr.get(job["id"], "a").finished:
             mgr.tick()
         return mgr.result(job["id"], "a")
 
-    await eventually(drive, until=lambda _: mgr.get(job["id"], "a").finished, timeout=30,
-                     what="the inference job to end")
+    await eventually(
+        drive, until=lambda _: mgr.get(job["id"], "a").finished, timeout=30, what="the inference job to end"
+    )
     res = mgr.result(job["id"], "a")
     assert res["state"] == "done", res
     s = res["result"]
@@ -97,8 +106,14 @@ def test_inference_honours_throttle_and_checks_inputs(tmp_path: Path) -> None:
     np.save(tmp_path / "x.npy", x)
     out = tmp_path / "out"
     out.mkdir()
-    ctx = JobContext(job_id="j1", tenant="a", params={"max_batch": 16, "downlink": True},
-                     inputs=[tmp_path / "m.onnx", tmp_path / "x.npy"], out_dir=out, throttle=lambda: 2)
+    ctx = JobContext(
+        job_id="j1",
+        tenant="a",
+        params={"max_batch": 16, "downlink": True},
+        inputs=[tmp_path / "m.onnx", tmp_path / "x.npy"],
+        out_dir=out,
+        throttle=lambda: 2,
+    )
     s = run(ctx)
     assert max(s["batch_sizes"]) == 4 and s["count"] == 64, "16 >> 2"
     np.testing.assert_allclose(np.load(out / "downlink" / "y.npy"), expected(x), rtol=1e-6)

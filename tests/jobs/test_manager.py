@@ -57,6 +57,7 @@ def mgr(tmp_path: Path, env: FakeEnv, plugin_env: dict[str, str]) -> Iterator[Jo
 
 async def until(m: JobManager, cond: Callable[[], bool], timeout: float = 15.0, what: str = "condition") -> None:
     """Drive the manager as the service does (tick at 20 Hz) until ``cond()``; fail after ``timeout``."""
+
     def ticked() -> bool:
         if cond():
             return True
@@ -167,8 +168,11 @@ async def test_tenants_cannot_reach_each_other(mgr: JobManager) -> None:
     job = mgr.submit("test.spin", {"seconds": 0.1}, ["scene.bin"], {}, "a")
     res = await finished(mgr, job["id"])
     assert res["state"] == "done" and res["result"]["inputs"] == ["scene.bin"]
-    for call in (lambda: mgr.result(job["id"], "b"), lambda: mgr.cancel(job["id"], "b"),
-                 lambda: mgr.result("jnothere", "b")):
+    for call in (
+        lambda: mgr.result(job["id"], "b"),
+        lambda: mgr.cancel(job["id"], "b"),
+        lambda: mgr.result("jnothere", "b"),
+    ):
         with pytest.raises(UnknownJob) as info:
             call()
         assert info.value.code == "unknown_job" and "for tenant 'b'" in info.value.message
@@ -216,8 +220,9 @@ async def test_jobs_run_niced_in_their_own_process_group(mgr: JobManager) -> Non
     await finished(mgr, job["id"])
 
 
-async def test_restart_recovers_queued_and_marks_interrupted(tmp_path: Path, env: FakeEnv,
-                                                             plugin_env: dict[str, str]) -> None:
+async def test_restart_recovers_queued_and_marks_interrupted(
+    tmp_path: Path, env: FakeEnv, plugin_env: dict[str, str]
+) -> None:
     """Queued jobs survive a restart of the service; jobs that were running are marked stopped, partial kept."""
     m = JobManager(tmp_path / "jobs", env, Config())
     env.m = "DEGRADED"
@@ -268,8 +273,9 @@ SLOW_START = "import time\nend = time.process_time() + {cpu_s}\nwhile time.proce
 board 6-10x slower than this machine (0.82 CPU-s there, measured)."""
 
 
-async def test_a_small_budget_buys_work_on_a_slowly_starting_worker(mgr: JobManager, tmp_path: Path,
-                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_small_budget_buys_work_on_a_slowly_starting_worker(
+    mgr: JobManager, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """0.8 CPU-s of interpreter start is not charged: a 0.5 CPU-s job reaches its checkpoints and spends its budget
     on work."""
     site = tmp_path / "slowsite"

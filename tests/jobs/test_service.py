@@ -48,9 +48,12 @@ async def c(shared_rt: RuntimeProcess) -> AsyncIterator[Client]:
 
 async def finished(c: Client, job_id: str, tenant: str, timeout: float = 20.0) -> dict[str, Any]:
     """Poll ``result`` until the job is in a final state."""
-    res: dict[str, Any] = await eventually(lambda: c.call("jobs", "result", {"job_id": job_id, "tenant": tenant}),
-                                           until=lambda r: r["state"] not in ("queued", "running"),
-                                           timeout=timeout, what=f"job {job_id} to end")
+    res: dict[str, Any] = await eventually(
+        lambda: c.call("jobs", "result", {"job_id": job_id, "tenant": tenant}),
+        until=lambda r: r["state"] not in ("queued", "running"),
+        timeout=timeout,
+        what=f"job {job_id} to end",
+    )
     return res
 
 
@@ -62,11 +65,25 @@ async def next_batch(sub: Subscriber, wait_s: float = 0.5) -> list[Envelope]:
         return []
 
 
-async def submit(c: Client, tenant: str, processor: str = "test.spin", params: dict[str, Any] | None = None,
-                 inputs: list[str] | None = None, budget: dict[str, Any] | None = None) -> dict[str, Any]:
-    job: dict[str, Any] = await c.call("jobs", "submit", {"processor": processor, "params": params or {},
-                                                          "inputs": inputs or [], "budget": budget or {},
-                                                          "tenant": tenant})
+async def submit(
+    c: Client,
+    tenant: str,
+    processor: str = "test.spin",
+    params: dict[str, Any] | None = None,
+    inputs: list[str] | None = None,
+    budget: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    job: dict[str, Any] = await c.call(
+        "jobs",
+        "submit",
+        {
+            "processor": processor,
+            "params": params or {},
+            "inputs": inputs or [],
+            "budget": budget or {},
+            "tenant": tenant,
+        },
+    )
     return job
 
 
@@ -92,8 +109,13 @@ async def test_over_budget_jobs_are_stopped_with_partial_results(c: Client) -> N
                 assert env.payload["id"] == JobsEvent.JOB_OVER_BUDGET and "deadline_s" in env.payload["message"]
         return seen.get(late["id"], set())
 
-    topics = await eventually(topics_of_late_job, until=lambda t: len(t) >= 2, timeout=5, interval=0,
-                              what="the late job's ev.jobs event and tm.jobs.done")
+    topics = await eventually(
+        topics_of_late_job,
+        until=lambda t: len(t) >= 2,
+        timeout=5,
+        interval=0,
+        what="the late job's ev.jobs event and tm.jobs.done",
+    )
     assert topics == {"ev.jobs", "tm.jobs.done"}
 
 
@@ -186,11 +208,18 @@ async def test_safe_mode_stops_running_jobs_and_marks_them(plugin_env: dict[str,
         c = rt.client
         assert c is not None
         job = await submit(c, "safe", params={"seconds": 60})
-        await eventually(lambda: c.call("jobs", "result", {"job_id": job["id"], "tenant": "safe"}),
-                         until=lambda r: r["progress"] is not None, timeout=10, what="the job to checkpoint")
+        await eventually(
+            lambda: c.call("jobs", "result", {"job_id": job["id"], "tenant": "safe"}),
+            until=lambda r: r["progress"] is not None,
+            timeout=10,
+            what="the job to checkpoint",
+        )
         await c.call("kernel", "mode", {"mode": "safe"})
-        await rt.wait_until(lambda st: next(s for s in st["services"] if s["name"] == "jobs")["state"] == "STOPPED",
-                            timeout=10, what="jobs shed")
+        await rt.wait_until(
+            lambda st: next(s for s in st["services"] if s["name"] == "jobs")["state"] == "STOPPED",
+            timeout=10,
+            what="jobs shed",
+        )
         with pytest.raises(CommandError) as info:
             await submit(c, "safe")
         assert info.value.code == "service_unavailable" and "SAFE" in info.value.message
@@ -202,28 +231,60 @@ async def test_safe_mode_stops_running_jobs_and_marks_them(plugin_env: dict[str,
 
 
 def cli(rt: RuntimeProcess, plugin_env: dict[str, str], *argv: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, **plugin_env,
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), plugin_env.get("PYTHONPATH", "")]))}
-    return subprocess.run([sys.executable, "-m", "tests.jobs.jobs_cli", "--runtime-dir", str(rt.runtime_dir), *argv],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+    env = {
+        **os.environ,
+        **plugin_env,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), plugin_env.get("PYTHONPATH", "")])),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "tests.jobs.jobs_cli", "--runtime-dir", str(rt.runtime_dir), *argv],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_cli(shared_rt: RuntimeProcess, plugin_env: dict[str, str], tmp_path: Path) -> None:
     """flightos jobs submit|list|result|cancel|ledger|put|files: outputs, exit codes, one-line errors."""
-    ok = cli(shared_rt, plugin_env, "jobs", "submit", "test.spin", "seconds=0.1", "--tenant", "cli", "--wait",
-             "--timeout", "20")
+    ok = cli(
+        shared_rt,
+        plugin_env,
+        "jobs",
+        "submit",
+        "test.spin",
+        "seconds=0.1",
+        "--tenant",
+        "cli",
+        "--wait",
+        "--timeout",
+        "20",
+    )
     assert ok.returncode == 0, ok.stderr
     assert " done (test.spin for cli)" in ok.stdout and "result: {" in ok.stdout
-    over = cli(shared_rt, plugin_env, "jobs", "submit", "test.spin", "seconds=30", "--cpu-s", "0.3",
-               "--tenant", "cli", "--wait")
+    over = cli(
+        shared_rt,
+        plugin_env,
+        "jobs",
+        "submit",
+        "test.spin",
+        "seconds=30",
+        "--cpu-s",
+        "0.3",
+        "--tenant",
+        "cli",
+        "--wait",
+    )
     assert over.returncode == 1 and "over_budget" in over.stdout and "partial result:" in over.stdout
     rows = json.loads(cli(shared_rt, plugin_env, "--json", "jobs", "list", "--tenant", "cli").stdout)
     assert [r["state"] for r in rows] == ["done", "over_budget"]
     bad = cli(shared_rt, plugin_env, "jobs", "result", rows[0]["id"], "--tenant", "eve")
     assert bad.returncode == 1 and bad.stderr.startswith("flightos: unknown_job: no job")
     assert len(bad.stderr.strip().splitlines()) == 1
-    started = json.loads(cli(shared_rt, plugin_env, "--json", "jobs", "submit", "test.spin", "seconds=60",
-                             "--tenant", "cli").stdout)
+    started = json.loads(
+        cli(shared_rt, plugin_env, "--json", "jobs", "submit", "test.spin", "seconds=60", "--tenant", "cli").stdout
+    )
     cancel = cli(shared_rt, plugin_env, "jobs", "cancel", started["id"], "--tenant", "cli")
     assert cancel.returncode == 0 and started["id"] in cancel.stdout
     led = cli(shared_rt, plugin_env, "jobs", "ledger", "--tenant", "cli", "--jobs")
@@ -239,8 +300,13 @@ def test_cli(shared_rt: RuntimeProcess, plugin_env: dict[str, str], tmp_path: Pa
     assert usage.returncode == 2 and "expected KEY=VALUE" in usage.stderr
     procs = cli(shared_rt, plugin_env, "jobs", "processors")
     assert "test.spin" in procs.stdout and "inference.run" in procs.stdout
-    nort = subprocess.run([sys.executable, "-m", "tests.jobs.jobs_cli", "--runtime-dir", str(tmp_path / "none"),
-                           "jobs", "list"], cwd=REPO, capture_output=True, text=True, timeout=60)
+    nort = subprocess.run(
+        [sys.executable, "-m", "tests.jobs.jobs_cli", "--runtime-dir", str(tmp_path / "none"), "jobs", "list"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert nort.returncode == 3 and nort.stderr.startswith("flightos: no flightos runtime")
 
 
@@ -265,8 +331,13 @@ async def test_downlink_files_and_records_go_to_the_ground_link(c: Client) -> No
             assert env.payload["priority"] == 3
         return sum(len(ch["data"]) for ch in chunks) if record is not None else -1
 
-    await eventually(downlinked, until=lambda n: n >= 70_000, timeout=10, interval=0,
-                     what="the job's record and 70,000 bytes of chunks on dl.jobs")
+    await eventually(
+        downlinked,
+        until=lambda n: n >= 70_000,
+        timeout=10,
+        interval=0,
+        what="the job's record and 70,000 bytes of chunks on dl.jobs",
+    )
     assert record is not None and record["state"] == "done" and record["downlink"]["bytes"] == 70_000
     assert [ch["offset"] for ch in chunks] == [0, 32768, 65536] and {ch["file"] for ch in chunks} == {"spin.bin"}
     assert b"".join(ch["data"] for ch in chunks) == b"\xa5" * 70_000

@@ -57,12 +57,23 @@ def test_ledger_totals_equal_the_sum_of_rows(tmp_path: Path) -> None:
     rng = random.Random(7)
     jobs = []
     for i in range(60):
-        j = Job(id=f"j{i}", tenant=rng.choice(["a", "b", "c"]), processor="test.spin", params={"i": i}, inputs=[],
-                budget=Budget.parse({}), submitted_at=1000.0 + i)
+        j = Job(
+            id=f"j{i}",
+            tenant=rng.choice(["a", "b", "c"]),
+            processor="test.spin",
+            params={"i": i},
+            inputs=[],
+            budget=Budget.parse({}),
+            submitted_at=1000.0 + i,
+        )
         led.add(j)
         j.state = rng.choice(["done", "over_budget", "failed", "cancelled", "queued"])
-        j.usage = Usage(cpu_s=rng.random() * 3, energy_mj=rng.random() * 900, downlink_bytes=rng.randrange(5000),
-                        wall_s=rng.random() * 10)
+        j.usage = Usage(
+            cpu_s=rng.random() * 3,
+            energy_mj=rng.random() * 900,
+            downlink_bytes=rng.randrange(5000),
+            wall_s=rng.random() * 10,
+        )
         led.save(j)
         jobs.append(j)
     tot = led.totals()
@@ -143,17 +154,30 @@ def test_outbox_sends_what_fits_the_downlink_budget(tmp_path: Path) -> None:
     (out / "downlink" / "a.bin").write_bytes(b"a" * 40_000)
     (out / "downlink" / "b.bin").write_bytes(b"b" * 30_000)
     (out / "downlink" / "c.bin").write_bytes(b"c" * 1_000)
-    job = Job(id="j1", tenant="t", processor="p", params={}, inputs=[],
-              budget=Budget.parse({"downlink_bytes": 42_000}), submitted_at=0.0, state="over_budget")
+    job = Job(
+        id="j1",
+        tenant="t",
+        processor="p",
+        params={},
+        inputs=[],
+        budget=Budget.parse({"downlink_bytes": 42_000}),
+        submitted_at=0.0,
+        state="over_budget",
+    )
     box = Outbox()
     box.add(job, out)
     got = box.take(100)
-    assert got[0][0] == "job" and got[0][1]["downlink"] == {"files": [{"name": "a.bin", "bytes": 40_000},
-                                                                       {"name": "c.bin", "bytes": 1_000}],
-                                                             "bytes": 41_000, "skipped": ["b.bin"]}
+    assert got[0][0] == "job" and got[0][1]["downlink"] == {
+        "files": [{"name": "a.bin", "bytes": 40_000}, {"name": "c.bin", "bytes": 1_000}],
+        "bytes": 41_000,
+        "skipped": ["b.bin"],
+    }
     chunks = [p for kind, p in got if kind == "file"]
     assert [(c["file"], c["offset"], len(c["data"])) for c in chunks] == [
-        ("a.bin", 0, 32768), ("a.bin", 32768, 40_000 - 32768), ("c.bin", 0, 1000)]
+        ("a.bin", 0, 32768),
+        ("a.bin", 32768, 40_000 - 32768),
+        ("c.bin", 0, 1000),
+    ]
     assert len(box) == 0 and box.take(5) == []
 
 
@@ -162,7 +186,9 @@ def test_a_job_process_does_not_load_the_service() -> None:
     import subprocess
     import sys
 
-    code = ("import sys, services.jobs.runner; "
-            "print(sorted(m for m in sys.modules if m.startswith('services.jobs') or m == 'psutil'))")
+    code = (
+        "import sys, services.jobs.runner; "
+        "print(sorted(m for m in sys.modules if m.startswith('services.jobs') or m == 'psutil'))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert out.stdout.strip() == "['services.jobs', 'services.jobs.runner']"

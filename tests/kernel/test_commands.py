@@ -57,8 +57,12 @@ async def test_the_service_cancels_a_handler_at_its_deadline(runtime: RuntimePro
     before = (await c.call("test", "stats"))["cmd_errors"]
     with pytest.raises(DeadlineExceeded):
         await c.call("test", "sleep", {"seconds": 30.0}, timeout=0.3)
-    await eventually(lambda: c.call("test", "stats"), until=lambda s: s["cmd_errors"] == before + 1, timeout=5.0,
-                     what="the sleeping handler cancelled at its 0.3 s deadline, not after 30 s")
+    await eventually(
+        lambda: c.call("test", "stats"),
+        until=lambda s: s["cmd_errors"] == before + 1,
+        timeout=5.0,
+        what="the sleeping handler cancelled at its 0.3 s deadline, not after 30 s",
+    )
 
 
 async def test_retry_with_same_id_never_executes_twice(runtime: RuntimeProcess) -> None:
@@ -70,8 +74,9 @@ async def test_retry_with_same_id_never_executes_twice(runtime: RuntimeProcess) 
     second = await c.call("test", "record", {"key": "retry"}, command_id=cid)
     assert first == second == 1
     cid2 = new_id()
-    results = await asyncio.gather(*(c.call("test", "record", {"key": "concurrent"}, command_id=cid2)
-                                     for _ in range(5)))
+    results = await asyncio.gather(
+        *(c.call("test", "record", {"key": "concurrent"}, command_id=cid2) for _ in range(5))
+    )
     assert results == [1] * 5
     assert await c.call("test", "executions") == {"concurrent": 1, "retry": 1}
 
@@ -87,8 +92,9 @@ async def test_commands_wait_while_restarting_and_full_queue_is_refused() -> Non
         for expected_delay in (0.0, 1.0):  # first restart at once, the second after a backoff
             pid = next(s for s in (await rt.wait_ready("test"))["services"] if s["name"] == "test")["pid"]
             os.kill(pid, signal.SIGKILL)
-            ev = await c.wait_for("ev.kernel", lambda e: e.payload["name"] == "SERVICE_RESTART_SCHEDULED",
-                                  timeout=10, sub=events)
+            ev = await c.wait_for(
+                "ev.kernel", lambda e: e.payload["name"] == "SERVICE_RESTART_SCHEDULED", timeout=10, sub=events
+            )
             assert ev.payload["data"]["delay_s"] == expected_delay
         calls = [asyncio.ensure_future(c.call("test", "record", {"key": f"q{i}"}, timeout=10)) for i in range(8)]
         done = await asyncio.gather(*calls, return_exceptions=True)
@@ -99,8 +105,9 @@ async def test_commands_wait_while_restarting_and_full_queue_is_refused() -> Non
 
 async def test_thousand_commands_across_three_kills_answered_exactly_once() -> None:
     """1,000 commands while the service is SIGKILLed 3 times: all answered, none lost, none run twice."""
-    async with make_runtime(["test"], ["restart.max_restarts=10", "restart.backoff_initial_s=0.05",
-                                       "runtime.command_queue=256"]) as rt:
+    async with make_runtime(
+        ["test"], ["restart.max_restarts=10", "restart.backoff_initial_s=0.05", "runtime.command_queue=256"]
+    ) as rt:
         c = rt.client
         assert c is not None
         total = 1000

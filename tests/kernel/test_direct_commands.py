@@ -23,9 +23,11 @@ async def _kernel_stats(c: Client) -> dict[str, int]:
 
 async def _direct(c: Client) -> None:
     """Wait until the client's direct connection to the test service carries commands."""
+
     async def sent() -> int:
         await c.call("test", "ping")
         return c.commands.direct_stats["sent"]
+
     await eventually(sent, until=lambda n: n > 0, timeout=10, what="a command sent one hop to the service")
 
 
@@ -34,7 +36,8 @@ def _pid(status: dict[str, Any], name: str) -> int:
 
 
 async def test_direct_commands_answer_as_through_the_kernel_and_run_once_under_retry(
-        runtime: RuntimeProcess, monkeypatch: pytest.MonkeyPatch) -> None:
+    runtime: RuntimeProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Same values and typed errors one hop away; the kernel keeps each result, so a retry does not run it again."""
     c = runtime.client
     assert c is not None
@@ -55,8 +58,12 @@ async def test_direct_commands_answer_as_through_the_kernel_and_run_once_under_r
     assert await c.call("test", "record", {"key": "direct-retry"}) == 1  # a fresh id: one hop
     monkeypatch.undo()
     assert c.commands.direct_stats["sent"] == before + 5
-    await eventually(lambda: _kernel_stats(c), until=lambda s: s["direct"] >= 5, timeout=5,
-                     what="the kernel holding copies of the direct results")
+    await eventually(
+        lambda: _kernel_stats(c),
+        until=lambda s: s["direct"] >= 5,
+        timeout=5,
+        what="the kernel holding copies of the direct results",
+    )
     assert await c.call("test", "record", {"key": "direct-retry"}, command_id=cid) == 1  # the retry: via the kernel
     assert await c.call("test", "executions", {"prefix": "direct-"}) == {"direct-retry": 1}
 
@@ -76,14 +83,14 @@ async def test_a_direct_command_whose_service_dies_is_answered_once_and_held_com
 
         def taken() -> bool:
             return any(entry in (started.read_started(p) or ()) for p in rt.runtime_dir.glob("started-test-*"))
+
         await eventually(taken, until=bool, timeout=5, what="the service's started ledger holding the sleep")
         os.kill(pid, signal.SIGKILL)
         with pytest.raises(ServiceFailed) as info:
             await running
         assert info.value.details["started"] is True
         assert c.commands.direct_stats["resent"] >= 1
-        during = [asyncio.ensure_future(c.call("test", "record", {"key": f"held-{i}"}, timeout=10.0))
-                  for i in range(5)]
+        during = [asyncio.ensure_future(c.call("test", "record", {"key": f"held-{i}"}, timeout=10.0)) for i in range(5)]
         assert await asyncio.gather(*during) == [1] * 5
         assert await c.call("test", "executions", {"prefix": "held-"}) == {f"held-{i}": 1 for i in range(5)}
         assert _pid(await c.call("kernel", "status"), "test") != pid
@@ -108,8 +115,9 @@ def test_a_caller_inside_the_runtime_is_sent_to_the_kernel() -> None:
 async def test_chaos_direct_commands_across_kills_run_at_most_once_and_answer_once() -> None:
     """600 one-hop commands while the service is SIGKILLed 3 times: each gets one answer, and what it says holds
     (a value: ran once; started: true: at most once; started: false, unavailable or queue full: not at all)."""
-    async with make_runtime(["test"], ["restart.max_restarts=10", "restart.backoff_initial_s=0.05",
-                                       "runtime.command_queue=256"]) as rt:
+    async with make_runtime(
+        ["test"], ["restart.max_restarts=10", "restart.backoff_initial_s=0.05", "runtime.command_queue=256"]
+    ) as rt:
         c = rt.client
         assert c is not None
         await _direct(c)
@@ -139,7 +147,9 @@ async def test_chaos_direct_commands_across_kills_run_at_most_once_and_answer_on
             else:
                 assert a == 1 and ran == 1, (i, a, ran)
         failed = [a for a in answers.values() if isinstance(a, ServiceFailed)]
-        print(f"600 direct commands, 3 kills: {c.commands.direct_stats}; service_failed started: true "
-              f"{sum(bool(a.details['started']) for a in failed)}, started: false "
-              f"{sum(not a.details['started'] for a in failed)}; ran once {sum(executed.values())}")
+        print(
+            f"600 direct commands, 3 kills: {c.commands.direct_stats}; service_failed started: true "
+            f"{sum(bool(a.details['started']) for a in failed)}, started: false "
+            f"{sum(not a.details['started'] for a in failed)}; ran once {sum(executed.values())}"
+        )
         assert c.commands.direct_stats["sent"] > 300

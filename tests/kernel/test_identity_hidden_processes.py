@@ -27,8 +27,14 @@ OTHERS = {50, 400, 700}
 
 
 def _ids() -> Any:
-    return Identities({"test": _Rec(201)}, kernel_pid=100, spawners=lambda: [200], parent=VISIBLE.get,
-                      cgroups=lambda pid: "", foreign=OTHERS.__contains__)
+    return Identities(
+        {"test": _Rec(201)},
+        kernel_pid=100,
+        spawners=lambda: [200],
+        parent=VISIBLE.get,
+        cgroups=lambda pid: "",
+        foreign=OTHERS.__contains__,
+    )
 
 
 def test_an_operator_behind_hidden_processes_is_the_operator() -> None:
@@ -56,8 +62,12 @@ def test_another_users_process_is_told_from_an_exited_one() -> None:
         try:
             os.setgid(65534)
             os.setuid(65534)
-            os.write(w, repr((other_users_process(1), other_users_process(os.getpid()),
-                              other_users_process(2**22 + 1))).encode())
+            os.write(
+                w,
+                repr(
+                    (other_users_process(1), other_users_process(os.getpid()), other_users_process(2**22 + 1))
+                ).encode(),
+            )
             code = 0
         finally:
             os._exit(code)

@@ -15,8 +15,22 @@ from flightos.kernel import commands
 from flightos.kernel.command_docs import KERNEL_ARGUMENTS, KERNEL_COMMANDS
 from flightos.sdk.validation import signature_of, validate
 
-EVERY_COMMAND = {"ping", "status", "describe", "restart", "stop", "start", "kill", "inject", "faults", "core",
-                 "block", "mode", "shutdown", "link"}
+EVERY_COMMAND = {
+    "ping",
+    "status",
+    "describe",
+    "restart",
+    "stop",
+    "start",
+    "kill",
+    "inject",
+    "faults",
+    "core",
+    "block",
+    "mode",
+    "shutdown",
+    "link",
+}
 
 
 class NoKernel:
@@ -33,9 +47,10 @@ def test_every_kernel_command_is_declared_with_a_doc_and_typed_arguments() -> No
     assert desc["service"] == "kernel" and set(desc["commands"]) == EVERY_COMMAND == set(KERNEL_COMMANDS)
     for name, entry in desc["commands"].items():
         assert entry["doc"] and entry["doc"] == KERNEL_COMMANDS[name]
-        assert entry["args"] == [{"name": a.name, "type": a.type_name, "required": a.required,
-                                  "default": None if a.required else a.default}
-                                 for a in signature_of(commands.TABLE[name].handler)]
+        assert entry["args"] == [
+            {"name": a.name, "type": a.type_name, "required": a.required, "default": None if a.required else a.default}
+            for a in signature_of(commands.TABLE[name].handler)
+        ]
     args = {n: [(a["name"], a["type"], a["required"]) for a in e["args"]] for n, e in desc["commands"].items()}
     assert args["restart"] == args["stop"] == args["start"] == [("service", "str", True)]
     assert args["kill"] == [("service", "str", True), ("signal", "str", False)]
@@ -46,15 +61,19 @@ def test_every_kernel_command_is_declared_with_a_doc_and_typed_arguments() -> No
     assert args["ping"] == args["status"] == args["shutdown"] == []
 
 
-@pytest.mark.parametrize(("name", "args", "problem"), [
-    ("restart", {}, "missing argument 'service' (str)"),
-    ("core", {"core": "two", "action": "disable"}, "argument 'core' expects int"),
-    ("ping", {"extra": 1}, "unexpected argument(s) extra"),
-    ("block", {"seconds": True}, "argument 'seconds' expects float"),
-    ("mode", {"mode": float("nan")}, "argument 'mode' expects str"),
-])
-async def test_bad_arguments_are_refused_as_a_service_refuses_them(name: str, args: dict[str, Any],
-                                                                    problem: str) -> None:
+@pytest.mark.parametrize(
+    ("name", "args", "problem"),
+    [
+        ("restart", {}, "missing argument 'service' (str)"),
+        ("core", {"core": "two", "action": "disable"}, "argument 'core' expects int"),
+        ("ping", {"extra": 1}, "unexpected argument(s) extra"),
+        ("block", {"seconds": True}, "argument 'seconds' expects float"),
+        ("mode", {"mode": float("nan")}, "argument 'mode' expects str"),
+    ],
+)
+async def test_bad_arguments_are_refused_as_a_service_refuses_them(
+    name: str, args: dict[str, Any], problem: str
+) -> None:
     """The same validator, so the same message: ``kernel.<command>: <problem>``, with the problems listed."""
     with pytest.raises(BadArguments) as info:
         await commands.dispatch(NoKernel(), name, args)  # type: ignore[arg-type]
@@ -94,18 +113,23 @@ def test_a_kernel_function_without_listed_arguments_takes_them_from_the_table(tm
     table.write_text('[functions]\n20000 = "kernel.kill"\n20001 = "kernel.block"\n')
     tables = mdb.load([table])
     doc = {f"{f['service']}.{f['command']}": f for f in as_json(tables)["functions"]}
-    assert doc["kernel.kill"]["args"] == [{"name": "service", "type": "str", "required": True, "default": None},
-                                          {"name": "signal", "type": "str", "required": False, "default": "KILL"}]
+    assert doc["kernel.kill"]["args"] == [
+        {"name": "service", "type": "str", "required": True, "default": None},
+        {"name": "signal", "type": "str", "required": False, "default": "KILL"},
+    ]
     assert doc["kernel.block"]["args"] == [{"name": "seconds", "type": "float", "required": True, "default": None}]
     assert doc["kernel.block"]["doc"] == KERNEL_COMMANDS["block"]
     assert "kernel.kill" not in as_json(tables)["unresolved"]
     assert 'name="kernel_kill"' in xtce(tables) and 'name="kernel_block"' in xtce(tables)
 
 
-@pytest.mark.parametrize(("module", "heavy"), [
-    ("flightos.kernel.command_docs", ("zmq", "psutil", "hal", "flightos.kernel.kernel")),
-    ("flightos.groundtools.mdb_export", ("zmq", "psutil", "flightos.kernel.kernel")),
-])
+@pytest.mark.parametrize(
+    ("module", "heavy"),
+    [
+        ("flightos.kernel.command_docs", ("zmq", "psutil", "hal", "flightos.kernel.kernel")),
+        ("flightos.groundtools.mdb_export", ("zmq", "psutil", "flightos.kernel.kernel")),
+    ],
+)
 def test_ground_tools_read_the_table_without_loading_the_kernel(module: str, heavy: tuple[str, ...]) -> None:
     """The docs view loads neither the kernel nor ZeroMQ, psutil or the HAL; the exporter not the kernel."""
     code = f"import sys, {module}; print(sorted(m for m in {heavy!r} if m in sys.modules))"

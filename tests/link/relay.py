@@ -98,8 +98,7 @@ class Relay:
                 return
             self._writers.add(up_writer)
             try:
-                await asyncio.gather(self._pump(reader, up_writer, self._up),
-                                     self._pump(up_reader, writer, self._down))
+                await asyncio.gather(self._pump(reader, up_writer, self._up), self._pump(up_reader, writer, self._down))
             finally:
                 up_writer.close()
                 self._writers.discard(up_writer)

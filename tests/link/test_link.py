@@ -58,8 +58,9 @@ async def test_command_goes_to_the_board_that_runs_the_service_and_back(tmp_path
         assert a.client is not None and b.client is not None
         assert await a.client.call("test", "echo", {"value": [1, "two"]}) == [1, "two"]
         # probe (on obc) calls test (on payload) through both kernels and the link
-        assert await a.client.call("probe", "relay", {"service": "test", "command": "record",
-                                                      "args": {"key": "k"}}) == 1
+        assert (
+            await a.client.call("probe", "relay", {"service": "test", "command": "record", "args": {"key": "k"}}) == 1
+        )
         assert await b.client.call("test", "executions") == {"k": 1}
         assert (await b.client.call("probe", "ping"))["reply"] == "pong"
         assert (await a.client.call("kernel@payload", "ping"))["pid"] == b.proc.pid  # type: ignore[union-attr]
@@ -77,8 +78,9 @@ async def test_telemetry_crosses_only_when_a_service_on_the_other_board_subscrib
         await b.client.call("test", "emit", {"name": "early", "count": 20})
         assert (await link_of(b))["stats"]["telemetry_out"] == 0
         await a.client.call("probe", "watch", {"prefix": "tm.test."})
-        await b.wait_until(lambda st: "tm.test." in st["link"]["peers"]["obc"]["interest"], 5,
-                           "payload to learn obc's interest")
+        await b.wait_until(
+            lambda st: "tm.test." in st["link"]["peers"]["obc"]["interest"], 5, "payload to learn obc's interest"
+        )
         await b.client.call("test", "emit", {"name": "wanted", "payload": "x", "count": 50})
 
         async def seen() -> dict[str, Any]:
@@ -112,9 +114,11 @@ async def test_a_wrong_key_a_missing_key_and_plaintext_are_refused_and_counted(t
         stranger_pub, stranger_sec = zmq.curve_keypair()
         wrong_server, _ = zmq.curve_keypair()
         socks = []
-        for client_keys, server_key in (((stranger_pub, stranger_sec), system.public_keys["obc"]),  # unknown key
-                                        (None, None),  # plaintext
-                                        ((stranger_pub, stranger_sec), wrong_server)):  # wrong server key
+        for client_keys, server_key in (
+            ((stranger_pub, stranger_sec), system.public_keys["obc"]),  # unknown key
+            (None, None),  # plaintext
+            ((stranger_pub, stranger_sec), wrong_server),
+        ):  # wrong server key
             s = ctx.socket(zmq.DEALER)
             s.setsockopt(zmq.LINGER, 0)
             if client_keys is not None:
@@ -125,11 +129,11 @@ async def test_a_wrong_key_a_missing_key_and_plaintext_are_refused_and_counted(t
             s.send_multipart([b"C", b"", b"not a command"])
             socks.append(s)
         try:
+
             def refused(reasons: set[str]) -> bool:
                 return {"unknown_key", "bad_handshake"} <= reasons and bool({"plaintext", "handshake_failed"} & reasons)
 
-            st = await a.wait_until(lambda st: refused(set(st["link"]["security"]["refused"])), 10,
-                                    "three refusals")
+            st = await a.wait_until(lambda st: refused(set(st["link"]["security"]["refused"])), 10, "three refusals")
             reasons: set[str] = set()
             while not refused(reasons):
                 env = await asyncio.wait_for(events.next(), 5)
@@ -231,9 +235,11 @@ async def test_a_dead_boards_critical_service_runs_on_a_survivor_with_its_state(
         loop = asyncio.get_running_loop()
         b.proc.kill()
         killed = loop.time()
-        st = await a.wait_until(lambda st: any(s["name"] == "test" and s["state"] == "READY"
-                                               for s in st["services"]), FAST["dead_after_s"] + 2.0,
-                                "test to run on obc")
+        st = await a.wait_until(
+            lambda st: any(s["name"] == "test" and s["state"] == "READY" for s in st["services"]),
+            FAST["dead_after_s"] + 2.0,
+            "test to run on obc",
+        )
         took = loop.time() - killed
         assert took <= FAST["dead_after_s"] + 2.0
         assert await a.client.call("test", "executions") == {"orbit": 3}

@@ -91,11 +91,15 @@ class LinkEvents:
 
     def _mine(self, env: Envelope) -> bool:
         p = env.payload
-        return (isinstance(p, dict) and p.get("name") in ("LINK_DOWN", "LINK_UP")
-                and p.get("data", {}).get("board") == self.peer)
+        return (
+            isinstance(p, dict)
+            and p.get("name") in ("LINK_DOWN", "LINK_UP")
+            and p.get("data", {}).get("board") == self.peer
+        )
 
     async def wait(self, name: str, count: int, timeout: float) -> None:
         """Wait until ``name`` was seen ``count`` times; TimeoutError saying what was seen instead."""
+
         async def seen_enough() -> None:
             while self.seen.count(name) < count:
                 self._changed.clear()
@@ -104,8 +108,9 @@ class LinkEvents:
         try:
             await asyncio.wait_for(seen_enough(), timeout)
         except asyncio.TimeoutError:
-            raise TimeoutError(f"no {name} #{count} about board {self.peer} within {timeout} s "
-                               f"(link events seen: {self.seen})") from None
+            raise TimeoutError(
+                f"no {name} #{count} about board {self.peer} within {timeout} s (link events seen: {self.seen})"
+            ) from None
 
     async def close(self) -> None:
         """Stop collecting."""
@@ -169,9 +174,13 @@ class Figures:
     link_events_on_b: list[str]
 
 
-async def cut_under_load(a: RuntimeProcess, b: RuntimeProcess, cut: Callable[[], Awaitable[None]],
-                         heal: Callable[[], Awaitable[None]],
-                         fade: Callable[[], Awaitable[None]] | None = None) -> Figures:
+async def cut_under_load(
+    a: RuntimeProcess,
+    b: RuntimeProcess,
+    cut: Callable[[], Awaitable[None]],
+    heal: Callable[[], Awaitable[None]],
+    fade: Callable[[], Awaitable[None]] | None = None,
+) -> Figures:
     """Run the load across a CUT_S cut made by ``cut``/``heal``; assert nothing was lost or run twice.
 
     ``fade``, if given, cuts B's replies FADE_S before ``cut`` cuts the rest.
@@ -212,8 +221,10 @@ async def cut_under_load(a: RuntimeProcess, b: RuntimeProcess, cut: Callable[[],
     # Every command got exactly one result, and it is a success: the first and only execution (count 1).
     assert set(load.outcomes) == set(load.issued)
     bad = {k: v for k, v in sorted(load.outcomes.items()) if v != [1]}
-    assert not bad, (f"{len(bad)} of {len(load.issued)} commands did not get exactly one result '1'; "
-                     f"by phase {phase_counts(bad, load.issued)}; first: {describe(bad)}")
+    assert not bad, (
+        f"{len(bad)} of {len(load.issued)} commands did not get exactly one result '1'; "
+        f"by phase {phase_counts(bad, load.issued)}; first: {describe(bad)}"
+    )
 
     # B's store: every key ran exactly once, none is missing, none is extra.
     runs = await b.client.call("test", "executions", {"prefix": KEY_PREFIX}, timeout=10)
@@ -222,7 +233,8 @@ async def cut_under_load(a: RuntimeProcess, b: RuntimeProcess, cut: Callable[[],
     twice = {k: n for k, n in sorted(runs.items()) if n != 1}
     assert not missing and not extra and not twice, (
         f"executions on payload: {len(missing)} missing {missing[:5]}, {len(extra)} extra {extra[:5]}, "
-        f"{len(twice)} not exactly once {list(twice.items())[:5]}")
+        f"{len(twice)} not exactly once {list(twice.items())[:5]}"
+    )
 
     # The link really went down and came back, on both sides; nothing failed over, nothing is left over.
     st_a, st_b = await a.status(), await b.status()
@@ -240,12 +252,18 @@ async def cut_under_load(a: RuntimeProcess, b: RuntimeProcess, cut: Callable[[],
 
     if fade is not None:
         assert st_b["bus"]["commands"]["duplicates"] > 0, (
-            "no command that ran on B during the fade was resent and answered from B's result cache")
+            "no command that ran on B during the fade was resent and answered from B's result cache"
+        )
 
-    figures = Figures(issued=len(load.issued), issued_during_cut=during_cut, resends=link_a["resends"],
-                      duplicates_absorbed_on_b=st_b["bus"]["commands"]["duplicates"],
-                      undeliverable_results_on_b=st_b["bus"]["commands"]["undeliverable"],
-                      link_events_on_a=events_a.seen, link_events_on_b=events_b.seen)
+    figures = Figures(
+        issued=len(load.issued),
+        issued_during_cut=during_cut,
+        resends=link_a["resends"],
+        duplicates_absorbed_on_b=st_b["bus"]["commands"]["duplicates"],
+        undeliverable_results_on_b=st_b["bus"]["commands"]["undeliverable"],
+        link_events_on_a=events_a.seen,
+        link_events_on_b=events_b.seen,
+    )
     print(f"\nlink cut {CUT_S:g} s: {figures}")
     return figures
 
@@ -266,8 +284,7 @@ def describe(bad: dict[str, list[Any]], n: int = 3) -> str:
 # ---- two kernels, linked ----------------------------------------------------------------------------
 def write_pair(tmp_path: Path, obc_services: dict[str, dict[str, Any]]) -> LinkedSystem:
     """Targets and CURVE keys for obc (A, running ``obc_services``) and payload (B, running ``test``)."""
-    return write_system(tmp_path / "sys", {"obc": obc_services, "payload": {"test": ESSENTIAL_NO_FAILOVER}},
-                        link=LINK)
+    return write_system(tmp_path / "sys", {"obc": obc_services, "payload": {"test": ESSENTIAL_NO_FAILOVER}}, link=LINK)
 
 
 @asynccontextmanager
@@ -277,8 +294,11 @@ async def running(a: RuntimeProcess, b: RuntimeProcess) -> AsyncIterator[None]:
     try:
         await b.start()
         await a.start()
-        await a.wait_until(lambda st: st["link"]["peers"]["payload"]["up"]
-                           and "test" in st["link"]["peers"]["payload"]["services"], 10, "A to see test on B")
+        await a.wait_until(
+            lambda st: st["link"]["peers"]["payload"]["up"] and "test" in st["link"]["peers"]["payload"]["services"],
+            10,
+            "A to see test on B",
+        )
         yield
         failed = False
     finally:
@@ -298,10 +318,12 @@ async def test_link_cut_for_30_s_under_load_loses_and_duplicates_nothing(tmp_pat
     # Each kernel listens on its own port; each one's peer endpoint is a relay to the other's.
     to_b = await Relay(port_of(system.endpoints["payload"])).start()  # A's DEALER -> B's ROUTER
     to_a = await Relay(port_of(system.endpoints["obc"])).start()  # B's DEALER -> A's ROUTER
-    a = RuntimeProcess(str(system.targets["obc"]), base_dir=base_dir(),
-                       overrides=[f'link.peers.payload.endpoint="{to_b.endpoint}"'])
-    b = RuntimeProcess(str(system.targets["payload"]), base_dir=base_dir(),
-                       overrides=[f'link.peers.obc.endpoint="{to_a.endpoint}"'])
+    a = RuntimeProcess(
+        str(system.targets["obc"]), base_dir=base_dir(), overrides=[f'link.peers.payload.endpoint="{to_b.endpoint}"']
+    )
+    b = RuntimeProcess(
+        str(system.targets["payload"]), base_dir=base_dir(), overrides=[f'link.peers.obc.endpoint="{to_a.endpoint}"']
+    )
 
     async def fade() -> None:  # everything from B to A: its results (on A's connection) and its hellos
         to_b.cut(up=False)
@@ -366,11 +388,17 @@ class NetnsPair:
     def create(self) -> str | None:
         """Create both namespaces and the veth pair, up; the failing command and its error, or None."""
         (na, nb), (va, vb), (aa, ab) = self.ns, self.veth, self.addr
-        for argv in (["netns", "add", na], ["netns", "add", nb],
-                     ["link", "add", va, "netns", na, "type", "veth", "peer", "name", vb, "netns", nb],
-                     ["-n", na, "addr", "add", f"{aa}/24", "dev", va], ["-n", nb, "addr", "add", f"{ab}/24", "dev", vb],
-                     ["-n", na, "link", "set", "lo", "up"], ["-n", nb, "link", "set", "lo", "up"],
-                     ["-n", na, "link", "set", va, "up"], ["-n", nb, "link", "set", vb, "up"]):
+        for argv in (
+            ["netns", "add", na],
+            ["netns", "add", nb],
+            ["link", "add", va, "netns", na, "type", "veth", "peer", "name", vb, "netns", nb],
+            ["-n", na, "addr", "add", f"{aa}/24", "dev", va],
+            ["-n", nb, "addr", "add", f"{ab}/24", "dev", vb],
+            ["-n", na, "link", "set", "lo", "up"],
+            ["-n", nb, "link", "set", "lo", "up"],
+            ["-n", na, "link", "set", va, "up"],
+            ["-n", nb, "link", "set", vb, "up"],
+        ):
             done = ip(*argv)
             if done.returncode != 0:
                 return f"`ip {' '.join(argv)}` failed: {done.stderr.strip() or done.returncode}"
@@ -420,16 +448,19 @@ def netns_pair() -> Iterator[NetnsPair]:
 @pytest.mark.slow
 @pytest.mark.timeout(TEST_TIMEOUT_S)
 async def test_link_cut_between_network_namespaces_loses_and_duplicates_nothing(
-        tmp_path: Path, netns_pair: NetnsPair) -> None:
+    tmp_path: Path, netns_pair: NetnsPair
+) -> None:
     """With the boards in two network namespaces and their veth link down for 30 s, every command runs once."""
     system = write_pair(tmp_path, {"test": ESSENTIAL_NO_FAILOVER})
     (ns_a, ns_b), (addr_a, addr_b) = netns_pair.ns, netns_pair.addr
     ep_a = f"tcp://{addr_a}:{port_of(system.endpoints['obc'])}"
     ep_b = f"tcp://{addr_b}:{port_of(system.endpoints['payload'])}"
-    a = NetnsRuntime(ns_a, str(system.targets["obc"]),
-                     [f'link.listen="{ep_a}"', f'link.peers.payload.endpoint="{ep_b}"'])
-    b = NetnsRuntime(ns_b, str(system.targets["payload"]),
-                     [f'link.listen="{ep_b}"', f'link.peers.obc.endpoint="{ep_a}"'])
+    a = NetnsRuntime(
+        ns_a, str(system.targets["obc"]), [f'link.listen="{ep_a}"', f'link.peers.payload.endpoint="{ep_b}"']
+    )
+    b = NetnsRuntime(
+        ns_b, str(system.targets["payload"]), [f'link.listen="{ep_b}"', f'link.peers.obc.endpoint="{ep_a}"']
+    )
 
     async def cut() -> None:
         await asyncio.to_thread(netns_pair.set_link, False)

@@ -27,25 +27,32 @@ def linked(**link: Any) -> dict[str, Any]:
 
 def test_a_link_table_is_read_with_its_peers() -> None:
     """board, listen and peers come through with their defaults filled in."""
-    t = tgt.from_dict(linked(board="obc", listen="tcp://0.0.0.0:7601",
-                             peers={"payload": {"endpoint": "tcp://10.0.0.2:7601"}}), "t.toml")
+    t = tgt.from_dict(
+        linked(board="obc", listen="tcp://0.0.0.0:7601", peers={"payload": {"endpoint": "tcp://10.0.0.2:7601"}}),
+        "t.toml",
+    )
     assert t.link.enabled and t.link.board == "obc" and t.link.curve is True
     assert t.link.peers["payload"].endpoint == "tcp://10.0.0.2:7601"
     assert t.link.dead_after_s == 2.0
 
 
-@pytest.mark.parametrize(("link", "message"), [
-    ({"board": "obc"}, "link.listen: missing"),
-    ({"listen": "tcp://h:1"}, "link.board: missing"),
-    ({"board": "obc", "listen": "ipc:///tmp/x"}, "link.listen: expected a tcp://HOST:PORT endpoint"),
-    ({"board": "obc", "listen": "tcp://h:99999"}, "port in 1..65535"),
-    ({"board": "obc", "listen": "tcp://h:1", "peers": {"p": {}}}, "link.peers.p.endpoint: missing"),
-    ({"board": "obc", "listen": "tcp://h:1", "peers": {"obc": {"endpoint": "tcp://h:2"}}}, "its own peer"),
-    ({"board": "obc", "listen": "tcp://h:1", "peers": {"p": {"endpoint": "tcp://h:2", "public_key": "short"}}},
-     "40-character"),
-    ({"board": "obc", "listen": "tcp://h:1", "heartbeat_s": 2.0, "dead_after_s": 1.0}, "more than heartbeat_s"),
-    ({"board": "obc", "listen": "tcp://h:1", "colour": 1}, "link.colour: unknown key"),
-])
+@pytest.mark.parametrize(
+    ("link", "message"),
+    [
+        ({"board": "obc"}, "link.listen: missing"),
+        ({"listen": "tcp://h:1"}, "link.board: missing"),
+        ({"board": "obc", "listen": "ipc:///tmp/x"}, "link.listen: expected a tcp://HOST:PORT endpoint"),
+        ({"board": "obc", "listen": "tcp://h:99999"}, "port in 1..65535"),
+        ({"board": "obc", "listen": "tcp://h:1", "peers": {"p": {}}}, "link.peers.p.endpoint: missing"),
+        ({"board": "obc", "listen": "tcp://h:1", "peers": {"obc": {"endpoint": "tcp://h:2"}}}, "its own peer"),
+        (
+            {"board": "obc", "listen": "tcp://h:1", "peers": {"p": {"endpoint": "tcp://h:2", "public_key": "short"}}},
+            "40-character",
+        ),
+        ({"board": "obc", "listen": "tcp://h:1", "heartbeat_s": 2.0, "dead_after_s": 1.0}, "more than heartbeat_s"),
+        ({"board": "obc", "listen": "tcp://h:1", "colour": 1}, "link.colour: unknown key"),
+    ],
+)
 def test_a_bad_link_table_names_the_key(link: dict[str, Any], message: str) -> None:
     """Every mistake in [link] is a ConfigError that names the key and what was expected."""
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
@@ -54,21 +61,42 @@ def test_a_bad_link_table_names_the_key(link: dict[str, Any], message: str) -> N
 
 def test_critical_services_fail_over_by_default_and_others_do_not() -> None:
     """failover defaults to the criticality; a service can opt in or out."""
-    t = tgt.from_dict({**BASE, "services": {"a": {"criticality": "critical"}, "b": {},
-                                            "c": {"failover": True}, "d": {"criticality": "critical",
-                                                                            "failover": False}}}, "t.toml")
+    t = tgt.from_dict(
+        {
+            **BASE,
+            "services": {
+                "a": {"criticality": "critical"},
+                "b": {},
+                "c": {"failover": True},
+                "d": {"criticality": "critical", "failover": False},
+            },
+        },
+        "t.toml",
+    )
     assert {n: s.failover for n, s in t.services.items()} == {"a": True, "b": False, "c": True, "d": False}
 
 
 def test_a_service_config_survives_the_trip_to_a_peer() -> None:
     """What a peer needs to start a service comes back equal, and junk is a ValueError."""
-    t = tgt.from_dict({**BASE, "services": {"cam": {"criticality": "critical", "plugin": "test",
-                                                    "params": {"x": 1}, "options": {"o": "p"}}}}, "t.toml")
+    t = tgt.from_dict(
+        {
+            **BASE,
+            "services": {
+                "cam": {"criticality": "critical", "plugin": "test", "params": {"x": 1}, "options": {"o": "p"}}
+            },
+        },
+        "t.toml",
+    )
     cfg = t.services["cam"]
     wire = msgspec.msgpack.decode(msgspec.msgpack.encode(cfg.to_wire()))
     back = tgt.ServiceConfig.from_wire("cam", wire)
-    assert (back.criticality, back.plugin, back.params, back.options, back.heartbeat_period_s) == \
-        ("critical", "test", {"x": 1}, {"o": "p"}, cfg.heartbeat_period_s)
+    assert (back.criticality, back.plugin, back.params, back.options, back.heartbeat_period_s) == (
+        "critical",
+        "test",
+        {"x": 1},
+        {"o": "p"},
+        cfg.heartbeat_period_s,
+    )
     with pytest.raises(ValueError, match="malformed configuration"):
         tgt.ServiceConfig.from_wire("cam", {"criticality": "critical"})
 
@@ -117,9 +145,11 @@ def test_authorized_service_keys_map_to_their_names(tmp_path: Path) -> None:
 
 def test_keys_curve_cli_round_trip(tmp_path: Path) -> None:
     """`flightos keys curve new/show/list` work from the shell, and errors are one line without a traceback."""
+
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "flightos.cli.main", *args], capture_output=True, text=True,
-                              timeout=60)
+        return subprocess.run(
+            [sys.executable, "-m", "flightos.cli.main", *args], capture_output=True, text=True, timeout=60
+        )
 
     made = cli("keys", "curve", "new", "obc", "--dir", str(tmp_path))
     assert made.returncode == 0, made.stderr

@@ -29,8 +29,13 @@ def test_pyproject_takes_the_version_from_the_package() -> None:
 def test_the_version_is_a_literal_setuptools_can_read_without_importing() -> None:
     """A plain string literal, so a build reads it statically (no imports of zmq or psutil at build time)."""
     tree = ast.parse((ROOT / "flightos" / "__init__.py").read_text())
-    found = [n.value.value for n in tree.body if isinstance(n, ast.Assign) and isinstance(n.value, ast.Constant)
-             and any(isinstance(t, ast.Name) and t.id == "__version__" for t in n.targets)]
+    found = [
+        n.value.value
+        for n in tree.body
+        if isinstance(n, ast.Assign)
+        and isinstance(n.value, ast.Constant)
+        and any(isinstance(t, ast.Name) and t.id == "__version__" for t in n.targets)
+    ]
     assert found == [flightos.__version__]
 
 

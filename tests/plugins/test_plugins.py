@@ -16,8 +16,23 @@ HERE = Path(__file__).resolve().parent.parent
 
 def pip_install(src: Path, into: Path) -> None:
     """A real pip install of a package directory into a private site directory."""
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-                    "--target", str(into), str(src)], check=True, capture_output=True, timeout=120)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(into),
+            str(src),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
 
 
 def with_path(site: Path) -> dict[str, str]:
@@ -37,6 +52,7 @@ async def test_out_of_tree_plugin_runs_like_a_built_in(tmp_path: Path) -> None:
         first = await c.wait_for("tm.oot.ticks", timeout=5)
         assert first.payload["ticks"] % 2 == 0
         await c.call("kernel", "kill", {"service": "oot"})
+
         def restarted(st: dict) -> bool:  # type: ignore[type-arg]
             row = next(r for r in st["services"] if r["name"] == "oot")
             return bool(row["restarts"] == 1 and row["state"] == "READY")
@@ -48,22 +64,36 @@ async def test_out_of_tree_plugin_runs_like_a_built_in(tmp_path: Path) -> None:
 
 def test_scaffolded_service_passes_its_own_test(tmp_path: Path) -> None:
     """`flightos new-service` writes a package whose own tests (the guide's async fixtures) pass once installed."""
-    subprocess.run([sys.executable, "-m", "flightos.cli.main", "new-service", "startracker", "--dir",
-                    str(tmp_path)], check=True, capture_output=True, timeout=60)
+    subprocess.run(
+        [sys.executable, "-m", "flightos.cli.main", "new-service", "startracker", "--dir", str(tmp_path)],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
     pkg = tmp_path / "flightos-startracker"
     site = tmp_path / "site"
     pip_install(pkg, site)
     env = {**os.environ, **with_path(site), "FLIGHTOS_TEST_BASE": str(base())}
-    res = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],  # as `new-service` says
-                         cwd=pkg, env=env, capture_output=True, text=True, timeout=120)
+    res = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],  # as `new-service` says
+        cwd=pkg,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert res.returncode == 0, res.stdout + res.stderr
     assert "3 passed" in res.stdout
 
 
 def test_scaffold_refuses_bad_names(tmp_path: Path) -> None:
     """A bad service name is a one-line error with exit code 5, not a traceback."""
-    res = subprocess.run([sys.executable, "-m", "flightos.cli.main", "new-service", "Bad Name", "--dir",
-                          str(tmp_path)], capture_output=True, text=True, timeout=60)
+    res = subprocess.run(
+        [sys.executable, "-m", "flightos.cli.main", "new-service", "Bad Name", "--dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert res.returncode == 5
     assert res.stderr.startswith("flightos: service name 'Bad Name'") and "Traceback" not in res.stderr
 

@@ -27,8 +27,13 @@ SERVICE_EVENTS: dict[str, type[enum.IntEnum]] = {
 }
 """Each shipped service that raises events with ids, and its enum."""
 
-RANGES = {"ground": (2000, 3000), "jobs": (3000, 4000), "sar": (7000, 8000), "thermwatch": (8000, 9000),
-          "test": (17000, 18000)}
+RANGES = {
+    "ground": (2000, 3000),
+    "jobs": (3000, 4000),
+    "sar": (7000, 8000),
+    "thermwatch": (8000, 9000),
+    "test": (17000, 18000),
+}
 """The id range each service owns (docs/events.md): no two services share one, none overlaps the kernel's."""
 
 

@@ -14,17 +14,25 @@ DOCS = Path(__file__).resolve().parents[2] / "docs"
 @pytest.mark.parametrize("page", ["topics", "testing"])
 def test_the_checked_in_page_is_current(page: str) -> None:
     """Regenerate with `python -m flightos.reference PAGE > docs/PAGE.md` (or `make docs`) after a change."""
-    res = subprocess.run([sys.executable, "-m", "flightos.reference", page], capture_output=True, text=True,
-                         timeout=60, check=True)
-    assert (DOCS / f"{page}.md").read_text() == res.stdout, \
+    res = subprocess.run(
+        [sys.executable, "-m", "flightos.reference", page], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert (DOCS / f"{page}.md").read_text() == res.stdout, (
         f"docs/{page}.md is stale: python -m flightos.reference {page} > docs/{page}.md"
+    )
 
 
 def test_the_testing_page_names_what_the_guide_uses() -> None:
     """The methods a plugin author meets in the guide and the fixtures' docstrings are all listed."""
     text = (DOCS / "testing.md").read_text()
-    for needle in ("`async core_fail(core: int) -> None`", "`async function(fid: int", "| `flightos_runtime` |",
-                   "`async telemetry(topic: str", "asyncio_mode = \"auto\"", "`async eventually("):
+    for needle in (
+        "`async core_fail(core: int) -> None`",
+        "`async function(fid: int",
+        "| `flightos_runtime` |",
+        "`async telemetry(topic: str",
+        'asyncio_mode = "auto"',
+        "`async eventually(",
+    ):
         assert needle in text, needle
 
 
@@ -33,8 +41,15 @@ def test_every_topic_prefix_has_a_section() -> None:
     from flightos.reference.topics import TOPICS
 
     names = {t.name for t in TOPICS}
-    assert {"tm.kernel.health", "tm.kernel.services", "tm.hal.reading", "ev.kernel", "ev.<service>",
-            "tm.<service>.<name>", "dl.<service>.<name>"} <= names
+    assert {
+        "tm.kernel.health",
+        "tm.kernel.services",
+        "tm.hal.reading",
+        "ev.kernel",
+        "ev.<service>",
+        "tm.<service>.<name>",
+        "dl.<service>.<name>",
+    } <= names
     assert all(t.fields or not t.fixed for t in TOPICS)
 
 

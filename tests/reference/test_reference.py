@@ -23,14 +23,28 @@ async def test_every_topic_carries_the_keys_docs_topics_md_lists() -> None:
         await c.call("test", "product", {"name": "summary", "data": {"n": 1}, "priority": 3})
         await c.call("kernel", "inject", {"fault": "seu", "count": 3})
         await c.call("sar", "process_scene", timeout=60)
-        await c.call("jobs", "submit", {"processor": "test.spin", "params": {"seconds": 0.1},
-                                        "budget": {"cpu_s": 5}})
+        await c.call("jobs", "submit", {"processor": "test.spin", "params": {"seconds": 0.1}, "budget": {"cpu_s": 5}})
         first: dict[str, Any] = {}
-        wanted = {"tm.kernel.services", "tm.kernel.health", "tm.kernel.bus", "tm.kernel.self", "tm.hal.reading",
-                  "tm.hal.timeline", "tm.hal.health", "tm.housekeeping.board",
-                  "ev.kernel", "ev.test", "tm.test.drill", "dl.test.summary",
-                  "tm.housekeeping.system", "tm.housekeeping.services", "tm.ground.link", "tm.sar.scene",
-                  "tm.jobs.status", "tm.jobs.done"}
+        wanted = {
+            "tm.kernel.services",
+            "tm.kernel.health",
+            "tm.kernel.bus",
+            "tm.kernel.self",
+            "tm.hal.reading",
+            "tm.hal.timeline",
+            "tm.hal.health",
+            "tm.housekeeping.board",
+            "ev.kernel",
+            "ev.test",
+            "tm.test.drill",
+            "dl.test.summary",
+            "tm.housekeeping.system",
+            "tm.housekeeping.services",
+            "tm.ground.link",
+            "tm.sar.scene",
+            "tm.jobs.status",
+            "tm.jobs.done",
+        }
 
         async def collect() -> set[str]:
             for env in await sub.batches():

@@ -25,8 +25,9 @@ try:
     HAS_MATPLOTLIB = True
 except ImportError:
     HAS_MATPLOTLIB = False
-needs_matplotlib = pytest.mark.skipif(not HAS_MATPLOTLIB, reason="matplotlib is not importable: "
-                                      "pip install 'flightos[report]' to draw the PNG")
+needs_matplotlib = pytest.mark.skipif(
+    not HAS_MATPLOTLIB, reason="matplotlib is not importable: pip install 'flightos[report]' to draw the PNG"
+)
 
 
 def copy_run(name: str, tmp: Path) -> Path:
@@ -53,6 +54,7 @@ def png_size(data: bytes) -> tuple[int, int]:
 
 
 # ---- files and the PNG -------------------------------------------------------------------------
+
 
 @needs_matplotlib
 def test_render_writes_png_and_html_into_the_run_directory(rendered: dict[str, ReportResult]) -> None:
@@ -156,6 +158,7 @@ def test_out_dir_receives_the_report_and_the_run_is_untouched(tmp_path: Path) ->
 
 # ---- the HTML page -------------------------------------------------------------------------------
 
+
 @needs_matplotlib
 def test_html_is_self_contained_with_the_png_embedded(rendered: dict[str, ReportResult]) -> None:
     """The page opens offline: the PNG is a data URI of the same image, no scripts, no external links."""
@@ -173,12 +176,21 @@ def test_html_is_self_contained_with_the_png_embedded(rendered: dict[str, Report
 def test_html_lists_the_kernel_decisions_in_time_order(rendered: dict[str, ReportResult]) -> None:
     """The decisions table shows what the kernel did, in the order it did it, with times since start."""
     page = rendered["core-failure"].html.read_text(encoding="utf-8")
-    table = page[page.index("Kernel decisions"):]
-    expected = ["core-failure: sefi on core 2", "core 2: HEALTHY -&gt; SUSPECT (selftest timeout)",
-                "imager silent for 600 ms", "imager restarts in 0.00 s", "core 2: SUSPECT -&gt; OFFLINE",
-                "imager: cores [2] -&gt; [3]", "frame rejected", "mode NOMINAL -&gt; DEGRADED",
-                "test shed in DEGRADED mode", "core 2: OFFLINE -&gt; HEALTHY",
-                "mode DEGRADED -&gt; NOMINAL", "test: cores [1] -&gt; [2] (rebalance), live"]
+    table = page[page.index("Kernel decisions") :]
+    expected = [
+        "core-failure: sefi on core 2",
+        "core 2: HEALTHY -&gt; SUSPECT (selftest timeout)",
+        "imager silent for 600 ms",
+        "imager restarts in 0.00 s",
+        "core 2: SUSPECT -&gt; OFFLINE",
+        "imager: cores [2] -&gt; [3]",
+        "frame rejected",
+        "mode NOMINAL -&gt; DEGRADED",
+        "test shed in DEGRADED mode",
+        "core 2: OFFLINE -&gt; HEALTHY",
+        "mode DEGRADED -&gt; NOMINAL",
+        "test: cores [1] -&gt; [2] (rebalance), live",
+    ]
     positions = [table.index(text) for text in expected]
     assert positions == sorted(positions)
     assert '<td class="num">61.30</td>' in table
@@ -218,6 +230,7 @@ def test_html_shows_the_summary_and_what_is_incomplete(rendered: dict[str, Repor
 
 # ---- the summary -------------------------------------------------------------------------------
 
+
 def test_summary_of_a_core_failure() -> None:
     """Restarts, migrations, time per mode, thermal margin and the unhealthy core are counted right."""
     s = summarize(load_run(RUNS / "core-failure"))
@@ -226,13 +239,27 @@ def test_summary_of_a_core_failure() -> None:
     assert (s["migrations"]["count"], s["migrations"]["with_restart"], s["migrations"]["without_restart"]) == (2, 1, 1)
     assert [m["service"] for m in s["migrations"]["list"]] == ["imager", "test"]
     assert s["mode_time_s"] == {"NOMINAL": 190.0, "DEGRADED": 110.0}
-    assert [(c["at_s"], c["old"], c["new"]) for c in s["mode_changes"]] == [(90.0, "NOMINAL", "DEGRADED"),
-                                                                              (200.0, "DEGRADED", "NOMINAL")]
-    assert s["thermal"] == {"max_junction_c": 84.0, "max_junction_at_s": 170.5, "trip_c": 95.0,
-                            "min_margin_c": 11.0, "min_margin_at_s": 170.5}
+    assert [(c["at_s"], c["old"], c["new"]) for c in s["mode_changes"]] == [
+        (90.0, "NOMINAL", "DEGRADED"),
+        (200.0, "DEGRADED", "NOMINAL"),
+    ]
+    assert s["thermal"] == {
+        "max_junction_c": 84.0,
+        "max_junction_at_s": 170.5,
+        "trip_c": 95.0,
+        "min_margin_c": 11.0,
+        "min_margin_at_s": 170.5,
+    }
     assert s["power"] == {"max_w": 3.2, "max_at_s": 150.5, "budget_w": 3.0, "samples_over_budget": 3}
-    assert s["cores_left_healthy"] == [{"core": 2, "at_s": 60.5, "states": ["SUSPECT", "OFFLINE"],
-                                        "reason": "selftest timeout", "healthy_again_at_s": 180.4}]
+    assert s["cores_left_healthy"] == [
+        {
+            "core": 2,
+            "at_s": 60.5,
+            "states": ["SUSPECT", "OFFLINE"],
+            "reason": "selftest timeout",
+            "healthy_again_at_s": 180.4,
+        }
+    ]
     assert s["failed_services"] == []
     assert s["events_by_severity"] == {"INFO": 23, "LOW": 8, "MEDIUM": 6, "HIGH": 0}
     json.dumps(s)  # the summary is plain JSON
@@ -242,8 +269,9 @@ def test_summary_of_a_crash_loop_to_failed() -> None:
     """Five restarts then FAILED; with no MODE_CHANGED the mode time comes from telemetry."""
     s = summarize(load_run(RUNS / "crash-loop"))
     assert s["restarts"] == {"housekeeping": 0, "test": 5}
-    assert s["failed_services"] == [{"service": "test", "at_s": 25.251,
-                                     "message": "test FAILED: more than 5 restarts in 600 s"}]
+    assert s["failed_services"] == [
+        {"service": "test", "at_s": 25.251, "message": "test FAILED: more than 5 restarts in 600 s"}
+    ]
     assert s["mode_time_s"] == {"NOMINAL": 60.0} and s["mode_changes"] == []
     assert s["migrations"]["count"] == 0 and s["cores_left_healthy"] == []
     assert s["events_by_severity"]["HIGH"] == 1
@@ -256,11 +284,19 @@ def test_summary_of_a_killed_run() -> None:
     assert s["ended_utc"] is None and s["complete"] is False
     assert s["duration_s"] == 14.8
     assert s["mode_time_s"] == {"NOMINAL": 9.0, "SAFE": 5.8}
-    assert s["cores_left_healthy"] == [{"core": 1, "at_s": 12.0, "states": ["DEGRADED"],
-                                        "reason": "EDAC uncorrectable errors", "healthy_again_at_s": None}]
+    assert s["cores_left_healthy"] == [
+        {
+            "core": 1,
+            "at_s": 12.0,
+            "states": ["DEGRADED"],
+            "reason": "EDAC uncorrectable errors",
+            "healthy_again_at_s": None,
+        }
+    ]
 
 
 # ---- damaged and missing recordings ------------------------------------------------------------
+
 
 def test_malformed_lines_are_skipped_and_counted() -> None:
     """Garbage lines in the logs are counted and named by line number; the rest of the run is read."""
@@ -324,8 +360,9 @@ def test_a_run_killed_at_start_renders_an_empty_timeline(tmp_path: Path) -> None
     """Only meta.json and an empty event log: a report, not a crash."""
     run = tmp_path / "run"
     run.mkdir()
-    (run / "meta.json").write_text(json.dumps({"run_id": "r1", "started_utc": START, "ended_utc": None,
-                                               "cores": [0, 1], "target": "linux"}))
+    (run / "meta.json").write_text(
+        json.dumps({"run_id": "r1", "started_utc": START, "ended_utc": None, "cores": [0, 1], "target": "linux"})
+    )
     (run / "events.jsonl").write_text("")
     result = render(run)
     assert result.summary["duration_s"] == 0.0 and result.summary["events"] == 0
@@ -337,17 +374,37 @@ def test_wrongly_typed_fields_do_not_crash(tmp_path: Path) -> None:
     """Odd values from a future or buggy kernel are ignored field by field, not fatal."""
     run = tmp_path / "run"
     run.mkdir()
-    (run / "meta.json").write_text(json.dumps({"cores": "abc", "services": 5, "started_utc": "x",
-                                               "ended_utc": True, "target": ["x"], "board": None}))
-    events = [{"t": START + 1, "severity": 3, "severity_name": "MEDIUM", "name": "CORE_STATE_CHANGED",
-               "data": {"core": 0, "old": "HEALTHY", "new": "hung"}, "message": None},
-              {"t": START + 2, "severity": 99, "name": "MODE_CHANGED", "data": ["not", "a", "dict"]},
-              {"t": START + 3, "severity": "CRITICAL", "topic": "ev.x", "id": True, "message": "<b>"},
-              {"t": "soon"}, {"t": float("nan")}, {"t": START + 4, "name": "SERVICE_MIGRATED", "data": {}}]
+    (run / "meta.json").write_text(
+        json.dumps(
+            {"cores": "abc", "services": 5, "started_utc": "x", "ended_utc": True, "target": ["x"], "board": None}
+        )
+    )
+    events = [
+        {
+            "t": START + 1,
+            "severity": 3,
+            "severity_name": "MEDIUM",
+            "name": "CORE_STATE_CHANGED",
+            "data": {"core": 0, "old": "HEALTHY", "new": "hung"},
+            "message": None,
+        },
+        {"t": START + 2, "severity": 99, "name": "MODE_CHANGED", "data": ["not", "a", "dict"]},
+        {"t": START + 3, "severity": "CRITICAL", "topic": "ev.x", "id": True, "message": "<b>"},
+        {"t": "soon"},
+        {"t": float("nan")},
+        {"t": START + 4, "name": "SERVICE_MIGRATED", "data": {}},
+    ]
     (run / "events.jsonl").write_text("\n".join(json.dumps(e) for e in events) + "\n")
-    samples = [{"t": START + 0.5, "cores": [{"id": 0, "state": 7, "services": "imager"}, {"id": "x"}, 3],
-                "services": [{"name": 1, "restarts": "many"}], "mode": 5, "junction_c": "hot"},
-               {"t": START + 1.5, "cores": 5}]
+    samples = [
+        {
+            "t": START + 0.5,
+            "cores": [{"id": 0, "state": 7, "services": "imager"}, {"id": "x"}, 3],
+            "services": [{"name": 1, "restarts": "many"}],
+            "mode": 5,
+            "junction_c": "hot",
+        },
+        {"t": START + 1.5, "cores": 5},
+    ]
     (run / "telemetry.jsonl").write_text("\n".join(json.dumps(s) for s in samples) + "\n")
     result = render(run)
     s = result.summary
@@ -362,10 +419,28 @@ def test_the_kernels_numeric_severity_is_understood(tmp_path: Path) -> None:
     """Events as the kernel publishes them today (severity 1..4 plus severity_name) are read alike."""
     run = tmp_path / "run"
     run.mkdir()
-    lines = [{"t": START + 1, "topic": "ev.kernel", "source": "kernel", "id": 1106, "name": "SERVICE_FAILED",
-              "severity": 4, "severity_name": "HIGH", "message": "x FAILED", "data": {"service": "x"}},
-             {"t": START + 2, "topic": "ev.kernel", "id": 1105, "name": "SERVICE_RESTART_SCHEDULED",
-              "severity": 2, "message": "", "data": {"service": "x"}}]
+    lines = [
+        {
+            "t": START + 1,
+            "topic": "ev.kernel",
+            "source": "kernel",
+            "id": 1106,
+            "name": "SERVICE_FAILED",
+            "severity": 4,
+            "severity_name": "HIGH",
+            "message": "x FAILED",
+            "data": {"service": "x"},
+        },
+        {
+            "t": START + 2,
+            "topic": "ev.kernel",
+            "id": 1105,
+            "name": "SERVICE_RESTART_SCHEDULED",
+            "severity": 2,
+            "message": "",
+            "data": {"service": "x"},
+        },
+    ]
     (run / "events.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
     s = summarize(load_run(run))
     assert s["events_by_severity"] == {"INFO": 0, "LOW": 1, "MEDIUM": 0, "HIGH": 1}
@@ -374,6 +449,7 @@ def test_the_kernels_numeric_severity_is_understood(tmp_path: Path) -> None:
 
 
 # ---- packaging and the command line ------------------------------------------------------------
+
 
 def test_missing_matplotlib_gives_the_install_hint(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Without matplotlib, render says exactly what to install (and writes nothing)."""
@@ -387,9 +463,11 @@ def test_missing_matplotlib_gives_the_install_hint(monkeypatch: pytest.MonkeyPat
 
 def test_importing_flightos_does_not_import_matplotlib() -> None:
     """flightos and flightos.report import (and summarize) without loading matplotlib."""
-    code = ("import sys, flightos, flightos.report as r; "
-            f"r.summarize(r.load_run({str(RUNS / 'core-failure')!r})); "
-            "sys.exit('matplotlib' in sys.modules)")
+    code = (
+        "import sys, flightos, flightos.report as r; "
+        f"r.summarize(r.load_run({str(RUNS / 'core-failure')!r})); "
+        "sys.exit('matplotlib' in sys.modules)"
+    )
     assert subprocess.run([sys.executable, "-c", code], timeout=30).returncode == 0
 
 

@@ -48,9 +48,18 @@ def texture(rng: np.random.Generator, shape: tuple[int, int], nu: float, corr_px
     return out.reshape(shape)
 
 
-def sea(shape: tuple[int, int], seed: int, *, nu: float, looks: int = 1, corr_px: int = 8, ships: int = 0,
-        length_px: tuple[float, float] = (6.0, 40.0), contrast_db: tuple[float, float] = (8.0, 16.0),
-        land: bool = False) -> Sea:
+def sea(
+    shape: tuple[int, int],
+    seed: int,
+    *,
+    nu: float,
+    looks: int = 1,
+    corr_px: int = 8,
+    ships: int = 0,
+    length_px: tuple[float, float] = (6.0, 40.0),
+    contrast_db: tuple[float, float] = (8.0, 16.0),
+    land: bool = False,
+) -> Sea:
     """A seeded K sea (``nu`` texture shape, ``looks`` looks), optionally land on the left and ships."""
     rng = np.random.default_rng(seed)
     h, w = shape

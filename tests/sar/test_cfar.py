@@ -155,8 +155,8 @@ def test_box_mean_is_the_mean_of_the_valid_pixels_around_each_pixel() -> None:
         want = np.empty(x.shape)
         for i in range(x.shape[0]):
             for j in range(x.shape[1]):
-                win = x[max(i - 1, 0):i + 2, max(j - 1, 0):j + 2]
-                ok = np.ones(win.shape, bool) if mask is None else ~mask[max(i - 1, 0):i + 2, max(j - 1, 0):j + 2]
+                win = x[max(i - 1, 0) : i + 2, max(j - 1, 0) : j + 2]
+                ok = np.ones(win.shape, bool) if mask is None else ~mask[max(i - 1, 0) : i + 2, max(j - 1, 0) : j + 2]
                 want[i, j] = win[ok].mean() if ok.any() else 0.0
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
     tiny = x[:2, :3]  # a window wider than the image: the mean of all of it

@@ -26,8 +26,14 @@ SHIPS: dict[str, Any] = {"n_ships": 30, "ship_length_px": (10.0, 60.0), "contras
 @pytest.fixture(scope="module")
 def big_scene(tmp_path_factory: pytest.TempPathFactory) -> scene.Scene:
     """A 4096 x 4096 float32 scene on disk: 64 MiB, K clutter, 25 ships."""
-    return scene.write_scene(tmp_path_factory.mktemp("sar") / "big", (4096, 4096), seed=42, n_ships=25,
-                             ship_length_px=(10.0, 60.0), contrast_db=(12.0, 20.0))
+    return scene.write_scene(
+        tmp_path_factory.mktemp("sar") / "big",
+        (4096, 4096),
+        seed=42,
+        n_ships=25,
+        ship_length_px=(10.0, 60.0),
+        contrast_db=(12.0, 20.0),
+    )
 
 
 def _pooled(kind: dict[str, Any], seeds: range, **detect_kw: Any) -> tuple[float, float]:
@@ -195,14 +201,20 @@ class RecordingContext(JobContext):
 
 def test_processor_turns_a_stored_scene_into_alerts(tmp_path: Path) -> None:
     """sar.detect reads a stored scene, checkpoints every tile, writes alerts.bin and detections.json."""
-    s = scene.write_scene(tmp_path / "store" / "pass-0815", (1024, 1024), seed=5, land=True,
-                          **{**SHIPS, "n_ships": 10})
+    s = scene.write_scene(tmp_path / "store" / "pass-0815", (1024, 1024), seed=5, land=True, **{**SHIPS, "n_ships": 10})
     out = tmp_path / "out"
     out.mkdir()
-    ctx = RecordingContext("job-1", "tenant-a", {"tile": 256, "pfa": 1e-6},
-                           [tmp_path / "store" / "pass-0815" / "scene.npy",
-                            tmp_path / "store" / "pass-0815" / "truth.json",
-                            tmp_path / "store" / "pass-0815" / "land.npy"], out)
+    ctx = RecordingContext(
+        "job-1",
+        "tenant-a",
+        {"tile": 256, "pfa": 1e-6},
+        [
+            tmp_path / "store" / "pass-0815" / "scene.npy",
+            tmp_path / "store" / "pass-0815" / "truth.json",
+            tmp_path / "store" / "pass-0815" / "land.npy",
+        ],
+        out,
+    )
     summary = detect_processor(ctx)
     assert summary["scene_id"] == "pass-0815" and summary["tiles"] == 16
     assert [c["tiles_done"] for c in ctx.checkpoints] == list(range(1, 17))

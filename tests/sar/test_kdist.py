@@ -18,9 +18,13 @@ def _bessel_ccdf(t: float, nu: float) -> float:
 
 def _mixture_ccdf(t: float, nu: float, looks: int) -> float:
     """L-look: the speckle's gamma tail integrated over the gamma texture, by scipy quadrature."""
+
     def f(tex: float) -> float:
-        return float(special.gammaincc(looks, looks * t / tex) * np.exp(
-            nu * math.log(nu) + (nu - 1) * math.log(tex) - nu * tex - math.lgamma(nu)))
+        return float(
+            special.gammaincc(looks, looks * t / tex)
+            * np.exp(nu * math.log(nu) + (nu - 1) * math.log(tex) - nu * tex - math.lgamma(nu))
+        )
+
     return float(integrate.quad(f, 0, np.inf, limit=200, epsabs=0, epsrel=1e-10)[0])
 
 

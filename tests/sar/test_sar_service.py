@@ -9,9 +9,14 @@ from flightos.reference.topics import TOPICS, field_names
 from flightos.testing.bus import Bus
 from services.sar import detect as det
 
-pytestmark = pytest.mark.flightos(services=["sar", "ground"],
-                                  overrides=["services.sar.params.scene_px=1024", "services.sar.params.ships=8",
-                                             "services.sar.params.interval_s=86400"])
+pytestmark = pytest.mark.flightos(
+    services=["sar", "ground"],
+    overrides=[
+        "services.sar.params.scene_px=1024",
+        "services.sar.params.ships=8",
+        "services.sar.params.interval_s=86400",
+    ],
+)
 
 
 async def test_scene_becomes_an_alert_not_a_download(bus: Bus, ground: object) -> None:

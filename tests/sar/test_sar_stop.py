@@ -9,8 +9,11 @@ import time
 
 from tests.runtimes import make_runtime
 
-BIG = ["services.sar.params.scene_px=6144", "services.sar.params.interval_s=86400",
-       "services.sar.params.memory_mb=16"]  # a scene that takes many seconds here, in many tiles
+BIG = [
+    "services.sar.params.scene_px=6144",
+    "services.sar.params.interval_s=86400",
+    "services.sar.params.memory_mb=16",
+]  # a scene that takes many seconds here, in many tiles
 
 
 async def test_a_stop_mid_scene_ends_within_the_grace_without_sigkill() -> None:
@@ -20,8 +23,11 @@ async def test_a_stop_mid_scene_ends_within_the_grace_without_sigkill() -> None:
         scene = asyncio.ensure_future(rt.client.call("sar", "process_scene", timeout=120))
         await asyncio.sleep(0)
         try:
-            await rt.wait_until(lambda st: "sar.detecting" in rt.log_tail(2000) or scene.done(), timeout=60,
-                                what="sar to start detecting")
+            await rt.wait_until(
+                lambda st: "sar.detecting" in rt.log_tail(2000) or scene.done(),
+                timeout=60,
+                what="sar to start detecting",
+            )
             assert not scene.done(), "the scene finished before the stop could be tested"
             t0 = time.monotonic()
             await rt.client.call("kernel", "stop", {"service": "sar"}, timeout=30)

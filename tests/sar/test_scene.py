@@ -15,7 +15,7 @@ from services.sar.scene import GeoTransform, Ship
 
 
 def _hull(shape: tuple[int, int], s: Ship) -> np.ndarray:
-    rr, cc = np.mgrid[0:shape[0], 0:shape[1]].astype(np.float64)
+    rr, cc = np.mgrid[0 : shape[0], 0 : shape[1]].astype(np.float64)
     th = math.radians(s.heading_deg)
     along = -(rr - s.row) * math.cos(th) + (cc - s.col) * math.sin(th)
     across = (rr - s.row) * math.sin(th) + (cc - s.col) * math.cos(th)
@@ -66,8 +66,9 @@ def test_correlated_texture_is_smooth_and_speckle_is_not() -> None:
 
 def test_ships_are_bright_rotated_rectangles_at_their_contrast() -> None:
     """Each ship is a rectangle of its stated size whose mean intensity is contrast_db above the sea."""
-    s = scene.generate((768, 768), seed=9, n_ships=6, clutter="gamma", looks=4, ship_length_px=(30, 50),
-                       contrast_db=(12, 18))
+    s = scene.generate(
+        (768, 768), seed=9, n_ships=6, clutter="gamma", looks=4, ship_length_px=(30, 50), contrast_db=(12, 18)
+    )
     assert len(s.truth.ships) == 6
     for ship in s.truth.ships:
         hull = _hull(s.image.shape, ship)
@@ -75,7 +76,7 @@ def test_ships_are_bright_rotated_rectangles_at_their_contrast() -> None:
         mean_db = 10 * math.log10(float(s.image[hull].mean()))
         assert mean_db == pytest.approx(ship.contrast_db, abs=1.0)
     for i, a in enumerate(s.truth.ships):  # hulls never touch
-        for b in s.truth.ships[i + 1:]:
+        for b in s.truth.ships[i + 1 :]:
             assert math.hypot(a.row - b.row, a.col - b.col) >= (a.length_px + b.length_px) / 2
 
 

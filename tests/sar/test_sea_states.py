@@ -17,8 +17,9 @@ from tests.sar.seas import sea
 STATES = [(nu, looks, corr) for nu in (1.0, 1.5, 4.0, 20.0) for looks in (1, 4) for corr in (8, 0)]
 
 
-def _false_alarms(nu: float, looks: int, corr: int, pfa: float | None, land: bool = False,
-                  seed: int = 5) -> dict[str, float]:
+def _false_alarms(
+    nu: float, looks: int, corr: int, pfa: float | None, land: bool = False, seed: int = 5
+) -> dict[str, float]:
     """The scene figures (as tm.sar.scene reports them) of ``detect`` on 1024^2 plain sea."""
     s = sea((1024, 1024), seed, nu=nu, looks=looks, corr_px=corr, land=land)
     st = D.Settings(method="k", pfa=pfa, looks=looks)
@@ -43,8 +44,9 @@ def test_false_alarms_at_the_default_pfa_and_off_a_coast(nu: float, looks: int) 
     assert len(D.detect(s.image, land_mask=s.land, looks=looks)) <= 1
 
 
-@pytest.mark.parametrize(("nu", "looks", "corr"),
-                         [(nu, looks, corr) for nu in (4.0, 10.0, 20.0) for looks in (1, 4) for corr in (8, 0)])
+@pytest.mark.parametrize(
+    ("nu", "looks", "corr"), [(nu, looks, corr) for nu in (4.0, 10.0, 20.0) for looks in (1, 4) for corr in (8, 0)]
+)
 def test_ships_from_8_db_are_found_on_moderate_seas(nu: float, looks: int, corr: int) -> None:
     """nu >= 4: ships 6-40 px at 8-16 dB above the mean sea, with land: precision and recall >= 0.9."""
     s = sea((1024, 1024), 21, nu=nu, looks=looks, corr_px=corr, ships=12, land=corr == 8)

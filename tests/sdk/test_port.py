@@ -24,9 +24,11 @@ def port_members() -> set[str]:
 def members_service_uses() -> set[str]:
     """Every ``self._host.<name>`` the Service class reads, from its source."""
     tree = ast.parse(inspect.getsource(service_module))
-    return {node.attr for node in ast.walk(tree)
-            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Attribute)
-            and node.value.attr == "_host"}
+    return {
+        node.attr
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Attribute) and node.value.attr == "_host"
+    }
 
 
 def test_the_port_is_exactly_what_service_uses() -> None:
@@ -35,8 +37,9 @@ def test_the_port_is_exactly_what_service_uses() -> None:
 
 def test_service_host_has_every_member_of_the_port() -> None:
     source = inspect.getsource(ServiceHost)
-    missing = [name for name in sorted(port_members())
-               if not hasattr(ServiceHost, name) and f"self.{name} = " not in source]
+    missing = [
+        name for name in sorted(port_members()) if not hasattr(ServiceHost, name) and f"self.{name} = " not in source
+    ]
     assert missing == []
 
 
@@ -91,8 +94,7 @@ async def test_a_service_runs_on_any_host_with_the_port(tmp_path: Path) -> None:
         cam.subscribe("tm.test.", handler)
     finally:
         host.store.close()
-    assert host.published == [("tm.camera.frame", {"n": 1}),
-                              ("dl.camera.thumb", {"priority": 2, "data": b"x"})]
+    assert host.published == [("tm.camera.frame", {"n": 1}), ("dl.camera.thumb", {"priority": 2, "data": b"x"})]
     assert host.events == [("exposed", Severity.LOW, 7, {"ms": 10})]
     assert host.calls == [("test", "ping", {}, 1.5)]
     assert host.subscriptions == ["tm.test."]

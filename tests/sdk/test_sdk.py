@@ -18,8 +18,9 @@ class Cam(Service):
     mode = Parameter("day", choices=["day", "night"])
 
     @command()
-    async def capture(self, exposure_ms: int, gain: float = 1.0, mode: Literal["raw", "jpeg"] = "raw",
-                      tags: list[str] | None = None) -> dict[str, object]:
+    async def capture(
+        self, exposure_ms: int, gain: float = 1.0, mode: Literal["raw", "jpeg"] = "raw", tags: list[str] | None = None
+    ) -> dict[str, object]:
         """Take a picture."""
         return {}
 
@@ -69,9 +70,11 @@ def test_declaration_mistakes_fail_at_import() -> None:
     with pytest.raises(TypeError, match="async def"):
         command()(lambda self: None)
     with pytest.raises(TypeError, match="reserved"):
+
         class Bad(Service):
             @command()
             async def describe(self) -> None: ...
+
     with pytest.raises(ValueError, match="hz"):
         periodic(hz=0)
 

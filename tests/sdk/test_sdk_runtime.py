@@ -45,8 +45,13 @@ async def test_parameters_persist_across_a_restart(runtime: RuntimeProcess) -> N
     assert params == {"greeting": "hello sat", "duty_pct": 0.0}
     old = (await runtime.service("test"))["pid"]
     await c.call("kernel", "kill", {"service": "test"})
-    await runtime.wait_until(lambda s: next(r for r in s["services"] if r["name"] == "test")["pid"] not in (None, old)
-                             and all(r["state"] == "READY" for r in active(s)), what="test restarted")
+    await runtime.wait_until(
+        lambda s: (
+            next(r for r in s["services"] if r["name"] == "test")["pid"] not in (None, old)
+            and all(r["state"] == "READY" for r in active(s))
+        ),
+        what="test restarted",
+    )
     assert (await c.call("test", "ping"))["reply"] == "hello sat"
 
 
@@ -78,8 +83,11 @@ async def test_acl_refuses_a_command_and_raises_a_security_event() -> None:
         events = c.subscriber("ev.kernel")
         await c.call("kernel", "ping")
         with pytest.raises(AccessDenied, match=r"may not run housekeeping\.set_param"):
-            await c.call("test", "relay", {"service": "housekeeping", "command": "set_param",
-                                           "args": {"name": "rate_hz", "value": 5.0}})
+            await c.call(
+                "test",
+                "relay",
+                {"service": "housekeeping", "command": "set_param", "args": {"name": "rate_hz", "value": 5.0}},
+            )
         denied = await c.wait_for("ev.kernel", lambda e: e.payload["name"] == "ACCESS_DENIED", timeout=5, sub=events)
         assert denied.payload["data"] == {"caller": "test", "destination": "housekeeping", "command": "set_param"}
         assert await c.call("housekeeping", "get_param", {"name": "rate_hz"}) == 1.0  # nothing ran

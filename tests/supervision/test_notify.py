@@ -90,8 +90,9 @@ def test_no_or_bad_watchdog_usec_means_no_watchdog(usec: str) -> None:
     assert SdNotify.from_env({"NOTIFY_SOCKET": "/x", "WATCHDOG_USEC": usec}).watchdog_interval_s is None
 
 
-@pytest.mark.parametrize("env", [{}, {"NOTIFY_SOCKET": ""}, {"WATCHDOG_USEC": "10000000"},
-                                 {"NOTIFY_SOCKET": "vsock:2:1234"}])
+@pytest.mark.parametrize(
+    "env", [{}, {"NOTIFY_SOCKET": ""}, {"WATCHDOG_USEC": "10000000"}, {"NOTIFY_SOCKET": "vsock:2:1234"}]
+)
 def test_disabled_without_a_usable_notify_socket(env: dict[str, str]) -> None:
     n = SdNotify.from_env(env)
     assert not n.enabled

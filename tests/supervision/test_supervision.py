@@ -55,8 +55,12 @@ async def test_sigstop_is_declared_hung_within_the_limit_and_restarted(runtime: 
 
 async def test_crash_loop_backs_off_then_fails_and_spares_the_rest() -> None:
     """Crashing at every start: delays grow, the service goes FAILED, others keep running."""
-    overrides = ["restart.backoff_initial_s=0.1", "restart.max_restarts=4", "restart.backoff_jitter=0.0",
-                 "services.test.restart=\"permanent\""]
+    overrides = [
+        "restart.backoff_initial_s=0.1",
+        "restart.max_restarts=4",
+        "restart.backoff_jitter=0.0",
+        'services.test.restart="permanent"',
+    ]
     async with make_runtime(["test", "housekeeping"], overrides) as rt:
         assert rt.client is not None
         hk_pid = (await rt.service("housekeeping"))["pid"]
@@ -69,8 +73,13 @@ async def test_crash_loop_backs_off_then_fails_and_spares_the_rest() -> None:
                 await rt.client.call("test", "crash", {"code": 3})
             ev = await rt.client.wait_for(
                 "ev.kernel",
-                lambda e: e.payload["name"] in ("SERVICE_RESTART_SCHEDULED", "SERVICE_FAILED")
-                and e.payload["data"].get("service") == "test", timeout=10, sub=events)
+                lambda e: (
+                    e.payload["name"] in ("SERVICE_RESTART_SCHEDULED", "SERVICE_FAILED")
+                    and e.payload["data"].get("service") == "test"
+                ),
+                timeout=10,
+                sub=events,
+            )
             if ev.payload["name"] == "SERVICE_FAILED":
                 break
             delays.append(ev.payload["data"]["delay_s"])
@@ -86,7 +95,7 @@ async def test_crash_loop_backs_off_then_fails_and_spares_the_rest() -> None:
 
 async def test_temporary_service_is_not_restarted() -> None:
     """A temporary service that exits stays STOPPED."""
-    async with make_runtime(["test"], ["services.test.restart=\"temporary\""]) as rt:
+    async with make_runtime(["test"], ['services.test.restart="temporary"']) as rt:
         assert rt.client is not None
         with pytest.raises(ServiceFailed):
             await rt.client.call("test", "crash", {"code": 0})
@@ -102,8 +111,13 @@ async def test_kernel_sigkill_leaves_no_orphans() -> None:
         pids = [s["pid"] for s in active(st)]
         assert rt.proc is not None
         rt.proc.kill()
-        await eventually(lambda: [p for p in pids if _alive(p)], until=lambda alive: not alive, timeout=2.0,
-                         interval=0.02, what="service processes to end with the kernel")
+        await eventually(
+            lambda: [p for p in pids if _alive(p)],
+            until=lambda alive: not alive,
+            timeout=2.0,
+            interval=0.02,
+            what="service processes to end with the kernel",
+        )
         # a new kernel in the same runtime directory adopts nothing stale and starts cleanly
         rt2 = RuntimeProcess("sim-radhard", services=["test"], base_dir=rt.workdir)
         rt2.runtime_dir = rt.runtime_dir

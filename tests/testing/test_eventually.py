@@ -26,12 +26,18 @@ async def test_awaits_an_async_check_and_applies_until() -> None:
 async def test_timeout_names_what_and_the_last_value() -> None:
     """After the timeout: TimeoutError with ``what`` and the last value seen."""
     with pytest.raises(TimeoutError, match=r"waiting for the job to end; last value: \{'state': 'running'\}"):
-        await eventually(lambda: {"state": "running"}, until=lambda r: r["state"] == "done", timeout=0.05,
-                         interval=0.01, what="the job to end")
+        await eventually(
+            lambda: {"state": "running"},
+            until=lambda r: r["state"] == "done",
+            timeout=0.05,
+            interval=0.01,
+            what="the job to end",
+        )
 
 
 async def test_timeout_defaults_to_the_check_name_and_shortens_long_values() -> None:
     """Without ``what`` the check's name is used; a long last value is cut."""
+
     def never() -> list[int]:
         return []
 
@@ -43,6 +49,7 @@ async def test_timeout_defaults_to_the_check_name_and_shortens_long_values() -> 
 
 async def test_errors_from_the_check_propagate() -> None:
     """A check that raises is a failure at once, not a condition still pending."""
+
     def broken() -> bool:
         raise KeyError("state")
 

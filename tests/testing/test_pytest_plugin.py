@@ -9,9 +9,10 @@ import pytest
 from flightos.testing.bus import Bus
 from flightos.testing.faults import Faults
 
-pytestmark = pytest.mark.flightos(services=["test", "housekeeping"],
-                                  overrides=["services.test.heartbeat_period_s=0.2",
-                                             "services.test.heartbeat_misses=3"])
+pytestmark = pytest.mark.flightos(
+    services=["test", "housekeeping"],
+    overrides=["services.test.heartbeat_period_s=0.2", "services.test.heartbeat_misses=3"],
+)
 
 
 async def test_command_and_telemetry(bus: Bus) -> None:
@@ -78,8 +79,12 @@ SCENARIO = Path(__file__).with_name("sefi-then-reset.toml")
 @pytest.mark.flightos(services=["test"], scenario=str(SCENARIO))
 async def test_a_scenario_file_drives_the_run(bus: Bus) -> None:
     """A scenario named by the marker runs with the test: its steps arrive as kernel events."""
-    done = await bus.wait_for("ev.kernel", lambda p: p.get("name") == "SCENARIO_STEP" and "complete" in p["message"],
-                              timeout=10, what="the scenario to complete")
+    done = await bus.wait_for(
+        "ev.kernel",
+        lambda p: p.get("name") == "SCENARIO_STEP" and "complete" in p["message"],
+        timeout=10,
+        what="the scenario to complete",
+    )
     assert done.payload["data"]["scenario"] == "sefi-then-reset"
 
 
@@ -89,7 +94,10 @@ async def test_software_faults_hog_and_memory(bus: Bus, faults: Faults) -> None:
     before = next(s["rss_mb"] for s in status["services"] if s["name"] == "test")
     assert await faults.fill_memory(40) == 40
     await faults.hog_core(0, seconds=3)
-    grown = await bus.telemetry("tm.kernel.services",
-                                lambda p: next(s["rss_mb"] for s in p["services"] if s["name"] == "test") > before + 30,
-                                timeout=10, what="the test service's RSS to grow by 30 MB")
+    grown = await bus.telemetry(
+        "tm.kernel.services",
+        lambda p: next(s["rss_mb"] for s in p["services"] if s["name"] == "test") > before + 30,
+        timeout=10,
+        what="the test service's RSS to grow by 30 MB",
+    )
     assert grown

@@ -126,9 +126,7 @@ def cpu_access(fs: Fs, present: list[int], online: list[int]) -> CpuAccess:
     for cpu in present:
         if cpuset is not None:
             if cpu in up and cpu not in cpuset.effective:
-                excluded[cpu] = (
-                    f"not in this process's cpuset ({cpuset.path}: {format_cpu_list(cpuset.effective)})"
-                )
+                excluded[cpu] = f"not in this process's cpuset ({cpuset.path}: {format_cpu_list(cpuset.effective)})"
                 continue
             if cpu not in up and cpuset.configured is not None and cpu not in cpuset.configured:
                 excluded[cpu] = "offline, and not in this process's configured cpuset"

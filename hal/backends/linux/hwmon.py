@@ -17,4 +17,3 @@ def read_hwmon_power(probe: Probe) -> dict[str, float]:
             if micro is not None:
                 rails[label] = micro / 1000.0
     return rails
-

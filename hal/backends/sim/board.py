@@ -80,7 +80,7 @@ TREE_PREFIX = "sim-"
 def remove_stale_trees(work_dir: Path) -> None:
     """Remove the trees of simulated boards whose process is gone (a kernel killed before it could)."""
     for tree in work_dir.glob(f"{TREE_PREFIX}*-*"):
-        pid_text = tree.name[len(TREE_PREFIX):].split("-", 1)[0]
+        pid_text = tree.name[len(TREE_PREFIX) :].split("-", 1)[0]
         if not pid_text.isdigit() or not tree.is_dir() or int(pid_text) == os.getpid():
             continue
         try:
@@ -138,7 +138,8 @@ class SimBoard(Board):
         self._inject_rng = stream(seed, "inject")
         self._next_scrub = float(s["scrub_period_s"])
         self.saa_fraction, self._rate_out, self._rate_in = saa_rate_factors(
-            self.orbit, float(s["saa_multiplier"]), float(s["step_s"]))
+            self.orbit, float(s["saa_multiplier"]), float(s["step_s"])
+        )
         self._saa_override: bool | None = None
         self._sun_override: bool | None = None
         self.sel_ma = 0.0
@@ -177,8 +178,12 @@ class SimBoard(Board):
             cores=self._n,
             hotplug=True,
             watchdog_max_s=float(s["watchdog_max_s"]),
-            details={"profile": s["profile"], "seed": str(seed), "tree": str(self._root),
-                     "saa_time_share": f"{self.saa_fraction:.3f}"},
+            details={
+                "profile": s["profile"],
+                "seed": str(seed),
+                "tree": str(self._root),
+                "saa_time_share": f"{self.saa_fraction:.3f}",
+            },
         )
 
     @classmethod
@@ -317,8 +322,7 @@ class SimBoard(Board):
         if bits is not None:
             bits = sorted(set(bits))
             if not bits or not all(0 <= b < self.edac.word_bits for b in bits):
-                raise HalError(f"bits must be distinct bit numbers within 0..{self.edac.word_bits - 1}, "
-                               f"got {bits}")
+                raise HalError(f"bits must be distinct bit numbers within 0..{self.edac.word_bits - 1}, got {bits}")
             count = len(bits)
             if address is None:
                 address = self._inject_rng.randrange(self.edac.words)

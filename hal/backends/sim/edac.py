@@ -62,13 +62,19 @@ def edac_code(name: str, word_bits: int, symbol_bits: int = 4, interleave: int =
     if name == "secded":
         return Secded()
     if word_bits % (symbol_bits * interleave):
-        raise HalConfigError("word_bits", f"a Reed-Solomon word of {symbol_bits}-bit symbols in {interleave} "
-                             f"interleaved codewords needs a multiple of {symbol_bits * interleave} bits, "
-                             f"got {word_bits}")
+        raise HalConfigError(
+            "word_bits",
+            f"a Reed-Solomon word of {symbol_bits}-bit symbols in {interleave} "
+            f"interleaved codewords needs a multiple of {symbol_bits * interleave} bits, "
+            f"got {word_bits}",
+        )
     data_symbols = word_bits // symbol_bits // interleave
     if data_symbols + 2 > 2**symbol_bits - 1:  # 2 check symbols per codeword; RS length <= 2^m - 1
-        raise HalConfigError("edac_interleave", f"{data_symbols} data symbols per codeword do not fit a "
-                             f"Reed-Solomon code over {symbol_bits}-bit symbols: raise edac_interleave")
+        raise HalConfigError(
+            "edac_interleave",
+            f"{data_symbols} data symbols per codeword do not fit a "
+            f"Reed-Solomon code over {symbol_bits}-bit symbols: raise edac_interleave",
+        )
     return ReedSolomon(symbol_bits, interleave)
 
 

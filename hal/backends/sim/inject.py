@@ -56,8 +56,10 @@ def _next_scrub(b: SimBoard) -> str:
     """When the upsets will show: EDAC counts change only when the scrubber reads the word."""
     scale = float(b.settings["time_scale"])
     wall = f", {b.next_scrub_in_s / scale:.0f} s of wall time" if scale > 0 else ""
-    return (f"; EDAC ({b.edac.code.name}) sees them at the next scrub, in {b.next_scrub_in_s:.0f} simulated s{wall} "
-            f"(hal.scrub_period_s = {b.settings['scrub_period_s']:g})")
+    return (
+        f"; EDAC ({b.edac.code.name}) sees them at the next scrub, in {b.next_scrub_in_s:.0f} simulated s{wall} "
+        f"(hal.scrub_period_s = {b.settings['scrub_period_s']:g})"
+    )
 
 
 def _num(args: Mapping[str, Any], key: str) -> float | None:

@@ -37,10 +37,13 @@ figure. Set ``hal.sefi_rate_per_day`` from your part's test data (cross-section 
 PROFILES: dict[str, dict[str, float | str]] = {
     # rad-hard SEFI: 1.5e-6 per device-day (SpaceCube PPC405, hal-readings S23), one per ~1,800 years.
     # EDAC: the GR740's SDRAM has Reed-Solomon EDAC (hal-readings S12); COTS boards at best SECDED.
-    "radhard": {"seu_rate_per_bit_day": 1e-10, "sel_rate_per_day": 0.0, "sefi_rate_per_day": 1.5e-6,
-                "edac_code": "rs"},
-    "cots": {"seu_rate_per_bit_day": 2e-7, "sel_rate_per_day": 1 / 300, "sefi_rate_per_day": COTS_SEFI_PER_DAY,
-             "edac_code": "secded"},
+    "radhard": {"seu_rate_per_bit_day": 1e-10, "sel_rate_per_day": 0.0, "sefi_rate_per_day": 1.5e-6, "edac_code": "rs"},
+    "cots": {
+        "seu_rate_per_bit_day": 2e-7,
+        "sel_rate_per_day": 1 / 300,
+        "sefi_rate_per_day": COTS_SEFI_PER_DAY,
+        "edac_code": "secded",
+    },
 }
 
 SIM_KEYS: tuple[Key, ...] = (
@@ -58,14 +61,30 @@ SIM_KEYS: tuple[Key, ...] = (
     Key("seu_rate_per_bit_day", non_negative_float, None, "SEU rate (profile)", "float"),
     Key("double_bit_fraction", fraction, 0.012, "share of SEUs hitting 2 bits of a word", "float"),
     Key("saa_multiplier", positive_float, 20.0, "SEU/SEFI rate factor inside the SAA", "float"),
-    Key("edac_code", choice("rs", "secded"), None, "memory EDAC code: rs (interleaved Reed-Solomon, corrects "
-        "one symbol per codeword; radhard) or secded (one bit per word; cots)", "str"),
+    Key(
+        "edac_code",
+        choice("rs", "secded"),
+        None,
+        "memory EDAC code: rs (interleaved Reed-Solomon, corrects "
+        "one symbol per codeword; radhard) or secded (one bit per word; cots)",
+        "str",
+    ),
     Key("edac_symbol_bits", positive_int, 4, "Reed-Solomon symbol size in bits", "int"),
     Key("edac_interleave", positive_int, 2, "Reed-Solomon codewords interleaved symbol-wise in a word", "int"),
-    Key("scrub_period_s", positive_float, 60.0, "EDAC scrub period: upsets show in the counters at the next "
-        "scrub", "float"),
-    Key("sefi_rate_per_day", non_negative_float, None, "SEFI per device per day (profile: radhard 1.5e-6, "
-        "cots 1e-2)", "float"),
+    Key(
+        "scrub_period_s",
+        positive_float,
+        60.0,
+        "EDAC scrub period: upsets show in the counters at the next scrub",
+        "float",
+    ),
+    Key(
+        "sefi_rate_per_day",
+        non_negative_float,
+        None,
+        "SEFI per device per day (profile: radhard 1.5e-6, cots 1e-2)",
+        "float",
+    ),
     Key("sel_rate_per_day", non_negative_float, None, "SEL per device per day (profile)", "float"),
     Key("sel_min_ma", non_negative_float, 50.0, "smallest latch-up current step", "float"),
     Key("sel_max_ma", non_negative_float, 500.0, "largest latch-up current step", "float"),
@@ -91,10 +110,22 @@ SIM_KEYS: tuple[Key, ...] = (
     Key("trip_passive_c", any_float, 95.0, "junction zone passive trip", "float"),
     Key("trip_critical_c", any_float, 110.0, "junction zone critical trip", "float"),
     Key("watchdog_max_s", positive_float, 60.0, "longest watchdog timeout", "float"),
-    Key("work_dir", string, "", "where the simulated sysfs tree is created when `root` is not set "
-        "(flightos passes its runtime directory; default: the system temp directory)", "str"),
-    Key("resume", boolean, False, "carry the board's persistent state (watchdog resets) over from the "
-        "last run instead of starting fresh (`flightos run --resume`)", "bool"),
+    Key(
+        "work_dir",
+        string,
+        "",
+        "where the simulated sysfs tree is created when `root` is not set "
+        "(flightos passes its runtime directory; default: the system temp directory)",
+        "str",
+    ),
+    Key(
+        "resume",
+        boolean,
+        False,
+        "carry the board's persistent state (watchdog resets) over from the "
+        "last run instead of starting fresh (`flightos run --resume`)",
+        "bool",
+    ),
 )
 
 

@@ -33,7 +33,7 @@ class SimBench:
     def sweep(self) -> None:
         """Remove the device state of kernels that are gone (earlier runs in this runtime directory)."""
         for d in self.runtime_dir.glob(f"{PREFIX}*"):
-            pid = d.name[len(PREFIX):]
+            pid = d.name[len(PREFIX) :]
             if not pid.isdigit() or d == self.root:
                 continue
             try:

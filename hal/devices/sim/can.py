@@ -42,8 +42,10 @@ class SimCan:
         if self._bus_off():
             raise DeviceError(self.name, "controller is bus-off (too many transmit errors)", errno.ENETDOWN)
         if self._bus is not None:
-            self._bus.send(self._can.Message(arbitration_id=frame.arbitration_id, data=frame.data,
-                                             is_extended_id=frame.extended), timeout=timeout_s)
+            self._bus.send(
+                self._can.Message(arbitration_id=frame.arbitration_id, data=frame.data, is_extended_id=frame.extended),
+                timeout=timeout_s,
+            )
             return
         try:
             self._queue.put(frame, timeout=timeout_s)

@@ -20,8 +20,14 @@ DEVICE_FAULTS = {
 }
 """The device faults ``flightos inject`` knows, with their arguments."""
 
-_KIND = {"i2c-nack": "i2c", "i2c-hang": "i2c", "uart-bit-errors": "uart", "uart-dropout": "uart",
-         "gpio-stuck": "gpio", "can-bus-off": "can"}
+_KIND = {
+    "i2c-nack": "i2c",
+    "i2c-hang": "i2c",
+    "uart-bit-errors": "uart",
+    "uart-dropout": "uart",
+    "gpio-stuck": "gpio",
+    "can-bus-off": "can",
+}
 
 
 def inject(bench: SimBench, fault: str, args: Mapping[str, Any]) -> str:
@@ -36,8 +42,10 @@ def inject(bench: SimBench, fault: str, args: Mapping[str, Any]) -> str:
     if not isinstance(device, str) or not device:
         raise FaultArgumentError(f"{fault} needs device=NAME (opened so far: {', '.join(opened) or 'none'})")
     if device not in opened:
-        raise FaultArgumentError(f"no simulated device {device!r} in this runtime (opened so far: "
-                                 f"{', '.join(opened) or 'none'}; a device appears once a service opens it)")
+        raise FaultArgumentError(
+            f"no simulated device {device!r} in this runtime (opened so far: "
+            f"{', '.join(opened) or 'none'}; a device appears once a service opens it)"
+        )
     if fault == "device-clear":
         bench.set_fault(device, None)
         return f"faults of {device} cleared"
@@ -46,8 +54,7 @@ def inject(bench: SimBench, fault: str, args: Mapping[str, Any]) -> str:
     state: dict[str, Any] = {"fault": fault}
     if fault == "uart-bit-errors":
         rate = args.get("rate", 0.01)
-        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not math.isfinite(rate) \
-                or not 0 < rate <= 1:
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not math.isfinite(rate) or not 0 < rate <= 1:
             raise FaultArgumentError(f"rate: expected a fraction in (0, 1], got {rate!r}")
         state["rate"] = float(rate)
     if fault == "gpio-stuck":
