@@ -61,7 +61,7 @@ class Endpoints:
         return self.runtime_dir / "kernel.pid"
 
     def socket_files(self) -> list[Path]:
-        """The ipc socket files, for cleanup: the kernel's, and each service's direct socket (``direct-<name>.sock``)."""
+        """The ipc socket files, for cleanup: the kernel's and each service's direct one (``direct-<name>.sock``)."""
         fixed = [self.runtime_dir / n for n in ("pub.sock", "sub.sock", "cmd.sock", "ctl.sock", "kev.sock")]
         try:
             direct = sorted(p for p in self.runtime_dir.glob("direct-*.sock") if p.is_socket())
