@@ -27,8 +27,12 @@ LINGER_MS = 200
 class AsyncSocket:
     """Wraps a zmq socket so coroutines can wait for it to become readable or writable."""
 
-    def __init__(self, sock: zmq.Socket[bytes], loop: asyncio.AbstractEventLoop | None = None,
-                 readable: asyncio.Event | None = None):
+    def __init__(
+        self,
+        sock: zmq.Socket[bytes],
+        loop: asyncio.AbstractEventLoop | None = None,
+        readable: asyncio.Event | None = None,
+    ):
         self.sock = sock
         self._loop = loop or asyncio.get_running_loop()
         self._fd = int(sock.getsockopt(zmq.FD))
@@ -42,8 +46,7 @@ class AsyncSocket:
         self._scheduled = False
         self._loop.add_reader(self._fd, self._on_fd)
 
-    def on_messages(self, handler: Callable[[list[Any]], None], multipart: bool = False,
-                    copy: bool = True) -> None:
+    def on_messages(self, handler: Callable[[list[Any]], None], multipart: bool = False, copy: bool = True) -> None:
         """Call ``handler`` with every drained batch straight from the FD callback.
 
         This saves the loop iteration a waiting coroutine would cost on each hop, which is most of
@@ -196,4 +199,3 @@ class AsyncSocket:
         except (ValueError, OSError, RuntimeError):
             pass
         self.sock.close(linger=linger_ms)
-

@@ -41,9 +41,12 @@ def frame_cap(max_frame_bytes: int) -> int:
 def check_frame(size: int, limit: int, what: str) -> None:
     """Raise FrameTooLarge if ``size`` bytes is over ``limit``."""
     if size > limit:
-        raise FrameTooLarge(f"{what} is {size:,} bytes, over this runtime's limit of {limit:,} bytes "
-                            "(runtime.max_frame_bytes); send large data as files or in parts",
-                            size=size, limit=limit)
+        raise FrameTooLarge(
+            f"{what} is {size:,} bytes, over this runtime's limit of {limit:,} bytes "
+            "(runtime.max_frame_bytes); send large data as files or in parts",
+            size=size,
+            limit=limit,
+        )
 
 
 def command_payload(name: str, args: dict[str, Any], timeout_s: float) -> dict[str, Any]:
@@ -204,8 +207,9 @@ class CommandChannel:
         shared = self._pending.get(cid)
         frame = b""
         if shared is None:
-            frame = wire.encode(wire.make(Kind.COMMAND, destination, self.source,
-                                          command_payload(name, args or {}, timeout), corr=cid))
+            frame = wire.encode(
+                wire.make(Kind.COMMAND, destination, self.source, command_payload(name, args or {}, timeout), corr=cid)
+            )
             if len(frame) > MIN_MAX_FRAME_BYTES:  # only a large command needs the limit (learned once)
                 check_frame(len(frame), await self.frame_limit(), f"command {destination}.{name}")
                 shared = self._pending.get(cid)  # another caller of this id may have sent it meanwhile
@@ -213,8 +217,11 @@ class CommandChannel:
             fut = shared
         else:
             fut = self._pending[cid] = loop.create_future()
-            if command_id is not None or self.direct_dir is None or not self._send_direct(
-                    destination, cid, frame, name, args or {}, loop.time() + timeout):
+            if (
+                command_id is not None
+                or self.direct_dir is None
+                or not self._send_direct(destination, cid, frame, name, args or {}, loop.time() + timeout)
+            ):
                 await self.send_frame(frame)
         timer = loop.call_later(timeout + LOCAL_GRACE_S, self._give_up, cid, fut)
         try:
@@ -223,14 +230,16 @@ class CommandChannel:
             payload = await (asyncio.shield(fut) if shared is not None else fut)
         except asyncio.TimeoutError:
             raise DeadlineExceeded(
-                f"no answer from the kernel within {timeout + LOCAL_GRACE_S:.1f} s "
-                f"for {destination}.{name}", command_id=cid) from None
+                f"no answer from the kernel within {timeout + LOCAL_GRACE_S:.1f} s for {destination}.{name}",
+                command_id=cid,
+            ) from None
         finally:
             timer.cancel()
         return result_value(payload)
 
-    def _send_direct(self, destination: str, cid: str, frame: bytes, name: str, args: dict[str, Any],
-                     deadline: float) -> bool:
+    def _send_direct(
+        self, destination: str, cid: str, frame: bytes, name: str, args: dict[str, Any], deadline: float
+    ) -> bool:
         """Send a command with a fresh id straight to a local service; False: send it through the kernel."""
         link = self._links.get(destination)
         if link is None:
@@ -238,8 +247,13 @@ class CommandChannel:
                 return False
             assert self.direct_dir is not None
             try:
-                link = DirectLink(self.sock.context, direct_path(self.direct_dir, destination),
-                                  self.identity.encode(), self._on_batch, self._lost)
+                link = DirectLink(
+                    self.sock.context,
+                    direct_path(self.direct_dir, destination),
+                    self.identity.encode(),
+                    self._on_batch,
+                    self._lost,
+                )
             except zmq.ZMQError:  # e.g. a path too long for ipc
                 self.direct_dir = None
                 return False

@@ -43,7 +43,7 @@ def _parent(pid: int) -> int | None:
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             stat = f.read()
-        return int(stat[stat.rindex(b")") + 2:].split(b" ", 2)[1])
+        return int(stat[stat.rindex(b")") + 2 :].split(b" ", 2)[1])
     except (OSError, ValueError, IndexError):
         return None
 
@@ -58,8 +58,12 @@ def _in_service_group(pid: int) -> bool:
     return any(part.startswith("svc-") for line in text.splitlines() for part in line.rsplit(":", 1)[-1].split("/"))
 
 
-def in_runtime(pid: int, kernel_pid: int, parent: Callable[[int], int | None] = _parent,
-               grouped: Callable[[int], bool] = _in_service_group) -> bool:
+def in_runtime(
+    pid: int,
+    kernel_pid: int,
+    parent: Callable[[int], int | None] = _parent,
+    grouped: Callable[[int], bool] = _in_service_group,
+) -> bool:
     """Whether a caller must go through the kernel: the kernel or below it, in a service's group, or unknown."""
     if pid <= 0 or kernel_pid <= 0:
         return True
@@ -105,9 +109,17 @@ DirectSink = Callable[[list[tuple[Route, Envelope]]], None]
 class DirectServer:
     """A service's direct ROUTER: judges each caller once, hands on its commands with their route."""
 
-    def __init__(self, ctx: zmq.Context[zmq.Socket[bytes]], path: Path, kernel_pid: int, source: str,
-                 on_commands: DirectSink, on_reject: Callable[[FrameError], None], max_frame_bytes: int,
-                 max_msg: int) -> None:
+    def __init__(
+        self,
+        ctx: zmq.Context[zmq.Socket[bytes]],
+        path: Path,
+        kernel_pid: int,
+        source: str,
+        on_commands: DirectSink,
+        on_reject: Callable[[FrameError], None],
+        max_frame_bytes: int,
+        max_msg: int,
+    ) -> None:
         self.path = path
         self.kernel_pid = kernel_pid
         self.source = source
@@ -158,9 +170,12 @@ class DirectServer:
                 self._answer(ident, env.corr, use_kernel_payload())
                 continue
             if len(data) > self.max_frame_bytes:  # refused as the kernel refuses it
-                too_large = FrameTooLarge(f"command is {len(data):,} bytes, over this runtime's limit of "
-                                          f"{self.max_frame_bytes:,} bytes (runtime.max_frame_bytes); it was not run",
-                                          size=len(data), limit=self.max_frame_bytes)
+                too_large = FrameTooLarge(
+                    f"command is {len(data):,} bytes, over this runtime's limit of "
+                    f"{self.max_frame_bytes:,} bytes (runtime.max_frame_bytes); it was not run",
+                    size=len(data),
+                    limit=self.max_frame_bytes,
+                )
                 self._answer(ident, env.corr, {"ok": False, "error": too_large.to_wire()})
                 continue
             out.append((ident, env))
@@ -183,8 +198,14 @@ class DirectServer:
 class DirectLink:
     """A client's DEALER to one service's direct socket; ``lost`` once that connection drops."""
 
-    def __init__(self, ctx: zmq.Context[zmq.Socket[bytes]], path: Path, identity: bytes,
-                 on_results: Callable[[list[bytes]], None], on_lost: Callable[[DirectLink], None]) -> None:
+    def __init__(
+        self,
+        ctx: zmq.Context[zmq.Socket[bytes]],
+        path: Path,
+        identity: bytes,
+        on_results: Callable[[list[bytes]], None],
+        on_lost: Callable[[DirectLink], None],
+    ) -> None:
         self.on_lost = on_lost
         self.lost = False
         self.sock: zmq.Socket[bytes] = ctx.socket(zmq.DEALER)

@@ -102,8 +102,10 @@ def prepare_runtime_dir(path: Path) -> bool:
         return True
     lst = os.lstat(path)
     if stat.S_ISLNK(lst.st_mode) and lst.st_uid != os.getuid():
-        raise RuntimeDirError(f"runtime directory {path} is a symbolic link owned by uid {lst.st_uid}, not by "
-                              f"this user (uid {os.getuid()}); name a directory of your own")
+        raise RuntimeDirError(
+            f"runtime directory {path} is a symbolic link owned by uid {lst.st_uid}, not by "
+            f"this user (uid {os.getuid()}); name a directory of your own"
+        )
     try:
         st = os.stat(path)
     except OSError as exc:
@@ -111,16 +113,22 @@ def prepare_runtime_dir(path: Path) -> bool:
     if not stat.S_ISDIR(st.st_mode):
         raise RuntimeDirError(f"runtime directory {path} exists and is not a directory")
     if st.st_uid != os.getuid():
-        raise RuntimeDirError(f"runtime directory {path} belongs to uid {st.st_uid}, not to this user "
-                              f"(uid {os.getuid()}); name a directory of your own, or one that does not exist yet")
+        raise RuntimeDirError(
+            f"runtime directory {path} belongs to uid {st.st_uid}, not to this user "
+            f"(uid {os.getuid()}); name a directory of your own, or one that does not exist yet"
+        )
     mode = stat.S_IMODE(st.st_mode)
     if mode & (stat.S_IWGRP | stat.S_IWOTH | stat.S_ISVTX):
-        raise RuntimeDirError(f"runtime directory {path} is shared (mode {mode:04o}: others may write to it); "
-                              "flightos will not take it over: name a directory that does not exist yet "
-                              f"(flightos creates it, mode 0700), e.g. {path / 'flightos'}")
+        raise RuntimeDirError(
+            f"runtime directory {path} is shared (mode {mode:04o}: others may write to it); "
+            "flightos will not take it over: name a directory that does not exist yet "
+            f"(flightos creates it, mode 0700), e.g. {path / 'flightos'}"
+        )
     if mode & 0o077:
-        raise RuntimeDirError(f"runtime directory {path} is open to other users (mode {mode:04o}); the bus "
-                              f"sockets live there: `chmod 700 {path}`, or name a directory that does not exist yet")
+        raise RuntimeDirError(
+            f"runtime directory {path} is open to other users (mode {mode:04o}); the bus "
+            f"sockets live there: `chmod 700 {path}`, or name a directory that does not exist yet"
+        )
     return False
 
 

@@ -58,8 +58,9 @@ class Envelope(msgspec.Struct, array_like=True, frozen=True):
             try:
                 body = _generic_decoder.decode(body)
             except _DECODE_ERRORS as exc:
-                raise PayloadError("malformed_payload",
-                                   f"{self.topic} #{self.seq} from {self.source!r}: {exc}") from None
+                raise PayloadError(
+                    "malformed_payload", f"{self.topic} #{self.seq} from {self.source!r}: {exc}"
+                ) from None
             _force_setattr(self, "body", body)
         return body
 
@@ -127,8 +128,17 @@ def make(
     corr: str = "",
 ) -> Envelope:
     """Build an envelope stamped with the monotonic and UTC clocks now."""
-    return Envelope(VERSION, kind.value if isinstance(kind, Kind) else kind, topic, source, seq,
-                    _mono_ns(), _utc_ns(), corr, payload)
+    return Envelope(
+        VERSION,
+        kind.value if isinstance(kind, Kind) else kind,
+        topic,
+        source,
+        seq,
+        _mono_ns(),
+        _utc_ns(),
+        corr,
+        payload,
+    )
 
 
 def encode(env: Envelope) -> bytes:
@@ -205,8 +215,9 @@ def batch_frame(lead: bytes, seq: int, items: Sequence[bytes | memoryview]) -> b
     return b"".join((lead, _encoder.encode(seq), _array_head(len(items)), *items))
 
 
-def encode_batch(prefix: bytes, kind: int, topic: str, source: str, seq: int,
-                 items: Sequence[bytes | memoryview]) -> bytes:
+def encode_batch(
+    prefix: bytes, kind: int, topic: str, source: str, seq: int, items: Sequence[bytes | memoryview]
+) -> bytes:
     """A batch frame: ``prefix`` (topic and separator), then the batch array around ``items`` (from encode_item)."""
     return batch_frame(batch_lead(prefix, kind, topic, source), seq, items)
 
@@ -246,8 +257,10 @@ def decode_batch_frame(frame: bytes, sep: int) -> BatchHead:
 def unpack(head: BatchHead) -> list[Envelope]:
     """The messages of a batch, payloads left encoded until read."""
     kind, topic, source, seq = head.kind, head.topic, head.source, head.seq
-    return [Envelope(VERSION, kind, topic, source, n, mono, utc, "", raw)
-            for n, (mono, utc, raw) in enumerate(head.items, seq)]
+    return [
+        Envelope(VERSION, kind, topic, source, n, mono, utc, "", raw)
+        for n, (mono, utc, raw) in enumerate(head.items, seq)
+    ]
 
 
 def is_batch(frame: bytes, sep: int) -> bool:

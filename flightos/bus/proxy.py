@@ -13,8 +13,9 @@ log = structlog.get_logger("flightos.bus")
 class Proxy:
     """Forwards every publication from the XSUB endpoint to the XPUB endpoint until stopped."""
 
-    def __init__(self, ctx: zmq.Context[zmq.Socket[bytes]], xsub_ep: str, xpub_ep: str, *,
-                 sndhwm: int = 100_000) -> None:
+    def __init__(
+        self, ctx: zmq.Context[zmq.Socket[bytes]], xsub_ep: str, xpub_ep: str, *, sndhwm: int = 100_000
+    ) -> None:
         self._ctx = ctx
         self._sndhwm = sndhwm
         """Frames (a batch is one) held for each subscriber before libzmq drops."""

@@ -76,8 +76,7 @@ class RejectCounter:
         n = self.counts.get(err.reason, 0) + 1
         self.counts[err.reason] = n
         if n <= self.log_first or n % 1000 == 0:
-            log.warning("bus.frame_rejected", where=self.where, reason=err.reason,
-                        detail=err.detail, count=n)
+            log.warning("bus.frame_rejected", where=self.where, reason=err.reason, detail=err.detail, count=n)
             if self.on_report is not None:
                 self.on_report(self.where, err, n)
 
@@ -107,8 +106,7 @@ def _jitter(delay: float) -> float:
 class _Topic:
     """What a publisher keeps per topic: its frame prefix, its last sequence number, its open batch."""
 
-    __slots__ = ("coalesce", "first", "items", "lead", "mark_at", "marks_left", "name", "prefix", "room", "seq",
-                 "size")
+    __slots__ = ("coalesce", "first", "items", "lead", "mark_at", "marks_left", "name", "prefix", "room", "seq", "size")
 
     def __init__(self, name: str, prefix: bytes, source: str, coalesce: bool) -> None:
         self.name = name
@@ -134,8 +132,16 @@ class Publisher:
     open batch, so their order with the publisher's telemetry is kept.
     """
 
-    def __init__(self, ctx: zmq.Context[zmq.Socket[bytes]], endpoint: str, source: str, *,
-                 mirror: str | None = None, coalesce: bool = True, sndhwm: int | None = None) -> None:
+    def __init__(
+        self,
+        ctx: zmq.Context[zmq.Socket[bytes]],
+        endpoint: str,
+        source: str,
+        *,
+        mirror: str | None = None,
+        coalesce: bool = True,
+        sndhwm: int | None = None,
+    ) -> None:
         self.source = source
         self.sock: zmq.Socket[bytes] = ctx.socket(zmq.PUB)
         self.sock.setsockopt(zmq.SNDHWM, PUB_HWM if sndhwm is None else sndhwm)
@@ -172,8 +178,12 @@ class Publisher:
     def _topic(self, topic: str) -> _Topic:
         if "\x00" in topic or not topic.isascii():
             raise ValueError(f"topics are ASCII without NUL: {topic!r}")
-        t = self._topics[topic] = _Topic(topic, topic.encode() + wire.TOPIC_SEPARATOR, self.source,
-                                         self.coalesce and not kernel_topic(topic, self.source))
+        t = self._topics[topic] = _Topic(
+            topic,
+            topic.encode() + wire.TOPIC_SEPARATOR,
+            self.source,
+            self.coalesce and not kernel_topic(topic, self.source),
+        )
         return t
 
     def publish(self, topic: str, payload: object, kind: int = Kind.TELEMETRY.value) -> int:
@@ -210,7 +220,7 @@ class Publisher:
                 if alone:
                     self._alone_ns = now
                 return seq
-            items.append(memoryview(buf)[t.room:])
+            items.append(memoryview(buf)[t.room :])
             t.size = len(buf) - t.room
             if self._flush_handle is None:
                 loop = _running_loop()
@@ -223,7 +233,8 @@ class Publisher:
         if self._open:
             self.flush()  # what this publisher coalesced so far leaves first: per-publisher order is kept
         frame = t.prefix + self._encode(
-            (wire.VERSION, kind, topic, self.source, seq, _mono_ns(), _utc_ns(), "", payload))
+            (wire.VERSION, kind, topic, self.source, seq, _mono_ns(), _utc_ns(), "", payload)
+        )
         t.seq = seq
         self._send(frame)
         self.frames += 1
@@ -346,8 +357,15 @@ class Subscriber:
     wait. Without a ``kernel`` channel the subscriber delivers no kernel topics at all.
     """
 
-    def __init__(self, ctx: zmq.Context[zmq.Socket[bytes]], endpoint: str, where: str,
-                 kernel: KernelChannel | None = None, *, rcvhwm: int = SUB_HWM) -> None:
+    def __init__(
+        self,
+        ctx: zmq.Context[zmq.Socket[bytes]],
+        endpoint: str,
+        where: str,
+        kernel: KernelChannel | None = None,
+        *,
+        rcvhwm: int = SUB_HWM,
+    ) -> None:
         self.sock: zmq.Socket[bytes] = ctx.socket(zmq.SUB)
         self.sock.setsockopt(zmq.RCVHWM, rcvhwm)
         self.sock.setsockopt(zmq.LINGER, 0)
@@ -396,8 +414,9 @@ class Subscriber:
 
     def _forgery(self, topic: str, source: str) -> None:
         self.forged += 1
-        self.rejects.reject(FrameError("not_from_kernel", f"{topic} from {source!r} through the shared proxy, "
-                                       "never sent by the kernel"))
+        self.rejects.reject(
+            FrameError("not_from_kernel", f"{topic} from {source!r} through the shared proxy, never sent by the kernel")
+        )
 
     def decode_batch(self, frames: list[bytes]) -> list[Envelope]:
         """Decode frames from the proxy, counting gaps, rejecting bad frames and forgeries (never raising)."""
@@ -458,10 +477,13 @@ class Subscriber:
             if peer not in self._kpeer_ok:
                 if self.kernel.pid and not peer.endswith(f":{self.kernel.pid}"):
                     self.forged += 1
-                    self.rejects.reject(FrameError(
-                        "not_from_kernel",
-                        f"{self.kernel.endpoint} is bound by {peer or 'an unknown peer'}, not the kernel "
-                        f"(pid {self.kernel.pid})"))
+                    self.rejects.reject(
+                        FrameError(
+                            "not_from_kernel",
+                            f"{self.kernel.endpoint} is bound by {peer or 'an unknown peer'}, not the kernel "
+                            f"(pid {self.kernel.pid})",
+                        )
+                    )
                     continue
                 self._kpeer_ok.add(peer)
             data = frame.bytes

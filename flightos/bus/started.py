@@ -64,7 +64,7 @@ class Ledger:
         self._lookups += 1
         if self._set is None and self._lookups > 64:  # many commands in flight: index the ring once
             d = self.data
-            self._set = {d[i:i + SLOT] for i in range(0, len(d) - SLOT + 1, SLOT)}
+            self._set = {d[i : i + SLOT] for i in range(0, len(d) - SLOT + 1, SLOT)}
         if self._set is not None:
             return entry in self._set
         i = self.data.find(entry)  # a few commands in flight: a scan is cheaper than an index

@@ -19,8 +19,13 @@ from flightos.bus.pubsub import KernelChannel, Publisher, Subscriber
 class KernelChannels:
     """Binds and owns every socket of the kernel's side of the bus (see docs/design.md, Channels)."""
 
-    def __init__(self, ctx: zmq.Context[zmq.Socket[bytes]], endpoints: Endpoints, max_frame_bytes: int,
-                 on_reject: Callable[[str, FrameError, int], None]) -> None:
+    def __init__(
+        self,
+        ctx: zmq.Context[zmq.Socket[bytes]],
+        endpoints: Endpoints,
+        max_frame_bytes: int,
+        on_reject: Callable[[str, FrameError, int], None],
+    ) -> None:
         self.proxy = Proxy(ctx, endpoints.publish, endpoints.subscribe)
         self.proxy.start()
         cmd = ctx.socket(zmq.ROUTER)
@@ -41,8 +46,9 @@ class KernelChannels:
         """Commands and results (services and clients)."""
         self.control = AsyncSocket(ctl)
         """Ready, heartbeats, vouching and control (services)."""
-        self.events = Subscriber(ctx, endpoints.subscribe, "kernel:events",
-                                 kernel=KernelChannel(endpoints.kernel_events, os.getpid()))
+        self.events = Subscriber(
+            ctx, endpoints.subscribe, "kernel:events", kernel=KernelChannel(endpoints.kernel_events, os.getpid())
+        )
         """Every event on the bus, for the run record; a forged ev.kernel on the proxy is raised and counted."""
         self.events.rejects.on_report = on_reject
         self.events.subscribe("ev.")

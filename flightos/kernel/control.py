@@ -26,8 +26,17 @@ from flightos.sdk.severity import Severity
 class ControlChannel:
     """Turns control frames into heartbeats, readiness, interest, vouched events and raised incidents."""
 
-    def __init__(self, records: Mapping[str, ServiceRecord], router: CommandRouter, supervisor: Supervisor,
-                 events: EventLog, publisher: Publisher, acl: Acl, board: str, rejects: RejectCounter) -> None:
+    def __init__(
+        self,
+        records: Mapping[str, ServiceRecord],
+        router: CommandRouter,
+        supervisor: Supervisor,
+        events: EventLog,
+        publisher: Publisher,
+        acl: Acl,
+        board: str,
+        rejects: RejectCounter,
+    ) -> None:
         self.records = records
         self.router = router
         self.supervisor = supervisor
@@ -72,8 +81,7 @@ class ControlChannel:
                 if isinstance(prefixes, list):
                     rec.interest = [p for p in prefixes if isinstance(p, str)][:256]
             if op == "publish_denied" and isinstance(env.payload.get("topic"), str):
-                self.events.publish_denied(rec.name, env.payload["topic"], self.board,
-                                    "refused by the SDK")
+                self.events.publish_denied(rec.name, env.payload["topic"], self.board, "refused by the SDK")
             if op == "incident" and isinstance(env.payload.get("message"), str):
                 self._incident(rec, env.payload)
             if op == "vouch" and isinstance(env.payload.get("frame"), bytes):
@@ -93,8 +101,9 @@ class ControlChannel:
             self.rejects.reject(err)
             return
         if env.source != rec.name or not vouched_namespace(topic, rec.name):
-            self.rejects.reject(FrameError("not_its_own", f"{rec.name} asked the kernel to vouch for {topic} "
-                                               f"from {env.source!r}"))
+            self.rejects.reject(
+                FrameError("not_its_own", f"{rec.name} asked the kernel to vouch for {topic} from {env.source!r}")
+            )
             return
         if not self.acl.allows_publish(rec.name, topic):
             self.events.publish_denied(rec.name, topic, self.board, "not vouched by the kernel")
@@ -104,5 +113,10 @@ class ControlChannel:
     def _incident(self, rec: ServiceRecord, payload: dict[str, Any]) -> None:
         """A service's host reports damage it found and worked around (a store kept aside): raise it, loudly."""
         if payload.get("kind") == "store_quarantined":
-            self.events.emit(EventId.STORE_QUARANTINED, Severity.HIGH, f"{rec.name}: {payload['message'][:400]}",
-                      service=rec.name, file=str(payload.get("file", ""))[:300])
+            self.events.emit(
+                EventId.STORE_QUARANTINED,
+                Severity.HIGH,
+                f"{rec.name}: {payload['message'][:400]}",
+                service=rec.name,
+                file=str(payload.get("file", ""))[:300],
+            )

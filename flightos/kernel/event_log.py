@@ -16,9 +16,18 @@ from flightos.sdk.severity import Severity
 log = structlog.get_logger("flightos.kernel")
 
 DECISIONS = {
-    EventId.SERVICE_HUNG, EventId.SERVICE_FAILED, EventId.SERVICE_RESTART_SCHEDULED, EventId.CORE_STATE_CHANGED,
-    EventId.MODE_CHANGED, EventId.SERVICE_MIGRATED, EventId.SERVICE_SHED, EventId.SERVICE_RESTORED,
-    EventId.THERMAL_LEVEL, EventId.POWER_OVER_BUDGET, EventId.WATCHDOG_RESET, EventId.SERVICE_PLACED,
+    EventId.SERVICE_HUNG,
+    EventId.SERVICE_FAILED,
+    EventId.SERVICE_RESTART_SCHEDULED,
+    EventId.CORE_STATE_CHANGED,
+    EventId.MODE_CHANGED,
+    EventId.SERVICE_MIGRATED,
+    EventId.SERVICE_SHED,
+    EventId.SERVICE_RESTORED,
+    EventId.THERMAL_LEVEL,
+    EventId.POWER_OVER_BUDGET,
+    EventId.WATCHDOG_RESET,
+    EventId.SERVICE_PLACED,
 }
 """Events that record a decision of the kernel, listed by `flightos status` with their reasons."""
 
@@ -35,8 +44,14 @@ class EventLog:
 
     def emit(self, event_id: EventId, severity: Severity, message: str, **data: Any) -> None:
         """Raise a kernel event: on ``ev.kernel`` and in the log, with its reason in ``message``."""
-        payload = {"id": int(event_id), "name": event_id.name, "severity": int(severity),
-                   "severity_name": severity.name, "message": message, "data": data}
+        payload = {
+            "id": int(event_id),
+            "name": event_id.name,
+            "severity": int(severity),
+            "severity_name": severity.name,
+            "message": message,
+            "data": data,
+        }
         self.publisher.publish("ev.kernel", payload, Kind.EVENT)
         if event_id in DECISIONS:
             self.decisions.append({"t": time.time(), "event": event_id.name, "message": message})
@@ -47,14 +62,25 @@ class EventLog:
 
     def rejected(self, where: str, err: FrameError, count: int) -> None:
         """A receiver rejected a frame (reported while its count is small, then every 1000th)."""
-        self.emit(EventId.BUS_FRAME_REJECTED, Severity.LOW, f"rejected a frame on {where}: {err}",
-                  where=where, reason=err.reason, count=count)
+        self.emit(
+            EventId.BUS_FRAME_REJECTED,
+            Severity.LOW,
+            f"rejected a frame on {where}: {err}",
+            where=where,
+            reason=err.reason,
+            count=count,
+        )
 
     def publish_denied(self, publisher: str, topic: str, board: str, how: str) -> None:
         """Raise PUBLISH_DENIED once per publisher and topic (a flood of refusals is one event each)."""
         if (publisher, topic) in self._denied_topics or len(self._denied_topics) >= 1000:
             return
         self._denied_topics.add((publisher, topic))
-        self.emit(EventId.PUBLISH_DENIED, Severity.HIGH,
-                  f"{publisher} on board {board} may not publish {topic} (target [acl]); {how}",
-                  publisher=publisher, topic=topic, board=board)
+        self.emit(
+            EventId.PUBLISH_DENIED,
+            Severity.HIGH,
+            f"{publisher} on board {board} may not publish {topic} (target [acl]); {how}",
+            publisher=publisher,
+            topic=topic,
+            board=board,
+        )

@@ -118,15 +118,24 @@ class Kernel:
 
     async def _scenario_loop(self, runner: ScenarioRunner) -> None:
         """Apply scenario events as they come due (checked ten times a second until the last one)."""
-        self.emit(EventId.SCENARIO_STEP, Severity.INFO, f"scenario {runner.scenario.name!r} started",
-                  scenario=runner.scenario.name, events=len(runner.pending))
+        self.emit(
+            EventId.SCENARIO_STEP,
+            Severity.INFO,
+            f"scenario {runner.scenario.name!r} started",
+            scenario=runner.scenario.name,
+            events=len(runner.pending),
+        )
         while not runner.done:
             for line in runner.advance():
                 self.emit(EventId.SCENARIO_STEP, Severity.LOW, f"scenario: {line}", scenario=runner.scenario.name)
             self.effects.update()
             await asyncio.sleep(0.1)
-        self.emit(EventId.SCENARIO_STEP, Severity.INFO, f"scenario {runner.scenario.name!r} complete",
-                  scenario=runner.scenario.name)
+        self.emit(
+            EventId.SCENARIO_STEP,
+            Severity.INFO,
+            f"scenario {runner.scenario.name!r} complete",
+            scenario=runner.scenario.name,
+        )
 
     # ---- lifecycle ----------------------------------------------------------------------------
     def request_stop(self) -> None:
@@ -171,15 +180,21 @@ class Kernel:
             self._tasks.append(loop.create_task(self._scenario_loop(self.scenario)))
         if self.notify.enabled:
             self._tasks.append(loop.create_task(self._systemd_loop()))
-        self.emit(EventId.KERNEL_STARTED, Severity.INFO,
-                  f"kernel up on target {self.target.name}", target=self.target.name,
-                  board=self.board.identity.model, runtime_dir=str(self.endpoints.runtime_dir),
-                  pid=os.getpid())
+        self.emit(
+            EventId.KERNEL_STARTED,
+            Severity.INFO,
+            f"kernel up on target {self.target.name}",
+            target=self.target.name,
+            board=self.board.identity.model,
+            runtime_dir=str(self.endpoints.runtime_dir),
+            pid=os.getpid(),
+        )
         if self.link is not None:
             await self.link.join()
             self.link.start()
-        await asyncio.gather(*(self.supervisor.spawn(r) for r in self.records.values()
-                               if r.state not in (State.DISABLED, State.REMOTE)))
+        await asyncio.gather(
+            *(self.supervisor.spawn(r) for r in self.records.values() if r.state not in (State.DISABLED, State.REMOTE))
+        )
         if self.duration_s is not None:
             loop.call_later(self.duration_s, self.request_stop)
         await self._stop.wait()
@@ -190,20 +205,25 @@ class Kernel:
         """READY=1 once start-up settled (every service READY or given up on), then WATCHDOG=1 while healthy."""
         loop = asyncio.get_running_loop()
         settle_by = loop.time() + self.target.health.start_timeout_s
-        while loop.time() < settle_by and any(r.state in (State.STARTING, State.BACKOFF, State.RESTARTING)
-                                              for r in self.records.values()):
+        while loop.time() < settle_by and any(
+            r.state in (State.STARTING, State.BACKOFF, State.RESTARTING) for r in self.records.values()
+        ):
             await asyncio.sleep(0.05)
         ready = sum(1 for r in self.records.values() if r.state == State.READY)
         self.notify.ready(f"{ready} service(s) ready on target {self.target.name}")
         interval = self.notify.watchdog_interval_s
         while interval is not None:
-            critical_failed = [r.name for r in self.records.values()
-                               if r.cfg.criticality == "critical" and (r.state == State.FAILED or r.escalated)]
+            critical_failed = [
+                r.name
+                for r in self.records.values()
+                if r.cfg.criticality == "critical" and (r.state == State.FAILED or r.escalated)
+            ]
             if not critical_failed or self.monitor.hold_safe:
                 self.notify.watchdog()
             else:
-                self.notify.status("not petting the watchdog: critical service(s) FAILED: "
-                                   + ", ".join(critical_failed))
+                self.notify.status(
+                    "not petting the watchdog: critical service(s) FAILED: " + ", ".join(critical_failed)
+                )
             await asyncio.sleep(interval)
 
     async def _shutdown(self) -> None:
@@ -232,13 +252,19 @@ class Kernel:
     # ---- placement ----------------------------------------------------------------------------
     def _place_all(self) -> None:
         cores = self.board.core_ids()
-        active = [(r.name, r.cfg.criticality, r.cfg.cores) for r in self.records.values()
-                  if r.state != State.DISABLED]
+        active = [(r.name, r.cfg.criticality, r.cfg.cores) for r in self.records.values() if r.state != State.DISABLED]
         for name, chosen in place(active, cores).items():
             rec = self.records[name]
             self.moves.set_cores(rec, chosen)
-            self.emit(EventId.SERVICE_PLACED, Severity.INFO, f"{name} placed on core(s) {chosen}",
-                      service=name, cores=chosen, host_cpus=rec.host_cpus, criticality=rec.cfg.criticality)
+            self.emit(
+                EventId.SERVICE_PLACED,
+                Severity.INFO,
+                f"{name} placed on core(s) {chosen}",
+                service=name,
+                cores=chosen,
+                host_cpus=rec.host_cpus,
+                criticality=rec.cfg.criticality,
+            )
 
     # ---- channels -----------------------------------------------------------------------------
     def _record_event(self, env: wire.Envelope) -> None:
@@ -252,9 +278,12 @@ class Kernel:
         """
         self.monitor.watchdog_reset()
         restarted = self.supervisor.reboot(skip=lambda rec: rec.name in self.monitor.shed)
-        self.emit(EventId.BOARD_RESET_RESTART, Severity.MEDIUM,
-                  f"board reset: {len(restarted)} service(s) start again with a clean restart history",
-                  services=restarted)
+        self.emit(
+            EventId.BOARD_RESET_RESTART,
+            Severity.MEDIUM,
+            f"board reset: {len(restarted)} service(s) start again with a clean restart history",
+            services=restarted,
+        )
 
     # ---- events and telemetry -----------------------------------------------------------------
     def status(self) -> dict[str, Any]:
@@ -262,13 +291,17 @@ class Kernel:
         now = asyncio.get_running_loop().time()
         fork = self.supervisor.fork_spawner
         return {
-            "kernel": {"pid": os.getpid(), "target": self.target.name,
-                       "uptime_s": round(time.time() - self.started_at, 1),
-                       "board": self.board.identity.model, "backend": self.board.identity.backend,
-                       "runtime_dir": str(self.endpoints.runtime_dir),
-                       "cpu_percent": self._me.cpu_percent(None),
-                       "rss_mb": round(self._me.memory_info().rss / 1e6, 1),
-                       "spawn": "forkserver" if fork and fork.alive else "exec"},
+            "kernel": {
+                "pid": os.getpid(),
+                "target": self.target.name,
+                "uptime_s": round(time.time() - self.started_at, 1),
+                "board": self.board.identity.model,
+                "backend": self.board.identity.backend,
+                "runtime_dir": str(self.endpoints.runtime_dir),
+                "cpu_percent": self._me.cpu_percent(None),
+                "rss_mb": round(self._me.memory_info().rss / 1e6, 1),
+                "spawn": "forkserver" if fork and fork.alive else "exec",
+            },
             "services": [service_row(r, now) for r in self.records.values()],
             "cores": self._cores(),
             "health": {k: v for k, v in self.monitor.snapshot().items() if k != "cores"},
@@ -284,19 +317,26 @@ class Kernel:
         out = []
         for c in self.monitor.snapshot()["cores"]:
             r = hw.get(c["id"])
-            out.append({**c, "online": r.online if r else None, "freq_mhz": r.freq_mhz if r else None,
-                        "hw_state": self.effects.states.get(c["id"], "ok" if r is None or r.online else "offline"),
-                        "host_cpus": sorted(self.board.host_cpus(c["id"]))})
+            out.append(
+                {
+                    **c,
+                    "online": r.online if r else None,
+                    "freq_mhz": r.freq_mhz if r else None,
+                    "hw_state": self.effects.states.get(c["id"], "ok" if r is None or r.online else "offline"),
+                    "host_cpus": sorted(self.board.host_cpus(c["id"])),
+                }
+            )
         return out
 
     def bus_stats(self) -> dict[str, Any]:
         """Router and control counters, including rejected frames by reason."""
-        return {"commands": dict(self.router.stats),
-                "rejected": {"commands": dict(self.router.rejects.counts),
-                             "control": dict(self.control.rejects.counts)},
-                "identity": {**self.router.identities.stats, "forged_kernel_topics": self.channels.events.forged},
-                "dropped": self.channels.events.dropped,  # events lost before the kernel's subscriber (gaps)
-                "pending": len(self.router.pending)}
+        return {
+            "commands": dict(self.router.stats),
+            "rejected": {"commands": dict(self.router.rejects.counts), "control": dict(self.control.rejects.counts)},
+            "identity": {**self.router.identities.stats, "forged_kernel_topics": self.channels.events.forged},
+            "dropped": self.channels.events.dropped,  # events lost before the kernel's subscriber (gaps)
+            "pending": len(self.router.pending),
+        }
 
     async def _telemetry_loop(self) -> None:
         period = 1.0 / self.target.runtime.telemetry_hz
@@ -304,8 +344,9 @@ class Kernel:
         while True:
             now = loop.time()
             self.sampler.forget_dead({r.pid for r in self.records.values() if r.pid})
-            self.channels.publisher.publish("tm.kernel.services",
-                                   {"services": [service_row(r, now) for r in self.records.values()]})
+            self.channels.publisher.publish(
+                "tm.kernel.services", {"services": [service_row(r, now) for r in self.records.values()]}
+            )
             try:
                 if self.monitor.reading is not None:
                     self.channels.publisher.publish("tm.hal.reading", self.monitor.reading.to_dict())
@@ -319,6 +360,8 @@ class Kernel:
             except Exception as exc:  # a HAL fault must never stop the kernel
                 log.warning("kernel.hal_read_failed", error=f"{type(exc).__name__}: {exc}")
             self.channels.publisher.publish("tm.kernel.bus", self.bus_stats())
-            self.channels.publisher.publish("tm.kernel.self", {"cpu_percent": self._me.cpu_percent(None),
-                                                      "rss_mb": round(self._me.memory_info().rss / 1e6, 1)})
+            self.channels.publisher.publish(
+                "tm.kernel.self",
+                {"cpu_percent": self._me.cpu_percent(None), "rss_mb": round(self._me.memory_info().rss / 1e6, 1)},
+            )
             await asyncio.sleep(period)

@@ -29,8 +29,15 @@ log = structlog.get_logger("flightos.kernel")
 class Mover:
     """Places, moves, sheds and restores services, and sends them control messages."""
 
-    def __init__(self, board: hal.Board, supervisor: Supervisor, effects: BoardEffects, control: AsyncSocket,
-                 emit: Emit, shutdown_grace_s: float) -> None:
+    def __init__(
+        self,
+        board: hal.Board,
+        supervisor: Supervisor,
+        effects: BoardEffects,
+        control: AsyncSocket,
+        emit: Emit,
+        shutdown_grace_s: float,
+    ) -> None:
         self.board = board
         self.supervisor = supervisor
         self.effects = effects
@@ -61,11 +68,20 @@ class Mover:
                 restarted = True
             self.effects.enforce()  # a frozen process that moved to a live core runs again
         ms = round((time.monotonic() - t0) * 1000, 2)
-        self.emit(EventId.SERVICE_MIGRATED, Severity.MEDIUM if restarted else Severity.INFO,
-                  f"{rec.name} moved from core(s) {old} to {cores}"
-                  + (" by a restart" if restarted else " without a restart") + f": {reason}",
-                  service=rec.name, from_cores=old, to_cores=cores, host_cpus=rec.host_cpus,
-                  restarted=restarted, reason=reason, ms=ms)
+        self.emit(
+            EventId.SERVICE_MIGRATED,
+            Severity.MEDIUM if restarted else Severity.INFO,
+            f"{rec.name} moved from core(s) {old} to {cores}"
+            + (" by a restart" if restarted else " without a restart")
+            + f": {reason}",
+            service=rec.name,
+            from_cores=old,
+            to_cores=cores,
+            host_cpus=rec.host_cpus,
+            restarted=restarted,
+            reason=reason,
+            ms=ms,
+        )
 
     async def shed_service(self, rec: ServiceRecord, why: str) -> None:
         """Stop a service to fit the mode, capacity or power budget (not a failure: no restart)."""
@@ -83,7 +99,8 @@ class Mover:
         """Send a control message (e.g. a throttle level) to a service's current incarnation."""
         try:
             self.control.send_multipart_nowait(
-                [rec.identity.encode(), wire.encode(wire.make(Kind.CONTROL, rec.name, "kernel", payload))])
+                [rec.identity.encode(), wire.encode(wire.make(Kind.CONTROL, rec.name, "kernel", payload))]
+            )
             return True
         except zmq.ZMQError:
             return False

@@ -122,8 +122,13 @@ class SdNotify:
         except OSError as exc:  # gone (ENOENT, ECONNREFUSED), full (EAGAIN), ...
             self.failures += 1
             if not self._failing:  # one warning per outage, not one per ping
-                log.warning("sd_notify send failed", address=self.address, error=str(exc),
-                            message=assignments[0], failures=self.failures)
+                log.warning(
+                    "sd_notify send failed",
+                    address=self.address,
+                    error=str(exc),
+                    message=assignments[0],
+                    failures=self.failures,
+                )
             self._failing = True
             return False
         if self._failing:
@@ -152,8 +157,10 @@ class SdNotify:
 
     def __repr__(self) -> str:
         state = f"address={self.address!r}" if self.enabled else "disabled"
-        return f"SdNotify({state}, watchdog_interval_s={self.watchdog_interval_s}, sent={self.sent}, " \
-               f"failures={self.failures})"
+        return (
+            f"SdNotify({state}, watchdog_interval_s={self.watchdog_interval_s}, sent={self.sent}, "
+            f"failures={self.failures})"
+        )
 
 
 def _one_line(text: str) -> str:

@@ -29,8 +29,14 @@ RETRY_S = 5.0
 class RunRecorder:
     """Appends the events and health telemetry of one kernel run to its own directory."""
 
-    def __init__(self, runs_dir: Path, meta: dict[str, Any], keep: int = 20, max_bytes: int = 64 << 20,
-                 on_drop: Callable[[int, int, str], None] | None = None) -> None:
+    def __init__(
+        self,
+        runs_dir: Path,
+        meta: dict[str, Any],
+        keep: int = 20,
+        max_bytes: int = 64 << 20,
+        on_drop: Callable[[int, int, str], None] | None = None,
+    ) -> None:
         self.runs_dir = runs_dir
         self.run_id = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + f"-{os.getpid()}"
         self.dir = runs_dir / self.run_id
@@ -69,26 +75,57 @@ class RunRecorder:
         if not isinstance(payload, dict):
             return
         sev = payload.get("severity")
-        self._line(self._events, {
-            "t": utc_ns / 1e9, "topic": topic, "source": source, "id": payload.get("id"),
-            "name": payload.get("name"),
-            "severity": SEVERITY_NAMES.get(sev, str(sev)) if isinstance(sev, int) else str(sev),
-            "message": payload.get("message", ""), "data": payload.get("data", {})})
+        self._line(
+            self._events,
+            {
+                "t": utc_ns / 1e9,
+                "topic": topic,
+                "source": source,
+                "id": payload.get("id"),
+                "name": payload.get("name"),
+                "severity": SEVERITY_NAMES.get(sev, str(sev)) if isinstance(sev, int) else str(sev),
+                "message": payload.get("message", ""),
+                "data": payload.get("data", {}),
+            },
+        )
 
     def telemetry(self, health: dict[str, Any], services: list[dict[str, Any]]) -> None:
         """Record one health sample: mode, junction, power, cores and the service table."""
         energy = health.get("energy_mj", {})
         throttles = health.get("throttles", {})
-        self._line(self._telemetry, {
-            "t": time.time(), "mode": health.get("mode"), "junction_c": health.get("junction_c"),
-            "trip_c": health.get("trip_c"), "power_w": health.get("power_w"), "budget_w": health.get("budget_w"),
-            "cores": [{"id": c["id"], "state": c["state"], "temp_c": health.get("junction_c"),
-                       "load_pct": c.get("load_pct"), "services": c.get("services", [])}
-                      for c in health.get("cores", [])],
-            "services": [{"name": s["name"], "state": s["state"], "cores": s["cores"],
-                          "throttle": throttles.get(s["name"], 0), "restarts": s["restarts"],
-                          "energy_mj": energy.get(s["name"]), "cpu_percent": s["cpu_percent"]}
-                         for s in services]})
+        self._line(
+            self._telemetry,
+            {
+                "t": time.time(),
+                "mode": health.get("mode"),
+                "junction_c": health.get("junction_c"),
+                "trip_c": health.get("trip_c"),
+                "power_w": health.get("power_w"),
+                "budget_w": health.get("budget_w"),
+                "cores": [
+                    {
+                        "id": c["id"],
+                        "state": c["state"],
+                        "temp_c": health.get("junction_c"),
+                        "load_pct": c.get("load_pct"),
+                        "services": c.get("services", []),
+                    }
+                    for c in health.get("cores", [])
+                ],
+                "services": [
+                    {
+                        "name": s["name"],
+                        "state": s["state"],
+                        "cores": s["cores"],
+                        "throttle": throttles.get(s["name"], 0),
+                        "restarts": s["restarts"],
+                        "energy_mj": energy.get(s["name"]),
+                        "cpu_percent": s["cpu_percent"],
+                    }
+                    for s in services
+                ],
+            },
+        )
 
     def _line(self, f: IO[str] | None, obj: dict[str, Any]) -> None:
         if f is None:

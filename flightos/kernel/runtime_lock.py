@@ -36,10 +36,11 @@ class RuntimeLock:
                 break
             except BlockingIOError:
                 if attempt == 49 or os.pread(fd, 32, 0).strip():  # a pid written: a live kernel holds it
-                    other = (os.pread(fd, 32, 0).decode(errors="replace").strip() or "?")
+                    other = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
                     os.close(fd)
-                    raise RuntimeBusy(f"a runtime is already running in {self.endpoints.runtime_dir} "
-                                      f"(kernel pid {other})") from None
+                    raise RuntimeBusy(
+                        f"a runtime is already running in {self.endpoints.runtime_dir} (kernel pid {other})"
+                    ) from None
                 time.sleep(0.01)
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
@@ -66,15 +67,18 @@ class RuntimeLock:
         except OSError as exc:
             if not isinstance(exc, BlockingIOError):
                 os.close(fd)
-                raise RuntimeDirError(f"state directory {self.state_dir}: cannot lock {path}: "
-                                      f"{exc.strerror or exc}") from None
+                raise RuntimeDirError(
+                    f"state directory {self.state_dir}: cannot lock {path}: {exc.strerror or exc}"
+                ) from None
             holder = os.pread(fd, 4096, 0).decode(errors="replace").split("\n")
             os.close(fd)
             pid = holder[0].strip() or "?"
             where = holder[1].strip() if len(holder) > 1 and holder[1].strip() else "?"
-            raise RuntimeBusy(f"state directory {self.state_dir} is in use by kernel pid {pid} (runtime directory "
-                              f"{where}); two kernels would share keys, stores and kernel state: give this one "
-                              "a state directory of its own (runtime.state_dir or $FLIGHTOS_STATE_DIR)") from None
+            raise RuntimeBusy(
+                f"state directory {self.state_dir} is in use by kernel pid {pid} (runtime directory "
+                f"{where}); two kernels would share keys, stores and kernel state: give this one "
+                "a state directory of its own (runtime.state_dir or $FLIGHTOS_STATE_DIR)"
+            ) from None
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n{self.endpoints.runtime_dir}\n".encode())
         return fd

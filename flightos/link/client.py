@@ -33,8 +33,14 @@ class LinkClient:
         self.sock.setsockopt(zmq.CURVE_SERVERKEY, server_public_key)
         self.sock.connect(endpoint)
 
-    def call(self, service: str, command: str, args: dict[str, Any] | None = None, timeout: float = 5.0,
-             command_id: str | None = None) -> Any:
+    def call(
+        self,
+        service: str,
+        command: str,
+        args: dict[str, Any] | None = None,
+        timeout: float = 5.0,
+        command_id: str | None = None,
+    ) -> Any:
         """Run ``service.command`` and return its value; raise its typed CommandError, or DeadlineExceeded."""
         cid = command_id or wire.new_id()
         env = wire.make(Kind.COMMAND, service, self.name, command_payload(command, args or {}, timeout), corr=cid)
@@ -45,8 +51,9 @@ class LinkClient:
             res = wire.decode(frame)
             if tag == protocol.RESULT and res.corr == cid:
                 return result_value(res.payload)
-        raise DeadlineExceeded(f"{service}.{command}: no answer over the link within {timeout:g} s "
-                               "(is this key authorized on that board?)")
+        raise DeadlineExceeded(
+            f"{service}.{command}: no answer over the link within {timeout:g} s (is this key authorized on that board?)"
+        )
 
     def close(self) -> None:
         """Close the socket and its context."""

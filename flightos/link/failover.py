@@ -62,8 +62,13 @@ class Failover:
             try:
                 cfg = ServiceConfig.from_wire(name, hosted.config)
             except ValueError as exc:
-                self.host.emit(EventId.REPLICATION_FAILED, Severity.HIGH, f"cannot take over {name}: {exc}",
-                               service=name, board=from_board)
+                self.host.emit(
+                    EventId.REPLICATION_FAILED,
+                    Severity.HIGH,
+                    f"cannot take over {name}: {exc}",
+                    service=name,
+                    board=from_board,
+                )
                 return
             settings = self.host.target.restart
             rec = ServiceRecord(cfg=cfg, tracker=RestartTracker(settings))
@@ -77,8 +82,7 @@ class Failover:
         chosen = self.host.monitor.placement_for(rec) or self.host.board.core_ids()
         self.host.set_cores(rec, chosen)
         self.s.stats["failovers"] += 1
-        self.s.tasks.append(asyncio.get_running_loop().create_task(
-            self._take_over(rec, hosted, from_board, silent_ms)))
+        self.s.tasks.append(asyncio.get_running_loop().create_task(self._take_over(rec, hosted, from_board, silent_ms)))
 
     async def _take_over(self, rec: ServiceRecord, hosted: Hosted, from_board: str, silent_ms: int) -> None:
         """Restore the last replica (after any replica still being written) and start the service here."""
@@ -87,14 +91,25 @@ class Failover:
                 restored = await asyncio.to_thread(replication.restore, self.host.state_dir, rec.name)
             except OSError as exc:
                 restored = False
-                self.host.emit(EventId.REPLICATION_FAILED, Severity.HIGH,
-                               f"cannot restore {rec.name}'s replica ({exc}); starting it with the data this board has",
-                               service=rec.name, board=from_board)
-        self.host.emit(EventId.SERVICE_FAILOVER, Severity.HIGH,
-                       f"{rec.name} starts on board {self.s.board}: board {from_board} stopped answering "
-                       f"{silent_ms} ms ago" + (" (data from its last replica)" if restored else " (no replica)"),
-                       service=rec.name, from_board=from_board, board=self.s.board, silent_ms=silent_ms,
-                       replica=restored, home=hosted.home)
+                self.host.emit(
+                    EventId.REPLICATION_FAILED,
+                    Severity.HIGH,
+                    f"cannot restore {rec.name}'s replica ({exc}); starting it with the data this board has",
+                    service=rec.name,
+                    board=from_board,
+                )
+        self.host.emit(
+            EventId.SERVICE_FAILOVER,
+            Severity.HIGH,
+            f"{rec.name} starts on board {self.s.board}: board {from_board} stopped answering "
+            f"{silent_ms} ms ago" + (" (data from its last replica)" if restored else " (no replica)"),
+            service=rec.name,
+            from_board=from_board,
+            board=self.s.board,
+            silent_ms=silent_ms,
+            replica=restored,
+            home=hosted.home,
+        )
         await self.host.supervisor.spawn(rec)
 
     def resolve_duplicates(self, peer: PeerView, hello: Hello) -> None:
@@ -107,12 +122,17 @@ class Failover:
             if keeper(agreed_home, self.s.board, peer.board) == self.s.board:
                 continue
             self.s.stats["yielded"] += 1
-            self.host.emit(EventId.SERVICE_YIELDED, Severity.MEDIUM,
-                           f"{name} runs on board {peer.board} too; stopping it here (board {peer.board} keeps it)",
-                           service=name, board=peer.board)
+            self.host.emit(
+                EventId.SERVICE_YIELDED,
+                Severity.MEDIUM,
+                f"{name} runs on board {peer.board} too; stopping it here (board {peer.board} keeps it)",
+                service=name,
+                board=peer.board,
+            )
             self.s.tasks.append(asyncio.get_running_loop().create_task(self._yield(rec, peer.board)))
 
     async def _yield(self, rec: ServiceRecord, to_board: str) -> None:
-        await self.host.supervisor.stop_service(rec, self.host.target.runtime.shutdown_grace_s,
-                                                f"runs on board {to_board}")
+        await self.host.supervisor.stop_service(
+            rec, self.host.target.runtime.shutdown_grace_s, f"runs on board {to_board}"
+        )
         rec.state, rec.reason = State.REMOTE, f"runs on board {to_board}"

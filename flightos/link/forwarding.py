@@ -82,9 +82,15 @@ class Forwarding:
         if out.sends == 0 and cmd.frame is not None and now - cmd.received_at < 0.005:
             frame = cmd.frame
         else:
-            frame = wire.encode(wire.make(Kind.COMMAND, cmd.destination, cmd.source,
-                                          {"name": cmd.name, "args": cmd.args,
-                                           "timeout_ms": max(1, int(remaining * 1000))}, corr=cmd.cid))
+            frame = wire.encode(
+                wire.make(
+                    Kind.COMMAND,
+                    cmd.destination,
+                    cmd.source,
+                    {"name": cmd.name, "args": cmd.args, "timeout_ms": max(1, int(remaining * 1000))},
+                    corr=cmd.cid,
+                )
+            )
         if self.s.send(board, [protocol.COMMAND, cmd.caller.encode(), frame]):
             out.board = board
             out.last_sent = now
@@ -119,9 +125,16 @@ class Forwarding:
 
     def _at_most_once(self, out: Outgoing, why: str) -> None:
         self.s.stats["failed_over_commands"] += 1
-        self.host.router.complete(out.cmd, error_payload(ServiceFailed(
-            f"{why} while {out.cmd.destination}.{out.cmd.name} was there; it ran at most once",
-            board=out.board, started=True)))  # that board may have started it: remembered, never rerun
+        self.host.router.complete(
+            out.cmd,
+            error_payload(
+                ServiceFailed(
+                    f"{why} while {out.cmd.destination}.{out.cmd.name} was there; it ran at most once",
+                    board=out.board,
+                    started=True,
+                )
+            ),
+        )  # that board may have started it: remembered, never rerun
 
     def fail_outgoing(self, board: str, why: str) -> None:
         """Fail what was sent to ``board`` (it restarted): it ran there at most once and is never sent again."""
@@ -141,9 +154,14 @@ class Forwarding:
             peer = self.s.peers[board]
             if not (peer.hello is not None and caller in peer.hello.services):
                 self.s.stats["spoofed"] += 1
-                self.host.emit(EventId.ACCESS_DENIED, Severity.HIGH,
-                               f"board {board} sent a command as {caller}, a service it does not run",
-                               caller=caller, board=board, destination=env.topic)
+                self.host.emit(
+                    EventId.ACCESS_DENIED,
+                    Severity.HIGH,
+                    f"board {board} sent a command as {caller}, a service it does not run",
+                    caller=caller,
+                    board=board,
+                    destination=env.topic,
+                )
                 caller = f"{caller}@{board}?"  # a name no ACL grants: refused below unless the ACL allows all
         self.host.router.accept_remote(LinkRequester(rid), env, frame, caller)
 
@@ -152,8 +170,9 @@ class Forwarding:
         try:
             self.sockets.server.send_multipart_nowait([bytes(requester), protocol.RESULT, frame])
         except zmq.ZMQError as exc:
-            log.warning("link.result_undeliverable", error=str(exc),
-                        note="kept in the result cache: the peer's resend gets it")
+            log.warning(
+                "link.result_undeliverable", error=str(exc), note="kept in the result cache: the peer's resend gets it"
+            )
             return False
         self.s.stats["results_out"] += 1
         return True

@@ -18,8 +18,15 @@ from flightos.link.telemetry import Telemetry
 class Inbound:
     """Dispatches peers' hellos, commands, telemetry and replicas, and authorised clients' commands."""
 
-    def __init__(self, state: LinkState, sockets: LinkSockets, peers: Peers, forwarding: Forwarding,
-                 telemetry: Telemetry, replicator: Replicator) -> None:
+    def __init__(
+        self,
+        state: LinkState,
+        sockets: LinkSockets,
+        peers: Peers,
+        forwarding: Forwarding,
+        telemetry: Telemetry,
+        replicator: Replicator,
+    ) -> None:
         self.s = state
         self.sockets = sockets
         self.peers = peers
@@ -75,8 +82,9 @@ class Inbound:
             self.s.rejects.reject(FrameError("peer_unknown", f"{tag!r} from board {board} before its first hello"))
         elif tag == protocol.COMMAND and len(frames) == 2:
             # Accepted even if its hellos have not got through yet after a cut: the key proves who sent it.
-            self.forwarding.accept_command(rid, frames[0].decode(errors="replace"), frames[1], client=False,
-                                           board=board)
+            self.forwarding.accept_command(
+                rid, frames[0].decode(errors="replace"), frames[1], client=False, board=board
+            )
         elif not peer.up:
             self.s.rejects.reject(FrameError("peer_down", f"{tag!r} from board {board} while its hellos are missing"))
         elif tag == protocol.TELEMETRY:

@@ -63,11 +63,16 @@ def _write(keys_dir: Path, name: str) -> KeyPair:
 
 
 def _write_cert(path: Path, name: str, public: bytes, secret: bytes | None) -> None:
-    lines = ["#   flightos CURVE certificate (ZeroMQ ZPL format): share the .key file, never the .key_secret",
-             "metadata", f"    name = \"{name}\"", f"    created = \"{time.strftime('%Y-%m-%d')}\"", "curve",
-             f"    public-key = \"{public.decode()}\""]
+    lines = [
+        "#   flightos CURVE certificate (ZeroMQ ZPL format): share the .key file, never the .key_secret",
+        "metadata",
+        f'    name = "{name}"',
+        f'    created = "{time.strftime("%Y-%m-%d")}"',
+        "curve",
+        f'    public-key = "{public.decode()}"',
+    ]
     if secret is not None:
-        lines.append(f"    secret-key = \"{secret.decode()}\"")
+        lines.append(f'    secret-key = "{secret.decode()}"')
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
@@ -90,8 +95,9 @@ def load_secret(keys_dir: Path, name: str) -> KeyPair:
     """This kernel's (or a service's) own pair; the file must not be readable by others."""
     path = keys_dir / f"{name}.key_secret"
     if not path.is_file():
-        raise KeyFileError(f"{path}: no secret key for {name!r} (make one with `flightos keys curve new {name} "
-                        f"--dir {keys_dir}`)")
+        raise KeyFileError(
+            f"{path}: no secret key for {name!r} (make one with `flightos keys curve new {name} --dir {keys_dir}`)"
+        )
     mode = path.stat().st_mode & 0o777
     if mode & 0o077:
         raise KeyFileError(f"{path}: mode {mode:o} lets others read the secret key; chmod 600 it")
@@ -105,8 +111,9 @@ def load_public(keys_dir: Path, name: str) -> bytes:
     """A peer's (or service's) public key from ``<name>.key``."""
     path = keys_dir / f"{name}.key"
     if not path.is_file():
-        raise KeyFileError(f"{path}: no public key for {name!r} (copy the peer's {name}.key here, or set "
-                        f"link.peers.{name}.public_key)")
+        raise KeyFileError(
+            f"{path}: no public key for {name!r} (copy the peer's {name}.key here, or set link.peers.{name}.public_key)"
+        )
     return _read(path)[0]
 
 

@@ -44,8 +44,7 @@ class Link:
         self.replicator = Replicator(self.state)
         self.failover = Failover(self.state)
         self.peers = Peers(self.state, self.forwarding, self.telemetry, self.replicator, self.failover)
-        self.inbound = Inbound(self.state, self.sockets, self.peers, self.forwarding, self.telemetry,
-                               self.replicator)
+        self.inbound = Inbound(self.state, self.sockets, self.peers, self.forwarding, self.telemetry, self.replicator)
 
     @property
     def board(self) -> str:
@@ -61,8 +60,10 @@ class Link:
         """Start handling what arrives (once the kernel's router and publisher exist)."""
         self.sockets.server.on_messages(self.inbound.on_server, multipart=True, copy=False)
         for b, d in self.state.dealers.items():
-            d.on_messages(lambda batch, b=b: self.forwarding.on_results(b, batch),  # type: ignore[misc]
-                          multipart=True)
+            d.on_messages(
+                lambda batch, b=b: self.forwarding.on_results(b, batch),  # type: ignore[misc]
+                multipart=True,
+            )
         self.sockets.export.on_messages(lambda frames: self.telemetry.on_export(frames, vouched=False))
         self.sockets.export_vouched_in.on_messages(lambda frames: self.telemetry.on_export(frames, vouched=True))
 
@@ -118,12 +119,22 @@ class Link:
         s, gate = self.state, self.sockets.gate
         now = asyncio.get_running_loop().time()
         return {
-            "board": s.board, "listen": s.cfg.listen, "curve": s.cfg.curve, "epoch": s.epoch,
-            "peers": {b: {"endpoint": p.endpoint, "up": p.up, "ever_up": p.ever_up,
-                          "last_hello_ms": round((now - p.last_hello) * 1000) if p.last_hello else None,
-                          "services": sorted(p.hello.services) if p.hello else [],
-                          "interest": list(p.hello.interest) if p.hello else [], **p.stats}
-                      for b, p in s.peers.items()},
+            "board": s.board,
+            "listen": s.cfg.listen,
+            "curve": s.cfg.curve,
+            "epoch": s.epoch,
+            "peers": {
+                b: {
+                    "endpoint": p.endpoint,
+                    "up": p.up,
+                    "ever_up": p.ever_up,
+                    "last_hello_ms": round((now - p.last_hello) * 1000) if p.last_hello else None,
+                    "services": sorted(p.hello.services) if p.hello else [],
+                    "interest": list(p.hello.interest) if p.hello else [],
+                    **p.stats,
+                }
+                for b, p in s.peers.items()
+            },
             "outgoing": len(self.forwarding.outgoing),
             "stats": dict(s.stats),
             "security": gate.stats() if gate is not None else {"refused": {}, "admitted": {}},

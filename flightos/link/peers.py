@@ -25,8 +25,9 @@ from flightos.sdk.severity import Severity
 class Peers:
     """Sends this board's hellos and follows its peers' state from theirs."""
 
-    def __init__(self, state: LinkState, forwarding: Forwarding, telemetry: Telemetry, replicator: Replicator,
-                 failover: Failover) -> None:
+    def __init__(
+        self, state: LinkState, forwarding: Forwarding, telemetry: Telemetry, replicator: Replicator, failover: Failover
+    ) -> None:
         self.s = state
         self.host = state.host
         self.forwarding = forwarding
@@ -55,12 +56,22 @@ class Peers:
             where = self.forwarding.locate(rec.name)
             if where is not None and rec.state != State.DISABLED:
                 rec.state, rec.reason = State.REMOTE, f"runs on board {where}"
-                self.host.emit(EventId.SERVICE_REMOTE, Severity.INFO,
-                               f"{rec.name} runs on board {where}; not started here", service=rec.name, board=where)
-        self.host.emit(EventId.LINK_JOINED, Severity.INFO if not missing else Severity.LOW,
-                       f"board {self.s.board} joined: peers up {heard or 'none'}"
-                       + (f", not answering {missing}" if missing else ""), board=self.s.board, up=heard,
-                       missing=missing)
+                self.host.emit(
+                    EventId.SERVICE_REMOTE,
+                    Severity.INFO,
+                    f"{rec.name} runs on board {where}; not started here",
+                    service=rec.name,
+                    board=where,
+                )
+        self.host.emit(
+            EventId.LINK_JOINED,
+            Severity.INFO if not missing else Severity.LOW,
+            f"board {self.s.board} joined: peers up {heard or 'none'}"
+            + (f", not answering {missing}" if missing else ""),
+            board=self.s.board,
+            up=heard,
+            missing=missing,
+        )
 
     def _directory(self) -> dict[str, Hosted]:
         out: dict[str, Hosted] = {}
@@ -69,20 +80,33 @@ class Peers:
         for rec in self.host.records.values():
             if rec.state in (State.REMOTE, State.DISABLED):
                 continue
-            out[rec.name] = Hosted(state=rec.state.value, home=rec.guest_of or self.s.board,
-                                   failover=rec.cfg.failover,
-                                   config=rec.cfg.to_wire() if rec.cfg.failover else None)
+            out[rec.name] = Hosted(
+                state=rec.state.value,
+                home=rec.guest_of or self.s.board,
+                failover=rec.cfg.failover,
+                config=rec.cfg.to_wire() if rec.cfg.failover else None,
+            )
         return out
 
     def _interest(self) -> list[str]:
-        return sorted({p for r in self.host.records.values() if r.state not in (State.REMOTE, State.DISABLED)
-                       for p in r.interest})
+        return sorted(
+            {p for r in self.host.records.values() if r.state not in (State.REMOTE, State.DISABLED) for p in r.interest}
+        )
 
     def send_hellos(self, bye: bool = False) -> None:
         """Send every peer this board's hello (``bye``: the last one, so peers fail over at once)."""
         self.seq += 1
-        body = protocol.encode(Hello(v=protocol.VERSION, board=self.s.board, epoch=self.s.epoch, seq=self.seq,
-                                     services=self._directory(), interest=self._interest(), bye=bye))
+        body = protocol.encode(
+            Hello(
+                v=protocol.VERSION,
+                board=self.s.board,
+                epoch=self.s.epoch,
+                seq=self.seq,
+                services=self._directory(),
+                interest=self._interest(),
+                bye=bye,
+            )
+        )
         for b in self.s.dealers:
             self.s.send(b, [protocol.HELLO, body])
 
@@ -103,9 +127,15 @@ class Peers:
             peer.up, peer.ever_up = True, True
             down_for = None if peer.down_since is None else round(loop.time() - peer.down_since, 2)
             peer.down_since = None
-            self.host.emit(EventId.LINK_UP, Severity.INFO, f"link to board {peer.board} up"
-                           + (f" after {down_for} s" if down_for is not None else ""), board=peer.board,
-                           endpoint=peer.endpoint, down_s=down_for, restarted=restarted)
+            self.host.emit(
+                EventId.LINK_UP,
+                Severity.INFO,
+                f"link to board {peer.board} up" + (f" after {down_for} s" if down_for is not None else ""),
+                board=peer.board,
+                endpoint=peer.endpoint,
+                down_s=down_for,
+                restarted=restarted,
+            )
             self.replicator.forget(peer.board)  # send it every replica again
             self._heard.set()
             self.forwarding.retry(force=True)
@@ -118,8 +148,15 @@ class Peers:
         peer.up = False
         peer.down_since = loop.time()
         silent = round((loop.time() - peer.last_hello) * 1000) if peer.last_hello else None
-        self.host.emit(EventId.LINK_DOWN, Severity.HIGH, f"link to board {peer.board} down: {why}",
-                       board=peer.board, endpoint=peer.endpoint, silent_ms=silent, reason=why)
+        self.host.emit(
+            EventId.LINK_DOWN,
+            Severity.HIGH,
+            f"link to board {peer.board} down: {why}",
+            board=peer.board,
+            endpoint=peer.endpoint,
+            silent_ms=silent,
+            reason=why,
+        )
         self.telemetry.sync_exports()
         self.failover.failover_from(peer)
 
@@ -131,7 +168,8 @@ class Peers:
             now = loop.time()
             for peer in self.s.peers.values():
                 if peer.up and now - peer.last_hello > self.s.cfg.dead_after_s:
-                    self._peer_down(peer, f"no hello for {now - peer.last_hello:.1f} s "
-                                          f"(limit {self.s.cfg.dead_after_s:g} s)")
+                    self._peer_down(
+                        peer, f"no hello for {now - peer.last_hello:.1f} s (limit {self.s.cfg.dead_after_s:g} s)"
+                    )
             self.forwarding.retry()
             await asyncio.sleep(self.s.cfg.heartbeat_s)

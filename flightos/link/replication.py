@@ -201,18 +201,35 @@ class Replicator:
             if size(sig) > self.s.cfg.replicate_max_mb * 1e6:
                 if rec.name not in self._too_big:
                     self._too_big.add(rec.name)
-                    self.host.emit(EventId.REPLICATION_FAILED, Severity.MEDIUM,
-                                   f"{rec.name}'s data directory is over {self.s.cfg.replicate_max_mb:g} MB; "
-                                   "not replicated", service=rec.name, bytes=size(sig))
+                    self.host.emit(
+                        EventId.REPLICATION_FAILED,
+                        Severity.MEDIUM,
+                        f"{rec.name}'s data directory is over {self.s.cfg.replicate_max_mb:g} MB; not replicated",
+                        service=rec.name,
+                        bytes=size(sig),
+                    )
                 continue
             try:
                 data = await asyncio.to_thread(snapshot, self.host.state_dir, rec.name)
             except (sqlite3.Error, OSError) as exc:
-                self.host.emit(EventId.REPLICATION_FAILED, Severity.LOW, f"cannot snapshot {rec.name}'s data: {exc}",
-                               service=rec.name, error=str(exc))
+                self.host.emit(
+                    EventId.REPLICATION_FAILED,
+                    Severity.LOW,
+                    f"cannot snapshot {rec.name}'s data: {exc}",
+                    service=rec.name,
+                    error=str(exc),
+                )
                 continue
-            body = protocol.encode(protocol.Replica(v=protocol.VERSION, board=self.s.board, service=rec.name,
-                                                    epoch=self.s.epoch, version=time.time_ns(), data=data))
+            body = protocol.encode(
+                protocol.Replica(
+                    v=protocol.VERSION,
+                    board=self.s.board,
+                    service=rec.name,
+                    epoch=self.s.epoch,
+                    version=time.time_ns(),
+                    data=data,
+                )
+            )
             for b in targets:
                 if self.s.send(b, [protocol.REPLICA, body]):
                     self._replicated[(b, rec.name)] = sig
@@ -222,8 +239,9 @@ class Replicator:
         """A peer's replica of a service it runs: written here (in the background) for a later take-over."""
         if r.board != peer.board or not peer.hosts(r.service):
             self.s.stats["spoofed"] += 1
-            self.s.rejects.reject(FrameError("spoofed", f"board {peer.board} sent a replica of {r.service}, "
-                                             "a service it does not run"))
+            self.s.rejects.reject(
+                FrameError("spoofed", f"board {peer.board} sent a replica of {r.service}, a service it does not run")
+            )
             return
         self.s.tasks.append(asyncio.get_running_loop().create_task(self._write_replica(r)))
         self.s.tasks = [t for t in self.s.tasks if not t.done()]

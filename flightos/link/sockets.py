@@ -106,8 +106,11 @@ class LinkSockets:
             self.gate.watch(server)
             self.gate.start()
         else:
-            log.warning("link.plaintext", board=board,
-                        note="[link] curve = false: links are neither encrypted nor authenticated (lab bench only)")
+            log.warning(
+                "link.plaintext",
+                board=board,
+                note="[link] curve = false: links are neither encrypted nor authenticated (lab bench only)",
+            )
         server.bind(self.cfg.listen or "")
         self.server = AsyncSocket(server)
         for b, p in self.cfg.peers.items():
@@ -161,6 +164,13 @@ class LinkSockets:
             self.gate.close()
 
     def _refused_from_thread(self, reason: str, detail: str, count: int) -> None:
-        self._loop.call_soon_threadsafe(lambda: self.host.emit(
-            EventId.LINK_REFUSED, Severity.HIGH, f"link connection refused ({reason}): {detail}",
-            reason=reason, detail=detail, count=count))
+        self._loop.call_soon_threadsafe(
+            lambda: self.host.emit(
+                EventId.LINK_REFUSED,
+                Severity.HIGH,
+                f"link connection refused ({reason}): {detail}",
+                reason=reason,
+                detail=detail,
+                count=count,
+            )
+        )

@@ -32,10 +32,23 @@ class LinkState:
         self.epoch = time.time_ns()
         self.peers = {b: PeerView(b, p.endpoint) for b, p in self.cfg.peers.items()}
         self.rejects = RejectCounter("link")
-        self.stats = {"commands_out": 0, "commands_in": 0, "resends": 0, "results_in": 0, "results_out": 0,
-                      "telemetry_out": 0, "telemetry_in": 0, "telemetry_dropped": 0, "publish_denied": 0,
-                      "spoofed": 0, "replicas_out": 0, "replicas_in": 0, "failovers": 0, "yielded": 0,
-                      "failed_over_commands": 0}
+        self.stats = {
+            "commands_out": 0,
+            "commands_in": 0,
+            "resends": 0,
+            "results_in": 0,
+            "results_out": 0,
+            "telemetry_out": 0,
+            "telemetry_in": 0,
+            "telemetry_dropped": 0,
+            "publish_denied": 0,
+            "spoofed": 0,
+            "replicas_out": 0,
+            "replicas_in": 0,
+            "failovers": 0,
+            "yielded": 0,
+            "failed_over_commands": 0,
+        }
         self.tasks: list[asyncio.Task[Any]] = []
         self.dealers: dict[str, AsyncSocket] = {}
         self.replica_locks: dict[str, asyncio.Lock] = {}

@@ -71,8 +71,9 @@ class Telemetry:
         topic, source = wire.peek_topic_frame(frame)
         if not peer.hosts(source):
             self.s.stats["spoofed"] += 1
-            self.s.rejects.reject(FrameError("spoofed", f"board {peer.board} sent {topic} as {source}, "
-                                             "a service it does not run"))
+            self.s.rejects.reject(
+                FrameError("spoofed", f"board {peer.board} sent {topic} as {source}, a service it does not run")
+            )
             return
         if not self.host.target.acl.allows_publish(source, topic):
             self._publish_denied(source, topic, peer.board)

@@ -51,8 +51,9 @@ class Gatekeeper:
 
     def watch(self, sock: zmq.Socket[bytes]) -> None:
         """Watch a CURVE server socket's handshakes; call before :meth:`start`."""
-        events = zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_AUTH | \
-            zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
+        events = (
+            zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
+        )
         self._monitor = sock.get_monitor_socket(events)
 
     def start(self) -> None:
@@ -106,15 +107,18 @@ class Gatekeeper:
         if domain != DOMAIN:
             self._count("bad_domain", f"ZAP domain {domain!r} from {address.decode(errors='replace')}")
         elif mechanism != b"CURVE" or len(creds) != 1 or len(creds[0]) != 32:
-            self._count("plaintext", f"mechanism {mechanism.decode(errors='replace')} from "
-                        f"{address.decode(errors='replace')}")
+            self._count(
+                "plaintext", f"mechanism {mechanism.decode(errors='replace')} from {address.decode(errors='replace')}"
+            )
         else:
             key = z85.encode(creds[0])
             with self._lock:
                 who = self._allowed.get(key)
             if who is None:
-                self._count("unknown_key", f"public key {key.decode()} from {address.decode(errors='replace')} "
-                            "is not on the allow-list")
+                self._count(
+                    "unknown_key",
+                    f"public key {key.decode()} from {address.decode(errors='replace')} is not on the allow-list",
+                )
                 text = b"unknown key"
             else:
                 status, text, user = b"200", b"OK", who.encode()
@@ -131,8 +135,10 @@ class Gatekeeper:
         if event == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL and value == _PLAINTEXT:
             self._count("plaintext", f"a client without CURVE connected to {where}")
         elif event == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL and value in _CRYPTO:
-            self._count("bad_handshake", f"a CURVE handshake on {where} failed its cryptography "
-                        "(the client has a wrong server key?)")
+            self._count(
+                "bad_handshake",
+                f"a CURVE handshake on {where} failed its cryptography (the client has a wrong server key?)",
+            )
         elif event == zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL:
             # The client hung up mid-handshake (e.g. a plaintext client that saw our CURVE greeting first).
             self._count("handshake_failed", f"a client hung up during the handshake on {where} (errno {value})")

@@ -21,8 +21,20 @@ from typing import Any, Generic, TypeVar
 import hal.devices as hd
 from hal.devices import CanFrame, DeviceError, DeviceTimeout, MissingExtra
 
-__all__ = ["I2C", "Can", "CanFrame", "DeviceError", "DeviceGrants", "DeviceNotGranted", "DeviceTimeout", "Devices",
-           "Gpio", "MissingExtra", "Spi", "Uart"]
+__all__ = [
+    "I2C",
+    "Can",
+    "CanFrame",
+    "DeviceError",
+    "DeviceGrants",
+    "DeviceNotGranted",
+    "DeviceTimeout",
+    "Devices",
+    "Gpio",
+    "MissingExtra",
+    "Spi",
+    "Uart",
+]
 
 T = TypeVar("T")
 D = TypeVar("D")
@@ -107,8 +119,7 @@ class I2C(_Handle[hd.I2CDevice]):
     async def read(self, register: int, length: int) -> bytes:
         """``length`` bytes from ``register`` (DeviceError ENXIO when the chip does not acknowledge)."""
         _check(self.name, _is_int(register) and 0 <= register <= 0xFF, "register: expected 0..0xff", register)
-        _check(self.name, _is_int(length) and 1 <= length <= I2C_MAX_MSG, f"length: expected 1..{I2C_MAX_MSG}",
-               length)
+        _check(self.name, _is_int(length) and 1 <= length <= I2C_MAX_MSG, f"length: expected 1..{I2C_MAX_MSG}", length)
         return await self._run(lambda d: d.read(register, length))
 
     async def write(self, register: int, data: bytes) -> None:
@@ -187,12 +198,16 @@ class Can(_Handle[hd.CanBus]):
     async def send(self, arbitration_id: int, data: bytes, *, extended: bool = False) -> None:
         """Send one frame (DeviceError ENETDOWN when the controller is bus-off)."""
         top = 0x1FFFFFFF if extended else 0x7FF
-        _check(self.name, _is_int(arbitration_id) and 0 <= arbitration_id <= top,
-               f"arbitration_id: expected 0..0x{top:x} for a{'n extended' if extended else ' standard'} frame",
-               arbitration_id)
+        _check(
+            self.name,
+            _is_int(arbitration_id) and 0 <= arbitration_id <= top,
+            f"arbitration_id: expected 0..0x{top:x} for a{'n extended' if extended else ' standard'} frame",
+            arbitration_id,
+        )
         if len(data) > 8:
-            raise DeviceError(self.name, f"a classic CAN frame carries at most 8 bytes, got {len(data)}",
-                              errno.EMSGSIZE)
+            raise DeviceError(
+                self.name, f"a classic CAN frame carries at most 8 bytes, got {len(data)}", errno.EMSGSIZE
+            )
         frame = CanFrame(arbitration_id, bytes(data), extended)
         await self._run(lambda d: d.send(frame, self.timeout_s))
 
@@ -219,9 +234,12 @@ class Devices:
         table = self.grants.tables.get(name)
         if table is None:
             granted = ", ".join(self.names) or "none"
-            raise DeviceNotGranted(name, f"not granted to service {self.grants.service!r}: the target must declare "
-                                   f"[devices.{name}] with {self.grants.service!r} in its services "
-                                   f"(granted: {granted})")
+            raise DeviceNotGranted(
+                name,
+                f"not granted to service {self.grants.service!r}: the target must declare "
+                f"[devices.{name}] with {self.grants.service!r} in its services "
+                f"(granted: {granted})",
+            )
         if table["kind"] != kind:
             raise DeviceError(name, f"declared kind = {table['kind']!r}, not {kind!r}", errno.EINVAL)
         return table
@@ -247,31 +265,66 @@ class Devices:
 
     def i2c(self, name: str) -> I2C:
         """The I²C device ``name``."""
-        return self._handle(name, "i2c", I2C, lambda t: hd.open_i2c(
-            name, bus=t["bus"], address=t["address"], timeout_s=t["timeout_s"], bench=self._sim(),
-            sim_heater=t.get("sim_heater", "")))
+        return self._handle(
+            name,
+            "i2c",
+            I2C,
+            lambda t: hd.open_i2c(
+                name,
+                bus=t["bus"],
+                address=t["address"],
+                timeout_s=t["timeout_s"],
+                bench=self._sim(),
+                sim_heater=t.get("sim_heater", ""),
+            ),
+        )
 
     def uart(self, name: str) -> Uart:
         """The serial port ``name``."""
-        return self._handle(name, "uart", Uart, lambda t: hd.open_uart(
-            name, port=t["port"], baud=t["baud"], timeout_s=t["timeout_s"], bench=self._sim()))
+        return self._handle(
+            name,
+            "uart",
+            Uart,
+            lambda t: hd.open_uart(name, port=t["port"], baud=t["baud"], timeout_s=t["timeout_s"], bench=self._sim()),
+        )
 
     def gpio(self, name: str) -> Gpio:
         """The GPIO line ``name``."""
-        return self._handle(name, "gpio", Gpio, lambda t: hd.open_gpio(
-            name, chip=t["chip"], line=t["line"], output=t["direction"] == "output", active_low=t["active_low"],
-            initial=t["initial"], bench=self._sim()))
+        return self._handle(
+            name,
+            "gpio",
+            Gpio,
+            lambda t: hd.open_gpio(
+                name,
+                chip=t["chip"],
+                line=t["line"],
+                output=t["direction"] == "output",
+                active_low=t["active_low"],
+                initial=t["initial"],
+                bench=self._sim(),
+            ),
+        )
 
     def spi(self, name: str) -> Spi:
         """The SPI device ``name``."""
-        return self._handle(name, "spi", Spi, lambda t: hd.open_spi(
-            name, bus=t["bus"], cs=t["cs"], mode=t["mode"], speed_hz=t["speed_hz"],
-            bits_per_word=t["bits_per_word"], bench=self._sim()))
+        return self._handle(
+            name,
+            "spi",
+            Spi,
+            lambda t: hd.open_spi(
+                name,
+                bus=t["bus"],
+                cs=t["cs"],
+                mode=t["mode"],
+                speed_hz=t["speed_hz"],
+                bits_per_word=t["bits_per_word"],
+                bench=self._sim(),
+            ),
+        )
 
     def can(self, name: str) -> Can:
         """The CAN interface ``name``."""
-        return self._handle(name, "can", Can, lambda t: hd.open_can(
-            name, interface=t["interface"], bench=self._sim()))
+        return self._handle(name, "can", Can, lambda t: hd.open_can(name, interface=t["interface"], bench=self._sim()))
 
     async def close(self) -> None:
         """Release every device opened so far."""

@@ -31,8 +31,16 @@ OptionsT = TypeVar("OptionsT", bound="Options")
 _MISSING = object()
 _FIELD_PREFIX = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*(?:\[\d+\]|\.[A-Za-z_][A-Za-z0-9_]*)*): (.*)$", re.S)
 _TYPE_ERROR = re.compile(r"^Expected `(.+?)`(.*?), got `(.+?)`$", re.S)
-_TYPE_WORDS = {"int": "an integer", "float": "a number", "str": "a string", "bool": "true or false",
-               "array": "a list", "object": "a table", "null": "nothing", "int | float": "a number"}
+_TYPE_WORDS = {
+    "int": "an integer",
+    "float": "a number",
+    "str": "a string",
+    "bool": "true or false",
+    "array": "a list",
+    "object": "a table",
+    "null": "nothing",
+    "int | float": "a number",
+}
 
 
 def non_finite(value: Any, where: str) -> tuple[str, float] | None:
@@ -137,8 +145,11 @@ def _describe(exc: msgspec.ValidationError, raw: Mapping[str, Any], schema: type
         path = _join(at, unknown.group(1))
         known = ""
         if not at:
-            known = " (known: " + ", ".join(schema.__struct_fields__) + ")" if schema.__struct_fields__ \
+            known = (
+                " (known: " + ", ".join(schema.__struct_fields__) + ")"
+                if schema.__struct_fields__
                 else " (this service takes no options)"
+            )
         return path, f"unknown option{known}"
     missing = re.match(r"^Object missing required field `(.+)`$", text)
     if missing:
@@ -157,7 +168,7 @@ def _describe(exc: msgspec.ValidationError, raw: Mapping[str, Any], schema: type
             detail += f", got {got!r}" if got is not _MISSING else ""
         return path, detail
     if text.startswith("Expected "):
-        text = "expected " + text[len("Expected "):]
+        text = "expected " + text[len("Expected ") :]
     return at, text.replace("`", "")
 
 

@@ -163,9 +163,7 @@ class Service:
             raise ValueError(f"downlink priority is 0..7, got {priority}")
         self._host.publish(f"dl.{self.name}.{name}", {"priority": priority, "data": payload})
 
-    async def event(
-        self, message: str, severity: Severity = Severity.INFO, *, event_id: int = 0, **data: Any
-    ) -> None:
+    async def event(self, message: str, severity: Severity = Severity.INFO, *, event_id: int = 0, **data: Any) -> None:
         """Raise an event on ``ev.<service>`` and in the log (PUS ST[05] severities).
 
         ``event_id`` is a stable number, best a member of the service's own ``IntEnum`` (docs/events.md);

@@ -62,8 +62,9 @@ class Store:
         try:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
-            db.execute("CREATE TABLE IF NOT EXISTS kv "
-                       "(key TEXT PRIMARY KEY, value BLOB NOT NULL, crc INTEGER NOT NULL)")
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value BLOB NOT NULL, crc INTEGER NOT NULL)"
+            )
             check = db.execute("PRAGMA quick_check").fetchone()
             if check is None or check[0] != "ok":
                 raise sqlite3.DatabaseError(f"integrity check failed: {check[0] if check else 'no answer'}")
@@ -91,8 +92,11 @@ class Store:
         with contextlib.suppress(FileNotFoundError):
             self._marker.unlink()
         self._has_data = False
-        self.incidents.append(f"store {self.path} {cause}; " + (f"kept as {kept.name}, " if moved else "")
-                              + "starting with an empty store")
+        self.incidents.append(
+            f"store {self.path} {cause}; "
+            + (f"kept as {kept.name}, " if moved else "")
+            + "starting with an empty store"
+        )
 
     def set(self, key: str, value: Any) -> None:
         """Store ``value`` (anything MessagePack can hold) under ``key``, durably."""

@@ -85,5 +85,7 @@ def validate(command: str, spec: list[Argument], args: Any) -> dict[str, Any]:
 
 def describe_arguments(arguments: Iterable[Argument]) -> list[dict[str, Any]]:
     """A command's typed arguments as ``describe`` shows them (services and the kernel alike)."""
-    return [{"name": a.name, "type": a.type_name, "required": a.required,
-             "default": a.default if not a.required else None} for a in arguments]
+    return [
+        {"name": a.name, "type": a.type_name, "required": a.required, "default": a.default if not a.required else None}
+        for a in arguments
+    ]

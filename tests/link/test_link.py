@@ -92,11 +92,13 @@ async def test_telemetry_crosses_only_when_a_service_on_the_other_board_subscrib
             assert b.client is not None
             await b.client.call("test", "emit", {"name": "warm"})
             return await seen()
+
         await eventually(warm, until=lambda g: g["count"] > 0, timeout=10, what="a first crossing")
         out = (await link_of(b))["stats"]["telemetry_out"]
         await b.client.call("test", "emit", {"name": "wanted", "payload": "x", "count": 50})
-        got = await eventually(lambda: seen("tm.test.wanted"), until=lambda g: g["count"] >= 50, timeout=10,
-                               what="50 messages")
+        got = await eventually(
+            lambda: seen("tm.test.wanted"), until=lambda g: g["count"] >= 50, timeout=10, what="50 messages"
+        )
         assert got["count"] == 50 and got["sources"] == ["test"]
         assert got["last"]["payload"] == {"i": 49, "value": "x"} and got["last"]["seq"] == 50  # numbered end to end
         # frames: the 50 messages of one command crossed in a few batches, as published (and sequence marks)

@@ -96,17 +96,40 @@ async def kill(k: KernelPort, service: str, signal: str = "KILL") -> dict[str, A
 
 
 @kernel_command
-async def inject(k: KernelPort, fault: str, count: Any = None, address: Any = None, core: Any = None,
-                 delta_ma: Any = None, delta_w: Any = None, delta_c: Any = None, on: Any = None,
-                 bits: Any = None, device: Any = None, rate: Any = None, value: Any = None) -> dict[str, Any]:
+async def inject(
+    k: KernelPort,
+    fault: str,
+    count: Any = None,
+    address: Any = None,
+    core: Any = None,
+    delta_ma: Any = None,
+    delta_w: Any = None,
+    delta_c: Any = None,
+    on: Any = None,
+    bits: Any = None,
+    device: Any = None,
+    rate: Any = None,
+    value: Any = None,
+) -> dict[str, Any]:
     """inject a fault into a simulated board (fault=seu|sefi|reset|sel|power-cycle|core-fail|thermal-step|saa|sun) or device (fault=i2c-nack|... device=NAME), see `faults`
 
     The fault's own arguments are checked by the fault, which names the one it refuses (``faults`` lists them).
     """  # noqa: E501 - the first line is the one-line doc ``describe`` and the mission database show
     import hal  # the HAL's error type only; imported here so the table stays light for ground tools
 
-    given = {"count": count, "address": address, "core": core, "delta_ma": delta_ma, "delta_w": delta_w,
-             "delta_c": delta_c, "on": on, "bits": bits, "device": device, "rate": rate, "value": value}
+    given = {
+        "count": count,
+        "address": address,
+        "core": core,
+        "delta_ma": delta_ma,
+        "delta_w": delta_w,
+        "delta_c": delta_c,
+        "on": on,
+        "bits": bits,
+        "device": device,
+        "rate": rate,
+        "value": value,
+    }
     try:
         what = k.effects.inject(fault, {n: v for n, v in given.items() if v is not None})
     except hal.HalError as exc:

@@ -51,8 +51,7 @@ def describe() -> dict[str, Any]:
     return {
         "service": "kernel",
         "commands": {
-            name: {"doc": c.spec.doc, "args": describe_arguments(c.arguments)}
-            for name, c in sorted(TABLE.items())
+            name: {"doc": c.spec.doc, "args": describe_arguments(c.arguments)} for name, c in sorted(TABLE.items())
         },
         "periodic": {},
         "subscriptions": [],

@@ -44,8 +44,13 @@ class Emit(Protocol):
 class BoardHealthLoop:
     """Polls a HealthWatch every ``period_s``; ``latest`` is the last reading as a dict (for ``status``)."""
 
-    def __init__(self, watch: HealthWatch, publish: Callable[[str, dict[str, Any]], object], emit: Emit,
-                 period_s: float = PERIOD_S) -> None:
+    def __init__(
+        self,
+        watch: HealthWatch,
+        publish: Callable[[str, dict[str, Any]], object],
+        emit: Emit,
+        period_s: float = PERIOD_S,
+    ) -> None:
         self.watch = watch
         self.publish = publish
         self.emit = emit
@@ -53,8 +58,9 @@ class BoardHealthLoop:
         self.latest: dict[str, Any] | None = None
 
     @classmethod
-    def for_board(cls, board: Board, state_dir: str, publish: Callable[[str, dict[str, Any]], object],
-                  emit: Emit) -> BoardHealthLoop:
+    def for_board(
+        cls, board: Board, state_dir: str, publish: Callable[[str, dict[str, Any]], object], emit: Emit
+    ) -> BoardHealthLoop:
         """The loop for a kernel's board, measuring / and the state directory's file system."""
         return cls(HealthWatch(sources_for(board, state_dir)), publish, emit)
 

@@ -78,8 +78,11 @@ class CoreHealth:
             self.bad_streak = 0
             if self.state == CoreState.SUSPECT and self.clean_streak >= s.clear_after:
                 return self._go(now, CoreState.HEALTHY, f"clean for {self.clean_streak} periods")
-            if self.state in (CoreState.DEGRADED, CoreState.OFFLINE) and s.rejoin_after_s > 0 \
-                    and now - self.last_bad >= s.rejoin_after_s:
+            if (
+                self.state in (CoreState.DEGRADED, CoreState.OFFLINE)
+                and s.rejoin_after_s > 0
+                and now - self.last_bad >= s.rejoin_after_s
+            ):
                 return self._go(now, CoreState.HEALTHY, f"clean for {now - self.last_bad:.0f} s")
             return None
         self.clean_streak = 0

@@ -50,9 +50,12 @@ is an event (edac_scrub: LOW when it corrected every word, HIGH when some were u
 def _message(ev: hal.TimelineEvent) -> str:
     """The event's one-line text: an EDAC scrub says what it found."""
     if ev.kind == "edac_scrub":
-        return (f"EDAC scrub: {ev.detail.get('corrected', 0)} word(s) corrected, "
-                f"{ev.detail.get('uncorrected', 0)} uncorrectable")
+        return (
+            f"EDAC scrub: {ev.detail.get('corrected', 0)} word(s) corrected, "
+            f"{ev.detail.get('uncorrected', 0)} uncorrectable"
+        )
     return f"board: {ev.kind}"
+
 
 FULL_READ_S = 1.0
 """On a board with its own timeline (the simulator renders a sysfs tree per read), a full reading at most this
@@ -67,8 +70,14 @@ Emit = Callable[..., None]
 class BoardEffects:
     """Bridges the board's fault-injection capability (or its null behaviour) and the service processes."""
 
-    def __init__(self, board: hal.Board, records: Mapping[str, ServiceRecord], emit: Emit,
-                 on_watchdog_reset: Callable[[], None] | None = None, runtime_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        board: hal.Board,
+        records: Mapping[str, ServiceRecord],
+        emit: Emit,
+        on_watchdog_reset: Callable[[], None] | None = None,
+        runtime_dir: Path | None = None,
+    ) -> None:
         self.board = board
         self.runtime_dir = runtime_dir
         """Where the simulated payload devices keep their state (``devices-<kernel pid>``), for device faults."""
@@ -105,8 +114,9 @@ class BoardEffects:
     def _inject_device(self, fault: str, args: dict[str, Any]) -> str:
         """A payload-device fault, written where the simulated devices of this run read it (docs/devices.md)."""
         if not self.injects_faults or self.runtime_dir is None:
-            raise hal.HalUnsupported(f"device faults need simulated devices; this target's backend is "
-                                     f"{self.board.identity.backend!r}")
+            raise hal.HalUnsupported(
+                f"device faults need simulated devices; this target's backend is {self.board.identity.backend!r}"
+            )
         from hal.devices.sim import SimBench, inject  # the device layer loads only when a device fault comes
 
         return inject(SimBench(self.runtime_dir, os.getpid()), fault, args)
@@ -123,8 +133,14 @@ class BoardEffects:
             if ev.kind == "edac_scrub":  # the scrub that found upsets: LOW if it corrected all, HIGH if not
                 sev = Severity.HIGH if ev.detail.get("uncorrected") else Severity.LOW
             if sev is not None:
-                self.emit(EventId.HAL_EVENT, sev, _message(ev), kind=ev.kind, sim_t_s=round(ev.t_s, 3),
-                          **{k: v for k, v in ev.detail.items() if k not in ("kind",)})
+                self.emit(
+                    EventId.HAL_EVENT,
+                    sev,
+                    _message(ev),
+                    kind=ev.kind,
+                    sim_t_s=round(ev.t_s, 3),
+                    **{k: v for k, v in ev.detail.items() if k not in ("kind",)},
+                )
         for ev in new:
             if ev.kind == "watchdog_reset" and self.on_watchdog_reset is not None:
                 self.on_watchdog_reset()

@@ -54,8 +54,10 @@ class ThermalGovernor:
         limit = j.trip_c - self.margin_c
         if j.temp_c >= limit and self.level < self.max_level:
             self.level += 1
-            return self.level, (f"{j.zone or 'junction'} at {j.temp_c:.1f} C, within {self.margin_c:g} C of its "
-                                f"{j.trip_c:g} C trip point")
+            return self.level, (
+                f"{j.zone or 'junction'} at {j.temp_c:.1f} C, within {self.margin_c:g} C of its "
+                f"{j.trip_c:g} C trip point"
+            )
         if j.temp_c <= limit - self.hysteresis_c and self.level > 0:
             self.level -= 1
             return self.level, f"{j.zone or 'junction'} cooled to {j.temp_c:.1f} C"

@@ -46,8 +46,9 @@ class Candidate:
     criticality: str
 
 
-def plan(mode: Mode, usable: int, services: list[Candidate], services_per_core: int,
-         power_shed: int = 0) -> tuple[set[str], dict[str, str]]:
+def plan(
+    mode: Mode, usable: int, services: list[Candidate], services_per_core: int, power_shed: int = 0
+) -> tuple[set[str], dict[str, str]]:
     """Which services run, and for each one shed, why.
 
     Services are kept most critical first (then by name, for a stable plan) up to the capacity of

@@ -42,9 +42,20 @@ _CORE_ZONE = re.compile(r"(?:cpu|core)[-_]?(\d+)", re.I)
 class HealthMonitor:
     """Owns core health, the mode, throttling, energy and the watchdog for one kernel."""
 
-    def __init__(self, target: Target, board: hal.Board, effects: BoardEffects,
-                 records: Mapping[str, ServiceRecord], *, emit: Emit, decisions: list[dict[str, Any]],
-                 moves: ServiceMoves, lag: Lateness, sampler: Sampler, state_dir: Path) -> None:
+    def __init__(
+        self,
+        target: Target,
+        board: hal.Board,
+        effects: BoardEffects,
+        records: Mapping[str, ServiceRecord],
+        *,
+        emit: Emit,
+        decisions: list[dict[str, Any]],
+        moves: ServiceMoves,
+        lag: Lateness,
+        sampler: Sampler,
+        state_dir: Path,
+    ) -> None:
         self.board = board
         self.effects = effects
         self.records = records
@@ -61,8 +72,9 @@ class HealthMonitor:
         self.wd_cfg = t.watchdog
         th = t.thermal
         self.trip_fallback: float | None = th.trip_c
-        settings = HealthSettings(self.cfg.suspect_after, self.cfg.degrade_after, self.cfg.clear_after,
-                                  self.cfg.rejoin_after_s)
+        settings = HealthSettings(
+            self.cfg.suspect_after, self.cfg.degrade_after, self.cfg.clear_after, self.cfg.rejoin_after_s
+        )
         self.health = {c: CoreHealth(c, settings) for c in board.core_ids()}
         self.governor = ThermalGovernor(th.margin_c, th.hysteresis_c, th.max_level)
         self.power = PowerAccount()
@@ -108,9 +120,14 @@ class HealthMonitor:
             except (hal.HalError, OSError) as exc:
                 self.emit(EventId.WATCHDOG_UNAVAILABLE, Severity.LOW, f"watchdog not armed: {exc}")
         if self.hold_safe:
-            self._decide(f"holding SAFE: {self.resets} watchdog resets (limit {self.wd_cfg.max_resets}); "
-                         "ground must clear them", EventId.MODE_CHANGED, Severity.HIGH, old=self.mode.value,
-                         new=Mode.SAFE.value, reason="watchdog resets")
+            self._decide(
+                f"holding SAFE: {self.resets} watchdog resets (limit {self.wd_cfg.max_resets}); ground must clear them",
+                EventId.MODE_CHANGED,
+                Severity.HIGH,
+                old=self.mode.value,
+                new=Mode.SAFE.value,
+                reason="watchdog resets",
+            )
             self.mode = Mode.SAFE
 
     def _set_speed(self, factor: float) -> None:
@@ -118,11 +135,16 @@ class HealthMonitor:
         self.speed_factor = factor
         for rec in self.records.values():
             rec.speed_factor = factor
-        self.emit(EventId.BOARD_SPEED, Severity.INFO,
-                  f"board speed factor {factor:g} ({'measured' if self.speed_cfg <= 0 else 'health.speed_factor'}): "
-                  f"self-test timeout {self.selftest_timeout_s:.1f} s, boot grace {self.boot_grace_s:.0f} s",
-                  speed_factor=factor, measured=self.speed_cfg <= 0,
-                  selftest_timeout_s=self.selftest_timeout_s, boot_grace_s=self.boot_grace_s)
+        self.emit(
+            EventId.BOARD_SPEED,
+            Severity.INFO,
+            f"board speed factor {factor:g} ({'measured' if self.speed_cfg <= 0 else 'health.speed_factor'}): "
+            f"self-test timeout {self.selftest_timeout_s:.1f} s, boot grace {self.boot_grace_s:.0f} s",
+            speed_factor=factor,
+            measured=self.speed_cfg <= 0,
+            selftest_timeout_s=self.selftest_timeout_s,
+            boot_grace_s=self.boot_grace_s,
+        )
 
     @property
     def selftest_timeout_s(self) -> float:
@@ -193,8 +215,9 @@ class HealthMonitor:
 
     def _core_load(self, core: int) -> float:
         """What the services placed on a core burn there (%): a simulator driven by service load shows it."""
-        return sum(r.cpu_percent / max(1, len(r.cores)) for r in self.records.values()
-                   if r.pid is not None and core in r.cores)
+        return sum(
+            r.cpu_percent / max(1, len(r.cores)) for r in self.records.values() if r.pid is not None and core in r.cores
+        )
 
     # ---- evidence -----------------------------------------------------------------------------------
     def _selftests(self, now: float) -> None:
@@ -206,8 +229,13 @@ class HealthMonitor:
         if fault is not None:
             st.restart()
             self._last_selftest = 0.0
-            self.emit(EventId.SELFTEST_WORKER_FAULT, Severity.LOW, f"{fault}: restarted, no core blamed",
-                      reason=fault, restarts=st.restarts)
+            self.emit(
+                EventId.SELFTEST_WORKER_FAULT,
+                Severity.LOW,
+                f"{fault}: restarted, no core blamed",
+                reason=fault,
+                restarts=st.restarts,
+            )
             return
         if now - self._last_selftest >= period:
             self._last_selftest = now
@@ -246,11 +274,25 @@ class HealthMonitor:
         return out
 
     def _core_changed(self, core: int, old: CoreState, new: CoreState, reason: str) -> None:
-        sev = Severity.INFO if new == CoreState.HEALTHY else Severity.LOW if new == CoreState.SUSPECT else \
-            Severity.MEDIUM if new == CoreState.DEGRADED else Severity.HIGH
-        self._decide(f"core {core}: {old.value} -> {new.value} ({reason})", EventId.CORE_STATE_CHANGED, sev,
-                     core=core, old=old.value, new=new.value, reason=reason,
-                     services=[r.name for r in self.records.values() if core in r.cores and r.pid])
+        sev = (
+            Severity.INFO
+            if new == CoreState.HEALTHY
+            else Severity.LOW
+            if new == CoreState.SUSPECT
+            else Severity.MEDIUM
+            if new == CoreState.DEGRADED
+            else Severity.HIGH
+        )
+        self._decide(
+            f"core {core}: {old.value} -> {new.value} ({reason})",
+            EventId.CORE_STATE_CHANGED,
+            sev,
+            core=core,
+            old=old.value,
+            new=new.value,
+            reason=reason,
+            services=[r.name for r in self.records.values() if core in r.cores and r.pid],
+        )
 
     def _decide(self, message: str, event: EventId, sev: Severity, **data: Any) -> None:
         self.emit(event, sev, message, **data)
@@ -261,8 +303,9 @@ class HealthMonitor:
         h = self.health.get(core)
         if h is None:
             raise KeyError(core)
-        change = h.force(time.monotonic(), None if enable else CoreState.OFFLINE,
-                         "ground: enable" if enable else "ground: disable")
+        change = h.force(
+            time.monotonic(), None if enable else CoreState.OFFLINE, "ground: enable" if enable else "ground: disable"
+        )
         if change is not None:
             self._core_changed(core, *change)
         self._migrate()
@@ -304,10 +347,16 @@ class HealthMonitor:
             return  # nowhere better: start where it was (critical work runs until the last core)
         old = rec.cores
         self.moves.set_cores(rec, chosen)
-        self.emit(EventId.SERVICE_PLACED, Severity.MEDIUM,
-                  f"{rec.name} placed on core(s) {chosen} instead of {old}: core(s) {sorted(set(old) & bad)} "
-                  "not healthy", service=rec.name, cores=chosen, host_cpus=rec.host_cpus, previous=old,
-                  criticality=rec.cfg.criticality)
+        self.emit(
+            EventId.SERVICE_PLACED,
+            Severity.MEDIUM,
+            f"{rec.name} placed on core(s) {chosen} instead of {old}: core(s) {sorted(set(old) & bad)} not healthy",
+            service=rec.name,
+            cores=chosen,
+            host_cpus=rec.host_cpus,
+            previous=old,
+            criticality=rec.cfg.criticality,
+        )
 
     def _migrate(self) -> None:
         bad = {c for c, h in self.health.items() if h.state != CoreState.HEALTHY}
@@ -325,8 +374,13 @@ class HealthMonitor:
             return False
         if all(self.effects.core_state(c) == "hung" for c in rec.cores):
             return True
-        return all(any("no answer" in (self.selftest.verdict(cpu, self.selftest_timeout_s) or "")
-                       for cpu in self.board.host_cpus(c)) for c in rec.cores)
+        return all(
+            any(
+                "no answer" in (self.selftest.verdict(cpu, self.selftest_timeout_s) or "")
+                for cpu in self.board.host_cpus(c)
+            )
+            for c in rec.cores
+        )
 
     def _why(self, cores: set[int]) -> str:
         return "; ".join(f"core {c} {self.health[c].state.value}: {self.health[c].reason}" for c in sorted(cores))
@@ -344,13 +398,20 @@ class HealthMonitor:
             mode, reason = worse(mode, Mode.DEGRADED), f"power budget exceeded ({self.power.board_w:.2f} W)"
         if mode != self.mode:
             old, self.mode = self.mode, mode
-            self._decide(f"mode {old.value} -> {mode.value}: {reason}", EventId.MODE_CHANGED,
-                         Severity.MEDIUM if mode != Mode.NOMINAL else Severity.INFO,
-                         old=old.value, new=mode.value, reason=reason)
+            self._decide(
+                f"mode {old.value} -> {mode.value}: {reason}",
+                EventId.MODE_CHANGED,
+                Severity.MEDIUM if mode != Mode.NOMINAL else Severity.INFO,
+                old=old.value,
+                new=mode.value,
+                reason=reason,
+            )
         operator_stopped = {r.name for r in self.records.values() if r.stop_requested and r.name not in self.shed}
-        candidates = [Candidate(r.name, r.cfg.criticality) for r in self.records.values()
-                      if r.cfg.enabled and r.state not in (State.FAILED, State.REMOTE)
-                      and r.name not in operator_stopped]
+        candidates = [
+            Candidate(r.name, r.cfg.criticality)
+            for r in self.records.values()
+            if r.cfg.enabled and r.state not in (State.FAILED, State.REMOTE) and r.name not in operator_stopped
+        ]
         run, shed = plan(self.mode, usable, candidates, self.modes_cfg.services_per_core, self.power_shed)
         for name, why in shed.items():
             rec = self.records[name]
@@ -362,8 +423,13 @@ class HealthMonitor:
         for name in list(self.shed):
             if name in run:
                 why = self.shed.pop(name)
-                self._decide(f"{name} restored (was shed: {why})", EventId.SERVICE_RESTORED, Severity.INFO,
-                             service=name, reason=f"{self.mode.value}: capacity available")
+                self._decide(
+                    f"{name} restored (was shed: {why})",
+                    EventId.SERVICE_RESTORED,
+                    Severity.INFO,
+                    service=name,
+                    reason=f"{self.mode.value}: capacity available",
+                )
                 await self.moves.restore_service(self.records[name])
 
     # ---- thermal and power --------------------------------------------------------------------------
@@ -375,21 +441,45 @@ class HealthMonitor:
         hw = flags is not None and (flags.throttled or flags.soft_temp_limit)
         change = self.governor.update(j, hw)
         if change is not None:
-            self._decide(f"thermal level {change[0]}: {change[1]}", EventId.THERMAL_LEVEL, Severity.LOW,
-                         level=change[0], reason=change[1], temp_c=j.temp_c, trip_c=j.trip_c)
+            self._decide(
+                f"thermal level {change[0]}: {change[1]}",
+                EventId.THERMAL_LEVEL,
+                Severity.LOW,
+                level=change[0],
+                reason=change[1],
+                temp_c=j.temp_c,
+                trip_c=j.trip_c,
+            )
         base = self.modes_cfg.degraded_throttle if self.mode != Mode.NOMINAL else 0
         for rec in self.records.values():
             crit = rec.cfg.criticality
-            level = 0 if crit == "critical" else max(base, self.governor.level) if crit == "elastic" \
+            level = (
+                0
+                if crit == "critical"
+                else max(base, self.governor.level)
+                if crit == "elastic"
                 else max(0, self.governor.level - (self.governor.max_level - 1))
+            )
             if self.throttles.get(rec.name, 0) != level:
                 self.throttles[rec.name] = level
-                why = (f"thermal level {self.governor.level}" if self.governor.level else f"mode {self.mode.value}") \
-                    if level else "cleared"
-                self._decide(f"{rec.name} throttle {level} ({why})", EventId.THROTTLE_CHANGED, Severity.INFO,
-                             service=rec.name, level=level, reason=why)
-            if rec.state == State.READY and rec.throttle_sent != level \
-                    and self.moves.send_control(rec, {"op": "throttle", "level": level}):
+                why = (
+                    (f"thermal level {self.governor.level}" if self.governor.level else f"mode {self.mode.value}")
+                    if level
+                    else "cleared"
+                )
+                self._decide(
+                    f"{rec.name} throttle {level} ({why})",
+                    EventId.THROTTLE_CHANGED,
+                    Severity.INFO,
+                    service=rec.name,
+                    level=level,
+                    reason=why,
+                )
+            if (
+                rec.state == State.READY
+                and rec.throttle_sent != level
+                and self.moves.send_control(rec, {"op": "throttle", "level": level})
+            ):
                 rec.throttle_sent = level
 
     def budget_w(self) -> float | None:
@@ -401,17 +491,28 @@ class HealthMonitor:
 
     def _account(self, dt: float) -> None:
         rails = (self.reading.rails_mw or {}) if self.reading is not None else {}
-        self.power.update(dt, board_power_w(rails), {r.name: r.cpu_percent for r in self.records.values()
-                                                     if r.pid is not None})
+        self.power.update(
+            dt, board_power_w(rails), {r.name: r.cpu_percent for r in self.records.values() if r.pid is not None}
+        )
         budget = self.budget_w()
         if self.power.over_budget(budget, self.power_cfg.over_budget_periods):
             self.power.over_periods = 0
             self.power_shed += 1
-            self._decide(f"power {self.power.board_w:.2f} W over the {budget:g} W budget of {self.mode.value}: "
-                         f"shedding one more service", EventId.POWER_OVER_BUDGET, Severity.MEDIUM,
-                         power_w=self.power.board_w, budget_w=budget, shed=self.power_shed)
-        elif self.power_shed and budget is not None and self.power.board_w is not None \
-                and self.power.board_w < 0.85 * budget:
+            self._decide(
+                f"power {self.power.board_w:.2f} W over the {budget:g} W budget of {self.mode.value}: "
+                f"shedding one more service",
+                EventId.POWER_OVER_BUDGET,
+                Severity.MEDIUM,
+                power_w=self.power.board_w,
+                budget_w=budget,
+                shed=self.power_shed,
+            )
+        elif (
+            self.power_shed
+            and budget is not None
+            and self.power.board_w is not None
+            and self.power.board_w < 0.85 * budget
+        ):
             self.under_periods += 1
             if self.under_periods >= 4 * self.power_cfg.over_budget_periods:
                 self.under_periods = 0
@@ -434,8 +535,13 @@ class HealthMonitor:
         self.resets += 1
         self._save_state()
         limit = self.wd_cfg.max_resets
-        self._decide(f"watchdog reset #{self.resets} (limit {limit})", EventId.WATCHDOG_RESET, Severity.HIGH,
-                     resets=self.resets, limit=limit)
+        self._decide(
+            f"watchdog reset #{self.resets} (limit {limit})",
+            EventId.WATCHDOG_RESET,
+            Severity.HIGH,
+            resets=self.resets,
+            limit=limit,
+        )
         if self.resets >= limit:
             self.hold_safe = True
 
@@ -447,9 +553,13 @@ class HealthMonitor:
             saved = 0
         if not self.effects.injection.resume:  # a real board (no fault injection) always keeps its state
             if saved:
-                log.info("simulated_board_fresh", resets_not_carried=saved, state_file=str(self.state_file),
-                         msg=f"simulated board starts fresh: {saved} watchdog reset(s) of earlier runs not carried "
-                         "over (flightos run --resume keeps them)")
+                log.info(
+                    "simulated_board_fresh",
+                    resets_not_carried=saved,
+                    state_file=str(self.state_file),
+                    msg=f"simulated board starts fresh: {saved} watchdog reset(s) of earlier runs not carried "
+                    "over (flightos run --resume keeps them)",
+                )
                 self.resets = 0
                 with contextlib.suppress(OSError):  # a full disk must not stop the kernel starting
                     self._save_state()
@@ -485,15 +595,25 @@ class HealthMonitor:
             "edac": edac_status(reading),
             "power_w": self.power.board_w,
             "budget_w": self.budget_w(),
-            "cores": [{"id": c, "state": h.state.value, "reason": h.reason, "load_pct": loads.get(c),
-                       "forced": h.forced is not None,
-                       "services": [r.name for r in self.records.values() if c in r.cores and r.pid]}
-                      for c, h in self.health.items()],
+            "cores": [
+                {
+                    "id": c,
+                    "state": h.state.value,
+                    "reason": h.reason,
+                    "load_pct": loads.get(c),
+                    "forced": h.forced is not None,
+                    "services": [r.name for r in self.records.values() if c in r.cores and r.pid],
+                }
+                for c, h in self.health.items()
+            ],
             "energy_mj": {k: round(v, 1) for k, v in self.power.energy_mj.items()},
             "speed_factor": self.speed_factor,
             "selftest_worker_start_s": round(self.selftest.start_s, 3) if self.selftest.start_s is not None else None,
-            "monitor": {"period_s": self.cfg.monitor_period_s, "ticks": self.ticks,
-                        "mean_tick_ms": round(1000 * self.tick_cpu_s / self.ticks, 3) if self.ticks else None},
+            "monitor": {
+                "period_s": self.cfg.monitor_period_s,
+                "ticks": self.ticks,
+                "mean_tick_ms": round(1000 * self.tick_cpu_s / self.ticks, 3) if self.ticks else None,
+            },
             "throttles": dict(self.throttles),
             "shed": dict(self.shed),
             "decisions": list(self.decisions[-10:]),

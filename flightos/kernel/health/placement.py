@@ -30,9 +30,11 @@ def place(
         choices = [c for c in cores if allowed is None or c in allowed]
         if not choices:
             choices = list(cores)  # constraint names no healthy core: run anywhere rather than not at all
+
         def weight(c: int, rank: int = rank) -> tuple[int, int, int]:
             heavier = sum(by_rank[r][c] for r in by_rank if r <= rank)
             return (heavier, total[c], c)
+
         best = min(choices, key=weight)
         out[name] = [best]
         total[best] += 1

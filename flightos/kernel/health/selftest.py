@@ -101,8 +101,12 @@ class SelfTester:
         """Start the worker process (it dies with the kernel)."""
         self.started_at, self.ready_at, self._buf = time.monotonic(), None, b""
         self.latest.clear()
-        self.proc = subprocess.Popen([sys.executable, "-m", "flightos.kernel.health.selftest", str(os.getpid())],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "flightos.kernel.health.selftest", str(os.getpid())],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            close_fds=True,
+        )
         assert self.proc.stdout is not None
         os.set_blocking(self.proc.stdout.fileno(), False)
         asyncio.get_running_loop().add_reader(self.proc.stdout.fileno(), self._on_output)
@@ -197,8 +201,11 @@ class SelfTester:
             waited = now - self.started_at
             return f"self-test worker not ready {waited:.1f} s after start" if waited > start_limit_s else None
         waiting = [q for q in self.latest.values() if q.answered is None]
-        if waiting and all(now - q.sent > timeout_s for q in waiting) \
-                and not any(self._answered_since(q.sent) for q in waiting):
+        if (
+            waiting
+            and all(now - q.sent > timeout_s for q in waiting)
+            and not any(self._answered_since(q.sent) for q in waiting)
+        ):
             return f"self-test worker answered for no CPU in {now - min(q.sent for q in waiting):.1f} s"
         return None
 

@@ -71,7 +71,7 @@ def proc_parent(pid: int) -> int | None:
     except OSError:
         return None
     try:  # "pid (comm) state ppid ...": comm may hold spaces and parentheses, so split after the last ')'
-        return int(stat[stat.rindex(b")") + 2:].split(b" ", 2)[1])
+        return int(stat[stat.rindex(b")") + 2 :].split(b" ", 2)[1])
     except (ValueError, IndexError):
         return None
 
@@ -141,8 +141,9 @@ class Identities:
     """Whether an unreadable process is another user's (alive, hidden by ProtectProc=), not an exited one."""
     """A process's cgroups: one that left the runtime's tree (re-parented to init) but is still in a
     service's group (``svc-<name>.<incarnation>``, flightos.kernel.supervision.containment) is still that service."""
-    stats: dict[str, int] = field(default_factory=lambda: {"services": 0, "operators": 0, "refused": 0,
-                                                           "held": 0, "forged": 0})
+    stats: dict[str, int] = field(
+        default_factory=lambda: {"services": 0, "operators": 0, "refused": 0, "held": 0, "forged": 0}
+    )
     _cache: dict[tuple[bytes, str], Peer] = field(default_factory=dict)
 
     def resolve(self, ident: bytes, peer: str | None) -> Peer:
@@ -179,8 +180,11 @@ class Identities:
                     return Peer(Kind.OPERATOR, pid=pid, reason="the kernel itself")
                 if depth == 1:  # a child of a spawner the kernel has not recorded (yet): a spawn in flight
                     return Peer(Kind.PENDING, pid=pid, reason=f"a child of {p} that is not a known service process")
-                return Peer(Kind.REFUSED, pid=pid,
-                            reason=f"process {pid} descends from this runtime but is no live service incarnation")
+                return Peer(
+                    Kind.REFUSED,
+                    pid=pid,
+                    reason=f"process {pid} descends from this runtime but is no live service incarnation",
+                )
             parent = self.parent(p)
             if parent is None and self.foreign(p):  # another user's (the operator's sudo or shell): the sender
                 return self._by_group(pid)  # is no runtime descendant, whose whole tree runs as the kernel's user
@@ -202,8 +206,11 @@ class Identities:
         rec = self.records.get(name)
         if rec is not None and rec.pid and getattr(rec, "incarnation", inc) == inc:
             return Peer(Kind.SERVICE, name, pid, rec.pid)
-        return Peer(Kind.REFUSED, pid=pid, reason=f"process {pid} is in the group of {name} incarnation {inc}, "
-                    "which no longer runs")
+        return Peer(
+            Kind.REFUSED,
+            pid=pid,
+            reason=f"process {pid} is in the group of {name} incarnation {inc}, which no longer runs",
+        )
 
 
 Deliver = Callable[[Peer, bytes, bytes], None]
@@ -245,8 +252,15 @@ class Gate:
 
     def _hold(self, key: tuple[bytes, str], frames: list[bytes], frame: bytes) -> None:
         if self._count >= HOLD_MAX:
-            self.deliver(Peer(Kind.REFUSED, pid=peer_pid(key[1]), reason="too many frames held for processes "
-                              "the kernel does not know yet"), key[0], frame)
+            self.deliver(
+                Peer(
+                    Kind.REFUSED,
+                    pid=peer_pid(key[1]),
+                    reason="too many frames held for processes the kernel does not know yet",
+                ),
+                key[0],
+                frame,
+            )
             return
         frames.append(frame)
         self._count += 1
@@ -261,8 +275,12 @@ class Gate:
             if who.kind is Kind.PENDING:
                 if now < deadline:
                     continue
-                who = Peer(Kind.REFUSED, pid=who.pid, reason=f"process {who.pid} is a child of this runtime that "
-                           f"no service spawn claimed within {self.hold_s:.0f} s")
+                who = Peer(
+                    Kind.REFUSED,
+                    pid=who.pid,
+                    reason=f"process {who.pid} is a child of this runtime that "
+                    f"no service spawn claimed within {self.hold_s:.0f} s",
+                )
             del self._held[key]
             self._count -= len(frames)
             for frame in frames:

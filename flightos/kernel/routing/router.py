@@ -59,8 +59,9 @@ SWEEP_S = 1.0
 """How often results past their retry time are dropped (also when no new command comes)."""
 EVICTED_EVENT_S = 10.0
 """At most one COMMAND_RESULTS_EVICTED event this often."""
-REFUSALS = frozenset({"unknown_service", "service_unavailable", "queue_full", "access_denied",
-                      "frame_too_large", "bad_request"})
+REFUSALS = frozenset(
+    {"unknown_service", "service_unavailable", "queue_full", "access_denied", "frame_too_large", "bad_request"}
+)
 """Error codes the kernel answers only for a command that did not run: never remembered against its id."""
 MAX_PENDING = 10_000
 """Commands in flight at once, across all services: beyond this a flood is refused, not buffered."""
@@ -141,12 +142,28 @@ class CommandRouter:
         self._evicted_reported = (0, -1e9)
         """(early evictions already reported, when)."""
         self.rejects = RejectCounter("kernel:commands", on_report=on_reject)
-        self.stats = {"received": 0, "delivered": 0, "completed": 0, "duplicates": 0,
-                      "queued": 0, "queue_full": 0, "deadline_exceeded": 0, "service_lost": 0,
-                      "late_results": 0, "undeliverable": 0, "stale": 0, "denied": 0,
-                      "refused": 0, "too_large": 0, "lost_not_started": 0,
-                      "results_expired": 0, "results_evicted_early": 0,
-                      "identity_refused": 0, "identity_forged": 0, "direct": 0}
+        self.stats = {
+            "received": 0,
+            "delivered": 0,
+            "completed": 0,
+            "duplicates": 0,
+            "queued": 0,
+            "queue_full": 0,
+            "deadline_exceeded": 0,
+            "service_lost": 0,
+            "late_results": 0,
+            "undeliverable": 0,
+            "stale": 0,
+            "denied": 0,
+            "refused": 0,
+            "too_large": 0,
+            "lost_not_started": 0,
+            "results_expired": 0,
+            "results_evicted_early": 0,
+            "identity_refused": 0,
+            "identity_forged": 0,
+            "direct": 0,
+        }
         self.acl = acl
         self._remote = remote
         """The links to other boards, if any (looked up: the link and the router each need the other)."""
@@ -206,10 +223,16 @@ class CommandRouter:
             return
         self._identity_events.add(key)
         claimed = ident.decode(errors="replace")
-        self.emit(EventId.IDENTITY_REFUSED, Severity.HIGH,
-                  f"process {who.pid} ({who.name or who.kind.value}) {what} as {claimed!r}"
-                  + (f": {who.reason}" if who.reason else ""),
-                  pid=who.pid, claimed=claimed, identity=who.name or who.kind.value, what=what)
+        self.emit(
+            EventId.IDENTITY_REFUSED,
+            Severity.HIGH,
+            f"process {who.pid} ({who.name or who.kind.value}) {what} as {claimed!r}"
+            + (f": {who.reason}" if who.reason else ""),
+            pid=who.pid,
+            claimed=claimed,
+            identity=who.name or who.kind.value,
+            what=what,
+        )
 
     def _on_attach(self, who: Peer, ident: bytes) -> None:
         rec = self.records.get(who.name) if who.kind is PeerKind.SERVICE else None
@@ -225,9 +248,16 @@ class CommandRouter:
     def _on_command(self, who: Peer, ident: bytes, env: wire.Envelope, frame: bytes) -> None:
         if who.kind is PeerKind.REFUSED:
             self.identity_problem(who, ident, "sent a command", "identity_refused")
-            self._reply(ident, env.corr or "", error_payload(AccessDenied(
-                f"process {who.pid} is not a live service of this runtime and not the operator: "
-                f"commands from it are refused ({who.reason})")))
+            self._reply(
+                ident,
+                env.corr or "",
+                error_payload(
+                    AccessDenied(
+                        f"process {who.pid} is not a live service of this runtime and not the operator: "
+                        f"commands from it are refused ({who.reason})"
+                    )
+                ),
+            )
             return
         claimed = _parse_identity(ident)[0] if ident[:2] == b"s/" else ""
         if claimed and claimed != who.name:  # a service's socket posing as another: it runs as itself
@@ -247,10 +277,18 @@ class CommandRouter:
             return
         if len(frame) > self.max_frame_bytes:
             self.stats["too_large"] += 1
-            self._reply(ident, cid, error_payload(FrameTooLarge(
-                f"command {env.topic}.{p['name']} is {len(frame):,} bytes, over this runtime's limit of "
-                f"{self.max_frame_bytes:,} bytes (runtime.max_frame_bytes); it was not run",
-                size=len(frame), limit=self.max_frame_bytes)))
+            self._reply(
+                ident,
+                cid,
+                error_payload(
+                    FrameTooLarge(
+                        f"command {env.topic}.{p['name']} is {len(frame):,} bytes, over this runtime's limit of "
+                        f"{self.max_frame_bytes:,} bytes (runtime.max_frame_bytes); it was not run",
+                        size=len(frame),
+                        limit=self.max_frame_bytes,
+                    )
+                ),
+            )
             return
         cached = self.results.get(cid)
         if cached is not None:
@@ -266,17 +304,29 @@ class CommandRouter:
         if len(self.pending) >= MAX_PENDING:
             self.stats["queue_full"] += 1
             self.stats["refused"] += 1
-            self._reply(ident, cid, error_payload(QueueFull(
-                f"the kernel already has {MAX_PENDING} commands in flight; try again shortly")))
+            self._reply(
+                ident,
+                cid,
+                error_payload(QueueFull(f"the kernel already has {MAX_PENDING} commands in flight; try again shortly")),
+            )
             return
         timeout_ms = p.get("timeout_ms")
         if not isinstance(timeout_ms, int) or timeout_ms <= 0:
             timeout_ms = self.default_timeout_ms
         loop = asyncio.get_running_loop()
         now = loop.time()
-        cmd = PendingCommand(cid=cid, destination=env.topic, name=p["name"], args=p.get("args") or {},
-                             deadline=now + timeout_ms / 1000.0, requesters=[ident],
-                             source=env.source, frame=frame, received_at=now, caller=caller)
+        cmd = PendingCommand(
+            cid=cid,
+            destination=env.topic,
+            name=p["name"],
+            args=p.get("args") or {},
+            deadline=now + timeout_ms / 1000.0,
+            requesters=[ident],
+            source=env.source,
+            frame=frame,
+            received_at=now,
+            caller=caller,
+        )
         if env.topic == f"{KERNEL}@{self.board}":  # kernel@<this board> is this kernel
             cmd.destination = KERNEL
         other_kernel = cmd.destination.startswith(KERNEL + "@")  # kernel@<board>: another board's kernel
@@ -284,8 +334,9 @@ class CommandRouter:
             return
         if other_kernel:
             if remote or self.link is None:
-                self.refuse(cmd, UnknownService(
-                    f"no board {cmd.destination[len(KERNEL) + 1:]!r} is linked with this one"))
+                self.refuse(
+                    cmd, UnknownService(f"no board {cmd.destination[len(KERNEL) + 1 :]!r} is linked with this one")
+                )
             else:
                 self._forward(cmd)
             return
@@ -347,10 +398,20 @@ class CommandRouter:
         if not caller or self.acl is None or self.acl.allows(caller, destination, cmd.name):
             return False
         self.stats["denied"] += 1
-        self.emit(EventId.ACCESS_DENIED, Severity.HIGH, f"{caller} may not run {destination}.{cmd.name} (target [acl])",
-                  caller=caller, destination=destination, command=cmd.name)
-        self.refuse(cmd, AccessDenied(
-            f"service {caller!r} may not run {destination}.{cmd.name} (the target's [acl] does not allow it)"))
+        self.emit(
+            EventId.ACCESS_DENIED,
+            Severity.HIGH,
+            f"{caller} may not run {destination}.{cmd.name} (target [acl])",
+            caller=caller,
+            destination=destination,
+            command=cmd.name,
+        )
+        self.refuse(
+            cmd,
+            AccessDenied(
+                f"service {caller!r} may not run {destination}.{cmd.name} (the target's [acl] does not allow it)"
+            ),
+        )
         return True
 
     def _route(self, rec: ServiceRecord, cmd: PendingCommand) -> None:
@@ -364,18 +425,31 @@ class CommandRouter:
                 now = asyncio.get_running_loop().time()
                 if now - self._last_full.get(rec.name, -1e9) >= 1.0:  # at most one event a second
                     self._last_full[rec.name] = now
-                    self.emit(EventId.COMMAND_QUEUE_FULL, Severity.LOW,
-                              f"{rec.name} is {rec.state.value} and its command queue is full; refusing",
-                              service=rec.name, capacity=self.queue_cap, refused=self.stats["queue_full"])
-                self.refuse(cmd, QueueFull(
-                    f"service {rec.name!r} is {rec.state.value.lower()} and its command queue "
-                    f"({self.queue_cap}) is full; it was not run"))
+                    self.emit(
+                        EventId.COMMAND_QUEUE_FULL,
+                        Severity.LOW,
+                        f"{rec.name} is {rec.state.value} and its command queue is full; refusing",
+                        service=rec.name,
+                        capacity=self.queue_cap,
+                        refused=self.stats["queue_full"],
+                    )
+                self.refuse(
+                    cmd,
+                    QueueFull(
+                        f"service {rec.name!r} is {rec.state.value.lower()} and its command queue "
+                        f"({self.queue_cap}) is full; it was not run"
+                    ),
+                )
                 return
             self.stats["queued"] += 1
             rec.queue.append(cmd)
         else:
-            self.refuse(cmd, ServiceUnavailable(
-                f"service {rec.name!r} is {rec.state.value}" + (f": {rec.reason}" if rec.reason else "")))
+            self.refuse(
+                cmd,
+                ServiceUnavailable(
+                    f"service {rec.name!r} is {rec.state.value}" + (f": {rec.reason}" if rec.reason else "")
+                ),
+            )
 
     def _deliver(self, rec: ServiceRecord, cmd: PendingCommand) -> bool:
         """Send one command to the service; False if ZeroMQ could not take it now."""
@@ -389,9 +463,15 @@ class CommandRouter:
         if cmd.frame is not None and now - cmd.received_at < 0.005:
             data = cmd.frame  # delivered at once: forward the caller's bytes, its timeout still holds
         else:  # it waited in the queue: tell the service how much time is left
-            data = wire.encode(wire.make(
-                Kind.COMMAND, rec.name, cmd.source,
-                {"name": cmd.name, "args": cmd.args, "timeout_ms": max(1, int(remaining * 1000))}, corr=cmd.cid))
+            data = wire.encode(
+                wire.make(
+                    Kind.COMMAND,
+                    rec.name,
+                    cmd.source,
+                    {"name": cmd.name, "args": cmd.args, "timeout_ms": max(1, int(remaining * 1000))},
+                    corr=cmd.cid,
+                )
+            )
         try:
             self.sock.send_multipart_nowait([rec.identity.encode(), data])
         except zmq.ZMQError as exc:
@@ -453,10 +533,18 @@ class CommandRouter:
 
     def _result_too_large(self, cmd: PendingCommand, size: int, source: str) -> None:
         self.stats["too_large"] += 1
-        self.complete(cmd, error_payload(FrameTooLarge(
-            f"{cmd.destination}.{cmd.name} ran, but its result from {source} is {size:,} bytes, over this "
-            f"runtime's limit of {self.max_frame_bytes:,} bytes (runtime.max_frame_bytes)",
-            size=size, limit=self.max_frame_bytes, ran=True)))
+        self.complete(
+            cmd,
+            error_payload(
+                FrameTooLarge(
+                    f"{cmd.destination}.{cmd.name} ran, but its result from {source} is {size:,} bytes, over this "
+                    f"runtime's limit of {self.max_frame_bytes:,} bytes (runtime.max_frame_bytes)",
+                    size=size,
+                    limit=self.max_frame_bytes,
+                    ran=True,
+                )
+            ),
+        )
 
     def _finish(self, cmd: PendingCommand, frame: bytes, *, remember: bool = True) -> None:
         self.pending.pop(cmd.cid, None)
@@ -475,7 +563,7 @@ class CommandRouter:
         self.stats["direct"] += 1
         if len(frame) > self.max_frame_bytes:
             return
-        ms = env.topic[len(DIRECT_TOPIC):]
+        ms = env.topic[len(DIRECT_TOPIC) :]
         timeout_s = (int(ms) if ms.isdigit() else self.default_timeout_ms) / 1000.0
         self._remember(env.corr, asyncio.get_running_loop().time() + timeout_s, frame)
 
@@ -501,10 +589,16 @@ class CommandRouter:
         if self.stats["results_evicted_early"] > reported and now - at >= EVICTED_EVENT_S:
             total = self.stats["results_evicted_early"]
             self._evicted_reported = (total, now)
-            self.emit(EventId.COMMAND_RESULTS_EVICTED, Severity.LOW,
-                      f"{total - reported} result(s) dropped before their retry time (result cache full): "
-                      "a retry of those ids would run again", count=total - reported, total=total,
-                      cache_bytes=self.result_bytes, cache_mb=round(self.result_cache_bytes / (1 << 20), 1))
+            self.emit(
+                EventId.COMMAND_RESULTS_EVICTED,
+                Severity.LOW,
+                f"{total - reported} result(s) dropped before their retry time (result cache full): "
+                "a retry of those ids would run again",
+                count=total - reported,
+                total=total,
+                cache_bytes=self.result_bytes,
+                cache_mb=round(self.result_cache_bytes / (1 << 20), 1),
+            )
         if self._sweep is None and self.results:
             self._sweep = asyncio.get_running_loop().call_later(SWEEP_S, self._sweep_results)
 
@@ -533,9 +627,13 @@ class CommandRouter:
             self.sock.send_multipart_nowait([ident, frame])
         except zmq.ZMQError as exc:
             self.stats["undeliverable"] += 1
-            log.warning("kernel.result_undeliverable", requester=ident.decode(errors="replace"),
-                        command_id=cid, error=str(exc),
-                        note="the result is kept; a retry with the same id gets it")
+            log.warning(
+                "kernel.result_undeliverable",
+                requester=ident.decode(errors="replace"),
+                command_id=cid,
+                error=str(exc),
+                note="the result is kept; a retry with the same id gets it",
+            )
 
     def _expire(self, cid: str) -> None:
         cmd = self.pending.get(cid)
@@ -549,12 +647,23 @@ class CommandRouter:
         self.stats["deadline_exceeded"] += 1
         if cmd.delivered_to or cmd.forwarded:
             where = "while running" if cmd.delivered_to else "on another board"
-            self.complete(cmd, error_payload(DeadlineExceeded(
-                f"{cmd.destination}.{cmd.name}: deadline exceeded {where}", delivered=True)))
+            self.complete(
+                cmd,
+                error_payload(
+                    DeadlineExceeded(f"{cmd.destination}.{cmd.name}: deadline exceeded {where}", delivered=True)
+                ),
+            )
         else:  # it never left this kernel: it did not run, and a retry may
-            self.complete(cmd, error_payload(DeadlineExceeded(
-                f"{cmd.destination}.{cmd.name}: deadline exceeded before it could be delivered; it was not run",
-                delivered=False)), remember=False)
+            self.complete(
+                cmd,
+                error_payload(
+                    DeadlineExceeded(
+                        f"{cmd.destination}.{cmd.name}: deadline exceeded before it could be delivered; it was not run",
+                        delivered=False,
+                    )
+                ),
+                remember=False,
+            )
 
     def service_lost(self, rec: ServiceRecord, reason: str) -> None:
         """The process died (and was reaped): its in-flight commands fail, saying whether each had started.
@@ -567,27 +676,56 @@ class CommandRouter:
         if taken is not None:
             self._keep_started(rec.name, taken)
         if rec.inflight:
-            not_started = 0 if taken is None else sum(
-                1 for cid, c in rec.inflight.items()
-                if started.digest(cid) not in taken and rec.deliveries - c.delivery_seq < started.SLOTS)
-            self.emit(EventId.COMMAND_SERVICE_LOST, Severity.LOW,
-                      f"{len(rec.inflight)} command(s) in flight failed with {rec.name} "
-                      f"({not_started} had not started: a retry runs them)", service=rec.name,
-                      commands=[c.name for c in rec.inflight.values()][:20], count=len(rec.inflight),
-                      not_started=not_started)
+            not_started = (
+                0
+                if taken is None
+                else sum(
+                    1
+                    for cid, c in rec.inflight.items()
+                    if started.digest(cid) not in taken and rec.deliveries - c.delivery_seq < started.SLOTS
+                )
+            )
+            self.emit(
+                EventId.COMMAND_SERVICE_LOST,
+                Severity.LOW,
+                f"{len(rec.inflight)} command(s) in flight failed with {rec.name} "
+                f"({not_started} had not started: a retry runs them)",
+                service=rec.name,
+                commands=[c.name for c in rec.inflight.values()][:20],
+                count=len(rec.inflight),
+                not_started=not_started,
+            )
         for cid, cmd in list(rec.inflight.items()):
             self.stats["service_lost"] += 1
-            began = (taken is None or started.digest(cid) in taken
-                     or rec.deliveries - cmd.delivery_seq >= started.SLOTS)  # its entry may be overwritten
+            began = (
+                taken is None or started.digest(cid) in taken or rec.deliveries - cmd.delivery_seq >= started.SLOTS
+            )  # its entry may be overwritten
             if began:
-                self.complete(cmd, error_payload(ServiceFailed(
-                    f"service {rec.name!r} {reason} while running {cmd.name}; it had started and ran at most "
-                    "once", incarnation=cmd.delivered_to, started=True)))
+                self.complete(
+                    cmd,
+                    error_payload(
+                        ServiceFailed(
+                            f"service {rec.name!r} {reason} while running {cmd.name}; it had started and ran at most "
+                            "once",
+                            incarnation=cmd.delivered_to,
+                            started=True,
+                        )
+                    ),
+                )
             else:
                 self.stats["lost_not_started"] += 1
-                self.complete(cmd, error_payload(ServiceFailed(
-                    f"service {rec.name!r} {reason} before it started {cmd.name}; it did not run, and a retry "
-                    "with the same id runs it", incarnation=cmd.delivered_to, started=False)), remember=False)
+                self.complete(
+                    cmd,
+                    error_payload(
+                        ServiceFailed(
+                            f"service {rec.name!r} {reason} before it started {cmd.name}; it did not run, and a retry "
+                            "with the same id runs it",
+                            incarnation=cmd.delivered_to,
+                            started=False,
+                        )
+                    ),
+                    remember=False,
+                )
             rec.inflight.pop(cid, None)
         if ledger is not None:
             started.remove(ledger)
@@ -595,15 +733,21 @@ class CommandRouter:
     def _keep_started(self, name: str, ledger: started.Ledger) -> None:
         """Keep a dead incarnation's ledger: a command sent to it directly may come back through the kernel."""
         now = asyncio.get_running_loop().time()
-        kept = [(led, until) for led, until in self._dead_started.get(name, []) if until > now][-(DEAD_LEDGERS - 1):]
+        kept = [(led, until) for led, until in self._dead_started.get(name, []) if until > now][-(DEAD_LEDGERS - 1) :]
         self._dead_started[name] = [*kept, (ledger, now + DEAD_LEDGER_S)]
 
     def _ran_before(self, name: str, cmd: PendingCommand) -> bool:
         """Answer a command a direct caller re-sent if a dead incarnation had started it (True if so)."""
         if not self._started_before(name, cmd.cid):
             return False
-        self.complete(cmd, error_payload(ServiceFailed(
-            f"service {name!r} died while running {cmd.name}; it had started and ran at most once", started=True)))
+        self.complete(
+            cmd,
+            error_payload(
+                ServiceFailed(
+                    f"service {name!r} died while running {cmd.name}; it had started and ran at most once", started=True
+                )
+            ),
+        )
         return True
 
     def _started_before(self, name: str, cid: str) -> bool:
@@ -626,8 +770,12 @@ class CommandRouter:
         while rec.queue:
             cmd = rec.queue.popleft()
             if cmd.cid in self.pending:
-                self.refuse(cmd, ServiceUnavailable(
-                    f"service {rec.name!r} is {rec.state.value}" + (f": {rec.reason}" if rec.reason else "")))
+                self.refuse(
+                    cmd,
+                    ServiceUnavailable(
+                        f"service {rec.name!r} is {rec.state.value}" + (f": {rec.reason}" if rec.reason else "")
+                    ),
+                )
 
     async def _run_kernel_command(self, cmd: PendingCommand) -> None:
         try:

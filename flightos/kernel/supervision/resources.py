@@ -20,8 +20,9 @@ class ResourceSampler:
     the backend whether the service broke a limit, and reports it through ``on_breach``.
     """
 
-    def __init__(self, containment: Containment | None = None,
-                 on_breach: Callable[[ServiceRecord, str], None] | None = None) -> None:
+    def __init__(
+        self, containment: Containment | None = None, on_breach: Callable[[ServiceRecord, str], None] | None = None
+    ) -> None:
         self.containment = containment
         self.on_breach = on_breach
         self._procs: dict[int, psutil.Process] = {}

@@ -55,8 +55,9 @@ class ExecSpawner:
         env = dict(os.environ)
         env[ENV_SPAWN] = base64.b64encode(spec.encode()).decode()
         try:
-            proc = subprocess.Popen([sys.executable, "-m", "flightos.runner"], env=env,
-                                    stdin=subprocess.DEVNULL, close_fds=True)
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "flightos.runner"], env=env, stdin=subprocess.DEVNULL, close_fds=True
+            )
         except OSError as exc:
             self.containment.discard(spec)
             raise SpawnError(f"cannot start {spec.name}: {exc}") from exc
@@ -86,8 +87,9 @@ class ExecSpawner:
 class ForkServerSpawner:
     """Asks the fork server to fork each service; child exits come back as reports within ms."""
 
-    def __init__(self, on_exit: ExitCallback, on_lost: Callable[[], None],
-                 containment: Containment | None = None) -> None:
+    def __init__(
+        self, on_exit: ExitCallback, on_lost: Callable[[], None], containment: Containment | None = None
+    ) -> None:
         self.on_exit = on_exit
         self.on_lost = on_lost
         self.containment = containment or Containment()
@@ -111,9 +113,17 @@ class ForkServerSpawner:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             self._proc = subprocess.Popen(
-                [sys.executable, "-m", "flightos.kernel.supervision.forkserver", str(theirs.fileno()),
-                 str(os.getpid())],
-                pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, close_fds=True)
+                [
+                    sys.executable,
+                    "-m",
+                    "flightos.kernel.supervision.forkserver",
+                    str(theirs.fileno()),
+                    str(os.getpid()),
+                ],
+                pass_fds=[theirs.fileno()],
+                stdin=subprocess.DEVNULL,
+                close_fds=True,
+            )
         except OSError as exc:
             raise SpawnError(f"cannot start the fork server: {exc}") from exc
         finally:

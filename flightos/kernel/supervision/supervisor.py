@@ -90,8 +90,11 @@ class Supervisor:
     def _on_forkserver_lost(self) -> None:
         if self._stopping:
             return
-        self.emit(EventId.FORKSERVER_LOST, Severity.MEDIUM,
-                  "fork server lost; services start as fresh interpreters from now on")
+        self.emit(
+            EventId.FORKSERVER_LOST,
+            Severity.MEDIUM,
+            "fork server lost; services start as fresh interpreters from now on",
+        )
         self.fork_spawner = None
 
     # ---- spawning ----------------------------------------------------------------------------
@@ -116,16 +119,23 @@ class Supervisor:
             spawner = self.fork_spawner if self.fork_spawner and self.fork_spawner.alive else self.exec_spawner
             pid = await spawner.spawn(spec)
         except SpawnError as exc:
-            self.emit(EventId.SERVICE_SPAWN_FAILED, Severity.HIGH, f"cannot start {rec.name}: {exc}",
-                      service=rec.name)
+            self.emit(EventId.SERVICE_SPAWN_FAILED, Severity.HIGH, f"cannot start {rec.name}: {exc}", service=rec.name)
             rec.pid = None
             self._handle_exit(rec, None, "could not be started")
             return
         rec.pid = pid
         self._by_pid[pid] = rec
         self._exited[pid] = asyncio.Event()
-        self.emit(EventId.SERVICE_SPAWNED, Severity.INFO, f"{rec.name} started", service=rec.name,
-                  pid=pid, incarnation=rec.incarnation, cores=rec.cores, host_cpus=rec.host_cpus)
+        self.emit(
+            EventId.SERVICE_SPAWNED,
+            Severity.INFO,
+            f"{rec.name} started",
+            service=rec.name,
+            pid=pid,
+            incarnation=rec.incarnation,
+            cores=rec.cores,
+            host_cpus=rec.host_cpus,
+        )
         self._wake.set()
         early = self._early_exits.pop(pid, None)
         if early is not None and time.monotonic() - early[2] < 10.0:  # older: another process with a reused pid
@@ -140,9 +150,15 @@ class Supervisor:
         rec.ready_at = rec.last_heartbeat = loop.time()
         rec.reason = ""
         rec.escalated = False
-        self.emit(EventId.SERVICE_READY, Severity.INFO, f"{rec.name} ready", service=rec.name,
-                  pid=rec.pid, incarnation=rec.incarnation,
-                  start_ms=round((rec.ready_at - rec.spawned_at) * 1000, 1))
+        self.emit(
+            EventId.SERVICE_READY,
+            Severity.INFO,
+            f"{rec.name} ready",
+            service=rec.name,
+            pid=rec.pid,
+            incarnation=rec.incarnation,
+            start_ms=round((rec.ready_at - rec.spawned_at) * 1000, 1),
+        )
         self.router.flush(rec)
         self._wake.set()
 
@@ -168,8 +184,13 @@ class Supervisor:
         rec.last_exit = code
         cause = self.exit_cause(rec, code)
         rec.exit_cause = limit or cause
-        how = ("was killed after it hung" if rec.hung else
-               "exited" if code is None or code >= 0 else f"was killed by {_signal_name(-code)}")
+        how = (
+            "was killed after it hung"
+            if rec.hung
+            else "exited"
+            if code is None or code >= 0
+            else f"was killed by {_signal_name(-code)}"
+        )
         self._handle_exit(rec, code, how + (f": {rec.exit_cause}" if rec.exit_cause else ""))
 
     def relocate(self, rec: ServiceRecord) -> None:
@@ -187,14 +208,20 @@ class Supervisor:
         if rec.stop_requested or self._stopping:
             rec.state = State.STOPPED
             rec.reason = rec.stop_reason
-            self.emit(EventId.SERVICE_STOPPED, Severity.INFO, f"{rec.name} stopped", service=rec.name,
-                      code=code)
+            self.emit(EventId.SERVICE_STOPPED, Severity.INFO, f"{rec.name} stopped", service=rec.name, code=code)
             self.router.service_unavailable(rec)
             return
         abnormal = rec.hung or code != 0
-        self.emit(EventId.SERVICE_EXITED, Severity.MEDIUM if abnormal else Severity.INFO,
-                  f"{rec.name} {how} (code {code})", service=rec.name, code=code,
-                  incarnation=rec.incarnation, hung=rec.hung, cause=rec.exit_cause)
+        self.emit(
+            EventId.SERVICE_EXITED,
+            Severity.MEDIUM if abnormal else Severity.INFO,
+            f"{rec.name} {how} (code {code})",
+            service=rec.name,
+            code=code,
+            incarnation=rec.incarnation,
+            hung=rec.hung,
+            cause=rec.exit_cause,
+        )
         if rec.cfg.restart == "temporary" or (rec.cfg.restart == "transient" and not abnormal):
             rec.state = State.STOPPED
             rec.reason = f"{rec.cfg.restart} service exited with code {code}"
@@ -209,16 +236,27 @@ class Supervisor:
             s = rec.tracker.settings
             rec.state = State.FAILED
             rec.reason = f"more than {s.max_restarts} restarts in {s.window_s:g} s"
-            self.emit(EventId.SERVICE_FAILED, Severity.HIGH, f"{rec.name} FAILED: {rec.reason}",
-                      service=rec.name, restarts=rec.restarts)
+            self.emit(
+                EventId.SERVICE_FAILED,
+                Severity.HIGH,
+                f"{rec.name} FAILED: {rec.reason}",
+                service=rec.name,
+                restarts=rec.restarts,
+            )
             self.router.service_unavailable(rec)
             return
         rec.restarts += 1
         rec.state = State.BACKOFF
         rec.reason = f"restarting in {delay:.1f} s after it {how}"
-        self.emit(EventId.SERVICE_RESTART_SCHEDULED, Severity.LOW,
-                  f"{rec.name} restarts in {delay:.2f} s", service=rec.name, delay_s=round(delay, 3),
-                  restarts=rec.restarts, escalated=rec.escalated)
+        self.emit(
+            EventId.SERVICE_RESTART_SCHEDULED,
+            Severity.LOW,
+            f"{rec.name} restarts in {delay:.2f} s",
+            service=rec.name,
+            delay_s=round(delay, 3),
+            restarts=rec.restarts,
+            escalated=rec.escalated,
+        )
         if delay <= 0:
             self._tasks.spawn(self.spawn(rec))
         else:
@@ -230,12 +268,17 @@ class Supervisor:
         if not rec.escalated:
             rec.escalated = True
             s = rec.tracker.settings
-            self.emit(EventId.SERVICE_ESCALATED, Severity.HIGH,
-                      f"{rec.name} restarted more than {s.max_restarts} times in {s.window_s:g} s; a critical "
-                      f"service is never given up: retrying every ~{s.critical_retry_s:g} s, and the watchdog is "
-                      "no longer petted, so a board reset restarts everything",
-                      service=rec.name, restarts=rec.restarts, retry_s=s.critical_retry_s,
-                      cause=rec.exit_cause)
+            self.emit(
+                EventId.SERVICE_ESCALATED,
+                Severity.HIGH,
+                f"{rec.name} restarted more than {s.max_restarts} times in {s.window_s:g} s; a critical "
+                f"service is never given up: retrying every ~{s.critical_retry_s:g} s, and the watchdog is "
+                "no longer petted, so a board reset restarts everything",
+                service=rec.name,
+                restarts=rec.restarts,
+                retry_s=s.critical_retry_s,
+                cause=rec.exit_cause,
+            )
         return delay
 
     def reboot(self, skip: Callable[[ServiceRecord], bool]) -> list[str]:
@@ -288,9 +331,12 @@ class Supervisor:
                 elif rec.state == State.STARTING and rec.pid is not None and not rec.hung:
                     deadline = rec.spawned_at + self.start_timeout_s * rec.speed_factor
                     if deadline <= now:
-                        self.emit(EventId.SERVICE_START_TIMEOUT, Severity.MEDIUM,
-                                  f"{rec.name} not ready {self.start_timeout_s * rec.speed_factor:g} s after start",
-                                  service=rec.name)
+                        self.emit(
+                            EventId.SERVICE_START_TIMEOUT,
+                            Severity.MEDIUM,
+                            f"{rec.name} not ready {self.start_timeout_s * rec.speed_factor:g} s after start",
+                            service=rec.name,
+                        )
                         self._kill(rec, hung=True)
                     else:
                         nearest = min(nearest, deadline)
@@ -316,18 +362,28 @@ class Supervisor:
             return 0.0
         if not rec.verdict_deferred:
             rec.verdict_deferred = True
-            self.emit(EventId.HANG_VERDICT_DEFERRED, Severity.LOW,
-                      f"{rec.name} silent past its limit on a busy host: it waited {starved * 1000:.0f} ms for a "
-                      f"CPU and the kernel ran {late * 1000:.0f} ms late; verdict deferred by {credit * 1000:.0f} ms",
-                      service=rec.name, cpu_wait_ms=round(starved * 1000, 1), kernel_late_ms=round(late * 1000, 1),
-                      credit_ms=round(credit * 1000, 1))
+            self.emit(
+                EventId.HANG_VERDICT_DEFERRED,
+                Severity.LOW,
+                f"{rec.name} silent past its limit on a busy host: it waited {starved * 1000:.0f} ms for a "
+                f"CPU and the kernel ran {late * 1000:.0f} ms late; verdict deferred by {credit * 1000:.0f} ms",
+                service=rec.name,
+                cpu_wait_ms=round(starved * 1000, 1),
+                kernel_late_ms=round(late * 1000, 1),
+                credit_ms=round(credit * 1000, 1),
+            )
         return credit
 
     def _declare_hung(self, rec: ServiceRecord, silent_for: float) -> None:
-        self.emit(EventId.SERVICE_HUNG, Severity.MEDIUM,
-                  f"{rec.name} silent for {silent_for * 1000:.0f} ms (limit {rec.hang_timeout * 1000:.0f} ms)",
-                  service=rec.name, pid=rec.pid, silent_ms=round(silent_for * 1000, 1),
-                  limit_ms=round(rec.hang_timeout * 1000, 1))
+        self.emit(
+            EventId.SERVICE_HUNG,
+            Severity.MEDIUM,
+            f"{rec.name} silent for {silent_for * 1000:.0f} ms (limit {rec.hang_timeout * 1000:.0f} ms)",
+            service=rec.name,
+            pid=rec.pid,
+            silent_ms=round(silent_for * 1000, 1),
+            limit_ms=round(rec.hang_timeout * 1000, 1),
+        )
         self._kill(rec, hung=True)
 
     def _kill(self, rec: ServiceRecord, hung: bool = False) -> None:
@@ -375,8 +431,7 @@ class Supervisor:
         for rec in self.records.values():
             if rec.restart_handle is not None:
                 rec.restart_handle.cancel()
-        await asyncio.gather(*(self.stop_service(r, grace_s) for r in self.records.values()
-                               if r.pid is not None))
+        await asyncio.gather(*(self.stop_service(r, grace_s) for r in self.records.values() if r.pid is not None))
         if self.fork_spawner is not None:
             await self.fork_spawner.close()
         await self.exec_spawner.close()

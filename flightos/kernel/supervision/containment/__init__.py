@@ -36,8 +36,9 @@ def detect(mode: str | None = None) -> Containment:
         if mode not in ("auto", kind):
             continue
         try:
-            backend: CgroupV1 | CgroupV2 = (CgroupV2.probe(require_limits=mode == "auto") if kind == "cgroup-v2"
-                                            else CgroupV1.probe())
+            backend: CgroupV1 | CgroupV2 = (
+                CgroupV2.probe(require_limits=mode == "auto") if kind == "cgroup-v2" else CgroupV1.probe()
+            )
             backend.setup()
             chosen = backend
             break

@@ -117,10 +117,19 @@ class Containment:
         r, w = os.pipe()
         try:
             self._janitor = subprocess.Popen(
-                [sys.executable, "-I", "-S", str(Path(__file__).with_name("janitor.py")), f"--kernel={os.getpid()}",
-                 *args],
-                stdin=r, stdout=subprocess.DEVNULL, close_fds=True,
-                start_new_session=True)  # a signal for the kernel's process group must not take it first
+                [
+                    sys.executable,
+                    "-I",
+                    "-S",
+                    str(Path(__file__).with_name("janitor.py")),
+                    f"--kernel={os.getpid()}",
+                    *args,
+                ],
+                stdin=r,
+                stdout=subprocess.DEVNULL,
+                close_fds=True,
+                start_new_session=True,
+            )  # a signal for the kernel's process group must not take it first
         except OSError:
             os.close(w)
             return

@@ -58,7 +58,7 @@ def own_dir(ctrl: str) -> Path | None:
         return None
     point, root = where
     if root != "/" and path.startswith(root):
-        path = path[len(root):]
+        path = path[len(root) :]
     return Path(point) / path.lstrip("/")
 
 
@@ -114,7 +114,7 @@ def kernel_group_name(pid: int | None = None) -> str:
 def owner_alive(name: str) -> bool:
     """Whether the kernel that made a ``flightos-<pid>-<start>`` group is still running."""
     try:
-        pid_s, start_s = name[len(KERNEL_PREFIX):].split("-", 1)
+        pid_s, start_s = name[len(KERNEL_PREFIX) :].split("-", 1)
         return start_time(int(pid_s)) == int(start_s)
     except ValueError:
         return True  # not ours to judge

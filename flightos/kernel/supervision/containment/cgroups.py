@@ -81,8 +81,9 @@ class _Cgroups(Containment):
             self._limit(ctrl, d, spec)
             dirs[ctrl] = d
         self._pending[(spec.name, spec.incarnation)] = dirs
-        return msgspec.structs.replace(spec, new_session=True,
-                                       cgroups=sorted({str(d / "cgroup.procs") for d in dirs.values()}))
+        return msgspec.structs.replace(
+            spec, new_session=True, cgroups=sorted({str(d / "cgroup.procs") for d in dirs.values()})
+        )
 
     def _limit(self, ctrl: str, d: Path, spec: SpawnSpec) -> None:
         """Hook: write the spec's limits into a new group."""

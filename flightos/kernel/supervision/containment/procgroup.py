@@ -158,4 +158,3 @@ def apply_rlimits(spec: SpawnSpec) -> None:
     if spec.memory_mb:
         limit = 2 * spec.memory_mb << 20
         resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
-
