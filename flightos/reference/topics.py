@@ -82,6 +82,8 @@ TOPICS: tuple[Topic, ...] = (
             ("throttles", "the throttle level per throttled service"),
             ("shed", "services stopped by the mode"),
             ("decisions", "the last decisions: `t`, `event`, `message`"),
+            ("speed_factor", "how many times slower than the reference this board runs Python (measured or set)"),
+            ("selftest_worker_start_s", "how long the self-test worker took to become ready, s (null until it is)"),
         ),
     ),
     Topic(
@@ -100,6 +102,7 @@ TOPICS: tuple[Topic, ...] = (
                 "identity",
                 "caller identities: `services`, `operators`, `refused`, `held`, `forged`, `forged_kernel_topics`",
             ),
+            ("dropped", "messages the kernel's own subscriber counted lost (sequence gaps, tail of a burst included)"),
             ("pending", "commands waiting for their result"),
         ),
     ),
