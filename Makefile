@@ -28,6 +28,7 @@ run: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check flightos hal services tests bench
+	$(VENV)/bin/ruff format --check flightos hal services tests bench
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy

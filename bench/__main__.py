@@ -39,11 +39,19 @@ def as_row(obj: Any) -> Row:
         return Row(str(name), float(value) if value is not None else None, str(unit or ""), group="hal")
     budget = _field(obj, "budget")
     ratio = _field(obj, "ratio")
-    return Row(str(_field(obj, "figure", "name") or "hal"), _field(obj, "value"), str(_field(obj, "unit") or ""),
-               _field(obj, "baseline"), float(ratio) if ratio is not None else None,
-               budget if isinstance(budget, Budget) else None, str(_field(obj, "note") or ""),
-               dict(_field(obj, "samples") or {}), "hal", str(_field(obj, "verdict") or ""),
-               "" if budget is None or isinstance(budget, Budget) else str(budget))
+    return Row(
+        str(_field(obj, "figure", "name") or "hal"),
+        _field(obj, "value"),
+        str(_field(obj, "unit") or ""),
+        _field(obj, "baseline"),
+        float(ratio) if ratio is not None else None,
+        budget if isinstance(budget, Budget) else None,
+        str(_field(obj, "note") or ""),
+        dict(_field(obj, "samples") or {}),
+        "hal",
+        str(_field(obj, "verdict") or ""),
+        "" if budget is None or isinstance(budget, Budget) else str(budget),
+    )
 
 
 def _rows_of(module: str, quick: bool) -> list[Row]:
@@ -91,8 +99,13 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     p.add_argument("--quick", action="store_true", help="smaller counts (under a minute)")
     p.add_argument("--markdown", action="store_true", help="also print the table in Markdown (the README's form)")
-    p.add_argument("--only", action="append", metavar="NAME", choices=sorted(FIGURES),
-                   help=f"run only this figure (repeatable): {', '.join(FIGURES)}")
+    p.add_argument(
+        "--only",
+        action="append",
+        metavar="NAME",
+        choices=sorted(FIGURES),
+        help=f"run only this figure (repeatable): {', '.join(FIGURES)}",
+    )
     return p.parse_args(argv)
 
 
@@ -126,8 +139,10 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(stop)
     took = time.monotonic() - t0
     print(machine_line(m))
-    print(f"run: {'quick' if args.quick else 'full'}, figures {', '.join(names)}, {took:.0f} s; "
-          "ratios are against baselines measured in this run (medians of interleaved repetitions)\n")
+    print(
+        f"run: {'quick' if args.quick else 'full'}, figures {', '.join(names)}, {took:.0f} s; "
+        "ratios are against baselines measured in this run (medians of interleaved repetitions)\n"
+    )
     print(table(rows))
     if args.markdown:
         print("\n" + markdown(rows))
@@ -137,10 +152,19 @@ def main(argv: list[str] | None = None) -> int:
     print("\nissue 15 goals, from the figures of this run:\n")
     print(goals.table(judged))
     out = RESULTS_DIR / "latest.json"
-    write_json(out, {"machine": m, "options": {"quick": args.quick, "only": args.only},
-                     "started_utc": started.isoformat(), "duration_s": round(took, 1), "figures": names,
-                     "skipped": SKIPPED, "rows": [r.to_json() for r in rows],
-                     "goals": [g.to_json() for g in judged]})
+    write_json(
+        out,
+        {
+            "machine": m,
+            "options": {"quick": args.quick, "only": args.only},
+            "started_utc": started.isoformat(),
+            "duration_s": round(took, 1),
+            "figures": names,
+            "skipped": SKIPPED,
+            "rows": [r.to_json() for r in rows],
+            "goals": [g.to_json() for g in judged],
+        },
+    )
     print(f"\nresults: {out}")
     return 0
 

@@ -94,8 +94,9 @@ def publishers_main(conn: Connection, xsub: str, n: int, each: int, mode: str) -
     asyncio.run(serve())
 
 
-async def _consume(ctx: zmq.Context[zmq.Socket[bytes]], xpub: str, pub: workers.Worker, n: int,
-                   each: int) -> dict[str, Any]:
+async def _consume(
+    ctx: zmq.Context[zmq.Socket[bytes]], xpub: str, pub: workers.Worker, n: int, each: int
+) -> dict[str, Any]:
     """Join every publisher, count the burst, wait for the flow to stop and the marks to come."""
     from flightos.bus.pubsub import Subscriber
 
@@ -126,26 +127,31 @@ async def _consume(ctx: zmq.Context[zmq.Socket[bytes]], xpub: str, pub: workers.
                 t_last, quiet_since = now, None
             elif quiet_since is None:
                 quiet_since = now
-            if delivered >= n * each or (quiet_since is not None and now - quiet_since >= QUIET_S
-                                         and pub.conn.poll(0)):
+            if delivered >= n * each or (quiet_since is not None and now - quiet_since >= QUIET_S and pub.conn.poll(0)):
                 break
         report: dict[str, Any] = pub.conn.recv()
         until = report["t1_ns"] / 1e9 + MARK_WAIT_S
         while time.monotonic() < until:
             with contextlib.suppress(asyncio.TimeoutError):
-                delivered += sum(1 for e in await asyncio.wait_for(sub.batches(), 0.05)
-                                 if e.topic == workers.DATA_TOPIC)
+                delivered += sum(
+                    1 for e in await asyncio.wait_for(sub.batches(), 0.05) if e.topic == workers.DATA_TOPIC
+                )
         counted = sub.dropped
         pub.conn.send("close")
         pub.conn.recv()
         until = time.monotonic() + 0.3
         while time.monotonic() < until:
             with contextlib.suppress(asyncio.TimeoutError):
-                delivered += sum(1 for e in await asyncio.wait_for(sub.batches(), 0.05)
-                                 if e.topic == workers.DATA_TOPIC)
-        return {"delivered": delivered, "counted": counted, "counted_after_close": sub.dropped,
-                "seconds": (t_last * 1e9 - report["t0_ns"]) / 1e9 if delivered else None,
-                "publish_seconds": (report["t1_ns"] - report["t0_ns"]) / 1e9}
+                delivered += sum(
+                    1 for e in await asyncio.wait_for(sub.batches(), 0.05) if e.topic == workers.DATA_TOPIC
+                )
+        return {
+            "delivered": delivered,
+            "counted": counted,
+            "counted_after_close": sub.dropped,
+            "seconds": (t_last * 1e9 - report["t0_ns"]) / 1e9 if delivered else None,
+            "publish_seconds": (report["t1_ns"] - report["t0_ns"]) / 1e9,
+        }
     finally:
         sub.close()
 
@@ -168,24 +174,51 @@ def burst(mode: str) -> dict[str, Any]:
 def run(quick: bool = False) -> list[Row]:
     """The burst in each mode (one, "frames", when the SDK does not coalesce: it sends one frame per message)."""
     n, each, sent = PUBLISHERS, EACH, PUBLISHERS * EACH
-    modes = [(MODES[m], m) for m in MODES] if coalescing() else \
-        [("one frame per message (this SDK does not coalesce)", "batched")]
+    modes = (
+        [(MODES[m], m) for m in MODES]
+        if coalescing()
+        else [("one frame per message (this SDK does not coalesce)", "batched")]
+    )
     rows: list[Row] = []
     judged: list[dict[str, Any]] = []
     for label, mode in modes:
         res = burst(mode)
         lost = sent - res["delivered"]
-        note = (f"{n} SDK publishers in one process, {SIZE} B ({res['publish_seconds'] * 1000:.0f} ms to publish "
-                f"all); the subscriber reads nothing until they are done, receive queue {SUB_HWM:,} frames; "
-                f"lost {lost:,}, counted by the subscriber {res['counted']:,} while the publishers lived "
-                f"({res['counted_after_close']:,} once they closed)")
-        judged.append({"mode": label, "publishers": n, "each": each, "sent": sent, "delivered": res["delivered"],
-                       "counted": res["counted"], "note": note})
+        note = (
+            f"{n} SDK publishers in one process, {SIZE} B ({res['publish_seconds'] * 1000:.0f} ms to publish "
+            f"all); the subscriber reads nothing until they are done, receive queue {SUB_HWM:,} frames; "
+            f"lost {lost:,}, counted by the subscriber {res['counted']:,} while the publishers lived "
+            f"({res['counted_after_close']:,} once they closed)"
+        )
+        judged.append(
+            {
+                "mode": label,
+                "publishers": n,
+                "each": each,
+                "sent": sent,
+                "delivered": res["delivered"],
+                "counted": res["counted"],
+                "note": note,
+            }
+        )
         rows += [
-            Row(f"burst {n} x {each:,}, {label}: delivered", res["delivered"], "msgs", float(sent),
-                res["delivered"] / sent, group="burst", note=note, samples=res),
-            Row(f"burst {n} x {each:,}, {label}: lost, not counted", float(lost - res["counted"]), "msgs",
-                group="burst", note="messages lost that no subscriber counter shows (goal: 0)"),
+            Row(
+                f"burst {n} x {each:,}, {label}: delivered",
+                res["delivered"],
+                "msgs",
+                float(sent),
+                res["delivered"] / sent,
+                group="burst",
+                note=note,
+                samples=res,
+            ),
+            Row(
+                f"burst {n} x {each:,}, {label}: lost, not counted",
+                float(lost - res["counted"]),
+                "msgs",
+                group="burst",
+                note="messages lost that no subscriber counter shows (goal: 0)",
+            ),
         ]
     goals.record("burst", judged)
     return rows

@@ -34,9 +34,12 @@ async def run_async(quick: bool) -> list[Row]:
     rows: list[Row] = []
     # A 100 kB/s downlink budget (S-band class) with an 8 kB burst: without one the service outruns the
     # console's UDP receive buffer (~300 datagrams) and the excess is lost on the host, not in flightos.
-    overrides = [*GROUND, 'services.ground.options.contact={mode = "after_tc", hold_s = 0.5}',
-                 f"services.ground.options.downlink_rate_bytes_s={DOWNLINK_RATE}",
-                 "services.ground.options.downlink_burst_bytes=8192"]
+    overrides = [
+        *GROUND,
+        'services.ground.options.contact={mode = "after_tc", hold_s = 0.5}',
+        f"services.ground.options.downlink_rate_bytes_s={DOWNLINK_RATE}",
+        "services.ground.options.downlink_burst_bytes=8192",
+    ]
     async with running(services=["ground", "test"], overrides=overrides) as rt:
         keys = KeyStore(rt.state_dir / "ground" / "keys.json")
         keys.add(1)
@@ -49,19 +52,33 @@ async def run_async(quick: bool) -> list[Row]:
                 out = await g.request(g.build(8, 1, pus.pack_u16(fid)))
                 lat.append((time.perf_counter() - t0) * 1e6)
                 assert out.failure() is None
-            rows.append(Row("ground TC[8,1] -> TM[1,7] completion, p50", median(lat), "µs",
-                            note=f"{n} authenticated test.ping through UDP, ground, kernel, test; "
-                                 f"p99 {percentile(lat, 99):.0f} µs"))
+            rows.append(
+                Row(
+                    "ground TC[8,1] -> TM[1,7] completion, p50",
+                    median(lat),
+                    "µs",
+                    note=f"{n} authenticated test.ping through UDP, ground, kernel, test; "
+                    f"p99 {percentile(lat, 99):.0f} µs",
+                )
+            )
             t0 = time.perf_counter()
             burst = 50 if quick else 200
             got = 0
             for _ in range(burst):
-                out = await g.request(g.build(3, 27, pus.pack_u16(1) + pus.pack_u16(2)),
-                                      until=lambda o: any(r.service == 3 for r in o.reports) or o.failure() is not None)
+                out = await g.request(
+                    g.build(3, 27, pus.pack_u16(1) + pus.pack_u16(2)),
+                    until=lambda o: any(r.service == 3 for r in o.reports) or o.failure() is not None,
+                )
                 got += sum(1 for r in out.reports)
             dt = time.perf_counter() - t0
-            rows.append(Row("ground TM packets/s (requested reports, sequential)", got / dt, "packets/s",
-                            note=f"{burst} one-shot HK requests, each with its verification reports"))
+            rows.append(
+                Row(
+                    "ground TM packets/s (requested reports, sequential)",
+                    got / dt,
+                    "packets/s",
+                    note=f"{burst} one-shot HK requests, each with its verification reports",
+                )
+            )
             # store-and-forward: let contact lapse, raise events on the bus, then drain them
             while (await rt.client.call("ground", "link_status"))["in_contact"]:  # type: ignore[union-attr]
                 await asyncio.sleep(0.1)
@@ -89,10 +106,16 @@ async def run_async(quick: bool) -> list[Row]:
                 if tm.service == 5:
                     seen += 1
                     last = time.perf_counter()
-            rows.append(Row(f"store-and-forward drain (budget {DOWNLINK_RATE / 1e6:g} MB/s)", seen / (last - t0),
-                            "packets/s", note=f"{stored_n} stored events sent after contact, by priority "
-                                                 f"(contact renewed {pings} time(s) by a ping); {seen} received, "
-                                                 f"{stored_n - seen} not received; store counters {dl}"))
+            rows.append(
+                Row(
+                    f"store-and-forward drain (budget {DOWNLINK_RATE / 1e6:g} MB/s)",
+                    seen / (last - t0),
+                    "packets/s",
+                    note=f"{stored_n} stored events sent after contact, by priority "
+                    f"(contact renewed {pings} time(s) by a ping); {seen} received, "
+                    f"{stored_n - seen} not received; store counters {dl}",
+                )
+            )
         finally:
             g.close()
     return rows

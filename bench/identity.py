@@ -114,7 +114,7 @@ def _source_of(data: bytes, at: int) -> str | None:
             else:
                 return None
             if field == 1:
-                return data[i:i + n].decode()
+                return data[i : i + n].decode()
             i += n
     except (IndexError, UnicodeDecodeError):
         return None
@@ -162,8 +162,9 @@ class Relay(threading.Thread):
                     allowed = ok.get((name, topic))
                     if allowed is None:
                         t = topic.decode()
-                        allowed = ok[(name, topic)] = t.startswith((f"tm.{name}.", f"dl.{name}.")) \
-                            or t == f"ev.{name}" or t == "tm.bench.end"
+                        allowed = ok[(name, topic)] = (
+                            t.startswith((f"tm.{name}.", f"dl.{name}.")) or t == f"ev.{name}" or t == "tm.bench.end"
+                        )
                     if allowed and _source_of(data, cut + 1) == name:
                         send(data)
                     else:
@@ -222,17 +223,21 @@ def main() -> None:
         for _ in range(REPS):
             old.append(receive_path(tmp, False))
             new.append(receive_path(tmp, True))
-        print(f"command socket receive path, CPU per frame (median of {REPS}, {N_CMD} frames each): "
-              f"routing id parsed {statistics.median(old):.2f} µs, peer credentials + cached identity "
-              f"{statistics.median(new):.2f} µs (+{statistics.median(new) - statistics.median(old):.2f} µs)")
+        print(
+            f"command socket receive path, CPU per frame (median of {REPS}, {N_CMD} frames each): "
+            f"routing id parsed {statistics.median(old):.2f} µs, peer credentials + cached identity "
+            f"{statistics.median(new):.2f} µs (+{statistics.median(new) - statistics.median(old):.2f} µs)"
+        )
         for size in (64, 1024, 65536):
             proxy, relay = [], []
             for _ in range(REPS):
                 proxy.append(pubsub(tmp, False, size))
                 relay.append(pubsub(tmp, True, size))
             mp_, mr = statistics.median(proxy), statistics.median(relay)
-            print(f"pub/sub {size} B, 1 publisher (median of {REPS}, {N_PUB[size]} messages): libzmq proxy "
-                  f"{mp_:,.0f} msg/s, checking relay {mr:,.0f} msg/s ({mr / mp_:.2f}x)")
+            print(
+                f"pub/sub {size} B, 1 publisher (median of {REPS}, {N_PUB[size]} messages): libzmq proxy "
+                f"{mp_:,.0f} msg/s, checking relay {mr:,.0f} msg/s ({mr / mp_:.2f}x)"
+            )
     print(f"machine: nproc={os.cpu_count()}, pyzmq {zmq.__version__}, libzmq {zmq.zmq_version()}")
 
 

@@ -46,15 +46,18 @@ def write_package(src: Path) -> None:
     """Sources of a distribution with six idle Service subclasses registered as entry points."""
     pkg = src / "fosbench_idle"
     pkg.mkdir(parents=True)
-    classes = "\n\n".join(f"class Idle{i}(Service):\n    \"\"\"Does nothing.\"\"\"\n\n    name = \"idle{i}\""
-                          for i in EXTRA_IDS)
-    (pkg / "__init__.py").write_text(f'"""Idle services for the benchmark."""\n\nfrom flightos import Service\n\n\n'
-                                     f"{classes}\n")
+    classes = "\n\n".join(
+        f'class Idle{i}(Service):\n    """Does nothing."""\n\n    name = "idle{i}"' for i in EXTRA_IDS
+    )
+    (pkg / "__init__.py").write_text(
+        f'"""Idle services for the benchmark."""\n\nfrom flightos import Service\n\n\n{classes}\n'
+    )
     (src / "pyproject.toml").write_text(
         '[build-system]\nrequires = ["setuptools"]\nbuild-backend = "setuptools.build_meta"\n\n'
         '[project]\nname = "fosbench-idle"\nversion = "0"\n\n[tool.setuptools]\npackages = ["fosbench_idle"]\n\n'
         '[project.entry-points."flightos.services"]\n'
-        + "".join(f'idle{i} = "fosbench_idle:Idle{i}"\n' for i in EXTRA_IDS))
+        + "".join(f'idle{i} = "fosbench_idle:Idle{i}"\n' for i in EXTRA_IDS)
+    )
 
 
 def write_dist_info(target: Path, src: Path) -> None:
@@ -70,8 +73,19 @@ def install_plugins(root: Path) -> str:
     """Install the idle services into ``root/site``; return how (pip, or a hand-written dist-info)."""
     src, target = root / "src", root / "site"
     write_package(src)
-    cmd = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-           "--no-index", "--target", str(target), str(src)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--no-deps",
+        "--no-build-isolation",
+        "--no-index",
+        "--target",
+        str(target),
+        str(src),
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if done.returncode == 0:
         return "pip install --no-deps --no-build-isolation --target"
@@ -163,27 +177,54 @@ def rows_for(label: str, us: list[Usage], window_s: float) -> list[Row]:
     by = {u.name: u for u in us}
     k, svcs = by["kernel"], [u for u in us if u.name not in ("kernel", "forkserver")]
     g = "idle"
-    samples = {u.name: {"pid": u.pid, "cpu_percent": round(u.cpu_percent, 3), "rss_bytes": u.rss,
-                        "uss_bytes": u.uss} for u in us}
+    samples = {
+        u.name: {"pid": u.pid, "cpu_percent": round(u.cpu_percent, 3), "rss_bytes": u.rss, "uss_bytes": u.uss}
+        for u in us
+    }
     worst_cpu = max(svcs, key=lambda u: u.cpu_percent)
     worst_rss = max(svcs, key=lambda u: u.rss)
     rows = [
-        Row(f"idle kernel CPU, {label}", k.cpu_percent, "%", budget=KERNEL_CPU_64 if len(svcs) > 8 else KERNEL_CPU,
-            group=g, samples=samples,
-            note=f"% of one core over {window_s:g} s, all threads (proxy and I/O threads included)"),
-        Row(f"idle kernel RSS, {label}", k.rss / 1e6, "MB", budget=KERNEL_RSS, group=g,
-            note=f"USS {k.uss / 1e6:.1f} MB"),
+        Row(
+            f"idle kernel CPU, {label}",
+            k.cpu_percent,
+            "%",
+            budget=KERNEL_CPU_64 if len(svcs) > 8 else KERNEL_CPU,
+            group=g,
+            samples=samples,
+            note=f"% of one core over {window_s:g} s, all threads (proxy and I/O threads included)",
+        ),
+        Row(
+            f"idle kernel RSS, {label}", k.rss / 1e6, "MB", budget=KERNEL_RSS, group=g, note=f"USS {k.uss / 1e6:.1f} MB"
+        ),
     ]
     if "forkserver" in by:
         fs = by["forkserver"]
-        rows.append(Row(f"idle fork server CPU, {label}", fs.cpu_percent, "%", group=g,
-                        note=f"RSS {fs.rss / MIB:.1f} MiB, USS {fs.uss / MIB:.1f} MiB"))
+        rows.append(
+            Row(
+                f"idle fork server CPU, {label}",
+                fs.cpu_percent,
+                "%",
+                group=g,
+                note=f"RSS {fs.rss / MIB:.1f} MiB, USS {fs.uss / MIB:.1f} MiB",
+            )
+        )
     rows += [
-        Row(f"idle service CPU, worst of {len(svcs)} ({worst_cpu.name})", worst_cpu.cpu_percent, "%",
-            budget=SERVICE_CPU, group=g, note="each: " + _svc_list(svcs, "cpu_percent")),
-        Row(f"idle service RSS, worst of {len(svcs)} ({worst_rss.name})", worst_rss.rss / MIB, "MiB",
-            budget=SERVICE_RSS, group=g,
-            note="each MiB: " + _svc_list(svcs, "rss") + "; forked children share the fork server's pages"),
+        Row(
+            f"idle service CPU, worst of {len(svcs)} ({worst_cpu.name})",
+            worst_cpu.cpu_percent,
+            "%",
+            budget=SERVICE_CPU,
+            group=g,
+            note="each: " + _svc_list(svcs, "cpu_percent"),
+        ),
+        Row(
+            f"idle service RSS, worst of {len(svcs)} ({worst_rss.name})",
+            worst_rss.rss / MIB,
+            "MiB",
+            budget=SERVICE_RSS,
+            group=g,
+            note="each MiB: " + _svc_list(svcs, "rss") + "; forked children share the fork server's pages",
+        ),
     ]
     return rows
 

@@ -187,8 +187,12 @@ async def _sdk(ctx: zmq.Context[zmq.Socket[bytes]], xpub: str, pub: workers.Work
 
 def _summary(xs: list[float]) -> dict[str, float]:
     """p50, p99 and max, in microseconds."""
-    return {"p50": median(xs) or 0.0, "p99": percentile(xs, 99) or 0.0, "max": max(xs) if xs else 0.0,
-            "n": float(len(xs))}
+    return {
+        "p50": median(xs) or 0.0,
+        "p99": percentile(xs, 99) or 0.0,
+        "max": max(xs) if xs else 0.0,
+        "n": float(len(xs)),
+    }
 
 
 def run(quick: bool = False) -> list[Row]:
@@ -202,7 +206,7 @@ def run(quick: bool = False) -> list[Row]:
         pub = workers.start(publisher_main, xsub)
         try:
             for i in range(blocks + 1):  # the first round warms up and is discarded
-                for path in PATHS[i % 3:] + PATHS[:i % 3]:
+                for path in PATHS[i % 3 :] + PATHS[: i % 3]:
                     if path == "raw proxy":
                         xs = _raw(ctx, xpub, pub, BLOCK)
                     else:
@@ -218,16 +222,39 @@ def run(quick: bool = False) -> list[Row]:
     goals.record(("latency", "raw proxy"), raw)
     goals.record(("latency", "sdk proxy"), sdk)
     goals.record(("latency", "raw asyncio proxy"), aio)
-    note = (f"{SIZE} B, one message every {PERIOD_S * 1000:g} ms, {int(sdk['n'])} messages per path; "
-            "publisher stamp to subscriber in hand, CLOCK_MONOTONIC")
+    note = (
+        f"{SIZE} B, one message every {PERIOD_S * 1000:g} ms, {int(sdk['n'])} messages per path; "
+        "publisher stamp to subscriber in hand, CLOCK_MONOTONIC"
+    )
     return [
-        Row("isolated-message latency p50: SDK via proxy", sdk["p50"], "µs", raw["p50"], sdk["p50"] / raw["p50"],
-            group="latency", note=note + f"; goal: within 40 µs of raw (+{sdk['p50'] - raw['p50']:.0f} µs)",
-            samples={"sdk_us": sdk, "raw_us": raw}),
-        Row("isolated-message latency p99: SDK via proxy", sdk["p99"], "µs", raw["p99"], sdk["p99"] / raw["p99"],
-            P99_BUDGET, group="latency"),
-        Row("isolated-message latency p50: raw asyncio via proxy", aio["p50"], "µs", raw["p50"],
-            aio["p50"] / raw["p50"], group="latency", samples={"aio_us": aio},
+        Row(
+            "isolated-message latency p50: SDK via proxy",
+            sdk["p50"],
+            "µs",
+            raw["p50"],
+            sdk["p50"] / raw["p50"],
+            group="latency",
+            note=note + f"; goal: within 40 µs of raw (+{sdk['p50'] - raw['p50']:.0f} µs)",
+            samples={"sdk_us": sdk, "raw_us": raw},
+        ),
+        Row(
+            "isolated-message latency p99: SDK via proxy",
+            sdk["p99"],
+            "µs",
+            raw["p99"],
+            sdk["p99"] / raw["p99"],
+            P99_BUDGET,
+            group="latency",
+        ),
+        Row(
+            "isolated-message latency p50: raw asyncio via proxy",
+            aio["p50"],
+            "µs",
+            raw["p50"],
+            aio["p50"] / raw["p50"],
+            group="latency",
+            samples={"aio_us": aio},
             note="raw frames read by an asyncio loop (FD callback, drain, one event): what any asyncio subscriber "
-                 f"pays to wake (+{aio['p50'] - raw['p50']:.0f} µs over blocking recv); p99 {aio['p99']:.0f} µs"),
+            f"pays to wake (+{aio['p50'] - raw['p50']:.0f} µs over blocking recv); p99 {aio['p99']:.0f} µs",
+        ),
     ]

@@ -41,8 +41,10 @@ from flightos.testing.linked import LinkedSystem, write_system
 from flightos.testing.runtime import RuntimeProcess
 
 A, B = "obc", "payload"
-BOARDS: dict[str, dict[str, dict[str, Any]]] = {A: {"probe": {"plugin": "test"}},
-                                               B: {"test": {"criticality": "critical"}}}
+BOARDS: dict[str, dict[str, dict[str, Any]]] = {
+    A: {"probe": {"plugin": "test"}},
+    B: {"test": {"criticality": "critical"}},
+}
 SYSTEMS = ("CURVE", "plain")
 BLOCK = 200
 """Calls per round-trip block; blocks of the four paths rotate."""
@@ -86,6 +88,7 @@ async def start_pair(stack: contextlib.AsyncExitStack, system: LinkedSystem) -> 
 
 async def wait_hosted(a: RuntimeProcess) -> dict[str, Any]:
     """Wait until A's link sees B up and hosting ``test`` (B claims nothing before its own join ends)."""
+
     def ok(st: dict[str, Any]) -> bool:
         peer = st["link"]["peers"][B]
         return bool(peer["up"]) and "test" in peer["services"]
@@ -107,8 +110,9 @@ async def rtt_block(c: Client, n: int) -> list[float]:
 
 async def measure_rtt(pairs: dict[str, dict[str, RuntimeProcess]], calls: int) -> dict[str, list[float]]:
     """Warm every path up, then rotate blocks of the four paths until each has ``calls`` samples."""
-    paths = {f"{s} {where}": client(pairs[s][A if where == "cross" else B])
-             for s in SYSTEMS for where in ("cross", "same")}
+    paths = {
+        f"{s} {where}": client(pairs[s][A if where == "cross" else B]) for s in SYSTEMS for where in ("cross", "same")
+    }
     names = list(paths)
     for p in names:
         await rtt_block(paths[p], BLOCK)
@@ -122,32 +126,66 @@ async def measure_rtt(pairs: dict[str, dict[str, RuntimeProcess]], calls: int) -
 
 def rtt_rows(res: dict[str, list[float]]) -> list[Row]:
     """p50/p99 across boards: plain against the same board, CURVE against plain."""
+
     def q(path: str, p: float) -> float | None:
         return percentile(res[path], p)
 
-    samples = {p: {"n": len(xs), "p50": median(xs), "p90": percentile(xs, 90), "p99": percentile(xs, 99),
-                   "max": max(xs)} for p, xs in res.items()}
+    samples = {
+        p: {"n": len(xs), "p50": median(xs), "p90": percentile(xs, 90), "p99": percentile(xs, 99), "max": max(xs)}
+        for p, xs in res.items()
+    }
     n = len(res["CURVE cross"])
     g = "link"
-    same_note = (f"client on B calling test on B; CURVE system p50 {num(q('CURVE same', 50))} µs, "
-                 f"p99 {num(q('CURVE same', 99))} µs; {n} calls per path, blocks of {BLOCK} rotating")
+    same_note = (
+        f"client on B calling test on B; CURVE system p50 {num(q('CURVE same', 50))} µs, "
+        f"p99 {num(q('CURVE same', 99))} µs; {n} calls per path, blocks of {BLOCK} rotating"
+    )
     curve_vs_same = ratio(q("CURVE cross", 50), q("CURVE same", 50))
     return [
-        Row("link RTT p50: test.echo on the same board (plain system)", q("plain same", 50), "µs", group=g,
-            note=same_note, samples=samples),
-        Row("link RTT p50: test.echo A -> B, plain TCP", q("plain cross", 50), "µs", q("plain same", 50),
-            ratio(q("plain cross", 50), q("plain same", 50)), group=g,
-            note="client on A -> A's kernel -> link -> B's kernel -> test -> back; baseline: the same call on B"),
-        Row("link RTT p99: test.echo A -> B, plain TCP", q("plain cross", 99), "µs", q("plain same", 99),
-            ratio(q("plain cross", 99), q("plain same", 99)), group=g),
-        Row("link RTT p50: test.echo A -> B, CURVE", q("CURVE cross", 50), "µs", q("plain cross", 50),
-            ratio(q("CURVE cross", 50), q("plain cross", 50)), group=g,
+        Row(
+            "link RTT p50: test.echo on the same board (plain system)",
+            q("plain same", 50),
+            "µs",
+            group=g,
+            note=same_note,
+            samples=samples,
+        ),
+        Row(
+            "link RTT p50: test.echo A -> B, plain TCP",
+            q("plain cross", 50),
+            "µs",
+            q("plain same", 50),
+            ratio(q("plain cross", 50), q("plain same", 50)),
+            group=g,
+            note="client on A -> A's kernel -> link -> B's kernel -> test -> back; baseline: the same call on B",
+        ),
+        Row(
+            "link RTT p99: test.echo A -> B, plain TCP",
+            q("plain cross", 99),
+            "µs",
+            q("plain same", 99),
+            ratio(q("plain cross", 99), q("plain same", 99)),
+            group=g,
+        ),
+        Row(
+            "link RTT p50: test.echo A -> B, CURVE",
+            q("CURVE cross", 50),
+            "µs",
+            q("plain cross", 50),
+            ratio(q("CURVE cross", 50), q("plain cross", 50)),
+            group=g,
             note=f"baseline: plain TCP across boards (the ratio is CURVE's cost); against the same board "
-                 f"(CURVE system) {fmt_ratio(curve_vs_same)}"),
-        Row("link RTT p99: test.echo A -> B, CURVE", q("CURVE cross", 99), "µs", q("plain cross", 99),
-            ratio(q("CURVE cross", 99), q("plain cross", 99)), group=g,
-            note=f"against the same board (CURVE system) "
-                 f"{fmt_ratio(ratio(q('CURVE cross', 99), q('CURVE same', 99)))}"),
+            f"(CURVE system) {fmt_ratio(curve_vs_same)}",
+        ),
+        Row(
+            "link RTT p99: test.echo A -> B, CURVE",
+            q("CURVE cross", 99),
+            "µs",
+            q("plain cross", 99),
+            ratio(q("CURVE cross", 99), q("plain cross", 99)),
+            group=g,
+            note=f"against the same board (CURVE system) {fmt_ratio(ratio(q('CURVE cross', 99), q('CURVE same', 99)))}",
+        ),
     ]
 
 
@@ -227,8 +265,7 @@ async def flood(sender: RuntimeProcess, reader: RuntimeProcess, path: str, tag: 
     return Flood(path, sent, got, (t_last - t0) / 1e9, (t_emitted - t0) / 1e9, gaps)
 
 
-async def measure_pubsub(pairs: dict[str, dict[str, RuntimeProcess]], n: int, reps: int,
-                         warm: int) -> list[Flood]:
+async def measure_pubsub(pairs: dict[str, dict[str, RuntimeProcess]], n: int, reps: int, warm: int) -> list[Flood]:
     """Floods on the four paths (B -> A and B -> B, both systems), rotating the order every repetition."""
     paths = [f"{s} {where}" for s in SYSTEMS for where in ("cross", "same")]
     for s in SYSTEMS:  # the probe on A subscribes: B's kernel learns the interest from A's next hello
@@ -236,12 +273,11 @@ async def measure_pubsub(pairs: dict[str, dict[str, RuntimeProcess]], n: int, re
     out: list[Flood] = []
     k = 0
     for rep in range(-1, reps):  # repetition -1 is the warm-up, discarded
-        order = paths[rep % 4:] + paths[:rep % 4] if rep >= 0 else paths
+        order = paths[rep % 4 :] + paths[: rep % 4] if rep >= 0 else paths
         for p in order:
             s, where = p.split()
             k += 1
-            f = await flood(pairs[s][B], pairs[s][A if where == "cross" else B], p, f"f{k}",
-                            warm if rep < 0 else n)
+            f = await flood(pairs[s][B], pairs[s][A if where == "cross" else B], p, f"f{k}", warm if rep < 0 else n)
             if rep >= 0:
                 out.append(f)
     return out
@@ -270,15 +306,25 @@ class FloodStats:
 
     def samples(self) -> dict[str, Any]:
         """Every flood's figures, for the JSON record."""
-        return {"msg_per_s": [round(f.rate) for f in self.floods],
-                "emit_msg_per_s": [round(f.emit_rate) for f in self.floods],
-                "sent": self.sent, "lost": self.lost, "seq_gaps": sum(f.gaps for f in self.floods)}
+        return {
+            "msg_per_s": [round(f.rate) for f in self.floods],
+            "emit_msg_per_s": [round(f.emit_rate) for f in self.floods],
+            "sent": self.sent,
+            "lost": self.lost,
+            "seq_gaps": sum(f.gaps for f in self.floods),
+        }
 
     def note(self, *extra: str) -> str:
         """Emit-alone rate, payload bandwidth and loss, after ``extra``."""
-        lost = (f"{self.lost} of {self.sent} LOST" if self.lost else f"none of {self.sent} lost")
-        return "; ".join([*extra, f"test.emit alone {num(median([f.emit_rate for f in self.floods]))} msg/s",
-                          f"{(self.rate or 0) * len(PAYLOAD) / 1e6:.1f} MB/s of payload", lost])
+        lost = f"{self.lost} of {self.sent} LOST" if self.lost else f"none of {self.sent} lost"
+        return "; ".join(
+            [
+                *extra,
+                f"test.emit alone {num(median([f.emit_rate for f in self.floods]))} msg/s",
+                f"{(self.rate or 0) * len(PAYLOAD) / 1e6:.1f} MB/s of payload",
+                lost,
+            ]
+        )
 
 
 async def link_counters(pairs: dict[str, dict[str, RuntimeProcess]]) -> dict[str, Any]:
@@ -287,13 +333,20 @@ async def link_counters(pairs: dict[str, dict[str, RuntimeProcess]]) -> dict[str
     for s, pair in pairs.items():
         a, b = (await pair[A].status())["link"], (await pair[B].status())["link"]
         seen = await client(pair[A]).call("probe", "seen", {"prefix": "tm.test."})
-        out[s] = {"B_telemetry_out": b["stats"]["telemetry_out"],
-                  "B_telemetry_dropped": b["stats"]["telemetry_dropped"],
-                  "A_telemetry_in": a["stats"]["telemetry_in"], "A_probe_seen": seen["count"],
-                  "A_failovers": a["stats"]["failovers"], "B_peer_up": a["peers"][B]["up"],
-                  "B_send_failed": b["peers"][A]["send_failed"], "A_rejected": a["rejected"],
-                  "spoofed": a["stats"]["spoofed"] + b["stats"]["spoofed"], "curve": [a["curve"], b["curve"]],
-                  "A_admitted": a["security"]["admitted"], "A_refused": a["security"]["refused"]}
+        out[s] = {
+            "B_telemetry_out": b["stats"]["telemetry_out"],
+            "B_telemetry_dropped": b["stats"]["telemetry_dropped"],
+            "A_telemetry_in": a["stats"]["telemetry_in"],
+            "A_probe_seen": seen["count"],
+            "A_failovers": a["stats"]["failovers"],
+            "B_peer_up": a["peers"][B]["up"],
+            "B_send_failed": b["peers"][A]["send_failed"],
+            "A_rejected": a["rejected"],
+            "spoofed": a["stats"]["spoofed"] + b["stats"]["spoofed"],
+            "curve": [a["curve"], b["curve"]],
+            "A_admitted": a["security"]["admitted"],
+            "A_refused": a["security"]["refused"],
+        }
     return out
 
 
@@ -305,23 +358,48 @@ def pubsub_rows(floods: list[Flood], n: int, counters: dict[str, Any]) -> list[R
 
     def carried(s: str) -> str:
         c = counters[s]
-        return (f"{s} link over the run: B sent {c['B_telemetry_out']}, dropped {c['B_telemetry_dropped']}; "
-                f"A imported {c['A_telemetry_in']}, A's probe saw {c['A_probe_seen']}")
+        return (
+            f"{s} link over the run: B sent {c['B_telemetry_out']}, dropped {c['B_telemetry_dropped']}; "
+            f"A imported {c['A_telemetry_in']}, A's probe saw {c['A_probe_seen']}"
+        )
 
     lab = f"{len(PAYLOAD) // 1024} KiB"
     return [
-        Row(f"link pub/sub {lab}: test.emit on B -> subscriber on B (plain system)", ps.rate, "msg/s", group=g,
-            note=ps.note(f"{len(ps.floods)} floods of {n}; CURVE system {num(cs.rate)} msg/s",
-                         "A's probe watches tm.test., so B's kernel exports the flood over the link meanwhile"),
-            samples={"plain": ps.samples(), "CURVE": cs.samples()}),
-        Row(f"link pub/sub {lab}: test.emit on B -> subscriber on A, plain TCP", pc.rate, "msg/s", ps.rate,
-            ratio(pc.rate, ps.rate), group=g, note=pc.note("baseline: the same flood read on B", carried("plain")),
-            samples=pc.samples()),
-        Row(f"link pub/sub {lab}: test.emit on B -> subscriber on A, CURVE", cc.rate, "msg/s", pc.rate,
-            ratio(cc.rate, pc.rate), group=g,
-            note=cc.note(f"baseline: plain TCP across boards; against the same board (CURVE system) "
-                         f"{fmt_ratio(ratio(cc.rate, cs.rate))}", carried("CURVE")),
-            samples={**cc.samples(), "counters": counters}),
+        Row(
+            f"link pub/sub {lab}: test.emit on B -> subscriber on B (plain system)",
+            ps.rate,
+            "msg/s",
+            group=g,
+            note=ps.note(
+                f"{len(ps.floods)} floods of {n}; CURVE system {num(cs.rate)} msg/s",
+                "A's probe watches tm.test., so B's kernel exports the flood over the link meanwhile",
+            ),
+            samples={"plain": ps.samples(), "CURVE": cs.samples()},
+        ),
+        Row(
+            f"link pub/sub {lab}: test.emit on B -> subscriber on A, plain TCP",
+            pc.rate,
+            "msg/s",
+            ps.rate,
+            ratio(pc.rate, ps.rate),
+            group=g,
+            note=pc.note("baseline: the same flood read on B", carried("plain")),
+            samples=pc.samples(),
+        ),
+        Row(
+            f"link pub/sub {lab}: test.emit on B -> subscriber on A, CURVE",
+            cc.rate,
+            "msg/s",
+            pc.rate,
+            ratio(cc.rate, pc.rate),
+            group=g,
+            note=cc.note(
+                f"baseline: plain TCP across boards; against the same board (CURVE system) "
+                f"{fmt_ratio(ratio(cc.rate, cs.rate))}",
+                carried("CURVE"),
+            ),
+            samples={**cc.samples(), "counters": counters},
+        ),
     ]
 
 
@@ -343,6 +421,7 @@ async def throughput_and_rtt(quick: bool, tmp: Path) -> list[Row]:
 # ---- failover -------------------------------------------------------------------------------------
 async def next_event(sub: Subscriber, backlog: list[Envelope], name: str, key: str, value: str) -> Envelope:
     """The next ``ev.kernel`` event ``name`` whose ``data[key]`` is ``value`` (earlier ones are skipped)."""
+
     async def find() -> Envelope:
         while True:
             while backlog:
@@ -421,16 +500,20 @@ async def one_failover(tmp: Path) -> dict[str, Any]:
         except Exception:
             print(f"--- runtime log of board {B} ({b.log_path}) ---\n{b.log_tail(40)}")
             raise
-    return {"kill_to_ready_ms": (t_ready - t_kill) / 1e6, "polls": polls,
-            "kill_to_link_down_ms": (down.mono_ns - t_kill) / 1e6,
-            "silent_ms": down.payload["data"].get("silent_ms"),
-            "link_down_to_failover_ms": (over.mono_ns - down.mono_ns) / 1e6,
-            "failover_to_ready_ms": (ready.mono_ns - over.mono_ns) / 1e6,
-            "link_down_to_ready_ms": (ready.mono_ns - down.mono_ns) / 1e6,
-            "kill_to_ready_event_ms": (ready.mono_ns - t_kill) / 1e6,
-            "start_ms": ready.payload["data"].get("start_ms"),
-            "replica": over.payload["data"].get("replica"),
-            "b_test_pid_alive_after": alive(victim), "a_test_pid": answer.get("pid")}
+    return {
+        "kill_to_ready_ms": (t_ready - t_kill) / 1e6,
+        "polls": polls,
+        "kill_to_link_down_ms": (down.mono_ns - t_kill) / 1e6,
+        "silent_ms": down.payload["data"].get("silent_ms"),
+        "link_down_to_failover_ms": (over.mono_ns - down.mono_ns) / 1e6,
+        "failover_to_ready_ms": (ready.mono_ns - over.mono_ns) / 1e6,
+        "link_down_to_ready_ms": (ready.mono_ns - down.mono_ns) / 1e6,
+        "kill_to_ready_event_ms": (ready.mono_ns - t_kill) / 1e6,
+        "start_ms": ready.payload["data"].get("start_ms"),
+        "replica": over.payload["data"].get("replica"),
+        "b_test_pid_alive_after": alive(victim),
+        "a_test_pid": answer.get("pid"),
+    }
 
 
 async def failover(quick: bool, tmp: Path) -> list[Row]:
@@ -446,20 +529,38 @@ async def failover(quick: bool, tmp: Path) -> list[Row]:
     orphans = sum(bool(t["b_test_pid_alive_after"]) for t in trials)
     g = "link"
     return [
-        Row(f"failover: B's kernel SIGKILLed -> test READY on A (median of {len(trials)})",
-            med("kill_to_ready_ms"), "ms", group=g, samples={"trials": trials},
+        Row(
+            f"failover: B's kernel SIGKILLed -> test READY on A (median of {len(trials)})",
+            med("kill_to_ready_ms"),
+            "ms",
+            group=g,
+            samples={"trials": trials},
             note=f"each: {each('kill_to_ready_ms')} ms (A's status polled every {POLL_S * 1000:.0f} ms); "
-                 f"[link] dead_after_s = {DEAD_AFTER_S:g} s, heartbeat_s = {HEARTBEAT_S:g} s, CURVE on; "
-                 + ("B's test process was dead (gone or a zombie) by then, every time" if not orphans
-                    else f"B's test process OUTLIVED its kernel in {orphans} of {len(trials)} trials")),
-        Row("failover: detection, kill -> LINK_DOWN on A (median)", med("kill_to_link_down_ms"), "ms", group=g,
+            f"[link] dead_after_s = {DEAD_AFTER_S:g} s, heartbeat_s = {HEARTBEAT_S:g} s, CURVE on; "
+            + (
+                "B's test process was dead (gone or a zombie) by then, every time"
+                if not orphans
+                else f"B's test process OUTLIVED its kernel in {orphans} of {len(trials)} trials"
+            ),
+        ),
+        Row(
+            "failover: detection, kill -> LINK_DOWN on A (median)",
+            med("kill_to_link_down_ms"),
+            "ms",
+            group=g,
             note=f"each: {each('kill_to_link_down_ms')} ms; A's kernel event timestamp; silent since B's last "
-                 f"hello: {each('silent_ms')} ms (the limit {DEAD_AFTER_S * 1000:.0f} ms, checked every "
-                 f"{HEARTBEAT_S * 1000:.0f} ms)"),
-        Row("failover: LINK_DOWN -> test READY on A (median)", med("link_down_to_ready_ms"), "ms", group=g,
+            f"hello: {each('silent_ms')} ms (the limit {DEAD_AFTER_S * 1000:.0f} ms, checked every "
+            f"{HEARTBEAT_S * 1000:.0f} ms)",
+        ),
+        Row(
+            "failover: LINK_DOWN -> test READY on A (median)",
+            med("link_down_to_ready_ms"),
+            "ms",
+            group=g,
             note=f"each: {each('link_down_to_ready_ms')} ms; LINK_DOWN -> SERVICE_FAILOVER "
-                 f"{each('link_down_to_failover_ms')} ms, then spawn -> ready (the kernel's start_ms) "
-                 f"{each('start_ms')} ms"),
+            f"{each('link_down_to_failover_ms')} ms, then spawn -> ready (the kernel's start_ms) "
+            f"{each('start_ms')} ms",
+        ),
     ]
 
 

@@ -62,13 +62,27 @@ async def run_async(quick: bool) -> list[Row]:
         tick_ms, pct = await tick_cost(site)
     note = f"{trials} trials, kernel event timestamps; monitoring period {PERIOD_S} s"
     return [
-        Row("core failed -> 1 service moved (no restart)", median(one), "ms", budget=MOVE_BUDGET,
-            note=f"{note}; each: " + ", ".join(f"{v:.0f}" for v in one)),
-        Row("core failed -> 8 services moved (no restart)", median(eight), "ms", budget=MOVE_BUDGET,
-            note=f"{note}; each: " + ", ".join(f"{v:.0f}" for v in eight) + f"; extra services by {how}"),
+        Row(
+            "core failed -> 1 service moved (no restart)",
+            median(one),
+            "ms",
+            budget=MOVE_BUDGET,
+            note=f"{note}; each: " + ", ".join(f"{v:.0f}" for v in one),
+        ),
+        Row(
+            "core failed -> 8 services moved (no restart)",
+            median(eight),
+            "ms",
+            budget=MOVE_BUDGET,
+            note=f"{note}; each: " + ", ".join(f"{v:.0f}" for v in eight) + f"; extra services by {how}",
+        ),
         Row("monitoring tick with 8 services (mean)", tick_ms, "ms", note="read board, evidence, mode, governor"),
-        Row("monitoring loop cost at the 0.5 s period", pct, "% of a core",
-            note="mean wall time of a tick over the period: an upper bound on its CPU"),
+        Row(
+            "monitoring loop cost at the 0.5 s period",
+            pct,
+            "% of a core",
+            note="mean wall time of a tick over the period: an upper bound on its CPU",
+        ),
     ]
 
 

@@ -41,32 +41,45 @@ def paho() -> Any:
     try:
         import paho.mqtt.client as mqtt
     except ImportError as exc:
-        raise Unavailable("paho-mqtt is not installed (pip install 'flightos[bench]', "
-                          "or `make bench`, which installs it)") from exc
+        raise Unavailable(
+            "paho-mqtt is not installed (pip install 'flightos[bench]', or `make bench`, which installs it)"
+        ) from exc
     return mqtt
 
 
 def _broker_path() -> str | None:
     """The mosquitto executable (it lives in /usr/sbin, often off a user's PATH)."""
     return shutil.which("mosquitto") or next(
-        (p for p in ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto") if os.access(p, os.X_OK)), None)
+        (p for p in ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto") if os.access(p, os.X_OK)), None
+    )
 
 
 def _apt_install() -> str:
     """Try ``apt-get install -y mosquitto`` (after an update if the first try fails); "" or why it failed."""
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     why = ""
-    for cmds in ([["apt-get", "install", "-y", "-q", "mosquitto"]],
-                 [["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", "mosquitto"]]):
+    for cmds in (
+        [["apt-get", "install", "-y", "-q", "mosquitto"]],
+        [["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", "mosquitto"]],
+    ):
         for cmd in cmds:
             try:
-                done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=APT_TIMEOUT_S,
-                                      check=False, stdin=subprocess.DEVNULL)
+                done = subprocess.run(
+                    cmd,
+                    capture_output=True,
+                    text=True,
+                    env=env,
+                    timeout=APT_TIMEOUT_S,
+                    check=False,
+                    stdin=subprocess.DEVNULL,
+                )
             except (OSError, subprocess.TimeoutExpired) as exc:
                 return f"{' '.join(cmd)}: {exc}"
             if done.returncode != 0:
-                why = f"{' '.join(cmd)} exited {done.returncode}: " + \
-                      ((done.stderr.strip().splitlines() or ["no message"])[-1])
+                why = (
+                    f"{' '.join(cmd)} exited {done.returncode}: "
+                    + ((done.stderr.strip().splitlines() or ["no message"])[-1])
+                )
                 break
         else:
             return ""
@@ -79,8 +92,10 @@ def broker_path() -> str:
     if found:
         return found
     if os.geteuid() != 0 or shutil.which("apt-get") is None:
-        raise Unavailable("the mosquitto broker is not installed (apt-get install mosquitto; the bench installs "
-                          "it itself only when run as root on a system with apt-get)")
+        raise Unavailable(
+            "the mosquitto broker is not installed (apt-get install mosquitto; the bench installs "
+            "it itself only when run as root on a system with apt-get)"
+        )
     print("[bench] mqtt: installing the mosquitto broker (apt-get install -y mosquitto)", flush=True)
     why = _apt_install()
     found = _broker_path()
@@ -98,9 +113,11 @@ def free_port() -> int:
 
 def _config(port: int) -> str:
     """A broker on loopback only, no persistence, no queue limit (QoS 0 floods are counted, not dropped)."""
-    return (f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-            "log_dest stderr\nlog_type error\nlog_type warning\n"
-            "max_queued_messages 0\nmax_inflight_messages 0\nmessage_size_limit 0\n")
+    return (
+        f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+        "log_dest stderr\nlog_type error\nlog_type warning\n"
+        "max_queued_messages 0\nmax_inflight_messages 0\nmessage_size_limit 0\n"
+    )
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
@@ -134,8 +151,13 @@ def broker() -> Iterator[int]:
         conf.write_text(_config(port))
         log_path = Path(tmp) / "mosquitto.log"
         with open(log_path, "wb") as log:
-            proc = subprocess.Popen([exe, "-c", str(conf)], stdout=log, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, start_new_session=True)
+            proc = subprocess.Popen(
+                [exe, "-c", str(conf)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
         try:
             _wait_listening(proc, port, log_path)
             yield port
@@ -148,8 +170,10 @@ def _wait_listening(proc: subprocess.Popen[bytes], port: int, log_path: Path) ->
     deadline = time.monotonic() + BROKER_START_S
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise Unavailable(f"mosquitto exited with code {proc.returncode} at start: "
-                              f"{log_path.read_text(errors='replace').strip()[-300:]}")
+            raise Unavailable(
+                f"mosquitto exited with code {proc.returncode} at start: "
+                f"{log_path.read_text(errors='replace').strip()[-300:]}"
+            )
         with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
             return
         time.sleep(0.02)
@@ -164,8 +188,7 @@ def client(port: int, name: str, network: str = "thread") -> Any:
     "reader" runs a thread of the bench's that reads many packets per wake-up (the fastest subscriber).
     """
     mqtt = paho()
-    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"{name}-{os.getpid()}",
-                    protocol=mqtt.MQTTv5)
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"{name}-{os.getpid()}", protocol=mqtt.MQTTv5)
     c.max_queued_messages_set(0)
     connected = threading.Event()
     c.on_connect = lambda *_a: connected.set()

@@ -70,8 +70,9 @@ def trial(sub: Any, pub: workers.Worker, size: int, count: int) -> tuple[float, 
 
 def unavailable_row(why: str) -> Row:
     """The row that says the MQTT peer was not measured, and why."""
-    return Row("MQTT peer (mosquitto + paho-mqtt): not measured", None, "", group="mqtt",
-               verdict_override="skipped", note=why)
+    return Row(
+        "MQTT peer (mosquitto + paho-mqtt): not measured", None, "", group="mqtt", verdict_override="skipped", note=why
+    )
 
 
 def run(quick: bool = False) -> list[Row]:
@@ -107,16 +108,30 @@ def _row(size: int, trials: list[tuple[float, int]], count: int) -> Row:
     lost = sum(count - n for _, n in trials)
     raw = goals.get(("pubsub", size, "raw direct"))
     goals.record(("pubsub", size, "mqtt"), rate)
-    note = (f"QoS 0 over loopback TCP, MQTT v5; paho-mqtt publishing without its network thread and read by a "
-            f"thread that takes every ready packet per wake-up (paho's fastest; its publish still makes two socket "
-            f"sends, the packet and a wake-up byte to its own socket pair); {len(trials)} trials of {count}")
+    note = (
+        f"QoS 0 over loopback TCP, MQTT v5; paho-mqtt publishing without its network thread and read by a "
+        f"thread that takes every ready packet per wake-up (paho's fastest; its publish still makes two socket "
+        f"sends, the packet and a wake-up byte to its own socket pair); {len(trials)} trials of {count}"
+    )
     if size >= 1024 and rate:
         note += f"; {rate * size / 1e6:.0f} MB/s of payload"
     if lost:
         note += f"; {lost} of {count * len(trials)} LOST"
     if raw is None:
         note += "; no raw pyzmq figure in this run (run the pubsub figure too for the ratio)"
-    return Row(f"pub/sub {label(size)}: MQTT via mosquitto", rate, "msg/s", raw, ratio(rate, raw),
-               group="mqtt", verdict_override=INFO, note=note,
-               samples={"msg_per_s": [round(r) for r, _ in trials], "lost": lost, "baseline": "raw pyzmq direct",
-                        "rate_text": num(rate)})
+    return Row(
+        f"pub/sub {label(size)}: MQTT via mosquitto",
+        rate,
+        "msg/s",
+        raw,
+        ratio(rate, raw),
+        group="mqtt",
+        verdict_override=INFO,
+        note=note,
+        samples={
+            "msg_per_s": [round(r) for r, _ in trials],
+            "lost": lost,
+            "baseline": "raw pyzmq direct",
+            "rate_text": num(rate),
+        },
+    )

@@ -162,8 +162,9 @@ def run_trial(b: Bench, path: str, size: int, count: int) -> Trial:
         delivered, t_end = _raw_trial(b, size, count, direct=path == "raw direct")
     report: dict[str, Any] = b.pub.conn.recv()
     b.pub.ask("close")
-    return Trial(path, size, count, delivered, (t_end - report["t0_ns"]) / 1e9,
-                 (report["t1_ns"] - report["t0_ns"]) / 1e9)
+    return Trial(
+        path, size, count, delivered, (t_end - report["t0_ns"]) / 1e9, (report["t1_ns"] - report["t0_ns"]) / 1e9
+    )
 
 
 def sweep(b: Bench, reps: int, counts: dict[int, int]) -> list[Trial]:
@@ -174,7 +175,7 @@ def sweep(b: Bench, reps: int, counts: dict[int, int]) -> list[Trial]:
     out: list[Trial] = []
     for rep in range(reps):
         for size in SIZES:
-            order = PATHS[rep % 3:] + PATHS[:rep % 3]
+            order = PATHS[rep % 3 :] + PATHS[: rep % 3]
             out.extend(run_trial(b, path, size, counts[size]) for path in order)
     return out
 
@@ -203,9 +204,12 @@ class PathStats:
 
     def samples(self) -> dict[str, Any]:
         """Every trial's rates, for the JSON record."""
-        return {"msg_per_s": [round(t.rate) for t in self.trials],
-                "publisher_msg_per_s": [round(t.send_rate) for t in self.trials],
-                "sent": sum(t.sent for t in self.trials), "dropped": self.dropped}
+        return {
+            "msg_per_s": [round(t.rate) for t in self.trials],
+            "publisher_msg_per_s": [round(t.send_rate) for t in self.trials],
+            "sent": sum(t.sent for t in self.trials),
+            "dropped": self.dropped,
+        }
 
     def note(self, *extra: str) -> str:
         """Publisher-alone rate, payload bandwidth and drops, after ``extra``."""
@@ -226,12 +230,28 @@ def rows_for(trials: list[Trial], size: int) -> list[Row]:
         goals.record(("pubsub", size, path), st[path].rate)
     own = f"vs raw via proxy {fmt_ratio(ratio(sdk.rate, prox.rate))} (the SDK's own cost)"
     return [
-        Row(f"pub/sub {lab}: raw pyzmq direct", raw.rate, "msg/s", group=g, note=raw.note(),
-            samples=raw.samples()),
-        Row(f"pub/sub {lab}: raw pyzmq via proxy", prox.rate, "msg/s", raw.rate, ratio(prox.rate, raw.rate),
-            group=g, note=prox.note("the proxy's cost"), samples=prox.samples()),
-        Row(f"pub/sub {lab}: SDK via proxy", sdk.rate, "msg/s", raw.rate, ratio(sdk.rate, raw.rate), BUDGET,
-            group=g, note=sdk.note(own), samples=sdk.samples()),
+        Row(f"pub/sub {lab}: raw pyzmq direct", raw.rate, "msg/s", group=g, note=raw.note(), samples=raw.samples()),
+        Row(
+            f"pub/sub {lab}: raw pyzmq via proxy",
+            prox.rate,
+            "msg/s",
+            raw.rate,
+            ratio(prox.rate, raw.rate),
+            group=g,
+            note=prox.note("the proxy's cost"),
+            samples=prox.samples(),
+        ),
+        Row(
+            f"pub/sub {lab}: SDK via proxy",
+            sdk.rate,
+            "msg/s",
+            raw.rate,
+            ratio(sdk.rate, raw.rate),
+            BUDGET,
+            group=g,
+            note=sdk.note(own),
+            samples=sdk.samples(),
+        ),
     ]
 
 

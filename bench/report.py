@@ -86,10 +86,18 @@ class Row:
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready record of the row."""
-        return {"group": self.group, "figure": self.figure, "value": self.value, "unit": self.unit,
-                "baseline": self.baseline, "ratio": self.ratio,
-                "budget": self.budget_text if self.budget_text != "—" else None, "verdict": self.verdict,
-                "note": self.note, "samples": self.samples}
+        return {
+            "group": self.group,
+            "figure": self.figure,
+            "value": self.value,
+            "unit": self.unit,
+            "baseline": self.baseline,
+            "ratio": self.ratio,
+            "budget": self.budget_text if self.budget_text != "—" else None,
+            "verdict": self.verdict,
+            "note": self.note,
+            "samples": self.samples,
+        }
 
 
 def error_row(group: str, exc: BaseException) -> Row:
@@ -125,8 +133,14 @@ def fmt(x: float | None, unit: str) -> str:
 
 def _cells(row: Row) -> list[str]:
     """The printed cells of one row."""
-    return [row.figure, fmt(row.value, row.unit), fmt(row.baseline, row.unit), fmt_ratio(row.ratio),
-            row.budget_text, row.verdict]
+    return [
+        row.figure,
+        fmt(row.value, row.unit),
+        fmt(row.baseline, row.unit),
+        fmt_ratio(row.ratio),
+        row.budget_text,
+        row.verdict,
+    ]
 
 
 def table(rows: list[Row]) -> str:
@@ -159,16 +173,25 @@ def cpu_model() -> str:
 
 def machine() -> dict[str, Any]:
     """What the figures were measured on."""
-    return {"nproc": os.cpu_count(), "usable_cpus": len(os.sched_getaffinity(0)), "cpu_model": cpu_model(),
-            "python": sys.version.split()[0], "implementation": platform.python_implementation(),
-            "kernel": platform.release(), "pyzmq": zmq.__version__, "libzmq": zmq.zmq_version()}
+    return {
+        "nproc": os.cpu_count(),
+        "usable_cpus": len(os.sched_getaffinity(0)),
+        "cpu_model": cpu_model(),
+        "python": sys.version.split()[0],
+        "implementation": platform.python_implementation(),
+        "kernel": platform.release(),
+        "pyzmq": zmq.__version__,
+        "libzmq": zmq.zmq_version(),
+    }
 
 
 def machine_line(m: dict[str, Any]) -> str:
     """The machine on one line."""
-    return (f"machine: nproc={m['nproc']} (usable {m['usable_cpus']}), cpu={m['cpu_model']}, "
-            f"Python {m['python']} ({m['implementation']}), Linux {m['kernel']}, "
-            f"pyzmq {m['pyzmq']} / libzmq {m['libzmq']}")
+    return (
+        f"machine: nproc={m['nproc']} (usable {m['usable_cpus']}), cpu={m['cpu_model']}, "
+        f"Python {m['python']} ({m['implementation']}), Linux {m['kernel']}, "
+        f"pyzmq {m['pyzmq']} / libzmq {m['libzmq']}"
+    )
 
 
 def write_json(path: Path, doc: dict[str, Any]) -> None:

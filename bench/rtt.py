@@ -38,8 +38,9 @@ BLOCK = 200
 
 def command_frame_size() -> int:
     """Bytes of the COMMAND envelope ``Client.call("test", "ping")`` sends."""
-    env = wire.make(wire.Kind.COMMAND, "test", "test", command_payload("ping", {}, DEFAULT_TIMEOUT_S),
-                    corr=wire.new_id())
+    env = wire.make(
+        wire.Kind.COMMAND, "test", "test", command_payload("ping", {}, DEFAULT_TIMEOUT_S), corr=wire.new_id()
+    )
     return len(wire.encode(env))
 
 
@@ -102,8 +103,14 @@ class AsyncDealer:
         self.sock.close(linger=0)
 
 
-async def measure(client: Client, sock: zmq.Socket[bytes], calls: int, asock: AsyncDealer | None = None,
-                  requester: mqtt.Requester | None = None, routed: Client | None = None) -> dict[str, list[float]]:
+async def measure(
+    client: Client,
+    sock: zmq.Socket[bytes],
+    calls: int,
+    asock: AsyncDealer | None = None,
+    requester: mqtt.Requester | None = None,
+    routed: Client | None = None,
+) -> dict[str, list[float]]:
     """Warm every path up, then run blocks in a rotating order until each has ``calls`` samples."""
     frame = b"\x93" * command_frame_size()
 
@@ -122,14 +129,18 @@ async def measure(client: Client, sock: zmq.Socket[bytes], calls: int, asock: As
             return await sdk_block(routed, "test", n)
         return await sdk_block(client, path, n)
 
-    paths = ["test", "raw", "kernel"] + (["raw asyncio"] if asock is not None else []) + \
-        (["mqtt"] if requester is not None else []) + (["test routed"] if routed is not None else [])
+    paths = (
+        ["test", "raw", "kernel"]
+        + (["raw asyncio"] if asock is not None else [])
+        + (["mqtt"] if requester is not None else [])
+        + (["test routed"] if routed is not None else [])
+    )
     out: dict[str, list[float]] = {p: [] for p in paths}
     for p in paths:
         await block(p, BLOCK)
     k = len(paths)
     for i in range(max(1, calls // BLOCK)):
-        for p in paths[i % k:] + paths[:i % k]:
+        for p in paths[i % k :] + paths[: i % k]:
             out[p] += await block(p, BLOCK)
     return out
 
@@ -139,28 +150,57 @@ def rows(res: dict[str, list[float]], size: int) -> list[Row]:
     sdk, raw, kern = res["test"], res["raw"], res["kernel"]
     p50s, p50r, p50k = median(sdk), median(raw), median(kern)
     p99s, p99r = percentile(sdk, 99), percentile(raw, 99)
-    samples: dict[str, Any] = {"n": len(sdk), "frame_bytes": size, "test_ping_us": _summary(sdk),
-                               "raw_us": _summary(raw), "kernel_ping_us": _summary(kern)}
+    samples: dict[str, Any] = {
+        "n": len(sdk),
+        "frame_bytes": size,
+        "test_ping_us": _summary(sdk),
+        "raw_us": _summary(raw),
+        "kernel_ping_us": _summary(kern),
+    }
     goals.record(("rtt", "test"), _summary(sdk))
     path = "direct to the service where it can" if "test routed" in res else "client -> kernel -> service"
     out = [
-        Row("command RTT p50: Client.call test.ping", p50s, "µs", p50r, ratio(p50s, p50r), BUDGET,
-            group="rtt", samples=samples,
+        Row(
+            "command RTT p50: Client.call test.ping",
+            p50s,
+            "µs",
+            p50r,
+            ratio(p50s, p50r),
+            BUDGET,
+            group="rtt",
+            samples=samples,
             note=f"the SDK's default path ({path}); baseline: raw blocking pyzmq DEALER->ROUTER echo over ipc, "
-                 f"{size}-byte frame; {len(sdk)} calls each"),
-        Row("command RTT p99: Client.call test.ping", p99s, "µs", p99r, ratio(p99s, p99r),
-            group="rtt"),
-        Row("command RTT p50: Client.call kernel.ping (no service hop)", p50k, "µs", p50r, ratio(p50k, p50r),
-            group="rtt", note="answered by the kernel itself: client + kernel cost without the service hop"),
+            f"{size}-byte frame; {len(sdk)} calls each",
+        ),
+        Row("command RTT p99: Client.call test.ping", p99s, "µs", p99r, ratio(p99s, p99r), group="rtt"),
+        Row(
+            "command RTT p50: Client.call kernel.ping (no service hop)",
+            p50k,
+            "µs",
+            p50r,
+            ratio(p50k, p50r),
+            group="rtt",
+            note="answered by the kernel itself: client + kernel cost without the service hop",
+        ),
     ]
     for key, name, note in (
-            ("test routed", "Client.call test.ping, every hop through the kernel (direct=False)",
-             "the kernel-routed path beside the SDK's default"),
-            ("raw asyncio", "raw asyncio DEALER<->ROUTER",
-             "issue 15's baseline: pyzmq sockets on asyncio loops at both ends, FD callback and NOBLOCK "
-             "drain (the SDK's own style; zmq.asyncio's futures cost ~2x more here)"),
-            ("mqtt", "MQTT v5 request/reply via mosquitto (paho-mqtt)",
-             "QoS 0, response topic + correlation data, loopback TCP, threaded paho client")):
+        (
+            "test routed",
+            "Client.call test.ping, every hop through the kernel (direct=False)",
+            "the kernel-routed path beside the SDK's default",
+        ),
+        (
+            "raw asyncio",
+            "raw asyncio DEALER<->ROUTER",
+            "issue 15's baseline: pyzmq sockets on asyncio loops at both ends, FD callback and NOBLOCK "
+            "drain (the SDK's own style; zmq.asyncio's futures cost ~2x more here)",
+        ),
+        (
+            "mqtt",
+            "MQTT v5 request/reply via mosquitto (paho-mqtt)",
+            "QoS 0, response topic + correlation data, loopback TCP, threaded paho client",
+        ),
+    ):
         xs = res.get(key)
         if not xs:
             continue
@@ -168,8 +208,15 @@ def rows(res: dict[str, list[float]], size: int) -> list[Row]:
         samples[key.replace(" ", "_") + "_us"] = sm
         goals.record(("rtt", key), sm)
         out += [
-            Row(f"command RTT p50: {name}", sm["p50"], "µs", p50s, ratio(sm["p50"], p50s), group="rtt",
-                note=f"{note}; baseline here is Client.call test.ping, same run (ratio < 1: the peer is faster)"),
+            Row(
+                f"command RTT p50: {name}",
+                sm["p50"],
+                "µs",
+                p50s,
+                ratio(sm["p50"], p50s),
+                group="rtt",
+                note=f"{note}; baseline here is Client.call test.ping, same run (ratio < 1: the peer is faster)",
+            ),
             Row(f"command RTT p99: {name}", sm["p99"], "µs", p99s, ratio(sm["p99"], p99s), group="rtt"),
         ]
     return out

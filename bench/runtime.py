@@ -50,9 +50,17 @@ def shutdown_row() -> Row | None:
     if not STOPS:
         return None
     killed = [s for s in STOPS if s.code != 0]
-    note = (f"{len(STOPS)} runtimes; {len(killed)} did not exit within {STOP_TIMEOUT_S:g} s of SIGTERM "
-            f"(exit codes {sorted({s.code for s in killed})}) and were killed" if killed
-            else f"{len(STOPS)} runtimes, all exited cleanly")
-    return Row("runtime shutdown: SIGTERM -> exit (median)", median([s.seconds * 1000 for s in STOPS]), "ms",
-               group="lifecycle", note=note,
-               samples={"stops": [{"seconds": round(s.seconds, 3), "code": s.code} for s in STOPS]})
+    note = (
+        f"{len(STOPS)} runtimes; {len(killed)} did not exit within {STOP_TIMEOUT_S:g} s of SIGTERM "
+        f"(exit codes {sorted({s.code for s in killed})}) and were killed"
+        if killed
+        else f"{len(STOPS)} runtimes, all exited cleanly"
+    )
+    return Row(
+        "runtime shutdown: SIGTERM -> exit (median)",
+        median([s.seconds * 1000 for s in STOPS]),
+        "ms",
+        group="lifecycle",
+        note=note,
+        samples={"stops": [{"seconds": round(s.seconds, 3), "code": s.code} for s in STOPS]},
+    )

@@ -23,8 +23,9 @@ from services.sar import detect as D
 from services.sar.figures import clutter_figures
 
 
-def scipy_ca_cfar(image: NDArray[np.float32], pfa: float = 1e-6, guard: int = 4,
-                  train: int = 12) -> tuple[NDArray[np.bool_], NDArray[np.float64]]:
+def scipy_ca_cfar(
+    image: NDArray[np.float32], pfa: float = 1e-6, guard: int = 4, train: int = 12
+) -> tuple[NDArray[np.bool_], NDArray[np.float64]]:
     """The reference: CA-CFAR from two uniform filters (window means) and the same threshold factor."""
     from scipy import ndimage
 
@@ -34,8 +35,10 @@ def scipy_ca_cfar(image: NDArray[np.float32], pfa: float = 1e-6, guard: int = 4,
     outer = ndimage.uniform_filter(x, k_out, mode="constant") * (k_out * k_out)
     inner = ndimage.uniform_filter(x, k_in, mode="constant") * (k_in * k_in)
     ones = np.ones_like(x)
-    n = np.rint(ndimage.uniform_filter(ones, k_out, mode="constant") * (k_out * k_out)
-                - ndimage.uniform_filter(ones, k_in, mode="constant") * (k_in * k_in))
+    n = np.rint(
+        ndimage.uniform_filter(ones, k_out, mode="constant") * (k_out * k_out)
+        - ndimage.uniform_filter(ones, k_in, mode="constant") * (k_in * k_in)
+    )
     thr = n * np.expm1(-np.log(pfa) / n) * (outer - inner) / n
     return x > thr, thr
 
@@ -90,8 +93,14 @@ def _detect_rows(n: int, quick: bool) -> list[tuple[str, float, str]]:
     rows: list[tuple[str, float, str]] = []
     reps = 2 if quick else 3
     with tempfile.TemporaryDirectory() as tmp:
-        s = scene.write_scene(Path(tmp) / "scene", (n, n), seed=42, n_ships=10 if quick else 25,
-                              ship_length_px=(10.0, 60.0), contrast_db=(12.0, 20.0))
+        s = scene.write_scene(
+            Path(tmp) / "scene",
+            (n, n),
+            seed=42,
+            n_ships=10 if quick else 25,
+            ship_length_px=(10.0, 60.0),
+            contrast_db=(12.0, 20.0),
+        )
         mib = s.image.nbytes >> 20
         for method in ("k", "ca", "os"):
             found = D.detect(s.image, geo=s.geo, method=method)  # warm-up (and the result)
@@ -115,8 +124,11 @@ def _detect_rows(n: int, quick: bool) -> list[tuple[str, float, str]]:
     return rows
 
 
-STATE_VARIANTS: dict[str, dict[str, Any]] = {"ca": {"method": "ca"}, "k": {"method": "k"},
-                                             "k-smooth3": {"method": "k", "smooth": 3, "pfa": 1e-6}}
+STATE_VARIANTS: dict[str, dict[str, Any]] = {
+    "ca": {"method": "ca"},
+    "k": {"method": "k"},
+    "k-smooth3": {"method": "k", "smooth": 3, "pfa": 1e-6},
+}
 
 
 def sea_states(n: int = 2048, methods: tuple[str, ...] = ("ca", "k")) -> list[str]:

@@ -95,24 +95,40 @@ async def one_restart(rt: RuntimeProcess, w: EventWatch) -> Restart:
     t0 = await signal_test(rt, "KILL")
     exited = await w.next("SERVICE_EXITED")
     ready = await w.next("SERVICE_READY")
-    return Restart((exited.mono_ns - t0) / 1e6, (ready.mono_ns - exited.mono_ns) / 1e6,
-                   (ready.mono_ns - t0) / 1e6, float(ready.payload["data"]["start_ms"]),
-                   (ready.utc_ns - exited.utc_ns) / 1e6)
+    return Restart(
+        (exited.mono_ns - t0) / 1e6,
+        (ready.mono_ns - exited.mono_ns) / 1e6,
+        (ready.mono_ns - t0) / 1e6,
+        float(ready.payload["data"]["start_ms"]),
+        (ready.utc_ns - exited.utc_ns) / 1e6,
+    )
 
 
 def crash_rows(mode: str, rs: list[Restart]) -> list[Row]:
     """The kill-to-ready median with its breakdown in the note."""
+
     def med(attr: str) -> float | None:
         """Median of one timing over every restart."""
         return median([getattr(r, attr) for r in rs])
 
     k2r = med("kill_to_ready_ms")
-    note = (f"{len(rs)} kills; kill->EXITED {med('kill_to_exited_ms'):.1f} ms, EXITED->READY "
-            f"{med('exited_to_ready_ms'):.1f} ms (utc {med('utc_exited_to_ready_ms'):.1f}), "
-            f"spawn->ready (data.start_ms) {med('start_ms'):.1f} ms; max kill->READY "
-            f"{max(r.kill_to_ready_ms for r in rs):.1f} ms")
-    return [Row(f"crash -> restarted and ready ({mode})", k2r, "ms", budget=CRASH_BUDGET, group="crash",
-                note=note, samples={"restarts": [vars(r) for r in rs]})]
+    note = (
+        f"{len(rs)} kills; kill->EXITED {med('kill_to_exited_ms'):.1f} ms, EXITED->READY "
+        f"{med('exited_to_ready_ms'):.1f} ms (utc {med('utc_exited_to_ready_ms'):.1f}), "
+        f"spawn->ready (data.start_ms) {med('start_ms'):.1f} ms; max kill->READY "
+        f"{max(r.kill_to_ready_ms for r in rs):.1f} ms"
+    )
+    return [
+        Row(
+            f"crash -> restarted and ready ({mode})",
+            k2r,
+            "ms",
+            budget=CRASH_BUDGET,
+            group="crash",
+            note=note,
+            samples={"restarts": [vars(r) for r in rs]},
+        )
+    ]
 
 
 async def crash_async(quick: bool) -> list[Row]:
@@ -120,8 +136,9 @@ async def crash_async(quick: bool) -> list[Row]:
     kills = 5 if quick else 10
     modes = {"fork server": RELAXED, "exec": [*RELAXED, "runtime.spawn=exec"]}
     async with contextlib.AsyncExitStack() as stack:
-        runtimes = {m: await stack.enter_async_context(running(services=["test"], overrides=o))
-                    for m, o in modes.items()}
+        runtimes = {
+            m: await stack.enter_async_context(running(services=["test"], overrides=o)) for m, o in modes.items()
+        }
         watches = {m: await watch(rt) for m, rt in runtimes.items()}
         results: dict[str, list[Restart]] = {m: [] for m in runtimes}
         for _ in range(kills):
@@ -150,13 +167,23 @@ async def hang_async(quick: bool) -> list[Row]:
         w = await watch(rt)
         res = [await one_hang(rt, w) for _ in range(stops)]
     stop_to_hung = [r["stop_to_hung_ms"] for r in res]
-    note = (f"{stops} SIGSTOPs, heartbeat {HB_PERIOD_S} s x {HB_MISSES}; each stop follows the previous "
-            "restart's READY (a fresh heartbeat: the worst phase, so stop->HUNG ~ the limit plus the "
-            f"kernel's reaction); kernel's silent_ms median {median([r['silent_ms'] for r in res]):.1f}")
-    return [Row("hang detection: SIGSTOP -> SERVICE_HUNG (median)", median(stop_to_hung), "ms",
-                budget=HANG_BUDGET, group="hang", note=note, samples={"stops": res}),
-            Row("hang detection: SIGSTOP -> SERVICE_HUNG (max)", max(stop_to_hung), "ms",
-                budget=HANG_BUDGET, group="hang")]
+    note = (
+        f"{stops} SIGSTOPs, heartbeat {HB_PERIOD_S} s x {HB_MISSES}; each stop follows the previous "
+        "restart's READY (a fresh heartbeat: the worst phase, so stop->HUNG ~ the limit plus the "
+        f"kernel's reaction); kernel's silent_ms median {median([r['silent_ms'] for r in res]):.1f}"
+    )
+    return [
+        Row(
+            "hang detection: SIGSTOP -> SERVICE_HUNG (median)",
+            median(stop_to_hung),
+            "ms",
+            budget=HANG_BUDGET,
+            group="hang",
+            note=note,
+            samples={"stops": res},
+        ),
+        Row("hang detection: SIGSTOP -> SERVICE_HUNG (max)", max(stop_to_hung), "ms", budget=HANG_BUDGET, group="hang"),
+    ]
 
 
 def run_crash(quick: bool = False) -> list[Row]:

@@ -154,8 +154,9 @@ async def _join(pub: _RawPublisher | _SdkPublisher, conn: Connection) -> int:
     return n
 
 
-async def _publish_trial(ctx: zmq.Context[zmq.Socket[bytes]], conn: Connection, kind: str, endpoint: str,
-                         size: int, count: int, hwm: int) -> None:
+async def _publish_trial(
+    ctx: zmq.Context[zmq.Socket[bytes]], conn: Connection, kind: str, endpoint: str, size: int, count: int, hwm: int
+) -> None:
     """One trial: connect, join, flood, end marker, report; close only once the subscriber is done."""
     pub = _SdkPublisher(ctx, endpoint, hwm) if kind == "sdk" else _RawPublisher(ctx, endpoint, hwm)
     try:
@@ -239,4 +240,3 @@ def aecho_main(conn: Connection, endpoint: str) -> None:
         ctx.term()
 
     asyncio.run(serve())
-
