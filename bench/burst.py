@@ -33,7 +33,7 @@ QUIET_S = 0.5
 MARK_WAIT_S = 4.0
 """From the end of the burst: past both of flightos's marks after a topic falls quiet (0.25 s, then 2 s
 later, each with jitter, behind a subscriber still draining the proxy's queue; the first can be dropped
-too while that queue is still full). 2.6 s counted 23,296 of 28,128 losses in one run, 4 s all of them."""
+too while that queue is still full). At 2.6 s one loaded run counted 23,296 of 28,128 losses."""
 MODES = {
     "batched": "SDK default, 2,000 per publisher per loop iteration",
     "spread": "SDK default, 1 per publisher per loop iteration",
