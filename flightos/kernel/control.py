@@ -16,7 +16,7 @@ from flightos.config.target import Acl
 from flightos.kernel.event_log import EventLog
 from flightos.kernel.events import EventId
 from flightos.kernel.records import ServiceRecord
-from flightos.kernel.routing.identity import Gate, Peer, peer_address
+from flightos.kernel.routing.identity import Gate, Peer
 from flightos.kernel.routing.identity import Kind as PeerKind
 from flightos.kernel.routing.router import CommandRouter, _parse_identity
 from flightos.kernel.supervision.supervisor import Supervisor
@@ -50,12 +50,7 @@ class ControlChannel:
 
     def on_frames(self, batch: list[list[Any]]) -> None:
         """Handle a drained batch of control messages: [routing id, frame] as zmq.Frame (they carry the pid)."""
-        for parts in batch:
-            if len(parts) != 2:
-                self.rejects.reject(FrameError("malformed", f"{len(parts)} frames, expected 2"))
-                continue
-            ident, frame = parts
-            self.gate.feed(ident.bytes, peer_address(frame), frame.bytes)
+        self.gate.feed_batch(batch, self.rejects.reject)
 
     def _on_frame(self, who: Peer, ident: bytes, frame: bytes) -> None:
         """Ready, heartbeats and control from a service: only its own process, on its own routing id, counts."""

@@ -20,9 +20,11 @@ import enum
 import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import zmq
+
+from flightos.bus.envelope import FrameError
 
 PEER_ADDRESS = "Peer-Address"
 """The libzmq message property holding the peer's ``host:uid:gid:pid`` on ipc sockets."""
@@ -232,6 +234,15 @@ class Gate:
         self._held: dict[tuple[bytes, str], tuple[float, list[bytes]]] = {}
         self._count = 0
         self._timer: asyncio.TimerHandle | None = None
+
+    def feed_batch(self, batch: list[list[Any]], reject: Callable[[FrameError], None]) -> None:
+        """Judge a drained batch of ``[routing id, frame]`` messages (zmq.Frame: they carry the sender's pid)."""
+        for parts in batch:
+            if len(parts) != 2:
+                reject(FrameError("malformed", f"{len(parts)} frames, expected 2"))
+                continue
+            ident, frame = parts
+            self.feed(ident.bytes, peer_address(frame), frame.bytes)
 
     def feed(self, ident: bytes, peer: str | None, frame: bytes) -> None:
         """Judge one frame's sender and hand it on (now, or once its pid is known)."""

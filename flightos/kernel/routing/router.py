@@ -43,7 +43,7 @@ from flightos.bus.pubsub import RejectCounter
 from flightos.config.target import Acl
 from flightos.kernel.events import EventId
 from flightos.kernel.records import ACCEPTS_QUEUED, PendingCommand, ServiceRecord, State
-from flightos.kernel.routing.identity import Gate, Identities, Peer, peer_address
+from flightos.kernel.routing.identity import Gate, Identities, Peer
 from flightos.kernel.routing.identity import Kind as PeerKind
 from flightos.sdk.severity import Severity
 
@@ -187,12 +187,7 @@ class CommandRouter:
     # ---- inbound ------------------------------------------------------------------------------
     def on_frames(self, batch: list[list[Any]]) -> None:
         """Handle a drained batch of ROUTER messages: [routing id, frame] as zmq.Frame, which carry the sender's pid."""
-        for parts in batch:
-            if len(parts) != 2:
-                self.rejects.reject(FrameError("malformed", f"{len(parts)} frames, expected 2"))
-                continue
-            ident, frame = parts
-            self.gate.feed(ident.bytes, peer_address(frame), frame.bytes)
+        self.gate.feed_batch(batch, self.rejects.reject)
 
     def _on_frame(self, who: Peer, ident: bytes, frame: bytes) -> None:
         """One frame whose sender the gate judged: a command, a result, or a service attaching."""
