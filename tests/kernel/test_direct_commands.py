@@ -152,4 +152,5 @@ async def test_chaos_direct_commands_across_kills_run_at_most_once_and_answer_on
             f"{sum(bool(a.details['started']) for a in failed)}, started: false "
             f"{sum(not a.details['started'] for a in failed)}; ran once {sum(executed.values())}"
         )
-        assert c.commands.direct_stats["sent"] > 300
+        # Both paths were exercised (how many took which depends on the machine's speed, not on correctness).
+        assert c.commands.direct_stats["sent"] > 0 and c.commands.direct_stats["via_kernel"] > 0

@@ -438,7 +438,7 @@ class CommandRouter:
                 return
             self.stats["queued"] += 1
             rec.queue.append(cmd)
-        else:
+        elif not (cmd.cid in self._resent and self._ran_before(rec.name, cmd)):
             self.refuse(
                 cmd,
                 ServiceUnavailable(
@@ -764,6 +764,8 @@ class CommandRouter:
         """The service will not come back soon (FAILED/STOPPED): fail its queue."""
         while rec.queue:
             cmd = rec.queue.popleft()
+            if cmd.cid in self._resent and self._ran_before(rec.name, cmd):
+                continue  # a direct caller's re-send of a command the dead incarnation had started: said so
             if cmd.cid in self.pending:
                 self.refuse(
                     cmd,
