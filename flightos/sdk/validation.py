@@ -40,7 +40,9 @@ def type_name(tp: Any) -> str:
 
 def signature_of(fn: Callable[..., Any]) -> list[Argument]:
     """The arguments a command handler declares (``self`` excluded); ``*args`` are not allowed."""
-    hints = typing.get_type_hints(fn)
+    # Not typing.get_type_hints: on 3.10 it makes ``x: T = None`` Optional[T], so a handler's types (and what
+    # describe, validation and the mission database say of them) would differ between Python versions.
+    hints = inspect.get_annotations(fn, eval_str=True)
     out: list[Argument] = []
     for p in list(inspect.signature(fn).parameters.values())[1:]:
         if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):

@@ -639,6 +639,8 @@ class CommandRouter:
             rec.inflight.pop(cid, None)
             if cmd in rec.queue:
                 rec.queue.remove(cmd)
+        if not (cmd.delivered_to or cmd.forwarded) and cid in self._resent and self._ran_before(cmd.destination, cmd):
+            return  # a direct caller's re-send that a dead incarnation had started: answered as such, not "not run"
         self.stats["deadline_exceeded"] += 1
         if cmd.delivered_to or cmd.forwarded:
             where = "while running" if cmd.delivered_to else "on another board"
@@ -670,6 +672,9 @@ class CommandRouter:
         taken = started.read_started(ledger) if ledger is not None else None
         if taken is not None:
             self._keep_started(rec.name, taken)
+            for cmd in [c for c in rec.queue if c.cid in self._resent]:
+                if self._ran_before(rec.name, cmd):  # re-sent by a direct caller before this death was known
+                    rec.queue.remove(cmd)
         if rec.inflight:
             not_started = (
                 0
