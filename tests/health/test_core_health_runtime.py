@@ -9,7 +9,7 @@ from typing import Any
 
 from flightos import CommandError
 from flightos.bus.envelope import Envelope
-from flightos.testing import RuntimeProcess, active
+from flightos.testing import RuntimeProcess, active, eventually
 from tests.runtimes import make_runtime
 
 ON_CORE_2 = ["services.test.cores=[2]", "services.housekeeping.cores=[2]"]
@@ -214,5 +214,12 @@ async def test_hot_payload_is_throttled_and_the_junction_stays_below_its_trip() 
         assert max(temps) < 45.0, f"junction reached {max(temps):.1f} C (trip 45 C)"
         assert max(s["throttles"].get("test", 0) for s in samples) >= 1, "elastic work was never throttled"
         assert all(s["throttles"].get("housekeeping", 0) == 0 for s in samples), "critical work was throttled"
-        stats = await c.call("test", "stats")
-        assert stats["throttle"] >= 1  # the service itself saw the level
+        # The service itself sees the level: the governor lowers it again as the junction cools, so wait for a
+        # moment it is set (the junction sawtooths around the threshold) instead of reading once.
+        await eventually(
+            lambda: c.call("test", "stats"),
+            until=lambda st: st["throttle"] >= 1,
+            timeout=20,
+            interval=0.1,
+            what="the test service to see a throttle level",
+        )
