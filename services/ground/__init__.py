@@ -151,7 +151,8 @@ class Ground(Service):
     async def on_stop(self) -> None:
         for lk in self.links:
             lk.close()
-        for closer in (self.store_forward.close, self.schedule.close if self.schedule else None, self.replay.close):
+        schedule, self.schedule = self.schedule, None  # a TC racing the stop is refused, never run on a closed file
+        for closer in (self.store_forward.close, schedule.close if schedule else None, self.replay.close):
             with contextlib.suppress(Exception):
                 if closer is not None:
                     closer()

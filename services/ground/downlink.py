@@ -439,6 +439,7 @@ class Retention:
         self._next_retry = 0.0
         self._acked_meanwhile: set[bytes] = set()
         self._dropped = [0] * len(PRIORITIES)
+        self._closed = False
         self._last_stats: dict[str, Any] = {
             "stored": 0,
             "pending": 0,
@@ -516,7 +517,7 @@ class Retention:
 
     def retry(self) -> None:
         """While the store is unusable, try again every ``retry_s``; on success move what memory held into it."""
-        if self.store is not None or self._clock() < self._next_retry:
+        if self.store is not None or self._closed or self._clock() < self._next_retry:
             return
         self._next_retry = self._clock() + self.retry_s
         if self._open():
@@ -670,10 +671,17 @@ class Retention:
         }
 
     def close(self) -> None:
-        """Close the store (what memory holds is lost: it could not be written)."""
-        if self.store is not None:
+        """Close the store for good (what memory holds is lost: it could not be written).
+
+        Calls after this (a status or a packet racing the service's stop) see the last known counts and
+        the memory queue; they never touch the closed file, so a shutdown is never taken for damage.
+        """
+        self._closed = True
+        store, self.store = self.store, None
+        if store is not None:
+            self._last_stats = self._safe_stats(store)
             with contextlib.suppress(Exception):
-                self.store.close()
+                store.close()
 
     # ------------------------------------------------------------------ internals
 

@@ -77,8 +77,11 @@ def is_corruption(exc: BaseException) -> bool:
         seen.add(id(node))
         if isinstance(node, Corrupt):
             return True
-        if isinstance(node, sqlite3.DatabaseError) and not isinstance(node, sqlite3.OperationalError):
-            return True  # "file is not a database", "database disk image is malformed"
+        if type(node) is sqlite3.DatabaseError:
+            # "file is not a database", "database disk image is malformed". Its subclasses are not damage:
+            # OperationalError (full, locked, I/O), ProgrammingError (a closed connection, at shutdown),
+            # IntegrityError (a constraint): quarantining the file for those would lose good data.
+            return True
         node = node.__cause__ or node.__context__
     return False
 

@@ -30,6 +30,7 @@ from flightos.testing import RuntimeProcess
 from flightos.testing.bus import Bus
 from flightos.testing.eventually import eventually
 from services.ground.downlink import DownlinkStore, RateLimit, Retention
+from services.ground.durable import is_corruption
 from tests.ground.conftest import ports, start, tcp_ground
 
 QUIET = ['services.ground.options.contact={mode = "after_tc", hold_s = 1.0}']
@@ -235,6 +236,28 @@ def test_a_corrupt_or_emptied_downlink_store_is_kept_aside(tmp_path: Path) -> No
     assert len(list(tmp_path.glob("downlink.sqlite.corrupt-*"))) == 2
     r.close()
     assert Retention(path, 1 << 20).take_notices() == []  # a fresh, empty store that never held data is quiet
+
+
+def test_a_store_used_after_its_close_is_not_taken_for_damage(tmp_path: Path) -> None:
+    """A status or a packet racing the service's stop reaches a closed store: the file and its packet stay
+    where they are (once this moved a good downlink.sqlite aside as corrupt at every shutdown)."""
+    path = tmp_path / "downlink.sqlite"
+    r = Retention(path, 1 << 20)
+    assert r.put(tm(1), 5)
+    r.close()
+    assert r.stats()["stored"] == 1  # the last known counts
+    r.put(tm(2), 5)  # held in memory: it could not be written
+    r.retry()
+    assert r.take_notices() == [] and not list(tmp_path.glob("*.corrupt-*"))
+    again = Retention(path, 1 << 20)
+    assert again.take_notices() == [] and again.stats()["stored"] == 1
+    again.close()
+    closed = sqlite3.connect(":memory:")
+    closed.close()
+    with pytest.raises(sqlite3.ProgrammingError) as exc:
+        closed.execute("SELECT 1")
+    assert not is_corruption(exc.value) and not is_corruption(sqlite3.IntegrityError("UNIQUE constraint failed"))
+    assert is_corruption(sqlite3.DatabaseError("file is not a database"))
 
 
 # ---------------------------------------------------------------------- end to end
@@ -500,7 +523,7 @@ async def test_corrupt_and_truncated_ground_stores_are_quarantined_loudly() -> N
                 for x in ground.glob("*.corrupt-*")
                 if "-wal" not in x.name and "-shm" not in x.name
             )
-            assert kept == ["downlink.sqlite", "schedule.sqlite"]
+            assert kept == ["downlink.sqlite", "schedule.sqlite"], [e["message"] for e in _events(rt)]
             assert (await rt.client.call("ground", "link_status"))["downlink"]["usable"] is True
         finally:
             bus.close()
