@@ -426,6 +426,12 @@ async def _tm(client: Client, args: argparse.Namespace) -> int:
                 print(f"{stamp} {env.topic} {env.source}#{env.seq} {body}", flush=True)
     if sub.dropped:
         error(f"{sub.dropped} messages dropped (sequence gaps)")
+    if args.count is not None and seen < args.count:
+        error(f"{seen} of {args.count} messages under {args.prefix or 'every topic'!r} within {args.timeout:g} s")
+        return ec.TIMEOUT
+    if seen == 0 and args.timeout:
+        error(f"no message under {args.prefix or 'every topic'!r} within {args.timeout:g} s")
+        return ec.TIMEOUT
     return ec.OK
 
 

@@ -80,6 +80,11 @@ async def test_status_cmd_tm_against_a_running_runtime(runtime: RuntimeProcess) 
     lines = [json.loads(line) for line in res.stdout.splitlines()]
     assert len(lines) == 2 and all(m["topic"] == "tm.kernel.services" for m in lines)
     assert lines[1]["seq"] == lines[0]["seq"] + 1
+    one_line_error(  # a topic nobody publishes: the wait ends with exit 4, saying nothing came
+        await asyncio.to_thread(cli, "tm", "tm.nobody", "--count", "1", "--timeout", "0.5", runtime_dir=rd),
+        4,
+        "0 of 1 messages under 'tm.nobody' within 0.5 s",
+    )
 
 
 async def test_second_kernel_in_same_runtime_dir_is_refused(runtime: RuntimeProcess) -> None:
