@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -16,6 +15,7 @@ from flightos.cli import exit_codes as ec
 from flightos.cli import install
 from flightos.cli.errors import UsageError
 from flightos.config.schema import ConfigError
+from tests.cli.installing import parse
 
 REPO = Path(__file__).resolve().parents[2]
 RPI5 = REPO / "targets" / "rpi5.toml"
@@ -48,24 +48,6 @@ class FakeRunner:
 
     def names(self) -> list[str]:
         return [" ".join(c[:2]) for c in self.calls]
-
-
-def parse(*argv: str) -> argparse.Namespace:
-    p = argparse.ArgumentParser()
-    p.add_argument("--json", action="store_true")
-    sub = p.add_subparsers(dest="cmd")
-    install.add_parsers(sub)
-    return p.parse_args(list(argv))
-
-
-@pytest.fixture
-def root(tmp_path: Path) -> Path:
-    """A board's /etc: root, a 'pi' user, and the groups Raspberry Pi OS has (no 'watchdog' group)."""
-    r = tmp_path / "root"
-    (r / "etc").mkdir(parents=True)
-    (r / "etc/passwd").write_text("root:x:0:0:root:/root:/bin/bash\npi:x:1000:1000::/home/pi:/bin/bash\n")
-    (r / "etc/group").write_text("root:x:0:\nvideo:x:44:pi\ni2c:x:998:pi\ngpio:x:997:pi\npi:x:1000:\n")
-    return r
 
 
 @pytest.fixture

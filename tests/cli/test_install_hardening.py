@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 import shutil
@@ -14,6 +13,7 @@ import pytest
 from flightos.cli import exit_codes as ec
 from flightos.cli import install
 from flightos.config.schema import ConfigError
+from tests.cli.installing import parse
 
 REPO = Path(__file__).resolve().parents[2]
 MAX_EXPOSURE = 4.0
@@ -32,24 +32,6 @@ def _offline_analyze() -> str:
 
 
 OFFLINE = _offline_analyze()
-
-
-def parse(*argv: str) -> argparse.Namespace:
-    p = argparse.ArgumentParser()
-    p.add_argument("--json", action="store_true")
-    sub = p.add_subparsers(dest="cmd")
-    install.add_parsers(sub)
-    return p.parse_args(list(argv))
-
-
-@pytest.fixture
-def root(tmp_path: Path) -> Path:
-    """A board's /etc with the groups Raspberry Pi OS has."""
-    r = tmp_path / "root"
-    (r / "etc").mkdir(parents=True)
-    (r / "etc/passwd").write_text("root:x:0:0:root:/root:/bin/bash\n")
-    (r / "etc/group").write_text("root:x:0:\nvideo:x:44:\ni2c:x:998:\ngpio:x:997:\n")
-    return r
 
 
 def dry_run(
