@@ -150,6 +150,7 @@ def test_same_seed_same_timeline_regardless_of_stepping() -> None:
         b.step(3600)
     assert [e.to_dict() for e in a.events_since(0)] == [e.to_dict() for e in b.events_since(0)]
     assert len(a.events_since(0)) > 10
+    assert a.identity.model.startswith("SimCOTS ") and sim(seed=7).identity.model.startswith("SimRadHard ")
     c = sim(profile="cots", seed=8, memory_bits=2**24, sefi_rate_per_day=0.5, sel_rate_per_day=0.5)
     c.step(3 * 86400)
     assert [e.to_dict() for e in c.events_since(0)] != [e.to_dict() for e in a.events_since(0)]

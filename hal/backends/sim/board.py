@@ -102,6 +102,10 @@ def saa_rate_factors(orbit: Orbit, multiplier: float, step_s: float) -> tuple[fl
     return share, outside, outside * multiplier
 
 
+_MODEL_NAMES = {"radhard": "SimRadHard", "cots": "SimCOTS"}
+"""The board model's name per profile, so status and run records tell a COTS run from a rad-hard one."""
+
+
 class SimBoard(Board):
     """The simulated target. Drive it with step()/advance_to(), or let read() follow wall time."""
 
@@ -174,7 +178,7 @@ class SimBoard(Board):
         self._reader = _Reader(Fs(self._root), self)
         self.identity = BoardIdentity(
             backend="sim",
-            model=f"SimRadHard GR740-like, {self._n} cores at {s['freq_mhz']:g} MHz",
+            model=f"{_MODEL_NAMES[s['profile']]} GR740-like, {self._n} cores at {s['freq_mhz']:g} MHz",
             cores=self._n,
             hotplug=True,
             watchdog_max_s=float(s["watchdog_max_s"]),
