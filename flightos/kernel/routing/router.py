@@ -11,7 +11,6 @@ queued is delivered to the next incarnation.
 
 from __future__ import annotations
 
-import asyncio
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
@@ -23,7 +22,6 @@ import zmq
 from flightos.aio import TaskSet
 from flightos.bus import envelope as wire
 from flightos.bus import started
-from flightos.bus.aiozmq import AsyncSocket
 from flightos.bus.commands import DEFAULT_MAX_FRAME_BYTES, error_payload, ok_payload
 from flightos.bus.direct import DIRECT_TOPIC
 from flightos.bus.envelope import FrameError, Kind
@@ -45,6 +43,7 @@ from flightos.kernel.events import EventId
 from flightos.kernel.records import ACCEPTS_QUEUED, PendingCommand, ServiceRecord, State
 from flightos.kernel.routing.identity import Gate, Identities, Peer
 from flightos.kernel.routing.identity import Kind as PeerKind
+from flightos.kernel.routing.ports import Clock, LoopClock, Sender, Timer
 from flightos.sdk.severity import Severity
 
 log = structlog.get_logger("flightos.kernel")
@@ -102,7 +101,7 @@ class CommandRouter:
 
     def __init__(
         self,
-        sock: AsyncSocket,
+        sock: Sender,
         records: dict[str, ServiceRecord],
         queue_cap: int,
         kernel_handler: KernelHandler,
@@ -118,8 +117,11 @@ class CommandRouter:
         remote: Callable[[], RemoteRoutes | None] = lambda: None,
         spawners: Callable[[], Iterable[int]] = tuple,
         on_reject: Callable[[str, FrameError, int], None] | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.sock = sock
+        self.clock: Clock = clock or LoopClock()
+        """Deadlines and timers (the running loop's; a fake one in the router's unit tests)."""
         self.records = records
         self.queue_cap = queue_cap
         self.kernel_handler = kernel_handler
@@ -138,7 +140,7 @@ class CommandRouter:
         """Encoded RESULT frames by command id: a retry gets the very bytes the first caller got."""
         self.result_bytes = 0
         """Bytes of the frames in ``results``."""
-        self._sweep: asyncio.TimerHandle | None = None
+        self._sweep: Timer | None = None
         self._evicted_reported = (0, -1e9)
         """(early evictions already reported, when)."""
         self.rejects = RejectCounter("kernel:commands", on_report=on_reject)
@@ -308,8 +310,7 @@ class CommandRouter:
         timeout_ms = p.get("timeout_ms")
         if not isinstance(timeout_ms, int) or timeout_ms <= 0:
             timeout_ms = self.default_timeout_ms
-        loop = asyncio.get_running_loop()
-        now = loop.time()
+        now = self.clock.time()
         cmd = PendingCommand(
             cid=cid,
             destination=env.topic,
@@ -358,7 +359,7 @@ class CommandRouter:
         self.pending[cid] = cmd
         self._route(rec, cmd)  # deliver first; the deadline timer is armed after, off the round trip
         if cid in self.pending:
-            cmd.timer = loop.call_at(cmd.deadline, self._expire, cid)
+            cmd.timer = self.clock.call_at(cmd.deadline, self._expire, cid)
 
     def route_local(self, rec: ServiceRecord, cmd: PendingCommand) -> None:
         """Route an accepted command to a service that now runs here (it moved to this board)."""
@@ -385,7 +386,7 @@ class CommandRouter:
         assert self.link is not None
         self.pending[cmd.cid] = cmd
         cmd.forwarded = True
-        cmd.timer = asyncio.get_running_loop().call_at(cmd.deadline, self._expire, cmd.cid)
+        cmd.timer = self.clock.call_at(cmd.deadline, self._expire, cmd.cid)
         self.link.forward(cmd)
 
     def _acl_denies(self, caller: str, cmd: PendingCommand, destination: str) -> bool:
@@ -417,7 +418,7 @@ class CommandRouter:
         elif rec.state in ACCEPTS_QUEUED:
             if len(rec.queue) >= self.queue_cap:
                 self.stats["queue_full"] += 1
-                now = asyncio.get_running_loop().time()
+                now = self.clock.time()
                 if now - self._last_full.get(rec.name, -1e9) >= 1.0:  # at most one event a second
                     self._last_full[rec.name] = now
                     self.emit(
@@ -450,7 +451,7 @@ class CommandRouter:
         """Send one command to the service; False if ZeroMQ could not take it now."""
         if self._resent and cmd.cid in self._resent and self._ran_before(rec.name, cmd):  # queued over a restart
             return True
-        now = asyncio.get_running_loop().time()
+        now = self.clock.time()
         remaining = cmd.deadline - now
         if remaining <= 0:
             self._expire(cmd.cid)
@@ -481,7 +482,7 @@ class CommandRouter:
         return True
 
     def _schedule_flush(self, rec: ServiceRecord) -> None:
-        asyncio.get_running_loop().call_later(0.005, self.flush, rec)
+        self.clock.call_later(0.005, self.flush, rec)
 
     def flush(self, rec: ServiceRecord) -> None:
         """Deliver everything queued for a service that is ready, in order."""
@@ -560,11 +561,11 @@ class CommandRouter:
             return
         ms = env.topic[len(DIRECT_TOPIC) :]
         timeout_s = (int(ms) if ms.isdigit() else self.default_timeout_ms) / 1000.0
-        self._remember(env.corr, asyncio.get_running_loop().time() + timeout_s, frame)
+        self._remember(env.corr, self.clock.time() + timeout_s, frame)
 
     def _remember(self, cid: str, deadline: float, frame: bytes) -> None:
         """Keep a result for retries until its command can no longer be retried, within the count and byte caps."""
-        now = asyncio.get_running_loop().time()
+        now = self.clock.time()
         old = self.results.pop(cid, None)
         if old is not None:
             self.result_bytes -= len(old[0])
@@ -595,19 +596,19 @@ class CommandRouter:
                 cache_mb=round(self.result_cache_bytes / (1 << 20), 1),
             )
         if self._sweep is None and self.results:
-            self._sweep = asyncio.get_running_loop().call_later(SWEEP_S, self._sweep_results)
+            self._sweep = self.clock.call_later(SWEEP_S, self._sweep_results)
 
     def _sweep_results(self) -> None:
         """Drop every result whose command can no longer be retried (deadlines differ, so not only the oldest)."""
         self._sweep = None
-        now = asyncio.get_running_loop().time()
+        now = self.clock.time()
         expired = [cid for cid, (_, keep_until) in self.results.items() if keep_until <= now]
         for cid in expired:
             frame, _ = self.results.pop(cid)
             self.result_bytes -= len(frame)
         self.stats["results_expired"] += len(expired)
         if self.results:
-            self._sweep = asyncio.get_running_loop().call_later(SWEEP_S, self._sweep_results)
+            self._sweep = self.clock.call_later(SWEEP_S, self._sweep_results)
 
     def _reply(self, ident: bytes, cid: str, payload: dict[str, Any]) -> None:
         """Answer one requester directly (malformed requests that never become commands)."""
@@ -732,7 +733,7 @@ class CommandRouter:
 
     def _keep_started(self, name: str, ledger: started.Ledger) -> None:
         """Keep a dead incarnation's ledger: a command sent to it directly may come back through the kernel."""
-        now = asyncio.get_running_loop().time()
+        now = self.clock.time()
         kept = [(led, until) for led, until in self._dead_started.get(name, []) if until > now][-(DEAD_LEDGERS - 1) :]
         self._dead_started[name] = [*kept, (ledger, now + DEAD_LEDGER_S)]
 
@@ -755,7 +756,7 @@ class CommandRouter:
         kept = self._dead_started.get(name)
         if not kept:
             return False
-        now = asyncio.get_running_loop().time()
+        now = self.clock.time()
         live = [(led, until) for led, until in kept if until > now]
         if len(live) != len(kept):
             if live:

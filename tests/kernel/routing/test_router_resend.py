@@ -1,0 +1,171 @@
+"""A direct caller's re-send through the kernel (``resent: true``), in each order its service's death can be learnt.
+
+The caller had sent the command straight to the service's own socket; the connection dropped, so it re-sends
+through the kernel with the same id. The kernel must answer an id the dead incarnation had started (its started
+ledger) ``service_failed`` with ``started: true`` and never deliver it again; an id it never started is delivered
+once to the next incarnation. Each case is a race the end-to-end chaos tests hit only by chance.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from flightos.kernel.records import State
+from flightos.kernel.routing.router import DEAD_LEDGER_S
+from tests.kernel.routing.fakes import Harness, error, make_harness, value
+
+
+@pytest.fixture
+def h(tmp_path: Path) -> Harness:
+    harness = make_harness(tmp_path)
+    harness.start("svc")
+    return harness
+
+
+def ran_at_most_once(h: Harness, cid: str, caller: bytes = b"op-1") -> None:
+    """The caller got exactly one answer for ``cid``: it had started in a dead incarnation and ran at most once."""
+    code, details = error(h.only_result(cid, caller))
+    assert (code, details["started"]) == ("service_failed", True), h.only_result(cid, caller)
+
+
+def direct_run_then_crash(h: Harness, *cids: str) -> None:
+    """The service took these commands from direct callers (its ledger says so), then died; not reaped yet."""
+    for cid in cids:
+        h.takes("svc", cid)
+    h.dies("svc")
+
+
+def test_resend_after_the_death_is_known_of_an_id_that_ran_is_answered_started_and_never_delivered(h: Harness) -> None:
+    direct_run_then_crash(h, "d1")
+    h.reaped("svc", State.BACKOFF)
+    h.send("svc", "d1", resent=True)
+    ran_at_most_once(h, "d1")
+    h.start("svc")
+    h.send("svc", "d1", resent=True, caller=b"op-2")  # a second re-send within the window: the same answer
+    ran_at_most_once(h, "d1", b"op-2")
+    h.clock.advance(60)
+    assert h.delivered("svc") == []
+    assert len(h.results(cid="d1")) == 1
+
+
+def test_resend_of_an_id_that_never_started_is_delivered_once_to_the_next_incarnation(h: Harness) -> None:
+    direct_run_then_crash(h, "other")  # the dead incarnation ran something else, not d1
+    h.reaped("svc", State.BACKOFF)
+    h.send("svc", "d1", resent=True)
+    assert h.results() == []
+    h.start("svc")
+    assert h.delivered("svc") == ["d1"]
+    h.answer("svc", "d1", "ran once")
+    assert value(h.only_result("d1")) == "ran once"
+    h.clock.advance(60)
+    assert h.delivered("svc") == ["d1"]
+
+
+def test_resend_before_the_death_is_known_waits_and_is_answered_from_the_ledger_when_it_is_reaped(h: Harness) -> None:
+    """ZeroMQ dropped the dead process's pipe (EHOSTUNREACH) but the kernel has not reaped it: still READY."""
+    direct_run_then_crash(h, "d1")
+    h.send("svc", "d1", resent=True)
+    h.send("svc", "d2", resent=True)  # never started: it must reach the next incarnation
+    h.clock.advance(0.05)  # the router keeps retrying delivery to the unreachable incarnation
+    assert h.results() == []
+    h.reaped("svc", State.BACKOFF)
+    ran_at_most_once(h, "d1")
+    h.clock.advance(0.5)
+    h.start("svc")
+    assert h.delivered("svc") == ["d2"]
+    h.answer("svc", "d2")
+    assert value(h.only_result("d2")) == "done"
+    h.clock.advance(60)
+    assert len(h.results(cid="d1")) == 1 and h.delivered("svc") == ["d2"]
+
+
+def test_resend_delivered_to_the_dying_incarnation_is_answered_from_its_ledger(h: Harness) -> None:
+    """ZeroMQ still had the pipe: the re-send went to the incarnation that had taken it directly, and it died."""
+    h.takes("svc", "d1")
+    h.send("svc", "d1", resent=True)
+    h.send("svc", "d2", resent=True)
+    assert h.delivered("svc") == ["d1", "d2"]
+    h.dies("svc")
+    h.reaped("svc", State.BACKOFF)
+    ran_at_most_once(h, "d1")
+    code, details = error(h.only_result("d2"))  # it proves d2 never started: a retry may run it
+    assert (code, details["started"]) == ("service_failed", False)
+
+
+def test_resend_while_the_kernel_is_killing_the_service_never_reaches_the_next_incarnation(h: Harness) -> None:
+    """Asserted only once the next incarnation is up: whichever guard answers it, d1 runs at most once."""
+    h.takes("svc", "d1")
+    h.killed("svc")  # RESTARTING until reaped
+    h.send("svc", "d1", resent=True)
+    h.send("svc", "d2", resent=True)
+    assert h.results() == []
+    h.reaped("svc", State.BACKOFF)
+    h.start("svc")
+    assert h.delivered("svc") == ["d2"]
+    ran_at_most_once(h, "d1")
+
+
+@pytest.mark.parametrize("then", [State.FAILED, State.STOPPED])
+def test_resend_queued_before_the_death_is_known_and_the_service_then_fails_or_stops(h: Harness, then: State) -> None:
+    """The 15e760c race: the queue is failed as unavailable, but what the dead incarnation started is said so."""
+    direct_run_then_crash(h, "d1")
+    h.send("svc", "d1", resent=True)
+    h.send("svc", "d2", resent=True)
+    h.reaped("svc", then)
+    ran_at_most_once(h, "d1")
+    code, _ = error(h.only_result("d2"))
+    assert code == "service_unavailable"
+    h.clock.advance(60)
+    assert len(h.results()) == 2
+
+
+@pytest.mark.parametrize("then", [State.FAILED, State.STOPPED])
+def test_resend_arriving_when_the_service_has_failed_or_stopped(h: Harness, then: State) -> None:
+    """The _route refusal: an id the dead incarnation started is not answered 'unavailable' (which says not run)."""
+    direct_run_then_crash(h, "d1")
+    h.reaped("svc", then)
+    h.send("svc", "d1", resent=True)
+    h.send("svc", "d2", resent=True)
+    ran_at_most_once(h, "d1")
+    assert error(h.only_result("d2"))[0] == "service_unavailable"
+
+
+def test_resend_queued_while_restarting_past_its_deadline_is_not_run_and_never_delivered(h: Harness) -> None:
+    direct_run_then_crash(h, "other")
+    h.reaped("svc", State.BACKOFF)
+    h.send("svc", "d1", resent=True, timeout_s=0.5)
+    h.clock.advance(0.5)
+    code, details = error(h.only_result("d1"))
+    assert (code, details["delivered"]) == ("deadline_exceeded", False)
+    h.start("svc")
+    h.clock.advance(60)
+    assert h.delivered("svc") == []
+    assert len(h.results(cid="d1")) == 1
+
+
+def test_resend_that_ran_and_expires_before_it_is_answered_is_never_called_not_run(h: Harness) -> None:
+    """The 2aa562f race: a re-send with little time left, queued behind the unreaped death, then its deadline."""
+    direct_run_then_crash(h, "d1")
+    h.send("svc", "d1", resent=True, timeout_s=0.2)
+    h.reaped("svc", State.BACKOFF)
+    h.clock.advance(0.2)
+    ran_at_most_once(h, "d1")
+    h.start("svc")
+    h.clock.advance(60)
+    assert h.delivered("svc") == []
+
+
+def test_a_resend_is_checked_against_every_kept_dead_incarnation_until_the_ledgers_expire(h: Harness) -> None:
+    direct_run_then_crash(h, "d1")
+    h.reaped("svc", State.BACKOFF)
+    h.start("svc")  # incarnation 2 runs, then dies too
+    direct_run_then_crash(h, "d2")
+    h.reaped("svc", State.BACKOFF)
+    h.start("svc")
+    h.send("svc", "d1", resent=True)
+    ran_at_most_once(h, "d1")
+    h.clock.advance(DEAD_LEDGER_S + 1)
+    h.send("svc", "d2", resent=True)  # too late: the ledger is gone, the new incarnation runs it
+    assert h.delivered("svc") == ["d2"]
