@@ -439,6 +439,11 @@ class CommandRouter:
                 return
             self.stats["queued"] += 1
             rec.queue.append(cmd)
+        elif rec.state == State.STOPPING and cmd.cid in self._resent:
+            # a re-send from a direct caller that the stopping process dropped: held until it is reaped, when its
+            # started ledger says whether it had started it (service_lost); service_unavailable answers the rest
+            self.stats["queued"] += 1
+            rec.queue.append(cmd)
         elif not (cmd.cid in self._resent and self._ran_before(rec.name, cmd)):
             self.refuse(
                 cmd,

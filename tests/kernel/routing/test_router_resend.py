@@ -169,3 +169,22 @@ def test_a_resend_is_checked_against_every_kept_dead_incarnation_until_the_ledge
     h.clock.advance(DEAD_LEDGER_S + 1)
     h.send("svc", "d2", resent=True)  # too late: the ledger is gone, the new incarnation runs it
     assert h.delivered("svc") == ["d2"]
+
+
+def test_resend_while_the_service_is_stopping_waits_for_the_reap(h: Harness) -> None:
+    """On SIGTERM a service host closes its direct socket first, so its callers re-send while it is STOPPING.
+
+    What the stopping process had started must not be answered 'unavailable' (which says it did not run).
+    """
+    h.takes("svc", "d1")
+    h.stopping("svc")
+    h.send("svc", "d1", resent=True)
+    h.send("svc", "d2", resent=True)
+    h.send("svc", "c3")  # an ordinary command is refused at once: it cannot have run
+    assert error(h.only_result("c3"))[0] == "service_unavailable"
+    h.dies("svc")
+    h.reaped("svc", State.STOPPED, "stopped on request")
+    ran_at_most_once(h, "d1")
+    assert error(h.only_result("d2"))[0] == "service_unavailable"
+    h.clock.advance(60)
+    assert len(h.results()) == 3
