@@ -68,6 +68,8 @@ DEAD_LEDGER_S = 120.0
 """How long a dead incarnation's started ledger is kept for commands re-sent by direct callers."""
 DEAD_LEDGERS = 4
 """Dead incarnations' ledgers kept per service (a crash loop keeps only the latest)."""
+UNREAPED = frozenset({State.STARTING, State.READY, State.RESTARTING, State.STOPPING})
+"""States in which the current incarnation's process may be alive (its death not yet handled, its ledger unread)."""
 KERNEL = "kernel"
 
 KernelHandler = Callable[[str, Any], Awaitable[Any]]
@@ -177,9 +179,10 @@ class CommandRouter:
         self.gate = Gate(self.identities, self._on_frame)
         self._identity_events: set[tuple[int, str]] = set()
         self._dead_started: dict[str, list[tuple[started.Ledger, float]]] = {}
-        self._resent: set[str] = set()
-        """Ids of commands in flight that a direct caller re-sent (checked against dead ledgers on delivery)."""
         """Started ledgers of dead incarnations, kept while a direct caller may re-send what they had taken."""
+        self._resent: dict[str, int] = {}
+        """Commands in flight that a direct caller re-sent (checked against dead ledgers on delivery), each with the
+        incarnation whose process was not yet reaped when it came (0: none), which may have it."""
 
     @property
     def link(self) -> RemoteRoutes | None:
@@ -355,7 +358,7 @@ class CommandRouter:
         if p.get("resent") is True:  # a direct caller's connection dropped: it may have run in the dead incarnation
             if self._ran_before(rec.name, cmd):
                 return
-            self._resent.add(cid)
+            self._resent[cid] = rec.incarnation if rec.state in UNREAPED else 0
         self.pending[cid] = cmd
         self._route(rec, cmd)  # deliver first; the deadline timer is armed after, off the round trip
         if cid in self.pending:
@@ -550,7 +553,7 @@ class CommandRouter:
     def _finish(self, cmd: PendingCommand, frame: bytes, *, remember: bool = True) -> None:
         self.pending.pop(cmd.cid, None)
         if self._resent:
-            self._resent.discard(cmd.cid)
+            self._resent.pop(cmd.cid, None)
         for ident in cmd.requesters:  # answer first: the bookkeeping below is off the round trip
             self._send_result(ident, cmd.cid, frame)
         if cmd.timer is not None:
@@ -645,10 +648,23 @@ class CommandRouter:
             rec.inflight.pop(cid, None)
             if cmd in rec.queue:
                 rec.queue.remove(cmd)
-        if not (cmd.delivered_to or cmd.forwarded) and cid in self._resent and self._ran_before(cmd.destination, cmd):
+        resent = cid in self._resent and not (cmd.delivered_to or cmd.forwarded)
+        if resent and self._ran_before(cmd.destination, cmd):
             return  # a direct caller's re-send that a dead incarnation had started: answered as such, not "not run"
         self.stats["deadline_exceeded"] += 1
-        if cmd.delivered_to or cmd.forwarded:
+        if resent and rec is not None and rec.state in UNREAPED and self._resent[cid] == rec.incarnation:
+            # its direct caller had sent it to this process, not reaped yet: no ledger can prove it did not start it
+            self.complete(
+                cmd,
+                error_payload(
+                    DeadlineExceeded(
+                        f"{cmd.destination}.{cmd.name}: deadline exceeded; its caller had sent it to {cmd.destination} "
+                        "directly, which may have run it",
+                        delivered=True,
+                    )
+                ),
+            )
+        elif cmd.delivered_to or cmd.forwarded:
             where = "while running" if cmd.delivered_to else "on another board"
             self.complete(
                 cmd,

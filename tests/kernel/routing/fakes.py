@@ -90,12 +90,16 @@ class FakeSocket:
         self.sent: list[tuple[bytes, bytes]] = []
         self.connected: set[bytes] = set()
         """Service routing ids ZeroMQ has a pipe for (``ROUTER_MANDATORY``: others raise EHOSTUNREACH)."""
+        self.full: set[bytes] = set()
+        """Peers whose pipe is at its high-water mark (EAGAIN)."""
 
     def send_multipart_nowait(self, frames: list[bytes]) -> None:
-        """Record ``[routing id, frame]``, or raise as ZeroMQ does for a service that is gone."""
+        """Record ``[routing id, frame]``, or raise as ZeroMQ does for a peer that is gone or full."""
         ident, frame = frames
         if ident.startswith(b"s/") and ident not in self.connected:
             raise zmq.ZMQError(zmq.EHOSTUNREACH)
+        if ident in self.full:
+            raise zmq.ZMQError(zmq.EAGAIN)
         self.sent.append((ident, frame))
 
     def to(self, ident: bytes) -> list[wire.Envelope]:

@@ -188,3 +188,48 @@ def test_resend_while_the_service_is_stopping_waits_for_the_reap(h: Harness) -> 
     assert error(h.only_result("d2"))[0] == "service_unavailable"
     h.clock.advance(60)
     assert len(h.results()) == 3
+
+
+@pytest.mark.parametrize("reachable", [False, True], ids=["unreaped-death", "live-at-hwm"])
+def test_resend_expiring_before_its_incarnation_is_reaped_is_not_called_not_run(h: Harness, reachable: bool) -> None:
+    """A re-send carries what is left of the caller's deadline, which can be less than the time to reap the process.
+
+    Until the incarnation it was sent to is reaped, the kernel cannot prove it did not start it, so the deadline's
+    answer must not say 'it was not run' (a refusal, which invites a retry that runs it again).
+    """
+    h.takes("svc", "d1")
+    if not reachable:
+        h.dies("svc")
+    else:  # alive, still running it for the direct caller, but its socket is at the high-water mark
+        h.sock.full.add(h.ident("svc"))
+    h.send("svc", "d1", resent=True, timeout_s=0.05)
+    h.clock.advance(0.05)
+    code, details = error(h.only_result("d1"))
+    assert code in ("deadline_exceeded", "service_failed")
+    assert details.get("delivered") is not False and details.get("started") is not False
+    assert "d1" in h.router.results  # remembered: a retry gets this answer and does not run it
+    if not reachable:
+        h.reaped("svc", State.BACKOFF)
+        h.start("svc")
+    else:
+        h.sock.full.clear()
+    h.send("svc", "d1", caller=b"op-2")  # a retry gets the same answer
+    assert h.only_result("d1", b"op-2") == h.only_result("d1")
+    h.clock.advance(60)
+    assert h.delivered("svc") == []
+    assert len(h.results(cid="d1")) == 1
+
+
+def test_resend_the_reaped_incarnation_never_started_expiring_before_the_next_is_ready_is_not_run(h: Harness) -> None:
+    """Once the incarnation it was sent to is reaped, its ledger proves a re-send never started: 'not run' is true."""
+    h.takes("svc", "other")
+    h.dies("svc")
+    h.send("svc", "d1", resent=True, timeout_s=0.5)
+    h.reaped("svc", State.BACKOFF)
+    h.spawn("svc")  # STARTING, not ready before the deadline
+    h.clock.advance(0.5)
+    code, details = error(h.only_result("d1"))
+    assert (code, details["delivered"]) == ("deadline_exceeded", False)
+    assert "d1" not in h.router.results
+    h.ready("svc")
+    assert h.delivered("svc") == []
