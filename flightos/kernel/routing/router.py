@@ -514,7 +514,9 @@ class CommandRouter:
         if cmd is None and env.topic.startswith(DIRECT_TOPIC):  # the copy of a result a direct caller got
             self._remember_direct(env, frame)
             return
-        if cmd is None or cmd.delivered_to != inc:
+        if cmd is not None and not cmd.delivered_to and env.topic.startswith(DIRECT_TOPIC) and cmd in rec.queue:
+            rec.queue.remove(cmd)  # its re-send, queued: this process ran it for the direct caller, here is its result
+        elif cmd is None or cmd.delivered_to != inc:
             self.stats["late_results"] += 1
             return
         if not isinstance(env.payload, dict) or "ok" not in env.payload:

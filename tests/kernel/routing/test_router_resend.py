@@ -233,3 +233,28 @@ def test_resend_the_reaped_incarnation_never_started_expiring_before_the_next_is
     assert "d1" not in h.router.results
     h.ready("svc")
     assert h.delivered("svc") == []
+
+
+@pytest.mark.parametrize("how", ["crash", "stop"])
+def test_the_result_of_a_direct_run_answers_its_queued_resend(h: Harness, how: str) -> None:
+    """The service ran d1 for its direct caller and sends the kernel a copy of the result (batched, so later); the
+    direct connection dropped first (the process died, or on SIGTERM closed its direct socket), and the caller's
+    re-send reached the kernel before the copy, while the process was not yet reaped."""
+    h.takes("svc", "d1")
+    if how == "crash":
+        h.dies("svc")
+    else:
+        h.stopping("svc")
+    h.send("svc", "d1", resent=True)
+    assert h.results() == []
+    h.answer("svc", "d1", "the real result", direct_ms=5000)
+    assert value(h.only_result("d1")) == "the real result"
+    if how == "stop":
+        h.dies("svc")
+    h.reaped("svc", State.BACKOFF if how == "crash" else State.STOPPED)
+    h.start("svc")
+    h.send("svc", "d1", caller=b"op-2")  # a retry gets the same result
+    assert value(h.only_result("d1", b"op-2")) == "the real result"
+    h.clock.advance(60)
+    assert len(h.results(cid="d1")) == 1
+    assert h.delivered("svc") == []
