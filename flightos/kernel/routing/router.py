@@ -344,6 +344,9 @@ class CommandRouter:
             self._tasks.spawn(self._run_kernel_command(cmd))
             return
         rec = self.records.get(env.topic)
+        resent = p.get("resent") is True  # a direct caller's connection dropped: it may have run in a dead incarnation
+        if resent and rec is not None and self._ran_before(rec.name, cmd):
+            return  # checked before it could be forwarded: the service may have moved to another board since
         elsewhere = rec is None or rec.state == State.REMOTE
         if elsewhere and not remote and self.link is not None and (rec is not None or self.link.knows(env.topic)):
             self._forward(cmd)  # held and resent by the link while that board is unreachable, until the deadline
@@ -355,9 +358,7 @@ class CommandRouter:
         if rec.state == State.REMOTE:
             self.refuse(cmd, ServiceUnavailable(f"service {rec.name!r} does not run on this board ({rec.reason})"))
             return
-        if p.get("resent") is True:  # a direct caller's connection dropped: it may have run in the dead incarnation
-            if self._ran_before(rec.name, cmd):
-                return
+        if resent:
             self._resent[cid] = rec.incarnation if rec.state in UNREAPED else 0
         self.pending[cid] = cmd
         self._route(rec, cmd)  # deliver first; the deadline timer is armed after, off the round trip

@@ -23,11 +23,11 @@ from flightos.bus.direct import DIRECT_TOPIC
 from flightos.bus.envelope import Kind
 from flightos.config.schema import RestartConfig
 from flightos.config.target import Acl, ServiceConfig
-from flightos.kernel.records import ServiceRecord, State
+from flightos.kernel.records import PendingCommand, ServiceRecord, State
 from flightos.kernel.restart_policy import RestartTracker
 from flightos.kernel.routing.identity import Kind as PeerKind
 from flightos.kernel.routing.identity import Peer
-from flightos.kernel.routing.router import CommandRouter
+from flightos.kernel.routing.router import CommandRouter, LinkRequester
 
 OPERATOR_PID = 4242
 
@@ -105,6 +105,34 @@ class FakeSocket:
     def to(self, ident: bytes) -> list[wire.Envelope]:
         """Everything sent to one peer, decoded, in order."""
         return [wire.decode(frame) for who, frame in self.sent if who == ident]
+
+
+class FakeLink:
+    """The link to other boards: where each service runs, and the commands handed to it."""
+
+    def __init__(self, where: dict[str, str]) -> None:
+        self.where = where
+        self.forwarded: list[PendingCommand] = []
+
+    def locate(self, service: str) -> str | None:
+        """The board that runs a service."""
+        return self.where.get(service)
+
+    def knows(self, service: str) -> bool:
+        """Whether some board runs it."""
+        return service in self.where
+
+    def known_services(self) -> list[str]:
+        """Every service another board runs."""
+        return sorted(self.where)
+
+    def forward(self, cmd: PendingCommand) -> None:
+        """Take a command for another board (its answer comes back through ``finish_remote``)."""
+        self.forwarded.append(cmd)
+
+    def send_result(self, requester: LinkRequester, frame: bytes) -> bool:
+        """Answer a command that came in over the link (none do here)."""
+        return False
 
 
 @dataclass
@@ -234,7 +262,12 @@ class Harness:
 
 
 def make_harness(
-    runtime_dir: Path, services: tuple[str, ...] = ("svc",), *, acl: Acl | None = None, queue_cap: int = 8
+    runtime_dir: Path,
+    services: tuple[str, ...] = ("svc",),
+    *,
+    acl: Acl | None = None,
+    queue_cap: int = 8,
+    link: FakeLink | None = None,
 ) -> Harness:
     """A router with fakes for its socket, clock and supervisor; the services are configured but not started."""
     clock = FakeClock()
@@ -250,6 +283,7 @@ def make_harness(
         lambda *a, **kw: h.events.append((*a, kw)),
         runtime_dir=runtime_dir,
         acl=acl,
+        remote=lambda: link,
         clock=clock,
     )
     return h

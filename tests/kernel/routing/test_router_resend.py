@@ -14,7 +14,7 @@ import pytest
 
 from flightos.kernel.records import State
 from flightos.kernel.routing.router import DEAD_LEDGER_S
-from tests.kernel.routing.fakes import Harness, error, make_harness, value
+from tests.kernel.routing.fakes import FakeLink, Harness, error, make_harness, value
 
 
 @pytest.fixture
@@ -258,3 +258,21 @@ def test_the_result_of_a_direct_run_answers_its_queued_resend(h: Harness, how: s
     h.clock.advance(60)
     assert len(h.results(cid="d1")) == 1
     assert h.delivered("svc") == []
+
+
+def test_resend_after_the_service_moved_to_another_board_is_answered_from_the_ledger_here(tmp_path: Path) -> None:
+    """The link stopped the service here for a board that also runs it (REMOTE): a late re-send of what the stopped
+    incarnation had started is answered here, not forwarded to run again there; one it never started is forwarded."""
+    link = FakeLink({})
+    h = make_harness(tmp_path, link=link)
+    h.start("svc")
+    h.takes("svc", "d1")
+    h.stopping("svc")
+    h.dies("svc")
+    h.reaped("svc", State.STOPPED, "runs on board b")
+    h.rec("svc").state = State.REMOTE
+    link.where["svc"] = "b"
+    h.send("svc", "d1", resent=True)
+    h.send("svc", "d2", resent=True)
+    ran_at_most_once(h, "d1")
+    assert [cmd.cid for cmd in link.forwarded] == ["d2"]
