@@ -30,6 +30,8 @@ from flightos.kernel.routing.identity import Peer
 from flightos.kernel.routing.router import CommandRouter, LinkRequester
 
 OPERATOR_PID = 4242
+OPEN: list[Harness] = []
+"""Harnesses whose services' ledger files may be open (closed after each test by ``close_all``)."""
 
 
 class FakeTimer:
@@ -197,6 +199,11 @@ class Harness:
         inc = self.records[service].incarnation if incarnation is None else incarnation
         return [env.corr for env in self.sock.to(f"s/{service}/{inc}".encode()) if env.kind == Kind.COMMAND]
 
+    def close(self) -> None:
+        """Close every ledger file the services have open."""
+        for writer in self.ledgers.values():
+            writer.close()
+
     def spawn(self, service: str) -> None:
         """A new incarnation starts (STARTING) and connects; its started ledger is opened as the service host does."""
         rec = self.records[service]
@@ -286,7 +293,14 @@ def make_harness(
         remote=lambda: link,
         clock=clock,
     )
+    OPEN.append(h)
     return h
+
+
+def close_all() -> None:
+    """Close the ledger files of every harness made so far."""
+    while OPEN:
+        OPEN.pop().close()
 
 
 def value(payload: dict[str, Any]) -> Any:

@@ -174,3 +174,49 @@ def test_a_service_dying_with_commands_in_flight_says_which_had_started(h: Harne
     h.send("svc", "waiting", caller=b"op-2")  # a retry of one that never started runs it, once
     assert h.delivered("svc") == ["waiting"]
     assert error(h.only_result("ran", caller=b"op-2"))[1]["started"] is True
+
+
+def test_deliveries_a_full_service_socket_cannot_take_wait_and_go_in_order(h: Harness) -> None:
+    h.sock.full.add(h.ident("svc"))
+    for cid in ("a", "b", "c"):
+        h.send("svc", cid)
+    h.clock.advance(0.1)
+    assert h.delivered("svc") == []
+    h.sock.full.clear()
+    h.clock.advance(0.01)
+    assert h.delivered("svc") == ["a", "b", "c"]
+    for cid in ("a", "b", "c"):
+        h.answer("svc", cid)
+    assert [len(h.results(cid=cid)) for cid in ("a", "b", "c")] == [1, 1, 1]
+
+
+def test_a_result_from_another_service_is_refused_as_forged_and_the_real_one_still_answers(tmp_path: Path) -> None:
+    h = make_harness(tmp_path, ("svc", "rogue"))
+    h.start("svc")
+    h.start("rogue")
+    h.send("svc", "c1")
+    h.answer("rogue", "c1", "forged")
+    assert h.results() == []
+    assert h.router.stats["identity_forged"] == 1
+    h.answer("svc", "c1", "real")
+    assert value(h.only_result("c1")) == "real"
+
+
+def test_oversized_commands_and_results_get_typed_errors_saying_whether_it_ran(tmp_path: Path) -> None:
+    h = make_harness(tmp_path)
+    h.router.max_frame_bytes = 400
+    h.start("svc")
+    h.send("svc", "big" + "x" * 400)
+    code, details = error(h.results()[0])
+    assert (code, details.get("ran")) == ("frame_too_large", None)
+    assert h.delivered("svc") == []
+    h.send("svc", "c1")
+    h.answer("svc", "c1", "y" * 500)
+    code, details = error(h.only_result("c1"))
+    assert (code, details["ran"]) == ("frame_too_large", True)
+
+
+def test_a_malformed_command_is_a_bad_request_and_never_routed(h: Harness) -> None:
+    h.send("svc", "")
+    assert error(h.results()[0])[0] == "bad_request"
+    assert h.delivered("svc") == [] and h.router.pending == {}
