@@ -222,7 +222,10 @@ class Settings:
     grown) pixels are dropped. ``smooth`` > 1 runs the CFAR on the ``smooth`` x ``smooth`` mean
     (``cfar.box_mean``) with ``smooth**2 * looks`` looks: it finds faint extended ships on spiky sea
     whose texture varies from pixel to pixel, not where it is correlated (docs/sar.md); use a
-    lower ``pfa`` with it (1e-6), as its crossings come in clumps. Clusters up to ``max_extent_px``
+    lower ``pfa`` with it (1e-6), as its crossings come in clumps. ``elongation`` > 0 reports only
+    clusters whose length is at least that many times their width (moments of the grown cluster):
+    a ship is long and narrow, while the texture patches of a spiky sea correlated over a few pixels
+    cross the threshold as round blobs (2.0 lifts precision there, docs/sar.md). Clusters up to ``max_extent_px``
     across are reported identically whatever the tiling with "ca" and "os"; "k" fits its cells
     within each haloed tile, so its thresholds near tile edges depend slightly on the tiling.
     """
@@ -242,6 +245,7 @@ class Settings:
     block: int = 4
     max_extent_px: int = 64
     smooth: int = 1
+    elongation: float = 0.0  # > 0: report only clusters at least this many times longer than wide
 
     def __post_init__(self) -> None:
         if self.method not in ("ca", "os", "k"):
@@ -269,6 +273,9 @@ class Settings:
             raise ValueError(
                 f"smooth must be odd, >= 1, with looks * smooth**2 <= 64 (got smooth={self.smooth}, looks={self.looks})"
             )
+        e = self.elongation
+        if isinstance(e, bool) or not isinstance(e, (int, float)) or not (e == 0 or 1 <= e <= 20):  # NaN fails
+            raise ValueError(f"elongation must be 0 (off) or from 1 to 20, not {self.elongation}")
 
     @property
     def p(self) -> float:
@@ -418,6 +425,8 @@ def _tile_detections(
     if not keep.any():
         return [], 0, 0
     a = _attributes(rows, cols, lab, n, vals, ratio)
+    if st.elongation > 0:  # round blobs are the sea's texture patches, not ships
+        keep &= a["length"] >= st.elongation * a["width"]
     edge = np.zeros(n, dtype=np.bool_)
     edge[lab[at_edge]] = True
     out: list[ShipDetection] = []
@@ -539,7 +548,7 @@ def detect(
     processed in tiles of ``tile`` pixels (smaller if ``memory_budget_bytes`` requires; ``None`` =
     the whole image unless the budget requires tiles) with a halo, so the result equals the
     whole-image result ("k": nearly). ``tuning`` holds the other ``Settings`` fields (``censor``,
-    ``censor_pfa``, ``gap``, ``rank``, ``block``, ``max_extent_px``, ``smooth``).
+    ``censor_pfa``, ``gap``, ``rank``, ``block``, ``max_extent_px``, ``smooth``, ``elongation``).
     """
     found: list[ShipDetection] = []
     for t in detect_iter(

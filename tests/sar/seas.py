@@ -19,11 +19,16 @@ from services.sar.scene import Ship
 
 @dataclass(frozen=True)
 class Sea:
-    """A generated sea: intensity image, land mask (or None) and the ships placed."""
+    """A generated sea: intensity image, land mask (or None), the ships placed and the true texture map.
+
+    ``texture`` is the Gamma(nu) modulation the speckle was multiplied by (under ships and land too):
+    only the oracle experiment (bench/sar_oracle.py) may look at it; a detector never knows it.
+    """
 
     image: NDArray[np.float32]
     land: NDArray[np.bool_] | None
     ships: list[Ship]
+    texture: NDArray[np.float32]
 
 
 def _smooth(a: NDArray[np.float64], k: int) -> NDArray[np.float64]:
@@ -64,7 +69,8 @@ def sea(
     rng = np.random.default_rng(seed)
     h, w = shape
     speckle = rng.gamma(looks, 1.0 / looks, shape).astype(np.float32)
-    img = speckle * texture(rng, shape, nu, corr_px)
+    tex = texture(rng, shape, nu, corr_px)
+    img = speckle * tex
     mask = None
     if land:
         rows = np.arange(h)[:, None]
@@ -97,4 +103,4 @@ def sea(
         inside = (np.abs(along) <= length / 2) & (np.abs(across) <= width / 2)
         box = img[r0:r1, c0:c1]
         box[inside] = np.float32(10 ** (contrast / 10)) * speckle[r0:r1, c0:c1][inside]
-    return Sea(img, mask, placed)
+    return Sea(img, mask, placed, tex)

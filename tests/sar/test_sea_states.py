@@ -105,3 +105,37 @@ def test_smoothing_settings_are_checked() -> None:
     for bad in ({"smooth": 2}, {"smooth": 0}, {"smooth": 5, "looks": 4}):
         with pytest.raises(ValueError, match="smooth"):
             D.Settings(**bad)
+
+
+def test_elongation_keeps_precision_on_spiky_correlated_sea() -> None:
+    """elongation=2: nu 1.5, 4 looks, texture over 8 px (K alone: P ~0.7): ships from 8 dB at P and R >= 0.9.
+
+    The texture's patches cross the K threshold together as round blobs; a ship is long and narrow.
+    """
+    tp = n_found = n_ships = tp_k = n_k = 0
+    for seed in (33, 34, 41, 42):
+        s = sea((1024, 1024), seed, nu=1.5, looks=4, corr_px=8, ships=12)
+        found = D.detect(s.image, looks=4, elongation=2.0)
+        plain_k = D.detect(s.image, looks=4)
+        tp += len(D.score(found, s.ships)[2])
+        tp_k += len(D.score(plain_k, s.ships)[2])
+        n_found, n_ships, n_k = n_found + len(found), n_ships + len(s.ships), n_k + len(plain_k)
+    assert tp / n_found >= 0.9 and tp / n_ships >= 0.9, (tp, n_found, n_ships)
+    assert tp_k / n_k < 0.8, (tp_k, n_k)  # what the option fixes
+
+
+@pytest.mark.parametrize(("nu", "looks"), [(1.0, 4), (1.5, 2)])
+def test_elongation_keeps_the_false_alarm_rate_and_drops_false_ships(nu: float, looks: int) -> None:
+    """Plain correlated spiky sea: false pixels within 3x of pfa x pixels, and fewer false ships than K alone."""
+    s = sea((1024, 1024), 5, nu=nu, looks=looks, corr_px=8)
+    f = clutter_figures(list(D.detect_iter(s.image, pfa=2e-5, looks=looks, elongation=2.0)), 2e-5)
+    assert f["fa_expected"] / 3 <= f["fa_observed"] <= 3 * f["fa_expected"], f
+    with_shape, k_alone = len(D.detect(s.image, looks=looks, elongation=2.0)), len(D.detect(s.image, looks=looks))
+    assert with_shape <= 2 and with_shape < k_alone, (with_shape, k_alone)
+
+
+@pytest.mark.parametrize("bad", [0.5, -1.0, 21.0, float("nan"), "2", True])
+def test_elongation_settings_are_checked(bad: object) -> None:
+    """An elongation below 1 (other than 0 = off), above 20, NaN or not a number is refused with a clear error."""
+    with pytest.raises(ValueError, match="elongation"):
+        D.Settings(elongation=bad)  # type: ignore[arg-type]

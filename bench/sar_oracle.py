@@ -1,0 +1,131 @@
+"""Issue 16's bound on spiky correlated sea: what a detector could reach if it knew the texture, or the ship's shape.
+
+An experiment, not flight code: it reads the generator's true texture map (tests/sar/seas.py), which no
+detector on board knows. Per sea state (2048^2, 40 ships 6-40 px at 8-16 dB, as ``sar_bench --states``):
+
+- **oracle CFAR**: the image divided by the true texture is pure L-look speckle on the sea (a ship
+  becomes C/T under it), then the ordinary censored CA-CFAR for L looks at 1e-6 and the same
+  clustering; precision and recall against the truth. Only the texture knowledge separates it from
+  the flight detectors.
+- **shape-matched separability**: for each ship, the mean intensity over its own rectangle, and the
+  mean over that rectangle against a ring 2-6 px outside it (the contrast a step-edged ship has and a
+  smooth texture bump has not). The same two statistics are computed at every position of a plain
+  sea of the same state (same shape and heading, FFT correlation) and the connected regions at or
+  above the ship's value are counted: the false "ships" of its own shape that a detector knowing the
+  ship's exact shape, heading and level would have to accept to find it. A ship with more than
+  ``budget`` (4: P >= 0.9 of 40) such regions is not separable by that statistic.
+
+Run ``python -m bench.sar_oracle`` (a few minutes; ``--all`` adds the white-texture states).
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+
+import numpy as np
+from numpy.typing import NDArray
+
+from services.sar import detect as D
+from services.sar.scene import Ship
+from tests.sar.seas import sea
+
+F64 = NDArray[np.float64]
+N = 2048
+SHIPS = max(10, N * N // 104858)  # the density of bench.sar_bench --states
+BUDGET = 4
+
+
+def _kernels(s: Ship, shape: tuple[int, int]) -> tuple[F64, F64, int, int]:
+    """The ship's hull and its 2-6 px outer ring as full-size kernels centred on (0, 0), and their areas."""
+    half = int(s.length_px / 2 + 8)
+    rr = np.arange(-half, half + 1)[:, None].astype(np.float64)
+    cc = np.arange(-half, half + 1)[None, :].astype(np.float64)
+    th = math.radians(s.heading_deg)
+    along = -rr * math.cos(th) + cc * math.sin(th)
+    across = rr * math.sin(th) + cc * math.cos(th)
+    d = np.hypot(np.maximum(np.abs(along) - s.length_px / 2, 0), np.maximum(np.abs(across) - s.width_px / 2, 0))
+    inside = (np.abs(along) <= s.length_px / 2) & (np.abs(across) <= s.width_px / 2)
+    ring = (d > 2) & (d <= 6)
+    out = []
+    for k in (inside, ring):
+        full = np.zeros(shape)
+        full[: 2 * half + 1, : 2 * half + 1] = k
+        out.append(np.roll(full, (-half, -half), axis=(0, 1)))
+    return out[0], out[1], int(inside.sum()), int(ring.sum())
+
+
+def _exact(image: NDArray[np.float32], s: Ship) -> tuple[float, float]:
+    """Mean intensity over the ship's hull (exactly the generator's pixels) and over its 2-6 px ring."""
+    h, w = image.shape
+    half = int(s.length_px / 2 + 8)
+    r0, r1 = max(0, int(s.row) - half), min(h, int(s.row) + half + 1)
+    c0, c1 = max(0, int(s.col) - half), min(w, int(s.col) + half + 1)
+    rr = np.arange(r0, r1)[:, None] - s.row
+    cc = np.arange(c0, c1)[None, :] - s.col
+    th = math.radians(s.heading_deg)
+    along = -rr * math.cos(th) + cc * math.sin(th)
+    across = rr * math.sin(th) + cc * math.cos(th)
+    d = np.hypot(np.maximum(np.abs(along) - s.length_px / 2, 0), np.maximum(np.abs(across) - s.width_px / 2, 0))
+    inside = (np.abs(along) <= s.length_px / 2) & (np.abs(across) <= s.width_px / 2)
+    win = image[r0:r1, c0:c1]
+    return float(win[inside].mean()), float(win[(d > 2) & (d <= 6)].mean())
+
+
+def separability(nu: float, looks: int, corr: int) -> list[tuple[float, int, int]]:
+    """Per ship: (contrast dB, false same-shape regions at its mean, at its mean AND its ring contrast)."""
+    ships = sea((N, N), 2, nu=nu, looks=looks, corr_px=corr, ships=SHIPS)
+    plain = sea((N, N), 3, nu=nu, looks=looks, corr_px=corr).image
+    fp = np.fft.rfft2(plain.astype(np.float64))
+    out = []
+    for s in ships.ships:
+        ki, kr, ai, ar = _kernels(s, plain.shape)
+        m_ship, ring = _exact(ships.image, s)
+        c_ship = m_ship / max(ring, 1e-9)
+        # correlation (not convolution): conjugate of the kernel's transform
+        mi = np.fft.irfft2(fp * np.conj(np.fft.rfft2(ki)), plain.shape) / ai
+        mr = np.fft.irfft2(fp * np.conj(np.fft.rfft2(kr)), plain.shape) / ar
+        above = mi >= m_ship
+        n_mean = D.components(above)[3]
+        n_both = D.components(above & (mi >= c_ship * mr))[3]
+        out.append((s.contrast_db, n_mean, n_both))
+    return out
+
+
+def oracle(nu: float, looks: int, corr: int) -> tuple[float, float, float, float, float]:
+    """(P, R, R of 8-10 dB ships) of CA-CFAR on image / true texture; (P, R) of the default K, same scene."""
+    s = sea((N, N), 2, nu=nu, looks=looks, corr_px=corr, ships=SHIPS)
+    found = D.detect(s.image / s.texture, method="ca", looks=looks)
+    p, r, matches = D.score(found, s.ships)
+    faint = [i for i, sh in enumerate(s.ships) if sh.contrast_db < 10]
+    hit = {j for _, j, _ in matches}
+    r_faint = sum(j in hit for j in faint) / max(len(faint), 1)
+    pk, rk, _ = D.score(D.detect(s.image, looks=looks), s.ships)
+    return p, r, r_faint, pk, rk
+
+
+def main(states: list[tuple[float, int, int]]) -> None:
+    """Print the oracle and separability table (markdown)."""
+    print(
+        "| nu | looks | texture | oracle P | oracle R | oracle R 8-10 dB | K P | K R | 8-10 dB ships "
+        f"| separable by mean (<={BUDGET} false) | by mean + ring contrast | all ships by mean + contrast |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for nu, looks, corr in states:
+        p, r, rf, pk, rk = oracle(nu, looks, corr)
+        sep = separability(nu, looks, corr)
+        faint = [x for x in sep if x[0] < 10]
+        by_mean = sum(x[1] <= BUDGET for x in faint)
+        by_both = sum(x[2] <= BUDGET for x in faint)
+        all_both = sum(x[2] <= BUDGET for x in sep)
+        print(
+            f"| {nu:g} | {looks} | {corr or 'white'} | {p:.2f} | {r:.2f} | {rf:.2f} | {pk:.2f} | {rk:.2f} "
+            f"| {len(faint)} | {by_mean} | {by_both} | {all_both}/{len(sep)} |",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    corrs = (8, 0) if "--all" in sys.argv else (8,)
+    picked = [(nu, lk, c) for nu in (1.0, 1.5) for lk in (1, 2, 4) for c in corrs] + [(4.0, 1, 8)]
+    main(picked)
