@@ -30,6 +30,8 @@ class Kind(enum.IntEnum):
     RESULT = 4
     HEARTBEAT = 5
     CONTROL = 6
+    MARK = 7
+    """A publisher has sent up to ``seq`` on ``topic``, which began at the payload (monotonic ns): see gaps.py."""
 
 
 class Envelope(msgspec.Struct, array_like=True, frozen=True):

@@ -6,6 +6,7 @@ import asyncio
 import collections
 import contextlib
 import random
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ import zmq
 from flightos.bus import envelope as wire
 from flightos.bus.aiozmq import LINGER_MS, AsyncSocket
 from flightos.bus.envelope import Envelope, FrameError, Kind
+from flightos.bus.gaps import Gaps
 
 log = structlog.get_logger("flightos.bus")
 _NOBLOCK = int(zmq.NOBLOCK)
@@ -94,8 +96,10 @@ ALONE_GAP_NS = 200_000
 """A message that starts a batch leaves at once unless another left at once less than this long ago (or a
 flush is pending): isolated messages wait for nothing, and a burst is coalesced from its second message on."""
 MARK_AFTER_S = (0.25, 2.0)
-"""After a coalesced topic falls quiet, its last sequence number is sent this long after, then again
-this long after that, so a subscriber counts messages lost at the tail of a burst too."""
+"""After a topic falls quiet, its last sequence number is sent this long after, then again this long after
+that, so a subscriber counts messages lost at the tail of a burst too."""
+_MARKS = len(MARK_AFTER_S)
+_MARK = Kind.MARK.value
 
 
 def _jitter(delay: float) -> float:
@@ -106,7 +110,22 @@ def _jitter(delay: float) -> float:
 class _Topic:
     """What a publisher keeps per topic: its frame prefix, its last sequence number, its open batch."""
 
-    __slots__ = ("coalesce", "first", "items", "lead", "mark_at", "marks_left", "name", "prefix", "room", "seq", "size")
+    __slots__ = (
+        "born_ns",
+        "coalesce",
+        "first",
+        "items",
+        "last_ns",
+        "lead",
+        "mark_at",
+        "marks_left",
+        "name",
+        "prefix",
+        "quiet_s",
+        "room",
+        "seq",
+        "size",
+    )
 
     def __init__(self, name: str, prefix: bytes, source: str, coalesce: bool) -> None:
         self.name = name
@@ -120,16 +139,23 @@ class _Topic:
         self.size = 0
         self.marks_left = 0
         self.mark_at = 0.0
+        self.last_ns = 0
+        """When a one-frame message last left on this topic (monotonic ns): its mark waits for quiet after it."""
+        self.quiet_s = MARK_AFTER_S[0]
+        self.born_ns = _mono_ns()
+        """When the topic's first message left (about): its marks say it, so a subscriber can tell whether it
+        was there from the start."""
 
 
 class Publisher:
     """Publishes envelopes under dotted topics through the kernel proxy, numbering each topic.
 
     Inside a running event loop a service's telemetry is coalesced: what it publishes on one topic in one
-    loop iteration leaves as one batch frame at the end of that iteration (or at a size cap), and the
-    topic's last sequence number is sent once it falls quiet. The kernel's topics, events and products
-    (which the kernel vouches for frame by frame) always go one message per frame, and before them every
-    open batch, so their order with the publisher's telemetry is kept.
+    loop iteration leaves as one batch frame at the end of that iteration (or at a size cap). The kernel's
+    topics, events and products (which the kernel vouches for frame by frame) always go one message per
+    frame, and before them every open batch, so their order with the publisher's telemetry is kept.
+    Every topic's last sequence number is sent once it falls quiet (a mark), on the event loop's timer,
+    or outside a loop on a thread of the publisher's own (its sends then take a lock).
     """
 
     def __init__(
@@ -150,7 +176,7 @@ class Publisher:
         self.mirror: zmq.Socket[bytes] | None = None
         if mirror is not None:  # the kernel: every frame also on its own endpoint, which only it binds
             self.mirror = ctx.socket(zmq.PUB)
-            self.mirror.setsockopt(zmq.SNDHWM, PUB_HWM)
+            self.mirror.setsockopt(zmq.SNDHWM, PUB_HWM if sndhwm is None else sndhwm)
             self.mirror.setsockopt(zmq.LINGER, LINGER_MS)
             self.mirror.bind(mirror)
         self.coalesce = coalesce and mirror is None
@@ -168,6 +194,12 @@ class Publisher:
         self.frames = 0
         self.vouch: Callable[[bytes], None] | None = None
         """A service's host: also hands each event or product frame to the kernel, which vouches for it."""
+        self._lock: threading.RLock | None = None
+        """Outside an event loop: held for every send, since the marking thread sends too (reentrant: publish
+        may flush)."""
+        self._marker: threading.Thread | None = None
+        self._kick = threading.Event()
+        self._closed = False
 
     def _send_both(self, frame: bytes) -> None:
         """The mirror first: a subscriber then usually holds the authentic copy when the proxy's arrives."""
@@ -203,45 +235,76 @@ class Publisher:
                 if t.size >= BATCH_MAX_BYTES or len(items) >= BATCH_MAX_MESSAGES:
                     self._send_batch(t)
                 return seq
-            # A batch starts: encoded behind room for a head, so that if it leaves alone (an isolated message, or
-            # a large one) the frame is sealed in place instead of copied again.
-            now = _mono_ns()
-            buf = bytearray(t.room)
-            _encode_item_into(buf, now, _utc_ns(), payload)
-            t.seq = seq
-            t.first = seq
-            self.sent += 1
-            alone = self._flush_handle is None and now - self._alone_ns >= ALONE_GAP_NS
-            if alone or len(buf) - t.room >= BATCH_MAX_BYTES:
-                start = wire.seal_batch(buf, t.room, t.lead, seq, 1)
-                self.sock.send(memoryview(buf)[start:])
-                self._sent_batch(t)
-                self._arm_mark(t, now / 1e9)
-                if alone:
-                    self._alone_ns = now
-                return seq
-            items.append(memoryview(buf)[t.room :])
-            t.size = len(buf) - t.room
-            if self._flush_handle is None:
-                loop = _running_loop()
-                if loop is None:  # no event loop to flush at the end of: this message goes now
-                    self._send_batch(t)
-                    return seq
-                self._flush_handle = loop.call_soon(self.flush)
-            self._open.append(t)
+            if self._lock is None:
+                return self._start_batch(t, seq, payload)
+            with self._lock:  # a marking thread runs (no event loop here)
+                return self._start_batch(t, seq, payload)
+        if self._lock is None:
+            return self._one_frame(t, seq, payload, kind)
+        with self._lock:
+            return self._one_frame(t, seq, payload, kind)
+
+    def _start_batch(self, t: _Topic, seq: int, payload: object) -> int:
+        """The first message of a topic's batch: sent alone at once, or held for the end of the iteration."""
+        items = t.items
+        # A batch starts: encoded behind room for a head, so that if it leaves alone (an isolated message, or
+        # a large one) the frame is sealed in place instead of copied again.
+        now = _mono_ns()
+        buf = bytearray(t.room)
+        _encode_item_into(buf, now, _utc_ns(), payload)
+        t.seq = seq
+        t.first = seq
+        self.sent += 1
+        alone = self._flush_handle is None and now - self._alone_ns >= ALONE_GAP_NS
+        if alone or len(buf) - t.room >= BATCH_MAX_BYTES:
+            start = wire.seal_batch(buf, t.room, t.lead, seq, 1)
+            self.sock.send(memoryview(buf)[start:])
+            self._sent_batch(t)
+            self._arm_mark(t, now / 1e9)
+            if alone:
+                self._alone_ns = now
             return seq
+        items.append(memoryview(buf)[t.room :])
+        t.size = len(buf) - t.room
+        if self._flush_handle is None:
+            loop = _running_loop()
+            if loop is None:  # no event loop to flush at the end of: this message goes now
+                timed = t.mark_at if t.marks_left == _MARKS else 0.0
+                self._send_batch(t)
+                t.last_ns = now
+                if timed:  # its mark already waits for quiet (after last_ns)
+                    t.mark_at = timed
+                else:
+                    self._watch(t, now)
+                return seq
+            self._flush_handle = loop.call_soon(self.flush)
+        self._open.append(t)
+        return seq
+
+    def _one_frame(self, t: _Topic, seq: int, payload: object, kind: int) -> int:
+        """A message in a frame of its own (a kernel topic, an event, a product, or coalescing off)."""
         if self._open:
             self.flush()  # what this publisher coalesced so far leaves first: per-publisher order is kept
-        frame = t.prefix + self._encode(
-            (wire.VERSION, kind, topic, self.source, seq, _mono_ns(), _utc_ns(), "", payload)
-        )
+        now = _mono_ns()
+        frame = t.prefix + self._encode((wire.VERSION, kind, t.name, self.source, seq, now, _utc_ns(), "", payload))
         t.seq = seq
         self._send(frame)
         self.frames += 1
-        if self.vouch is not None and topic.startswith(VOUCHED_PREFIXES):
+        if self.vouch is not None and t.name.startswith(VOUCHED_PREFIXES):
             self.vouch(frame)
         self.sent += 1
+        t.last_ns = now
+        if t.marks_left != _MARKS:  # not yet waiting for quiet since its last mark
+            self._watch(t, now)
         return seq
+
+    def _watch(self, t: _Topic, now_ns: int) -> None:
+        """A one-frame topic sent again: mark it once it has been quiet for the first of MARK_AFTER_S."""
+        self._marking.add(t)
+        t.marks_left = _MARKS
+        t.mark_at = 0.0
+        self._arm_mark(t, now_ns / 1e9)
+        t.quiet_s = t.mark_at - now_ns / 1e9
 
     def _send_batch(self, t: _Topic) -> None:
         """Send a topic's open batch now (it stays listed in ``_open`` until the flush, empty)."""
@@ -283,7 +346,12 @@ class Publisher:
         if handle is not None and handle.when() <= t.mark_at:  # asyncio's loop.time() is time.monotonic()
             return  # the timer already set comes first
         loop = _running_loop()
-        if loop is None:
+        if loop is None:  # no loop to time the mark: the publisher's own thread does
+            if self._closed:
+                return
+            if self._marker is None:
+                self._start_marker()
+            self._kick.set()
             return
         if handle is not None:
             handle.cancel()  # set for a later (second) mark of another topic: this one is due sooner
@@ -293,10 +361,21 @@ class Publisher:
         """Tell subscribers the last sequence number of each topic that fell quiet (their tail losses show)."""
         self._mark_handle = None
         now = time.monotonic()
+        with self._lock or contextlib.nullcontext():  # a publisher used from a thread too has a marking thread
+            wake = self._due_marks(now)
+        if wake is not None:
+            loop = _running_loop()
+            if loop is not None:
+                self._mark_handle = loop.call_later(max(0.0, wake - now), self._send_marks)
+
+    def _due_marks(self, now: float) -> float | None:
+        """Send the marks due at ``now``; return when the next one is due (None: none is)."""
         wake: float | None = None
         for t in list(self._marking):
             if t.items or t.mark_at == 0.0:  # a batch is open: its flush will schedule this topic's mark
                 continue
+            if t.marks_left == _MARKS and t.last_ns:  # one-frame messages: quiet since the last one
+                t.mark_at = max(t.mark_at, t.last_ns / 1e9 + t.quiet_s)
             if t.mark_at > now:
                 wake = t.mark_at if wake is None else min(wake, t.mark_at)
                 continue
@@ -307,16 +386,40 @@ class Publisher:
                 wake = t.mark_at if wake is None else min(wake, t.mark_at)
             else:
                 self._marking.discard(t)
-        if wake is not None:
-            loop = _running_loop()
-            if loop is not None:
-                self._mark_handle = loop.call_later(max(0.0, wake - now), self._send_marks)
+        return wake
 
     def _mark(self, t: _Topic) -> None:
-        """An empty batch: the publisher has sent up to ``t.seq`` on this topic."""
+        """A MARK envelope: the publisher has sent up to ``t.seq`` on this topic, whose first message left at
+        ``t.born_ns`` (the payload). Vouched for by the kernel as the topic's messages are."""
         t.marks_left -= 1
         with contextlib.suppress(zmq.ZMQError):
-            self.sock.send(wire.batch_frame(t.lead, t.seq + 1, []), zmq.NOBLOCK)
+            frame = t.prefix + self._encode(
+                (wire.VERSION, _MARK, t.name, self.source, t.seq, _mono_ns(), _utc_ns(), "", t.born_ns)
+            )
+            self._send(frame)
+            if self.vouch is not None and t.name.startswith(VOUCHED_PREFIXES):
+                self.vouch(frame)
+
+    def _start_marker(self) -> None:
+        """Outside an event loop: a thread sends the marks, and from now on every send takes a lock (in a loop,
+        or on the hot path of a batch, which exists only in a loop, nothing is locked)."""
+        self._lock = threading.RLock()
+        self._marker = threading.Thread(target=self._marker_run, name=f"flightos-marks-{self.source}", daemon=True)
+        self._marker.start()
+
+    def _marker_run(self) -> None:
+        """The marking thread: sleeps until the next mark is due or a topic is watched, until close."""
+        assert self._lock is not None
+        wait: float | None = None
+        while True:
+            self._kick.wait(wait)
+            self._kick.clear()
+            with self._lock:
+                if self._closed:
+                    return
+                now = time.monotonic()
+                wake = self._due_marks(now)
+            wait = None if wake is None else max(0.0, wake - now)
 
     def last_seq(self) -> dict[str, int]:
         """The last sequence number of every topic published."""
@@ -328,18 +431,26 @@ class Publisher:
             self.mirror.send(frame)
 
     def close(self) -> None:
-        """Send what is open and each coalesced topic's last sequence number, then close with bounded linger."""
-        with contextlib.suppress(zmq.ZMQError):
-            self.flush()
-            for t in self._marking:
-                self._mark(t)
-        self._marking.clear()
-        if self._mark_handle is not None:
-            self._mark_handle.cancel()
-            self._mark_handle = None
-        self.sock.close(linger=LINGER_MS)
-        if self.mirror is not None:
-            self.mirror.close(linger=LINGER_MS)
+        """Send what is open and each topic's last sequence number, then close with bounded linger."""
+        with self._lock or contextlib.nullcontext():
+            if self._closed:
+                return
+            self._closed = True
+            with contextlib.suppress(zmq.ZMQError):
+                self.flush()
+                for t in self._marking:
+                    self._mark(t)
+            self._marking.clear()
+            if self._mark_handle is not None:
+                self._mark_handle.cancel()
+                self._mark_handle = None
+            self.sock.close(linger=LINGER_MS)
+            if self.mirror is not None:
+                self.mirror.close(linger=LINGER_MS)
+        if self._marker is not None:
+            self._kick.set()
+            if self._marker is not threading.current_thread():
+                self._marker.join(1.0)
 
 
 Handler = Callable[[Envelope], Awaitable[None] | None]
@@ -374,7 +485,7 @@ class Subscriber:
         self.ksock: zmq.Socket[bytes] | None = None
         if kernel is not None:
             self.ksock = ctx.socket(zmq.SUB)
-            self.ksock.setsockopt(zmq.RCVHWM, 100_000)
+            self.ksock.setsockopt(zmq.RCVHWM, rcvhwm)
             self.ksock.setsockopt(zmq.LINGER, 0)
             self.ksock.connect(kernel.endpoint)
         self._kpeer_ok: set[str] = set()
@@ -385,9 +496,9 @@ class Subscriber:
         self._ready = asyncio.Event()
         self._asock: AsyncSocket | None = None
         self._kasock: AsyncSocket | None = None
-        self._last: dict[tuple[str, str], int] = {}
+        self.gaps = Gaps()
+        self._last = self.gaps.last
         self.received = 0
-        self.dropped = 0
         self.forged = 0
         """Kernel topics refused: no authentic twin on the kernel's endpoint, or a stranger bound there."""
         self.rejects = RejectCounter(where)
@@ -398,19 +509,37 @@ class Subscriber:
         self.sock.setsockopt(zmq.SUBSCRIBE, prefix.encode())
         if self.ksock is not None:
             self.ksock.setsockopt(zmq.SUBSCRIBE, prefix.encode())
+        if prefix not in self.gaps.prefixes:
+            self.gaps.prefixes.append(prefix)
 
     def unsubscribe(self, prefix: str) -> None:
         """Stop receiving a prefix subscribed before."""
         self.sock.setsockopt(zmq.UNSUBSCRIBE, prefix.encode())
         if self.ksock is not None:
             self.ksock.setsockopt(zmq.UNSUBSCRIBE, prefix.encode())
+        if prefix in self.gaps.prefixes:
+            self.gaps.prefixes.remove(prefix)
+            self.gaps.since = {k: v for k, v in self.gaps.since.items() if k[1] != prefix}
 
-    def _account(self, env: Envelope) -> None:
+    @property
+    def dropped(self) -> int:
+        """Messages never delivered: sequence gaps, and what publishers' marks say was sent past the last one."""
+        return self.gaps.lost
+
+    def _deliver(self, env: Envelope, out: list[Envelope], reorders: bool) -> None:
+        """Count a single envelope's place in its topic; a message goes to ``out``, a mark only counts."""
         key = (env.source, env.topic)
-        last = self._last.get(key)
-        if last is not None and env.seq > last + 1:
-            self.dropped += env.seq - last - 1
-        self._last[key] = env.seq  # a restarted publisher starts again at 1: no gap counted
+        seq = env.seq
+        if env.kind == _MARK:
+            born = env.payload
+            self.gaps.mark(key, seq, reorders, born if type(born) is int else None)
+            return
+        if self._last.get(key, -1) + 1 == seq:  # the common case, inline
+            self._last[key] = seq
+        else:
+            self.gaps.message(key, seq, reorders, env.mono_ns)
+        out.append(env)
+        self.received += 1
 
     def _forgery(self, topic: str, source: str) -> None:
         self.forged += 1
@@ -438,23 +567,21 @@ class Subscriber:
                 self._forgery(head.topic, head.source)
                 return
             key = (head.source, head.topic)
-            last = self._last.get(key)
-            if last is not None and head.seq > last + 1:
-                self.dropped += head.seq - last - 1
             n = len(head.items)
             if n:
-                self._last[key] = head.seq + n - 1
+                self.gaps.run(key, head.seq, n, head.items[0][0])
                 out.extend(wire.unpack(head))
                 self.received += n
             else:  # a mark: the publisher has sent up to seq - 1 (never stale: one publisher's frames keep order)
-                self._last[key] = head.seq - 1
+                self.gaps.mark(key, head.seq - 1, False)
             return
         try:
             topic, env = wire.decode_topic_frame(frame)
         except FrameError as err:
             self.rejects.reject(err)
             return
-        if kernel_topic(topic, env.source) and self._twins.pop(frame, None) is None:
+        vouched = kernel_topic(topic, env.source)
+        if vouched and self._twins.pop(frame, None) is None:
             # no authentic copy (yet): hold it (never stalling the rest), or drop it without a kernel channel
             if self.kernel is not None:
                 if len(self._early) < TWIN_MAX:
@@ -462,9 +589,7 @@ class Subscriber:
                 else:
                     self._forgery(topic, env.source)
             return
-        self._account(env)
-        out.append(env)
-        self.received += 1
+        self._deliver(env, out, vouched)  # a vouched topic's copies can come out of order (late twins)
 
     def take_kernel_frames(self, frames: list[zmq.Frame]) -> list[Envelope]:
         """Frames from the kernel's endpoint: checked to come from the kernel's pid, then matched with their
@@ -489,11 +614,9 @@ class Subscriber:
             data = frame.bytes
             early = self._early.pop(data, None)
             if early is not None:
-                self._account(early[1])
-                out.append(early[1])
+                self._deliver(early[1], out, True)
             elif len(self._twins) < TWIN_MAX:
                 self._twins[data] = deadline
-        self.received += len(out)
         return out
 
     def _expire(self, now: float) -> list[Envelope]:
@@ -511,9 +634,7 @@ class Subscriber:
                 except FrameError as err:
                     self.rejects.reject(err)
                     continue
-                self._account(env)
-                out.append(env)
-        self.received += len(out)
+                self._deliver(env, out, True)
         return out
 
     def _next_deadline(self) -> float | None:
