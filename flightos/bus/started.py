@@ -73,16 +73,32 @@ class Ledger:
         return i != -1
 
 
+class Unreadable(Ledger):
+    """A dead incarnation whose ledger could not be read: any command may have started (never run one twice)."""
+
+    def __init__(self) -> None:
+        super().__init__(b"")
+
+    def __contains__(self, entry: object) -> bool:
+        return isinstance(entry, bytes) and len(entry) == SLOT
+
+
 def read_started(path: Path) -> Ledger | None:
-    """A dead incarnation's ledger; None if there is no readable ledger (then nothing is proven)."""
+    """A dead incarnation's ledger; None if it never had one, ``Unreadable`` if it had one that cannot be read.
+
+    An incarnation without a ledger served no direct callers (the host opens its direct socket only with a
+    ledger), so only what the kernel delivered could have run there, and all of that counts as started.
+    """
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
-    except OSError:
+    except FileNotFoundError:
         return None
+    except OSError:
+        return Unreadable()
     try:
         return Ledger(os.read(fd, SLOT * SLOTS))
     except OSError:
-        return None
+        return Unreadable()
     finally:
         os.close(fd)
 

@@ -352,6 +352,14 @@ class ServiceHost:
         """Serve operators' commands one hop away once ready (``flightos.bus.direct``); else they use the kernel."""
         if self.spec.kernel_pid <= 0:
             return
+        if self.started is None:  # without a ledger the kernel could not tell a re-sent command had run here
+            log.warning(
+                "service.direct_unavailable",
+                service=self.spec.name,
+                error="no started ledger",
+                note="operators' commands go through the kernel",
+            )
+            return
         try:
             self.direct = DirectServer(
                 self.ctx,

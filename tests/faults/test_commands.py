@@ -284,4 +284,19 @@ def test_the_started_ledger_survives_wrapping_and_proves_only_what_it_holds(tmp_
     assert started.digest(ids[0]) not in ledger  # overwritten: the kernel counts deliveries to know
     assert started.digest("never") not in ledger
     assert sum(started.digest(c) in ledger for c in ids[-100:]) == 100  # the indexed path agrees
-    assert started.read_started(tmp_path / "missing") is None
+    assert started.read_started(tmp_path / "missing") is None  # never had one: served no direct caller
+
+
+def test_a_ledger_that_exists_but_cannot_be_read_proves_nothing(tmp_path: Path) -> None:
+    """A ledger the kernel cannot read (a symlink planted in its place, a directory, an I/O error) counts every
+    command as started: a direct caller's re-send is answered 'ran at most once', never run a second time."""
+    target = tmp_path / "elsewhere"
+    target.write_bytes(bytes(started.SLOT))
+    planted = started.ledger_path(tmp_path, "svc", 1)
+    planted.symlink_to(target)
+    directory = started.ledger_path(tmp_path, "svc", 2)
+    directory.mkdir()
+    for path in (planted, directory):
+        ledger = started.read_started(path)
+        assert isinstance(ledger, started.Unreadable)
+        assert started.digest("anything") in ledger and b"short" not in ledger

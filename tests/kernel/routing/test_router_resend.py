@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from flightos.bus import started
 from flightos.kernel.records import State
 from flightos.kernel.routing.router import DEAD_LEDGER_S
 from tests.kernel.routing.fakes import FakeLink, Harness, error, make_harness, value
@@ -276,3 +277,18 @@ def test_resend_after_the_service_moved_to_another_board_is_answered_from_the_le
     h.send("svc", "d2", resent=True)
     ran_at_most_once(h, "d1")
     assert [cmd.cid for cmd in link.forwarded] == ["d2"]
+
+
+def test_resend_after_a_death_whose_ledger_cannot_be_read_is_answered_started_not_run_again(h: Harness) -> None:
+    """The dead incarnation's ledger is there but cannot be read (here a directory took its place): it proves
+    nothing, so a direct caller's re-send may have run there and is answered 'started', never delivered again."""
+    direct_run_then_crash(h, "d1")
+    ledger = started.ledger_path(h.runtime_dir, "svc", h.rec("svc").incarnation)
+    ledger.unlink()
+    ledger.mkdir()
+    h.reaped("svc", State.BACKOFF)
+    h.send("svc", "d1", resent=True)
+    ran_at_most_once(h, "d1")
+    h.start("svc")
+    h.clock.advance(60)
+    assert h.delivered("svc") == []
