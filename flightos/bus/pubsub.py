@@ -656,7 +656,7 @@ class Subscriber:
             pass
         if self._twins or self._early:
             late += self._expire(time.monotonic())
-        return batch + late if late else batch
+        return late + batch if late else batch  # the late ones were published first (held for their twins)
 
     async def next(self) -> Envelope:
         """The next message, one at a time (what a batch held beyond it waits for the next call)."""
