@@ -16,6 +16,7 @@ POLLIN = int(zmq.POLLIN)
 POLLOUT = int(zmq.POLLOUT)
 _EVENTS = int(zmq.EVENTS)
 _NOBLOCK = int(zmq.NOBLOCK)
+_SNDMORE = int(zmq.SNDMORE)
 # Plain ints: ZeroMQ's IntFlag enums cost a Python-level __and__ on every test in the hot path.
 
 FAIR_SHARE = 2048
@@ -77,16 +78,35 @@ class AsyncSocket:
             self._readable.set()
             return
         handled = 0
-        while events & POLLIN and handled < FAIR_SHARE:
-            batch = self.drain_multipart(FAIR_SHARE, self._copy) if self._multipart else self.drain(FAIR_SHARE)
+        while handled < FAIR_SHARE:
+            batch = self._receive(FAIR_SHARE)
             handled += len(batch)
             if batch:
                 self._handler(batch)
             if self.closed:  # the handler may have closed us
                 return
-            events = self._events()
-        if events & POLLIN:
+            if len(batch) < FAIR_SHARE:
+                # The receive saw the socket empty (and re-armed the FD): what arrives from now on wakes the
+                # FD again, and a send from the handler re-checks (_after_send). No EVENTS read needed here.
+                return
+        if self._events() & POLLIN:
             self._schedule()  # more is waiting: continue after other callbacks have had a turn
+
+    def _receive(self, limit: int) -> list[Any]:
+        """The messages ready now (POLLIN was seen), until the socket is seen empty or ``limit``.
+
+        A lone message (a command, a result) is followed by an EVENTS read rather than a receive
+        that fails: pyzmq's EAGAIN exception costs more than the read. A burst drains until EAGAIN.
+        """
+        multipart, copy = self._multipart, self._copy
+        try:
+            first = self.sock.recv_multipart(_NOBLOCK, copy=copy) if multipart else self.sock.recv(_NOBLOCK)
+        except zmq.Again:
+            return []
+        if limit <= 1 or not self._events() & POLLIN:
+            return [first]
+        rest = self.drain_multipart(limit - 1, copy) if multipart else self.drain(limit - 1)
+        return [first, *rest]
 
     def pump(self) -> None:
         """Handle whatever is ready now, synchronously (before a decision that depends on unread messages)."""
@@ -181,6 +201,21 @@ class AsyncSocket:
             except zmq.Again:
                 await self.wait_writable()
         self._after_send()
+
+    def send_nowait(self, frame: bytes) -> None:
+        """Send one frame now or raise zmq.ZMQError (EAGAIN at the HWM, or no connection with ZMQ_IMMEDIATE)."""
+        try:
+            self.sock.send(frame, _NOBLOCK)
+        finally:
+            self._after_send()
+
+    def send_routed_nowait(self, route: bytes, frame: bytes) -> None:
+        """Send ``[route, frame]`` on a ROUTER now, as two plain sends (send_multipart's generality costs more)."""
+        try:
+            self.sock.send(route, _NOBLOCK | _SNDMORE)
+            self.sock.send(frame, _NOBLOCK)
+        finally:
+            self._after_send()
 
     def send_multipart_nowait(self, frames: list[bytes]) -> None:
         """Send now or raise zmq.ZMQError (EAGAIN at the HWM, EHOSTUNREACH for an unknown peer)."""

@@ -117,6 +117,9 @@ class CommandChannel:
         """Commands in flight on a direct link: (link, destination, name, args, deadline on the loop clock)."""
         self.direct_stats = {"sent": 0, "via_kernel": 0, "resent": 0}
         self._resends = TaskSet("direct-resend")
+        self._give_up_at: dict[str, tuple[float, asyncio.Future[Any]]] = {}
+        """When (loop clock) each waiting call stops waiting for its answer, and its future."""
+        self._sweep: asyncio.TimerHandle | None = None
 
     def start(self) -> None:
         """Start receiving on the running event loop (results and commands are handled as they arrive)."""
@@ -171,7 +174,7 @@ class CommandChannel:
         if self._asock is None or self._asock.closed:
             return False
         try:
-            self._asock.send_multipart_nowait([frame])
+            self._asock.send_nowait(frame)
         except zmq.ZMQError:
             return False
         return True
@@ -223,7 +226,7 @@ class CommandChannel:
                 or not self._send_direct(destination, cid, frame, name, args or {}, loop.time() + timeout)
             ):
                 await self.send_frame(frame)
-        timer = loop.call_later(timeout + LOCAL_GRACE_S, self._give_up, cid, fut)
+        self._watch(cid, fut, loop.time() + timeout + LOCAL_GRACE_S, loop)
         try:
             # Shield only a result shared by concurrent callers of one id (a cancelled caller must not
             # cancel the others); the common case awaits directly, which saves a loop iteration.
@@ -234,8 +237,34 @@ class CommandChannel:
                 command_id=cid,
             ) from None
         finally:
-            timer.cancel()
+            if fut.done():  # answered (or given up) for every caller of this id; else its give-up time stays
+                self._give_up_at.pop(cid, None)
         return result_value(payload)
+
+    def _watch(self, cid: str, fut: asyncio.Future[Any], at: float, loop: asyncio.AbstractEventLoop) -> None:
+        """Give up on ``cid`` at loop time ``at`` unless answered: one timer for every call, at the earliest.
+
+        A timer per call cost its arming and cancelling on every round trip; calls mostly end long before.
+        """
+        known = self._give_up_at.get(cid)
+        if known is None or at < known[0]:
+            self._give_up_at[cid] = (at, fut)
+        if self._sweep is None or at < self._sweep.when():
+            if self._sweep is not None:
+                self._sweep.cancel()
+            self._sweep = loop.call_at(at, self._sweep_due)
+
+    def _sweep_due(self) -> None:
+        """Give up on every call past its time; wake again at the next one still waiting."""
+        self._sweep = None
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        due = [(cid, fut) for cid, (at, fut) in self._give_up_at.items() if at <= now]
+        for cid, fut in due:
+            del self._give_up_at[cid]
+            self._give_up(cid, fut)
+        if self._give_up_at:
+            self._sweep = loop.call_at(min(at for at, _ in self._give_up_at.values()), self._sweep_due)
 
     def _send_direct(
         self, destination: str, cid: str, frame: bytes, name: str, args: dict[str, Any], deadline: float
@@ -292,6 +321,7 @@ class CommandChannel:
         self._direct.pop(cid, None)
         if not fut.done():
             fut.set_exception(asyncio.TimeoutError())
+            fut.exception()  # its callers raise it; a caller that was cancelled meanwhile leaves none to log
 
     def close(self) -> None:
         """Stop receiving, fail pending calls, close the socket with bounded linger."""
@@ -300,6 +330,10 @@ class CommandChannel:
                 fut.cancel()
         self._pending.clear()
         self._direct.clear()
+        self._give_up_at.clear()
+        if self._sweep is not None:
+            self._sweep.cancel()
+            self._sweep = None
         for link in self._links.values():
             link.close()
         self._links.clear()

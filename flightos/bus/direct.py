@@ -188,7 +188,7 @@ class DirectServer:
     def send(self, route: Route, frame: bytes) -> None:
         """Answer a direct caller; a caller that left is not waited for (it re-sent through the kernel)."""
         with contextlib.suppress(zmq.ZMQError):
-            self.asock.send_multipart_nowait([route, frame])
+            self.asock.send_routed_nowait(route, frame)
 
     def close(self) -> None:
         """Stop serving: connected clients see the connection drop and go through the kernel."""
@@ -228,7 +228,7 @@ class DirectLink:
         if self.lost:
             return False
         try:
-            self.asock.send_multipart_nowait([frame])
+            self.asock.send_nowait(frame)
         except zmq.ZMQError:
             return False
         return True

@@ -88,6 +88,12 @@ class ServiceHost:
         self._running: dict[str, asyncio.Task[None]] = {}
         self._routes: dict[str, list[bytes | None]] = {}
         """Where to answer a running command that came directly (a routing id; None: the kernel too)."""
+        self._builtin_table = self._builtins()
+        """Built once: dispatch looks a command up here on every call."""
+        self._deadlines: dict[str, asyncio.TimerHandle] = {}
+        """Deadline timers of running commands that waited (a command answered at once never gets one)."""
+        self._expired: set[str] = set()
+        """Commands whose deadline cancelled their task (their handler's CancelledError becomes deadline_exceeded)."""
         self._direct_ms: dict[str, int] = {}
         """Timeouts of running commands that came directly (their results' copies to the kernel say it)."""
         self._copies: list[bytes] = []
@@ -427,9 +433,37 @@ class ServiceHost:
 
     def _start(self, env: Envelope, loop: asyncio.AbstractEventLoop) -> None:
         cid = env.corr
+        begun = loop.time()
         task = start_eagerly(self._execute(env), loop)
-        if cid not in self._done:  # still running
+        if cid not in self._done:  # still running: it waits, so its deadline (from ``begun``) is armed now
             self._running[cid] = task
+            ms = self._deadline_ms(env.payload)
+            if ms:
+                self._deadlines[cid] = loop.call_at(begun + ms / 1000.0, self._expire, cid)
+
+    def _deadline_ms(self, payload: Any) -> int:
+        """A command's own deadline in ms (0: none); built-in commands have none, as before."""
+        if not isinstance(payload, dict):
+            return 0
+        ms = payload.get("timeout_ms")
+        if not (isinstance(ms, int) and ms > 0) or payload.get("name") in self._builtin_table:
+            return 0
+        return ms
+
+    def _expire(self, cid: str) -> None:
+        """A command's deadline passed while its handler waited: cancel its task (it answers deadline_exceeded)."""
+        self._deadlines.pop(cid, None)
+        task = self._running.get(cid)
+        if task is not None and not task.done():
+            self._expired.add(cid)
+            task.cancel()
+
+    def _settled(self, cid: str) -> None:
+        """A command's handler is over: its deadline timer and expiry mark go."""
+        timer = self._deadlines.pop(cid, None)
+        if timer is not None:
+            timer.cancel()
+        self._expired.discard(cid)
 
     async def _execute(self, env: Envelope) -> None:
         cid = env.corr
@@ -444,6 +478,7 @@ class ServiceHost:
             self.commands_failed += 1
         except asyncio.CancelledError:  # stopping: a redelivery (a direct caller's resend) must not run it again
             self._running.pop(cid, None)
+            self._settled(cid)
             self._done[cid] = error_payload(
                 ServiceFailed(
                     f"service {self.spec.name!r} stopped while running it; it had started and ran at most once",
@@ -456,6 +491,8 @@ class ServiceHost:
             log.exception("service.command_failed", service=self.spec.name, command_id=cid)
             result = error_payload(HandlerError(f"{type(exc).__name__}: {exc}"))
             self.commands_failed += 1
+        if self._deadlines or self._expired:
+            self._settled(cid)
         self._done[cid] = result
         if len(self._done) > DONE_CACHE:
             self._done.popitem(last=False)
@@ -514,8 +551,7 @@ class ServiceHost:
             raise BadArguments("malformed command payload")
         name: str = payload["name"]
         args = payload.get("args") or {}
-        timeout_ms = payload.get("timeout_ms")
-        builtin = self._builtins().get(name)
+        builtin = self._builtin_table.get(name)
         if builtin is not None:
             return await builtin(args)
         bound = self.shape.commands.get(name)
@@ -523,32 +559,18 @@ class ServiceHost:
             raise UnknownCommand(
                 f"service {self.spec.name!r} has no command {name!r}", available=sorted(self.shape.commands)
             )
-        kwargs = validate(f"{self.spec.name}.{name}", bound.arguments, args)
-        coro = getattr(self.service, bound.attr)(**kwargs)
-        if not (isinstance(timeout_ms, int) and timeout_ms > 0):
-            return await coro
-        # Cancel the command's own task at the deadline: cheaper than wait_for, which starts another task.
-        # Started eagerly, its task is in _running once it first waits, before this timer can fire.
-        expired = False
-
-        def expire() -> None:
-            nonlocal expired
-            expired = True
-            task = self._running.get(cid)
-            if task is not None:
-                task.cancel()
-
-        timer = asyncio.get_running_loop().call_later(timeout_ms / 1000.0, expire)
+        kwargs = validate(f"{self.spec.name}.{name}", bound.arguments, args) if bound.arguments or args else {}
+        # The deadline is armed by _start only if the handler waits (one that answers at once costs no timer);
+        # at the deadline _expire cancels the command's own task, cheaper than wait_for's extra task.
         try:
-            return await coro
+            return await getattr(self.service, bound.attr)(**kwargs)
         except asyncio.CancelledError:
-            if expired:
+            if cid in self._expired:
+                self._expired.discard(cid)
                 raise DeadlineExceeded(
                     f"{self.spec.name}.{name}: deadline exceeded while running (the handler was cancelled)"
                 ) from None
             raise
-        finally:
-            timer.cancel()
 
     # ---- built-in commands every service answers ----------------------------------------------
     def _builtins(self) -> dict[str, Callable[[dict[str, Any]], Awaitable[Any]]]:
