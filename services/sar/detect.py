@@ -13,14 +13,14 @@ import math
 import struct
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
 
 from services.sar.cfar import box_mean, ca_cfar, dilate, os_cfar, os_geometry
-from services.sar.kcfar import KFit, k_cfar
+from services.sar.kcfar import WHITE_TEXTURE_RHO, KFit, k_cfar, texture_correlation
 from services.sar.scene import GeoTransform, Ship, Truth
 
 Method = Literal["ca", "os", "k"]
@@ -85,6 +85,8 @@ class TileResult:
     crossings: int = 0  # pixels of the core above their threshold
     unclustered: int = 0  # crossings not in a reported ship: the observed false alarms (approximate)
     nu: tuple[float, ...] = ()  # K texture shape fitted in the cells centred in the core (method "k")
+    pfa: float = 0.0  # the per-pixel pfa this tile was tested at (0: the scene's; differs with ``adapt``)
+    texture_rho: float | None = None  # the texture correlation that chose this tile's detector (``adapt``)
 
 
 @dataclass(frozen=True)
@@ -225,7 +227,9 @@ class Settings:
     lower ``pfa`` with it (1e-6), as its crossings come in clumps. ``elongation`` > 0 reports only
     clusters whose length is at least that many times their width (moments of the grown cluster):
     a ship is long and narrow, while the texture patches of a spiky sea correlated over a few pixels
-    cross the threshold as round blobs (2.0 lifts precision there, docs/sar.md). Clusters up to ``max_extent_px``
+    cross the threshold as round blobs (2.0 lifts precision there, docs/sar.md). ``adapt`` (method "k")
+    chooses per tile from the texture's measured correlation (``for_tile``): ``smooth`` 3 at pfa/100
+    where it is white, ``elongation`` (2 unless set) where it is correlated. Clusters up to ``max_extent_px``
     across are reported identically whatever the tiling with "ca" and "os"; "k" fits its cells
     within each haloed tile, so its thresholds near tile edges depend slightly on the tiling.
     """
@@ -246,6 +250,7 @@ class Settings:
     max_extent_px: int = 64
     smooth: int = 1
     elongation: float = 0.0  # > 0: report only clusters at least this many times longer than wide
+    adapt: bool = False  # per tile: the 3x3 mean at pfa/100 on white texture, else K with elongation
 
     def __post_init__(self) -> None:
         if self.method not in ("ca", "os", "k"):
@@ -276,6 +281,10 @@ class Settings:
         e = self.elongation
         if isinstance(e, bool) or not isinstance(e, (int, float)) or not (e == 0 or 1 <= e <= 20):  # NaN fails
             raise ValueError(f"elongation must be 0 (off) or from 1 to 20, not {self.elongation}")
+        if not isinstance(self.adapt, bool):
+            raise ValueError(f"adapt must be True or False, not {self.adapt!r}")
+        if self.adapt and (self.method != "k" or self.smooth != 1):
+            raise ValueError("adapt chooses the smoothing itself: it needs method 'k' and smooth 1")
 
     @property
     def p(self) -> float:
@@ -285,11 +294,25 @@ class Settings:
     def reach(self) -> int:
         """How far (pixels) a detection decision depends on the image."""
         os_reach = os_geometry(self.guard, self.train, self.block)[2]
-        s = self.smooth // 2
+        s = 1 if self.adapt else self.smooth // 2  # adapt may smooth 3x3
         if self.method == "os":
             return os_reach + s
         r = self.guard + self.train
         return (r + os_reach + 1 if self.censor else r) + s
+
+    def for_tile(self, x: NDArray[np.float32], mask: Bool | None) -> tuple[Settings, float | None]:
+        """The settings for one tile, and the texture correlation that chose them (``adapt``; else self, None).
+
+        White texture (``kcfar.texture_correlation`` below ``WHITE_TEXTURE_RHO``): a faint ship's pixels
+        are lost among independent spikes, and the 3x3 mean finds it (at pfa/100: its crossings clump).
+        Correlated texture: the spikes come as round patches, which ``elongation`` (2 unless set) rejects.
+        """
+        if not self.adapt:
+            return self, None
+        rho = texture_correlation(x, mask)
+        if rho < WHITE_TEXTURE_RHO and self.looks * 9 <= 64:  # NaN (too few pixels): correlated
+            return replace(self, adapt=False, smooth=3, pfa=self.p / 100), rho
+        return replace(self, adapt=False, elongation=self.elongation or 2.0), rho
 
     def cfar(self, x: NDArray[np.float32], mask: Bool | None) -> tuple[Bool, NDArray[np.float32], KFit | None]:
         """Detections and thresholds of one (haloed) tile, and the K fit (method "k")."""
@@ -328,7 +351,7 @@ def plan(
         raise ValueError(f"tile must be at least 16 pixels, not {tile}")
     margin = st.max_extent_px + 2 * st.gap + st.grow_px
     halo = -(-(st.reach() + margin) // st.block) * st.block  # whole blocks keep the OS grid on the image grid
-    per_px = BYTES_PER_PX[st.method] + (4.0 if st.smooth > 1 else 0.0)  # the smoothed copy of the tile
+    per_px = BYTES_PER_PX[st.method] + (4.0 if st.smooth > 1 or st.adapt else 0.0)  # the smoothed copy
     side = max(h, w) if tile is None else int(tile)
     if memory_budget_bytes is not None:
         if per_px * h * w + RESERVE_BYTES <= memory_budget_bytes:
@@ -482,7 +505,8 @@ def detect_iter(
         hr0, hr1, hc0, hc1 = max(0, r0 - pl.halo), min(h, r1 + pl.halo), max(0, c0 - pl.halo), min(w, c1 + pl.halo)
         x = np.array(image[hr0:hr1, hc0:hc1], dtype=np.float32)
         m = None if land_mask is None else np.array(land_mask[hr0:hr1, hc0:hc1], dtype=np.bool_)
-        det, thr, kfit = st.cfar(x, m)
+        tst, rho = st.for_tile(x, m)
+        det, thr, kfit = tst.cfar(x, m)
         del m
         cr0, cr1, cc0, cc1 = r0 - hr0, r1 - hr0, c0 - hc0, c1 - hc0  # the core in the tile's coordinates
         tested = int(np.isfinite(thr[cr0:cr1, cc0:cc1]).sum())
@@ -503,7 +527,7 @@ def detect_iter(
             (hr0 + er0, hc0 + ec0),
             core,
             (h, w),
-            st,
+            tst,
             pixel_m=px_m,
             geo=geo,
         )
@@ -519,6 +543,8 @@ def detect_iter(
             crossings,
             max(0, crossings - seeds),
             nu,
+            tst.p,
+            rho,
         )
 
 
@@ -548,7 +574,7 @@ def detect(
     processed in tiles of ``tile`` pixels (smaller if ``memory_budget_bytes`` requires; ``None`` =
     the whole image unless the budget requires tiles) with a halo, so the result equals the
     whole-image result ("k": nearly). ``tuning`` holds the other ``Settings`` fields (``censor``,
-    ``censor_pfa``, ``gap``, ``rank``, ``block``, ``max_extent_px``, ``smooth``, ``elongation``).
+    ``censor_pfa``, ``gap``, ``rank``, ``block``, ``max_extent_px``, ``smooth``, ``elongation``, ``adapt``).
     """
     found: list[ShipDetection] = []
     for t in detect_iter(

@@ -16,17 +16,20 @@ class TileFigures(Protocol):
     def unclustered(self) -> int: ...
     @property
     def nu(self) -> tuple[float, ...]: ...
+    @property
+    def pfa(self) -> float: ...
 
 
 def clutter_figures(tiles: Sequence[TileFigures], pfa: float) -> dict[str, Any]:
     """The fitted K shape (median, min over cells; None unless method "k") and expected vs observed false alarms.
 
-    Expected is ``pfa`` times the pixels tested; observed is the crossings outside reported ships.
+    Expected is the pfa (the tile's own if it has one, else ``pfa``) times the pixels tested; observed is
+    the crossings outside reported ships.
     A ratio far from 1 tells the ground the clutter model does not fit this scene.
     """
     nu = [v for t in tiles for v in t.nu]
     tested = sum(t.tested_px for t in tiles)
-    expected = pfa * tested
+    expected = sum((t.pfa or pfa) * t.tested_px for t in tiles)
     observed = sum(t.unclustered for t in tiles)
     return {
         "clutter_nu_median": round(statistics.median(nu), 3) if nu else None,

@@ -12,6 +12,7 @@ correlated over the window: the ring mean already follows part of it.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -98,6 +99,42 @@ def fit(lny: NDArray[np.float32], looks: int, pfa: float, trim: float, cell: int
             logc = m - tab.at(nu, tab.m_full)
         cut = logc + tab.at(nu, tab.log_cut)
     return nu, logc
+
+
+WHITE_TEXTURE_RHO = 0.05  # below: the texture counts as white (Settings.adapt); see texture_correlation
+
+
+def texture_correlation(image: NDArray[np.floating], mask: Bool | None = None, lag: int = 2) -> float:
+    """Correlation of ln(intensity) between pixels ``lag`` apart (mean of rows and columns), land left out.
+
+    Speckle is white, so this is about 0 where the sea's texture is white too, and about the texture's
+    own correlation times var(ln T) / var(ln I) where it is correlated (0.1-0.6 for nu <= 4 over 8 px).
+    The log keeps a few bright ships from weighing. Every 4th row (column) is used: the estimate's
+    noise is ~0.002 on a 1024^2 tile. NaN when fewer than 1000 pairs are valid.
+    """
+    x = np.asarray(image, dtype=np.float32)
+    land = None if mask is None else np.asarray(mask, dtype=np.bool_)
+    rhos = []
+    for rows in (True, False):
+        sub = x[::4] if rows else x[:, ::4].T  # pairs along axis 1 of ``sub``
+        with np.errstate(divide="ignore", invalid="ignore"):
+            lx = np.log(sub)
+        if land is not None:
+            lx[land[::4] if rows else land[:, ::4].T] = np.nan
+        a, b = lx[:, :-lag], lx[:, lag:]
+        ok = np.isfinite(a) & np.isfinite(b)
+        n = int(ok.sum())
+        if n < 1000:
+            continue
+        if n < ok.size:
+            a, b = a[ok], b[ok]
+        ma, mb = a.mean(dtype=np.float64), b.mean(dtype=np.float64)
+        cov = float(np.multiply(a, b).mean(dtype=np.float64) - ma * mb)
+        va = float(np.square(a).mean(dtype=np.float64) - ma * ma)
+        vb = float(np.square(b).mean(dtype=np.float64) - mb * mb)
+        if va > 0 and vb > 0:
+            rhos.append(cov / math.sqrt(va * vb))
+    return float(np.mean(rhos)) if rhos else float("nan")
 
 
 def k_cfar(

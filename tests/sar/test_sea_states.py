@@ -8,9 +8,12 @@ lifts them out of the sea's texture (docs/sar.md has the table, and the states w
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from services.sar import detect as D
+from services.sar import kcfar
 from services.sar.figures import clutter_figures
 from tests.sar.seas import sea
 
@@ -111,12 +114,15 @@ def test_elongation_keeps_precision_on_spiky_correlated_sea() -> None:
     """elongation=2: nu 1.5, 4 looks, texture over 8 px (K alone: P ~0.7): ships from 8 dB at P and R >= 0.9.
 
     The texture's patches cross the K threshold together as round blobs; a ship is long and narrow.
+    adapt=True measures the texture as correlated here and finds exactly the same ships.
     """
     tp = n_found = n_ships = tp_k = n_k = 0
-    for seed in (33, 34, 41, 42):
+    for seed in (33, 34):
         s = sea((1024, 1024), seed, nu=1.5, looks=4, corr_px=8, ships=12)
         found = D.detect(s.image, looks=4, elongation=2.0)
         plain_k = D.detect(s.image, looks=4)
+        same = [(d.row, d.col, d.pixels) for d in D.detect(s.image, looks=4, adapt=True)]
+        assert same == [(d.row, d.col, d.pixels) for d in found]
         tp += len(D.score(found, s.ships)[2])
         tp_k += len(D.score(plain_k, s.ships)[2])
         n_found, n_ships, n_k = n_found + len(found), n_ships + len(s.ships), n_k + len(plain_k)
@@ -139,3 +145,44 @@ def test_elongation_settings_are_checked(bad: object) -> None:
     """An elongation below 1 (other than 0 = off), above 20, NaN or not a number is refused with a clear error."""
     with pytest.raises(ValueError, match="elongation"):
         D.Settings(elongation=bad)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("nu", "looks", "corr"), [(1.5, 1, 0), (1.0, 4, 0)])
+def test_adapt_finds_ships_from_8_db_on_white_spiky_sea(nu: float, looks: int, corr: int) -> None:
+    """adapt=True picks per tile: white texture -> the 3x3 mean (correlated -> K with elongation); P and R >= 0.9.
+
+    K alone misses 12-25 % of these ships.
+    """
+    tp = n_found = n_ships = 0
+    for seed in (41, 42):
+        s = sea((1024, 1024), seed, nu=nu, looks=looks, corr_px=corr, ships=12)
+        found = D.detect(s.image, looks=looks, adapt=True)
+        tp, n_found, n_ships = tp + len(D.score(found, s.ships)[2]), n_found + len(found), n_ships + len(s.ships)
+    assert tp / n_found >= 0.9 and tp / n_ships >= 0.9, (tp, n_found, n_ships)
+
+
+def test_adapt_keeps_the_false_alarm_rate_at_each_tiles_own_pfa() -> None:
+    """Plain white sea: a smoothed tile is tested at pfa/100; the figures expect that, and it holds within 3x."""
+    s = sea((1024, 1024), 5, nu=1.0, looks=1, corr_px=0)
+    tiles = list(D.detect_iter(s.image, adapt=True, pfa=2e-3))
+    assert [t.pfa for t in tiles] == [pytest.approx(2e-5)], [t.pfa for t in tiles]
+    f = clutter_figures(tiles, 2e-3)
+    assert f["fa_expected"] == pytest.approx(2e-5 * f["tested_px"], rel=1e-3), f
+    assert f["fa_expected"] / 3 <= f["fa_observed"] <= 3 * f["fa_expected"], f
+    assert len(D.detect(s.image, adapt=True)) <= 2
+
+
+def test_texture_correlation_tells_white_from_correlated_texture_and_ignores_land() -> None:
+    """About 0 on white texture, well above the white cut on texture over 8 px; land is left out; NaN if too little."""
+    white = sea((512, 512), 7, nu=1.5, looks=1, corr_px=0)
+    patchy = sea((512, 512), 7, nu=1.5, looks=1, corr_px=8, land=True)
+    assert abs(kcfar.texture_correlation(white.image)) < kcfar.WHITE_TEXTURE_RHO / 2
+    assert kcfar.texture_correlation(patchy.image, patchy.land) > 4 * kcfar.WHITE_TEXTURE_RHO
+    assert math.isnan(kcfar.texture_correlation(white.image[:20, :20]))
+
+
+@pytest.mark.parametrize("bad", [{"adapt": "yes"}, {"adapt": True, "method": "ca"}, {"adapt": True, "smooth": 3}])
+def test_adapt_settings_are_checked(bad: dict[str, object]) -> None:
+    """adapt must be a bool, and it chooses the smoothing itself: with method 'ca' or smooth 3 it is refused."""
+    with pytest.raises(ValueError, match="adapt"):
+        D.Settings(**bad)  # type: ignore[arg-type]
