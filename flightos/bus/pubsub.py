@@ -98,6 +98,13 @@ flush is pending): isolated messages wait for nothing, and a burst is coalesced 
 MARK_AFTER_S = (0.25, 2.0)
 """After a topic falls quiet, its last sequence number is sent this long after, then again this long after
 that, so a subscriber counts messages lost at the tail of a burst too."""
+MARK_PERIODS = 1.5
+"""…or, for a topic sent at a steady rate, once this many of its last intervals have passed without a message
+(up to MARK_PERIODIC_MAX_S): a 1 Hz topic is marked only when it stops, not after every message."""
+MARK_PERIODIC_MAX_S = 2.0
+MARK_SLACK_S = 0.1
+"""Marks due this soon are sent with those due now: one publisher's topics are marked together (a subscriber
+wakes once for them, not once per topic)."""
 _MARKS = len(MARK_AFTER_S)
 _MARK = Kind.MARK.value
 
@@ -114,6 +121,7 @@ class _Topic:
         "born_ns",
         "coalesce",
         "first",
+        "gap_ns",
         "items",
         "last_ns",
         "lead",
@@ -139,12 +147,14 @@ class _Topic:
         self.size = 0
         self.marks_left = 0
         self.mark_at = 0.0
-        self.last_ns = 0
-        """When a one-frame message last left on this topic (monotonic ns): its mark waits for quiet after it."""
         self.quiet_s = MARK_AFTER_S[0]
         self.born_ns = _mono_ns()
         """When the topic's first message left (about): its marks say it, so a subscriber can tell whether it
         was there from the start."""
+        self.last_ns = self.born_ns
+        """When a message (or batch) last left on this topic (monotonic ns): its mark waits for quiet after it."""
+        self.gap_ns = 0
+        """The interval before that one: a steady topic is quiet only once its next message is overdue."""
 
 
 class Publisher:
@@ -271,7 +281,6 @@ class Publisher:
             if loop is None:  # no event loop to flush at the end of: this message goes now
                 timed = t.mark_at if t.marks_left == _MARKS else 0.0
                 self._send_batch(t)
-                t.last_ns = now
                 if timed:  # its mark already waits for quiet (after last_ns)
                     t.mark_at = timed
                 else:
@@ -293,6 +302,7 @@ class Publisher:
         if self.vouch is not None and t.name.startswith(VOUCHED_PREFIXES):
             self.vouch(frame)
         self.sent += 1
+        t.gap_ns = now - t.last_ns
         t.last_ns = now
         if t.marks_left != _MARKS:  # not yet waiting for quiet since its last mark
             self._watch(t, now)
@@ -323,6 +333,9 @@ class Publisher:
         self._marking.add(t)
         t.marks_left = len(MARK_AFTER_S)
         t.mark_at = 0.0  # set at the flush: a busy topic is not marked
+        now = _mono_ns()
+        t.gap_ns = now - t.last_ns
+        t.last_ns = now
 
     def flush(self) -> None:
         """Send every open batch now (called at the end of the loop iteration that opened them)."""
@@ -374,9 +387,10 @@ class Publisher:
         for t in list(self._marking):
             if t.items or t.mark_at == 0.0:  # a batch is open: its flush will schedule this topic's mark
                 continue
-            if t.marks_left == _MARKS and t.last_ns:  # one-frame messages: quiet since the last one
-                t.mark_at = max(t.mark_at, t.last_ns / 1e9 + t.quiet_s)
-            if t.mark_at > now:
+            if t.marks_left == _MARKS and t.last_ns:  # quiet since the last message, and past its usual interval
+                quiet = max(t.quiet_s, min(t.gap_ns * (MARK_PERIODS / 1e9), MARK_PERIODIC_MAX_S))
+                t.mark_at = max(t.mark_at, t.last_ns / 1e9 + quiet)
+            if t.mark_at > now + MARK_SLACK_S:
                 wake = t.mark_at if wake is None else min(wake, t.mark_at)
                 continue
             self._mark(t)

@@ -33,7 +33,7 @@ def main(xsub: str, kev: str) -> None:
         def script_thread() -> None:  # a script: no event loop in this thread
             while not stop.is_set():
                 script.publish("tm.script", None)
-                stop.wait(0.005)
+                stop.wait(0.02)
             stopped.set()
             go.wait()
             for i in range(EACH):
@@ -49,7 +49,7 @@ def main(xsub: str, kev: str) -> None:
         while not line.done():  # probes until the subscriber has every topic
             kernel.publish("tm.kernel.burst", None)
             svc.publish("ev.svc", None, Kind.EVENT)
-            await asyncio.wait({line}, timeout=0.005)
+            await asyncio.wait({line}, timeout=0.02)
         assert line.result().strip() == "stop"
         stop.set()
         await loop.run_in_executor(None, stopped.wait)

@@ -9,6 +9,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import zmq
 
@@ -17,7 +18,7 @@ from flightos.bus.endpoints import Endpoints
 from flightos.bus.envelope import Kind
 from flightos.bus.gaps import Gaps
 from flightos.bus.proxy import Proxy
-from flightos.bus.pubsub import KernelChannel, Subscriber
+from flightos.bus.pubsub import KernelChannel, Publisher, Subscriber
 from flightos.testing import eventually
 from tests.bus.tail_publishers import EACH
 
@@ -189,11 +190,11 @@ async def test_one_frame_bursts_have_every_lost_message_counted_the_tail_include
         tell("stop")
         probed = await answer()
 
-        async def settled() -> bool:  # every probe accounted for: what is counted from here on is the burst's
+        async def settled() -> tuple[int, int, dict[str, int | None]]:  # what is counted from here is the burst's
             await read()
-            return not sub._twins and not sub._early and all(sub.gaps.last.get(k) == probed[k[0]] for k in TOPICS)
+            return len(sub._twins), len(sub._early), {s: sub.gaps.last.get((s, t)) for s, t in TOPICS}
 
-        await eventually(settled, timeout=10, what="the last probes")
+        await eventually(settled, until=lambda v: v == (0, 0, probed), timeout=10, what=f"the last probes {probed}")
         dropped_before = sub.dropped
         tell("go")  # and read nothing until the publishers are done
         sent = await answer()
@@ -221,4 +222,38 @@ async def test_one_frame_bursts_have_every_lost_message_counted_the_tail_include
             child.wait()
         sub.close()
         proxy.stop()
+        ctx.term()
+
+
+async def test_a_steady_topic_is_marked_when_it_stops_not_after_every_message(tmp_path: Path) -> None:
+    """A topic sent once a second is quiet only when its next message is overdue (1.5 intervals), so a
+    kernel topic at 1 Hz costs no mark per message; a burst's end is marked after the first delay."""
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    pub = Publisher(ctx, f"ipc://{tmp_path}/nobody.sock", "svc", coalesce=False)
+    marked: list[str] = []
+    send_mark = pub._mark
+
+    def mark(t: Any) -> None:
+        marked.append(t.name)
+        send_mark(t)
+
+    pub._mark = mark  # type: ignore[method-assign]
+    try:
+        for _ in range(3):
+            pub.publish("tm.steady", 1)
+        t = pub._topics["tm.steady"]
+        t.last_ns -= 10**9  # its last interval was one second
+        t.gap_ns = 10**9
+        last = t.last_ns / 1e9
+        pub.publish("tm.burst", 1)
+        pub.publish("tm.burst", 2)
+        burst_end = pub._topics["tm.burst"].last_ns / 1e9
+        pub._due_marks(burst_end + 0.3)  # the burst's end is marked; the steady topic is not yet late
+        assert marked == ["tm.burst"]
+        pub._due_marks(last + 1.3)
+        assert marked == ["tm.burst"]
+        pub._due_marks(last + 1.6)
+        assert marked == ["tm.burst", "tm.steady"]
+    finally:
+        pub.close()
         ctx.term()
