@@ -33,7 +33,13 @@ BYTES_PER_PX = {"ca": 44.0, "os": 40.0, "k": 44.0}
 RESERVE_BYTES = 2 << 20
 # Per-pixel false-alarm probability by method. K-CFAR holds its rate on spiky sea, so it can afford
 # 1e-4: its false alarms are isolated pixels and a ship needs ``min_pixels`` of them (see docs/sar.md).
-DEFAULT_PFA = {"ca": 1e-6, "os": 1e-6, "k": 1e-4}  # fixed overhead: tables, the detections so far, Python objects
+DEFAULT_PFA = {"ca": 1e-6, "os": 1e-6, "k": 1e-4}
+# adapt's white branch (3x3 mean): where the smoothed sea still fits a spiky K (median nu below this),
+# its spikes' means cross as round clusters, so clusters under SMOOTHED_ELONGATION x as long as wide
+# are dropped (smoothing widens a ship by 2 px, hence less than 2); on calmer sea small ships
+# smoothed round are kept (docs/sar.md)
+SPIKY_SMOOTHED_NU = 15.0
+SMOOTHED_ELONGATION = 1.4  # fixed overhead: tables, the detections so far, Python objects
 
 
 # ----------------------------------------------------------------------------------------------
@@ -229,7 +235,8 @@ class Settings:
     a ship is long and narrow, while the texture patches of a spiky sea correlated over a few pixels
     cross the threshold as round blobs (2.0 lifts precision there, docs/sar.md). ``adapt`` (method "k")
     chooses per tile from the texture's measured correlation (``for_tile``): ``smooth`` 3 at pfa/100
-    where it is white, ``elongation`` (2 unless set) where it is correlated. Clusters up to ``max_extent_px``
+    where it is white (with elongation 1.4 where the smoothed sea is still spiky, ``smoothed_shape``),
+    ``elongation`` (2 unless set) where it is correlated. Clusters up to ``max_extent_px``
     across are reported identically whatever the tiling with "ca" and "os"; "k" fits its cells
     within each haloed tile, so its thresholds near tile edges depend slightly on the tiling.
     """
@@ -311,8 +318,16 @@ class Settings:
             return self, None
         rho = texture_correlation(x, mask)
         if rho < WHITE_TEXTURE_RHO and self.looks * 9 <= 64:  # NaN (too few pixels): correlated
-            return replace(self, adapt=False, smooth=3, pfa=self.p / 100), rho
+            return replace(self, adapt=False, smooth=3, pfa=self.p / 100, elongation=0.0), rho
         return replace(self, adapt=False, elongation=self.elongation or 2.0), rho
+
+    def smoothed_shape(self, kfit: KFit | None) -> Settings:
+        """adapt's white branch after its fit: elongation 1.4 where the smoothed sea is still spiky."""
+        if kfit is None or self.smooth == 1 or not kfit.nu.size:
+            return self
+        if float(np.median(kfit.nu)) < SPIKY_SMOOTHED_NU:
+            return replace(self, elongation=SMOOTHED_ELONGATION)
+        return self
 
     def cfar(self, x: NDArray[np.float32], mask: Bool | None) -> tuple[Bool, NDArray[np.float32], KFit | None]:
         """Detections and thresholds of one (haloed) tile, and the K fit (method "k")."""
@@ -507,6 +522,8 @@ def detect_iter(
         m = None if land_mask is None else np.array(land_mask[hr0:hr1, hc0:hc1], dtype=np.bool_)
         tst, rho = st.for_tile(x, m)
         det, thr, kfit = tst.cfar(x, m)
+        if st.adapt:
+            tst = tst.smoothed_shape(kfit)
         del m
         cr0, cr1, cc0, cc1 = r0 - hr0, r1 - hr0, c0 - hc0, c1 - hc0  # the core in the tile's coordinates
         tested = int(np.isfinite(thr[cr0:cr1, cc0:cc1]).sum())

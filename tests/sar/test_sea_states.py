@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
 from services.sar import detect as D
@@ -23,18 +24,22 @@ STATES = [(nu, looks, corr) for nu in (1.0, 1.5, 4.0, 20.0) for looks in (1, 4) 
 def _false_alarms(
     nu: float, looks: int, corr: int, pfa: float | None, land: bool = False, seed: int = 5
 ) -> dict[str, float]:
-    """The scene figures (as tm.sar.scene reports them) of ``detect`` on 1024^2 plain sea."""
+    """The scene figures (as tm.sar.scene reports them) of ``detect`` on 1024^2 plain sea, and ``crossed``.
+
+    ``crossed`` counts every crossing (on plain sea each is a false alarm); the scene's ``fa_observed``
+    leaves out those inside reported clusters, which it cannot tell from ships.
+    """
     s = sea((1024, 1024), seed, nu=nu, looks=looks, corr_px=corr, land=land)
     st = D.Settings(method="k", pfa=pfa, looks=looks)
     tiles = list(D.detect_iter(s.image, land_mask=s.land, pfa=st.p, looks=looks))
-    return clutter_figures(tiles, st.p)
+    return {**clutter_figures(tiles, st.p), "crossed": sum(t.crossings for t in tiles)}
 
 
 @pytest.mark.parametrize(("nu", "looks", "corr"), STATES)
 def test_false_alarms_on_plain_sea_hold_on_every_state(nu: float, looks: int, corr: int) -> None:
     """At pfa 2e-5 on 1 Mpx (about 20 expected) the observed false alarms are within 3x, and nu is recovered."""
     f = _false_alarms(nu, looks, corr, 2e-5)
-    assert f["fa_expected"] / 3 <= f["fa_observed"] <= 3 * f["fa_expected"], f
+    assert f["fa_expected"] / 3 <= f["crossed"] <= 3 * f["fa_expected"], f
     assert f["clutter_nu_median"] == pytest.approx(nu, rel=0.25), f
 
 
@@ -42,7 +47,7 @@ def test_false_alarms_on_plain_sea_hold_on_every_state(nu: float, looks: int, co
 def test_false_alarms_at_the_default_pfa_and_off_a_coast(nu: float, looks: int) -> None:
     """The default pfa (1e-4) holds too, with masked land bright beside the sea; no alert from plain sea."""
     f = _false_alarms(nu, looks, 8, None, land=True, seed=9)
-    assert f["fa_expected"] / 3 <= f["fa_observed"] <= 3 * f["fa_expected"], f
+    assert f["fa_expected"] / 3 <= f["crossed"] <= 3 * f["fa_expected"], f
     s = sea((1024, 1024), 9, nu=nu, looks=looks, land=True)
     assert len(D.detect(s.image, land_mask=s.land, looks=looks)) <= 1
 
@@ -95,12 +100,17 @@ def test_smoothing_finds_faint_ships_on_spiky_white_sea(nu: float) -> None:
     assert tp / n_found >= 0.85 and tp / n_ships >= 0.9 and tp_k < tp, (tp, n_found, n_ships, tp_k)
 
 
-@pytest.mark.parametrize(("nu", "looks", "corr"), [(1.0, 1, 0), (1.5, 1, 8), (4.0, 4, 8)])
+@pytest.mark.parametrize(("nu", "looks", "corr"), [(1.5, 1, 8), (4.0, 4, 8), (4.0, 1, 0)])
 def test_smoothed_k_cfar_keeps_its_false_alarm_rate(nu: float, looks: int, corr: int) -> None:
-    """With smooth=3 the K fit is made on the smoothed image: plain-sea false alarms stay within 3x of pfa x pixels."""
+    """With smooth=3 the K fit is made on the smoothed image: every crossing on plain sea, within 3x of pfa x pixels.
+
+    Not on spiky white sea: at nu 1, one look, it is about 5x (docs/sar.md). The scene figure
+    ``fa_observed`` (crossings outside reported clusters) hid that, so every crossing is counted here.
+    """
     s = sea((1024, 1024), 5, nu=nu, looks=looks, corr_px=corr)
-    f = clutter_figures(list(D.detect_iter(s.image, pfa=2e-5, looks=looks, smooth=3)), 2e-5)
-    assert f["fa_expected"] / 3 <= f["fa_observed"] <= 3 * f["fa_expected"], f
+    tiles = list(D.detect_iter(s.image, pfa=2e-5, looks=looks, smooth=3))
+    f, crossed = clutter_figures(tiles, 2e-5), sum(t.crossings for t in tiles)
+    assert f["fa_expected"] / 3 <= crossed <= 3 * f["fa_expected"], (crossed, f)
 
 
 def test_smoothing_settings_are_checked() -> None:
@@ -132,10 +142,11 @@ def test_elongation_keeps_precision_on_spiky_correlated_sea() -> None:
 
 @pytest.mark.parametrize(("nu", "looks"), [(1.0, 4), (1.5, 2)])
 def test_elongation_keeps_the_false_alarm_rate_and_drops_false_ships(nu: float, looks: int) -> None:
-    """Plain correlated spiky sea: false pixels within 3x of pfa x pixels, and fewer false ships than K alone."""
+    """Plain correlated spiky sea: every crossing within 3x of pfa x pixels, and fewer false ships than K alone."""
     s = sea((1024, 1024), 5, nu=nu, looks=looks, corr_px=8)
-    f = clutter_figures(list(D.detect_iter(s.image, pfa=2e-5, looks=looks, elongation=2.0)), 2e-5)
-    assert f["fa_expected"] / 3 <= f["fa_observed"] <= 3 * f["fa_expected"], f
+    tiles = list(D.detect_iter(s.image, pfa=2e-5, looks=looks, elongation=2.0))
+    f, crossed = clutter_figures(tiles, 2e-5), sum(t.crossings for t in tiles)
+    assert f["fa_expected"] / 3 <= crossed <= 3 * f["fa_expected"], (crossed, f)
     with_shape, k_alone = len(D.detect(s.image, looks=looks, elongation=2.0)), len(D.detect(s.image, looks=looks))
     assert with_shape <= 2 and with_shape < k_alone, (with_shape, k_alone)
 
@@ -161,15 +172,19 @@ def test_adapt_finds_ships_from_8_db_on_white_spiky_sea(nu: float, looks: int, c
     assert tp / n_found >= 0.9 and tp / n_ships >= 0.9, (tp, n_found, n_ships)
 
 
-def test_adapt_keeps_the_false_alarm_rate_at_each_tiles_own_pfa() -> None:
-    """Plain white sea: a smoothed tile is tested at pfa/100; the figures expect that, and it holds within 3x."""
-    s = sea((1024, 1024), 5, nu=1.0, looks=1, corr_px=0)
+def test_adapt_tests_each_tile_at_its_own_pfa() -> None:
+    """Plain white sea: a smoothed tile is tested at pfa/100, and the scene figures expect that.
+
+    At nu 20 every crossing stays within 3x of it; on spiky white sea (nu <= 1.5) the smoothed
+    branch exceeds 3x, as smooth=3 does (docs/sar.md).
+    """
+    s = sea((1024, 1024), 5, nu=20.0, looks=1, corr_px=0)
     tiles = list(D.detect_iter(s.image, adapt=True, pfa=2e-3))
     assert [t.pfa for t in tiles] == [pytest.approx(2e-5)], [t.pfa for t in tiles]
-    f = clutter_figures(tiles, 2e-3)
+    f, crossed = clutter_figures(tiles, 2e-3), sum(t.crossings for t in tiles)
     assert f["fa_expected"] == pytest.approx(2e-5 * f["tested_px"], rel=1e-3), f
-    assert f["fa_expected"] / 3 <= f["fa_observed"] <= 3 * f["fa_expected"], f
-    assert len(D.detect(s.image, adapt=True)) <= 2
+    assert f["fa_expected"] / 3 <= crossed <= 3 * f["fa_expected"], (crossed, f)
+    assert len(D.detect(sea((1024, 1024), 5, nu=1.0, looks=1, corr_px=0).image, adapt=True)) <= 2
 
 
 def test_texture_correlation_tells_white_from_correlated_texture_and_ignores_land() -> None:
@@ -186,3 +201,18 @@ def test_adapt_settings_are_checked(bad: dict[str, object]) -> None:
     """adapt must be a bool, and it chooses the smoothing itself: with method 'ca' or smooth 3 it is refused."""
     with pytest.raises(ValueError, match="adapt"):
         D.Settings(**bad)  # type: ignore[arg-type]
+
+
+def test_adapt_drops_round_clusters_on_the_smoothed_branch_only_where_the_sea_is_still_spiky() -> None:
+    """White tile: 3x3 mean at pfa/100; elongation 1.4 if the smoothed sea fits nu < 15, none on calmer sea."""
+    white = sea((256, 256), 7, nu=1.0, looks=1, corr_px=0).image
+    st, rho = D.Settings(adapt=True).for_tile(white, None)
+    assert rho is not None and rho < kcfar.WHITE_TEXTURE_RHO
+    assert (st.smooth, st.p, st.elongation, st.adapt) == (3, pytest.approx(1e-6), 0.0, False)
+
+    def fitted(nu: float) -> kcfar.KFit:
+        return kcfar.KFit(np.full((2, 2), nu), np.zeros((2, 2)), 0, 128)
+
+    assert st.smoothed_shape(fitted(5.0)).elongation == D.SMOOTHED_ELONGATION
+    assert st.smoothed_shape(fitted(40.0)).elongation == 0.0
+    assert D.Settings().smoothed_shape(fitted(5.0)).elongation == 0.0  # not smoothed: unchanged
