@@ -45,6 +45,8 @@ class AsyncSocket:
         self._multipart = False
         self._copy = True
         self._scheduled = False
+        self._writers = 0
+        """Coroutines waiting in wait_writable."""
         self._loop.add_reader(self._fd, self._on_fd)
 
     def on_messages(self, handler: Callable[[list[Any]], None], multipart: bool = False, copy: bool = True) -> None:
@@ -62,9 +64,14 @@ class AsyncSocket:
         return int(self.sock.getsockopt(_EVENTS))
 
     def _on_fd(self) -> None:
-        # Reading EVENTS re-arms ZeroMQ's edge-triggered FD, so the selector does not spin.
+        # Reading EVENTS (or receiving) re-arms ZeroMQ's edge-triggered FD, so the selector does not spin.
         self._scheduled = False
         if self._closed:
+            return
+        if self._handler is not None and not self._writers:
+            # Nobody waits to send: receive at once. A wake-up almost always means a message, and a receive
+            # re-arms the FD as an EVENTS read does; the read that would only report POLLOUT is skipped.
+            self._handle()
             return
         try:
             events = self._events()
@@ -77,9 +84,17 @@ class AsyncSocket:
         if self._handler is None:
             self._readable.set()
             return
+        self._handle()
+
+    def _handle(self) -> None:
+        """Hand what is ready to the handler, a fair share per loop iteration."""
+        assert self._handler is not None
         handled = 0
         while handled < FAIR_SHARE:
-            batch = self._receive(FAIR_SHARE)
+            try:
+                batch = self._receive(FAIR_SHARE)
+            except zmq.ZMQError:  # closed or its context terminated under us
+                return
             handled += len(batch)
             if batch:
                 self._handler(batch)
@@ -93,7 +108,7 @@ class AsyncSocket:
             self._schedule()  # more is waiting: continue after other callbacks have had a turn
 
     def _receive(self, limit: int) -> list[Any]:
-        """The messages ready now (POLLIN was seen), until the socket is seen empty or ``limit``.
+        """The messages ready now, until the socket is seen empty or ``limit`` (none: a spurious wake-up).
 
         A lone message (a command, a result) is followed by an EVENTS read rather than a receive
         that fails: pyzmq's EAGAIN exception costs more than the read. A burst drains until EAGAIN.
@@ -135,9 +150,13 @@ class AsyncSocket:
 
     async def wait_writable(self) -> None:
         """Return once a message can be sent without blocking."""
-        while not self._events() & POLLOUT:
-            self._writable.clear()
-            await self._writable.wait()
+        self._writers += 1  # while anyone waits here, the FD callback reads EVENTS to see POLLOUT
+        try:
+            while not self._events() & POLLOUT:
+                self._writable.clear()
+                await self._writable.wait()
+        finally:
+            self._writers -= 1
 
     def drain(self, limit: int = 4096) -> list[bytes]:
         """Receive every ready single-frame message (up to ``limit``) without blocking."""

@@ -9,6 +9,7 @@ from typing import Any
 import zmq
 
 from flightos.bus.aiozmq import FAIR_SHARE, AsyncSocket
+from flightos.testing.eventually import eventually
 
 
 async def _echo_pair(tmp_path: Path) -> tuple[zmq.Context[zmq.Socket[bytes]], AsyncSocket, zmq.Socket[bytes]]:
@@ -98,4 +99,30 @@ async def test_messages_arriving_while_the_handler_runs_are_not_left_waiting(tmp
         peer.close(0)
         client.close(0)
         server.close(0)
+        ctx.term()
+
+
+async def test_a_sender_held_at_the_high_water_mark_goes_on_once_the_peer_reads(tmp_path: Path) -> None:
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    dealer = ctx.socket(zmq.DEALER)
+    dealer.setsockopt(zmq.SNDHWM, 4)
+    router = ctx.socket(zmq.ROUTER)
+    router.setsockopt(zmq.RCVHWM, 4)
+    router.bind(f"ipc://{tmp_path}/hwm.sock")
+    dealer.connect(f"ipc://{tmp_path}/hwm.sock")
+    sender = AsyncSocket(dealer)
+    sender.on_messages(lambda batch: None)  # driven from its FD callback, as a client's socket is
+    reader = AsyncSocket(router)
+    got: list[int] = []
+    frame = b"x" * (256 << 10)  # 50 of these fill the HWMs and the OS buffers: the sender must wait
+    try:
+        sending = asyncio.gather(*[sender.send(frame) for _ in range(50)])
+        await asyncio.sleep(0.2)
+        assert not sending.done(), "the sender is held at the high-water mark"
+        reader.on_messages(lambda batch: got.extend(len(parts[1]) for parts in batch), multipart=True)
+        await asyncio.wait_for(sending, 20)
+        await eventually(lambda: len(got), until=lambda n: n == 50, timeout=20, what="every frame read")
+    finally:
+        sender.close(0)
+        reader.close(0)
         ctx.term()
