@@ -195,6 +195,47 @@ def box_mean(image: NDArray[np.floating], side: int, mask: Bool | None = None) -
     return total
 
 
+def trimmed_box_mean(image: NDArray[np.floating], side: int, mask: Bool | None = None) -> F32:
+    """Mean over the ``side`` x ``side`` square around every pixel, its brightest valid pixel left out.
+
+    On spiky sea whose texture is white, the plain box mean's tail is one spike's tail (a single
+    pixel at 9x the level makes the mean of 9 cross), which a K fitted to the mean's log-moments
+    underestimates several-fold; without its brightest pixel the mean is raised only by a ship or a
+    patch, which fill the window (``Settings.adapt``, docs/sar.md). A window with a single valid
+    pixel keeps it.
+    """
+    if side < 3 or side % 2 == 0:
+        raise ValueError(f"trimmed smoothing side must be an odd number of pixels >= 3, not {side}")
+    x = np.asarray(image, dtype=np.float32)
+    h, w = x.shape
+    r = side // 2
+    valid = None if mask is None else ~np.asarray(mask, dtype=np.bool_)
+    v = x if valid is None else np.where(valid, x, np.float32(0))
+    total = _sum_near(v, r)
+    top = _max_near(x if valid is None else np.where(valid, x, np.float32(-np.inf)), r)
+    if valid is None:
+        count = np.multiply.outer(_span(h, r), _span(w, r)).astype(np.float32)
+    else:
+        count = _sum_near(valid.astype(np.float32), r)
+    several = count > 1.5
+    out: F32 = np.where(several, (total - np.where(several, top, 0)) / np.maximum(count - 1, 1), total)
+    return out.astype(np.float32, copy=False)
+
+
+def _max_near(a: F32, r: int) -> F32:
+    """Maximum over the (2r+1)^2 square around every pixel (truncated at the edges), separable."""
+    h, w = a.shape
+    rows = a.copy()
+    for k in range(1, min(r, h - 1) + 1):
+        np.maximum(rows[k:], a[: h - k], out=rows[k:])
+        np.maximum(rows[: h - k], a[k:], out=rows[: h - k])
+    out: F32 = rows.copy()
+    for k in range(1, min(r, w - 1) + 1):
+        np.maximum(out[:, k:], rows[:, : w - k], out=out[:, k:])
+        np.maximum(out[:, : w - k], rows[:, k:], out=out[:, : w - k])
+    return out
+
+
 def _sum_near(a: F32, r: int) -> F32:
     """Sum over the (2r+1)^2 square around every pixel (truncated at the edges), separable, in float32."""
     h, w = a.shape

@@ -19,7 +19,7 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from services.sar.cfar import box_mean, ca_cfar, dilate, os_cfar, os_geometry
+from services.sar.cfar import box_mean, ca_cfar, dilate, os_cfar, os_geometry, trimmed_box_mean
 from services.sar.kcfar import WHITE_TEXTURE_RHO, KFit, k_cfar, texture_correlation
 from services.sar.scene import GeoTransform, Ship, Truth
 
@@ -33,13 +33,7 @@ BYTES_PER_PX = {"ca": 44.0, "os": 40.0, "k": 44.0}
 RESERVE_BYTES = 2 << 20
 # Per-pixel false-alarm probability by method. K-CFAR holds its rate on spiky sea, so it can afford
 # 1e-4: its false alarms are isolated pixels and a ship needs ``min_pixels`` of them (see docs/sar.md).
-DEFAULT_PFA = {"ca": 1e-6, "os": 1e-6, "k": 1e-4}
-# adapt's white branch (3x3 mean): where the smoothed sea still fits a spiky K (median nu below this),
-# its spikes' means cross as round clusters, so clusters under SMOOTHED_ELONGATION x as long as wide
-# are dropped (smoothing widens a ship by 2 px, hence less than 2); on calmer sea small ships
-# smoothed round are kept (docs/sar.md)
-SPIKY_SMOOTHED_NU = 15.0
-SMOOTHED_ELONGATION = 1.4  # fixed overhead: tables, the detections so far, Python objects
+DEFAULT_PFA = {"ca": 1e-6, "os": 1e-6, "k": 1e-4}  # fixed overhead: tables, the detections so far, Python objects
 
 
 # ----------------------------------------------------------------------------------------------
@@ -235,8 +229,10 @@ class Settings:
     a ship is long and narrow, while the texture patches of a spiky sea correlated over a few pixels
     cross the threshold as round blobs (2.0 lifts precision there, docs/sar.md). ``adapt`` (method "k")
     chooses per tile from the texture's measured correlation (``for_tile``): ``smooth`` 3 at pfa/100
-    where it is white (with elongation 1.4 where the smoothed sea is still spiky, ``smoothed_shape``),
-    ``elongation`` (2 unless set) where it is correlated. Clusters up to ``max_extent_px``
+    with ``trim`` where it is white, ``elongation`` (2 unless set) where it is correlated. ``trim``
+    (with ``smooth``) leaves each window's brightest pixel out of the mean
+    (``cfar.trimmed_box_mean``): on spiky white sea one spike makes the plain mean cross several
+    times more often than the K fitted to it says. Clusters up to ``max_extent_px``
     across are reported identically whatever the tiling with "ca" and "os"; "k" fits its cells
     within each haloed tile, so its thresholds near tile edges depend slightly on the tiling.
     """
@@ -256,6 +252,7 @@ class Settings:
     block: int = 4
     max_extent_px: int = 64
     smooth: int = 1
+    trim: bool = False  # with smooth: leave each window's brightest pixel out of the mean
     elongation: float = 0.0  # > 0: report only clusters at least this many times longer than wide
     adapt: bool = False  # per tile: the 3x3 mean at pfa/100 on white texture, else K with elongation
 
@@ -290,6 +287,8 @@ class Settings:
             raise ValueError(f"elongation must be 0 (off) or from 1 to 20, not {self.elongation}")
         if not isinstance(self.adapt, bool):
             raise ValueError(f"adapt must be True or False, not {self.adapt!r}")
+        if not isinstance(self.trim, bool) or (self.trim and self.smooth == 1):
+            raise ValueError(f"trim must be True or False, and True only with smooth >= 3 (got {self.trim!r})")
         if self.adapt and (self.method != "k" or self.smooth != 1):
             raise ValueError("adapt chooses the smoothing itself: it needs method 'k' and smooth 1")
 
@@ -311,29 +310,25 @@ class Settings:
         """The settings for one tile, and the texture correlation that chose them (``adapt``; else self, None).
 
         White texture (``kcfar.texture_correlation`` below ``WHITE_TEXTURE_RHO``): a faint ship's pixels
-        are lost among independent spikes, and the 3x3 mean finds it (at pfa/100: its crossings clump).
+        are lost among independent spikes, and the 3x3 mean without its brightest pixel (``trim``) finds
+        it (at pfa/100: its crossings clump); the trim keeps single spikes from making the mean cross.
         Correlated texture: the spikes come as round patches, which ``elongation`` (2 unless set) rejects.
         """
         if not self.adapt:
             return self, None
         rho = texture_correlation(x, mask)
         if rho < WHITE_TEXTURE_RHO and self.looks * 9 <= 64:  # NaN (too few pixels): correlated
-            return replace(self, adapt=False, smooth=3, pfa=self.p / 100, elongation=0.0), rho
+            return replace(self, adapt=False, smooth=3, trim=True, pfa=self.p / 100, elongation=0.0), rho
         return replace(self, adapt=False, elongation=self.elongation or 2.0), rho
-
-    def smoothed_shape(self, kfit: KFit | None) -> Settings:
-        """adapt's white branch after its fit: elongation 1.4 where the smoothed sea is still spiky."""
-        if kfit is None or self.smooth == 1 or not kfit.nu.size:
-            return self
-        if float(np.median(kfit.nu)) < SPIKY_SMOOTHED_NU:
-            return replace(self, elongation=SMOOTHED_ELONGATION)
-        return self
 
     def cfar(self, x: NDArray[np.float32], mask: Bool | None) -> tuple[Bool, NDArray[np.float32], KFit | None]:
         """Detections and thresholds of one (haloed) tile, and the K fit (method "k")."""
         looks = self.looks
         if self.smooth > 1:  # the thresholds then apply to the smoothed image
-            x, looks = box_mean(x, self.smooth, mask), self.looks * self.smooth**2
+            if self.trim:
+                x, looks = trimmed_box_mean(x, self.smooth, mask), self.looks * (self.smooth**2 - 1)
+            else:
+                x, looks = box_mean(x, self.smooth, mask), self.looks * self.smooth**2
         if self.method == "os":
             return (
                 *os_cfar(x, self.p, self.guard, self.train, mask, looks=looks, rank=self.rank, block=self.block),
@@ -522,8 +517,6 @@ def detect_iter(
         m = None if land_mask is None else np.array(land_mask[hr0:hr1, hc0:hc1], dtype=np.bool_)
         tst, rho = st.for_tile(x, m)
         det, thr, kfit = tst.cfar(x, m)
-        if st.adapt:
-            tst = tst.smoothed_shape(kfit)
         del m
         cr0, cr1, cc0, cc1 = r0 - hr0, r1 - hr0, c0 - hc0, c1 - hc0  # the core in the tile's coordinates
         tested = int(np.isfinite(thr[cr0:cr1, cc0:cc1]).sum())
@@ -591,7 +584,8 @@ def detect(
     processed in tiles of ``tile`` pixels (smaller if ``memory_budget_bytes`` requires; ``None`` =
     the whole image unless the budget requires tiles) with a halo, so the result equals the
     whole-image result ("k": nearly). ``tuning`` holds the other ``Settings`` fields (``censor``,
-    ``censor_pfa``, ``gap``, ``rank``, ``block``, ``max_extent_px``, ``smooth``, ``elongation``, ``adapt``).
+    ``censor_pfa``, ``gap``, ``rank``, ``block``, ``max_extent_px``, ``smooth``, ``trim``, ``elongation``,
+    ``adapt``).
     """
     found: list[ShipDetection] = []
     for t in detect_iter(

@@ -164,3 +164,24 @@ def test_box_mean_is_the_mean_of_the_valid_pixels_around_each_pixel() -> None:
     assert np.array_equal(cfar.box_mean(x, 1), x)
     with pytest.raises(ValueError, match="odd"):
         cfar.box_mean(x, 4)
+
+
+def test_trimmed_box_mean_leaves_out_the_brightest_valid_pixel_of_each_window() -> None:
+    """``trimmed_box_mean`` is a brute-force (sum - max) / (n - 1) over the valid window; a spike does not lift it."""
+    rng = np.random.default_rng(3)
+    x = rng.exponential(size=(23, 31)).astype(np.float32)
+    for mask in (None, rng.random(x.shape) < 0.3):
+        got = cfar.trimmed_box_mean(x, 3, mask)
+        for i in range(x.shape[0]):
+            for j in range(x.shape[1]):
+                rows, cols = slice(max(0, i - 1), i + 2), slice(max(0, j - 1), j + 2)
+                win = x[rows, cols]
+                ok = np.ones_like(win, dtype=bool) if mask is None else ~mask[rows, cols]
+                v = win[ok]
+                want = (v.sum() - v.max()) / (v.size - 1) if v.size > 1 else (v.sum() if v.size else 0.0)
+                assert got[i, j] == pytest.approx(want, rel=1e-5, abs=1e-6), (i, j)
+    spike = np.ones((9, 9), np.float32)
+    spike[4, 4] = 1000.0
+    assert cfar.trimmed_box_mean(spike, 3).max() == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="odd"):
+        cfar.trimmed_box_mean(x, 2)
