@@ -8,7 +8,7 @@ import zmq
 from flightos.bus import envelope as wire
 from flightos.bus.endpoints import Endpoints
 from flightos.bus.envelope import Kind
-from flightos.testing import RuntimeProcess, active
+from flightos.testing import RuntimeProcess, active, eventually
 
 GARBAGE = [
     b"",
@@ -33,7 +33,7 @@ async def test_garbage_frames_are_rejected_counted_and_survived(runtime: Runtime
         cmd = ctx.socket(zmq.DEALER)
         ctl = ctx.socket(zmq.DEALER)
         ctl.setsockopt(zmq.IDENTITY, b"s/test/99")  # posing as a stale incarnation of a service
-        pub = ctx.socket(zmq.PUB)
+        pub = ctx.socket(zmq.XPUB)  # an XPUB hears the subscriptions: it sends once housekeeping's has come
         for s in (cmd, ctl, pub):
             s.setsockopt(zmq.LINGER, 1000)
         cmd.connect(ep.command)
@@ -46,6 +46,11 @@ async def test_garbage_frames_are_rejected_counted_and_survived(runtime: Runtime
         cmd.send(wire.encode(wire.make(Kind.HEARTBEAT, "kernel", "x", None)))
         sub_check = c.subscriber("tm.kernel.services")
         await c.wait_for("tm.kernel.services", timeout=5, sub=sub_check)  # proxy path is live
+        wanted = b"\x01tm.kernel.services"
+        while True:  # a publisher that connects late is sent every subscription; before that it sends to nobody
+            assert pub.poll(10_000), "the proxy never passed housekeeping's subscription on"
+            if pub.recv() == wanted:
+                break
         for g in GARBAGE:
             pub.send(b"tm.kernel.services\x00" + g)  # housekeeping subscribes to this topic
             pub.send(b"tm.kernel.services" + g)
@@ -57,6 +62,12 @@ async def test_garbage_frames_are_rejected_counted_and_survived(runtime: Runtime
         assert cmd.poll(5000), "no answer after garbage"
         answer = wire.decode(cmd.recv())
         assert answer.payload["ok"] is True
+        await eventually(  # the garbage is on its way through the proxy: wait for it before the sockets close
+            lambda: c.call("housekeeping", "stats"),
+            until=lambda st: st["rejected"] >= 5,
+            timeout=10,
+            what="housekeeping to count the garbage frames",
+        )
     finally:
         ctx.destroy(linger=0)
     after = await runtime.status()

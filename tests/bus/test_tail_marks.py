@@ -194,7 +194,7 @@ async def test_one_frame_bursts_have_every_lost_message_counted_the_tail_include
             await read()
             return len(sub._twins), len(sub._early), {s: sub.gaps.last.get((s, t)) for s, t in TOPICS}
 
-        await eventually(settled, until=lambda v: v == (0, 0, probed), timeout=10, what=f"the last probes {probed}")
+        await eventually(settled, until=lambda v: v == (0, 0, probed), timeout=30, what=f"the last probes {probed}")
         dropped_before = sub.dropped
         tell("go")  # and read nothing until the publishers are done
         sent = await answer()
