@@ -286,6 +286,18 @@ def peek_topic_frame(frame: bytes) -> tuple[str, str]:
     return head.topic, head.source
 
 
+def peek_seq(frame: bytes) -> tuple[str, str, int, int] | None:
+    """The topic, source, sequence number and kind of a single pub/sub frame; None if it does not decode."""
+    sep = frame.find(TOPIC_SEPARATOR)
+    if sep <= 0:
+        return None
+    try:
+        head = _peek_decoder.decode(memoryview(frame)[sep + 1 :])
+    except _DECODE_ERRORS:
+        return None
+    return head.topic, head.source, head.seq, head.kind
+
+
 def new_id() -> str:
     """A fresh command/correlation id (128 random bits, hex)."""
     return os.urandom(16).hex()

@@ -43,6 +43,8 @@ TWIN_WAIT_S = 0.5
 """How long a kernel frame waits for its other copy (proxy or kernel endpoint) before it is judged alone."""
 TWIN_MAX = 10_000
 """Kernel frames held at once per subscriber; past it a proxy copy without its twin is dropped at once."""
+KEV_HOLES = 64
+"""Skipped ranges remembered per topic on the kernel's endpoint."""
 
 
 def kernel_topic(topic: str, source: str) -> bool:
@@ -507,6 +509,11 @@ class Subscriber:
         """Authentic kernel frames (from kev.sock) waiting for their proxy copy, with a deadline."""
         self._early: dict[bytes, tuple[float, Envelope]] = {}
         """Proxy copies of kernel topics still without an authentic twin, with a deadline."""
+        self._kev_last: dict[tuple[str, str], int] = {}
+        self._kev_holes: dict[tuple[str, str], collections.deque[tuple[int, int]]] = {}
+        """Sequence numbers the kernel's endpoint skipped per (source, topic): twins lost there, not forgeries."""
+        self.unverified = 0
+        """Proxy copies dropped because their authentic twin was lost on the kernel's endpoint (counted lost too)."""
         self._ready = asyncio.Event()
         self._asock: AsyncSocket | None = None
         self._kasock: AsyncSocket | None = None
@@ -626,6 +633,7 @@ class Subscriber:
                     continue
                 self._kpeer_ok.add(peer)
             data = frame.bytes
+            self._kev_seq(data)
             early = self._early.pop(data, None)
             if early is not None:
                 self._deliver(early[1], out, True)
@@ -633,13 +641,48 @@ class Subscriber:
                 self._twins[data] = deadline
         return out
 
+    def _kev_seq(self, data: bytes) -> None:
+        """Note where the kernel's endpoint skipped sequence numbers (its own queue overflowed)."""
+        head = wire.peek_seq(data)
+        if head is None:
+            return
+        topic, source, seq, kind = head
+        key = (source, topic)
+        last = self._kev_last.get(key)
+        upto = seq if kind == Kind.MARK else seq - 1  # a mark's number is the last one sent, itself a message
+        if last is not None and upto > last:
+            holes = self._kev_holes.get(key)
+            if holes is None:
+                holes = self._kev_holes[key] = collections.deque(maxlen=KEV_HOLES)
+            holes.append((last + 1, upto))
+        if last is None or seq > last:
+            if last is None and len(self._kev_last) >= TWIN_MAX:
+                self._kev_last.clear()
+                self._kev_holes.clear()
+            self._kev_last[key] = seq
+
+    def _twin_lost(self, env: Envelope) -> bool:
+        """Whether the kernel's endpoint skipped this envelope's number: its twin was lost, not never sent."""
+        holes = self._kev_holes.get((env.source, env.topic))
+        return holes is not None and any(first <= env.seq <= last for first, last in holes)
+
     def _expire(self, now: float) -> list[Envelope]:
         """Forgeries whose wait is over are dropped; authentic frames whose proxy copy never came are delivered."""
         out: list[Envelope] = []
         for frame, (deadline, env) in list(self._early.items()):
             if deadline <= now:
                 del self._early[frame]
-                self._forgery(env.topic, env.source)
+                if self._twin_lost(env):  # never delivered either way; counted lost by its gap, not as forged
+                    self.unverified += 1
+                    self.rejects.reject(
+                        FrameError(
+                            "twin_lost",
+                            f"{env.topic} from {env.source!r} #{env.seq}: the kernel's copy was lost, so it is "
+                            "not delivered",
+                        )
+                    )
+                else:
+                    self._forgery(env.topic, env.source)
         for frame, deadline in list(self._twins.items()):
             if deadline <= now:
                 del self._twins[frame]

@@ -333,7 +333,11 @@ class Kernel:
         return {
             "commands": dict(self.router.stats),
             "rejected": {"commands": dict(self.router.rejects.counts), "control": dict(self.control.rejects.counts)},
-            "identity": {**self.router.identities.stats, "forged_kernel_topics": self.channels.events.forged},
+            "identity": {
+                **self.router.identities.stats,
+                "forged_kernel_topics": self.channels.events.forged,
+                "unverified_kernel_topics": self.channels.events.unverified,  # twin lost on kev.sock: not forged
+            },
             "dropped": self.channels.events.dropped,  # events lost before the kernel's subscriber (gaps)
             "pending": len(self.router.pending),
         }

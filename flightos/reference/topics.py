@@ -100,7 +100,8 @@ TOPICS: tuple[Topic, ...] = (
             ("rejected", "`commands` and `control`: refused frames by reason"),
             (
                 "identity",
-                "caller identities: `services`, `operators`, `refused`, `held`, `forged`, `forged_kernel_topics`",
+                "caller identities: `services`, `operators`, `refused`, `held`, `forged`, `forged_kernel_topics`, "
+                "`unverified_kernel_topics` (a copy whose kernel twin was lost: dropped, counted lost, not a forgery)",
             ),
             ("dropped", "messages the kernel's own subscriber counted lost (sequence gaps, tail of a burst included)"),
             ("pending", "commands waiting for their result"),

@@ -9,6 +9,7 @@ delivers straight away (ground's store keeps events FIFO within a priority, so t
 from __future__ import annotations
 
 import asyncio
+import time
 
 import zmq
 
@@ -45,4 +46,31 @@ async def test_a_late_vouched_event_comes_out_before_a_later_one_delivered_in_th
         sub.close()
         proxy.close(0)
         kev.close(0)
+        ctx.term()
+
+
+def kernel_frame(n: int, kind: wire.Kind = wire.Kind.TELEMETRY, payload: object = None) -> bytes:
+    env = wire.make(kind, "tm.kernel.x", "kernel", payload, seq=n)
+    return wire.encode_topic_frame(b"tm.kernel.x", env)
+
+
+def test_a_copy_whose_kernel_twin_was_lost_is_unverified_not_forged() -> None:
+    """The kernel's endpoint overflowed and skipped #2 (and the tail #4, told by a mark): their proxy copies are
+    dropped as unverified, never delivered and not reported as forgeries; a frame that claims #3, which the
+    kernel did send with other bytes, is a forgery."""
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    sub = Subscriber(ctx, "inproc://nobody", "test", KernelChannel("inproc://nobody-kev", 0))
+    try:
+        one, two, three, four = (kernel_frame(n) for n in (1, 2, 3, 4))
+        forged_three = kernel_frame(3, payload="not what the kernel said")
+        assert sub.decode_batch([two, forged_three, four]) == []  # proxy copies, held for their twins
+        delivered = sub.take_kernel_frames([zmq.Frame(f) for f in (one, three)])
+        delivered += sub.take_kernel_frames([zmq.Frame(kernel_frame(4, wire.Kind.MARK))])  # "sent up to #4"
+        delivered += sub.decode_batch([one, three])
+        assert [e.seq for e in delivered] == [1, 3]
+        assert sub._expire(time.monotonic() + 1) == []
+        assert (sub.unverified, sub.forged) == (2, 1)
+        assert sub.rejects.counts == {"twin_lost": 2, "not_from_kernel": 1}
+    finally:
+        sub.close()
         ctx.term()
