@@ -43,6 +43,9 @@ TWIN_WAIT_S = 0.5
 """How long a kernel frame waits for its other copy (proxy or kernel endpoint) before it is judged alone."""
 TWIN_MAX = 10_000
 """Kernel frames held at once per subscriber; past it a proxy copy without its twin is dropped at once."""
+VERDICT_WAIT_S = 2.5
+"""How much longer a twinless proxy copy beyond the kernel endpoint's last number waits for its mark (sent
+0.25 s and 2 s after a topic goes quiet) before it is judged forged rather than lost there."""
 KEV_HOLES = 64
 """Skipped ranges remembered per topic on the kernel's endpoint."""
 
@@ -512,6 +515,8 @@ class Subscriber:
         self._kev_last: dict[tuple[str, str], int] = {}
         self._kev_holes: dict[tuple[str, str], collections.deque[tuple[int, int]]] = {}
         """Sequence numbers the kernel's endpoint skipped per (source, topic): twins lost there, not forgeries."""
+        self._verdict: set[bytes] = set()
+        """Proxy copies past their wait, held until the kernel's endpoint shows whether it skipped them."""
         self.unverified = 0
         """Proxy copies dropped because their authentic twin was lost on the kernel's endpoint (counted lost too)."""
         self._ready = asyncio.Event()
@@ -636,6 +641,7 @@ class Subscriber:
             self._kev_seq(data)
             early = self._early.pop(data, None)
             if early is not None:
+                self._verdict.discard(data)
                 self._deliver(early[1], out, True)
             elif len(self._twins) < TWIN_MAX:
                 self._twins[data] = deadline
@@ -662,16 +668,27 @@ class Subscriber:
             self._kev_last[key] = seq
 
     def _twin_lost(self, env: Envelope) -> bool:
-        """Whether the kernel's endpoint skipped this envelope's number: its twin was lost, not never sent."""
+        """Whether the kernel's endpoint skipped this envelope's number between two it sent (its queue overflowed,
+        or its mark says so): the twin was lost, not never sent.
+
+        A copy numbered below the first the kernel's endpoint showed this subscriber may be a twin sent before
+        the subscription reached that endpoint, but a forger may pick such numbers too: it is judged forged.
+        """
         holes = self._kev_holes.get((env.source, env.topic))
-        return holes is not None and any(first <= env.seq <= last for first, last in holes)
+        return holes is not None and any(lo <= env.seq <= hi for lo, hi in holes)
 
     def _expire(self, now: float) -> list[Envelope]:
         """Forgeries whose wait is over are dropped; authentic frames whose proxy copy never came are delivered."""
         out: list[Envelope] = []
         for frame, (deadline, env) in list(self._early.items()):
             if deadline <= now:
+                if frame not in self._verdict and self._kev_last.get((env.source, env.topic), -1) < env.seq:
+                    # the kernel's endpoint has not got this far yet: its mark will say whether it skipped it
+                    self._verdict.add(frame)
+                    self._early[frame] = (deadline + VERDICT_WAIT_S, env)
+                    continue
                 del self._early[frame]
+                self._verdict.discard(frame)
                 if self._twin_lost(env):  # never delivered either way; counted lost by its gap, not as forged
                     self.unverified += 1
                     self.rejects.reject(
@@ -742,8 +759,15 @@ class Subscriber:
             if deadline is None:
                 await self._ready.wait()
             else:
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self._ready.wait(), max(0.0, deadline - time.monotonic()) + 0.001)
+                # A timer wakes us for held kernel frames. Not wait_for + suppress(TimeoutError): on 3.10/3.11 a
+                # caller's cancellation that lands as that timeout fires is turned into TimeoutError, swallowed
+                # here, and the caller's own wait_for(batches(), ...) then waits for a cancel that never comes.
+                loop = asyncio.get_running_loop()
+                timer = loop.call_later(max(0.0, deadline - time.monotonic()) + 0.001, self._ready.set)
+                try:
+                    await self._ready.wait()
+                finally:
+                    timer.cancel()
 
     async def run(self, handler: Handler) -> None:
         """Forever: hand each message to ``handler``; a handler error is logged, not fatal."""

@@ -74,3 +74,27 @@ def test_a_copy_whose_kernel_twin_was_lost_is_unverified_not_forged() -> None:
     finally:
         sub.close()
         ctx.term()
+
+
+async def test_a_caller_that_gives_up_as_a_frame_arrives_is_not_left_waiting() -> None:
+    """``wait_for(sub.batches(), t)`` while a kernel frame is held for its twin, and a frame wakes the subscriber
+    in the very loop iteration the caller's timeout fires: the caller gets its TimeoutError. (The subscriber's
+    own inner wait_for swallowed that cancellation on 3.10/3.11 and the caller hung for good: 300 of 300.)"""
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    sub = Subscriber(ctx, "inproc://nobody", "test", KernelChannel("inproc://nobody-kev", 0))
+    loop = asyncio.get_running_loop()
+    try:
+        for n in range(20):
+            assert sub.decode_batch([kernel_frame(100 + n)]) == []  # held: the subscriber waits with a deadline
+
+            async def give_up() -> None:
+                loop.call_later(0.005, sub._ready.set)  # what a frame's arrival does, as the caller's timer fires
+                await asyncio.wait_for(sub.batches(), 0.005)
+
+            task = asyncio.ensure_future(give_up())
+            done, _ = await asyncio.wait({task}, timeout=2)
+            assert done, f"round {n}: the caller never got its timeout"
+            assert isinstance(task.exception(), asyncio.TimeoutError)
+    finally:
+        sub.close()
+        ctx.term()
