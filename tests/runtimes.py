@@ -13,6 +13,9 @@ from pathlib import Path
 
 import pytest_asyncio
 
+from flightos.bus.envelope import Envelope
+from flightos.bus.pubsub import Subscriber
+from flightos.client import Client
 from flightos.testing import RuntimeProcess
 
 FAST = [
@@ -57,3 +60,27 @@ async def kill_at_marks(
         row = await rt.service(service)
         if row["pid"]:
             os.kill(row["pid"], signal.SIGKILL)
+
+
+async def kernel_events(client: Client, timeout: float = 5.0) -> Subscriber:
+    """A subscriber to ``ev.kernel`` whose subscription has reached the kernel's own endpoint.
+
+    A kernel event is delivered only with its twin from ``kev.sock``; a subscription that has not reached that
+    endpoint yet misses the twin, and the event with it. The kernel's 1 Hz ``tm.kernel.services``, subscribed
+    on the same sockets after ``ev.kernel``, arriving proves both subscriptions are there.
+    """
+    sub = client.subscriber("ev.kernel", "tm.kernel.services")
+    kept: list[Envelope] = []
+
+    async def first_services() -> None:
+        while True:
+            for env in await sub.batches():
+                if env.topic == "tm.kernel.services":
+                    return
+                kept.append(env)  # an event that came meanwhile stays for the test to read
+
+    try:
+        await asyncio.wait_for(first_services(), timeout)
+    finally:
+        sub.requeue(kept)
+    return sub

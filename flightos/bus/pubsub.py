@@ -732,6 +732,10 @@ class Subscriber:
             late += self._expire(time.monotonic())
         return late + batch if late else batch  # the late ones were published first (held for their twins)
 
+    def requeue(self, envs: list[Envelope]) -> None:
+        """Put messages back to be read first, in order (a reader that waited for one topic keeps the rest)."""
+        self._backlog.extendleft(reversed(envs))
+
     async def next(self) -> Envelope:
         """The next message, one at a time (what a batch held beyond it waits for the next call)."""
         if not self._backlog:

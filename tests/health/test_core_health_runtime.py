@@ -10,7 +10,7 @@ from typing import Any
 from flightos import CommandError
 from flightos.bus.envelope import Envelope
 from flightos.testing import RuntimeProcess, active, eventually
-from tests.runtimes import make_runtime
+from tests.runtimes import kernel_events, make_runtime
 
 ON_CORE_2 = ["services.test.cores=[2]", "services.housekeeping.cores=[2]"]
 
@@ -50,7 +50,7 @@ async def test_failed_core_moves_its_services_within_one_period_without_restarts
         st = await rt.status()
         pids = {s["name"]: s["pid"] for s in active(st)}
         assert all(s["cores"] == [2] for s in active(st))
-        events = c.subscriber("ev.kernel")
+        events = await kernel_events(c)
         await c.call("kernel", "ping")
         inflight = [asyncio.ensure_future(c.call("test", "sleep", {"seconds": 0.6}, timeout=5)) for _ in range(10)]
         await c.call("kernel", "inject", {"fault": "core-fail", "core": 2})
@@ -75,7 +75,7 @@ async def test_sefi_restarts_services_elsewhere_with_their_store() -> None:
         c = rt.client
         assert c is not None
         assert await c.call("test", "record", {"key": "before-sefi"}) == 1
-        events = c.subscriber("ev.kernel")
+        events = await kernel_events(c)
         await c.call("kernel", "ping")
         await c.call("kernel", "inject", {"fault": "sefi", "core": 1})
         core = await c.wait_for("ev.kernel", named("CORE_STATE_CHANGED", core=1), timeout=5, sub=events)
@@ -92,7 +92,7 @@ async def test_losing_three_cores_goes_safe_and_rejoining_returns_nominal() -> N
     async with make_runtime(["test", "housekeeping"], overrides) as rt:
         c = rt.client
         assert c is not None
-        events = c.subscriber("ev.kernel")
+        events = await kernel_events(c)
         await c.call("kernel", "ping")
         for core in (1, 2, 3):
             await c.call("kernel", "inject", {"fault": "sefi", "core": core})
@@ -128,7 +128,7 @@ async def test_power_over_budget_sheds_in_criticality_order() -> None:
     async with make_runtime(["test", "housekeeping"], overrides) as rt:
         c = rt.client
         assert c is not None
-        events = c.subscriber("ev.kernel")
+        events = await kernel_events(c)
         await c.call("kernel", "ping")
         sheds = await collect(rt, events, named("SERVICE_SHED"), 2)
         assert [e.payload["data"]["service"] for e in sheds] == ["test", "housekeeping"]
@@ -178,7 +178,7 @@ async def test_a_stalled_kernel_is_reset_by_the_watchdog_and_holds_safe_after_th
     async with make_runtime(["test"], overrides) as rt:
         c = rt.client
         assert c is not None
-        events = c.subscriber("ev.kernel")
+        events = await kernel_events(c)
         await c.call("kernel", "ping")
         await c.call("kernel", "block", {"seconds": 2.0}, timeout=10)
         reset = await c.wait_for("ev.kernel", named("WATCHDOG_RESET"), timeout=10, sub=events)
