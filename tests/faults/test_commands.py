@@ -28,7 +28,7 @@ from flightos.bus.envelope import Kind, new_id
 from flightos.bus.errors import FrameTooLarge, QueueFull, ServiceFailed, ServiceUnavailable
 from flightos.client import Client, kernel_pid
 from flightos.testing import eventually
-from tests.runtimes import kill_at_marks, make_runtime
+from tests.runtimes import kernel_events, kill_at_marks, make_runtime
 
 LIMIT = 65_536
 
@@ -91,7 +91,7 @@ async def test_service_failed_says_whether_the_command_had_started() -> None:
     async with make_runtime(["test"]) as rt:
         c = rt.client
         assert c is not None
-        events = c.subscriber("ev.kernel")
+        events = await kernel_events(c)
         first = (await _stats(c))["delivered"]
         running = asyncio.ensure_future(c.call("test", "sleep", {"seconds": 30.0}, command_id="S", timeout=40))
 
@@ -197,7 +197,7 @@ async def test_the_result_cache_is_bounded_in_bytes_and_emptied_after_the_retry_
         kpid = kernel_pid(rt.runtime_dir)
         assert kpid is not None
         rss0 = psutil.Process(kpid).memory_info().rss
-        events = c.subscriber("ev.kernel")
+        events = await kernel_events(c)
         value = "z" * (900 << 10)
         for _ in range(100):
             assert len(await c.call("test", "echo", {"value": value}, timeout=1.0)) == len(value)

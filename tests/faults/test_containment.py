@@ -21,7 +21,7 @@ from flightos.bus.errors import CommandError
 from flightos.kernel.supervision.containment import cgroupfs
 from flightos.testing import RuntimeProcess, eventually
 from tests.conftest import tagged_processes
-from tests.runtimes import make_runtime
+from tests.runtimes import kernel_events, make_runtime
 
 MODES = ["auto", "process-group"]
 _V2 = cgroupfs.own_dir("")
@@ -80,7 +80,7 @@ async def test_children_die_with_their_service_and_count_in_its_figures(mode: st
         assert row(st)["cpu_percent"] > 20  # the service itself idles (~1 %): this is its (niced) child
 
         before = await rt.service("test")
-        events = rt.client.subscriber("ev.kernel")
+        events = await kernel_events(rt.client)
         await rt.client.call("kernel", "ping")
         os.kill(before["pid"], signal.SIGKILL)
         assert await survivors(busy) == [], "children outlived their SIGKILLed service"
@@ -99,7 +99,7 @@ async def test_limits_restart_the_service_and_name_the_limit(mode: str) -> None:
     """A fork bomb hits ``tasks``, a leak hits ``memory_mb``: each restarts the service with that reason."""
     async with runtime(mode, ["services.test.tasks=32", "services.test.memory_mb=128"]) as rt:
         assert rt.client is not None
-        events = rt.client.subscriber("ev.kernel")
+        events = await kernel_events(rt.client)
         await rt.client.call("kernel", "ping")
         try:
             forks = await rt.client.call("test", "fork_bomb", {"n": 300, "seconds": 20}, timeout=15)

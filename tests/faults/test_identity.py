@@ -22,7 +22,7 @@ import pytest
 from flightos.bus.envelope import Kind
 from flightos.client import Client
 from flightos.testing import RuntimeProcess
-from tests.runtimes import make_runtime
+from tests.runtimes import kernel_events, make_runtime
 
 ROGUE = '''
 """A compromised service: opens its own sockets to act as the operator, another service or the kernel."""
@@ -172,7 +172,7 @@ async def test_a_service_on_a_socket_of_its_own_is_still_itself(rogue_site: dict
         assert c is not None
         await rt.wait_ready("test", "rogue")
         test_pid = (await rt.service("test"))["pid"]
-        events = c.subscriber("ev.kernel")
+        events = await kernel_events(c)
         kill = {"service": "test", "signal": "STOP"}
         for how in (
             {"identity": "c/cli/1/operator"},
@@ -210,7 +210,7 @@ async def test_control_frames_claimed_for_another_service_are_ignored_and_counte
         assert c is not None
         await rt.wait_ready("test", "rogue")
         test = await rt.service("test")
-        events = c.subscriber("ev.kernel")
+        events = await kernel_events(c)
         claimed = f"s/test/{test['incarnation'] + 1}"
         frames = [[int(Kind.CONTROL), {"op": "ready"}]] + [[int(Kind.HEARTBEAT), {"n": n}] for n in range(5)]
         assert await c.call("rogue", "control_as", {"identity": claimed, "frames": frames}) == 6

@@ -12,7 +12,7 @@ import pytest
 
 from flightos import BadArguments, ServiceUnavailable
 from flightos.testing import RuntimeProcess
-from tests.runtimes import make_runtime
+from tests.runtimes import kernel_events, make_runtime
 
 
 async def test_sefi_hangs_the_core_and_the_service_restarts_elsewhere(runtime: RuntimeProcess) -> None:
@@ -21,7 +21,7 @@ async def test_sefi_hangs_the_core_and_the_service_restarts_elsewhere(runtime: R
     assert c is not None
     before = await runtime.service("test")
     core = before["cores"][0]
-    events = c.subscriber("ev.kernel")
+    events = await kernel_events(c)
     await c.call("kernel", "ping")
     res = await c.call("kernel", "inject", {"fault": "sefi", "core": core})
     assert res["cores"][core] == "hung"
@@ -78,7 +78,7 @@ async def test_scenario_file_drives_faults_on_schedule(tmp_path: Path) -> None:
     async with make_runtime(["test"], scenario=path) as rt:
         c = rt.client
         assert c is not None
-        steps = c.subscriber("ev.kernel")
+        steps = await kernel_events(c)
         done = await c.wait_for(
             "ev.kernel",
             lambda e: e.payload["name"] == "SCENARIO_STEP" and "complete" in e.payload["message"],
@@ -117,7 +117,7 @@ async def test_injected_upsets_show_at_the_next_scrub_as_an_event_and_in_status(
     async with make_runtime(["test"], overrides=["hal.scrub_period_s=3"]) as rt:
         c = rt.client
         assert c is not None
-        events = c.subscriber("ev.kernel")
+        events = await kernel_events(c)
         await c.call("kernel", "ping")
         injected = await _cli(rt, "inject", "seu", "count=100")
         assert injected.returncode == 0, injected.stderr

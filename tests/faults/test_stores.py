@@ -8,7 +8,7 @@ import pytest
 
 from flightos.kernel.recorder import RunRecorder
 from flightos.sdk.store import Store
-from tests.runtimes import make_runtime
+from tests.runtimes import kernel_events, make_runtime
 
 
 def _corrupt_header(path: Path) -> None:
@@ -85,7 +85,7 @@ async def test_a_service_with_a_corrupt_store_starts_and_raises_a_high_event() -
         await rt.client.call("kernel", "stop", {"service": "test"})
         store = rt.state_dir / "test" / "store.sqlite"
         _corrupt_header(store)
-        events = rt.client.subscriber("ev.kernel")
+        events = await kernel_events(rt.client)
         await rt.client.call("kernel", "ping")
         await rt.client.call("kernel", "start", {"service": "test"})
         ev = await rt.client.wait_for(

@@ -17,7 +17,7 @@ import pytest
 from flightos.bus.envelope import Envelope
 from flightos.bus.errors import ServiceFailed
 from flightos.testing import RuntimeProcess
-from tests.runtimes import make_runtime
+from tests.runtimes import kernel_events, make_runtime
 
 
 def kernel_event(name: str, service: str | None = None) -> Callable[[Envelope], bool]:
@@ -50,7 +50,7 @@ async def test_critical_service_is_never_failed_and_comes_back_when_the_cause_cl
     ]
     async with make_runtime(["test"], overrides) as rt:
         assert rt.client is not None
-        events = rt.client.subscriber("ev.kernel")
+        events = await kernel_events(rt.client)
         await rt.client.call("kernel", "ping")
         await _block_starts(rt, blocker)
         escalated = await rt.client.wait_for(
@@ -78,7 +78,7 @@ async def test_exit_event_names_the_cause(tmp_path: Path) -> None:
     overrides = [f'services.test.options.fail_start_while="{blocker}"', "restart.backoff_initial_s=5"]
     async with make_runtime(["test"], overrides) as rt:
         assert rt.client is not None
-        events = rt.client.subscriber("ev.kernel")
+        events = await kernel_events(rt.client)
         await rt.client.call("kernel", "ping")
         await _block_starts(rt, blocker)
         await rt.client.wait_for("ev.kernel", kernel_event("SERVICE_EXITED", "test"), timeout=10, sub=events)
@@ -102,7 +102,7 @@ async def test_board_reset_restarts_a_failed_service(tmp_path: Path) -> None:
     ]
     async with make_runtime(["test", "housekeeping"], overrides) as rt:
         assert rt.client is not None
-        events = rt.client.subscriber("ev.kernel")
+        events = await kernel_events(rt.client)
         await rt.client.call("kernel", "ping")
         await _block_starts(rt, blocker)
         await rt.wait_until(lambda st: _row(st, "test")["state"] == "FAILED", timeout=20, what="test FAILED")

@@ -9,7 +9,7 @@ import signal
 import psutil
 import pytest
 
-from tests.runtimes import make_runtime
+from tests.runtimes import kernel_events, make_runtime
 
 
 def _worker(kernel_pid: int) -> psutil.Process:
@@ -28,7 +28,7 @@ async def test_a_silent_selftest_worker_is_restarted_and_no_core_is_blamed() -> 
     ]
     async with make_runtime(["test"], fast) as rt:
         assert rt.client is not None and rt.proc is not None
-        events = rt.client.subscriber("ev.kernel")
+        events = await kernel_events(rt.client)
         await rt.client.call("kernel", "ping")
         await rt.wait_until(
             lambda s: s["health"]["selftest_worker_start_s"] is not None,

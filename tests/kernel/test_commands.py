@@ -20,7 +20,7 @@ from flightos.bus.errors import (
 )
 from flightos.testing import RuntimeProcess
 from flightos.testing.eventually import eventually
-from tests.runtimes import kill_at_marks, make_runtime
+from tests.runtimes import kernel_events, kill_at_marks, make_runtime
 
 
 async def test_typed_errors_name_the_problem(runtime: RuntimeProcess) -> None:
@@ -87,7 +87,7 @@ async def test_commands_wait_while_restarting_and_full_queue_is_refused() -> Non
     async with make_runtime(["test"], overrides) as rt:
         c = rt.client
         assert c is not None
-        events = c.subscriber("ev.kernel")
+        events = await kernel_events(c)
         await c.call("kernel", "ping")
         for expected_delay in (0.0, 1.0):  # first restart at once, the second after a backoff
             pid = next(s for s in (await rt.wait_ready("test"))["services"] if s["name"] == "test")["pid"]

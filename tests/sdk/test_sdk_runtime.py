@@ -73,14 +73,14 @@ async def test_runtime_directory_is_private(runtime: RuntimeProcess) -> None:
 async def test_acl_refuses_a_command_and_raises_a_security_event() -> None:
     """With [acl], a service may call only what it is allowed: a refusal is access_denied and nothing runs."""
     from flightos.bus.errors import AccessDenied
-    from tests.runtimes import make_runtime
+    from tests.runtimes import kernel_events, make_runtime
 
     overrides = ['acl.default="deny"', 'acl.commands.test=["housekeeping.sample", "kernel.ping"]']
     async with make_runtime(["test", "housekeeping"], overrides) as rt:
         c = rt.client
         assert c is not None
         assert "memory" in await c.call("test", "relay", {"service": "housekeeping", "command": "sample"})
-        events = c.subscriber("ev.kernel")
+        events = await kernel_events(c)
         await c.call("kernel", "ping")
         with pytest.raises(AccessDenied, match=r"may not run housekeeping\.set_param"):
             await c.call(

@@ -12,7 +12,7 @@ import pytest
 from flightos.bus.envelope import Envelope
 from flightos.bus.errors import ServiceFailed, ServiceUnavailable
 from flightos.testing import RuntimeProcess, active, eventually
-from tests.runtimes import make_runtime
+from tests.runtimes import kernel_events, make_runtime
 
 
 def is_event(name: str, service: str) -> Callable[[Envelope], bool]:
@@ -24,7 +24,7 @@ async def test_sigkill_service_is_restarted_and_ready(runtime: RuntimeProcess) -
     """A SIGKILLed service comes back as a new process that answers commands."""
     assert runtime.client is not None
     before = await runtime.service("test")
-    events = runtime.client.subscriber("ev.kernel")
+    events = await kernel_events(runtime.client)
     os.kill(before["pid"], signal.SIGKILL)
     ready = await runtime.client.wait_for("ev.kernel", is_event("SERVICE_READY", "test"), timeout=10, sub=events)
     assert ready.payload["data"]["incarnation"] == before["incarnation"] + 1
@@ -40,7 +40,7 @@ async def test_sigstop_is_declared_hung_within_the_limit_and_restarted(runtime: 
     before = await runtime.service("test")
     limit_ms = before["heartbeat_limit_ms"]
     assert limit_ms == pytest.approx(600 * (await runtime.status())["health"]["speed_factor"])
-    events = runtime.client.subscriber("ev.kernel")
+    events = await kernel_events(runtime.client)
     await runtime.client.call("kernel", "ping")  # the subscription is live once a round trip is done
     loop = asyncio.get_running_loop()
     t_stop = loop.time()
@@ -64,7 +64,7 @@ async def test_crash_loop_backs_off_then_fails_and_spares_the_rest() -> None:
     async with make_runtime(["test", "housekeeping"], overrides) as rt:
         assert rt.client is not None
         hk_pid = (await rt.service("housekeeping"))["pid"]
-        events = rt.client.subscriber("ev.kernel")
+        events = await kernel_events(rt.client)
         await rt.client.call("kernel", "ping")
         delays: list[float] = []
         for _ in range(5):
