@@ -203,7 +203,7 @@ class Supervisor:
         if rec.relocating and not (rec.stop_requested or self._stopping):
             rec.relocating = False
             rec.restarts += 1
-            self._tasks.spawn(self.spawn(rec))  # a move, not a crash: no backoff, no intensity count
+            self._tasks.spawn(self._restart(rec))  # a move, not a crash: no backoff, no intensity count
             return
         if rec.stop_requested or self._stopping:
             rec.state = State.STOPPED
@@ -258,9 +258,16 @@ class Supervisor:
             escalated=rec.escalated,
         )
         if delay <= 0:
-            self._tasks.spawn(self.spawn(rec))
+            self._tasks.spawn(self._restart(rec))
         else:
-            rec.restart_handle = loop.call_later(delay, lambda: self._tasks.spawn(self.spawn(rec)))
+            rec.restart_handle = loop.call_later(delay, lambda: self._tasks.spawn(self._restart(rec)))
+
+    async def _restart(self, rec: ServiceRecord) -> None:
+        """The scheduled restart, unless the service was stopped or shed since it was scheduled."""
+        if rec.stop_requested:  # e.g. SAFE mode shed it while it waited: it stays STOPPED until restored
+            rec.restart_handle = None
+            return
+        await self.spawn(rec)
 
     def _escalate(self, rec: ServiceRecord) -> float:
         """A critical service past the intensity limit: never FAILED; retried slowly while the ladder climbs."""

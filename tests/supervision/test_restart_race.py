@@ -1,0 +1,88 @@
+"""A service stopped or shed while its restart is scheduled stays stopped: the restart never starts it.
+
+Seen in a clean-clone run: a SEFI froze ``test``, the kernel killed it as hung and scheduled an immediate
+restart, and in the same moment SAFE mode shed it. The restart started it anyway, so a shed service ran while
+the kernel said STOPPED, and leaving SAFE could not restore it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from flightos.config.schema import RestartConfig
+from flightos.config.target import ServiceConfig
+from flightos.kernel.records import ServiceRecord, State
+from flightos.kernel.restart_policy import RestartTracker
+from flightos.kernel.supervision.supervisor import Supervisor
+
+
+class Flow:
+    """The router's side of a service's life, recorded."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def flush(self, rec: ServiceRecord) -> None:
+        self.calls.append("flush")
+
+    def service_lost(self, rec: ServiceRecord, reason: str) -> None:
+        self.calls.append("lost")
+
+    def service_unavailable(self, rec: ServiceRecord) -> None:
+        self.calls.append("unavailable")
+
+
+def record() -> ServiceRecord:
+    cfg = ServiceConfig(
+        name="svc",
+        enabled=True,
+        criticality="elastic",
+        restart="permanent",
+        cores=None,
+        heartbeat_period_s=1.0,
+        heartbeat_misses=3,
+        params={},
+        options={},
+    )
+    return ServiceRecord(cfg=cfg, tracker=RestartTracker(RestartConfig()))
+
+
+async def run_scheduled(sup: Supervisor, spawned: list[int]) -> list[int]:
+    """Let every task the supervisor started finish, then say what was spawned."""
+    while len(sup._tasks):
+        await asyncio.gather(*list(sup._tasks._tasks), return_exceptions=True)
+    return spawned
+
+
+async def test_a_service_shed_while_its_immediate_restart_waits_is_not_started() -> None:
+    rec = record()
+    sup = Supervisor({"svc": rec}, Flow(), lambda *a, **k: None, lambda r: None, "exec", 5.0, containment=object())  # type: ignore[arg-type]
+    spawned: list[int] = []
+
+    async def spawn(r: ServiceRecord) -> None:
+        spawned.append(r.incarnation)
+
+    sup.spawn = spawn  # type: ignore[method-assign]
+    rec.state, rec.pid, rec.incarnation = State.READY, 4242, 1
+    rec.hung, rec.pid = True, None  # reaped, as the exit handler leaves it
+    sup._handle_exit(rec, -9, "was killed after it hung")  # the first restart is immediate
+    assert rec.state == State.BACKOFF
+    await sup.stop_service(rec, 1.0, "shed: SAFE mode keeps only critical services")
+    assert await run_scheduled(sup, spawned) == []
+    assert rec.state == State.STOPPED and rec.reason.startswith("shed")
+
+
+async def test_an_immediate_restart_with_nothing_in_its_way_starts_the_service() -> None:
+    rec = record()
+    sup = Supervisor({"svc": rec}, Flow(), lambda *a, **k: None, lambda r: None, "exec", 5.0, containment=object())  # type: ignore[arg-type]
+    spawned: list[Any] = []
+
+    async def spawn(r: ServiceRecord) -> None:
+        spawned.append(r.name)
+
+    sup.spawn = spawn  # type: ignore[method-assign]
+    rec.state, rec.pid, rec.incarnation = State.READY, 4242, 1
+    rec.pid = None
+    sup._handle_exit(rec, 1, "exited")
+    assert await run_scheduled(sup, spawned) == ["svc"]
