@@ -11,10 +11,10 @@ import asyncio
 from typing import Any
 
 from flightos.config.schema import RestartConfig
-from flightos.config.target import ServiceConfig
 from flightos.kernel.records import ServiceRecord, State
 from flightos.kernel.restart_policy import RestartTracker
 from flightos.kernel.supervision.supervisor import Supervisor
+from tests.kernel.routing.fakes import service_config
 
 
 class Flow:
@@ -34,18 +34,7 @@ class Flow:
 
 
 def record() -> ServiceRecord:
-    cfg = ServiceConfig(
-        name="svc",
-        enabled=True,
-        criticality="elastic",
-        restart="permanent",
-        cores=None,
-        heartbeat_period_s=1.0,
-        heartbeat_misses=3,
-        params={},
-        options={},
-    )
-    return ServiceRecord(cfg=cfg, tracker=RestartTracker(RestartConfig()))
+    return ServiceRecord(cfg=service_config("svc", "elastic"), tracker=RestartTracker(RestartConfig()))
 
 
 async def run_scheduled(sup: Supervisor, spawned: list[int]) -> list[int]:

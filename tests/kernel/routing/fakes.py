@@ -279,7 +279,9 @@ def make_harness(
     """A router with fakes for its socket, clock and supervisor; the services are configured but not started."""
     clock = FakeClock()
     sock = FakeSocket()
-    records = {name: ServiceRecord(cfg=_config(name), tracker=RestartTracker(RestartConfig())) for name in services}
+    records = {
+        name: ServiceRecord(cfg=service_config(name), tracker=RestartTracker(RestartConfig())) for name in services
+    }
     h = Harness(router=None, clock=clock, sock=sock, records=records, runtime_dir=runtime_dir)  # type: ignore[arg-type]
     h.router = CommandRouter(
         sock,
@@ -319,11 +321,12 @@ async def _no_kernel_commands(name: str, args: Any) -> Any:
     raise AssertionError("the router harness sends no kernel commands")
 
 
-def _config(name: str) -> ServiceConfig:
+def service_config(name: str, criticality: str = "normal") -> ServiceConfig:
+    """A permanent service's configuration, as a target would give it."""
     return ServiceConfig(
         name=name,
         enabled=True,
-        criticality="normal",
+        criticality=criticality,
         restart="permanent",
         cores=None,
         heartbeat_period_s=1.0,
