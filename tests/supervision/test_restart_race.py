@@ -8,7 +8,6 @@ the kernel said STOPPED, and leaving SAFE could not restore it.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from flightos.config.schema import RestartConfig
 from flightos.kernel.records import ServiceRecord, State
@@ -33,8 +32,19 @@ class Flow:
         self.calls.append("unavailable")
 
 
-def record() -> ServiceRecord:
-    return ServiceRecord(cfg=service_config("svc", "elastic"), tracker=RestartTracker(RestartConfig()))
+def exited_service() -> tuple[Supervisor, ServiceRecord, list[int]]:
+    """A supervisor over one READY service whose process has just been reaped; ``spawn`` only records the
+    incarnation it would start."""
+    rec = ServiceRecord(cfg=service_config("svc", "elastic"), tracker=RestartTracker(RestartConfig()))
+    sup = Supervisor({"svc": rec}, Flow(), lambda *a, **k: None, lambda r: None, "exec", 5.0, containment=object())  # type: ignore[arg-type]
+    spawned: list[int] = []
+
+    async def spawn(r: ServiceRecord) -> None:
+        spawned.append(r.incarnation)
+
+    sup.spawn = spawn  # type: ignore[method-assign]
+    rec.state, rec.pid, rec.incarnation = State.READY, None, 1  # reaped, as the exit handler leaves it
+    return sup, rec, spawned
 
 
 async def run_scheduled(sup: Supervisor, spawned: list[int]) -> list[int]:
@@ -45,16 +55,8 @@ async def run_scheduled(sup: Supervisor, spawned: list[int]) -> list[int]:
 
 
 async def test_a_service_shed_while_its_immediate_restart_waits_is_not_started() -> None:
-    rec = record()
-    sup = Supervisor({"svc": rec}, Flow(), lambda *a, **k: None, lambda r: None, "exec", 5.0, containment=object())  # type: ignore[arg-type]
-    spawned: list[int] = []
-
-    async def spawn(r: ServiceRecord) -> None:
-        spawned.append(r.incarnation)
-
-    sup.spawn = spawn  # type: ignore[method-assign]
-    rec.state, rec.pid, rec.incarnation = State.READY, 4242, 1
-    rec.hung, rec.pid = True, None  # reaped, as the exit handler leaves it
+    sup, rec, spawned = exited_service()
+    rec.hung = True
     sup._handle_exit(rec, -9, "was killed after it hung")  # the first restart is immediate
     assert rec.state == State.BACKOFF
     await sup.stop_service(rec, 1.0, "shed: SAFE mode keeps only critical services")
@@ -63,15 +65,6 @@ async def test_a_service_shed_while_its_immediate_restart_waits_is_not_started()
 
 
 async def test_an_immediate_restart_with_nothing_in_its_way_starts_the_service() -> None:
-    rec = record()
-    sup = Supervisor({"svc": rec}, Flow(), lambda *a, **k: None, lambda r: None, "exec", 5.0, containment=object())  # type: ignore[arg-type]
-    spawned: list[Any] = []
-
-    async def spawn(r: ServiceRecord) -> None:
-        spawned.append(r.name)
-
-    sup.spawn = spawn  # type: ignore[method-assign]
-    rec.state, rec.pid, rec.incarnation = State.READY, 4242, 1
-    rec.pid = None
+    sup, rec, spawned = exited_service()
     sup._handle_exit(rec, 1, "exited")
-    assert await run_scheduled(sup, spawned) == ["svc"]
+    assert await run_scheduled(sup, spawned) == [1]
